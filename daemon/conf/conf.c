@@ -1,0 +1,438 @@
+/*
+ * conf: table-driven parser of the bootstrap config.  See conf.h.
+ *
+ * Syntax: "key = value" per line, '#' starts a comment line, blank lines are
+ * ignored, values are taken verbatim after trimming.  A file larger than
+ * CONF_MAX_FILE or a line longer than CONF_MAX_LINE is refused.
+ */
+#include "conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../util/util.h"
+
+#define CONF_MAX_FILE (1024 * 1024)
+#define CONF_MAX_LINE 4096
+
+enum conf_type { T_STRING, T_INT, T_SIZE, T_DURATION, T_LISTEN_LIST, T_LISTEN,
+		 T_LEVEL, T_HOSTNAME };
+
+struct conf_key {
+	const char *name;
+	enum conf_type type;
+	size_t offset;
+	size_t size;         /* for strings */
+	const char *def;     /* default, in config syntax */
+	int64_t min;
+	int64_t max;
+};
+
+#define OFF(f) offsetof(struct conf, f)
+#define STR(f) OFF(f), sizeof(((struct conf *)0)->f)
+#define NUM(f) OFF(f), 0
+
+static const struct conf_key keys[] = {
+	{ "data_dir", T_STRING, STR(data_dir), "./moat-data", 1, 0 },
+	{ "hostname", T_HOSTNAME, STR(hostname), "", 0, 0 },
+	{ "user", T_STRING, STR(user), "", 0, 0 },
+	{ "log", T_STRING, STR(log), "stderr", 1, 0 },
+	{ "log_level", T_LEVEL, STR(log_level), "info", 0, 0 },
+	{ "smtp_listen", T_LISTEN_LIST, NUM(smtp_listen), "127.0.0.1:2525", 0, 0 },
+	{ "http_listen", T_LISTEN, NUM(http_listen), "127.0.0.1:8080", 0, 0 },
+	{ "greet_pause", T_DURATION, NUM(greet_pause_ms), "0", 0, 60000 },
+	{ "max_command_line", T_SIZE, NUM(max_command_line), "512", 512, 65536 },
+	{ "max_text_line", T_SIZE, NUM(max_text_line), "1000", 1000, 1048576 },
+	{ "max_recipients", T_INT, NUM(max_recipients), "100", 1, 100000 },
+	{ "max_message_size", T_SIZE, NUM(max_message_size), "25M", 1024,
+	  (int64_t)2 * 1024 * 1024 * 1024 },
+	{ "max_errors", T_INT, NUM(max_errors), "10", 1, 1000 },
+	{ "max_sessions", T_INT, NUM(max_sessions), "1000", 1, 100000 },
+	{ "max_sessions_per_client", T_INT, NUM(max_sessions_per_client), "20", 1, 100000 },
+	{ "idle_timeout", T_DURATION, NUM(idle_timeout_ms), "5m", 100, 3600000 },
+	{ "data_timeout", T_DURATION, NUM(data_timeout_ms), "3m", 100, 3600000 },
+	{ "session_timeout", T_DURATION, NUM(session_timeout_ms), "1h", 1000, 86400000 },
+	{ "shutdown_timeout", T_DURATION, NUM(shutdown_timeout_ms), "10s", 0, 600000 },
+	{ "http_max_connections", T_INT, NUM(http_max_connections), "256", 1, 65536 },
+	{ "http_timeout", T_DURATION, NUM(http_timeout_ms), "30s", 1000, 3600000 },
+	{ "http_threads", T_INT, NUM(http_threads), "4", 1, 64 },
+};
+
+static const struct conf_key *find_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_LEN(keys); i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+struct unit {
+	const char *suffix;
+	int64_t mul;
+};
+
+static const struct unit size_units[] = {
+	{ "", 1 }, { "k", 1024 }, { "K", 1024 }, { "M", 1024 * 1024 },
+	{ "G", 1024 * 1024 * 1024 },
+};
+
+static const struct unit time_units[] = {
+	{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+};
+
+/* Parse a non-negative decimal with an optional unit suffix. */
+static int parse_scaled(const char *v, const struct unit *units, size_t nunits,
+			int64_t *out)
+{
+	char *end;
+	unsigned long long n;
+	size_t i;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno != 0 || n > (unsigned long long)INT64_MAX / 4096)
+		return -1;
+	for (i = 0; i < nunits; i++) {
+		if (strcmp(end, units[i].suffix) == 0) {
+			*out = (int64_t)n * units[i].mul;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int parse_listen(const char *v, struct conf_listen *l)
+{
+	const char *colon;
+	const char *host;
+	size_t hostlen;
+	char *end;
+	long port;
+	unsigned char addr[16];
+	char tmp[64];
+
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+
+		if (close == NULL || close[1] != ':')
+			return -1;
+		host = v + 1;
+		hostlen = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		colon = strrchr(v, ':');
+		if (colon == NULL)
+			return -1;
+		host = v;
+		hostlen = (size_t)(colon - v);
+	}
+	if (hostlen == 0 || hostlen >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, host, hostlen);
+	tmp[hostlen] = '\0';
+	if (inet_pton(AF_INET, tmp, addr) != 1 && inet_pton(AF_INET6, tmp, addr) != 1)
+		return -1;
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno != 0 || port < 0 || port > 65535)
+		return -1;
+	strlcpy_s(l->host, tmp, sizeof(l->host));
+	l->port = (int)port;
+	return 0;
+}
+
+static int set_value(struct conf *c, const struct conf_key *k, const char *v,
+		     char *why, size_t whysz)
+{
+	char *base = (char *)c;
+	int64_t n = 0;
+
+	switch (k->type) {
+	case T_STRING:
+	case T_HOSTNAME:
+		if (strlen(v) >= k->size) {
+			snprintf(why, whysz, "value longer than %zu characters", k->size - 1);
+			return -1;
+		}
+		if (k->min > 0 && v[0] == '\0') {
+			snprintf(why, whysz, "must not be empty");
+			return -1;
+		}
+		if (k->type == T_HOSTNAME && strspn(v, "abcdefghijklmnopqrstuvwxyz"
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(v)) {
+			snprintf(why, whysz, "not a host name: '%s'", v);
+			return -1;
+		}
+		strlcpy_s(base + k->offset, v, k->size);
+		return 0;
+	case T_LEVEL:
+		if (strcmp(v, "debug") != 0 && strcmp(v, "info") != 0 &&
+		    strcmp(v, "warn") != 0 && strcmp(v, "error") != 0) {
+			snprintf(why, whysz, "must be debug, info, warn or error");
+			return -1;
+		}
+		strlcpy_s(base + k->offset, v, k->size);
+		return 0;
+	case T_INT:
+		if (parse_scaled(v, size_units, 1, &n) < 0) {
+			snprintf(why, whysz, "not a number: '%s'", v);
+			return -1;
+		}
+		break;
+	case T_SIZE:
+		if (parse_scaled(v, size_units, ARRAY_LEN(size_units), &n) < 0) {
+			snprintf(why, whysz, "not a size (number with k, M or G): '%s'", v);
+			return -1;
+		}
+		break;
+	case T_DURATION:
+		if (parse_scaled(v, time_units, ARRAY_LEN(time_units), &n) < 0) {
+			snprintf(why, whysz, "not a duration (number with ms, s, m or h): '%s'", v);
+			return -1;
+		}
+		break;
+	case T_LISTEN: {
+		struct conf_listen l;
+
+		if (parse_listen(v, &l) < 0) {
+			snprintf(why, whysz, "not an address:port: '%s'", v);
+			return -1;
+		}
+		*(struct conf_listen *)(base + k->offset) = l;
+		return 0;
+	}
+	case T_LISTEN_LIST: {
+		struct conf_listen list[CONF_MAX_LISTEN];
+		char item[128];
+		const char *p = v;
+		int count = 0;
+
+		while (*p != '\0') {
+			size_t len = strcspn(p, ",");
+			size_t s = 0;
+
+			while (s < len && p[s] == ' ')
+				s++;
+			while (len > s && p[len - 1] == ' ')
+				len--;
+			if (len - s >= sizeof(item) || count == CONF_MAX_LISTEN) {
+				snprintf(why, whysz, "at most %d addresses", CONF_MAX_LISTEN);
+				return -1;
+			}
+			memcpy(item, p + s, len - s);
+			item[len - s] = '\0';
+			if (parse_listen(item, &list[count]) < 0) {
+				snprintf(why, whysz, "not an address:port: '%s'", item);
+				return -1;
+			}
+			count++;
+			p += strcspn(p, ",");
+			if (*p == ',')
+				p++;
+		}
+		if (count == 0) {
+			snprintf(why, whysz, "needs at least one address:port");
+			return -1;
+		}
+		memcpy(c->smtp_listen, list, sizeof(list[0]) * (size_t)count);
+		c->smtp_listen_count = count;
+		return 0;
+	}
+	}
+	if (n < k->min || n > k->max) {
+		snprintf(why, whysz, "'%s' is out of range [%lld, %lld]", v,
+			 (long long)k->min, (long long)k->max);
+		return -1;
+	}
+	*(int64_t *)(base + k->offset) = n;
+	return 0;
+}
+
+void conf_defaults(struct conf *c)
+{
+	char why[256];
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	for (i = 0; i < ARRAY_LEN(keys); i++)
+		if (set_value(c, &keys[i], keys[i].def, why, sizeof(why)) < 0)
+			abort(); /* a default that does not parse is a build bug */
+	if (gethostname(c->hostname, sizeof(c->hostname)) < 0 || c->hostname[0] == '\0')
+		strlcpy_s(c->hostname, "localhost", sizeof(c->hostname));
+	c->hostname[sizeof(c->hostname) - 1] = '\0';
+}
+
+int conf_set(struct conf *c, const char *key, const char *value, char *err,
+	     size_t errsz)
+{
+	const struct conf_key *k = find_key(key);
+	char why[256];
+
+	if (k == NULL) {
+		snprintf(err, errsz, "%s: unknown key", key);
+		return -1;
+	}
+	if (set_value(c, k, value, why, sizeof(why)) < 0) {
+		snprintf(err, errsz, "%s: %s", key, why);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+int conf_parse(struct conf *c, const char *buf, size_t len, const char *fname,
+	       char *err, size_t errsz)
+{
+	char line[CONF_MAX_LINE + 1];
+	size_t pos = 0;
+	int lineno = 0;
+
+	if (len > CONF_MAX_FILE) {
+		snprintf(err, errsz, "%s: larger than %d bytes", fname, CONF_MAX_FILE);
+		return -1;
+	}
+	while (pos < len) {
+		const char *nl = memchr(buf + pos, '\n', len - pos);
+		size_t llen = nl ? (size_t)(nl - (buf + pos)) : len - pos;
+		const char *key;
+		const char *value;
+		char *eq;
+		char sub[CONF_MAX_LINE + 300];
+
+		lineno++;
+		if (llen > CONF_MAX_LINE) {
+			snprintf(err, errsz, "%s:%d: line longer than %d characters",
+				 fname, lineno, CONF_MAX_LINE);
+			return -1;
+		}
+		if (memchr(buf + pos, '\0', llen) != NULL) {
+			snprintf(err, errsz, "%s:%d: NUL character", fname, lineno);
+			return -1;
+		}
+		memcpy(line, buf + pos, llen);
+		line[llen] = '\0';
+		pos += llen + (nl ? 1 : 0);
+
+		key = trim(line);
+		if (*key == '\0' || *key == '#')
+			continue;
+		eq = strchr(line, '=');
+		if (eq == NULL) {
+			snprintf(err, errsz, "%s:%d: %s: expected 'key = value'", fname,
+				 lineno, key);
+			return -1;
+		}
+		*eq = '\0';
+		key = trim(line);
+		value = trim(eq + 1);
+		if (conf_set(c, key, value, sub, sizeof(sub)) < 0) {
+			snprintf(err, errsz, "%s:%d: %s", fname, lineno, sub);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int conf_load_file(struct conf *c, const char *path, char *err, size_t errsz)
+{
+	char *buf;
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+	int rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf = xmalloc(CONF_MAX_FILE + 1);
+	while ((n = read(fd, buf + len, CONF_MAX_FILE + 1 - len)) > 0) {
+		len += (size_t)n;
+		if (len > CONF_MAX_FILE)
+			break;
+	}
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		free(buf);
+		return -1;
+	}
+	rc = conf_parse(c, buf, len, path, err, errsz);
+	free(buf);
+	return rc;
+}
+
+static void dump_listen(char *out, size_t outsz, const struct conf_listen *l)
+{
+	if (strchr(l->host, ':') != NULL)
+		snprintf(out, outsz, "[%s]:%d", l->host, l->port);
+	else
+		snprintf(out, outsz, "%s:%d", l->host, l->port);
+}
+
+void conf_dump(const struct conf *c, int fd)
+{
+	const char *base = (const char *)c;
+	size_t i;
+
+	for (i = 0; i < ARRAY_LEN(keys); i++) {
+		const struct conf_key *k = &keys[i];
+		char val[1200];
+		int j;
+
+		switch (k->type) {
+		case T_STRING:
+		case T_HOSTNAME:
+		case T_LEVEL:
+			snprintf(val, sizeof(val), "%s", base + k->offset);
+			break;
+		case T_INT:
+		case T_SIZE:
+			snprintf(val, sizeof(val), "%lld",
+				 (long long)*(const int64_t *)(base + k->offset));
+			break;
+		case T_DURATION:
+			snprintf(val, sizeof(val), "%lldms",
+				 (long long)*(const int64_t *)(base + k->offset));
+			break;
+		case T_LISTEN:
+			dump_listen(val, sizeof(val),
+				    (const struct conf_listen *)(base + k->offset));
+			break;
+		case T_LISTEN_LIST:
+			val[0] = '\0';
+			for (j = 0; j < c->smtp_listen_count; j++) {
+				char one[100];
+				size_t used = strlen(val);
+
+				dump_listen(one, sizeof(one), &c->smtp_listen[j]);
+				snprintf(val + used, sizeof(val) - used, "%s%s",
+					 j > 0 ? "," : "", one);
+			}
+			break;
+		}
+		dprintf(fd, "%s = %s\n", k->name, val);
+	}
+}

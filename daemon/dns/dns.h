@@ -1,0 +1,101 @@
+/*
+ * dns: asynchronous DNS on the mail event loop (c-ares driven by libevent),
+ * with a cache that honours TTLs (negative answers cached for the SOA
+ * minimum, capped).  Used by the delivery client (MX, A/AAAA), the
+ * front-door policy (DNSBL A/TXT, PTR, forward confirmation, HELO) and the
+ * recipient-domain check.
+ *
+ * Contract:
+ * - dns_query() never calls cb before it returns (even on a cache hit the
+ *   answer is delivered from the loop), and always calls it exactly once,
+ *   unless dns_free() runs first, in which case it is called with
+ *   DNS_CANCELLED.
+ * - cb receives the caller's cookie (a session id, say) and ctx as given.
+ *   A callback that can outlive its caller must use the cookie to look the
+ *   caller up and cope with finding nothing; ctx is for long-lived owners.
+ * - The result is valid only during the callback.
+ * - A time-out or SERVFAIL is DNS_TEMPFAIL: callers must never turn it
+ *   into a permanent refusal.
+ */
+#ifndef MOAT_DNS_H
+#define MOAT_DNS_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct dns;
+
+enum dns_type { DNS_A, DNS_AAAA, DNS_MX, DNS_PTR, DNS_TXT };
+
+enum dns_status {
+	DNS_OK,        /* at least one record */
+	DNS_NXDOMAIN,  /* the name does not exist */
+	DNS_NODATA,    /* the name exists, no record of this type */
+	DNS_TEMPFAIL,  /* time-out, SERVFAIL, refused, network error */
+	DNS_BADNAME,   /* not a valid query name */
+	DNS_CANCELLED, /* dns_free() ran before the answer */
+};
+
+#define DNS_MAX_RECORDS 32
+#define DNS_NAME_MAX 255
+
+struct dns_mx {
+	uint16_t preference;
+	char host[DNS_NAME_MAX + 1]; /* "" for a null MX ("." , RFC 7505) */
+};
+
+struct dns_result {
+	enum dns_type type;
+	enum dns_status status;
+	uint32_t ttl;            /* seconds the answer is good for */
+	int from_cache;
+	size_t count;            /* records in the array for type */
+	union {
+		struct in_addr a[DNS_MAX_RECORDS];
+		struct in6_addr aaaa[DNS_MAX_RECORDS];
+		struct dns_mx mx[DNS_MAX_RECORDS];     /* sorted by preference */
+		char ptr[DNS_MAX_RECORDS][DNS_NAME_MAX + 1];
+		char txt[DNS_MAX_RECORDS][DNS_NAME_MAX + 1]; /* strings joined, cut */
+	} u;
+};
+
+typedef void (*dns_cb)(const struct dns_result *r, uint64_t cookie, void *ctx);
+
+struct dns_config {
+	const char *servers;   /* "127.0.0.1:5353,[::1]:53"; NULL or "": resolv.conf */
+	int64_t timeout_ms;    /* per try */
+	int tries;
+	size_t cache_entries;  /* 0: no cache */
+	uint32_t max_negative_ttl;
+};
+
+struct dns *dns_new(struct event_base *base, const struct dns_config *cfg,
+		    char *err, size_t errsz);
+/* Cancels every pending query (their callbacks run with DNS_CANCELLED). */
+void dns_free(struct dns *d);
+
+/* name: a domain for A/AAAA/MX/TXT, or an already reversed name for PTR. */
+void dns_query(struct dns *d, const char *name, enum dns_type type, dns_cb cb,
+	       uint64_t cookie, void *ctx);
+
+/* PTR for an address: builds in-addr.arpa / ip6.arpa (nibbles) itself. */
+void dns_query_ptr(struct dns *d, const struct sockaddr *sa, dns_cb cb,
+		   uint64_t cookie, void *ctx);
+
+/*
+ * Reverse an address into a DNSBL query prefix: "2.0.0.127" for
+ * 127.0.0.2, 32 dot-separated nibbles for IPv6.  Pure; 0 or -1.
+ */
+int dns_reverse_name(const struct sockaddr *sa, char *out, size_t outsz);
+
+struct dns_stats {
+	uint64_t queries;
+	uint64_t cache_hits;
+	uint64_t tempfails;
+	size_t cache_size;
+};
+void dns_get_stats(const struct dns *d, struct dns_stats *out);
+
+#endif

@@ -1,0 +1,351 @@
+/*
+ * main: moatd's start and stop.  The only file that knows both the mail
+ * side and the HTTP side.
+ *
+ * Start: flags and config; listeners bound; privileges dropped (when
+ * `user` is set and we are root; regaining root must then fail); the data
+ * directory locked against a second instance; the database opened and
+ * migrated; spool and queue index reconciled; then the spool writer, SMTP
+ * and HTTP start and one "ready" line is logged.
+ * Stop (SIGTERM/SIGINT): stop accepting, let sessions finish their current
+ * message for up to shutdown_timeout, 421 the rest, drain the writer, exit 0.
+ * SIGHUP reopens a log file.  Errors at start are fatal with exit 1.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "http/http.h"
+#include "log/log.h"
+#include "smtp/smtp.h"
+#include "spool/spool.h"
+#include "store/store.h"
+#include "util/util.h"
+
+#define MAX_OVERRIDES 64
+
+struct moatd {
+	struct conf conf;
+	struct event_base *base;
+	struct smtp_server *smtp;
+	struct http_server *http;
+	struct spool *spool;
+	struct spool_writer *writer;
+	struct event *sig_term;
+	struct event *sig_int;
+	struct event *sig_hup;
+	struct event *stop_poll;
+	int64_t stop_deadline;
+	int lock_fd;
+	char db_path[1200];
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: moatd [-c FILE] [-o key=value]... [--data-dir DIR]\n"
+		"             [--smtp-listen ADDR:PORT[,...]] [--http-listen ADDR:PORT] [-t]\n"
+		"  -c, --config FILE    read the bootstrap config (see etc/moatd.conf)\n"
+		"  -o key=value         set any config key; wins over the file\n"
+		"      --data-dir DIR   same as -o data_dir=DIR\n"
+		"      --smtp-listen L  same as -o smtp_listen=L\n"
+		"      --http-listen L  same as -o http_listen=L\n"
+		"  -t, --check-config   print the effective config and exit\n"
+		"  -V, --version        print the version and exit\n");
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "moatd: %s\n", msg);
+	log_error(NULL, "main", "%s", msg);
+	exit(1);
+}
+
+static void load_config(struct conf *conf, int argc, char **argv, int *check_only)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ "smtp-listen", required_argument, NULL, 's' },
+		{ "http-listen", required_argument, NULL, 'l' },
+		{ "check-config", no_argument, NULL, 't' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *file = NULL;
+	char *overrides[MAX_OVERRIDES];
+	int noverrides = 0;
+	char err[1400];
+	int opt;
+	int i;
+
+	conf_defaults(conf);
+	while ((opt = getopt_long(argc, argv, "c:o:tVh", longopts, NULL)) != -1) {
+		char buf[1200];
+		const char *key = NULL;
+
+		switch (opt) {
+		case 'c':
+			file = optarg;
+			continue;
+		case 'o':
+			if (noverrides == MAX_OVERRIDES)
+				die("too many -o options");
+			overrides[noverrides++] = xstrdup(optarg);
+			continue;
+		case 'd':
+			key = "data_dir";
+			break;
+		case 's':
+			key = "smtp_listen";
+			break;
+		case 'l':
+			key = "http_listen";
+			break;
+		case 't':
+			*check_only = 1;
+			continue;
+		case 'V':
+			printf("moatd %s\n", MOAT_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(1);
+		}
+		if (noverrides == MAX_OVERRIDES)
+			die("too many options");
+		snprintf(buf, sizeof(buf), "%s=%s", key, optarg);
+		overrides[noverrides++] = xstrdup(buf);
+	}
+	if (optind != argc) {
+		usage(stderr);
+		exit(1);
+	}
+	if (file != NULL && conf_load_file(conf, file, err, sizeof(err)) < 0)
+		die("%s", err);
+	for (i = 0; i < noverrides; i++) {
+		char *eq = strchr(overrides[i], '=');
+
+		if (eq == NULL)
+			die("-o %s: expected key=value", overrides[i]);
+		*eq = '\0';
+		if (conf_set(conf, overrides[i], eq + 1, err, sizeof(err)) < 0)
+			die("command line: %s", err);
+		free(overrides[i]);
+	}
+}
+
+static void make_data_dir(const struct conf *conf, const struct passwd *pw)
+{
+	struct stat sb;
+
+	if (mkdir(conf->data_dir, 0750) == 0) {
+		if (pw != NULL && chown(conf->data_dir, pw->pw_uid, pw->pw_gid) < 0)
+			die("data_dir %s: chown: %s", conf->data_dir, strerror(errno));
+		return;
+	}
+	if (errno != EEXIST)
+		die("data_dir %s: %s", conf->data_dir, strerror(errno));
+	if (stat(conf->data_dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+		die("data_dir %s: not a directory", conf->data_dir);
+}
+
+static void drop_privileges(const struct passwd *pw)
+{
+	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+		die("cannot drop privileges to %s: %s", pw->pw_name, strerror(errno));
+	if (setuid(0) == 0)
+		die("regained root after dropping privileges; refusing to run");
+}
+
+static void lock_data_dir(struct moatd *d)
+{
+	char path[1200];
+	char pid[32];
+	int n;
+
+	snprintf(path, sizeof(path), "%s/moatd.lock", d->conf.data_dir);
+	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (d->lock_fd < 0)
+		die("%s: %s", path, strerror(errno));
+	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		char other[32] = "";
+		ssize_t r = pread(d->lock_fd, other, sizeof(other) - 1, 0);
+
+		if (r > 0)
+			other[strcspn(other, "\n")] = '\0';
+		die("another moatd (pid %s) is running on data_dir %s",
+		    r > 0 ? other : "?", d->conf.data_dir);
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(d->lock_fd, 0) < 0 || pwrite(d->lock_fd, pid, (size_t)n, 0) != n)
+		die("%s: cannot write pid: %s", path, strerror(errno));
+}
+
+static void stop_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct moatd *d = arg;
+
+	(void)fd;
+	(void)what;
+	if (smtp_server_session_count(d->smtp) == 0) {
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	if (time_mono_ms() >= d->stop_deadline) {
+		log_warn(NULL, "main", "shutdown grace over; closing %d sessions",
+			 smtp_server_session_count(d->smtp));
+		smtp_server_close_all(d->smtp);
+		event_base_loopexit(d->base, NULL);
+	}
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct moatd *d = arg;
+	struct timeval tick = { 0, 50 * 1000 };
+
+	(void)what;
+	if (sig == SIGHUP) {
+		if (log_reopen() < 0)
+			log_error(NULL, "main", "SIGHUP: cannot reopen the log");
+		else
+			log_info(NULL, "main", "log reopened");
+		return;
+	}
+	if (d->stop_poll != NULL)
+		return;
+	log_info(NULL, "main", "stopping sessions=%d", smtp_server_session_count(d->smtp));
+	smtp_server_shutdown(d->smtp);
+	d->stop_deadline = time_mono_ms() + d->conf.shutdown_timeout_ms;
+	d->stop_poll = event_new(d->base, -1, EV_PERSIST, stop_poll_cb, d);
+	event_add(d->stop_poll, &tick);
+}
+
+int main(int argc, char **argv)
+{
+	struct moatd d;
+	struct passwd *pw = NULL;
+	struct spool_reconcile_stats rs;
+	struct store *st;
+	enum log_level level;
+	char err[1400];
+	char smtp_addrs[700];
+	int check_only = 0;
+
+	memset(&d, 0, sizeof(d));
+	d.lock_fd = -1;
+	load_config(&d.conf, argc, argv, &check_only);
+	if (check_only) {
+		conf_dump(&d.conf, 1);
+		return 0;
+	}
+	level = strcmp(d.conf.log_level, "debug") == 0 ? LOG_LVL_DEBUG
+		: strcmp(d.conf.log_level, "warn") == 0 ? LOG_LVL_WARN
+		: strcmp(d.conf.log_level, "error") == 0 ? LOG_LVL_ERROR
+		: LOG_LVL_INFO;
+	if (log_open(d.conf.log, level, err, sizeof(err)) < 0)
+		die("%s", err);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (d.conf.user[0] != '\0') {
+		if (geteuid() != 0)
+			die("user = %s needs moatd to start as root", d.conf.user);
+		pw = getpwnam(d.conf.user);
+		if (pw == NULL)
+			die("user %s: no such user", d.conf.user);
+	} else if (geteuid() == 0) {
+		log_warn(NULL, "main", "running as root; set 'user' to drop privileges");
+	}
+	make_data_dir(&d.conf, pw);
+
+	if (evthread_use_pthreads() < 0)
+		die("libevent without thread support");
+	d.base = event_base_new();
+	if (d.base == NULL)
+		die("cannot create the event loop");
+	d.smtp = smtp_server_new(d.base, &d.conf, err, sizeof(err));
+	if (d.smtp == NULL)
+		die("%s", err);
+	d.http = http_server_new(&d.conf, err, sizeof(err));
+	if (d.http == NULL)
+		die("%s", err);
+	if (pw != NULL)
+		drop_privileges(pw);
+
+	lock_data_dir(&d);
+	snprintf(d.db_path, sizeof(d.db_path), "%s/moat.db", d.conf.data_dir);
+	st = store_open(d.db_path, STORE_MIGRATE, err, sizeof(err));
+	if (st == NULL)
+		die("%s", err);
+	d.spool = spool_open(d.conf.data_dir, err, sizeof(err));
+	if (d.spool == NULL)
+		die("%s", err);
+	if (spool_reconcile(d.spool, st, &rs, err, sizeof(err)) < 0)
+		die("%s", err);
+	store_close(st);
+	log_info(NULL, "spool", "reconciled queued=%d incoming_removed=%d orphans_removed=%d"
+		 " lost=%d", rs.kept, rs.incoming_removed, rs.orphans_removed, rs.rows_lost);
+
+	d.writer = spool_writer_start(d.base, d.spool, d.db_path, smtp_server_commit_done,
+				      d.smtp, err, sizeof(err));
+	if (d.writer == NULL)
+		die("%s", err);
+	smtp_server_start(d.smtp, d.spool, d.writer);
+	if (http_server_start(d.http, d.db_path, err, sizeof(err)) < 0)
+		die("%s", err);
+
+	d.sig_term = evsignal_new(d.base, SIGTERM, signal_cb, &d);
+	d.sig_int = evsignal_new(d.base, SIGINT, signal_cb, &d);
+	d.sig_hup = evsignal_new(d.base, SIGHUP, signal_cb, &d);
+	event_add(d.sig_term, NULL);
+	event_add(d.sig_int, NULL);
+	event_add(d.sig_hup, NULL);
+
+	smtp_server_addresses(d.smtp, smtp_addrs, sizeof(smtp_addrs));
+	log_info(NULL, "main", "ready smtp=%s http=%s pid=%ld version=%s", smtp_addrs,
+		 http_server_address(d.http), (long)getpid(), MOAT_VERSION);
+
+	event_base_dispatch(d.base);
+
+	smtp_server_free(d.smtp);
+	spool_writer_stop(d.writer);
+	http_server_free(d.http);
+	spool_free(d.spool);
+	if (d.stop_poll != NULL)
+		event_free(d.stop_poll);
+	event_free(d.sig_term);
+	event_free(d.sig_int);
+	event_free(d.sig_hup);
+	event_base_free(d.base);
+	log_info(NULL, "main", "stopped");
+	log_close();
+	close(d.lock_fd);
+	libevent_global_shutdown();
+	return 0;
+}

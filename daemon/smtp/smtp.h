@@ -1,0 +1,39 @@
+/*
+ * smtp: the SMTP server side of moatd — listeners, sessions, limits.
+ * Everything here runs on the one event loop; main.c is the only caller.
+ */
+#ifndef MOAT_SMTP_H
+#define MOAT_SMTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct conf;
+struct event_base;
+struct spool;
+struct spool_writer;
+struct smtp_server;
+
+/* Bind every smtp_listen address (before privileges are dropped). */
+struct smtp_server *smtp_server_new(struct event_base *base, const struct conf *conf,
+				    char *err, size_t errsz);
+/* "127.0.0.1:2525,[::1]:2525" — the bound addresses, ports resolved. */
+void smtp_server_addresses(const struct smtp_server *srv, char *out, size_t outsz);
+/* Start accepting; spool and writer must outlive the server. */
+void smtp_server_start(struct smtp_server *srv, struct spool *spool,
+		       struct spool_writer *writer);
+
+/* The spool writer's commit outcome, routed to its session by id. */
+void smtp_server_commit_done(uint64_t session_id, const char *qid, int ok, void *arg);
+
+/*
+ * Stop accepting; idle sessions get 421 and close; a session inside DATA
+ * or waiting for its commit finishes that message first.
+ */
+void smtp_server_shutdown(struct smtp_server *srv);
+/* After the shutdown grace time: 421 to every session still open. */
+void smtp_server_close_all(struct smtp_server *srv);
+int smtp_server_session_count(const struct smtp_server *srv);
+void smtp_server_free(struct smtp_server *srv);
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * smtp_data: see smtp_data.h.
+ *
+ * States, named by what was seen last on the wire:
+ *   SOL     start of a line (after CRLF, or right after the 354)
+ *   MID     inside a line
+ *   CR      a CR inside a line, LF must follow
+ *   DOT     a '.' at the start of a line
+ *   DOT_CR  ".\r" at the start of a line, LF must follow: the end
+ * A CR that is held back (state CR) is produced together with its LF, so
+ * the output only ever holds complete CRLF pairs.
+ */
+#include "smtp_data.h"
+
+enum { ST_SOL, ST_MID, ST_CR, ST_DOT, ST_DOT_CR };
+
+void smtp_data_init(struct smtp_data *d, size_t max_line, int64_t max_size)
+{
+	d->state = ST_SOL;
+	d->line_len = 0;
+	d->max_line = max_line;
+	d->size = 0;
+	d->max_size = max_size;
+	d->flags = 0;
+}
+
+#define ERRORS (SMTP_DATA_ERR_LINE | SMTP_DATA_ERR_NUL | SMTP_DATA_ERR_SIZE)
+
+static void emit(struct smtp_data *d, char *out, size_t *o, char c)
+{
+	if (d->flags & ERRORS)
+		return;
+	if (d->size >= d->max_size) {
+		d->flags |= SMTP_DATA_ERR_SIZE;
+		return;
+	}
+	out[(*o)++] = c;
+	d->size++;
+}
+
+static void count_octet(struct smtp_data *d, unsigned char c)
+{
+	d->line_len++;
+	/* +2: the CRLF that must still end this line */
+	if (d->line_len + 2 > d->max_line)
+		d->flags |= SMTP_DATA_ERR_LINE;
+	if (c == '\0')
+		d->flags |= SMTP_DATA_ERR_NUL;
+	else if (c >= 0x80)
+		d->flags |= SMTP_DATA_8BIT;
+}
+
+enum smtp_data_status smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
+				     char *out, size_t *outlen, size_t *consumed)
+{
+	size_t o = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		switch (d->state) {
+		case ST_SOL:
+			d->line_len = 0;
+			if (c == '.') {
+				d->line_len = 1;
+				d->state = ST_DOT;
+			} else if (c == '\r') {
+				d->state = ST_CR;
+			} else if (c == '\n') {
+				goto bare_lf;
+			} else {
+				count_octet(d, c);
+				emit(d, out, &o, (char)c);
+				d->state = ST_MID;
+			}
+			break;
+		case ST_MID:
+			if (c == '\r') {
+				d->state = ST_CR;
+			} else if (c == '\n') {
+				goto bare_lf;
+			} else {
+				count_octet(d, c);
+				emit(d, out, &o, (char)c);
+			}
+			break;
+		case ST_CR:
+			if (c != '\n')
+				goto bare_cr;
+			emit(d, out, &o, '\r');
+			emit(d, out, &o, '\n');
+			d->state = ST_SOL;
+			break;
+		case ST_DOT:
+			if (c == '\r') {
+				d->state = ST_DOT_CR;
+			} else if (c == '\n') {
+				goto bare_lf;
+			} else {
+				/* The leading dot is stuffing: drop it, keep the rest. */
+				count_octet(d, c);
+				emit(d, out, &o, (char)c);
+				d->state = ST_MID;
+			}
+			break;
+		case ST_DOT_CR:
+			if (c != '\n')
+				goto bare_cr;
+			*outlen = o;
+			*consumed = i + 1;
+			return SMTP_DATA_END;
+		}
+	}
+	*outlen = o;
+	*consumed = len;
+	return SMTP_DATA_MORE;
+bare_lf:
+	*outlen = o;
+	*consumed = i + 1;
+	return SMTP_DATA_BARE_LF;
+bare_cr:
+	*outlen = o;
+	*consumed = i + 1;
+	return SMTP_DATA_BARE_CR;
+}

@@ -1,0 +1,51 @@
+/*
+ * smtp_data: the DATA phase as a pure state machine (RFC 5321 4.5.2).
+ *
+ * Feed it the octets after the 354 reply; it hands back the message with
+ * dot-stuffing removed and stops right after the one end of data there is,
+ * <CRLF>.<CRLF>.  A bare LF or bare CR anywhere is fatal (the SMTP
+ * smuggling class, CVE-2023-51764): after one the end of the data is
+ * ambiguous, so the caller must refuse and end the session.  Overlong
+ * lines, NUL octets and oversize messages are sticky flags: the data is
+ * still consumed to the end so the session stays in sync, and the caller
+ * refuses the message there.
+ */
+#ifndef MOAT_SMTP_DATA_H
+#define MOAT_SMTP_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum smtp_data_status {
+	SMTP_DATA_MORE,    /* all input consumed, need more */
+	SMTP_DATA_END,     /* end of data seen; *consumed stops after it */
+	SMTP_DATA_BARE_LF, /* fatal */
+	SMTP_DATA_BARE_CR, /* fatal */
+};
+
+#define SMTP_DATA_ERR_LINE 0x1 /* a line longer than max_line octets */
+#define SMTP_DATA_ERR_NUL 0x2  /* a NUL octet */
+#define SMTP_DATA_ERR_SIZE 0x4 /* more than max_size octets */
+#define SMTP_DATA_8BIT 0x8     /* an octet >= 0x80 (fact, not error) */
+
+struct smtp_data {
+	int state;
+	size_t line_len;  /* octets of the current line on the wire */
+	size_t max_line;  /* including CRLF */
+	int64_t size;     /* message octets produced */
+	int64_t max_size;
+	unsigned flags;
+};
+
+void smtp_data_init(struct smtp_data *d, size_t max_line, int64_t max_size);
+
+/*
+ * Consume in[0..len).  Message octets go to out, which must hold len
+ * octets; *outlen tells how many were written.  *consumed tells how much
+ * of in was used (less than len only at SMTP_DATA_END or a fatal status).
+ * No octets are produced once an error flag is set.
+ */
+enum smtp_data_status smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
+				     char *out, size_t *outlen, size_t *consumed);
+
+#endif

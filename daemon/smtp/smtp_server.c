@@ -1,0 +1,327 @@
+/*
+ * smtp_server: listening sockets, the table of live sessions (by id, for
+ * callbacks that must not hold pointers), per-client-address connection
+ * counts, and shutdown.  Sessions themselves are in smtp_session.c.
+ */
+#include "smtp_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../conf/conf.h"
+#include "../log/log.h"
+#include "../util/util.h"
+
+struct smtp_client {
+	struct smtp_client *next;
+	char addr[SMTP_ADDR_MAX];
+	int sessions;
+};
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	while (*s != '\0') {
+		h ^= (unsigned char)*s++;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static int bind_listener(const struct conf_listen *l, char *bound, size_t boundsz,
+			 char *err, size_t errsz)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int one = 1;
+	int fd;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(l->host, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)l->port);
+		inet_pton(AF_INET6, l->host, &s6->sin6_addr);
+		sslen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)l->port);
+		inet_pton(AF_INET, l->host, &s4->sin_addr);
+		sslen = sizeof(*s4);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 1024) < 0)
+		goto fail;
+	sslen = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sslen);
+	if (ss.ss_family == AF_INET6)
+		snprintf(bound, boundsz, "[%s]:%d", l->host,
+			 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+	else
+		snprintf(bound, boundsz, "%s:%d", l->host,
+			 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	return fd;
+fail:
+	snprintf(err, errsz, "smtp_listen %s:%d: %s", l->host, l->port, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
+		      struct sockaddr *sa, int salen, void *arg)
+{
+	(void)lis;
+	smtp_session_accept(arg, fd, sa, (socklen_t)salen);
+}
+
+static void accept_error_cb(struct evconnlistener *lis, void *arg)
+{
+	int e = EVUTIL_SOCKET_ERROR();
+
+	(void)lis;
+	(void)arg;
+	/* EMFILE and friends: logged, and the listener keeps going. */
+	log_error(NULL, "smtp", "accept failed: %s", evutil_socket_error_to_string(e));
+}
+
+struct smtp_server *smtp_server_new(struct event_base *base, const struct conf *conf,
+				    char *err, size_t errsz)
+{
+	struct smtp_server *srv = xcalloc(1, sizeof(*srv));
+	int i;
+
+	srv->base = base;
+	srv->conf = conf;
+	srv->table_size = 4096;
+	srv->table = xcalloc(srv->table_size, sizeof(*srv->table));
+	srv->clients_size = 4096;
+	srv->clients = xcalloc(srv->clients_size, sizeof(*srv->clients));
+	srv->next_id = ((uint64_t)time_now_ms() << 16);
+	srv->line = xmalloc((size_t)conf->max_command_line + 1);
+	srv->scratch_size = 64 * 1024;
+	srv->scratch = xmalloc(srv->scratch_size);
+	for (i = 0; i < conf->smtp_listen_count; i++) {
+		int fd = bind_listener(&conf->smtp_listen[i], srv->listen_addrs[i],
+				       sizeof(srv->listen_addrs[i]), err, errsz);
+
+		if (fd < 0) {
+			smtp_server_free(srv);
+			return NULL;
+		}
+		srv->listeners[i] = evconnlistener_new(base, accept_cb, srv,
+						       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+						       LEV_OPT_DISABLED, -1, fd);
+		if (srv->listeners[i] == NULL) {
+			close(fd);
+			snprintf(err, errsz, "smtp_listen: cannot create listener");
+			smtp_server_free(srv);
+			return NULL;
+		}
+		evconnlistener_set_error_cb(srv->listeners[i], accept_error_cb);
+		srv->nlisteners++;
+	}
+	return srv;
+}
+
+void smtp_server_addresses(const struct smtp_server *srv, char *out, size_t outsz)
+{
+	size_t used = 0;
+	int i;
+
+	out[0] = '\0';
+	for (i = 0; i < srv->nlisteners && used < outsz; i++) {
+		int n = snprintf(out + used, outsz - used, "%s%s", i ? "," : "",
+				 srv->listen_addrs[i]);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+void smtp_server_start(struct smtp_server *srv, struct spool *spool,
+		       struct spool_writer *writer)
+{
+	int i;
+
+	srv->spool = spool;
+	srv->writer = writer;
+	for (i = 0; i < srv->nlisteners; i++)
+		evconnlistener_enable(srv->listeners[i]);
+}
+
+int smtp_server_client_acquire(struct smtp_server *srv, struct smtp_session *s)
+{
+	size_t b = hash_str(s->addr) % srv->clients_size;
+	struct smtp_client *c;
+
+	for (c = srv->clients[b]; c != NULL; c = c->next)
+		if (strcmp(c->addr, s->addr) == 0)
+			break;
+	if (c == NULL) {
+		c = xcalloc(1, sizeof(*c));
+		strlcpy_s(c->addr, s->addr, sizeof(c->addr));
+		c->next = srv->clients[b];
+		srv->clients[b] = c;
+	}
+	c->sessions++;
+	s->client = c;
+	return c->sessions;
+}
+
+void smtp_server_client_release(struct smtp_server *srv, struct smtp_session *s)
+{
+	struct smtp_client **pp;
+	struct smtp_client *c = s->client;
+	size_t b;
+
+	if (c == NULL)
+		return;
+	s->client = NULL;
+	if (--c->sessions > 0)
+		return;
+	b = hash_str(c->addr) % srv->clients_size;
+	for (pp = &srv->clients[b]; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			free(c);
+			return;
+		}
+	}
+	abort(); /* a counted client missing from its bucket */
+}
+
+void smtp_server_link(struct smtp_server *srv, struct smtp_session *s)
+{
+	size_t b;
+
+	s->id = ++srv->next_id;
+	snprintf(s->idstr, sizeof(s->idstr), "%016llx", (unsigned long long)s->id);
+	b = s->id % srv->table_size;
+	s->hnext = srv->table[b];
+	srv->table[b] = s;
+	s->prev = NULL;
+	s->next = srv->sessions;
+	if (srv->sessions != NULL)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	srv->nsessions++;
+}
+
+void smtp_server_unlink(struct smtp_server *srv, struct smtp_session *s)
+{
+	struct smtp_session **pp;
+
+	for (pp = &srv->table[s->id % srv->table_size]; *pp != NULL; pp = &(*pp)->hnext) {
+		if (*pp == s) {
+			*pp = s->hnext;
+			break;
+		}
+	}
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	srv->nsessions--;
+	smtp_server_client_release(srv, s);
+}
+
+struct smtp_session *smtp_server_lookup(struct smtp_server *srv, uint64_t id)
+{
+	struct smtp_session *s;
+
+	for (s = srv->table[id % srv->table_size]; s != NULL; s = s->hnext)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+void smtp_server_commit_done(uint64_t session_id, const char *qid, int ok, void *arg)
+{
+	struct smtp_server *srv = arg;
+	struct smtp_session *s = smtp_server_lookup(srv, session_id);
+
+	if (s == NULL) {
+		/* The client left before its 250; the message is queued anyway. */
+		if (ok)
+			log_info(qid, "smtp", "committed after client disconnect session=%016llx",
+				 (unsigned long long)session_id);
+		return;
+	}
+	smtp_session_commit_done(s, qid, ok);
+}
+
+void smtp_server_shutdown(struct smtp_server *srv)
+{
+	struct smtp_session *s;
+	struct smtp_session *next;
+	int i;
+
+	srv->shutting_down = 1;
+	for (i = 0; i < srv->nlisteners; i++) {
+		evconnlistener_free(srv->listeners[i]);
+		srv->listeners[i] = NULL;
+	}
+	srv->nlisteners = 0;
+	for (s = srv->sessions; s != NULL; s = next) {
+		next = s->next;
+		smtp_session_drain(s);
+	}
+}
+
+void smtp_server_close_all(struct smtp_server *srv)
+{
+	while (srv->sessions != NULL)
+		smtp_session_kill(srv->sessions);
+}
+
+int smtp_server_session_count(const struct smtp_server *srv)
+{
+	return srv->nsessions;
+}
+
+void smtp_server_free(struct smtp_server *srv)
+{
+	size_t b;
+	int i;
+
+	if (srv == NULL)
+		return;
+	smtp_server_close_all(srv);
+	for (i = 0; i < 8; i++)
+		if (srv->listeners[i] != NULL)
+			evconnlistener_free(srv->listeners[i]);
+	for (b = 0; b < srv->clients_size; b++) {
+		while (srv->clients[b] != NULL) {
+			struct smtp_client *c = srv->clients[b];
+
+			srv->clients[b] = c->next;
+			free(c);
+		}
+	}
+	free(srv->clients);
+	free(srv->table);
+	free(srv->line);
+	free(srv->scratch);
+	free(srv);
+}

@@ -1,0 +1,917 @@
+/*
+ * smtp_session: one SMTP connection, RFC 5321 server side.
+ *
+ * Input is processed one command at a time from the bufferevent's input
+ * buffer, so pipelined commands are answered in order.  While a verdict
+ * is pending (the spool writer's commit; later, DNS and policy) the
+ * session is PAUSED: reading stops, nothing more is processed, and the
+ * verdict's callback resumes it.  State changes only in enter_state();
+ * replies only through reply(), which also counts errors.
+ *
+ * Lifetime: a session is freed only at the tail of a top-level callback
+ * (read, write, event, timer, commit done) by reap(), never in the middle
+ * of handling a command: handlers that end the session only mark it
+ * CLOSING and return.  Callbacks that can outlive a session (the spool
+ * writer) carry its id, and smtp_server_lookup() may find nothing.
+ *
+ * Never: wait for a CRLF with an unbounded buffer; write a byte of a
+ * refused message to the queue; answer 250 before the commit is durable.
+ */
+#include "smtp_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../conf/conf.h"
+#include "../log/log.h"
+#include "../spool/spool.h"
+#include "../util/util.h"
+
+#define OUTPUT_HIGH (64 * 1024)  /* stop reading commands past this output */
+#define INPUT_HIGH (256 * 1024)  /* stop reading from the socket past this */
+
+static const char *const state_name[] = {
+	"GREET_PAUSE", "INIT", "HELO", "MAIL", "RCPT", "DATA", "COMMIT",
+};
+
+/* Facts for one message-log row. */
+struct logfacts {
+	const char *qid;
+	const char *sender;
+	const char *const *rcpts;
+	size_t nrcpts;
+	int64_t size;
+};
+
+static void process_input(struct smtp_session *s);
+static void reap(struct smtp_session *s);
+
+static void enter_state(struct smtp_session *s, enum smtp_state st)
+{
+	if ((unsigned)st >= ARRAY_LEN(state_name))
+		abort();
+	log_debug(s->idstr, "smtp", "state %s -> %s", state_name[s->state], state_name[st]);
+	s->state = st;
+}
+
+static void reply(struct smtp_session *s, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* code is "NNN X.Y.Z"; the line is "<code> <text>\r\n". */
+static void reply(struct smtp_session *s, const char *code, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	evbuffer_add_printf(bufferevent_get_output(s->bev), "%s %s\r\n", code, text);
+	log_debug(s->idstr, "smtp", "reply %s %s", code, text);
+	if ((code[0] == '4' || code[0] == '5') && strncmp(code, "421", 3) != 0)
+		s->errors++;
+}
+
+static void close_session(struct smtp_session *s)
+{
+	s->flags |= SMTP_F_CLOSING;
+	bufferevent_disable(s->bev, EV_READ);
+}
+
+static void msglog(struct smtp_session *s, const struct logfacts *f, const char *result,
+		   const char *code, const char *reason, const char *check)
+{
+	struct store_log_entry e;
+	json_t *arr = json_array();
+	char *rcpts_json;
+	char sender[SMTP_PATH_MAX * 4 + 8];
+	char why[400];
+	size_t i;
+
+	for (i = 0; i < f->nrcpts; i++)
+		json_array_append_new(arr, json_string(f->rcpts[i]));
+	rcpts_json = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+
+	memset(&e, 0, sizeof(e));
+	e.ts = time_now_ms();
+	e.session_id = s->idstr;
+	e.qid = f->qid;
+	e.client_addr = s->addr;
+	e.client_name = s->name;
+	e.helo = s->helo[0] ? s->helo : NULL;
+	e.sender = f->sender;
+	e.recipients_json = rcpts_json ? rcpts_json : "[]";
+	e.size = f->size;
+	e.result = result;
+	e.code = code;
+	e.reason = reason;
+	e.check_name = check;
+	if (s->srv->writer != NULL)
+		spool_writer_log(s->srv->writer, &e);
+
+	log_escape(f->sender ? f->sender : "", f->sender ? strlen(f->sender) : 0,
+		   sender, sizeof(sender));
+	log_escape(reason ? reason : "", reason ? strlen(reason) : 0, why, sizeof(why));
+	log_info(s->idstr, "smtp", "%s%s%s client=%s[%s] from=<%s> rcpts=%zu size=%lld"
+		 " code=\"%s\" reason=\"%s\"%s%s", result, f->qid ? " qid=" : "",
+		 f->qid ? f->qid : "", s->name, s->addr, sender, f->nrcpts,
+		 (long long)f->size, code, why, check ? " check=" : "", check ? check : "");
+	free(rcpts_json);
+}
+
+/* Reply with a refusal and write its message-log row. */
+static void refuse(struct smtp_session *s, const struct logfacts *f, const char *code,
+		   const char *check, const char *text)
+{
+	reply(s, code, "%s", text);
+	msglog(s, f, code[0] == '4' ? "deferred" : "refused", code, text, check);
+}
+
+static void tx_free(struct smtp_tx *tx)
+{
+	size_t i;
+
+	if (tx == NULL)
+		return;
+	spool_file_discard(tx->file);
+	for (i = 0; i < tx->nrcpts; i++)
+		free(tx->rcpts[i]);
+	free(tx->rcpts);
+	free(tx->sender);
+	free(tx);
+}
+
+static void tx_reset(struct smtp_session *s)
+{
+	tx_free(s->tx);
+	s->tx = NULL;
+}
+
+static void tx_facts(const struct smtp_session *s, struct logfacts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->size = -1;
+	if (s->tx != NULL) {
+		f->sender = s->tx->sender;
+		f->rcpts = (const char *const *)s->tx->rcpts;
+		f->nrcpts = s->tx->nrcpts;
+	}
+}
+
+static void session_free(struct smtp_session *s)
+{
+	if (s->tx != NULL && s->state == SMTP_ST_DATA) {
+		struct logfacts f;
+
+		tx_facts(s, &f);
+		f.size = s->tx->data.size;
+		msglog(s, &f, "aborted", "-", "client disconnected during DATA", NULL);
+	}
+	tx_reset(s);
+	log_info(s->idstr, "smtp", "disconnect client=%s[%s]", s->name, s->addr);
+	smtp_server_unlink(s->srv, s);
+	if (s->timer != NULL)
+		event_free(s->timer);
+	bufferevent_free(s->bev);
+	free(s);
+}
+
+/* The one place a session is freed: the tail of a top-level callback. */
+static void reap(struct smtp_session *s)
+{
+	if ((s->flags & SMTP_F_CLOSING) &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_free(s);
+}
+
+/* Refuse a connection that broke a rule before its banner. */
+static void refuse_connection(struct smtp_session *s, const char *code,
+			      const char *check, const char *text)
+{
+	struct logfacts f;
+
+	tx_facts(s, &f);
+	refuse(s, &f, code, check, text);
+	close_session(s);
+}
+
+static void send_banner(struct smtp_session *s)
+{
+	reply(s, "220", "%s ESMTP Moat", s->srv->conf->hostname);
+	enter_state(s, SMTP_ST_INIT);
+}
+
+static int early_talker(struct smtp_session *s)
+{
+	char c;
+	ssize_t n = recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n > 0 || evbuffer_get_length(bufferevent_get_input(s->bev)) > 0;
+}
+
+static void pregreet(struct smtp_session *s)
+{
+	log_warn(s->idstr, "smtp", "PREGREET from [%s]", s->addr);
+	refuse_connection(s, "554 5.5.1", "pregreet",
+			  "Protocol error: client spoke before the greeting");
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	const struct conf *conf = s->srv->conf;
+	struct timeval tv;
+
+	(void)fd;
+	(void)what;
+	if (s->flags & SMTP_F_CLOSING)
+		return;
+	if (s->state == SMTP_ST_GREET_PAUSE) {
+		if (early_talker(s)) {
+			pregreet(s);
+		} else {
+			send_banner(s);
+			tv.tv_sec = (conf->session_timeout_ms - conf->greet_pause_ms) / 1000;
+			tv.tv_usec = 0;
+			evtimer_add(s->timer, &tv);
+		}
+		reap(s);
+		return;
+	}
+	log_warn(s->idstr, "smtp", "SESSION TIME LIMIT from [%s]", s->addr);
+	reply(s, "421 4.4.2", "%s Error: session time limit exceeded, closing",
+	      conf->hostname);
+	close_session(s);
+	reap(s);
+}
+
+static void set_read_timeout(struct smtp_session *s, int64_t ms)
+{
+	struct timeval rd = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+	int64_t wms = s->srv->conf->idle_timeout_ms;
+	struct timeval wr = { (time_t)(wms / 1000), (suseconds_t)((wms % 1000) * 1000) };
+
+	bufferevent_set_timeouts(s->bev, &rd, &wr);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	if (s->state == SMTP_ST_GREET_PAUSE) {
+		pregreet(s);
+		reap(s);
+		return;
+	}
+	process_input(s);
+	reap(s);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	if ((s->flags & SMTP_F_OUTWAIT) && !(s->flags & SMTP_F_CLOSING)) {
+		s->flags &= ~SMTP_F_OUTWAIT;
+		bufferevent_enable(s->bev, EV_READ);
+		process_input(s);
+	}
+	reap(s);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
+	    !(s->flags & SMTP_F_CLOSING)) {
+		log_warn(s->idstr, "smtp", "%s TIMEOUT from [%s]",
+			 s->state == SMTP_ST_DATA ? "DATA" : "IDLE", s->addr);
+		reply(s, "421 4.4.2", "%s Error: timeout exceeded, closing",
+		      s->srv->conf->hostname);
+		close_session(s);
+		reap(s);
+		return;
+	}
+	/* EOF, a socket error, or a client that stopped reading our replies. */
+	session_free(s);
+}
+
+void smtp_session_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa,
+			 socklen_t salen)
+{
+	const struct conf *conf = srv->conf;
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	int client_sessions;
+
+	(void)salen;
+	s->srv = srv;
+	s->fd = fd;
+	s->started_ms = time_mono_ms();
+	s->state = SMTP_ST_GREET_PAUSE;
+	strlcpy_s(s->name, "unknown", sizeof(s->name));
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], s->addr, sizeof(s->addr));
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, s->addr, sizeof(s->addr));
+	} else {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, s->addr,
+			  sizeof(s->addr));
+	}
+	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		close(fd);
+		free(s);
+		return;
+	}
+	smtp_server_link(srv, s);
+	client_sessions = smtp_server_client_acquire(srv, s);
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
+	set_read_timeout(s, conf->idle_timeout_ms);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->timer = evtimer_new(srv->base, timer_cb, s);
+	log_info(s->idstr, "smtp", "connect client=[%s]", s->addr);
+
+	if (srv->shutting_down) {
+		reply(s, "421 4.3.2", "%s Service shutting down", conf->hostname);
+		close_session(s);
+	} else if (srv->nsessions > conf->max_sessions) {
+		log_warn(s->idstr, "smtp", "SESSION LIMIT from [%s]", s->addr);
+		refuse_connection(s, "421 4.7.0", "max_sessions",
+				  "Too many connections, try again later");
+	} else if (client_sessions > conf->max_sessions_per_client) {
+		log_warn(s->idstr, "smtp", "CLIENT SESSION LIMIT from [%s]", s->addr);
+		refuse_connection(s, "421 4.7.0", "max_sessions_per_client",
+				  "Too many connections from your address, try again later");
+	} else if (conf->greet_pause_ms > 0) {
+		struct timeval tv = { (time_t)(conf->greet_pause_ms / 1000),
+				      (suseconds_t)((conf->greet_pause_ms % 1000) * 1000) };
+
+		evtimer_add(s->timer, &tv);
+	} else if (early_talker(s)) {
+		pregreet(s);
+	} else {
+		struct timeval tv = { (time_t)(conf->session_timeout_ms / 1000), 0 };
+
+		send_banner(s);
+		evtimer_add(s->timer, &tv);
+	}
+	reap(s);
+}
+
+/* --- commands ---------------------------------------------------------- */
+
+static void cmd_helo(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	const struct conf *conf = s->srv->conf;
+	int ehlo = cmd->verb == SMTP_V_EHLO;
+
+	if (smtp_check_helo(cmd->args, cmd->argslen) < 0) {
+		reply(s, "501 5.5.4", "Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
+		return;
+	}
+	tx_reset(s);
+	memcpy(s->helo, cmd->args, cmd->argslen);
+	s->helo[cmd->argslen] = '\0';
+	if (ehlo)
+		s->flags |= SMTP_F_ESMTP;
+	else
+		s->flags &= ~SMTP_F_ESMTP;
+	enter_state(s, SMTP_ST_HELO);
+	if (!ehlo) {
+		reply(s, "250", "%s", conf->hostname);
+		return;
+	}
+	evbuffer_add_printf(bufferevent_get_output(s->bev),
+			    "250-%s\r\n"
+			    "250-PIPELINING\r\n"
+			    "250-SIZE %lld\r\n"
+			    "250-8BITMIME\r\n"
+			    "250-ENHANCEDSTATUSCODES\r\n"
+			    "250 SMTPUTF8\r\n",
+			    conf->hostname, (long long)conf->max_message_size);
+}
+
+static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	const struct conf *conf = s->srv->conf;
+	struct smtp_mail_args args;
+	struct logfacts f = { .size = -1 };
+	struct smtp_tx *tx;
+
+	if (s->state == SMTP_ST_INIT) {
+		reply(s, "503 5.5.1", "Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->state != SMTP_ST_HELO) {
+		reply(s, "503 5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	switch (smtp_parse_mail(cmd->args, cmd->argslen, &args)) {
+	case SMTP_PARSE_OK:
+		break;
+	case SMTP_PARSE_SYNTAX:
+		reply(s, "501 5.5.4", "Syntax: MAIL FROM:<address>");
+		return;
+	case SMTP_PARSE_ADDRESS:
+		reply(s, "501 5.1.7", "Bad sender address syntax");
+		return;
+	case SMTP_PARSE_PARAM:
+		reply(s, "555 5.5.4", "Unsupported or malformed MAIL parameter");
+		return;
+	case SMTP_PARSE_UTF8:
+		reply(s, "553 5.6.7", "Non-ASCII address requires SMTPUTF8");
+		return;
+	}
+	f.sender = args.addr;
+	if (args.size > conf->max_message_size) {
+		refuse(s, &f, "552 5.3.4", "max_message_size",
+		       "Message size exceeds fixed maximum message size");
+		return;
+	}
+	tx = xcalloc(1, sizeof(*tx));
+	tx->sender = xstrdup(args.addr);
+	tx->declared_size = args.size;
+	tx->smtputf8 = args.smtputf8;
+	tx->body_8bitmime = args.body == SMTP_BODY_8BITMIME;
+	s->tx = tx;
+	enter_state(s, SMTP_ST_MAIL);
+	reply(s, "250 2.1.0", "Ok");
+}
+
+static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	const struct conf *conf = s->srv->conf;
+	struct smtp_rcpt_args args;
+	struct logfacts f;
+	const char *one[1];
+	struct smtp_tx *tx = s->tx;
+
+	if (s->state != SMTP_ST_MAIL && s->state != SMTP_ST_RCPT) {
+		reply(s, "503 5.5.1", "Error: need MAIL command");
+		return;
+	}
+	switch (smtp_parse_rcpt(cmd->args, cmd->argslen, tx->smtputf8, &args)) {
+	case SMTP_PARSE_OK:
+		break;
+	case SMTP_PARSE_SYNTAX:
+		reply(s, "501 5.5.4", "Syntax: RCPT TO:<address>");
+		return;
+	case SMTP_PARSE_ADDRESS:
+		reply(s, "501 5.1.3", "Bad recipient address syntax");
+		return;
+	case SMTP_PARSE_PARAM:
+		reply(s, "555 5.5.4", "Unsupported or malformed RCPT parameter");
+		return;
+	case SMTP_PARSE_UTF8:
+		reply(s, "553 5.6.7", "Non-ASCII address requires SMTPUTF8");
+		return;
+	}
+	if (tx->nrcpts >= (size_t)conf->max_recipients) {
+		one[0] = args.addr;
+		tx_facts(s, &f);
+		f.rcpts = one;
+		f.nrcpts = 1;
+		refuse(s, &f, "452 4.5.3", "max_recipients", "Error: too many recipients");
+		return;
+	}
+	if (tx->nrcpts == tx->rcpt_cap) {
+		tx->rcpt_cap = tx->rcpt_cap ? tx->rcpt_cap * 2 : 8;
+		tx->rcpts = xrealloc(tx->rcpts, tx->rcpt_cap * sizeof(char *));
+	}
+	tx->rcpts[tx->nrcpts++] = xstrdup(args.addr);
+	enter_state(s, SMTP_ST_RCPT);
+	reply(s, "250 2.1.5", "Ok");
+}
+
+static void write_received(struct smtp_session *s)
+{
+	const struct conf *conf = s->srv->conf;
+	struct smtp_tx *tx = s->tx;
+	char date[64];
+	char hdr[1400];
+	struct tm tm;
+	time_t now = (time_t)(tx->received_at / 1000);
+	const char *proto;
+	int n;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	if (tx->smtputf8)
+		proto = "UTF8SMTP";
+	else if (s->flags & SMTP_F_ESMTP)
+		proto = "ESMTP";
+	else
+		proto = "SMTP";
+	n = snprintf(hdr, sizeof(hdr),
+		     "Received: from %s (%s [%s])\r\n"
+		     "\tby %s (Moat) with %s id %s",
+		     s->helo, s->name, s->addr, conf->hostname, proto,
+		     spool_file_qid(tx->file));
+	/* One recipient is named; more would disclose the others. */
+	if (tx->nrcpts == 1 && n > 0 && (size_t)n < sizeof(hdr))
+		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "\r\n\tfor <%s>",
+			      tx->rcpts[0]);
+	if (n > 0 && (size_t)n < sizeof(hdr))
+		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "; %s\r\n", date);
+	if (n < 0 || (size_t)n >= sizeof(hdr))
+		abort(); /* every field above is bounded */
+	spool_file_write(tx->file, hdr, (size_t)n);
+}
+
+static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	const struct conf *conf = s->srv->conf;
+	struct smtp_tx *tx = s->tx;
+	char err[256];
+
+	if (cmd->argslen > 0) {
+		reply(s, "501 5.5.4", "Syntax: DATA");
+		return;
+	}
+	if (s->state == SMTP_ST_MAIL) {
+		reply(s, "554 5.5.1", "Error: no valid recipients");
+		return;
+	}
+	if (s->state != SMTP_ST_RCPT) {
+		reply(s, "503 5.5.1", "Error: need RCPT command");
+		return;
+	}
+	tx->file = spool_file_create(s->srv->spool, err, sizeof(err));
+	if (tx->file == NULL) {
+		log_error(s->idstr, "smtp", "%s", err);
+		reply(s, "451 4.3.0", "Error: queue file write error");
+		return;
+	}
+	tx->received_at = time_now_ms();
+	write_received(s);
+	smtp_data_init(&tx->data, (size_t)conf->max_text_line, conf->max_message_size);
+	enter_state(s, SMTP_ST_DATA);
+	set_read_timeout(s, conf->data_timeout_ms);
+	reply(s, "354", "End data with <CR><LF>.<CR><LF>");
+}
+
+static void cmd_rset(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	tx_reset(s);
+	if (s->state != SMTP_ST_INIT)
+		enter_state(s, SMTP_ST_HELO);
+	reply(s, "250 2.0.0", "Ok");
+}
+
+static void cmd_noop(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "250 2.0.0", "Ok");
+}
+
+static void cmd_quit(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "221 2.0.0", "Bye");
+	close_session(s);
+}
+
+static void cmd_help(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "214 2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
+}
+
+static void cmd_vrfy(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	/* Disclose nothing: the same answer for any argument. */
+	reply(s, "252 2.1.5", "Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_not_implemented(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "502 5.5.1", "Error: command not implemented");
+}
+
+static void cmd_unknown(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	reply(s, "500 5.5.2", "Error: command not recognized");
+}
+
+/*
+ * The command table: CMD_ENDS_SESSION handlers must not touch the session
+ * after returning (they only mark it closing).
+ */
+#define CMD_ENDS_SESSION 0x1
+
+static const struct {
+	enum smtp_verb verb;
+	void (*handler)(struct smtp_session *, const struct smtp_command *);
+	unsigned flags;
+} commands[] = {
+	{ SMTP_V_HELO, cmd_helo, 0 },
+	{ SMTP_V_EHLO, cmd_helo, 0 },
+	{ SMTP_V_MAIL, cmd_mail, 0 },
+	{ SMTP_V_RCPT, cmd_rcpt, 0 },
+	{ SMTP_V_DATA, cmd_data, 0 },
+	{ SMTP_V_RSET, cmd_rset, 0 },
+	{ SMTP_V_NOOP, cmd_noop, 0 },
+	{ SMTP_V_QUIT, cmd_quit, CMD_ENDS_SESSION },
+	{ SMTP_V_HELP, cmd_help, 0 },
+	{ SMTP_V_VRFY, cmd_vrfy, 0 },
+	{ SMTP_V_EXPN, cmd_not_implemented, 0 },
+	{ SMTP_V_STARTTLS, cmd_not_implemented, 0 },
+	{ SMTP_V_AUTH, cmd_not_implemented, 0 },
+	{ SMTP_V_BDAT, cmd_not_implemented, 0 },
+	{ SMTP_V_UNKNOWN, cmd_unknown, 0 },
+};
+
+static void too_many_errors(struct smtp_session *s)
+{
+	log_warn(s->idstr, "smtp", "ERROR LIMIT from [%s]", s->addr);
+	reply(s, "421 4.7.0", "%s Error: too many errors, closing", s->srv->conf->hostname);
+	close_session(s);
+}
+
+static void handle_line(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_command cmd;
+	size_t i;
+
+	if (memchr(line, '\0', len) != NULL) {
+		reply(s, "500 5.5.2", "Error: NUL character in command");
+	} else {
+		smtp_parse_command(line, len, &cmd);
+		for (i = 0; i < ARRAY_LEN(commands); i++) {
+			if (commands[i].verb == cmd.verb) {
+				commands[i].handler(s, &cmd);
+				if (commands[i].flags & CMD_ENDS_SESSION)
+					return;
+				break;
+			}
+		}
+	}
+	if (s->errors >= s->srv->conf->max_errors && !(s->flags & SMTP_F_CLOSING))
+		too_many_errors(s);
+}
+
+/* --- end of DATA --------------------------------------------------------- */
+
+static void end_of_data(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	struct spool_envelope env;
+	struct logfacts f;
+
+	set_read_timeout(s, s->srv->conf->idle_timeout_ms);
+	tx_facts(s, &f);
+	f.size = tx->data.size;
+	if (tx->data.flags & SMTP_DATA_ERR_SIZE) {
+		enter_state(s, SMTP_ST_HELO);
+		refuse(s, &f, "552 5.3.4", "max_message_size",
+		       "Message size exceeds fixed maximum message size");
+		tx_reset(s);
+		return;
+	}
+	if (tx->data.flags & SMTP_DATA_ERR_LINE) {
+		log_warn(s->idstr, "smtp", "TEXT LINE LENGTH LIMIT from [%s]", s->addr);
+		enter_state(s, SMTP_ST_HELO);
+		refuse(s, &f, "554 5.6.0", "max_text_line",
+		       "Message refused: text line longer than allowed");
+		tx_reset(s);
+		return;
+	}
+	if (tx->data.flags & SMTP_DATA_ERR_NUL) {
+		enter_state(s, SMTP_ST_HELO);
+		refuse(s, &f, "554 5.6.0", "nul_octet", "Message refused: NUL octet in message");
+		tx_reset(s);
+		return;
+	}
+	memset(&env, 0, sizeof(env));
+	env.sender = tx->sender;
+	env.rcpts = (const char *const *)tx->rcpts;
+	env.nrcpts = tx->nrcpts;
+	env.client_addr = s->addr;
+	env.client_name = s->name;
+	env.helo = s->helo;
+	env.received_at = tx->received_at;
+	env.smtputf8 = tx->smtputf8;
+	env.body_8bit = (tx->data.flags & SMTP_DATA_8BIT) != 0;
+	/* The writer owns the file from here on. */
+	spool_writer_commit(s->srv->writer, tx->file, &env, s->id);
+	tx->file = NULL;
+	enter_state(s, SMTP_ST_COMMIT);
+	s->flags |= SMTP_F_PAUSED;
+	bufferevent_disable(s->bev, EV_READ);
+}
+
+void smtp_session_commit_done(struct smtp_session *s, const char *qid, int ok)
+{
+	struct logfacts f;
+
+	if (s->state != SMTP_ST_COMMIT)
+		abort(); /* only a committing session waits for the writer */
+	tx_facts(s, &f);
+	f.qid = qid;
+	f.size = s->tx->data.size;
+	if (s->flags & SMTP_F_CLOSING) {
+		/* A time limit ended the session meanwhile; the mail is queued. */
+		if (ok)
+			msglog(s, &f, "accepted", "250 2.0.0", "queued, client gone", NULL);
+		tx_reset(s);
+		enter_state(s, SMTP_ST_HELO);
+		reap(s);
+		return;
+	}
+	if (ok) {
+		reply(s, "250 2.0.0", "Ok: queued as %s", qid);
+		msglog(s, &f, "accepted", "250 2.0.0", "queued", NULL);
+	} else {
+		f.qid = NULL;
+		refuse(s, &f, "451 4.3.0", "spool", "Error: queue file write error");
+	}
+	tx_reset(s);
+	enter_state(s, SMTP_ST_HELO);
+	s->flags &= ~SMTP_F_PAUSED;
+	if (s->flags & SMTP_F_DRAINING) {
+		reply(s, "421 4.3.2", "%s Service shutting down", s->srv->conf->hostname);
+		close_session(s);
+	} else if (!(s->flags & SMTP_F_CLOSING)) {
+		bufferevent_enable(s->bev, EV_READ);
+		process_input(s);
+	}
+	reap(s);
+}
+
+static void data_fatal(struct smtp_session *s, const char *what)
+{
+	struct logfacts f;
+
+	log_warn(s->idstr, "smtp", "BARE %s from [%s]", what, s->addr);
+	tx_facts(s, &f);
+	f.size = s->tx->data.size;
+	refuse(s, &f, "554 5.5.2", "bare_newline",
+	       strcmp(what, "LF") == 0
+	       ? "Error: bare <LF> received in message data, closing"
+	       : "Error: bare <CR> received in message data, closing");
+	tx_reset(s);
+	enter_state(s, SMTP_ST_HELO);
+	close_session(s);
+}
+
+/* Feed buffered input to the DATA machine; 0 when it needs more input. */
+static int feed_data(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct smtp_tx *tx = s->tx;
+	struct evbuffer_iovec vec;
+	enum smtp_data_status st;
+	size_t outlen;
+	size_t used;
+	size_t len;
+
+	if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0)
+		return 0;
+	len = vec.iov_len < s->srv->scratch_size ? vec.iov_len : s->srv->scratch_size;
+	st = smtp_data_feed(&tx->data, vec.iov_base, len, s->srv->scratch, &outlen, &used);
+	if (outlen > 0 && spool_file_write(tx->file, s->srv->scratch, outlen) < 0) {
+		/* Keep reading to the end; the message is refused there. */
+		tx->data.flags |= SMTP_DATA_ERR_SIZE;
+	}
+	evbuffer_drain(in, used);
+	switch (st) {
+	case SMTP_DATA_MORE:
+		return 1;
+	case SMTP_DATA_END:
+		end_of_data(s);
+		return 1;
+	case SMTP_DATA_BARE_LF:
+		data_fatal(s, "LF");
+		return 1;
+	case SMTP_DATA_BARE_CR:
+		data_fatal(s, "CR");
+		return 1;
+	}
+	abort();
+}
+
+/*
+ * Take one command line off the input; 0 when there is none yet.  Never
+ * looks further than max_command_line octets for the LF: a longer line is
+ * discarded as it arrives and answered once it ends.
+ */
+static int next_line(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t max = (size_t)s->srv->conf->max_command_line;
+	size_t avail = evbuffer_get_length(in);
+	size_t look = avail < max ? avail : max;
+	const char *p;
+	const char *lf;
+	size_t len;
+
+	if (avail == 0)
+		return 0;
+	p = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+	lf = memchr(p, '\n', look);
+	if (lf == NULL) {
+		if (avail >= max) {
+			/* No end in sight within the limit: drop what we have. */
+			evbuffer_drain(in, look);
+			if (!(s->flags & SMTP_F_DISCARD))
+				log_warn(s->idstr, "smtp", "LINE LENGTH LIMIT from [%s]", s->addr);
+			s->flags |= SMTP_F_DISCARD;
+			return 1;
+		}
+		return 0;
+	}
+	len = (size_t)(lf - p) + 1;
+	if (s->flags & SMTP_F_DISCARD) {
+		evbuffer_drain(in, len);
+		s->flags &= ~SMTP_F_DISCARD;
+		reply(s, "500 5.5.2", "Error: line too long");
+		if (s->errors >= s->srv->conf->max_errors)
+			too_many_errors(s);
+		return 1;
+	}
+	memcpy(s->srv->line, p, len);
+	evbuffer_drain(in, len);
+	len--; /* the LF */
+	if (len > 0 && s->srv->line[len - 1] == '\r')
+		len--;
+	s->srv->line[len] = '\0';
+	handle_line(s, s->srv->line, len);
+	return 1;
+}
+
+static void process_input(struct smtp_session *s)
+{
+	while (!(s->flags & (SMTP_F_CLOSING | SMTP_F_PAUSED | SMTP_F_OUTWAIT))) {
+		int progressed;
+
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH) {
+			/* A client that pipelines but never reads waits for itself. */
+			s->flags |= SMTP_F_OUTWAIT;
+			bufferevent_disable(s->bev, EV_READ);
+			break;
+		}
+		if (s->state == SMTP_ST_DATA)
+			progressed = feed_data(s);
+		else
+			progressed = next_line(s);
+		if ((s->flags & SMTP_F_DRAINING) && s->state < SMTP_ST_DATA &&
+		    !(s->flags & SMTP_F_CLOSING)) {
+			reply(s, "421 4.3.2", "%s Service shutting down", s->srv->conf->hostname);
+			close_session(s);
+		}
+		if (!progressed)
+			break;
+	}
+}
+
+/* --- shutdown ------------------------------------------------------------ */
+
+void smtp_session_drain(struct smtp_session *s)
+{
+	if (s->flags & SMTP_F_CLOSING)
+		return;
+	if (s->state == SMTP_ST_DATA || s->state == SMTP_ST_COMMIT) {
+		s->flags |= SMTP_F_DRAINING;
+		return;
+	}
+	reply(s, "421 4.3.2", "%s Service shutting down", s->srv->conf->hostname);
+	close_session(s);
+	/* Flushed by the loop; reaped by write_cb once written. */
+}
+
+void smtp_session_kill(struct smtp_session *s)
+{
+	if (!(s->flags & SMTP_F_CLOSING)) {
+		struct evbuffer *out = bufferevent_get_output(s->bev);
+
+		evbuffer_add_printf(out, "421 4.3.2 %s Service shutting down\r\n",
+				    s->srv->conf->hostname);
+		/* Best effort: one non-blocking write, then the socket goes. */
+		evbuffer_write(out, s->fd);
+	}
+	session_free(s);
+}

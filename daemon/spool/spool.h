@@ -1,0 +1,82 @@
+/*
+ * spool: message files on disk and the thread that makes them durable.
+ *
+ * Layout under <data_dir>/spool:
+ *   incoming/<qid>  being received; never acknowledged; removed at start
+ *   queue/<qid>     acknowledged: fsync'ed, renamed here, then its rows
+ *                   committed to SQLite, and only then the client gets 250
+ *
+ * The event loop creates and writes spool files; it hands each finished
+ * file to the writer thread with spool_writer_commit(), which owns it from
+ * then on.  The writer batches: many files are fsync'ed and one SQLite
+ * transaction commits all their rows (group commit), then each session is
+ * told by id — a session that went away meanwhile is simply not found.
+ */
+#ifndef MOAT_SPOOL_H
+#define MOAT_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../store/store.h"
+
+#define SPOOL_QID_LEN 16
+
+struct event_base;
+struct spool;
+struct spool_file;
+struct spool_writer;
+
+struct spool *spool_open(const char *data_dir, char *err, size_t errsz);
+void spool_free(struct spool *sp);
+
+struct spool_reconcile_stats {
+	int incoming_removed; /* in-progress files of a previous run */
+	int orphans_removed;  /* queue/ files without rows: never acknowledged */
+	int rows_lost;        /* rows without a file: marked dead, reported */
+	int kept;
+};
+
+/* At start, before any session: make files and rows agree (see spool.c). */
+int spool_reconcile(struct spool *sp, struct store *st,
+		    struct spool_reconcile_stats *stats, char *err, size_t errsz);
+
+/* A new file in incoming/ with a fresh queue id. */
+struct spool_file *spool_file_create(struct spool *sp, char *err, size_t errsz);
+const char *spool_file_qid(const struct spool_file *f);
+/* Buffered append; -1 on an I/O error, which sticks. */
+int spool_file_write(struct spool_file *f, const void *p, size_t n);
+int64_t spool_file_size(const struct spool_file *f);
+/* Close and remove; f is freed.  Accepts NULL. */
+void spool_file_discard(struct spool_file *f);
+
+/* The envelope recorded with a message.  The writer copies it. */
+struct spool_envelope {
+	const char *sender;
+	const char *const *rcpts;
+	size_t nrcpts;
+	const char *client_addr;
+	const char *client_name;
+	const char *helo;
+	const char *auth_user;
+	int64_t received_at;
+	int smtputf8;
+	int body_8bit;
+};
+
+/* Called on the event loop for every commit, in order. */
+typedef void (*spool_commit_done_fn)(uint64_t session_id, const char *qid,
+				     int ok, void *arg);
+
+struct spool_writer *spool_writer_start(struct event_base *base, struct spool *sp,
+					const char *db_path, spool_commit_done_fn done,
+					void *arg, char *err, size_t errsz);
+/* Takes ownership of f. */
+void spool_writer_commit(struct spool_writer *w, struct spool_file *f,
+			 const struct spool_envelope *env, uint64_t session_id);
+/* Queue a message-log row; the entry is copied. */
+void spool_writer_log(struct spool_writer *w, const struct store_log_entry *e);
+/* Finish every queued job, stop the thread, free w.  Accepts NULL. */
+void spool_writer_stop(struct spool_writer *w);
+
+#endif

@@ -1,0 +1,363 @@
+/*
+ * spool_writer: the one thread that makes accepted mail durable and writes
+ * the message log, so that neither fsync nor SQLite ever blocks the loop.
+ *
+ * Jobs arrive on a mutex-protected list.  The thread takes everything that
+ * is waiting (up to WRITER_BATCH) and, for the commit jobs in it:
+ *   1. flush + fdatasync each file, rename it incoming/ -> queue/
+ *   2. fsync the spool directories once
+ *   3. one SQLite transaction: queue rows of every file, message-log rows
+ *   4. report each commit, by session id, back to the loop
+ * A failure in 1 fails that job; a failure in 2 or 3 fails every commit of
+ * the batch, and their files are removed: a client never gets 250 for a
+ * message whose file or rows might not survive a crash.
+ *
+ * Ownership: a job owns its spool_file and a private copy of every string.
+ * The thread frees jobs; the loop frees done records.
+ */
+#include "spool.h"
+#include "spool_internal.h"
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../log/log.h"
+#include "../util/util.h"
+
+#define WRITER_BATCH 512
+
+enum job_kind { JOB_COMMIT, JOB_LOG };
+
+struct job {
+	struct job *next;
+	enum job_kind kind;
+	uint64_t session_id;
+	struct spool_file *file;
+	struct store_queue_msg msg;  /* JOB_COMMIT; strings in arena */
+	struct store_log_entry log;  /* JOB_LOG; strings in arena */
+	int ok;
+	char *arena;
+};
+
+struct done {
+	struct done *next;
+	uint64_t session_id;
+	char qid[SPOOL_QID_LEN + 1];
+	int ok;
+};
+
+struct spool_writer {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct job *head;
+	struct job **tail;
+	int stopping;
+
+	struct done *done_head;
+	struct done **done_tail;
+	struct event *done_ev;
+	spool_commit_done_fn done_fn;
+	void *done_arg;
+
+	struct spool *sp;
+	struct store *st;
+};
+
+/* Arena copy helpers: size first, then copy, so each job is one block. */
+static size_t str_size(const char *s)
+{
+	return s ? strlen(s) + 1 : 0;
+}
+
+static const char *str_copy(char **p, const char *s)
+{
+	size_t n;
+	char *out;
+
+	if (s == NULL)
+		return NULL;
+	n = strlen(s) + 1;
+	out = *p;
+	memcpy(out, s, n);
+	*p += n;
+	return out;
+}
+
+static void enqueue(struct spool_writer *w, struct job *j)
+{
+	j->next = NULL;
+	pthread_mutex_lock(&w->mu);
+	*w->tail = j;
+	w->tail = &j->next;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void spool_writer_commit(struct spool_writer *w, struct spool_file *f,
+			 const struct spool_envelope *env, uint64_t session_id)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	const char **rcpts;
+	size_t total;
+	size_t i;
+	char *p;
+
+	total = str_size(env->sender) + str_size(env->client_addr) +
+		str_size(env->client_name) + str_size(env->helo) +
+		str_size(env->auth_user) + str_size(spool_file_qid(f));
+	for (i = 0; i < env->nrcpts; i++)
+		total += str_size(env->rcpts[i]);
+	j->arena = xmalloc(total + env->nrcpts * sizeof(char *) + sizeof(char *));
+	rcpts = (const char **)(void *)j->arena;
+	p = j->arena + env->nrcpts * sizeof(char *) + sizeof(char *);
+	for (i = 0; i < env->nrcpts; i++)
+		rcpts[i] = str_copy(&p, env->rcpts[i]);
+
+	j->kind = JOB_COMMIT;
+	j->session_id = session_id;
+	j->file = f;
+	j->msg.qid = str_copy(&p, spool_file_qid(f));
+	j->msg.sender = str_copy(&p, env->sender);
+	j->msg.client_addr = str_copy(&p, env->client_addr);
+	j->msg.client_name = str_copy(&p, env->client_name);
+	j->msg.helo = str_copy(&p, env->helo);
+	j->msg.auth_user = str_copy(&p, env->auth_user);
+	j->msg.size = spool_file_size(f);
+	j->msg.received_at = env->received_at;
+	j->msg.smtputf8 = env->smtputf8;
+	j->msg.body_8bit = env->body_8bit;
+	j->msg.rcpts = rcpts;
+	j->msg.nrcpts = env->nrcpts;
+	enqueue(w, j);
+}
+
+void spool_writer_log(struct spool_writer *w, const struct store_log_entry *e)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	char *p;
+
+	p = j->arena = xmalloc(str_size(e->session_id) + str_size(e->qid) +
+			       str_size(e->client_addr) + str_size(e->client_name) +
+			       str_size(e->helo) + str_size(e->sender) +
+			       str_size(e->recipients_json) + str_size(e->result) +
+			       str_size(e->code) + str_size(e->reason) +
+			       str_size(e->check_name) + 1);
+	j->kind = JOB_LOG;
+	j->log = *e;
+	j->log.session_id = str_copy(&p, e->session_id);
+	j->log.qid = str_copy(&p, e->qid);
+	j->log.client_addr = str_copy(&p, e->client_addr);
+	j->log.client_name = str_copy(&p, e->client_name);
+	j->log.helo = str_copy(&p, e->helo);
+	j->log.sender = str_copy(&p, e->sender);
+	j->log.recipients_json = str_copy(&p, e->recipients_json);
+	j->log.result = str_copy(&p, e->result);
+	j->log.code = str_copy(&p, e->code);
+	j->log.reason = str_copy(&p, e->reason);
+	j->log.check_name = str_copy(&p, e->check_name);
+	enqueue(w, j);
+}
+
+static void report(struct spool_writer *w, struct job *batch)
+{
+	struct done *head = NULL;
+	struct done **tail = &head;
+	struct job *j;
+
+	for (j = batch; j != NULL; j = j->next) {
+		struct done *d;
+
+		if (j->kind != JOB_COMMIT)
+			continue;
+		d = xcalloc(1, sizeof(*d));
+		d->session_id = j->session_id;
+		strlcpy_s(d->qid, j->msg.qid, sizeof(d->qid));
+		d->ok = j->ok;
+		*tail = d;
+		tail = &d->next;
+	}
+	if (head == NULL)
+		return;
+	pthread_mutex_lock(&w->mu);
+	*w->done_tail = head;
+	w->done_tail = tail;
+	pthread_mutex_unlock(&w->mu);
+	event_active(w->done_ev, EV_READ, 0);
+}
+
+static void fail_published(struct job *batch)
+{
+	struct job *j;
+
+	for (j = batch; j != NULL; j = j->next) {
+		if (j->kind == JOB_COMMIT && j->ok) {
+			spool_file_unpublish(j->file);
+			j->ok = 0;
+		}
+	}
+}
+
+static void process(struct spool_writer *w, struct job *batch)
+{
+	char err[512];
+	struct job *j;
+	int commits = 0;
+
+	for (j = batch; j != NULL; j = j->next) {
+		if (j->kind != JOB_COMMIT)
+			continue;
+		j->ok = spool_file_sync_and_publish(j->file, err, sizeof(err)) == 0;
+		if (!j->ok)
+			log_error(j->msg.qid, "spool", "commit failed: %s", err);
+		else
+			commits++;
+	}
+	if (commits > 0 && spool_sync_dirs(w->sp, err, sizeof(err)) < 0) {
+		log_error(NULL, "spool", "commit failed: %s", err);
+		fail_published(batch);
+	}
+	if (store_begin(w->st) < 0) {
+		log_error(NULL, "store", "commit failed: cannot begin transaction");
+		fail_published(batch);
+		return;
+	}
+	for (j = batch; j != NULL; j = j->next) {
+		if (j->kind == JOB_COMMIT && j->ok) {
+			if (store_queue_insert(w->st, &j->msg, err, sizeof(err)) < 0) {
+				log_error(j->msg.qid, "store", "commit failed: %s", err);
+				store_rollback(w->st);
+				fail_published(batch);
+				return;
+			}
+		} else if (j->kind == JOB_LOG) {
+			if (store_log_insert(w->st, &j->log, err, sizeof(err)) < 0)
+				log_error(j->log.session_id, "store", "%s", err);
+		}
+	}
+	if (store_commit(w->st) < 0) {
+		log_error(NULL, "store", "commit failed: cannot commit transaction");
+		store_rollback(w->st);
+		fail_published(batch);
+	}
+}
+
+static void free_batch(struct job *batch)
+{
+	while (batch != NULL) {
+		struct job *next = batch->next;
+
+		if (batch->kind == JOB_COMMIT) {
+			if (batch->ok)
+				spool_file_close(batch->file);
+			else
+				spool_file_discard(batch->file);
+		}
+		free(batch->arena);
+		free(batch);
+		batch = next;
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct spool_writer *w = arg;
+
+	for (;;) {
+		struct job *batch;
+		struct job *j;
+		int n = 0;
+
+		pthread_mutex_lock(&w->mu);
+		while (w->head == NULL && !w->stopping)
+			pthread_cond_wait(&w->cond, &w->mu);
+		if (w->head == NULL && w->stopping) {
+			pthread_mutex_unlock(&w->mu);
+			break;
+		}
+		batch = w->head;
+		for (j = batch; j->next != NULL && ++n < WRITER_BATCH; j = j->next)
+			;
+		w->head = j->next;
+		j->next = NULL;
+		if (w->head == NULL)
+			w->tail = &w->head;
+		pthread_mutex_unlock(&w->mu);
+
+		process(w, batch);
+		report(w, batch);
+		free_batch(batch);
+	}
+	return NULL;
+}
+
+static void done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct spool_writer *w = arg;
+	struct done *list;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&w->mu);
+	list = w->done_head;
+	w->done_head = NULL;
+	w->done_tail = &w->done_head;
+	pthread_mutex_unlock(&w->mu);
+	while (list != NULL) {
+		struct done *next = list->next;
+
+		w->done_fn(list->session_id, list->qid, list->ok, w->done_arg);
+		free(list);
+		list = next;
+	}
+}
+
+struct spool_writer *spool_writer_start(struct event_base *base, struct spool *sp,
+					const char *db_path, spool_commit_done_fn done,
+					void *arg, char *err, size_t errsz)
+{
+	struct spool_writer *w = xcalloc(1, sizeof(*w));
+
+	w->st = store_open(db_path, 0, err, errsz);
+	if (w->st == NULL) {
+		free(w);
+		return NULL;
+	}
+	w->sp = sp;
+	w->tail = &w->head;
+	w->done_tail = &w->done_head;
+	w->done_fn = done;
+	w->done_arg = arg;
+	w->done_ev = event_new(base, -1, 0, done_cb, w);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		snprintf(err, errsz, "cannot start the spool writer thread");
+		event_free(w->done_ev);
+		store_close(w->st);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void spool_writer_stop(struct spool_writer *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stopping = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	/* Deliver the last outcomes; sessions are gone, the callback copes. */
+	done_cb(-1, 0, w);
+	event_free(w->done_ev);
+	store_close(w->st);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cond);
+	free(w);
+}

@@ -1,0 +1,231 @@
+/*
+ * store: SQLite access.  See store.h for the contract.
+ *
+ * Opening order matters: the schema version is read before anything writes
+ * to the file (journal_mode=WAL rewrites the header), so a database from a
+ * newer release or a file that is not a database stays byte-for-byte as it
+ * was.  synchronous=FULL because a commit here stands behind a 250 reply.
+ */
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_internal.h"
+#include "store_schema.h"
+#include "../util/util.h"
+
+int store_schema_version(void)
+{
+	return store_migration_count;
+}
+
+sqlite3_stmt *store_prepare(struct store *st, const char *sql)
+{
+	size_t i;
+
+	for (i = 0; i < st->nstmts; i++) {
+		if (st->stmts[i].sql == sql) {
+			sqlite3_reset(st->stmts[i].stmt);
+			sqlite3_clear_bindings(st->stmts[i].stmt);
+			return st->stmts[i].stmt;
+		}
+	}
+	if (st->nstmts == STORE_MAX_STMTS)
+		abort(); /* raise STORE_MAX_STMTS: every statement is a literal */
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+			       &st->stmts[st->nstmts].stmt, NULL) != SQLITE_OK)
+		return NULL;
+	st->stmts[st->nstmts].sql = sql;
+	return st->stmts[st->nstmts++].stmt;
+}
+
+void store_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v == NULL)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+int store_run(struct store *st, const char *sql)
+{
+	sqlite3_stmt *s = store_prepare(st, sql);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+const char *store_errmsg(struct store *st)
+{
+	return sqlite3_errmsg(st->db);
+}
+
+static int exec(sqlite3 *db, const char *sql, char *err, size_t errsz)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errsz, "%s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int read_user_version(sqlite3 *db, int *version, char *err, size_t errsz)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK) {
+		snprintf(err, errsz, "%s", sqlite3_errmsg(db));
+		return -1;
+	}
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		snprintf(err, errsz, "%s", sqlite3_errmsg(db));
+		sqlite3_finalize(s);
+		return -1;
+	}
+	*version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return 0;
+}
+
+static int migrate(sqlite3 *db, int from, char *err, size_t errsz)
+{
+	char sub[400];
+	int i;
+
+	for (i = from; i < store_migration_count; i++) {
+		const struct store_migration *m = &store_migrations[i];
+		char pragma[64];
+
+		if (exec(db, "BEGIN IMMEDIATE", sub, sizeof(sub)) < 0)
+			goto fail;
+		if (exec(db, m->sql, sub, sizeof(sub)) < 0) {
+			exec(db, "ROLLBACK", pragma, sizeof(pragma));
+			goto fail;
+		}
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", m->version);
+		if (exec(db, pragma, sub, sizeof(sub)) < 0 ||
+		    exec(db, "COMMIT", sub, sizeof(sub)) < 0) {
+			exec(db, "ROLLBACK", pragma, sizeof(pragma));
+			goto fail;
+		}
+		continue;
+fail:
+		snprintf(err, errsz, "migration %s failed: %s", m->name, sub);
+		return -1;
+	}
+	return 0;
+}
+
+struct store *store_open(const char *path, int flags, char *err, size_t errsz)
+{
+	struct store *st = NULL;
+	sqlite3 *db = NULL;
+	char sub[512];
+	int version;
+	int oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+
+	if (flags & STORE_MIGRATE)
+		oflags |= SQLITE_OPEN_CREATE;
+	if (sqlite3_open_v2(path, &db, oflags, NULL) != SQLITE_OK) {
+		snprintf(err, errsz, "%s: cannot open database: %s", path,
+			 db ? sqlite3_errmsg(db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	if (read_user_version(db, &version, sub, sizeof(sub)) < 0) {
+		snprintf(err, errsz, "%s: not a usable database: %s", path, sub);
+		goto fail;
+	}
+	if (version > store_migration_count) {
+		snprintf(err, errsz,
+			 "%s: schema version %d is newer than this moatd knows (%d);"
+			 " refusing to touch it", path, version, store_migration_count);
+		goto fail;
+	}
+	if (exec(db, "PRAGMA journal_mode = WAL", sub, sizeof(sub)) < 0 ||
+	    exec(db, "PRAGMA synchronous = FULL", sub, sizeof(sub)) < 0 ||
+	    exec(db, "PRAGMA foreign_keys = ON", sub, sizeof(sub)) < 0) {
+		snprintf(err, errsz, "%s: %s", path, sub);
+		goto fail;
+	}
+	if (version < store_migration_count) {
+		if (!(flags & STORE_MIGRATE)) {
+			snprintf(err, errsz, "%s: schema version %d, expected %d", path,
+				 version, store_migration_count);
+			goto fail;
+		}
+		if (migrate(db, version, sub, sizeof(sub)) < 0) {
+			snprintf(err, errsz, "%s: %s", path, sub);
+			goto fail;
+		}
+	}
+	st = xcalloc(1, sizeof(*st));
+	st->db = db;
+	return st;
+fail:
+	sqlite3_close(db);
+	return NULL;
+}
+
+void store_close(struct store *st)
+{
+	size_t i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < st->nstmts; i++)
+		sqlite3_finalize(st->stmts[i].stmt);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
+static const char SQL_COMMIT[] = "COMMIT";
+static const char SQL_ROLLBACK[] = "ROLLBACK";
+static const char SQL_PING[] = "SELECT count(*) FROM sqlite_schema";
+
+int store_begin(struct store *st)
+{
+	return store_run(st, SQL_BEGIN);
+}
+
+int store_commit(struct store *st)
+{
+	return store_run(st, SQL_COMMIT);
+}
+
+void store_rollback(struct store *st)
+{
+	store_run(st, SQL_ROLLBACK);
+}
+
+int store_ping(struct store *st, char *err, size_t errsz)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_PING);
+	int rc;
+
+	if (s == NULL) {
+		snprintf(err, errsz, "%s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW) {
+		snprintf(err, errsz, "%s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	return 0;
+}
+

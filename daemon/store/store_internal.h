@@ -1,0 +1,38 @@
+/*
+ * store_internal: what the store_*.c files share.  Each file keeps its SQL
+ * as static const char arrays and prepares them with store_prepare(), which
+ * caches by the array's address: each statement is prepared once per
+ * connection and reset on every reuse.
+ */
+#ifndef MOAT_STORE_INTERNAL_H
+#define MOAT_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define STORE_MAX_STMTS 256
+
+struct store {
+	sqlite3 *db;
+	struct {
+		const char *sql;
+		sqlite3_stmt *stmt;
+	} stmts[STORE_MAX_STMTS];
+	size_t nstmts;
+};
+
+/* The cached statement for sql (a static array), reset; NULL on error. */
+sqlite3_stmt *store_prepare(struct store *st, const char *sql);
+/* Step a statement that returns no rows; 0 when it ran to completion. */
+int store_run(struct store *st, const char *sql);
+/* Bind a string, or NULL as SQL NULL; the string must outlive the step. */
+void store_bind_text(sqlite3_stmt *s, int i, const char *v);
+const char *store_errmsg(struct store *st);
+
+static inline sqlite3 *store_db(struct store *st)
+{
+	return st->db;
+}
+
+#endif

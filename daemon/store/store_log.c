@@ -1,0 +1,46 @@
+/*
+ * store_log: SQL of the message log.
+ */
+#include "store.h"
+#include "store_internal.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+
+static const char SQL_LOG_INSERT[] =
+	"INSERT INTO message_log (ts, session_id, qid, client_addr, client_name,"
+	" helo, sender, recipients, size, result, code, reason, check_name)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+int store_log_insert(struct store *st, const struct store_log_entry *e,
+		     char *err, size_t errsz)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_LOG_INSERT);
+	int rc;
+
+	if (s == NULL)
+		goto fail;
+	sqlite3_bind_int64(s, 1, e->ts);
+	store_bind_text(s, 2, e->session_id);
+	store_bind_text(s, 3, e->qid);
+	store_bind_text(s, 4, e->client_addr);
+	store_bind_text(s, 5, e->client_name);
+	store_bind_text(s, 6, e->helo);
+	store_bind_text(s, 7, e->sender);
+	store_bind_text(s, 8, e->recipients_json ? e->recipients_json : "[]");
+	if (e->size >= 0)
+		sqlite3_bind_int64(s, 9, e->size);
+	else
+		sqlite3_bind_null(s, 9);
+	store_bind_text(s, 10, e->result);
+	store_bind_text(s, 11, e->code);
+	store_bind_text(s, 12, e->reason);
+	store_bind_text(s, 13, e->check_name);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+fail:
+	snprintf(err, errsz, "message log insert: %s", store_errmsg(st));
+	return -1;
+}

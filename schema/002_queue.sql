@@ -1,0 +1,1 @@
+-- 002: delivery queue (routes, attempts, held and dead mail).

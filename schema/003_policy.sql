@@ -1,0 +1,1 @@
+-- 003: front-door policy (connection, DNSBL, sender, recipient, relay, directory).
