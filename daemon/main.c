@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "conf/conf.h"
 #include "http/http.h"
 #include "log/log.h"
@@ -64,7 +65,10 @@ static void usage(FILE *out)
 		"      --smtp-listen L  same as -o smtp_listen=L\n"
 		"      --http-listen L  same as -o http_listen=L\n"
 		"  -t, --check-config   print the effective config and exit\n"
-		"  -V, --version        print the version and exit\n");
+		"  -V, --version        print the version and exit\n"
+		"       moatd SUBCOMMAND [-c FILE] [--data-dir DIR] ...  (see below)\n");
+	for (const struct cli_command *c = cli_commands; c->name != NULL; c++)
+		fprintf(out, "  %-20s %s\n", c->name, c->summary);
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -258,6 +262,10 @@ int main(int argc, char **argv)
 	char smtp_addrs[700];
 	int check_only = 0;
 
+	int sub = cli_dispatch(argc, argv);
+
+	if (sub >= 0)
+		return sub;
 	memset(&d, 0, sizeof(d));
 	d.lock_fd = -1;
 	load_config(&d.conf, argc, argv, &check_only);

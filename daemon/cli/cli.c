@@ -1,0 +1,68 @@
+/*
+ * cli: subcommand table and the options every subcommand shares.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../util/util.h"
+
+/* Each subcommand adds one line here. */
+const struct cli_command cli_commands[] = {
+	{ NULL, NULL, NULL },
+};
+
+int cli_load_conf(int *argc, char ***argv, struct conf *conf, char *err, size_t errsz)
+{
+	int i = 1;
+
+	conf_defaults(conf);
+	/* Two passes so that flags win over the file wherever they stand. */
+	for (i = 1; i + 1 < *argc && (*argv)[i][0] == '-'; i += 2) {
+		if (strcmp((*argv)[i], "-c") == 0 || strcmp((*argv)[i], "--config") == 0) {
+			if (conf_load_file(conf, (*argv)[i + 1], err, errsz) < 0)
+				return -1;
+		}
+	}
+	for (i = 1; i + 1 < *argc && (*argv)[i][0] == '-'; i += 2) {
+		const char *opt = (*argv)[i];
+		const char *val = (*argv)[i + 1];
+
+		if (strcmp(opt, "-c") == 0 || strcmp(opt, "--config") == 0) {
+			continue;
+		} else if (strcmp(opt, "--data-dir") == 0) {
+			if (conf_set(conf, "data_dir", val, err, errsz) < 0)
+				return -1;
+		} else if (strcmp(opt, "-o") == 0) {
+			char key[128];
+			const char *eq = strchr(val, '=');
+
+			if (eq == NULL || (size_t)(eq - val) >= sizeof(key)) {
+				snprintf(err, errsz, "-o %s: expected key=value", val);
+				return -1;
+			}
+			memcpy(key, val, (size_t)(eq - val));
+			key[eq - val] = '\0';
+			if (conf_set(conf, key, eq + 1, err, errsz) < 0)
+				return -1;
+		} else {
+			break;
+		}
+	}
+	*argc -= i;
+	*argv += i;
+	return 0;
+}
+
+int cli_dispatch(int argc, char **argv)
+{
+	const struct cli_command *c;
+
+	if (argc < 2)
+		return -1;
+	for (c = cli_commands; c->name != NULL; c++)
+		if (strcmp(argv[1], c->name) == 0)
+			return c->main(argc - 1, argv + 1);
+	return -1;
+}

@@ -1,0 +1,34 @@
+/*
+ * cli: moatd's administrative subcommands ("moatd queue ...", "moatd
+ * policy ..."), for scripts and for use before the API.  Each works on
+ * the data directory's database directly, while moatd runs or not: a
+ * change bumps what the daemon watches, so it applies without a restart.
+ *
+ * A subcommand returns the process exit status: 0 done, 1 error (message
+ * on stderr), 2 usage.
+ */
+#ifndef MOAT_CLI_H
+#define MOAT_CLI_H
+
+#include "../conf/conf.h"
+
+/*
+ * Consume leading global options (-c FILE, -o key=value, --data-dir DIR)
+ * from argv (argv[0] is the subcommand name), load the configuration, and
+ * leave argc and argv at the first remaining word.  0, or -1 with err.
+ */
+int cli_load_conf(int *argc, char ***argv, struct conf *conf, char *err, size_t errsz);
+
+struct cli_command {
+	const char *name;
+	int (*main)(int argc, char **argv);
+	const char *summary;
+};
+
+/* Subcommands, in daemon/cli/cli_<name>.c; the table is in cli.c. */
+extern const struct cli_command cli_commands[];
+
+/* Run argv[1] as a subcommand when it names one; -1 when it does not. */
+int cli_dispatch(int argc, char **argv);
+
+#endif
