@@ -339,8 +339,10 @@ int conf_parse(struct conf *c, const char *buf, size_t len, const char *fname,
 			continue;
 		eq = strchr(line, '=');
 		if (eq == NULL) {
-			snprintf(err, errsz, "%s:%d: %s: expected 'key = value'", fname,
-				 lineno, key);
+			int keylen = (int)strcspn(key, " \t");
+
+			snprintf(err, errsz, "%s:%d: %.*s: expected 'key = value'", fname,
+				 lineno, keylen, key);
 			return -1;
 		}
 		*eq = '\0';

@@ -40,8 +40,9 @@ struct smtp_data {
 void smtp_data_init(struct smtp_data *d, size_t max_line, int64_t max_size);
 
 /*
- * Consume in[0..len).  Message octets go to out, which must hold len
- * octets; *outlen tells how many were written.  *consumed tells how much
+ * Consume in[0..len).  Message octets go to out, which must hold len + 1
+ * octets (a CR held back from the previous call comes out with its LF);
+ * *outlen tells how many were written.  *consumed tells how much
  * of in was used (less than len only at SMTP_DATA_END or a fatal status).
  * No octets are produced once an error flag is set.
  */

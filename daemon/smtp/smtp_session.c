@@ -791,7 +791,8 @@ static int feed_data(struct smtp_session *s)
 
 	if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0)
 		return 0;
-	len = vec.iov_len < s->srv->scratch_size ? vec.iov_len : s->srv->scratch_size;
+	/* The machine may produce one octet more than it is given. */
+	len = vec.iov_len < s->srv->scratch_size - 1 ? vec.iov_len : s->srv->scratch_size - 1;
 	st = smtp_data_feed(&tx->data, vec.iov_base, len, s->srv->scratch, &outlen, &used);
 	if (outlen > 0 && spool_file_write(tx->file, s->srv->scratch, outlen) < 0) {
 		/* Keep reading to the end; the message is refused there. */

@@ -1,0 +1,307 @@
+/*
+ * Unit tests for dns: dns_reverse_name (pure, table-driven), and, when
+ * dnsmasq is installed, real queries through c-ares on a libevent loop
+ * against a dnsmasq on 127.0.0.1 with a free port: MX (sorted), null MX,
+ * A, AAAA, NXDOMAIN, NODATA, TXT, PTR, the cache, cancellation by
+ * dns_free(), and a time-out being TEMPFAIL.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "dns/dns.h"
+
+struct rev_case {
+	const char *name;
+	int family;
+	const char *addr;
+	int outsz;
+	int want_rc;
+	const char *want;
+};
+
+static const struct rev_case rev_cases[] = {
+	{ "v4 loopback", AF_INET, "127.0.0.2", 64, 0, "2.0.0.127" },
+	{ "v4 all digits", AF_INET, "192.168.100.255", 64, 0, "255.100.168.192" },
+	{ "v4 zero", AF_INET, "0.0.0.0", 64, 0, "0.0.0.0" },
+	{ "v4 buffer exact", AF_INET, "1.2.3.4", 8, 0, "4.3.2.1" },
+	{ "v4 buffer short", AF_INET, "1.2.3.4", 7, -1, NULL },
+	{ "v6 loopback", AF_INET6, "::1", 80, 0,
+	  "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0" },
+	{ "v6 doc", AF_INET6, "2001:db8::567:89ab", 80, 0,
+	  "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2" },
+	{ "v6 buffer short", AF_INET6, "::1", 63, -1, NULL },
+};
+
+static void test_reverse_name(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rev_cases) / sizeof(rev_cases[0]); i++) {
+		const struct rev_case *c = &rev_cases[i];
+		struct sockaddr_storage ss;
+		char out[128];
+		int rc;
+
+		memset(&ss, 0, sizeof(ss));
+		ss.ss_family = (sa_family_t)c->family;
+		if (c->family == AF_INET)
+			inet_pton(AF_INET, c->addr, &((struct sockaddr_in *)&ss)->sin_addr);
+		else
+			inet_pton(AF_INET6, c->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr);
+		rc = dns_reverse_name((struct sockaddr *)&ss, out, (size_t)c->outsz);
+		if (rc != c->want_rc)
+			fail_msg("%s: got rc %d, want %d", c->name, rc, c->want_rc);
+		if (c->want != NULL && strcmp(out, c->want) != 0)
+			fail_msg("%s: got %s, want %s", c->name, out, c->want);
+	}
+}
+
+static void test_reverse_bad_family(void **state)
+{
+	struct sockaddr_storage ss;
+	char out[128];
+
+	(void)state;
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_UNIX;
+	assert_int_equal(dns_reverse_name((struct sockaddr *)&ss, out, sizeof(out)), -1);
+	assert_int_equal(dns_reverse_name(NULL, out, sizeof(out)), -1);
+}
+
+/* ---- against dnsmasq ---------------------------------------------------- */
+
+static pid_t dnsmasq_pid = -1;
+static int dnsmasq_port;
+
+static int free_udp_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	int port;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) < 0) {
+		close(fd);
+		return -1;
+	}
+	port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+static int start_dnsmasq(void **state)
+{
+	char port[32];
+
+	(void)state;
+	if (access("/usr/sbin/dnsmasq", X_OK) != 0)
+		return 0;
+	dnsmasq_port = free_udp_port();
+	snprintf(port, sizeof(port), "--port=%d", dnsmasq_port);
+	dnsmasq_pid = fork();
+	if (dnsmasq_pid == 0) {
+		int devnull = open("/dev/null", 1);
+
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		execl("/usr/sbin/dnsmasq", "dnsmasq", "--keep-in-foreground",
+		      "--conf-file=/dev/null", "--listen-address=127.0.0.1", "--bind-interfaces",
+		      port, "--no-resolv", "--no-hosts", "--user=root", "--group=root",
+		      "--pid-file=", "--local-ttl=300",
+		      "--mx-host=mx.test,mx2.mx.test,20", "--mx-host=mx.test,mx1.mx.test,10",
+		      "--host-record=mx1.mx.test,127.0.0.2", "--host-record=mx2.mx.test,127.0.0.3",
+		      "--host-record=v6.test,::1", "--host-record=ptr.test,127.0.0.9",
+		      "--dns-rr=null.test,15,000000", "--txt-record=txt.test,hello world",
+		      "--auth-ttl=300", "--local=/test/", (char *)NULL);
+		_exit(127);
+	}
+	usleep(300 * 1000);
+	return 0;
+}
+
+static int stop_dnsmasq(void **state)
+{
+	(void)state;
+	if (dnsmasq_pid > 0) {
+		kill(dnsmasq_pid, SIGTERM);
+		waitpid(dnsmasq_pid, NULL, 0);
+	}
+	return 0;
+}
+
+struct answer {
+	int done;
+	struct dns_result r;
+	uint64_t cookie;
+	struct event_base *base;
+	int *outstanding;
+};
+
+static void on_answer(const struct dns_result *r, uint64_t cookie, void *ctx)
+{
+	struct answer *a = ctx;
+
+	a->done++;
+	a->r = *r;
+	a->cookie = cookie;
+	if (--*a->outstanding == 0)
+		event_base_loopbreak(a->base);
+}
+
+static struct dns *new_dns(struct event_base *base, int port, int timeout_ms)
+{
+	char servers[64];
+	struct dns_config cfg = { 0 };
+	char err[256];
+	struct dns *d;
+
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", port);
+	cfg.servers = servers;
+	cfg.timeout_ms = timeout_ms;
+	cfg.tries = 1;
+	cfg.cache_entries = 100;
+	d = dns_new(base, &cfg, err, sizeof(err));
+	if (d == NULL)
+		fail_msg("dns_new: %s", err);
+	return d;
+}
+
+static void run_one(struct event_base *base, struct dns *d, const char *name,
+		    enum dns_type type, struct answer *a)
+{
+	int outstanding = 1;
+	struct timeval limit = { 10, 0 };
+
+	memset(a, 0, sizeof(*a));
+	a->base = base;
+	a->outstanding = &outstanding;
+	dns_query(d, name, type, on_answer, 42, a);
+	assert_int_equal(a->done, 0); /* never from inside dns_query */
+	event_base_loopexit(base, &limit);
+	event_base_dispatch(base);
+	if (a->done != 1)
+		fail_msg("%s: got %d callbacks, want 1", name, a->done);
+	assert_int_equal(a->cookie, 42);
+}
+
+static void test_live(void **state)
+{
+	struct event_base *base;
+	struct dns *d;
+	struct answer a;
+	struct dns_stats st;
+	char buf[64];
+
+	(void)state;
+	if (dnsmasq_pid <= 0)
+		skip();
+	base = event_base_new();
+	d = new_dns(base, dnsmasq_port, 2000);
+
+	run_one(base, d, "mx.test", DNS_MX, &a);
+	assert_int_equal(a.r.status, DNS_OK);
+	assert_int_equal(a.r.count, 2);
+	assert_int_equal(a.r.u.mx[0].preference, 10);
+	assert_string_equal(a.r.u.mx[0].host, "mx1.mx.test");
+	assert_string_equal(a.r.u.mx[1].host, "mx2.mx.test");
+	assert_false(a.r.from_cache);
+
+	run_one(base, d, "MX.test.", DNS_MX, &a); /* case and trailing dot: cached */
+	assert_int_equal(a.r.status, DNS_OK);
+	assert_true(a.r.from_cache);
+	assert_int_equal(a.r.count, 2);
+
+	run_one(base, d, "null.test", DNS_MX, &a);
+	assert_int_equal(a.r.status, DNS_OK);
+	assert_int_equal(a.r.count, 1);
+	assert_string_equal(a.r.u.mx[0].host, "");
+
+	run_one(base, d, "mx1.mx.test", DNS_A, &a);
+	assert_int_equal(a.r.status, DNS_OK);
+	assert_int_equal(a.r.count, 1);
+	inet_ntop(AF_INET, &a.r.u.a[0], buf, sizeof(buf));
+	assert_string_equal(buf, "127.0.0.2");
+
+	run_one(base, d, "v6.test", DNS_AAAA, &a);
+	assert_int_equal(a.r.status, DNS_OK);
+	inet_ntop(AF_INET6, &a.r.u.aaaa[0], buf, sizeof(buf));
+	assert_string_equal(buf, "::1");
+
+	run_one(base, d, "v6.test", DNS_A, &a);
+	assert_int_equal(a.r.status, DNS_NODATA);
+
+	run_one(base, d, "nothere.test", DNS_A, &a);
+	assert_int_equal(a.r.status, DNS_NXDOMAIN);
+
+	run_one(base, d, "txt.test", DNS_TXT, &a);
+	assert_int_equal(a.r.status, DNS_OK);
+	assert_string_equal(a.r.u.txt[0], "hello world");
+
+	run_one(base, d, "9.0.0.127.in-addr.arpa", DNS_PTR, &a);
+	assert_int_equal(a.r.status, DNS_OK);
+	assert_string_equal(a.r.u.ptr[0], "ptr.test");
+
+	run_one(base, d, "bad..name", DNS_A, &a);
+	assert_int_equal(a.r.status, DNS_BADNAME);
+
+	dns_get_stats(d, &st);
+	assert_true(st.cache_hits >= 1);
+	assert_true(st.cache_size >= 3);
+	dns_free(d);
+	event_base_free(base);
+}
+
+static void test_timeout_and_cancel(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct dns *d;
+	struct answer a;
+	struct answer b;
+	int outstanding = 1;
+	int port = free_udp_port(); /* nobody listens: ICMP refused or time-out */
+
+	(void)state;
+	d = new_dns(base, port, 300);
+	run_one(base, d, "x.test", DNS_A, &a);
+	assert_int_equal(a.r.status, DNS_TEMPFAIL);
+
+	memset(&b, 0, sizeof(b));
+	b.base = base;
+	b.outstanding = &outstanding;
+	dns_query(d, "y.test", DNS_MX, on_answer, 7, &b);
+	dns_free(d); /* pending: called with DNS_CANCELLED */
+	assert_int_equal(b.done, 1);
+	assert_int_equal(b.r.status, DNS_CANCELLED);
+	event_base_free(base);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reverse_name),
+		cmocka_unit_test(test_reverse_bad_family),
+		cmocka_unit_test(test_live),
+		cmocka_unit_test(test_timeout_and_cancel),
+	};
+
+	return cmocka_run_group_tests(tests, start_dnsmasq, stop_dnsmasq);
+}

@@ -1,0 +1,166 @@
+/*
+ * Unit tests for the DATA state machine: dot-unstuffing, the one end of
+ * data, bare LF/CR (SMTP smuggling), overlong lines, NUL, size, and input
+ * split at every possible point.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "smtp/smtp_data.h"
+
+struct outcome {
+	enum smtp_data_status status;
+	unsigned flags;
+	char out[4096];
+	size_t outlen;
+	size_t consumed;
+};
+
+/* Feed in pieces of `step` octets (0: all at once). */
+static void run(const char *in, size_t len, size_t step, size_t max_line, int64_t max_size,
+		struct outcome *o)
+{
+	struct smtp_data d;
+	size_t pos = 0;
+
+	smtp_data_init(&d, max_line, max_size);
+	o->outlen = 0;
+	o->status = SMTP_DATA_MORE;
+	while (pos < len) {
+		size_t n = step == 0 || len - pos < step ? len - pos : step;
+		size_t outlen;
+		size_t used;
+
+		o->status = smtp_data_feed(&d, in + pos, n, o->out + o->outlen, &outlen, &used);
+		o->outlen += outlen;
+		pos += used;
+		if (o->status != SMTP_DATA_MORE)
+			break;
+	}
+	o->consumed = pos;
+	o->flags = d.flags;
+}
+
+static const struct {
+	const char *name;
+	const char *in;
+	enum smtp_data_status want;
+	const char *want_out;   /* NULL: don't compare */
+	size_t want_consumed;   /* 0: all of in */
+	unsigned want_flags;
+} cases[] = {
+	{ "simple", "Subject: x\r\n\r\nbody\r\n.\r\n", SMTP_DATA_END,
+	  "Subject: x\r\n\r\nbody\r\n", 0, 0 },
+	{ "empty message", ".\r\n", SMTP_DATA_END, "", 0, 0 },
+	{ "unstuff", "..x\r\n.\r\n", SMTP_DATA_END, ".x\r\n", 0, 0 },
+	{ "lone dot line stuffed", "..\r\n.\r\n", SMTP_DATA_END, ".\r\n", 0, 0 },
+	{ "dot mid line", "a.b\r\n.\r\n", SMTP_DATA_END, "a.b\r\n", 0, 0 },
+	{ "stops after end", "a\r\n.\r\nMAIL FROM:<x@y>\r\n", SMTP_DATA_END, "a\r\n", 6, 0 },
+	{ "more", "a\r\nb", SMTP_DATA_MORE, "a\r\nb", 0, 0 },
+	{ "bare LF", "a\nb\r\n.\r\n", SMTP_DATA_BARE_LF, NULL, 2, 0 },
+	{ "smuggling LF.LF", "a\r\n\n.\n", SMTP_DATA_BARE_LF, NULL, 4, 0 },
+	{ "smuggling CR.CR", "a\r\n\r.\r", SMTP_DATA_BARE_CR, NULL, 5, 0 },
+	{ "bare CR", "a\rb\r\n.\r\n", SMTP_DATA_BARE_CR, NULL, 3, 0 },
+	{ "dot then LF", "a\r\n.\n", SMTP_DATA_BARE_LF, NULL, 5, 0 },
+	{ "dot CR then x", "a\r\n.\rx", SMTP_DATA_BARE_CR, NULL, 6, 0 },
+	{ "NUL", "a\0b\r\n.\r\n", SMTP_DATA_END, NULL, 0, SMTP_DATA_ERR_NUL },
+	{ "8bit", "\xc3\xbc\r\n.\r\n", SMTP_DATA_END, "\xc3\xbc\r\n", 0, SMTP_DATA_8BIT },
+};
+
+static void test_cases(void **state)
+{
+	size_t i;
+	size_t step;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		/* "NUL" holds an embedded NUL: measure up to the end marker. */
+		size_t len = strlen(cases[i].in);
+
+		if (strcmp(cases[i].name, "NUL") == 0)
+			len = 8;
+		for (step = 0; step <= len; step++) {
+			struct outcome o;
+			size_t want_consumed = cases[i].want_consumed ? cases[i].want_consumed : len;
+
+			run(cases[i].in, len, step, 1000, 1 << 20, &o);
+			if (o.status != cases[i].want)
+				fail_msg("%s (step %zu): got status %d, want %d", cases[i].name,
+					 step, o.status, cases[i].want);
+			if (o.consumed != want_consumed)
+				fail_msg("%s (step %zu): got consumed %zu, want %zu", cases[i].name,
+					 step, o.consumed, want_consumed);
+			if ((o.flags & cases[i].want_flags) != cases[i].want_flags)
+				fail_msg("%s (step %zu): got flags %#x, want %#x", cases[i].name,
+					 step, o.flags, cases[i].want_flags);
+			if (cases[i].want_out != NULL &&
+			    (o.outlen != strlen(cases[i].want_out) ||
+			     memcmp(o.out, cases[i].want_out, o.outlen) != 0))
+				fail_msg("%s (step %zu): got output '%.*s', want '%s'",
+					 cases[i].name, step, (int)o.outlen, o.out,
+					 cases[i].want_out);
+		}
+	}
+}
+
+static void test_line_limit(void **state)
+{
+	char in[1100];
+	struct outcome o;
+
+	(void)state;
+	/* 998 octets + CRLF = 1000: allowed. */
+	memset(in, 'x', 998);
+	memcpy(in + 998, "\r\n.\r\n", 5);
+	run(in, 1003, 0, 1000, 1 << 20, &o);
+	if (o.status != SMTP_DATA_END || (o.flags & SMTP_DATA_ERR_LINE))
+		fail_msg("998 octets: got status %d flags %#x, want END without ERR_LINE",
+			 o.status, o.flags);
+	/* 999 octets + CRLF = 1001: refused, but consumed to the end. */
+	memset(in, 'x', 999);
+	memcpy(in + 999, "\r\n.\r\n", 5);
+	run(in, 1004, 7, 1000, 1 << 20, &o);
+	if (o.status != SMTP_DATA_END || !(o.flags & SMTP_DATA_ERR_LINE))
+		fail_msg("999 octets: got status %d flags %#x, want END with ERR_LINE",
+			 o.status, o.flags);
+	/* A stuffed dot counts on the wire: "." + 998 octets is 1001 with CRLF. */
+	in[0] = '.';
+	memset(in + 1, 'x', 998);
+	memcpy(in + 999, "\r\n.\r\n", 5);
+	run(in, 1004, 0, 1000, 1 << 20, &o);
+	if (!(o.flags & SMTP_DATA_ERR_LINE))
+		fail_msg("stuffed 999 octets: got flags %#x, want ERR_LINE", o.flags);
+}
+
+static void test_size_limit(void **state)
+{
+	const char *in = "0123456789\r\n0123456789\r\n.\r\n";
+	struct outcome o;
+
+	(void)state;
+	run(in, strlen(in), 0, 1000, 24, &o);
+	if (o.status != SMTP_DATA_END || (o.flags & SMTP_DATA_ERR_SIZE) || o.outlen != 24)
+		fail_msg("exact size: got status %d flags %#x outlen %zu, want END, no error, 24",
+			 o.status, o.flags, o.outlen);
+	run(in, strlen(in), 3, 1000, 23, &o);
+	if (o.status != SMTP_DATA_END || !(o.flags & SMTP_DATA_ERR_SIZE) ||
+	    o.consumed != strlen(in))
+		fail_msg("over size: got status %d flags %#x consumed %zu, want END with ERR_SIZE",
+			 o.status, o.flags, o.consumed);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cases),
+		cmocka_unit_test(test_line_limit),
+		cmocka_unit_test(test_size_limit),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
