@@ -61,7 +61,7 @@ EOF
 PID=$!
 READY=""
 for _ in $(seq 1 200); do
-    READY="$(grep -m1 ' ready ' "$WORK/moatd.log" || true)"
+    READY="$(grep -m1 ' ready .* pid=' "$WORK/moatd.log" || true)"
     [ -n "$READY" ] && break
     kill -0 "$PID" 2>/dev/null || { cat "$WORK/moatd.log" >&2; die "moatd exited"; }
     sleep 0.1
@@ -72,7 +72,7 @@ DB="$WORK/data/moat.db"
 
 queued() { sqlite3 -readonly "$DB" 'SELECT count(*) FROM queue_message'; }
 
-echo "moatd $("$MOATD" -V 2>/dev/null | head -n 1) at $ADDR; $(nproc) CPUs," \
+echo "$("$MOATD" -V 2>/dev/null | head -n 1) at $ADDR; $(nproc) CPUs," \
      "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 printf '%-12s %9s %9s %9s %10s\n' concurrency sent acked seconds msg/s
 STATUS=0

@@ -29,12 +29,18 @@
 
 #include "cli/cli.h"
 #include "conf/conf.h"
+#include "dns/dns.h"
 #include "http/http.h"
+#include "policy/policy.h"
 #include "log/log.h"
+#include "queue/queue.h"
 #include "smtp/smtp.h"
 #include "spool/spool.h"
 #include "store/store.h"
 #include "util/util.h"
+
+/* The API's Argon2id check (daemon/http/http_auth.c), shared with SMTP AUTH. */
+int http_password_verify(const char *hash, const char *pw);
 
 #define MAX_OVERRIDES 64
 
@@ -45,6 +51,9 @@ struct moatd {
 	struct http_server *http;
 	struct spool *spool;
 	struct spool_writer *writer;
+	struct dns *dns;
+	struct queue_runner *queue;
+	struct policy *policy;
 	struct event *sig_term;
 	struct event *sig_int;
 	struct event *sig_hup;
@@ -229,6 +238,34 @@ static void stop_poll_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The writer's commit outcome: to the session, and new mail wakes the runner. */
+static void commit_done(uint64_t session_id, const char *qid, int ok, void *arg)
+{
+	struct moatd *d = arg;
+
+	if (session_id != 0) /* 0: a DSN the runner queued itself */
+		smtp_server_commit_done(session_id, qid, ok, d->smtp);
+	if (ok && d->queue != NULL)
+		queue_runner_kick(d->queue);
+}
+
+static void start_dns(struct moatd *d)
+{
+	struct dns_config cfg;
+	char err[1400];
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.servers = d->conf.dns_servers;
+	cfg.timeout_ms = d->conf.dns_timeout_ms;
+	cfg.tries = (int)d->conf.dns_tries;
+	cfg.cache_entries = (size_t)d->conf.dns_cache_entries;
+	cfg.max_negative_ttl = 3600;
+	d->dns = dns_new(d->base, &cfg, err, sizeof(err));
+	if (d->dns == NULL)
+		die("%s", err);
+	smtp_server_set_dns(d->smtp, d->dns);
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct moatd *d = arg;
@@ -244,7 +281,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	if (d->stop_poll != NULL)
 		return;
-	log_info(NULL, "main", "stopping sessions=%d", smtp_server_session_count(d->smtp));
+	log_notice(NULL, "main", "stopping sessions=%d", smtp_server_session_count(d->smtp));
 	smtp_server_shutdown(d->smtp);
 	d->stop_deadline = time_mono_ms() + d->conf.shutdown_timeout_ms;
 	d->stop_poll = event_new(d->base, -1, EV_PERSIST, stop_poll_cb, d);
@@ -320,11 +357,30 @@ int main(int argc, char **argv)
 	log_info(NULL, "spool", "reconciled queued=%d incoming_removed=%d orphans_removed=%d"
 		 " lost=%d", rs.kept, rs.incoming_removed, rs.orphans_removed, rs.rows_lost);
 
-	d.writer = spool_writer_start(d.base, d.spool, d.db_path, smtp_server_commit_done,
-				      d.smtp, err, sizeof(err));
+	start_dns(&d);
+	d.writer = spool_writer_start(d.base, d.spool, d.db_path, commit_done,
+				      &d, err, sizeof(err));
 	if (d.writer == NULL)
 		die("%s", err);
+	{
+		struct policy_limits lim = { d.conf.hostname, d.conf.max_sessions };
+
+		d.policy = policy_new(d.base, d.db_path, &lim, smtp_server_policy_done, d.smtp,
+				      err, sizeof(err));
+		if (d.policy == NULL)
+			die("%s", err);
+		policy_set_dns(d.policy, d.dns);
+		smtp_server_set_policy(d.smtp, d.policy);
+	}
+	if (smtp_server_set_auth(d.smtp, d.db_path, http_password_verify, err, sizeof(err)) < 0)
+		die("%s", err);
 	smtp_server_start(d.smtp, d.spool, d.writer);
+	if (d.conf.delivery) {
+		d.queue = queue_runner_start(d.base, &d.conf, d.dns, d.spool, d.writer,
+					     d.db_path, err, sizeof(err));
+		if (d.queue == NULL)
+			die("%s", err);
+	}
 	if (http_server_start(d.http, d.db_path, err, sizeof(err)) < 0)
 		die("%s", err);
 
@@ -336,12 +392,15 @@ int main(int argc, char **argv)
 	event_add(d.sig_hup, NULL);
 
 	smtp_server_addresses(d.smtp, smtp_addrs, sizeof(smtp_addrs));
-	log_info(NULL, "main", "ready smtp=%s http=%s pid=%ld version=%s", smtp_addrs,
+	log_notice(NULL, "main", "ready smtp=%s http=%s pid=%ld version=%s", smtp_addrs,
 		 http_server_address(d.http), (long)getpid(), MOAT_VERSION);
 
 	event_base_dispatch(d.base);
 
 	smtp_server_free(d.smtp);
+	dns_free(d.dns);              /* pending lookups are cancelled here */
+	queue_runner_free(d.queue);   /* its in-flight rows stay leased */
+	policy_free(d.policy); /* after every session (and the resolver) is gone */
 	spool_writer_stop(d.writer);
 	http_server_free(d.http);
 	spool_free(d.spool);
@@ -351,7 +410,7 @@ int main(int argc, char **argv)
 	event_free(d.sig_int);
 	event_free(d.sig_hup);
 	event_base_free(d.base);
-	log_info(NULL, "main", "stopped");
+	log_notice(NULL, "main", "stopped");
 	log_close();
 	close(d.lock_fd);
 	libevent_global_shutdown();

@@ -21,7 +21,7 @@ PACKAGES=(
     libmicrohttpd-dev libjansson-dev libcmocka-dev libargon2-dev
     python3-pytest python3-aiosmtpd python3-jsonschema python3-yaml
     swaks postfix rbldnsd dnsmasq-base
-    clang libclang-rt-14-dev wrk ca-certificates
+    clang libclang-rt-14-dev wrk ca-certificates chromium
 )
 
 DATA_DIR="$ROOT/moat-data"
@@ -72,6 +72,16 @@ cmd_deps() {
 cmd_build() {
     cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
     cmake --build build -j"$(jobs_n)"
+    build_webui
+}
+
+# The web console (docs/console.md): webui/dist, when node and npm are present.
+build_webui() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        say "webui: node/npm not found; console not built"
+        return 0
+    fi
+    (cd webui && npm ci --no-audit --no-fund && npm run build)
 }
 
 cmd_build_asan() {
@@ -106,7 +116,7 @@ cmd_up() {
     pid=$!
     echo "$pid" >"$PID_FILE"
     for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-        line="$(grep -m1 ' ready ' "$LOG_FILE" || true)"
+        line="$(grep -m1 ' ready .* pid=' "$LOG_FILE" || true)"
         if [ -n "$line" ]; then
             say "moatd running, pid $pid"
             say "  SMTP: $(sed -n 's/.* smtp=\([^ ]*\).*/\1/p' <<<"$line")"
@@ -168,7 +178,9 @@ run_fuzz() {
         return 0
     fi
     cmake -S . -B build-fuzz -DMOAT_FUZZ=ON -DCMAKE_C_COMPILER=clang
-    if ! cmake --build build-fuzz --target help | grep -Eq '(^|[ .:])fuzz($|[ :])'; then
+    local targets
+    targets="$(cmake --build build-fuzz --target help)"
+    if ! grep -Eq '(^|[ .:])fuzz($|[ :])' <<<"$targets"; then
         FUZZ_SUMMARY="skipped (no 'fuzz' build target)"
         say "$FUZZ_SUMMARY"
         return 0

@@ -10,6 +10,9 @@
 
 /* Each subcommand adds one line here. */
 const struct cli_command cli_commands[] = {
+	{ "queue", cli_queue_main, "list, show, release, retry, delete queued mail" },
+	{ "policy", cli_policy_main, "list, add, remove and show policy entries and settings" },
+	{ "accounts", cli_accounts_main, "submission accounts: passwords, counters, suspensions" },
 	{ NULL, NULL, NULL },
 };
 

@@ -28,6 +28,11 @@ struct cli_command {
 /* Subcommands, in daemon/cli/cli_<name>.c; the table is in cli.c. */
 extern const struct cli_command cli_commands[];
 
+/* daemon/cli/cli_queue.c */
+int cli_queue_main(int argc, char **argv);
+int cli_policy_main(int argc, char **argv);
+int cli_accounts_main(int argc, char **argv);
+
 /* Run argv[1] as a subcommand when it names one; -1 when it does not. */
 int cli_dispatch(int argc, char **argv);
 

@@ -22,7 +22,7 @@
 #define CONF_MAX_LINE 4096
 
 enum conf_type { T_STRING, T_INT, T_SIZE, T_DURATION, T_LISTEN_LIST, T_LISTEN,
-		 T_LEVEL, T_HOSTNAME };
+		 T_LEVEL, T_HOSTNAME, T_BOOL, T_ENUM };
 
 struct conf_key {
 	const char *name;
@@ -33,6 +33,13 @@ struct conf_key {
 	int64_t min;
 	int64_t max;
 };
+
+/* The values a T_ENUM key takes, "a|b|c". */
+static const char *enum_choices(const char *name)
+{
+	(void)name;
+	return "opportunistic|off|verify"; /* the TLS policy keys, the only T_ENUMs */
+}
 
 #define OFF(f) offsetof(struct conf, f)
 #define STR(f) OFF(f), sizeof(((struct conf *)0)->f)
@@ -62,6 +69,68 @@ static const struct conf_key keys[] = {
 	{ "http_max_connections", T_INT, NUM(http_max_connections), "256", 1, 65536 },
 	{ "http_timeout", T_DURATION, NUM(http_timeout_ms), "30s", 1000, 3600000 },
 	{ "http_threads", T_INT, NUM(http_threads), "4", 1, 64 },
+	{ "http_max_body", T_SIZE, NUM(http_max_body), "1M", 1024, 64 * 1024 * 1024 },
+	{ "http_max_page", T_INT, NUM(http_max_page), "500", 1, 10000 },
+	{ "http_session_idle", T_DURATION, NUM(http_session_idle_ms), "30m", 1000,
+	  (int64_t)30 * 86400000 },
+	{ "http_session_lifetime", T_DURATION, NUM(http_session_lifetime_ms), "12h", 1000,
+	  (int64_t)365 * 86400000 },
+	{ "http_login_window", T_DURATION, NUM(http_login_window_ms), "15m", 1000, 86400000 },
+	{ "http_login_max_per_addr", T_INT, NUM(http_login_max_per_addr), "20", 1, 1000000 },
+	{ "http_login_max_per_account", T_INT, NUM(http_login_max_per_account), "5", 1,
+	  1000000 },
+	{ "http_tls_cert", T_STRING, STR(http_tls_cert), "", 0, 0 },
+	{ "http_tls_key", T_STRING, STR(http_tls_key), "", 0, 0 },
+	{ "http_behind_tls_proxy", T_BOOL, NUM(http_behind_tls_proxy), "no", 0, 1 },
+	{ "webui_dir", T_STRING, STR(webui_dir), "./webui/dist", 0, 0 },
+	/* dns */
+	{ "dns_servers", T_STRING, STR(dns_servers), "", 0, 0 },
+	{ "dns_timeout", T_DURATION, NUM(dns_timeout_ms), "5s", 100, 60000 },
+	{ "dns_tries", T_INT, NUM(dns_tries), "2", 1, 10 },
+	{ "dns_cache_entries", T_INT, NUM(dns_cache_entries), "100000", 0, 10000000 },
+	/* queue and delivery */
+	{ "delivery", T_BOOL, NUM(delivery), "yes", 0, 1 },
+	{ "local_domains", T_STRING, STR(local_domains), "", 0, 0 },
+	{ "downstream", T_STRING, STR(downstream), "", 0, 0 },
+	{ "smarthost", T_STRING, STR(smarthost), "", 0, 0 },
+	{ "mx_port", T_INT, NUM(mx_port), "25", 1, 65535 },
+	{ "downstream_tls", T_ENUM, STR(downstream_tls), "opportunistic", 0, 0 },
+	{ "delivery_tls", T_ENUM, STR(delivery_tls), "opportunistic", 0, 0 },
+	{ "delivery_ca_file", T_STRING, STR(delivery_ca_file), "", 0, 0 },
+	{ "queue_lifetime", T_DURATION, NUM(queue_lifetime_ms), "5d", 60000,
+	  (int64_t)365 * 86400000 },
+	{ "dead_retention", T_DURATION, NUM(dead_retention_ms), "7d", 0,
+	  (int64_t)365 * 86400000 },
+	{ "retry_min", T_DURATION, NUM(retry_min_ms), "5m", 100, 86400000 },
+	{ "retry_max", T_DURATION, NUM(retry_max_ms), "1h", 100, (int64_t)7 * 86400000 },
+	{ "queue_poll", T_DURATION, NUM(queue_poll_ms), "1s", 50, 60000 },
+	{ "delivery_concurrency", T_INT, NUM(delivery_concurrency), "100", 1, 10000 },
+	{ "delivery_concurrency_per_destination", T_INT,
+	  NUM(delivery_concurrency_per_destination), "20", 1, 10000 },
+	{ "hold_undeliverable", T_BOOL, NUM(hold_undeliverable), "yes", 0, 1 },
+	{ "dsn_to_local_senders", T_BOOL, NUM(dsn_to_local_senders), "no", 0, 1 },
+	/* STARTTLS, AUTH, submission */
+	{ "tls_cert", T_STRING, STR(tls_cert), "", 0, 0 },
+	{ "tls_key", T_STRING, STR(tls_key), "", 0, 0 },
+	{ "submission_listen", T_LISTEN_LIST, NUM(submission_listen), "", 0, 0 },
+	{ "auth_allow_plaintext", T_BOOL, NUM(auth_allow_plaintext), "no", 0, 1 },
+	{ "auth_fail_delay", T_DURATION, NUM(auth_fail_delay_ms), "1s", 0, 60000 },
+	{ "auth_fail_window", T_DURATION, NUM(auth_fail_window_ms), "15m", 1000, 86400000 },
+	{ "auth_fail_max_per_addr", T_INT, NUM(auth_fail_max_per_addr), "10", 1, 1000000 },
+	{ "auth_fail_max_per_account", T_INT, NUM(auth_fail_max_per_account), "5", 1,
+	  1000000 },
+	/* account defence */
+	{ "limit_account_messages", T_STRING, STR(limit_account_messages), "30,300,1000", 0, 0 },
+	{ "limit_account_recipients", T_STRING, STR(limit_account_recipients), "100,1000,3000",
+	  0, 0 },
+	{ "limit_client_messages", T_STRING, STR(limit_client_messages), "60,600,3000", 0, 0 },
+	{ "limit_client_recipients", T_STRING, STR(limit_client_recipients), "200,2000,6000",
+	  0, 0 },
+	{ "account_window", T_DURATION, NUM(account_window_ms), "10m", 1000, 86400000 },
+	{ "account_suspend_score", T_INT, NUM(account_suspend_score), "20", 0, 1000000 },
+	{ "account_volume_floor", T_INT, NUM(account_volume_floor), "50", 1, 1000000 },
+	{ "recipient_domain_check", T_BOOL, NUM(recipient_domain_check), "yes", 0, 1 },
+	{ "auth_bind_from_header", T_BOOL, NUM(auth_bind_from_header), "no", 0, 1 },
 };
 
 static const struct conf_key *find_key(const char *name)
@@ -86,6 +155,7 @@ static const struct unit size_units[] = {
 
 static const struct unit time_units[] = {
 	{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+	{ "d", 86400000 },
 };
 
 /* Parse a non-negative decimal with an optional unit suffix. */
@@ -183,6 +253,35 @@ static int set_value(struct conf *c, const struct conf_key *k, const char *v,
 		}
 		strlcpy_s(base + k->offset, v, k->size);
 		return 0;
+	case T_BOOL:
+		if (strcmp(v, "yes") == 0 || strcmp(v, "on") == 0 || strcmp(v, "true") == 0) {
+			n = 1;
+		} else if (strcmp(v, "no") == 0 || strcmp(v, "off") == 0 ||
+			   strcmp(v, "false") == 0) {
+			n = 0;
+		} else {
+			snprintf(why, whysz, "must be yes or no: '%s'", v);
+			return -1;
+		}
+		break;
+	case T_ENUM: {
+		const char *p = enum_choices(k->name);
+		size_t vlen = strlen(v);
+
+		while (p != NULL && *p != '\0') {
+			size_t len = strcspn(p, "|");
+
+			if (len == vlen && strncmp(p, v, len) == 0 && vlen < k->size) {
+				strlcpy_s(base + k->offset, v, k->size);
+				return 0;
+			}
+			p += len;
+			if (*p == '|')
+				p++;
+		}
+		snprintf(why, whysz, "must be one of %s: '%s'", enum_choices(k->name), v);
+		return -1;
+	}
 	case T_INT:
 		if (parse_scaled(v, size_units, 1, &n) < 0) {
 			snprintf(why, whysz, "not a number: '%s'", v);
@@ -197,7 +296,7 @@ static int set_value(struct conf *c, const struct conf_key *k, const char *v,
 		break;
 	case T_DURATION:
 		if (parse_scaled(v, time_units, ARRAY_LEN(time_units), &n) < 0) {
-			snprintf(why, whysz, "not a duration (number with ms, s, m or h): '%s'", v);
+			snprintf(why, whysz, "not a duration (number with ms, s, m, h or d): '%s'", v);
 			return -1;
 		}
 		break;
@@ -239,6 +338,12 @@ static int set_value(struct conf *c, const struct conf_key *k, const char *v,
 			p += strcspn(p, ",");
 			if (*p == ',')
 				p++;
+		}
+		if (k->offset == OFF(submission_listen)) {
+			/* May be empty: no submission listener. */
+			memcpy(c->submission_listen, list, sizeof(list[0]) * (size_t)count);
+			c->submission_listen_count = count;
+			return 0;
 		}
 		if (count == 0) {
 			snprintf(why, whysz, "needs at least one address:port");
@@ -408,7 +513,12 @@ void conf_dump(const struct conf *c, int fd)
 		case T_STRING:
 		case T_HOSTNAME:
 		case T_LEVEL:
+		case T_ENUM:
 			snprintf(val, sizeof(val), "%s", base + k->offset);
+			break;
+		case T_BOOL:
+			snprintf(val, sizeof(val), "%s",
+				 *(const int64_t *)(base + k->offset) ? "yes" : "no");
 			break;
 		case T_INT:
 		case T_SIZE:
@@ -425,11 +535,13 @@ void conf_dump(const struct conf *c, int fd)
 			break;
 		case T_LISTEN_LIST:
 			val[0] = '\0';
-			for (j = 0; j < c->smtp_listen_count; j++) {
+			for (j = 0; j < (k->offset == OFF(submission_listen)
+					 ? c->submission_listen_count : c->smtp_listen_count); j++) {
 				char one[100];
 				size_t used = strlen(val);
 
-				dump_listen(one, sizeof(one), &c->smtp_listen[j]);
+				dump_listen(one, sizeof(one), k->offset == OFF(submission_listen)
+					    ? &c->submission_listen[j] : &c->smtp_listen[j]);
 				snprintf(val + used, sizeof(val) - used, "%s%s",
 					 j > 0 ? "," : "", one);
 			}

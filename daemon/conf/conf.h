@@ -46,6 +46,65 @@ struct conf {
 	int64_t http_max_connections;
 	int64_t http_timeout_ms;
 	int64_t http_threads;
+	/* HTTP API (daemon/http) */
+	int64_t http_max_body;          /* bytes of a request body */
+	int64_t http_max_page;          /* items per list page */
+	int64_t http_session_idle_ms;
+	int64_t http_session_lifetime_ms;
+	int64_t http_login_window_ms;   /* sliding window of failed logins */
+	int64_t http_login_max_per_addr;
+	int64_t http_login_max_per_account;
+	char http_tls_cert[1024];       /* PEM; "" = plain HTTP */
+	char http_tls_key[1024];
+	int64_t http_behind_tls_proxy;  /* bool: cookies Secure, X-Forwarded-For trusted from loopback */
+	char webui_dir[1024];           /* the built console (webui/dist); "" = not served */
+
+	/* dns (daemon/dns) */
+	char dns_servers[512];       /* "" = /etc/resolv.conf */
+	int64_t dns_timeout_ms;
+	int64_t dns_tries;
+	int64_t dns_cache_entries;
+
+	/* queue and delivery (daemon/queue) */
+	int64_t delivery;            /* bool: run the queue runner */
+	char local_domains[4096];    /* comma-separated */
+	char downstream[1024];       /* host:port list, tried in order */
+	char smarthost[300];         /* host:port, "" = MX */
+	int64_t mx_port;
+	char downstream_tls[16];     /* opportunistic | off | verify */
+	char delivery_tls[16];       /* smarthost and MX routes */
+	char delivery_ca_file[1024];
+	int64_t queue_lifetime_ms;
+	int64_t dead_retention_ms;
+	int64_t retry_min_ms;
+	int64_t retry_max_ms;
+	int64_t queue_poll_ms;
+	int64_t delivery_concurrency;
+	int64_t delivery_concurrency_per_destination;
+	int64_t hold_undeliverable;  /* bool */
+	int64_t dsn_to_local_senders; /* bool */
+
+	/* STARTTLS, AUTH, submission (daemon/smtp/smtp_tls.c, smtp_auth.c) */
+	char tls_cert[1024];         /* PEM; both "" = self-signed in data_dir/tls */
+	char tls_key[1024];
+	struct conf_listen submission_listen[CONF_MAX_LISTEN]; /* AUTH required */
+	int submission_listen_count;
+	int64_t auth_allow_plaintext; /* bool: offer AUTH before STARTTLS */
+	int64_t auth_fail_delay_ms;   /* tarpit before a 535 */
+	int64_t auth_fail_window_ms;  /* sliding window of failed AUTH */
+	int64_t auth_fail_max_per_addr;
+	int64_t auth_fail_max_per_account;
+
+	/* account defence (daemon/account): rate limits "per minute,hour,day", 0 none */
+	char limit_account_messages[64];
+	char limit_account_recipients[64];
+	char limit_client_messages[64];   /* per client address, authenticated sessions */
+	char limit_client_recipients[64];
+	int64_t account_window_ms;        /* sliding window of the compromise score */
+	int64_t account_suspend_score;    /* 0: never suspend */
+	int64_t account_volume_floor;     /* messages per window never suspicious by volume */
+	int64_t recipient_domain_check;   /* bool: authenticated relay needs a mail domain */
+	int64_t auth_bind_from_header;    /* bool: From: addresses must be the user's too */
 };
 
 /* Fill every key with its default. */

@@ -1,37 +1,92 @@
 /*
- * http: libmicrohttpd server and router.  See http.h.
+ * http: libmicrohttpd server, request lifecycle and the one routing table.
+ * See http.h; handlers live in http_<resource>.c (http_internal.h).
  *
  * Limits: connection count, per-connection memory (which bounds request
- * line and headers), time-out and thread count come from the config.  Every
- * answer is JSON; an error is {"error":{"code","message","field"}}.
+ * line and headers), time-out and thread count come from the config; a
+ * request body is read incrementally into a buffer created with its
+ * maximum (http_max_body): a declared Content-Length past it gets 413 at
+ * once, a chunked body past it is discarded and answered 413 (and the
+ * connection dropped when it goes on far beyond).  Every answer is JSON
+ * except /metrics; an error is {"error":{"code","message","field"}}.
+ *
+ * Order per request: route (404/405) -> body checks (413/415) ->
+ * authentication (401) -> CSRF for cookie sessions on state-changing
+ * methods (403) -> role (403 for admin resources) -> handler.  Handlers
+ * check object ownership themselves (404 for another user's object).
  */
 #include "http.h"
+#include "http_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <jansson.h>
-#include <microhttpd.h>
-#include <pthread.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../conf/conf.h"
 #include "../log/log.h"
 #include "../store/store.h"
-#include "../util/util.h"
+#include "../store/store_auth.h"
 
 #define HTTP_CONN_MEMORY (64 * 1024)
+#define HTTP_MAX_PEM (256 * 1024)
 
-struct http_server {
-	const struct conf *conf;
-	int fd;
-	char address[80];
-	char db_path[1200];
-	struct MHD_Daemon *mhd;
-	pthread_key_t store_key;
-	int key_made;
+const unsigned http_counted_status[HTTP_NSTATUS - 1] = {
+	200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503, 304,
+};
+
+/* The one routing table: first match of method and pattern wins. */
+static const struct http_route routes[] = {
+	{ "GET", "/healthz", HTTP_R_PUBLIC, http_healthz },
+	{ "GET", "/metrics", HTTP_R_ADMIN, http_metrics },
+	{ "POST", "/api/v1/session", HTTP_R_PUBLIC | HTTP_R_BODY, http_session_create },
+	{ "GET", "/api/v1/session", 0, http_session_show },
+	{ "DELETE", "/api/v1/session", 0, http_session_delete },
+	{ "GET", "/api/v1/account", 0, http_account_show },
+	{ "PUT", "/api/v1/account/password", HTTP_R_BODY, http_account_password },
+	{ "GET", "/api/v1/users", HTTP_R_ADMIN, http_users_list },
+	{ "POST", "/api/v1/users", HTTP_R_ADMIN | HTTP_R_BODY, http_users_create },
+	{ "GET", "/api/v1/users/{id}", 0, http_users_show },
+	{ "PATCH", "/api/v1/users/{id}", HTTP_R_ADMIN | HTTP_R_BODY, http_users_update },
+	{ "DELETE", "/api/v1/users/{id}", HTTP_R_ADMIN, http_users_delete },
+	{ "GET", "/api/v1/tokens", 0, http_tokens_list },
+	{ "POST", "/api/v1/tokens", HTTP_R_BODY, http_tokens_create },
+	{ "GET", "/api/v1/tokens/{id}", 0, http_tokens_show },
+	{ "DELETE", "/api/v1/tokens/{id}", 0, http_tokens_revoke },
+	{ "GET", "/api/v1/messages", HTTP_R_ADMIN, http_messages_list },
+	{ "GET", "/api/v1/messages/{id}", HTTP_R_ADMIN, http_messages_show },
+	{ "GET", "/api/v1/stats/messages", HTTP_R_ADMIN, http_stats_messages },
+	{ "GET", "/api/v1/audit", HTTP_R_ADMIN, http_audit_list },
+	{ "GET", "/api/v1/policy/entries", HTTP_R_ADMIN, http_policy_entries_list },
+	{ "POST", "/api/v1/policy/entries", HTTP_R_ADMIN | HTTP_R_BODY,
+	  http_policy_entries_create },
+	{ "GET", "/api/v1/policy/entries/{id}", HTTP_R_ADMIN, http_policy_entries_show },
+	{ "DELETE", "/api/v1/policy/entries/{id}", HTTP_R_ADMIN, http_policy_entries_delete },
+	{ "GET", "/api/v1/policy/settings", HTTP_R_ADMIN, http_policy_settings_list },
+	{ "PUT", "/api/v1/policy/settings/{key}", HTTP_R_ADMIN | HTTP_R_BODY,
+	  http_policy_settings_put },
+	{ "DELETE", "/api/v1/policy/settings/{key}", HTTP_R_ADMIN, http_policy_settings_delete },
+	{ "GET", "/api/v1/policy/dnsbl", HTTP_R_ADMIN, http_policy_dnsbl_list },
+	{ "POST", "/api/v1/policy/dnsbl", HTTP_R_ADMIN | HTTP_R_BODY, http_policy_dnsbl_create },
+	{ "PATCH", "/api/v1/policy/dnsbl/{zone}", HTTP_R_ADMIN | HTTP_R_BODY,
+	  http_policy_dnsbl_update },
+	{ "DELETE", "/api/v1/policy/dnsbl/{zone}", HTTP_R_ADMIN, http_policy_dnsbl_delete },
+	{ "GET", "/api/v1/directory", HTTP_R_ADMIN, http_directory_list },
+	{ "POST", "/api/v1/directory/groups", HTTP_R_ADMIN | HTTP_R_BODY,
+	  http_directory_group_create },
+	{ "DELETE", "/api/v1/directory/groups/{address}", HTTP_R_ADMIN,
+	  http_directory_group_delete },
+	{ "GET", "/api/v1/queue", HTTP_R_ADMIN, http_queue_list },
+	{ "POST", "/api/v1/queue/release", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_release },
+	{ "POST", "/api/v1/queue/retry", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_retry },
+	{ "POST", "/api/v1/queue/hold", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_hold },
+	{ "POST", "/api/v1/queue/delete", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_delete },
+	{ "GET", "/api/v1/queue/{qid}", HTTP_R_ADMIN, http_queue_show },
 };
 
 static void store_destroy(void *p)
@@ -39,8 +94,7 @@ static void store_destroy(void *p)
 	store_close(p);
 }
 
-/* The calling HTTP thread's own connection, opened on first use. */
-static struct store *thread_store(struct http_server *h)
+struct store *http_thread_store(struct http_server *h)
 {
 	struct store *st = pthread_getspecific(h->store_key);
 	char err[512];
@@ -56,45 +110,467 @@ static struct store *thread_store(struct http_server *h)
 	return st;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *body)
+static void count_status(struct http_server *h, unsigned status)
 {
-	char *text = json_dumps(body, JSON_COMPACT);
-	struct MHD_Response *r;
+	size_t i;
+
+	for (i = 0; i < HTTP_NSTATUS - 1; i++)
+		if (http_counted_status[i] == status)
+			break;
+	atomic_fetch_add(&h->requests[i], 1);
+}
+
+static enum MHD_Result queue(struct http_req *r, unsigned status, struct MHD_Response *resp)
+{
 	enum MHD_Result ret;
 
-	json_decref(body);
-	if (text == NULL)
+	if (resp == NULL)
 		return MHD_NO;
-	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	MHD_add_response_header(r, "Cache-Control", "no-store");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
+	if (r->set_cookie[0] != '\0')
+		MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	if (r->retry_after > 0) {
+		char ra[24];
+
+		snprintf(ra, sizeof(ra), "%lld", (long long)r->retry_after);
+		MHD_add_response_header(resp, "Retry-After", ra);
+	}
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"moat\"");
+	ret = MHD_queue_response(r->c, status, resp);
+	MHD_destroy_response(resp);
+	r->replied = 1;
+	count_status(r->h, status);
 	return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
-				  const char *code, const char *message, const char *field)
+enum MHD_Result http_reply_text(struct http_req *r, unsigned status, const char *ctype,
+				char *text)
 {
-	json_t *err = json_pack("{s:s, s:s, s:o}", "code", code, "message", message,
-				"field", field ? json_string(field) : json_null());
+	struct MHD_Response *resp;
 
-	return send_json(c, status, json_pack("{s:o}", "error", err));
+	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	return queue(r, status, resp);
 }
 
-static enum MHD_Result healthz(struct http_server *h, struct MHD_Connection *c)
+enum MHD_Result http_reply(struct http_req *r, unsigned status, json_t *body)
 {
-	struct store *st = thread_store(h);
-	char err[256];
+	struct MHD_Response *resp;
+	char *text;
 
-	if (st == NULL || store_ping(st, err, sizeof(err)) < 0)
-		return send_json(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-				 json_pack("{s:s, s:s}", "status", "error", "database",
-					   "unavailable"));
-	return send_json(c, MHD_HTTP_OK,
-			 json_pack("{s:s, s:s, s:i}", "status", "ok", "version",
-				   MOAT_VERSION, "schema", store_schema_version()));
+	if (body == NULL) {
+		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		return queue(r, status, resp);
+	}
+	text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (text == NULL)
+		return MHD_NO;
+	return http_reply_text(r, status, "application/json", text);
+}
+
+enum MHD_Result http_error(struct http_req *r, unsigned status, const char *code,
+			   const char *field, const char *fmt, ...)
+{
+	char msg[300];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return http_reply(r, status,
+			  json_pack("{s:{s:s, s:s, s:o}}", "error", "code", code, "message", msg,
+				    "field", field ? json_string(field) : json_null()));
+}
+
+enum MHD_Result http_fail_reply(struct http_req *r)
+{
+	const struct http_fail *f = &r->fail;
+
+	return http_error(r, (unsigned)f->status, f->code, f->field[0] ? f->field : NULL,
+			  "%s", f->message);
+}
+
+enum MHD_Result http_internal(struct http_req *r, const char *what)
+{
+	log_error(NULL, "http", "%s %s: %s: %s", r->method, r->route ? r->route->pattern : "-",
+		  what, r->st ? store_auth_errmsg(r->st) : "no database");
+	return http_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+			  NULL, "internal error; see the server log");
+}
+
+static void set_fail(struct http_req *r, int status, const char *code, const char *field,
+		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void set_fail(struct http_req *r, int status, const char *code, const char *field,
+		     const char *fmt, ...)
+{
+	va_list ap;
+
+	r->fail.status = status;
+	r->fail.code = code;
+	strlcpy_s(r->fail.field, field ? field : "", sizeof(r->fail.field));
+	va_start(ap, fmt);
+	vsnprintf(r->fail.message, sizeof(r->fail.message), fmt, ap);
+	va_end(ap);
+}
+
+/* ---- arguments ---- */
+
+const char *http_arg(struct http_req *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->nargs; i++)
+		if (strcmp(r->args[i].key, name) == 0)
+			return r->args[i].value;
+	return NULL;
+}
+
+int http_args_allow(struct http_req *r, const char *const *allowed)
+{
+	size_t i;
+
+	if (r->bad_arg[0] != '\0') {
+		set_fail(r, 422, "invalid_parameter", r->bad_arg,
+			 "query parameter %s is repeated or one too many", r->bad_arg);
+		return -1;
+	}
+	for (i = 0; i < r->nargs; i++) {
+		const char *k = r->args[i].key;
+
+		if (http_pick(k, strlen(k), allowed) < 0) {
+			char name[64];
+
+			strlcpy_s(name, k, sizeof(name));
+			set_fail(r, 422, "unknown_parameter", name, "unknown query parameter %s",
+				 name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int http_arg_i64(struct http_req *r, const char *name, int64_t min, int64_t max,
+		 int64_t def, int64_t *out)
+{
+	const char *v = http_arg(r, name);
+
+	*out = def;
+	if (v == NULL)
+		return 0;
+	if (http_parse_i64(v, strlen(v), min, max, out) < 0) {
+		char range[80];
+
+		snprintf(range, sizeof(range), "%lld..%lld", (long long)min, (long long)max);
+		set_fail(r, 422, "invalid_parameter", name, "must be an integer in %s", range);
+		return -1;
+	}
+	return 0;
+}
+
+int http_arg_time(struct http_req *r, const char *name, int64_t *out)
+{
+	const char *v = http_arg(r, name);
+
+	*out = 0;
+	if (v == NULL)
+		return 0;
+	if (http_parse_time(v, strlen(v), out) < 0) {
+		set_fail(r, 422, "invalid_parameter", name, "%s",
+			 "must be unix milliseconds or an RFC 3339 UTC time");
+		return -1;
+	}
+	return 0;
+}
+
+int http_arg_pick(struct http_req *r, const char *name, const char *const *allowed,
+		  int *idx)
+{
+	const char *v = http_arg(r, name);
+
+	*idx = -1;
+	if (v == NULL)
+		return 0;
+	*idx = http_pick(v, strlen(v), allowed);
+	if (*idx < 0) {
+		set_fail(r, 422, "invalid_parameter", name, "%s", "value not allowed");
+		return -1;
+	}
+	return 0;
+}
+
+int http_arg_str(struct http_req *r, const char *name, size_t maxlen, const char **out)
+{
+	const char *v = http_arg(r, name);
+
+	*out = v;
+	if (v == NULL)
+		return 0;
+	if (v[0] == '\0' || strlen(v) > maxlen) {
+		set_fail(r, 422, "invalid_parameter", name, "%s",
+			 "must be a non-empty string of bounded length");
+		return -1;
+	}
+	return 0;
+}
+
+int http_page(struct http_req *r, struct http_page *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (http_arg_i64(r, "limit", 1, r->h->conf->http_max_page, HTTP_DEFAULT_PAGE,
+			 &p->limit) < 0)
+		return -1;
+	if (p->limit > r->h->conf->http_max_page)
+		p->limit = r->h->conf->http_max_page;
+	if (http_arg_i64(r, "offset", 0, 100000000, 0, &p->offset) < 0)
+		return -1;
+	p->cursor = http_arg(r, "cursor");
+	if (p->cursor != NULL && http_arg(r, "offset") != NULL) {
+		set_fail(r, 422, "invalid_parameter", "cursor", "%s",
+			 "use cursor or offset, not both");
+		return -1;
+	}
+	if (p->cursor != NULL && (p->cursor[0] == '\0' || strlen(p->cursor) > 64)) {
+		set_fail(r, 422, "invalid_parameter", "cursor", "%s", "malformed cursor");
+		return -1;
+	}
+	return 0;
+}
+
+int http_param_id(struct http_req *r, size_t i, int64_t *id)
+{
+	if (i >= r->nparams ||
+	    http_parse_i64(r->params[i].p, r->params[i].len, 1, INT64_MAX, id) < 0) {
+		set_fail(r, 404, "not_found", NULL, "%s", "no such object");
+		return -1;
+	}
+	return 0;
+}
+
+int http_body(struct http_req *r, const struct http_field *fields, size_t n, json_t **out)
+{
+	if (http_json_parse(r->body.data ? r->body.data : "", r->body.len, out, &r->fail) < 0)
+		return -1;
+	if (http_json_check(*out, fields, n, &r->fail) < 0) {
+		json_decref(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+json_t *http_list(json_t *items, const char *next)
+{
+	return json_pack("{s:o, s:o}", "items", items, "next_cursor",
+			 next ? json_string(next) : json_null());
+}
+
+json_t *http_time(int64_t ms)
+{
+	return ms > 0 ? json_integer(ms) : json_null();
+}
+
+int http_audit(struct http_req *r, const char *action, const char *type,
+	       const char *object_id, json_t *before, json_t *after)
+{
+	struct store_audit a;
+	char *b = before ? json_dumps(before, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	char *af = after ? json_dumps(after, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	a.ts = time_now_ms();
+	a.actor_id = r->auth.user_id;
+	a.actor = r->auth.user[0] ? r->auth.user : "-";
+	a.via = r->auth.via == HTTP_VIA_TOKEN ? "token" :
+		r->auth.via == HTTP_VIA_SESSION ? "session" : "anonymous";
+	a.client_addr = r->client_addr;
+	a.action = action;
+	a.object_type = type;
+	a.object_id = object_id;
+	a.before = b;
+	a.after = af;
+	rc = store_auth_audit_add(r->st, &a);
+	free(b);
+	free(af);
+	return rc;
+}
+
+/* ---- request lifecycle ---- */
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				  const char *value)
+{
+	struct http_req *r = cls;
+	size_t i;
+
+	(void)kind;
+	if (r->bad_arg[0] != '\0')
+		return MHD_YES;
+	for (i = 0; i < r->nargs; i++) {
+		if (strcmp(r->args[i].key, key) == 0) {
+			strlcpy_s(r->bad_arg, key, sizeof(r->bad_arg));
+			return MHD_YES;
+		}
+	}
+	if (r->nargs == HTTP_MAX_ARGS) {
+		strlcpy_s(r->bad_arg, key, sizeof(r->bad_arg));
+		return MHD_YES;
+	}
+	r->args[r->nargs].key = key;
+	r->args[r->nargs].value = value ? value : "";
+	r->nargs++;
+	return MHD_YES;
+}
+
+static void client_address(struct http_req *r)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	int loopback = 0;
+
+	strlcpy_s(r->client_addr, "unknown", sizeof(r->client_addr));
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, r->client_addr, sizeof(r->client_addr));
+		loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, r->client_addr, sizeof(r->client_addr));
+		loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+	}
+	if (loopback && r->h->conf->http_behind_tls_proxy) {
+		const char *xff = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND,
+							      "X-Forwarded-For");
+		char addr[64];
+
+		if (xff != NULL && http_xff_last(xff, strlen(xff), addr, sizeof(addr)) == 0)
+			strlcpy_s(r->client_addr, addr, sizeof(r->client_addr));
+	}
+}
+
+/* The route for method and url; *path_known when another method would match. */
+static const struct http_route *route_find(struct http_req *r, const char *method,
+					   const char *url, int *path_known, char *allow,
+					   size_t allowsz)
+{
+	size_t len = strlen(url);
+	size_t i;
+
+	*path_known = 0;
+	allow[0] = '\0';
+	for (i = 0; i < ARRAY_LEN(routes); i++) {
+		struct http_span params[HTTP_MAX_PARAMS];
+		size_t np;
+
+		if (!http_path_match(routes[i].pattern, url, len, params, HTTP_MAX_PARAMS, &np))
+			continue;
+		if (strcmp(routes[i].method, method) == 0 ||
+		    (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0)) {
+			memcpy(r->params, params, sizeof(params));
+			r->nparams = np;
+			return &routes[i];
+		}
+		*path_known = 1;
+		if (allow[0] != '\0')
+			strlcpy_s(allow + strlen(allow), ", ", allowsz - strlen(allow));
+		strlcpy_s(allow + strlen(allow), routes[i].method, allowsz - strlen(allow));
+	}
+	return NULL;
+}
+
+static int is_json_type(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
+		return 0;
+	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+static enum MHD_Result dispatch(struct http_req *r, const char *url)
+{
+	const struct http_route *rt;
+	char allow[64];
+	int known;
+	int internal = 0;
+
+	rt = route_find(r, r->method, url, &known, allow, sizeof(allow));
+	if (rt == NULL) {
+		if (!known && http_static_path(r->method, url))
+			return http_static_serve(r, url);
+		if (known) {
+			struct MHD_Response *resp;
+			json_t *err = json_pack("{s:{s:s, s:s, s:n}}", "error", "code",
+						"method_not_allowed", "message",
+						"method not allowed here", "field");
+			char *text = json_dumps(err, JSON_COMPACT);
+
+			json_decref(err);
+			if (text == NULL)
+				return MHD_NO;
+			resp = MHD_create_response_from_buffer(strlen(text), text,
+							       MHD_RESPMEM_MUST_FREE);
+			if (resp == NULL) {
+				free(text);
+				return MHD_NO;
+			}
+			MHD_add_response_header(resp, "Content-Type", "application/json");
+			MHD_add_response_header(resp, "Allow", allow);
+			return queue(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+		}
+		return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such resource");
+	}
+	r->route = rt;
+	if (r->body_too_large)
+		return http_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
+				  "request body larger than %lld bytes",
+				  (long long)r->h->conf->http_max_body);
+	if (!(rt->flags & HTTP_R_BODY) && r->body.len != 0)
+		return http_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_not_allowed", NULL,
+				  "this resource takes no request body");
+	if ((rt->flags & HTTP_R_BODY) &&
+	    !is_json_type(MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Content-Type")))
+		return http_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+				  NULL, "send Content-Type: application/json");
+	r->st = http_thread_store(r->h);
+	if (r->st == NULL)
+		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
+				  "database unavailable");
+	MHD_get_connection_values(r->c, MHD_GET_ARGUMENT_KIND, collect_arg, r);
+	if (!(rt->flags & HTTP_R_PUBLIC)) {
+		if (http_auth_resolve(r, &internal) < 0) {
+			if (internal)
+				return http_internal(r, "authentication");
+			return http_fail_reply(r);
+		}
+		if (r->auth.via == HTTP_VIA_SESSION && strcmp(r->method, "GET") != 0 &&
+		    strcmp(r->method, "HEAD") != 0) {
+			const char *tok = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND,
+								      "X-CSRF-Token");
+
+			if (tok == NULL || !http_secret_eq(tok, r->auth.csrf))
+				return http_error(r, MHD_HTTP_FORBIDDEN, "csrf_failed", NULL,
+						  "missing or wrong X-CSRF-Token header");
+		}
+		if ((rt->flags & HTTP_R_ADMIN) && !r->auth.admin)
+			return http_error(r, MHD_HTTP_FORBIDDEN, "forbidden", NULL,
+					  "administrators only");
+	}
+	return rt->fn(r);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -103,24 +579,99 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			      void **con_cls)
 {
 	struct http_server *h = cls;
+	struct http_req *r = *con_cls;
 
 	(void)version;
-	(void)upload_data;
-	/* First call per request: headers only.  Bodies are not taken yet. */
-	if (*con_cls == NULL) {
-		*con_cls = h;
+	if (r == NULL) {
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     "Content-Length");
+		int64_t n;
+
+		r = xcalloc(1, sizeof(*r));
+		r->h = h;
+		r->c = c;
+		r->method = method;
+		dynbuf_init(&r->body, (size_t)h->conf->http_max_body);
+		client_address(r);
+		*con_cls = r;
+		/* A declared length past the limit: answer before reading it. */
+		if (cl != NULL && (http_parse_i64(cl, strlen(cl), 0, INT64_MAX, &n) < 0 ||
+				   n > h->conf->http_max_body))
+			return http_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
+					  "request body larger than %lld bytes",
+					  (long long)h->conf->http_max_body);
 		return MHD_YES;
 	}
-	if (*upload_data_size != 0)
-		return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "body_not_allowed",
-				  "this resource takes no request body", NULL);
-	if (strcmp(url, "/healthz") == 0) {
-		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-			return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-					  "use GET", NULL);
-		return healthz(h, c);
+	if (r->replied)
+		return MHD_YES;
+	if (*upload_data_size != 0) {
+		if (!r->body_too_large &&
+		    dynbuf_add(&r->body, upload_data, *upload_data_size) < 0) {
+			r->body_too_large = 1;
+			dynbuf_free(&r->body);
+			dynbuf_init(&r->body, 0);
+		}
+		if (r->body_too_large) {
+			r->discarded += *upload_data_size;
+			if (r->discarded > (size_t)h->conf->http_max_body * 4) {
+				log_warn(NULL, "http", "HTTP BODY LIMIT from [%s]: dropped",
+					 r->client_addr);
+				return MHD_NO;
+			}
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
 	}
-	return send_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such resource", NULL);
+	return dispatch(r, url);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	struct http_req *r = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (r == NULL)
+		return;
+	dynbuf_free(&r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+static char *read_pem(const char *path, char *err, size_t errsz)
+{
+	struct dynbuf b;
+	char chunk[4096];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	dynbuf_init(&b, HTTP_MAX_PEM);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
+		if (dynbuf_add(&b, chunk, (size_t)n) < 0) {
+			snprintf(err, errsz, "%s: larger than %d bytes", path, HTTP_MAX_PEM);
+			goto fail;
+		}
+	}
+	if (n < 0) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (dynbuf_add(&b, "", 1) < 0 || b.len < 2) {
+		snprintf(err, errsz, "%s: empty or too large", path);
+		goto fail;
+	}
+	close(fd);
+	return b.data;
+fail:
+	close(fd);
+	dynbuf_free(&b);
+	return NULL;
 }
 
 struct http_server *http_server_new(const struct conf *conf, char *err, size_t errsz)
@@ -132,6 +683,26 @@ struct http_server *http_server_new(const struct conf *conf, char *err, size_t e
 	int one = 1;
 
 	h->conf = conf;
+	h->fd = -1;
+	if ((conf->http_tls_cert[0] != '\0') != (conf->http_tls_key[0] != '\0')) {
+		snprintf(err, errsz, "http_tls_cert and http_tls_key go together");
+		free(h);
+		return NULL;
+	}
+	if (conf->http_tls_cert[0] != '\0') {
+		h->tls_cert = read_pem(conf->http_tls_cert, err, errsz);
+		if (h->tls_cert == NULL) {
+			free(h);
+			return NULL;
+		}
+		h->tls_key = read_pem(conf->http_tls_key, err, errsz);
+		if (h->tls_key == NULL) {
+			free(h->tls_cert);
+			free(h);
+			return NULL;
+		}
+		h->tls = 1;
+	}
 	memset(&ss, 0, sizeof(ss));
 	if (strchr(l->host, ':') != NULL) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
@@ -167,6 +738,8 @@ fail:
 	snprintf(err, errsz, "http_listen %s:%d: %s", l->host, l->port, strerror(errno));
 	if (h->fd >= 0)
 		close(h->fd);
+	free(h->tls_cert);
+	free(h->tls_key);
 	free(h);
 	return NULL;
 }
@@ -180,25 +753,41 @@ int http_server_start(struct http_server *h, const char *db_path, char *err,
 		      size_t errsz)
 {
 	const struct conf *conf = h->conf;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	struct store *st;
 
 	strlcpy_s(h->db_path, db_path, sizeof(h->db_path));
+	h->started_ms = time_now_ms();
+	st = store_open(h->db_path, 0, err, errsz);
+	if (st == NULL)
+		return -1;
+	if (http_auth_bootstrap(st, err, errsz) < 0) {
+		store_close(st);
+		return -1;
+	}
+	store_close(st);
 	if (pthread_key_create(&h->store_key, store_destroy) != 0) {
 		snprintf(err, errsz, "http: cannot create thread key");
 		return -1;
 	}
 	h->key_made = 1;
+	if (h->tls)
+		flags |= MHD_USE_TLS;
 	h->mhd = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
-		0, NULL, NULL, handle, h,
+		flags, 0, NULL, NULL, handle, h,
 		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->fd,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)conf->http_threads,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)conf->http_max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned int)((conf->http_timeout_ms + 999) / 1000),
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+		MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+		h->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, h->tls_cert,
+		MHD_OPTION_HTTPS_MEM_KEY, h->tls_key,
 		MHD_OPTION_END);
 	if (h->mhd == NULL) {
-		snprintf(err, errsz, "http: cannot start libmicrohttpd on %s", h->address);
+		snprintf(err, errsz, "http: cannot start libmicrohttpd on %s%s", h->address,
+			 h->tls ? " (check http_tls_cert and http_tls_key)" : "");
 		return -1;
 	}
 	return 0;
@@ -214,5 +803,7 @@ void http_server_free(struct http_server *h)
 		close(h->fd);
 	if (h->key_made)
 		pthread_key_delete(h->store_key);
+	free(h->tls_cert);
+	free(h->tls_key);
 	free(h);
 }

@@ -25,7 +25,7 @@ static char target_path[4096];
 static int log_fd = 2;
 static enum log_level min_level = LOG_LVL_INFO;
 
-static const char *level_name[] = { "debug", "info", "warn", "error" };
+static const char *level_name[] = { "debug", "info", "warn", "error", "notice" };
 
 int log_open(const char *spec, enum log_level min, char *err, size_t errsz)
 {
@@ -95,7 +95,8 @@ void log_msg(enum log_level lvl, const char *id, const char *module,
 	if (lvl < min_level)
 		return;
 	if (target == TARGET_SYSLOG) {
-		static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR };
+		static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR,
+					    LOG_NOTICE };
 
 		n = snprintf(line, sizeof(line), "%s %s ", id ? id : "-", module);
 		va_start(ap, fmt);
@@ -109,8 +110,8 @@ void log_msg(enum log_level lvl, const char *id, const char *module,
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	n = snprintf(line, sizeof(line), "%s.%03ldZ %s %s %s%s", stamp,
 		     ts.tv_nsec / 1000000, id ? id : "-", module,
-		     lvl >= LOG_LVL_WARN ? level_name[lvl] : "",
-		     lvl >= LOG_LVL_WARN ? ": " : "");
+		     lvl == LOG_LVL_WARN || lvl == LOG_LVL_ERROR ? level_name[lvl] : "",
+		     lvl == LOG_LVL_WARN || lvl == LOG_LVL_ERROR ? ": " : "");
 	va_start(ap, fmt);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);

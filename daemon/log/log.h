@@ -10,7 +10,9 @@
 
 #include <stddef.h>
 
-enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
+/* NOTICE is for the few lifecycle lines (ready, stopping, stopped) that
+ * scripts wait for: written whatever log_level says. */
+enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR, LOG_LVL_NOTICE };
 
 /* target: "stderr", "syslog" or a file path.  0, or -1 with err filled. */
 int log_open(const char *target, enum log_level min, char *err, size_t errsz);
@@ -26,5 +28,6 @@ void log_msg(enum log_level lvl, const char *id, const char *module,
 #define log_info(id, mod, ...) log_msg(LOG_LVL_INFO, id, mod, __VA_ARGS__)
 #define log_warn(id, mod, ...) log_msg(LOG_LVL_WARN, id, mod, __VA_ARGS__)
 #define log_error(id, mod, ...) log_msg(LOG_LVL_ERROR, id, mod, __VA_ARGS__)
+#define log_notice(id, mod, ...) log_msg(LOG_LVL_NOTICE, id, mod, __VA_ARGS__)
 
 #endif

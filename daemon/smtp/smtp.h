@@ -19,9 +19,28 @@ struct smtp_server *smtp_server_new(struct event_base *base, const struct conf *
 				    char *err, size_t errsz);
 /* "127.0.0.1:2525,[::1]:2525" — the bound addresses, ports resolved. */
 void smtp_server_addresses(const struct smtp_server *srv, char *out, size_t outsz);
+struct dns;
+/* The resolver for sessions (main.c); must outlive the server. */
+void smtp_server_set_dns(struct smtp_server *srv, struct dns *dns);
+
 /* Start accepting; spool and writer must outlive the server. */
 void smtp_server_start(struct smtp_server *srv, struct spool *spool,
 		       struct spool_writer *writer);
+
+struct policy;
+/* Front-door policy for new sessions (main.c); must outlive the server. */
+void smtp_server_set_policy(struct smtp_server *srv, struct policy *policy);
+/* The policy's done callback: a paused session's verdict is ready (arg: srv). */
+void smtp_server_policy_done(uint64_t session_id, void *arg);
+
+/*
+ * AUTH (smtp_auth.c): verify passwords against the directory at db_path on
+ * a worker thread with verify() (the API's Argon2id check, main.c passes
+ * it).  Without this call AUTH is not offered.  0, or -1 with err.
+ */
+int smtp_server_set_auth(struct smtp_server *srv, const char *db_path,
+			 int (*verify)(const char *hash, const char *password),
+			 char *err, size_t errsz);
 
 /* The spool writer's commit outcome, routed to its session by id. */
 void smtp_server_commit_done(uint64_t session_id, const char *qid, int ok, void *arg);

@@ -19,6 +19,8 @@ struct event;
 #define SMTP_ADDR_MAX 64 /* textual IPv6 address with room to spare */
 
 struct smtp_client;  /* per-address connection count, in smtp_server.c */
+struct policy;
+struct policy_sess;
 
 enum smtp_state {
 	SMTP_ST_GREET_PAUSE, /* connected, banner not sent yet */
@@ -39,6 +41,7 @@ struct smtp_tx {
 	int64_t declared_size;
 	int smtputf8;
 	int body_8bitmime;
+	int rcpt_attempts;   /* RCPT commands seen, accepted or not */
 	struct spool_file *file;
 	struct smtp_data data;
 	int64_t received_at;
@@ -72,6 +75,17 @@ struct smtp_session {
 	int errors;
 	int64_t started_ms;
 	struct smtp_tx *tx;
+
+	struct policy_sess *pol;     /* front-door policy state; NULL without policy */
+	int pol_wait;                /* paused for policy: 1 connect, 2 a command */
+	char *pol_line;              /* the command to run again on resume */
+
+	/* STARTTLS and AUTH (smtp_tls.c, smtp_auth.c) */
+	int submission;              /* accepted on a submission listener */
+	int tls;                     /* TLS handshake done */
+	char tls_info[128];          /* "version=TLSv1.3 cipher=..." once tls */
+	struct smtp_auth *auth;      /* AUTH exchange and its result; smtp_auth.c owns */
+	char auth_user[320];         /* "" until AUTH succeeded */
 };
 
 struct smtp_server {
@@ -79,10 +93,14 @@ struct smtp_server {
 	const struct conf *conf;
 	struct spool *spool;
 	struct spool_writer *writer;
+	struct dns *dns;              /* set by smtp_server_set_dns() */
 
-	struct evconnlistener *listeners[8];
-	char listen_addrs[8][80];
+	struct evconnlistener *listeners[16];
+	char listen_addrs[16][80];
 	int nlisteners;
+	int nsmtp_listeners;          /* the first ones; the rest are submission */
+	struct smtp_tls *tls;         /* server TLS context (smtp_tls.c) */
+	struct smtp_authsrv *authsrv; /* AUTH verifier thread (smtp_auth.c); NULL: no AUTH */
 
 	struct smtp_session **table; /* by id */
 	size_t table_size;
@@ -94,6 +112,7 @@ struct smtp_server {
 	size_t clients_size;
 
 	int shutting_down;
+	struct policy *policy;        /* NULL: no front-door policy */
 	char *line;                   /* max_command_line + 1 scratch */
 	char *scratch;                /* DATA unstuffing scratch */
 	size_t scratch_size;
@@ -107,13 +126,72 @@ int smtp_server_client_acquire(struct smtp_server *srv, struct smtp_session *s);
 struct smtp_session *smtp_server_lookup(struct smtp_server *srv, uint64_t id);
 void smtp_server_unlink(struct smtp_server *srv, struct smtp_session *s);
 
+/* smtp_tls.c: the server context; self-signed pair made on first run. */
+struct smtp_tls *smtp_tls_new(const struct conf *conf, char *err, size_t errsz);
+void smtp_tls_free(struct smtp_tls *t);
+/*
+ * After the 220 to STARTTLS has been written: swap s->bev for a TLS
+ * bufferevent on the same socket (server side).  0, or -1 (s must close).
+ */
+int smtp_tls_switch(struct smtp_session *s, void (*rd)(struct bufferevent *, void *),
+		    void (*wr)(struct bufferevent *, void *),
+		    void (*ev)(struct bufferevent *, short, void *));
+/* Handshake done: fill s->tls_info. */
+void smtp_tls_established(struct smtp_session *s);
+
+/* smtp_auth.c */
+struct smtp_authsrv;
+struct smtp_auth;
+struct smtp_command;
+void smtp_auth_free(struct smtp_auth *a);
+/* The AUTH command; replies itself; may pause s (PAUSED) until verified. */
+void smtp_auth_command(struct smtp_session *s, const struct smtp_command *cmd);
+/* 1 when s is inside an AUTH exchange and line is its continuation. */
+int smtp_auth_in_exchange(const struct smtp_session *s);
+void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
+/* The authenticated user may use sender (lower-cased compare); 1 yes. */
+int smtp_auth_sender_ok(const struct smtp_session *s, const char *sender);
+void smtp_authsrv_free(struct smtp_authsrv *a);
+struct account_reply;
+/* MAIL of an authenticated session (binding, suspension, rate limits): 0, or -1 and r. */
+int smtp_auth_mail(struct smtp_session *s, const char *sender, struct account_reply *r);
+/*
+ * RCPT of an authenticated session, before the policy: the domain must
+ * receive mail.  0 go on, -1 refuse with r, 1 paused for DNS (the command
+ * runs again through smtp_session_policy_resume()).  Counts nothing itself
+ * except a dead domain.
+ */
+int smtp_auth_rcpt_domain(struct smtp_session *s, const char *rcpt, struct account_reply *r);
+/* RCPT after the policy passed: rate limits and score.  0, or -1 and r. */
+int smtp_auth_rcpt(struct smtp_session *s, const char *rcpt, struct account_reply *r);
+/* The session's account was suspended meanwhile. */
+int smtp_auth_suspended(struct smtp_session *s);
+/* From: binding (auth_bind_from_header): DATA starts; message octets as spooled. */
+void smtp_auth_data_start(struct smtp_session *s);
+void smtp_auth_data(struct smtp_session *s, const char *p, size_t len);
+/* End of DATA: 0, or -1 with r (a From: address not the user's, or none found). */
+int smtp_auth_data_end(struct smtp_session *s, struct account_reply *r);
+/*
+ * Pure: the addresses of the From: field in a header section (CRLF lines,
+ * unfolded here); cb(addr, len) for each.  Number found, or -1 without a
+ * From: field.
+ */
+int smtp_from_addresses(const char *hdr, size_t len,
+			void (*cb)(const char *addr, size_t alen, void *arg), void *arg);
+
 /* smtp_session.c */
 void smtp_session_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa,
-			 socklen_t salen);
+			 socklen_t salen, int submission);
 void smtp_session_commit_done(struct smtp_session *s, const char *qid, int ok);
+/* The policy verdict s was paused for is ready. */
+void smtp_session_policy_resume(struct smtp_session *s);
 /* Shutdown: 421 now when idle, else after the current message. */
 void smtp_session_drain(struct smtp_session *s);
 /* Shutdown grace over: 421 and free at once. */
 void smtp_session_kill(struct smtp_session *s);
+/* smtp_auth.c -> session: the exchange ended (reply already queued); read on. */
+void smtp_session_auth_resume(struct smtp_session *s);
+/* For smtp_auth.c: a reply line through the session's one reply(). */
+void smtp_session_reply(struct smtp_session *s, const char *code, const char *text);
 
 #endif

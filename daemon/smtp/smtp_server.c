@@ -88,8 +88,14 @@ fail:
 static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 		      struct sockaddr *sa, int salen, void *arg)
 {
-	(void)lis;
-	smtp_session_accept(arg, fd, sa, (socklen_t)salen);
+	struct smtp_server *srv = arg;
+	int i;
+	int submission = 0;
+
+	for (i = srv->nsmtp_listeners; i < srv->nlisteners; i++)
+		if (srv->listeners[i] == lis)
+			submission = 1;
+	smtp_session_accept(srv, fd, sa, (socklen_t)salen, submission);
 }
 
 static void accept_error_cb(struct evconnlistener *lis, void *arg)
@@ -118,8 +124,17 @@ struct smtp_server *smtp_server_new(struct event_base *base, const struct conf *
 	srv->line = xmalloc((size_t)conf->max_command_line + 1);
 	srv->scratch_size = 64 * 1024;
 	srv->scratch = xmalloc(srv->scratch_size);
-	for (i = 0; i < conf->smtp_listen_count; i++) {
-		int fd = bind_listener(&conf->smtp_listen[i], srv->listen_addrs[i],
+	srv->tls = smtp_tls_new(conf, err, errsz);
+	if (srv->tls == NULL) {
+		smtp_server_free(srv);
+		return NULL;
+	}
+	/* smtp_listen first, then submission_listen (AUTH required there). */
+	for (i = 0; i < conf->smtp_listen_count + conf->submission_listen_count; i++) {
+		const struct conf_listen *l = i < conf->smtp_listen_count
+			? &conf->smtp_listen[i]
+			: &conf->submission_listen[i - conf->smtp_listen_count];
+		int fd = bind_listener(l, srv->listen_addrs[i],
 				       sizeof(srv->listen_addrs[i]), err, errsz);
 
 		if (fd < 0) {
@@ -137,6 +152,8 @@ struct smtp_server *smtp_server_new(struct event_base *base, const struct conf *
 		}
 		evconnlistener_set_error_cb(srv->listeners[i], accept_error_cb);
 		srv->nlisteners++;
+		if (i < conf->smtp_listen_count)
+			srv->nsmtp_listeners++;
 	}
 	return srv;
 }
@@ -256,6 +273,20 @@ struct smtp_session *smtp_server_lookup(struct smtp_server *srv, uint64_t id)
 	return NULL;
 }
 
+void smtp_server_set_policy(struct smtp_server *srv, struct policy *policy)
+{
+	srv->policy = policy;
+}
+
+void smtp_server_policy_done(uint64_t session_id, void *arg)
+{
+	struct smtp_server *srv = arg;
+	struct smtp_session *s = smtp_server_lookup(srv, session_id);
+
+	if (s != NULL) /* else the client left while we were asking */
+		smtp_session_policy_resume(s);
+}
+
 void smtp_server_commit_done(uint64_t session_id, const char *qid, int ok, void *arg)
 {
 	struct smtp_server *srv = arg;
@@ -308,9 +339,11 @@ void smtp_server_free(struct smtp_server *srv)
 	if (srv == NULL)
 		return;
 	smtp_server_close_all(srv);
-	for (i = 0; i < 8; i++)
+	for (i = 0; i < (int)ARRAY_LEN(srv->listeners); i++)
 		if (srv->listeners[i] != NULL)
 			evconnlistener_free(srv->listeners[i]);
+	smtp_authsrv_free(srv->authsrv);
+	smtp_tls_free(srv->tls);
 	for (b = 0; b < srv->clients_size; b++) {
 		while (srv->clients[b] != NULL) {
 			struct smtp_client *c = srv->clients[b];

@@ -23,8 +23,10 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <openssl/err.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +35,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../account/account.h"
 #include "../conf/conf.h"
 #include "../log/log.h"
+#include "../policy/policy.h"
 #include "../spool/spool.h"
 #include "../util/util.h"
+
+#define SMTP_F_TLSWAIT 0x40  /* 220 to STARTTLS queued; switch when written */
+#define SMTP_F_TLSBEV 0x80   /* s->bev is the TLS bufferevent */
 
 #define OUTPUT_HIGH (64 * 1024)  /* stop reading commands past this output */
 #define INPUT_HIGH (256 * 1024)  /* stop reading from the socket past this */
@@ -56,6 +63,8 @@ struct logfacts {
 
 static void process_input(struct smtp_session *s);
 static void reap(struct smtp_session *s);
+static void handle_line(struct smtp_session *s, const char *line, size_t len);
+static void too_many_errors(struct smtp_session *s);
 
 static void enter_state(struct smtp_session *s, enum smtp_state st)
 {
@@ -63,6 +72,13 @@ static void enter_state(struct smtp_session *s, enum smtp_state st)
 		abort();
 	log_debug(s->idstr, "smtp", "state %s -> %s", state_name[s->state], state_name[st]);
 	s->state = st;
+}
+
+static struct timeval ms_to_tv(int64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+
+	return tv;
 }
 
 static void reply(struct smtp_session *s, const char *code, const char *fmt, ...)
@@ -116,14 +132,33 @@ static void msglog(struct smtp_session *s, const struct logfacts *f, const char 
 	e.size = f->size;
 	e.result = result;
 	e.code = code;
-	e.reason = reason;
+	if (s->tls || s->auth_user[0] != '\0') {
+		/* TLS and AUTH facts ride on the reason: "queued (tls ...; auth=u)". */
+		int n = snprintf(why, sizeof(why), "%.200s (%s%s%s%s%.100s)", reason ? reason : "",
+				 s->tls ? "tls " : "", s->tls ? s->tls_info : "",
+				 s->tls && s->auth_user[0] ? "; " : "",
+				 s->auth_user[0] ? "auth=" : "", s->auth_user);
+
+		if (n < 0)
+			why[0] = '\0'; /* cut at sizeof(why) otherwise */
+		e.reason = why;
+	} else {
+		e.reason = reason;
+	}
 	e.check_name = check;
 	if (s->srv->writer != NULL)
 		spool_writer_log(s->srv->writer, &e);
 
 	log_escape(f->sender ? f->sender : "", f->sender ? strlen(f->sender) : 0,
 		   sender, sizeof(sender));
-	log_escape(reason ? reason : "", reason ? strlen(reason) : 0, why, sizeof(why));
+	if (e.reason == why) {
+		char tmp[sizeof(why)];
+
+		strlcpy_s(tmp, why, sizeof(tmp));
+		log_escape(tmp, strlen(tmp), why, sizeof(why));
+	} else {
+		log_escape(reason ? reason : "", reason ? strlen(reason) : 0, why, sizeof(why));
+	}
 	log_info(s->idstr, "smtp", "%s%s%s client=%s[%s] from=<%s> rcpts=%zu size=%lld"
 		 " code=\"%s\" reason=\"%s\"%s%s", result, f->qid ? " qid=" : "",
 		 f->qid ? f->qid : "", s->name, s->addr, sender, f->nrcpts,
@@ -137,6 +172,45 @@ static void refuse(struct smtp_session *s, const struct logfacts *f, const char 
 {
 	reply(s, code, "%s", text);
 	msglog(s, f, code[0] == '4' ? "deferred" : "refused", code, text, check);
+}
+
+/* Reply with a policy verdict; the log row names the check and the entry. */
+static void refuse_verdict(struct smtp_session *s, const struct logfacts *f,
+			   const struct policy_verdict *v)
+{
+	char why[sizeof(v->text) + sizeof(v->entry) + 4];
+
+	reply(s, v->code, "%s", v->text);
+	if (v->entry[0] != '\0')
+		snprintf(why, sizeof(why), "%s [%s]", v->text, v->entry);
+	else
+		snprintf(why, sizeof(why), "%s", v->text);
+	msglog(s, f, v->code[0] == '4' ? "deferred" : "refused", v->code, why, v->check);
+	if (v->close)
+		close_session(s);
+}
+
+#define POL_WAIT_CONNECT 1
+#define POL_WAIT_COMMAND 2
+
+/*
+ * Act on a policy step's result: 1 when the command must stop here
+ * (refused, or paused until smtp_session_policy_resume()).
+ */
+static int policy_gate(struct smtp_session *s, enum policy_action r,
+		       const struct policy_verdict *v, const struct logfacts *f)
+{
+	if (r == POLICY_PENDING) {
+		s->flags |= SMTP_F_PAUSED;
+		s->pol_wait = POL_WAIT_COMMAND;
+		bufferevent_disable(s->bev, EV_READ);
+		return 1;
+	}
+	if (r == POLICY_REFUSE || r == POLICY_DEFER) {
+		refuse_verdict(s, f, v);
+		return 1;
+	}
+	return 0;
 }
 
 static void tx_free(struct smtp_tx *tx)
@@ -180,6 +254,9 @@ static void session_free(struct smtp_session *s)
 		msglog(s, &f, "aborted", "-", "client disconnected during DATA", NULL);
 	}
 	tx_reset(s);
+	policy_sess_free(s->pol);
+	free(s->pol_line);
+	smtp_auth_free(s->auth);
 	log_info(s->idstr, "smtp", "disconnect client=%s[%s]", s->name, s->addr);
 	smtp_server_unlink(s->srv, s);
 	if (s->timer != NULL)
@@ -243,8 +320,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 			pregreet(s);
 		} else {
 			send_banner(s);
-			tv.tv_sec = (conf->session_timeout_ms - conf->greet_pause_ms) / 1000;
-			tv.tv_usec = 0;
+			tv = ms_to_tv(conf->session_timeout_ms - conf->greet_pause_ms);
 			evtimer_add(s->timer, &tv);
 		}
 		reap(s);
@@ -259,9 +335,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void set_read_timeout(struct smtp_session *s, int64_t ms)
 {
-	struct timeval rd = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-	int64_t wms = s->srv->conf->idle_timeout_ms;
-	struct timeval wr = { (time_t)(wms / 1000), (suseconds_t)((wms % 1000) * 1000) };
+	struct timeval rd = ms_to_tv(ms);
+	struct timeval wr = ms_to_tv(s->srv->conf->idle_timeout_ms);
 
 	bufferevent_set_timeouts(s->bev, &rd, &wr);
 }
@@ -280,11 +355,35 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	reap(s);
 }
 
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+
+/*
+ * The 220 to STARTTLS has been written: the socket changes hands, and the
+ * handshake's end (event_cb, CONNECTED) starts the session over.
+ */
+static void tls_switch(struct smtp_session *s)
+{
+	s->flags &= ~SMTP_F_TLSWAIT;
+	if (smtp_tls_switch(s, read_cb, write_cb, event_cb) < 0) {
+		log_error(s->idstr, "smtp", "tls cannot start for [%s]", s->addr);
+		close_session(s);
+		return;
+	}
+	s->flags |= SMTP_F_TLSBEV;
+}
+
 static void write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
 	(void)bev;
+	if ((s->flags & SMTP_F_TLSWAIT) && !(s->flags & SMTP_F_CLOSING) &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		tls_switch(s);
+		reap(s);
+		return;
+	}
 	if ((s->flags & SMTP_F_OUTWAIT) && !(s->flags & SMTP_F_CLOSING)) {
 		s->flags &= ~SMTP_F_OUTWAIT;
 		bufferevent_enable(s->bev, EV_READ);
@@ -298,6 +397,36 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	struct smtp_session *s = arg;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* TLS handshake done: everything starts over (CVE-2011-0411). */
+		smtp_tls_established(s);
+		tx_reset(s);
+		s->helo[0] = '\0';
+		s->flags &= ~(SMTP_F_ESMTP | SMTP_F_PAUSED);
+		smtp_auth_free(s->auth);
+		s->auth = NULL;
+		s->auth_user[0] = '\0';
+		enter_state(s, SMTP_ST_INIT);
+		set_read_timeout(s, s->srv->conf->idle_timeout_ms);
+		bufferevent_enable(s->bev, EV_READ);
+		process_input(s);
+		reap(s);
+		return;
+	}
+	if ((what & BEV_EVENT_ERROR) && (s->flags & SMTP_F_TLSBEV) && !s->tls) {
+		unsigned long e = bufferevent_get_openssl_error(s->bev);
+		char es[160] = "";
+
+		if (e != 0)
+			ERR_error_string_n(e, es, sizeof(es));
+		log_warn(s->idstr, "smtp", "TLS HANDSHAKE FAILED from [%s] %s", s->addr, es);
+	}
+	if ((what & BEV_EVENT_TIMEOUT) && (s->flags & SMTP_F_TLSBEV) && !s->tls) {
+		/* No handshake within the idle time: no reply can be sent. */
+		log_warn(s->idstr, "smtp", "TLS HANDSHAKE TIMEOUT from [%s]", s->addr);
+		session_free(s);
+		return;
+	}
 	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
 	    !(s->flags & SMTP_F_CLOSING)) {
 		log_warn(s->idstr, "smtp", "%s TIMEOUT from [%s]",
@@ -312,8 +441,85 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	session_free(s);
 }
 
+/* Greet pause, then the banner (or a pregreet refusal). */
+static void greet(struct smtp_session *s)
+{
+	const struct conf *conf = s->srv->conf;
+
+	if (conf->greet_pause_ms > 0) {
+		struct timeval tv = ms_to_tv(conf->greet_pause_ms);
+
+		evtimer_add(s->timer, &tv);
+	} else if (early_talker(s)) {
+		pregreet(s);
+	} else {
+		struct timeval tv = ms_to_tv(conf->session_timeout_ms);
+
+		send_banner(s);
+		evtimer_add(s->timer, &tv);
+	}
+}
+
+/*
+ * The connect stage of the policy, before the banner; may pause for DNS
+ * (reading stays on, so that a client talking first is still caught).
+ */
+static void connect_policy(struct smtp_session *s)
+{
+	struct policy_verdict v;
+	struct logfacts f;
+	const char *name;
+
+	if (s->pol != NULL) {
+		enum policy_action r = policy_connect(s->pol, s->srv->nsessions, &v);
+
+		if (r == POLICY_PENDING) {
+			s->flags |= SMTP_F_PAUSED;
+			s->pol_wait = POL_WAIT_CONNECT;
+			return;
+		}
+		name = policy_client_name(s->pol);
+		if (name != NULL)
+			strlcpy_s(s->name, name, sizeof(s->name));
+		if (r == POLICY_REFUSE || r == POLICY_DEFER) {
+			tx_facts(s, &f);
+			refuse_verdict(s, &f, &v);
+			close_session(s);
+			return;
+		}
+	}
+	greet(s);
+}
+
+void smtp_session_policy_resume(struct smtp_session *s)
+{
+	char *line = s->pol_line;
+	int wait = s->pol_wait;
+
+	s->pol_line = NULL;
+	s->pol_wait = 0;
+	s->flags &= ~SMTP_F_PAUSED;
+	if (s->flags & SMTP_F_CLOSING) {
+		free(line);
+		reap(s);
+		return;
+	}
+	if (wait == POL_WAIT_CONNECT) {
+		connect_policy(s);
+	} else if (line != NULL) {
+		/* The same command again: the policy now has its answer. */
+		handle_line(s, line, strlen(line));
+		if (!(s->flags & (SMTP_F_CLOSING | SMTP_F_PAUSED))) {
+			bufferevent_enable(s->bev, EV_READ);
+			process_input(s);
+		}
+	}
+	free(line);
+	reap(s);
+}
+
 void smtp_session_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa,
-			 socklen_t salen)
+			 socklen_t salen, int submission)
 {
 	const struct conf *conf = srv->conf;
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
@@ -322,6 +528,7 @@ void smtp_session_accept(struct smtp_server *srv, int fd, const struct sockaddr 
 	(void)salen;
 	s->srv = srv;
 	s->fd = fd;
+	s->submission = submission;
 	s->started_ms = time_mono_ms();
 	s->state = SMTP_ST_GREET_PAUSE;
 	strlcpy_s(s->name, "unknown", sizeof(s->name));
@@ -362,18 +569,16 @@ void smtp_session_accept(struct smtp_server *srv, int fd, const struct sockaddr 
 		log_warn(s->idstr, "smtp", "CLIENT SESSION LIMIT from [%s]", s->addr);
 		refuse_connection(s, "421 4.7.0", "max_sessions_per_client",
 				  "Too many connections from your address, try again later");
-	} else if (conf->greet_pause_ms > 0) {
-		struct timeval tv = { (time_t)(conf->greet_pause_ms / 1000),
-				      (suseconds_t)((conf->greet_pause_ms % 1000) * 1000) };
-
-		evtimer_add(s->timer, &tv);
-	} else if (early_talker(s)) {
-		pregreet(s);
 	} else {
-		struct timeval tv = { (time_t)(conf->session_timeout_ms / 1000), 0 };
+		if (srv->policy != NULL) {
+			struct sockaddr_storage local;
+			socklen_t llen = sizeof(local);
+			int have_local = getsockname(fd, (struct sockaddr *)&local, &llen) == 0;
 
-		send_banner(s);
-		evtimer_add(s->timer, &tv);
+			s->pol = policy_sess_new(srv->policy, s->id, sa,
+						 have_local ? (struct sockaddr *)&local : NULL);
+		}
+		connect_policy(s);
 	}
 	reap(s);
 }
@@ -388,6 +593,14 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_command *cmd)
 	if (smtp_check_helo(cmd->args, cmd->argslen) < 0) {
 		reply(s, "501 5.5.4", "Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
 		return;
+	}
+	if (s->pol != NULL) {
+		struct policy_verdict v;
+		struct logfacts f;
+
+		tx_facts(s, &f);
+		if (policy_gate(s, policy_helo(s->pol, cmd->args, cmd->argslen, &v), &v, &f))
+			return;
 	}
 	tx_reset(s);
 	memcpy(s->helo, cmd->args, cmd->argslen);
@@ -407,8 +620,12 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_command *cmd)
 			    "250-SIZE %lld\r\n"
 			    "250-8BITMIME\r\n"
 			    "250-ENHANCEDSTATUSCODES\r\n"
+			    "%s%s"
 			    "250 SMTPUTF8\r\n",
-			    conf->hostname, (long long)conf->max_message_size);
+			    conf->hostname, (long long)conf->max_message_size,
+			    !s->tls && s->srv->tls != NULL ? "250-STARTTLS\r\n" : "",
+			    s->srv->authsrv != NULL && (s->tls || conf->auth_allow_plaintext)
+			    ? "250-AUTH PLAIN LOGIN\r\n" : "");
 }
 
 static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
@@ -443,10 +660,29 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	f.sender = args.addr;
+	if (s->submission && s->auth_user[0] == '\0') {
+		refuse(s, &f, "530 5.7.0", "auth_required", "Authentication required");
+		return;
+	}
 	if (args.size > conf->max_message_size) {
 		refuse(s, &f, "552 5.3.4", "max_message_size",
 		       "Message size exceeds fixed maximum message size");
 		return;
+	}
+	if (s->pol != NULL) {
+		struct policy_verdict v;
+
+		if (policy_gate(s, policy_mail(s->pol, args.addr, &v), &v, &f))
+			return;
+	}
+	if (s->auth_user[0] != '\0') {
+		/* Sender binding, suspension, rate limits, score (smtp_auth.c). */
+		struct account_reply ar;
+
+		if (smtp_auth_mail(s, args.addr, &ar) < 0) {
+			refuse(s, &f, ar.code, ar.check, ar.text);
+			return;
+		}
 	}
 	tx = xcalloc(1, sizeof(*tx));
 	tx->sender = xstrdup(args.addr);
@@ -470,6 +706,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		reply(s, "503 5.5.1", "Error: need MAIL command");
 		return;
 	}
+	tx->rcpt_attempts++;
 	switch (smtp_parse_rcpt(cmd->args, cmd->argslen, tx->smtputf8, &args)) {
 	case SMTP_PARSE_OK:
 		break;
@@ -494,6 +731,49 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		refuse(s, &f, "452 4.5.3", "max_recipients", "Error: too many recipients");
 		return;
 	}
+	if (s->auth_user[0] != '\0') {
+		/* Authenticated relay: the domain must receive mail (may wait for DNS). */
+		struct account_reply ar;
+		int r = smtp_auth_rcpt_domain(s, args.addr, &ar);
+
+		if (r == 1) {
+			s->flags |= SMTP_F_PAUSED;
+			s->pol_wait = POL_WAIT_COMMAND;
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
+		if (r < 0) {
+			one[0] = args.addr;
+			tx_facts(s, &f);
+			f.rcpts = one;
+			f.nrcpts = 1;
+			refuse(s, &f, ar.code, ar.check, ar.text);
+			return;
+		}
+	}
+	if (s->pol != NULL) {
+		struct policy_verdict v;
+
+		one[0] = args.addr;
+		tx_facts(s, &f);
+		f.rcpts = one;
+		f.nrcpts = 1;
+		if (policy_gate(s, policy_rcpt(s->pol, args.addr, tx->nrcpts,
+							s->auth_user[0] != '\0', &v), &v, &f))
+			return;
+	}
+	if (s->auth_user[0] != '\0') {
+		struct account_reply ar;
+
+		if (smtp_auth_rcpt(s, args.addr, &ar) < 0) {
+			one[0] = args.addr;
+			tx_facts(s, &f);
+			f.rcpts = one;
+			f.nrcpts = 1;
+			refuse(s, &f, ar.code, ar.check, ar.text);
+			return;
+		}
+	}
 	if (tx->nrcpts == tx->rcpt_cap) {
 		tx->rcpt_cap = tx->rcpt_cap ? tx->rcpt_cap * 2 : 8;
 		tx->rcpts = xrealloc(tx->rcpts, tx->rcpt_cap * sizeof(char *));
@@ -516,16 +796,26 @@ static void write_received(struct smtp_session *s)
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	if (tx->smtputf8)
-		proto = "UTF8SMTP";
-	else if (s->flags & SMTP_F_ESMTP)
-		proto = "ESMTP";
-	else
-		proto = "SMTP";
+	{
+		/* RFC 3848 / 6531: ESMTP, ESMTPS, ESMTPA, ESMTPSA (UTF8SMTP...). */
+		static const char *const protos[2][4] = {
+			{ "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA" },
+			{ "UTF8SMTP", "UTF8SMTPS", "UTF8SMTPA", "UTF8SMTPSA" },
+		};
+		int k = (s->tls ? 1 : 0) + (s->auth_user[0] != '\0' ? 2 : 0);
+
+		if (tx->smtputf8)
+			proto = protos[1][k];
+		else if ((s->flags & SMTP_F_ESMTP) || k != 0)
+			proto = protos[0][k];
+		else
+			proto = "SMTP";
+	}
 	n = snprintf(hdr, sizeof(hdr),
 		     "Received: from %s (%s [%s])\r\n"
-		     "\tby %s (Moat) with %s id %s",
-		     s->helo, s->name, s->addr, conf->hostname, proto,
+		     "\t%s%s%sby %s (Moat) with %s id %s",
+		     s->helo, s->name, s->addr, s->tls ? "(" : "", s->tls ? s->tls_info : "",
+		     s->tls ? ")\r\n\t" : "", conf->hostname, proto,
 		     spool_file_qid(tx->file));
 	/* One recipient is named; more would disclose the others. */
 	if (tx->nrcpts == 1 && n > 0 && (size_t)n < sizeof(hdr))
@@ -536,6 +826,13 @@ static void write_received(struct smtp_session *s)
 	if (n < 0 || (size_t)n >= sizeof(hdr))
 		abort(); /* every field above is bounded */
 	spool_file_write(tx->file, hdr, (size_t)n);
+	if (s->pol != NULL) {
+		/* Headers the policy asked for (a DNSBL site with action tag). */
+		size_t hn = policy_data_headers(s->pol, hdr, sizeof(hdr));
+
+		if (hn > 0)
+			spool_file_write(tx->file, hdr, hn);
+	}
 }
 
 static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
@@ -548,7 +845,8 @@ static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
 		reply(s, "501 5.5.4", "Syntax: DATA");
 		return;
 	}
-	if (s->state == SMTP_ST_MAIL) {
+	if (s->state == SMTP_ST_MAIL && tx->rcpt_attempts > 0) {
+		/* RFC 5321 3.3: every RCPT failed. */
 		reply(s, "554 5.5.1", "Error: no valid recipients");
 		return;
 	}
@@ -564,10 +862,66 @@ static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	tx->received_at = time_now_ms();
 	write_received(s);
+	smtp_auth_data_start(s);
 	smtp_data_init(&tx->data, (size_t)conf->max_text_line, conf->max_message_size);
 	enter_state(s, SMTP_ST_DATA);
 	set_read_timeout(s, conf->data_timeout_ms);
 	reply(s, "354", "End data with <CR><LF>.<CR><LF>");
+}
+
+static void cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	if (s->tls || s->srv->tls == NULL) {
+		reply(s, "502 5.5.1", "Error: command not implemented");
+		return;
+	}
+	if (cmd->argslen > 0) {
+		reply(s, "501 5.5.4", "Syntax: STARTTLS");
+		return;
+	}
+	if (s->state == SMTP_ST_INIT) {
+		reply(s, "503 5.5.1", "Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->state != SMTP_ST_HELO) {
+		reply(s, "503 5.5.1", "Error: MAIL transaction in progress");
+		return;
+	}
+	if (evbuffer_get_length(in) > 0) {
+		/* CVE-2011-0411: nothing sent in the clear may count after TLS. */
+		log_warn(s->idstr, "smtp", "STARTTLS PIPELINING from [%s]", s->addr);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		reply(s, "554 5.5.1", "Error: command pipelined after STARTTLS, closing");
+		close_session(s);
+		return;
+	}
+	reply(s, "220 2.0.0", "Ready to start TLS");
+	s->flags |= SMTP_F_TLSWAIT | SMTP_F_PAUSED;
+	bufferevent_disable(s->bev, EV_READ);
+}
+
+static void cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	smtp_auth_command(s, cmd);
+}
+
+void smtp_session_reply(struct smtp_session *s, const char *code, const char *text)
+{
+	reply(s, code, "%s", text);
+}
+
+void smtp_session_auth_resume(struct smtp_session *s)
+{
+	s->flags &= ~SMTP_F_PAUSED;
+	if (s->errors >= s->srv->conf->max_errors && !(s->flags & SMTP_F_CLOSING))
+		too_many_errors(s);
+	if (!(s->flags & SMTP_F_CLOSING)) {
+		bufferevent_enable(s->bev, EV_READ);
+		process_input(s);
+	}
+	reap(s);
 }
 
 static void cmd_rset(struct smtp_session *s, const struct smtp_command *cmd)
@@ -639,8 +993,8 @@ static const struct {
 	{ SMTP_V_HELP, cmd_help, 0 },
 	{ SMTP_V_VRFY, cmd_vrfy, 0 },
 	{ SMTP_V_EXPN, cmd_not_implemented, 0 },
-	{ SMTP_V_STARTTLS, cmd_not_implemented, 0 },
-	{ SMTP_V_AUTH, cmd_not_implemented, 0 },
+	{ SMTP_V_STARTTLS, cmd_starttls, 0 },
+	{ SMTP_V_AUTH, cmd_auth, 0 },
 	{ SMTP_V_BDAT, cmd_not_implemented, 0 },
 	{ SMTP_V_UNKNOWN, cmd_unknown, 0 },
 };
@@ -657,7 +1011,10 @@ static void handle_line(struct smtp_session *s, const char *line, size_t len)
 	struct smtp_command cmd;
 	size_t i;
 
-	if (memchr(line, '\0', len) != NULL) {
+	if (smtp_auth_in_exchange(s)) {
+		/* A continuation of AUTH: never parsed as a command, never logged. */
+		smtp_auth_line(s, line, len);
+	} else if (memchr(line, '\0', len) != NULL) {
 		reply(s, "500 5.5.2", "Error: NUL character in command");
 	} else {
 		smtp_parse_command(line, len, &cmd);
@@ -666,6 +1023,8 @@ static void handle_line(struct smtp_session *s, const char *line, size_t len)
 				commands[i].handler(s, &cmd);
 				if (commands[i].flags & CMD_ENDS_SESSION)
 					return;
+				if (s->pol_wait == POL_WAIT_COMMAND && s->pol_line == NULL)
+					s->pol_line = xstrndup(line, len);
 				break;
 			}
 		}
@@ -706,6 +1065,24 @@ static void end_of_data(struct smtp_session *s)
 		tx_reset(s);
 		return;
 	}
+	if (smtp_auth_suspended(s)) {
+		/* Suspended while this message was coming in: not queued. */
+		enter_state(s, SMTP_ST_HELO);
+		refuse(s, &f, "550 5.7.1", "account_suspended",
+		       "Account suspended: unusual sending was detected; contact your administrator");
+		tx_reset(s);
+		return;
+	}
+	{
+		struct account_reply ar;
+
+		if (smtp_auth_data_end(s, &ar) < 0) {
+			enter_state(s, SMTP_ST_HELO);
+			refuse(s, &f, ar.code, ar.check, ar.text);
+			tx_reset(s);
+			return;
+		}
+	}
 	memset(&env, 0, sizeof(env));
 	env.sender = tx->sender;
 	env.rcpts = (const char *const *)tx->rcpts;
@@ -713,6 +1090,7 @@ static void end_of_data(struct smtp_session *s)
 	env.client_addr = s->addr;
 	env.client_name = s->name;
 	env.helo = s->helo;
+	env.auth_user = s->auth_user[0] != '\0' ? s->auth_user : NULL;
 	env.received_at = tx->received_at;
 	env.smtputf8 = tx->smtputf8;
 	env.body_8bit = (tx->data.flags & SMTP_DATA_8BIT) != 0;
@@ -798,6 +1176,8 @@ static int feed_data(struct smtp_session *s)
 		/* Keep reading to the end; the message is refused there. */
 		tx->data.flags |= SMTP_DATA_ERR_SIZE;
 	}
+	if (outlen > 0)
+		smtp_auth_data(s, s->srv->scratch, outlen);
 	evbuffer_drain(in, used);
 	switch (st) {
 	case SMTP_DATA_MORE:
@@ -912,7 +1292,8 @@ void smtp_session_kill(struct smtp_session *s)
 		evbuffer_add_printf(out, "421 4.3.2 %s Service shutting down\r\n",
 				    s->srv->conf->hostname);
 		/* Best effort: one non-blocking write, then the socket goes. */
-		evbuffer_write(out, s->fd);
+		if (!(s->flags & SMTP_F_TLSBEV))
+			evbuffer_write(out, s->fd);
 	}
 	session_free(s);
 }

@@ -64,6 +64,104 @@ int store_queue_foreach(struct store *st, int (*cb)(const char *qid, void *arg),
 /* Mark every unfinished recipient of qid dead with reason (file lost). */
 int store_queue_mark_lost(struct store *st, const char *qid, const char *reason);
 
+/* ---- delivery queue (store_queue.c; used by daemon/queue and the CLI) ---- */
+
+/* One recipient row with its message's envelope; strings valid in the callback. */
+struct store_queue_row {
+	const char *qid;
+	const char *rcpt;
+	const char *state;        /* queued | deferred | held | dead | done */
+	const char *sender;
+	const char *client_addr;
+	const char *auth_user;    /* NULL when not authenticated */
+	const char *last_error;   /* NULL when none */
+	const char *reason;       /* held: why; NULL otherwise */
+	const char *route;        /* last destination tried, NULL before */
+	int64_t size;
+	int64_t received_at;      /* unix ms */
+	int64_t next_attempt;     /* unix ms */
+	int64_t released_at;      /* unix ms, 0 never */
+	int64_t final_at;         /* unix ms, 0 not final */
+	int attempts;
+	int smtputf8;
+	int body_8bit;
+};
+typedef int (*store_queue_row_fn)(const struct store_queue_row *r, void *arg);
+
+/* At start: every leased row becomes due at now. */
+int store_queue_reset_leases(struct store *st, int64_t now);
+
+/*
+ * Lease up to limit due rows (queued first, then deferred, each in
+ * next_attempt order through the index queue_rcpt_due): cb sees each row,
+ * then its next_attempt becomes lease_until and leased = 1.
+ */
+int store_queue_lease_due(struct store *st, int64_t now, int64_t lease_until,
+			  int limit, store_queue_row_fn cb, void *arg);
+
+/* The earliest next_attempt of a queued or deferred row; 0 and *found=0 if none. */
+int store_queue_next_due(struct store *st, int64_t *when, int *found);
+
+enum store_outcome { STORE_DONE, STORE_DEFERRED, STORE_DEAD };
+
+/* Record a delivery attempt's outcome for one recipient; lease dropped. */
+int store_queue_set_outcome(struct store *st, const char *qid, const char *rcpt,
+			    enum store_outcome o, const char *text, const char *route,
+			    int64_t next_attempt, int64_t now);
+
+/* Counts of qid's recipients still pending (queued/deferred/held) and dead. */
+int store_queue_counts(struct store *st, const char *qid, int *pending, int *dead);
+
+/* Delete qid and its recipients. */
+int store_queue_delete_message(struct store *st, const char *qid);
+
+/*
+ * Messages with nothing pending and no dead recipient newer than
+ * dead_before: cb(qid) for each (at most limit), after which the caller
+ * deletes them.
+ */
+int store_queue_purgeable(struct store *st, int64_t dead_before, int limit,
+			  int (*cb)(const char *qid, void *arg), void *arg);
+
+/*
+ * Bulk operations.  Every field NULL / 0 matches everything; fields AND.
+ * rcpt_domain matches the part after the last '@' (case-insensitive);
+ * reason is a case-insensitive substring of last_error or the held
+ * reason; received_before matches received_at <= it.
+ */
+struct store_queue_filter {
+	const char *qid;
+	const char *sender;       /* exact, case-insensitive; "" is <> */
+	const char *client_addr;
+	const char *rcpt_domain;
+	const char *reason;
+	const char *state;
+	int64_t received_before;  /* unix ms; 0: any age */
+	int64_t limit;            /* list only; 0: no limit */
+	const char *auth_user;    /* exact; NULL any (daemon/account holds by it) */
+	int64_t received_after;   /* unix ms, received_at >= it; 0: any age */
+};
+
+/* Recipient rows matching f, in (received_at, qid, rcpt) order. */
+int store_queue_list(struct store *st, const struct store_queue_filter *f,
+		     store_queue_row_fn cb, void *arg);
+/* held or dead -> queued, due now, queue lifetime restarts.  *n: rows. */
+int store_queue_release(struct store *st, const struct store_queue_filter *f,
+			int64_t now, int *n);
+/* queued or deferred -> due now. */
+int store_queue_retry(struct store *st, const struct store_queue_filter *f,
+		      int64_t now, int *n);
+/* queued or deferred -> held with reason. */
+int store_queue_hold(struct store *st, const struct store_queue_filter *f,
+		     const char *reason, int *n);
+/*
+ * Delete matching recipient rows; every message left with nothing queued,
+ * deferred, held or dead is deleted too and reported to gone(qid) so that
+ * the caller removes its spool file (after the commit).
+ */
+int store_queue_delete(struct store *st, const struct store_queue_filter *f, int *n,
+		       int (*gone)(const char *qid, void *arg), void *arg);
+
 struct store_log_entry {
 	int64_t ts;
 	const char *session_id;

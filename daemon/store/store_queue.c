@@ -1,11 +1,22 @@
 /*
- * store_queue: SQL of the queue index (queue_message, queue_rcpt).
+ * store_queue: SQL of the queue index (queue_message, queue_rcpt): what the
+ * spool writer inserts, what the queue runner leases and records, and the
+ * bulk operations of the CLI.  Called from the writer thread, the queue
+ * store thread and the CLI, each on its own connection.  Leasing walks the
+ * index queue_rcpt_due(state, next_attempt) once per state: never a scan,
+ * never the whole queue.
  */
 #include "store.h"
 #include "store_internal.h"
 
+#define SPOOL_QID_MAX 64
+
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/util.h"
 
 static const char SQL_QUEUE_MSG_INSERT[] =
 	"INSERT INTO queue_message (qid, sender, client_addr, client_name, helo,"
@@ -100,4 +111,364 @@ int store_queue_mark_lost(struct store *st, const char *qid, const char *reason)
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- delivery queue ------------------------------------------------------ */
+
+#define ROW_COLS \
+	"r.qid, r.rcpt, r.state, m.sender, m.client_addr, m.auth_user, r.last_error," \
+	" r.reason, r.route, m.size, m.received_at, r.next_attempt, r.released_at," \
+	" coalesce(r.final_at, 0), r.attempts, m.smtputf8, m.body_8bit"
+
+static const char SQL_RESET_LEASES[] =
+	"UPDATE queue_rcpt SET leased = 0, next_attempt = ?1 WHERE leased = 1";
+static const char SQL_DUE[] =
+	"SELECT " ROW_COLS " FROM queue_rcpt r JOIN queue_message m ON m.qid = r.qid"
+	" WHERE r.state = ?1 AND r.next_attempt <= ?2 ORDER BY r.next_attempt LIMIT ?3";
+static const char SQL_LEASE[] =
+	"UPDATE queue_rcpt SET leased = 1, next_attempt = ?3 WHERE qid = ?1 AND rcpt = ?2";
+static const char SQL_NEXT_DUE[] =
+	"SELECT min(next_attempt) FROM (SELECT min(next_attempt) AS next_attempt"
+	" FROM queue_rcpt WHERE state = 'queued' UNION ALL"
+	" SELECT min(next_attempt) FROM queue_rcpt WHERE state = 'deferred')";
+static const char SQL_OUTCOME[] =
+	"UPDATE queue_rcpt SET state = ?3, last_error = ?4, route = ?5, next_attempt = ?6,"
+	" attempts = attempts + 1, leased = 0,"
+	" final_at = CASE WHEN ?3 IN ('done', 'dead') THEN ?7 ELSE NULL END"
+	" WHERE qid = ?1 AND rcpt = ?2 AND state IN ('queued', 'deferred')";
+static const char SQL_COUNTS[] =
+	"SELECT coalesce(sum(state IN ('queued', 'deferred', 'held')), 0),"
+	" coalesce(sum(state = 'dead'), 0) FROM queue_rcpt WHERE qid = ?1";
+static const char SQL_DELETE_MSG[] = "DELETE FROM queue_message WHERE qid = ?1";
+static const char SQL_PURGEABLE[] =
+	"SELECT m.qid FROM queue_message m WHERE NOT EXISTS (SELECT 1 FROM queue_rcpt r"
+	" WHERE r.qid = m.qid AND (r.state IN ('queued', 'deferred', 'held')"
+	" OR (r.state = 'dead' AND coalesce(r.final_at, 0) > ?1))) LIMIT ?2";
+
+#define FILTER \
+	" (?1 IS NULL OR r.qid = ?1) AND (?2 IS NULL OR lower(m.sender) = lower(?2))" \
+	" AND (?3 IS NULL OR m.client_addr = ?3)" \
+	" AND (?4 IS NULL OR lower(substr(r.rcpt, length(rtrim(r.rcpt, replace(r.rcpt, '@', '')))" \
+	" + 1)) = lower(?4))" \
+	" AND (?5 IS NULL OR instr(lower(coalesce(r.last_error, '') || ' ' ||" \
+	" coalesce(r.reason, '')), lower(?5)) > 0)" \
+	" AND (?6 IS NULL OR r.state = ?6) AND (?7 IS NULL OR m.received_at <= ?7)" \
+	" AND (?20 IS NULL OR m.auth_user = ?20) AND (?21 IS NULL OR m.received_at >= ?21)"
+
+static const char SQL_LIST[] =
+	"SELECT " ROW_COLS " FROM queue_rcpt r JOIN queue_message m ON m.qid = r.qid"
+	" WHERE" FILTER " ORDER BY m.received_at, r.qid, r.rcpt LIMIT ?8";
+static const char SQL_RELEASE[] =
+	"UPDATE queue_rcpt AS r SET state = 'queued', next_attempt = ?8, released_at = ?8,"
+	" leased = 0, reason = NULL, final_at = NULL FROM queue_message AS m"
+	" WHERE m.qid = r.qid AND r.state IN ('held', 'dead') AND" FILTER;
+static const char SQL_RETRY[] =
+	"UPDATE queue_rcpt AS r SET next_attempt = ?8, leased = 0 FROM queue_message AS m"
+	" WHERE m.qid = r.qid AND r.state IN ('queued', 'deferred') AND" FILTER;
+static const char SQL_HOLD[] =
+	"UPDATE queue_rcpt AS r SET state = 'held', reason = ?8, leased = 0"
+	" FROM queue_message AS m"
+	" WHERE m.qid = r.qid AND r.state IN ('queued', 'deferred') AND" FILTER;
+static const char SQL_DELETE_QIDS[] =
+	"SELECT DISTINCT r.qid FROM queue_rcpt r JOIN queue_message m ON m.qid = r.qid"
+	" WHERE" FILTER;
+static const char SQL_DELETE_RCPTS[] =
+	"DELETE FROM queue_rcpt WHERE (qid, rcpt) IN (SELECT r.qid, r.rcpt FROM queue_rcpt r"
+	" JOIN queue_message m ON m.qid = r.qid WHERE" FILTER ")";
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
+static void read_row(sqlite3_stmt *s, struct store_queue_row *r)
+{
+	r->qid = col_text(s, 0);
+	r->rcpt = col_text(s, 1);
+	r->state = col_text(s, 2);
+	r->sender = col_text(s, 3);
+	r->client_addr = col_text(s, 4);
+	r->auth_user = col_text(s, 5);
+	r->last_error = col_text(s, 6);
+	r->reason = col_text(s, 7);
+	r->route = col_text(s, 8);
+	r->size = sqlite3_column_int64(s, 9);
+	r->received_at = sqlite3_column_int64(s, 10);
+	r->next_attempt = sqlite3_column_int64(s, 11);
+	r->released_at = sqlite3_column_int64(s, 12);
+	r->final_at = sqlite3_column_int64(s, 13);
+	r->attempts = sqlite3_column_int(s, 14);
+	r->smtputf8 = sqlite3_column_int(s, 15);
+	r->body_8bit = sqlite3_column_int(s, 16);
+}
+
+int store_queue_reset_leases(struct store *st, int64_t now)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_RESET_LEASES);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, now);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_queue_lease_due(struct store *st, int64_t now, int64_t lease_until,
+			  int limit, store_queue_row_fn cb, void *arg)
+{
+	static const char *const states[] = { "queued", "deferred" };
+	size_t i;
+	int taken = 0;
+
+	for (i = 0; i < 2 && taken < limit; i++) {
+		sqlite3_stmt *s = store_prepare(st, SQL_DUE);
+		int rc;
+
+		if (s == NULL)
+			return -1;
+		store_bind_text(s, 1, states[i]);
+		sqlite3_bind_int64(s, 2, now);
+		sqlite3_bind_int(s, 3, limit - taken);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			struct store_queue_row r;
+			sqlite3_stmt *u;
+
+			read_row(s, &r);
+			cb(&r, arg);
+			u = store_prepare(st, SQL_LEASE);
+			if (u == NULL) {
+				sqlite3_reset(s);
+				return -1;
+			}
+			store_bind_text(u, 1, r.qid);
+			store_bind_text(u, 2, r.rcpt);
+			sqlite3_bind_int64(u, 3, lease_until);
+			if (sqlite3_step(u) != SQLITE_DONE) {
+				sqlite3_reset(u);
+				sqlite3_reset(s);
+				return -1;
+			}
+			sqlite3_reset(u);
+			taken++;
+		}
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE)
+			return -1;
+	}
+	return 0;
+}
+
+int store_queue_next_due(struct store *st, int64_t *when, int *found)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_NEXT_DUE);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	*found = rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL;
+	*when = *found ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int store_queue_set_outcome(struct store *st, const char *qid, const char *rcpt,
+			    enum store_outcome o, const char *text, const char *route,
+			    int64_t next_attempt, int64_t now)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_OUTCOME);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, qid);
+	store_bind_text(s, 2, rcpt);
+	store_bind_text(s, 3, o == STORE_DONE ? "done" : o == STORE_DEAD ? "dead" : "deferred");
+	store_bind_text(s, 4, text);
+	store_bind_text(s, 5, route);
+	sqlite3_bind_int64(s, 6, next_attempt);
+	sqlite3_bind_int64(s, 7, now);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_queue_counts(struct store *st, const char *qid, int *pending, int *dead)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_COUNTS);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, qid);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*pending = sqlite3_column_int(s, 0);
+		*dead = sqlite3_column_int(s, 1);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int store_queue_delete_message(struct store *st, const char *qid)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_DELETE_MSG);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, qid);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_queue_purgeable(struct store *st, int64_t dead_before, int limit,
+			  int (*cb)(const char *qid, void *arg), void *arg)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_PURGEABLE);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, dead_before);
+	sqlite3_bind_int(s, 2, limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		cb(col_text(s, 0), arg);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void bind_filter(sqlite3_stmt *s, const struct store_queue_filter *f)
+{
+	store_bind_text(s, 1, f->qid);
+	store_bind_text(s, 2, f->sender);
+	store_bind_text(s, 3, f->client_addr);
+	store_bind_text(s, 4, f->rcpt_domain);
+	store_bind_text(s, 5, f->reason);
+	store_bind_text(s, 6, f->state);
+	if (f->received_before > 0)
+		sqlite3_bind_int64(s, 7, f->received_before);
+	else
+		sqlite3_bind_null(s, 7);
+	store_bind_text(s, 20, f->auth_user);
+	if (f->received_after > 0)
+		sqlite3_bind_int64(s, 21, f->received_after);
+	else
+		sqlite3_bind_null(s, 21);
+}
+
+int store_queue_list(struct store *st, const struct store_queue_filter *f,
+		     store_queue_row_fn cb, void *arg)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_LIST);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_filter(s, f);
+	sqlite3_bind_int64(s, 8, f->limit > 0 ? f->limit : -1);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_queue_row r;
+
+		read_row(s, &r);
+		if (cb(&r, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int run_filter(struct store *st, const char *sql, const struct store_queue_filter *f,
+		      int64_t now, const char *text, int *n)
+{
+	sqlite3_stmt *s = store_prepare(st, sql);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_filter(s, f);
+	if (text != NULL)
+		store_bind_text(s, 8, text);
+	else
+		sqlite3_bind_int64(s, 8, now);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return -1;
+	*n = sqlite3_changes(store_db(st));
+	return 0;
+}
+
+int store_queue_release(struct store *st, const struct store_queue_filter *f,
+			int64_t now, int *n)
+{
+	return run_filter(st, SQL_RELEASE, f, now, NULL, n);
+}
+
+int store_queue_retry(struct store *st, const struct store_queue_filter *f,
+		      int64_t now, int *n)
+{
+	return run_filter(st, SQL_RETRY, f, now, NULL, n);
+}
+
+int store_queue_hold(struct store *st, const struct store_queue_filter *f,
+		     const char *reason, int *n)
+{
+	return run_filter(st, SQL_HOLD, f, 0, reason ? reason : "held by the administrator", n);
+}
+
+int store_queue_delete(struct store *st, const struct store_queue_filter *f, int *n,
+		       int (*gone)(const char *qid, void *arg), void *arg)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_DELETE_QIDS);
+	char (*qids)[SPOOL_QID_MAX] = NULL;
+	size_t nq = 0;
+	size_t cap = 0;
+	size_t i;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_filter(s, f);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (nq == cap) {
+			cap = cap ? cap * 2 : 64;
+			qids = xrealloc(qids, cap * sizeof(*qids));
+		}
+		strlcpy_s(qids[nq++], col_text(s, 0), SPOOL_QID_MAX);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	s = store_prepare(st, SQL_DELETE_RCPTS);
+	if (s == NULL)
+		goto fail;
+	bind_filter(s, f);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	*n = sqlite3_changes(store_db(st));
+	for (i = 0; i < nq; i++) {
+		int pending = 0;
+		int dead = 0;
+
+		if (store_queue_counts(st, qids[i], &pending, &dead) < 0)
+			goto fail;
+		if (pending == 0 && dead == 0) {
+			if (store_queue_delete_message(st, qids[i]) < 0)
+				goto fail;
+			gone(qids[i], arg);
+		}
+	}
+	free(qids);
+	return 0;
+fail:
+	free(qids);
+	return -1;
 }

@@ -38,7 +38,7 @@ HOSTNAME = "moat.test"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 QID_RE = re.compile(r"^[0-9A-Fa-f]{16}$")
 
-READY_RE = re.compile(r" ready ")
+READY_RE = re.compile(r" ready .*\bsmtp=")
 
 
 def wait_for(pred, timeout=3.0, interval=0.05):
@@ -298,7 +298,10 @@ class Moatd:
         raise AssertionError(f"moatd not ready after {READY_TIMEOUT}s:\n{self.log_text()[-4000:]}")
 
     def _find_ready(self):
-        for line in self.log_text().splitlines():
+        text = self.log_text()
+        # Only complete lines: the daemon may be in the middle of writing this one.
+        text = text[:text.rfind("\n") + 1]
+        for line in text.splitlines():
             if READY_RE.search(line) and "smtp=" in line:
                 return line
         return None
@@ -454,6 +457,7 @@ def default_conf(workdir):
         "smtp_listen": "127.0.0.1:0",
         "http_listen": "127.0.0.1:0",
         "shutdown_timeout": "3s",
+        "delivery": "no",  # queue runner off unless a test turns it on (tests/integration/peers_delivery.py)
     }
 
 

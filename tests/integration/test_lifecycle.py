@@ -318,3 +318,33 @@ def test_banner_hostname_default(moatd_factory):
         r = c.expect(220)
     assert r.lines[0] in (f"220 {socket.gethostname()} ESMTP Moat",
                           f"220 {socket.getfqdn()} ESMTP Moat"), r.lines
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
+def test_drops_to_user(moatd_factory):
+    import pwd
+    import shutil
+    import tempfile
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody'")
+    # The data dir must be reachable by the unprivileged user: not under pytest's 0700 tmp.
+    base = tempfile.mkdtemp(prefix="moat-user-", dir="/tmp")
+    try:
+        os.chmod(base, 0o755)
+        data = os.path.join(base, "data")
+        os.mkdir(data)
+        os.chown(data, nobody.pw_uid, nobody.pw_gid)
+        d = moatd_factory(data_dir=data, user="nobody")
+        status = open(f"/proc/{d.proc.pid}/status").read()
+        uids = re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()
+        gids = re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()
+        assert uids == [str(nobody.pw_uid)] * 4, status
+        assert gids == [str(nobody.pw_gid)] * 4, status
+        qid, body = send_one(d)
+        assert strip_received(d.spool_message(qid)) == body
+        assert os.stat(d.queue_dir() / qid).st_uid == nobody.pw_uid
+        assert d.stop() == 0
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

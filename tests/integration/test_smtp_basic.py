@@ -91,8 +91,9 @@ def test_ehlo_extensions(moatd):
     for want in ("PIPELINING", f"SIZE {25 * 1024 * 1024}", "8BITMIME", "ENHANCEDSTATUSCODES",
                  "SMTPUTF8"):
         assert want in exts, f"EHLO lacks {want}: {r.lines}"
-    for not_yet in ("STARTTLS", "AUTH"):
-        assert not any(e.split()[0] == not_yet for e in exts), f"{not_yet} offered: {r.lines}"
+    # STARTTLS before TLS; AUTH only under TLS (test_tls_starttls.py, test_auth_smtp.py).
+    assert "STARTTLS" in exts, r.lines
+    assert not any(e.split()[0] == "AUTH" for e in exts), f"AUTH offered in clear: {r.lines}"
 
 
 def test_ehlo_size_follows_config(moatd_factory):
@@ -120,8 +121,10 @@ def test_simple_commands(moatd):
         c.expect_cmd("VRFY postmaster", "252 2.1.5")
         c.expect_cmd("VRFY nobody@example.org", "252 2.1.5")
         c.expect_cmd("FROBNICATE", "500 5.5.2")
-        for verb in ("STARTTLS", "AUTH PLAIN AGJvYgBzZWNyZXQ=", "BDAT 10 LAST", "EXPN staff"):
+        for verb in ("BDAT 10 LAST", "EXPN staff"):
             c.expect_cmd(verb, "502 5.5.1")
+        c.expect_cmd("STARTTLS now", "501 5.5.4")  # STARTTLS itself: test_tls_starttls.py
+        c.expect_cmd("AUTH PLAIN AGJvYgBzZWNyZXQ=", "538 5.7.11")  # not before TLS
         c.expect_cmd("noop", "250 2.0.0")  # verbs are case-insensitive
         c.expect_cmd("QUIT", "221 2.0.0")
         c.expect_closed()

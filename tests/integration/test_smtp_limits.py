@@ -49,11 +49,11 @@ def test_command_line_limit_boundary(moatd):
 
 
 def test_command_line_limit_configurable(moatd_factory):
-    d = moatd_factory(max_command_line=100)
+    d = moatd_factory(max_command_line=600)
     with d.raw() as c:
         c.ehlo()
-        c.expect_cmd(b"NOOP " + b"x" * 93, "250 2.0.0")       # 100 octets with CRLF
-        c.expect_cmd(b"NOOP " + b"x" * 94, "500 5.5.2")
+        c.expect_cmd(b"NOOP " + b"x" * 593, "250 2.0.0")      # 600 octets with CRLF
+        c.expect_cmd(b"NOOP " + b"x" * 594, "500 5.5.2")
 
 
 def test_huge_command_line_answered_at_end_of_line(moatd):
@@ -104,12 +104,16 @@ def test_text_line_too_long(moatd, length):
 
 
 def test_text_line_limit_configurable(moatd_factory):
-    d = moatd_factory(max_text_line=200)
+    d = moatd_factory(max_text_line=2000)
+    ok = b"Subject: x\r\n\r\n" + b"b" * 1998 + b"\r\n"           # 2000 octets with CRLF
     with d.raw() as c:
+        c.ehlo()
+        qid = qid_of(c.transaction("s@example.net", ["r@example.org"], ok))
         begin_data(c)
-        c.send(stuff(b"Subject: x\r\n\r\n" + b"b" * 250 + b"\r\n"))
+        c.send(stuff(b"Subject: x\r\n\r\n" + b"b" * 1999 + b"\r\n"))
         c.expect("554 5.6.0")
-    assert_only_queued(d, [])
+    assert_only_queued(d, [qid])
+    assert strip_received(d.spool_message(qid)) == ok
 
 
 @pytest.mark.parametrize("where", ["header", "body"])
@@ -343,5 +347,40 @@ def test_connection_reset_by_client_is_harmless(moatd):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.sendall(b"EHLO x\r\nMAIL FROM:<a@b.example>\r\n")
         s.close()  # RST
+    # The reset sessions free their slots (20 per client by default) once moatd sees the RSTs.
+    def admitted():
+        with RawSMTP(moatd.smtp_port) as c:
+            return c.readreply().code == 220
+    assert wait_for(admitted, timeout=3, interval=0.2), "reset sessions still hold their slots"
     with moatd.raw() as c:
         c.expect_cmd("EHLO after.example", 250)
+    assert moatd.alive()
+
+
+@pytest.mark.parametrize("value,seconds", [("2s", 2.0), ("1500ms", 1.5)])
+def test_session_timeout(moatd_factory, value, seconds):
+    d = moatd_factory(session_timeout=value, idle_timeout="1m")
+    with d.raw() as c:
+        c.ehlo()
+        t0 = time.monotonic()
+        while True:
+            c.send(b"NOOP\r\n")
+            r = c.readreply(timeout=5)
+            if r.code != 250:
+                break
+            assert time.monotonic() - t0 < 5, "session_timeout not enforced"
+            time.sleep(0.2)
+        elapsed = time.monotonic() - t0
+        assert r.code == 421, r
+        assert seconds - 0.25 <= elapsed < seconds + 2, \
+            f"{r} after {elapsed:.2f}s with session_timeout = {value}"
+        c.expect_closed()
+
+
+def test_idle_timeout_milliseconds(moatd_factory):
+    d = moatd_factory(idle_timeout="1500ms")
+    with d.raw() as c:
+        t0 = time.monotonic()
+        c.expect("421 4.4.2", timeout=5)
+        elapsed = time.monotonic() - t0
+        assert 1.25 <= elapsed < 3.5, f"421 after {elapsed:.2f}s with idle_timeout = 1500ms"

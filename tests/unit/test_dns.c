@@ -88,24 +88,34 @@ static void test_reverse_bad_family(void **state)
 static pid_t dnsmasq_pid = -1;
 static int dnsmasq_port;
 
+/* A loopback port free for UDP and TCP alike: dnsmasq binds both. */
 static int free_udp_port(void)
 {
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	int port;
+	int tries;
 
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sin, &len) < 0) {
+	for (tries = 0; tries < 20; tries++) {
+		struct sockaddr_in sin;
+		socklen_t len = sizeof(sin);
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		int tcp;
+		int ok;
+
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+		    getsockname(fd, (struct sockaddr *)&sin, &len) < 0) {
+			close(fd);
+			return -1;
+		}
+		tcp = socket(AF_INET, SOCK_STREAM, 0);
+		ok = bind(tcp, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+		close(tcp);
 		close(fd);
-		return -1;
+		if (ok)
+			return ntohs(sin.sin_port);
 	}
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
+	return -1;
 }
 
 static int start_dnsmasq(void **state)
@@ -134,7 +144,30 @@ static int start_dnsmasq(void **state)
 		      "--auth-ttl=300", "--local=/test/", (char *)NULL);
 		_exit(127);
 	}
-	usleep(300 * 1000);
+	/* Wait (at most 5 s) until it answers a query for "test". */
+	{
+		static const unsigned char q[] = { 0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0,
+						   4, 't', 'e', 's', 't', 0, 0, 1, 0, 1 };
+		struct sockaddr_in sin;
+		struct timeval tv = { 0, 100 * 1000 };
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		int i;
+
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)dnsmasq_port);
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		for (i = 0; i < 50; i++) {
+			unsigned char ans[512];
+
+			sendto(fd, q, sizeof(q), 0, (struct sockaddr *)&sin, sizeof(sin));
+			if (recv(fd, ans, sizeof(ans), 0) > 0)
+				break;
+			usleep(50 * 1000);
+		}
+		close(fd);
+	}
 	return 0;
 }
 

@@ -1,0 +1,83 @@
+/*
+ * account: defence of authenticated submission — sliding-window counters
+ * keyed by client address or account (AUTH failures, rate limits, the
+ * compromised-account score).  Runs on the mail event loop only; no I/O.
+ */
+#ifndef MOAT_ACCOUNT_H
+#define MOAT_ACCOUNT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Counters of events per (key, window length): each is estimated over the
+ * last window_ms from two fixed windows (the current one counted fully, the
+ * previous one weighted by how much of it still overlaps), so memory per
+ * key is constant.  At most max_keys entries; past it, expired ones are
+ * dropped, then the oldest.
+ */
+struct account_win;
+
+struct account_win *account_win_new(size_t max_keys);
+void account_win_free(struct account_win *w);
+/* Events counted for key in the last window_ms, at now (ms). */
+int64_t account_win_count(struct account_win *w, const char *key, int64_t window_ms,
+			  int64_t now);
+/* Count n events for key at now. */
+void account_win_add(struct account_win *w, const char *key, int64_t window_ms, int64_t now,
+		     int64_t n);
+/* Forget key (every window). */
+void account_win_clear(struct account_win *w, const char *key);
+
+#endif
+
+/* ---- the engine: rate limits, compromise score, suspension ------------- */
+
+/*
+ * One engine on the mail loop (smtp_server owns it).  Its worker thread
+ * owns a SQLite connection: it persists totals and suspensions, holds the
+ * queued mail of a suspended account (store_queue_hold by auth_user), and
+ * every second reads suspensions (an administrator's lift) and per-account
+ * limit overrides back.  Nothing here blocks the loop.
+ */
+struct account_engine;
+struct conf;
+struct event_base;
+
+enum account_verdict { ACCOUNT_OK, ACCOUNT_REFUSE, ACCOUNT_DEFER };
+
+struct account_reply {
+	char code[16];    /* "451 4.7.1" */
+	char text[256];
+	char check[32];   /* message-log check name */
+};
+
+struct account_engine *account_engine_new(struct event_base *base, const struct conf *conf,
+					  const char *db_path, char *err, size_t errsz);
+/* Flushes what is pending and stops the worker.  NULL ok. */
+void account_engine_free(struct account_engine *e);
+
+/*
+ * MAIL from authenticated user at client addr; bound: the sender belongs
+ * to the user.  Counts the attempt; refuses (suspended, binding), defers
+ * (rate limit), and may suspend the account when the score crosses the
+ * threshold.
+ */
+enum account_verdict account_mail(struct account_engine *e, const char *user,
+				  const char *addr, const char *sender, int bound,
+				  struct account_reply *r);
+/* RCPT of an authenticated user; dead: the domain cannot receive mail. */
+enum account_verdict account_rcpt(struct account_engine *e, const char *user,
+				  const char *addr, const char *rcpt, int dead,
+				  struct account_reply *r);
+/* A From: header address not the user's (auth_bind_from_header): counted as a refused binding. */
+enum account_verdict account_from_refused(struct account_engine *e, const char *user,
+					  const char *from, struct account_reply *r);
+/* 1 when user is suspended (checked again at end of DATA). */
+int account_suspended(struct account_engine *e, const char *user);
+
+/* The score's parts for user now, as text ("score=.. senders=.. ..."). */
+int64_t account_score(struct account_engine *e, const char *user, char *detail,
+		      size_t detailsz);
+/* Parse "N,N,N" (per minute, hour, day; 0 none).  0 or -1. */
+int account_parse_limits(const char *s, int64_t out[3]);

@@ -1,0 +1,208 @@
+/*
+ * http_messages: the message log (/api/v1/messages) and its statistics over
+ * time (/api/v1/stats/messages), administrators only.
+ *
+ * Search is newest first by default (sort=ts for oldest first) and pages
+ * by an opaque keyset cursor "<ts>.<id>" (or offset).  Statistics are
+ * dense buckets of an hour or a day over [from, to), each with counts by
+ * result and by check name, at most STATS_MAX_BUCKETS of them.
+ */
+#include "http_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../store/store.h"
+#include "../store/store_auth.h"
+
+#define STATS_MAX_BUCKETS 2000
+#define HOUR_MS 3600000LL
+#define DAY_MS 86400000LL
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *row_json(const struct store_log_row *r)
+{
+	json_t *rcpts = r->recipients ? json_loads(r->recipients, 0, NULL) : NULL;
+
+	if (!json_is_array(rcpts)) {
+		json_decref(rcpts);
+		rcpts = json_array();
+	}
+	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+			 "id", (json_int_t)r->id, "ts", (json_int_t)r->ts, "session_id",
+			 str_or_null(r->session_id), "qid", str_or_null(r->qid), "client_addr",
+			 str_or_null(r->client_addr), "client_name", str_or_null(r->client_name),
+			 "helo", str_or_null(r->helo), "sender", str_or_null(r->sender),
+			 "recipients", rcpts, "size",
+			 r->size >= 0 ? json_integer(r->size) : json_null(), "result",
+			 str_or_null(r->result), "code", str_or_null(r->code), "reason",
+			 str_or_null(r->reason), "check_name", str_or_null(r->check_name));
+}
+
+struct msg_list {
+	json_t *items;
+	int64_t limit;
+	int64_t n;
+	int64_t last_ts, last_id;
+};
+
+static int add_row(const struct store_log_row *row, void *arg)
+{
+	struct msg_list *l = arg;
+
+	if (++l->n > l->limit)
+		return 1;
+	l->last_ts = row->ts;
+	l->last_id = row->id;
+	json_array_append_new(l->items, row_json(row));
+	return 0;
+}
+
+enum MHD_Result http_messages_list(struct http_req *r)
+{
+	static const char *const args[] = { "limit", "offset", "cursor", "from", "to",
+					    "client", "sender", "recipient", "result", "reason",
+					    "qid", "check", "sort", NULL };
+	static const char *const results[] = { "accepted", "refused", "deferred", "aborted",
+					       NULL };
+	static const char *const sorts[] = { "-ts", "ts", NULL };
+	struct store_log_filter f;
+	struct http_page p;
+	struct msg_list l;
+	int result, sort;
+	char next[64];
+
+	memset(&f, 0, sizeof(f));
+	if (http_args_allow(r, args) < 0 || http_page(r, &p) < 0 ||
+	    http_arg_time(r, "from", &f.from) < 0 || http_arg_time(r, "to", &f.to) < 0 ||
+	    http_arg_str(r, "client", 64, &f.client) < 0 ||
+	    http_arg_str(r, "sender", 320, &f.sender) < 0 ||
+	    http_arg_str(r, "recipient", 320, &f.rcpt) < 0 ||
+	    http_arg_str(r, "reason", 200, &f.reason) < 0 ||
+	    http_arg_str(r, "qid", 64, &f.qid) < 0 ||
+	    http_arg_str(r, "check", 64, &f.check_name) < 0 ||
+	    http_arg_pick(r, "result", results, &result) < 0 ||
+	    http_arg_pick(r, "sort", sorts, &sort) < 0)
+		return http_fail_reply(r);
+	/* sender= (empty) is not allowed above; the null sender is sender=<> */
+	if (f.sender != NULL && strcmp(f.sender, "<>") == 0)
+		f.sender = "";
+	if (f.from != 0 && f.to != 0 && f.to <= f.from)
+		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter", "to",
+				  "to must be after from");
+	if (p.cursor != NULL) {
+		if (http_parse_cursor2(p.cursor, strlen(p.cursor), &f.cursor_ts, &f.cursor_id) < 0)
+			return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter",
+					  "cursor", "malformed cursor");
+		f.has_cursor = 1;
+	}
+	f.result = result >= 0 ? results[result] : NULL;
+	f.asc = sort == 1;
+	f.limit = p.limit + 1;
+	f.offset = p.offset;
+	memset(&l, 0, sizeof(l));
+	l.items = json_array();
+	l.limit = p.limit;
+	if (store_report_messages(r->st, &f, add_row, &l) < 0) {
+		json_decref(l.items);
+		return http_internal(r, "messages list");
+	}
+	snprintf(next, sizeof(next), "%lld.%lld", (long long)l.last_ts, (long long)l.last_id);
+	return http_reply(r, MHD_HTTP_OK, http_list(l.items, l.n > p.limit ? next : NULL));
+}
+
+static int one_row(const struct store_log_row *row, void *arg)
+{
+	*(json_t **)arg = row_json(row);
+	return 1;
+}
+
+enum MHD_Result http_messages_show(struct http_req *r)
+{
+	static const char *const args[] = { NULL };
+	json_t *o = NULL;
+	int64_t id;
+	int found;
+
+	if (http_args_allow(r, args) < 0 || http_param_id(r, 0, &id) < 0)
+		return http_fail_reply(r);
+	if (store_report_message_get(r->st, id, one_row, &o, &found) < 0) {
+		json_decref(o);
+		return http_internal(r, "messages show");
+	}
+	if (o == NULL)
+		return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such entry");
+	return http_reply(r, MHD_HTTP_OK, o);
+}
+
+struct stats {
+	json_t *buckets;
+	int64_t from;
+	int64_t bucket_ms;
+	const char *group;   /* by_result | by_check */
+};
+
+static int add_stat(int64_t bucket, const char *key, int64_t n, void *arg)
+{
+	struct stats *s = arg;
+	int64_t i = (bucket - s->from) / s->bucket_ms;
+	json_t *b = json_array_get(s->buckets, (size_t)i);
+
+	if (i < 0 || b == NULL)
+		return 0;
+	json_object_set_new(json_object_get(b, s->group), key ? key : "none", json_integer(n));
+	return 0;
+}
+
+enum MHD_Result http_stats_messages(struct http_req *r)
+{
+	static const char *const args[] = { "from", "to", "bucket", NULL };
+	static const char *const buckets[] = { "hour", "day", NULL };
+	int64_t from, to, now = time_now_ms(), n, i;
+	int bucket;
+	struct stats s;
+
+	if (http_args_allow(r, args) < 0 || http_arg_time(r, "from", &from) < 0 ||
+	    http_arg_time(r, "to", &to) < 0 || http_arg_pick(r, "bucket", buckets, &bucket) < 0)
+		return http_fail_reply(r);
+	s.bucket_ms = bucket == 1 ? DAY_MS : HOUR_MS;
+	if (to == 0)
+		to = now;
+	if (from == 0)
+		from = to - (bucket == 1 ? 30 * DAY_MS : DAY_MS);
+	if (from < 0)
+		from = 0;
+	from -= from % s.bucket_ms;
+	if (to <= from)
+		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter", "to",
+				  "to must be after from");
+	n = (to - from + s.bucket_ms - 1) / s.bucket_ms;
+	if (n > STATS_MAX_BUCKETS)
+		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter", "from",
+				  "at most %d buckets; narrow the range or use bucket=day",
+				  STATS_MAX_BUCKETS);
+	s.from = from;
+	s.buckets = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(s.buckets,
+				      json_pack("{s:I, s:{}, s:{}}", "start",
+						(json_int_t)(from + i * s.bucket_ms), "by_result",
+						"by_check"));
+	s.group = "by_result";
+	if (store_report_stats(r->st, from, to, s.bucket_ms, 0, add_stat, &s) < 0)
+		goto fail;
+	s.group = "by_check";
+	if (store_report_stats(r->st, from, to, s.bucket_ms, 1, add_stat, &s) < 0)
+		goto fail;
+	return http_reply(r, MHD_HTTP_OK,
+			  json_pack("{s:I, s:I, s:s, s:I, s:o}", "from", (json_int_t)from, "to",
+				    (json_int_t)to, "bucket", buckets[bucket == 1 ? 1 : 0],
+				    "bucket_ms", (json_int_t)s.bucket_ms, "buckets", s.buckets));
+fail:
+	json_decref(s.buckets);
+	return http_internal(r, "stats");
+}

@@ -1,0 +1,200 @@
+/*
+ * policy_internal: what the policy_*.c files share, and what the unit
+ * tests reach: the pure matchers (CIDR trie, host and mail sets, globs),
+ * value validation, DNSBL return-code ranges, message templates,
+ * settings, and the compiled snapshot.
+ *
+ * Everything here except the snapshot loader is pure: no I/O, no globals.
+ */
+#ifndef MOAT_POLICY_INTERNAL_H
+#define MOAT_POLICY_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "policy.h"
+#include "policy_validate.h"
+
+/* The entry that fired: shown in replies' log rows and the message log. */
+struct policy_ref {
+	int64_t id;
+	const char *list;
+	const char *value;
+};
+
+/* --- addresses ------------------------------------------------------------ */
+
+/* IPv4 is held as IPv4-mapped IPv6 (::ffff:a.b.c.d), prefixes shifted by 96. */
+int policy_ip_parse(const char *s, size_t len, uint8_t out[16]);
+/* "192.0.2.0/24", "2001:db8::/32", or a bare address (a full prefix). */
+int policy_cidr_parse(const char *s, size_t len, uint8_t addr[16], int *prefix);
+int policy_sockaddr_ip(const struct sockaddr *sa, uint8_t out[16]);
+/* Text form of an address held as above (IPv4 in dotted form). */
+void policy_ip_format(const uint8_t ip[16], char *out, size_t outsz);
+
+struct policy_trie;
+struct policy_trie *policy_trie_new(void);
+void policy_trie_free(struct policy_trie *t);
+/* ref must outlive the trie.  A second entry with the same prefix is ignored. */
+void policy_trie_insert(struct policy_trie *t, const uint8_t a[16], int prefix,
+			const struct policy_ref *ref);
+/* Longest-prefix match, or NULL. */
+const struct policy_ref *policy_trie_lookup(const struct policy_trie *t, const uint8_t a[16]);
+size_t policy_trie_nodes(const struct policy_trie *t);
+
+/* --- strings -------------------------------------------------------------- */
+
+/* Open-addressing hash set of lower-cased keys, each with its ref. */
+struct policy_strset {
+	struct {
+		char *key;
+		const struct policy_ref *ref;
+	} *slots;
+	size_t cap;   /* power of two, or 0 */
+	size_t count;
+};
+void policy_strset_add(struct policy_strset *h, const char *key, size_t len,
+		       const struct policy_ref *ref);
+const struct policy_ref *policy_strset_get(const struct policy_strset *h, const char *key,
+					   size_t len);
+void policy_strset_free(struct policy_strset *h);
+
+/* Case-insensitive glob: '*' any run, '?' one octet.  1 on a match. */
+int policy_glob(const char *pat, size_t plen, const char *s, size_t slen);
+
+/* --- lists ---------------------------------------------------------------- */
+
+/* A compiled list: one of each lookup structure, used as its values need. */
+struct policy_list {
+	struct policy_trie *trie;
+	struct policy_strset exact;   /* host names, domains */
+	struct policy_strset wild;    /* "*.example.com" stored as "example.com" */
+	struct policy_strset addrs;   /* exact mail addresses */
+	struct {
+		char *pat;
+		const struct policy_ref *ref;
+	} *globs;
+	size_t nglobs;
+	size_t count;
+	int has_names;                /* host-name entries: needs reverse DNS */
+};
+/* Add a normalised value (as policy_value_check() produced it). */
+void policy_list_add(struct policy_list *l, enum policy_list_type type,
+		     const struct policy_ref *ref);
+void policy_list_free(struct policy_list *l);
+const struct policy_ref *policy_list_match_ip(const struct policy_list *l, const uint8_t ip[16]);
+/* name: a host name; exact entries, then *.suffix entries. */
+const struct policy_ref *policy_list_match_host(const struct policy_list *l, const char *name);
+/* domain: exact, *.suffix, then globs ("*"). */
+const struct policy_ref *policy_list_match_domain(const struct policy_list *l,
+						  const char *domain);
+/* addr: "local@domain" or "" for the null sender. */
+const struct policy_ref *policy_list_match_mail(const struct policy_list *l, const char *addr);
+
+/* --- DNSBL ---------------------------------------------------------------- */
+
+int policy_codes_match(const struct policy_codes *c, uint32_t a);
+
+/*
+ * Expand {ip} and {zone} in tmpl into out; anything that is not printable
+ * ASCII becomes '?', so that the result is safe as SMTP reply text.
+ */
+void policy_expand(const char *tmpl, const char *ip, const char *zone, char *out,
+		   size_t outsz);
+
+struct policy_dnsbl_site {
+	int64_t id;
+	char *zone;
+	int allow;            /* DNSWL */
+	int enabled;
+	enum { POLICY_DNSBL_REFUSE, POLICY_DNSBL_TAG, POLICY_DNSBL_LOG } action;
+	char *message;
+	struct policy_codes codes;
+	int weight;
+};
+
+/* --- settings ------------------------------------------------------------- */
+
+struct policy_settings {
+	int conn_allow_wins;          /* conn_precedence = allow */
+	int sender_allow_wins;
+	int rcpt_allow_wins;
+	char conn_deny_text[400];
+	char sender_deny_text[400];
+	char rcpt_deny_text[400];
+	int require_ptr;
+	char require_ptr_text[400];
+	int require_fcrdns;
+	char require_fcrdns_text[400];
+	int reverse_lookup;           /* look up PTR for every client */
+	int helo_required_syntax;
+	int helo_reject_own;
+	int helo_reject_bare_ip;
+	int helo_require_resolve;
+	char helo_text[400];
+	char dnsbl_default_text[400];
+	int dnsbl_threshold;
+	int recipient_verify;
+	char unknown_rcpt_text[400];
+	int group_mail_external;      /* allow mail to groups from outside */
+	char group_text[400];
+	enum { POLICY_RELAY_ALL, POLICY_RELAY_EXTERNAL, POLICY_RELAY_NONE } relay_enforce;
+	int relay_auth;
+	char relay_text[400];
+	int64_t max_recipients;       /* 0: only the config limit */
+	int64_t client_max_sessions;  /* 0: off */
+	int64_t client_max_rate;      /* connections per minute; 0: off */
+	int64_t trusted_reserve;      /* sessions kept for allow-listed clients */
+	int64_t harvest_threshold;    /* unknown recipients per window; 0: off */
+	int64_t harvest_window_s;
+	int64_t harvest_tarpit_ms;
+	char harvest_text[400];
+};
+/* Defaults, then each (key, value) given; unknown keys and bad values are skipped. */
+void policy_settings_defaults(struct policy_settings *s);
+void policy_settings_apply(struct policy_settings *s, const char *key, const char *value);
+
+/* --- snapshot ------------------------------------------------------------- */
+
+enum policy_list_id {
+	PL_CONN_ALLOW, PL_CONN_DENY, PL_SENDER_ALLOW, PL_SENDER_DENY, PL_RCPT_ALLOW,
+	PL_RCPT_DENY, PL_LOCAL_DOMAIN, PL_RELAY_NET, PL_RELAY_EXEMPT, PL_RELAY_DEST_ALLOW,
+	PL_RELAY_DEST_DENY, PL_COUNT
+};
+
+enum policy_dir_kind { POLICY_DIR_USER = 1, POLICY_DIR_ALIAS, POLICY_DIR_GROUP };
+
+struct policy_snap {
+	int refs;                     /* touched on the loop only */
+	int64_t generation;
+	struct policy_settings set;
+	struct policy_list lists[PL_COUNT];
+	struct policy_strset dir;     /* address -> ref (ref->id = dir kind) */
+	struct policy_dnsbl_site *sites;
+	size_t nsites;
+	size_t nentries;
+	/* Owned storage of every ref and value. */
+	struct policy_ref *refs_arr;
+	size_t nrefs, refs_cap;
+	char **strings;
+	size_t nstrings, strings_cap;
+};
+
+/* Build from the database (a worker thread or start-up; never the loop). */
+struct policy_snap *policy_snap_load(const char *db_path, char *err, size_t errsz);
+/* An empty snapshot with default settings (tests, and when loading fails). */
+struct policy_snap *policy_snap_empty(void);
+/* Add one entry by list name and raw value (tests, and the loader). */
+int policy_snap_add(struct policy_snap *sn, int64_t id, const char *list, const char *value,
+		    char *err, size_t errsz);
+void policy_snap_add_dir(struct policy_snap *sn, const char *address, enum policy_dir_kind kind);
+int policy_snap_add_site(struct policy_snap *sn, int64_t id, const char *zone, int allow,
+			 int enabled, const char *action, const char *message,
+			 const char *codes, int weight, char *err, size_t errsz);
+void policy_snap_free(struct policy_snap *sn);
+
+/* For unit tests: a session on sn (a reference is taken), no engine, no DNS. */
+struct policy_sess *policy_sess_test(struct policy_snap *sn, const char *ip);
+
+#endif

@@ -1,0 +1,243 @@
+/*
+ * policy_snap: build and free the immutable policy snapshot.
+ *
+ * policy_snap_load() reads every policy table through store_policy and
+ * compiles the lists into lookup structures; it runs on the watcher thread
+ * or at start-up, never on the loop.  The snapshot owns every string and
+ * ref it holds (strings[], refs_arr[] — refs are allocated in chunks so
+ * their addresses stay put while the lists point at them).  Entries that
+ * fail validation (written by hand into the database) are skipped with a
+ * count, never fatal.
+ */
+#include "policy_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../log/log.h"
+#include "../store/store.h"
+#include "../store/store_policy.h"
+#include "../util/util.h"
+
+/* Refs are allocated in fixed chunks so that pointers to them stay valid. */
+#define REF_CHUNK 1024
+
+struct ref_chunk {
+	struct ref_chunk *next;
+	struct policy_ref r[REF_CHUNK];
+};
+
+static const char *const list_names[PL_COUNT] = {
+	"conn_allow", "conn_deny", "sender_allow", "sender_deny", "rcpt_allow", "rcpt_deny",
+	"local_domain", "relay_net", "relay_exempt", "relay_dest_allow", "relay_dest_deny",
+};
+
+static const char *keep(struct policy_snap *sn, const char *s)
+{
+	if (sn->nstrings == sn->strings_cap) {
+		sn->strings_cap = sn->strings_cap ? sn->strings_cap * 2 : 64;
+		sn->strings = xrealloc(sn->strings, sn->strings_cap * sizeof(char *));
+	}
+	sn->strings[sn->nstrings] = xstrdup(s);
+	return sn->strings[sn->nstrings++];
+}
+
+static struct policy_ref *new_ref(struct policy_snap *sn)
+{
+	struct ref_chunk *c = (struct ref_chunk *)sn->refs_arr;
+
+	if (c == NULL || sn->nrefs == REF_CHUNK) {
+		struct ref_chunk *n = xcalloc(1, sizeof(*n));
+
+		n->next = c;
+		sn->refs_arr = (struct policy_ref *)n;
+		sn->nrefs = 0;
+		c = n;
+	}
+	return &c->r[sn->nrefs++];
+}
+
+struct policy_snap *policy_snap_empty(void)
+{
+	struct policy_snap *sn = xcalloc(1, sizeof(*sn));
+
+	sn->refs = 1;
+	policy_settings_defaults(&sn->set);
+	return sn;
+}
+
+int policy_snap_add(struct policy_snap *sn, int64_t id, const char *list, const char *value,
+		    char *err, size_t errsz)
+{
+	const struct policy_list_kind *k = policy_list_kind_find(list);
+	char norm[400];
+	struct policy_ref *r;
+	int i;
+
+	if (k == NULL) {
+		snprintf(err, errsz, "unknown list %s", list);
+		return -1;
+	}
+	if (policy_value_check(k->type, value, strlen(value), norm, sizeof(norm), err, errsz) < 0)
+		return -1;
+	for (i = 0; i < PL_COUNT; i++)
+		if (strcmp(list_names[i], list) == 0)
+			break;
+	if (i == PL_COUNT)
+		abort(); /* list_names and policy_list_kinds disagree */
+	r = new_ref(sn);
+	r->id = id;
+	r->list = list_names[i];
+	r->value = keep(sn, norm);
+	policy_list_add(&sn->lists[i], k->type, r);
+	sn->nentries++;
+	return 0;
+}
+
+void policy_snap_add_dir(struct policy_snap *sn, const char *address, enum policy_dir_kind kind)
+{
+	struct policy_ref *r = new_ref(sn);
+
+	r->id = kind;
+	r->list = "directory";
+	r->value = keep(sn, address);
+	policy_strset_add(&sn->dir, address, strlen(address), r);
+}
+
+int policy_snap_add_site(struct policy_snap *sn, int64_t id, const char *zone, int allow,
+			 int enabled, const char *action, const char *message,
+			 const char *codes, int weight, char *err, size_t errsz)
+{
+	struct policy_dnsbl_site *s;
+
+	if (!policy_domain_ok(zone, strlen(zone))) {
+		snprintf(err, errsz, "bad zone %s", zone);
+		return -1;
+	}
+	sn->sites = xrealloc(sn->sites, (sn->nsites + 1) * sizeof(*sn->sites));
+	s = &sn->sites[sn->nsites];
+	memset(s, 0, sizeof(*s));
+	if (policy_codes_parse(codes, strlen(codes), &s->codes, err, errsz) < 0)
+		return -1;
+	s->id = id;
+	s->zone = xstrdup(zone);
+	s->allow = allow;
+	s->enabled = enabled;
+	s->action = strcmp(action, "tag") == 0 ? POLICY_DNSBL_TAG
+		: strcmp(action, "log") == 0 ? POLICY_DNSBL_LOG : POLICY_DNSBL_REFUSE;
+	s->message = xstrdup(message ? message : "");
+	s->weight = weight;
+	sn->nsites++;
+	return 0;
+}
+
+void policy_snap_free(struct policy_snap *sn)
+{
+	struct ref_chunk *c;
+	size_t i;
+
+	if (sn == NULL)
+		return;
+	for (i = 0; i < PL_COUNT; i++)
+		policy_list_free(&sn->lists[i]);
+	policy_strset_free(&sn->dir);
+	for (i = 0; i < sn->nsites; i++) {
+		free(sn->sites[i].zone);
+		free(sn->sites[i].message);
+	}
+	free(sn->sites);
+	c = (struct ref_chunk *)sn->refs_arr;
+	while (c != NULL) {
+		struct ref_chunk *n = c->next;
+
+		free(c);
+		c = n;
+	}
+	for (i = 0; i < sn->nstrings; i++)
+		free(sn->strings[i]);
+	free(sn->strings);
+	free(sn);
+}
+
+/* --- loading -------------------------------------------------------------- */
+
+struct load {
+	struct policy_snap *sn;
+	int skipped;
+};
+
+static int load_entry(const struct store_policy_entry *e, void *arg)
+{
+	struct load *l = arg;
+	char err[200];
+
+	if (policy_snap_add(l->sn, e->id, e->list, e->value, err, sizeof(err)) < 0)
+		l->skipped++;
+	return 0;
+}
+
+static int load_setting(const char *key, const char *value, void *arg)
+{
+	struct load *l = arg;
+	char err[200];
+
+	if (policy_setting_check(key, value, err, sizeof(err)) < 0)
+		l->skipped++;
+	else
+		policy_settings_apply(&l->sn->set, key, value);
+	return 0;
+}
+
+static int load_site(const struct store_dnsbl_site *s, void *arg)
+{
+	struct load *l = arg;
+	char err[200];
+
+	if (policy_snap_add_site(l->sn, s->id, s->zone, strcmp(s->kind, "allow") == 0,
+				 s->enabled, s->action, s->message, s->codes, s->weight,
+				 err, sizeof(err)) < 0)
+		l->skipped++;
+	return 0;
+}
+
+static int load_dir(const struct store_dir_row *r, void *arg)
+{
+	struct load *l = arg;
+	enum policy_dir_kind k = strcmp(r->kind, "group") == 0 ? POLICY_DIR_GROUP
+		: strcmp(r->kind, "alias") == 0 ? POLICY_DIR_ALIAS : POLICY_DIR_USER;
+
+	policy_snap_add_dir(l->sn, r->address, k);
+	return 0;
+}
+
+struct policy_snap *policy_snap_load(const char *db_path, char *err, size_t errsz)
+{
+	struct store *st = store_open(db_path, 0, err, errsz);
+	struct load l = { NULL, 0 };
+	int64_t gen;
+
+	if (st == NULL)
+		return NULL;
+	l.sn = policy_snap_empty();
+	/* One read transaction: the generation matches what is read. */
+	if (store_policy_read_begin(st) < 0 ||
+	    store_policy_generation(st, &gen) < 0 ||
+	    store_policy_settings(st, load_setting, &l) < 0 ||
+	    store_policy_entries(st, NULL, load_entry, &l) < 0 ||
+	    store_policy_sites(st, load_site, &l) < 0 ||
+	    store_policy_directory(st, load_dir, &l) < 0) {
+		snprintf(err, errsz, "policy load: %s", store_policy_errmsg(st));
+		store_policy_read_end(st);
+		store_close(st);
+		policy_snap_free(l.sn);
+		return NULL;
+	}
+	store_policy_read_end(st);
+	store_close(st);
+	l.sn->generation = gen;
+	if (l.skipped > 0)
+		log_warn(NULL, "policy", "snapshot generation=%lld skipped=%d invalid rows",
+			 (long long)gen, l.skipped);
+	return l.sn;
+}

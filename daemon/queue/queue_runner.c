@@ -1,0 +1,1415 @@
+/*
+ * queue_runner: takes due recipients from the queue index and delivers
+ * them with smtp_client, on the mail event loop.
+ *
+ * Threads.  The loop never touches SQLite or unlinks a file: one worker
+ * thread with its own connection does (a) LEASE — pick up to N due rows
+ * through queue_rcpt_due, push their next_attempt an hour ahead and set
+ * leased, expire those past the queue lifetime; (b) OUTCOME — write each
+ * recipient's result, delete a message whose recipients are all final
+ * (rows first, then the spool file: a crash in between leaves an orphan
+ * file that start-up reconciliation removes), build DSNs; (c) PURGE — drop
+ * dead mail older than dead_retention.  Results come back through
+ * event_active, as in spool_writer.c.
+ *
+ * Memory is bounded: at most max_inflight recipients are leased at a
+ * time; nothing else of the queue is in memory.  A crash at any moment
+ * loses nothing: an in-flight row stays leased in the database and the
+ * next start makes it due again (delivery at least once; a duplicate only
+ * when the crash falls between the remote 250 and our commit).
+ *
+ * Loop objects: a dest per destination key ("downstream", "smarthost",
+ * "mx:<domain>") with its FIFO of qmsgs (one message's recipients for that
+ * destination), its resolved addresses and its connections (qconn, each
+ * owning one smtp_client).  A dest lives while it has messages or
+ * connections.  DNS callbacks carry the dest id, not a pointer.
+ */
+#include "queue.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../conf/conf.h"
+#include "../dns/dns.h"
+#include "../log/log.h"
+#include "../smtp/smtp_client.h"
+#include "../spool/spool.h"
+#include "../store/store.h"
+#include "../util/util.h"
+
+#define LEASE_MS (3600 * 1000)
+#define LEASE_BATCH 500
+#define PURGE_EVERY_MS 60000
+#define MAX_TARGETS 32
+#define DEST_BUCKETS 512
+#define KEY_BUCKETS 4096
+#define DSN_MAX (256 * 1024)
+#define DSN_HEADERS_MAX (64 * 1024)
+
+/* ---- worker jobs and results ------------------------------------------------ */
+
+enum job_kind { J_LEASE, J_OUTCOME, J_PURGE };
+
+struct out_rcpt {
+	char *rcpt;
+	enum store_outcome o;
+	char text[SMTP_CLIENT_TEXT_MAX];
+	int64_t next_attempt;
+};
+
+struct job {
+	struct job *next;
+	enum job_kind kind;
+	int limit;                 /* J_LEASE */
+	/* J_OUTCOME: one message */
+	char qid[SPOOL_QID_LEN + 1];
+	char *sender;
+	char *auth_user;
+	char *route;
+	int64_t received_at;
+	struct out_rcpt *rcpts;
+	size_t nrcpts;
+};
+
+struct row {                   /* a leased recipient, copied out of SQLite */
+	char qid[SPOOL_QID_LEN + 1];
+	char *rcpt;
+	char *sender;
+	char *auth_user;
+	int64_t size;
+	int64_t received_at;
+	int64_t start_ms;          /* max(received_at, released_at) */
+	int attempts;
+	int smtputf8;
+	int body_8bit;
+};
+
+enum result_kind { R_LEASED, R_DSN };
+
+struct result {
+	struct result *next;
+	enum result_kind kind;
+	struct row *rows;          /* R_LEASED */
+	size_t nrows;
+	int full;
+	char *dsn;                 /* R_DSN: message text */
+	size_t dsn_len;
+	char *dsn_to;
+};
+
+/* ---- loop objects -------------------------------------------------------------- */
+
+struct dest;
+
+struct qmsg {
+	struct qmsg *next;
+	struct dest *dest;
+	char qid[SPOOL_QID_LEN + 1];
+	char *sender;
+	char *auth_user;
+	char **rcpts;
+	int *attempts;
+	size_t nrcpts;
+	size_t cap;
+	int64_t size;
+	int64_t received_at;
+	int64_t start_ms;
+	int smtputf8;
+	int body_8bit;
+	int fd;
+	struct smtp_client_msg cm;
+	int *codes;
+	char (*texts)[SMTP_CLIENT_TEXT_MAX];
+};
+
+struct qconn {
+	struct qconn *next;
+	struct dest *dest;
+	struct smtp_client *client;
+	int pulled;                /* got past session set-up at least once */
+};
+
+enum dest_state { D_RESOLVING, D_READY };
+
+struct dest {
+	struct queue_runner *q;
+	struct dest *hnext;
+	struct dest *next;         /* all dests */
+	struct dest *prev;
+	uint64_t id;
+	char key[300];
+	enum queue_route_kind kind;
+	char domain[256];
+	enum dest_state state;
+	struct queue_hostport names[QUEUE_MAX_HOSTS];
+	size_t nnames;
+	size_t ni;
+	int aaaa_phase;
+	struct smtp_client_target targets[MAX_TARGETS];
+	size_t ntargets;
+	struct qmsg *head;
+	struct qmsg **tail;
+	size_t nqueued;
+	struct qconn *conns;
+	int nconns;
+};
+
+struct keynode {
+	struct keynode *next;
+	char *key;
+};
+
+struct queue_runner {
+	struct event_base *base;
+	const struct conf *conf;
+	struct dns *dns;
+	struct spool *spool;
+	struct spool_writer *writer;
+	struct queue_routes routes;
+	char queue_dir[1200];
+	SSL_CTX *ssl_opportunistic;
+	SSL_CTX *ssl_verify;
+
+	/* worker */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct job *jobs;
+	struct job **jobs_tail;
+	int stopping;
+	struct result *results;
+	struct result **results_tail;
+	struct event *result_ev;
+	struct store *st;
+
+	/* loop */
+	struct event *poll_ev;
+	int64_t last_purge;
+	int fetching;
+	int fetch_again;
+	int inflight;              /* leased recipients held in memory */
+	int max_inflight;
+	int total_conns;
+	uint64_t next_dest_id;
+	struct dest *dest_table[DEST_BUCKETS];
+	struct dest *dests;
+	struct keynode *keys[KEY_BUCKETS]; /* in-flight "qid rcpt" */
+};
+
+static uint32_t hash_str(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* ---- in-flight set ------------------------------------------------------------------ */
+
+static void flight_key(char *out, size_t outsz, const char *qid, const char *rcpt)
+{
+	snprintf(out, outsz, "%s %s", qid, rcpt);
+}
+
+static int flight_has(struct queue_runner *q, const char *key)
+{
+	struct keynode *n;
+
+	for (n = q->keys[hash_str(key) % KEY_BUCKETS]; n != NULL; n = n->next)
+		if (strcmp(n->key, key) == 0)
+			return 1;
+	return 0;
+}
+
+static void flight_add(struct queue_runner *q, const char *key)
+{
+	struct keynode *n = xcalloc(1, sizeof(*n));
+	uint32_t b = hash_str(key) % KEY_BUCKETS;
+
+	n->key = xstrdup(key);
+	n->next = q->keys[b];
+	q->keys[b] = n;
+	q->inflight++;
+}
+
+static void flight_del(struct queue_runner *q, const char *key)
+{
+	struct keynode **pp = &q->keys[hash_str(key) % KEY_BUCKETS];
+
+	while (*pp != NULL) {
+		if (strcmp((*pp)->key, key) == 0) {
+			struct keynode *n = *pp;
+
+			*pp = n->next;
+			free(n->key);
+			free(n);
+			q->inflight--;
+			return;
+		}
+		pp = &(*pp)->next;
+	}
+}
+
+/* ---- worker thread --------------------------------------------------------------- */
+
+static void post_job(struct queue_runner *q, struct job *j)
+{
+	j->next = NULL;
+	pthread_mutex_lock(&q->mu);
+	*q->jobs_tail = j;
+	q->jobs_tail = &j->next;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->mu);
+}
+
+static void post_result(struct queue_runner *q, struct result *r)
+{
+	r->next = NULL;
+	pthread_mutex_lock(&q->mu);
+	*q->results_tail = r;
+	q->results_tail = &r->next;
+	pthread_mutex_unlock(&q->mu);
+	event_active(q->result_ev, EV_READ, 0);
+}
+
+static void free_job(struct job *j)
+{
+	size_t i;
+
+	for (i = 0; i < j->nrcpts; i++)
+		free(j->rcpts[i].rcpt);
+	free(j->rcpts);
+	free(j->sender);
+	free(j->auth_user);
+	free(j->route);
+	free(j);
+}
+
+struct lease_ctx {
+	struct queue_runner *q;
+	struct row *rows;
+	size_t n;
+	size_t cap;
+};
+
+static int lease_row(const struct store_queue_row *r, void *arg)
+{
+	struct lease_ctx *lc = arg;
+	struct row *w;
+
+	if (lc->n == lc->cap) {
+		lc->cap = lc->cap ? lc->cap * 2 : 64;
+		lc->rows = xrealloc(lc->rows, lc->cap * sizeof(*lc->rows));
+	}
+	w = &lc->rows[lc->n++];
+	memset(w, 0, sizeof(*w));
+	strlcpy_s(w->qid, r->qid, sizeof(w->qid));
+	w->rcpt = xstrdup(r->rcpt);
+	w->sender = xstrdup(r->sender);
+	w->auth_user = r->auth_user ? xstrdup(r->auth_user) : NULL;
+	w->size = r->size;
+	w->received_at = r->received_at;
+	w->start_ms = r->released_at > r->received_at ? r->released_at : r->received_at;
+	w->attempts = r->attempts;
+	w->smtputf8 = r->smtputf8;
+	w->body_8bit = r->body_8bit;
+	return 0;
+}
+
+static void free_row(struct row *r)
+{
+	free(r->rcpt);
+	free(r->sender);
+	free(r->auth_user);
+}
+
+/* Read the header section of the spool file (for a DSN), bounded. */
+static size_t read_headers(struct queue_runner *q, const char *qid, char *buf, size_t bufsz)
+{
+	char path[1300];
+	ssize_t n;
+	int fd;
+	char *end;
+
+	snprintf(path, sizeof(path), "%s/%s", q->queue_dir, qid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, bufsz - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	end = strstr(buf, "\r\n\r\n");
+	return end ? (size_t)(end - buf) + 2 : (size_t)n;
+}
+
+static void make_dsn(struct queue_runner *q, const struct job *j)
+{
+	struct queue_dsn_rcpt dr[64];
+	struct queue_dsn d;
+	struct dynbuf b;
+	struct result *r;
+	char *headers = xmalloc(DSN_HEADERS_MAX);
+	char boundary[40];
+	size_t n = 0;
+	size_t i;
+
+	for (i = 0; i < j->nrcpts && n < ARRAY_LEN(dr); i++) {
+		if (j->rcpts[i].o != STORE_DEAD)
+			continue;
+		dr[n].rcpt = j->rcpts[i].rcpt;
+		dr[n].reply = j->rcpts[i].text;
+		n++;
+	}
+	if (n == 0) {
+		free(headers);
+		return;
+	}
+	random_hex(boundary, 12);
+	memset(&d, 0, sizeof(d));
+	d.reporting_host = q->conf->hostname;
+	d.qid = j->qid;
+	d.orig_sender = j->sender;
+	d.arrival_ms = j->received_at;
+	d.now_ms = time_now_ms();
+	d.rcpts = dr;
+	d.nrcpts = n;
+	d.headers = headers;
+	d.headers_len = read_headers(q, j->qid, headers, DSN_HEADERS_MAX);
+	d.boundary = boundary;
+	dynbuf_init(&b, DSN_MAX);
+	if (queue_dsn_build(&b, &d) < 0) {
+		log_error(j->qid, "queue", "dsn too large; not sent");
+		dynbuf_free(&b);
+		free(headers);
+		return;
+	}
+	free(headers);
+	r = xcalloc(1, sizeof(*r));
+	r->kind = R_DSN;
+	r->dsn = b.data; /* ownership moves to the result */
+	r->dsn_len = b.len;
+	r->dsn_to = xstrdup(j->sender);
+	post_result(q, r);
+}
+
+struct gone {
+	char (*qids)[SPOOL_QID_LEN + 1];
+	size_t n;
+	size_t cap;
+};
+
+static void gone_add(struct gone *g, const char *qid)
+{
+	if (g->n == g->cap) {
+		g->cap = g->cap ? g->cap * 2 : 16;
+		g->qids = xrealloc(g->qids, g->cap * sizeof(*g->qids));
+	}
+	strlcpy_s(g->qids[g->n++], qid, SPOOL_QID_LEN + 1);
+}
+
+static int purge_cb(const char *qid, void *arg)
+{
+	gone_add(arg, qid);
+	return 0;
+}
+
+/* Write one message's outcomes; inside a transaction. */
+static int apply_outcome(struct queue_runner *q, const struct job *j, struct gone *g,
+			 int *want_dsn)
+{
+	int64_t now = time_now_ms();
+	int pending = 0;
+	int dead = 0;
+	int any_dead = 0;
+	size_t i;
+
+	for (i = 0; i < j->nrcpts; i++) {
+		const struct out_rcpt *o = &j->rcpts[i];
+
+		if (store_queue_set_outcome(q->st, j->qid, o->rcpt, o->o, o->text, j->route,
+					    o->next_attempt, now) < 0)
+			return -1;
+		any_dead |= o->o == STORE_DEAD;
+	}
+	if (store_queue_counts(q->st, j->qid, &pending, &dead) < 0)
+		return -1;
+	if (pending == 0 && (dead == 0 || !q->conf->hold_undeliverable)) {
+		if (store_queue_delete_message(q->st, j->qid) < 0)
+			return -1;
+		gone_add(g, j->qid);
+	}
+	*want_dsn = any_dead && q->conf->dsn_to_local_senders && j->auth_user != NULL &&
+		    j->sender != NULL && j->sender[0] != '\0';
+	return 0;
+}
+
+static void unlink_gone(struct queue_runner *q, struct gone *g)
+{
+	size_t i;
+
+	for (i = 0; i < g->n; i++) {
+		char path[1300];
+
+		snprintf(path, sizeof(path), "%s/%s", q->queue_dir, g->qids[i]);
+		if (unlink(path) < 0 && errno != ENOENT)
+			log_error(g->qids[i], "queue", "cannot remove %s: %s", path, strerror(errno));
+		else
+			log_info(g->qids[i], "queue", "removed");
+	}
+	free(g->qids);
+}
+
+static void do_outcomes(struct queue_runner *q, struct job *batch)
+{
+	struct gone g = { 0 };
+	struct job *j;
+	int ok = 1;
+
+	if (store_begin(q->st) < 0) {
+		log_error(NULL, "queue", "outcome: cannot begin: %s", "store");
+		return;
+	}
+	for (j = batch; j != NULL; j = j->next) {
+		int dsn = 0;
+
+		if (j->kind != J_OUTCOME)
+			continue;
+		if (apply_outcome(q, j, &g, &dsn) < 0) {
+			ok = 0;
+			break;
+		}
+		j->limit = dsn; /* remember: build the DSN after the commit */
+	}
+	if (!ok || store_commit(q->st) < 0) {
+		/* Rows stay leased; the next start retries them (at least once). */
+		log_error(NULL, "queue", "outcome commit failed; recipients stay leased");
+		store_rollback(q->st);
+		free(g.qids);
+		return;
+	}
+	for (j = batch; j != NULL; j = j->next) {
+		if (j->kind == J_OUTCOME && j->limit)
+			make_dsn(q, j); /* reads the spool file: before unlink */
+	}
+	unlink_gone(q, &g);
+}
+
+static void do_lease(struct queue_runner *q, int limit)
+{
+	struct lease_ctx lc = { q, NULL, 0, 0 };
+	struct result *r;
+	int64_t now = time_now_ms();
+	struct gone g = { 0 };
+	size_t i;
+	size_t kept = 0;
+
+	if (store_begin(q->st) < 0)
+		goto empty;
+	if (store_queue_lease_due(q->st, now, now + LEASE_MS, limit, lease_row, &lc) < 0) {
+		store_rollback(q->st);
+		log_error(NULL, "queue", "lease failed");
+		for (i = 0; i < lc.n; i++)
+			free_row(&lc.rows[i]);
+		lc.n = 0;
+		goto empty;
+	}
+	/* Past the queue lifetime: dead now, not delivered. */
+	for (i = 0; i < lc.n; i++) {
+		struct row *w = &lc.rows[i];
+
+		if (now - w->start_ms > q->conf->queue_lifetime_ms) {
+			struct job j;
+			struct out_rcpt o;
+			int dsn = 0;
+
+			memset(&j, 0, sizeof(j));
+			memset(&o, 0, sizeof(o));
+			strlcpy_s(j.qid, w->qid, sizeof(j.qid));
+			j.sender = w->sender;
+			j.auth_user = w->auth_user;
+			j.received_at = w->received_at;
+			o.rcpt = w->rcpt;
+			o.o = STORE_DEAD;
+			snprintf(o.text, sizeof(o.text), "queue lifetime expired");
+			j.rcpts = &o;
+			j.nrcpts = 1;
+			if (apply_outcome(q, &j, &g, &dsn) == 0)
+				log_info(w->qid, "delivery", "expired to=<%s>", w->rcpt);
+			free_row(w);
+			continue;
+		}
+		lc.rows[kept++] = *w;
+	}
+	if (store_commit(q->st) < 0) {
+		store_rollback(q->st);
+		for (i = 0; i < kept; i++)
+			free_row(&lc.rows[i]);
+		kept = 0;
+		free(g.qids);
+		g.qids = NULL;
+		g.n = 0;
+	}
+	unlink_gone(q, &g);
+	lc.n = kept;
+empty:
+	r = xcalloc(1, sizeof(*r));
+	r->kind = R_LEASED;
+	r->rows = lc.rows;
+	r->nrows = lc.n;
+	r->full = (int)lc.n >= limit;
+	post_result(q, r);
+}
+
+static void do_purge(struct queue_runner *q)
+{
+	struct gone g = { 0 };
+	int64_t before = time_now_ms() - q->conf->dead_retention_ms;
+	size_t i;
+
+	if (store_begin(q->st) < 0)
+		return;
+	if (store_queue_purgeable(q->st, before, 1000, purge_cb, &g) < 0)
+		goto fail;
+	for (i = 0; i < g.n; i++)
+		if (store_queue_delete_message(q->st, g.qids[i]) < 0)
+			goto fail;
+	if (store_commit(q->st) < 0)
+		goto fail;
+	unlink_gone(q, &g);
+	return;
+fail:
+	store_rollback(q->st);
+	free(g.qids);
+}
+
+static void *worker_main(void *arg)
+{
+	struct queue_runner *q = arg;
+
+	for (;;) {
+		struct job *batch;
+		struct job *j;
+
+		pthread_mutex_lock(&q->mu);
+		while (q->jobs == NULL && !q->stopping)
+			pthread_cond_wait(&q->cond, &q->mu);
+		if (q->jobs == NULL && q->stopping) {
+			pthread_mutex_unlock(&q->mu);
+			break;
+		}
+		batch = q->jobs;
+		q->jobs = NULL;
+		q->jobs_tail = &q->jobs;
+		pthread_mutex_unlock(&q->mu);
+
+		/* Outcomes first (one transaction), then leases, then purges. */
+		do_outcomes(q, batch);
+		for (j = batch; j != NULL; j = j->next) {
+			if (j->kind == J_LEASE && !q->stopping)
+				do_lease(q, j->limit);
+			else if (j->kind == J_PURGE && !q->stopping)
+				do_purge(q);
+		}
+		while (batch != NULL) {
+			j = batch->next;
+			free_job(batch);
+			batch = j;
+		}
+	}
+	return NULL;
+}
+
+/* ---- loop: destinations and delivery ------------------------------------------ */
+
+static void dispatch(struct queue_runner *q, struct dest *d);
+static void fetch(struct queue_runner *q);
+
+static void qmsg_free(struct qmsg *m)
+{
+	size_t i;
+
+	if (m->fd >= 0)
+		close(m->fd);
+	for (i = 0; i < m->nrcpts; i++)
+		free(m->rcpts[i]);
+	free(m->rcpts);
+	free(m->attempts);
+	free(m->codes);
+	free(m->texts);
+	free(m->sender);
+	free(m->auth_user);
+	free(m);
+}
+
+static void dest_maybe_free(struct queue_runner *q, struct dest *d)
+{
+	struct dest **pp;
+
+	if (d->nqueued > 0 || d->nconns > 0 || d->state == D_RESOLVING)
+		return;
+	pp = &q->dest_table[hash_str(d->key) % DEST_BUCKETS];
+	while (*pp != d)
+		pp = &(*pp)->hnext;
+	*pp = d->hnext;
+	if (d->prev != NULL)
+		d->prev->next = d->next;
+	else
+		q->dests = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	free(d);
+}
+
+/* A message's delivery attempt is over: record every recipient's outcome. */
+static void msg_finished(struct queue_runner *q, struct qmsg *m, const char *relay)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	int64_t now = time_now_ms();
+	size_t i;
+
+	j->kind = J_OUTCOME;
+	strlcpy_s(j->qid, m->qid, sizeof(j->qid));
+	j->sender = xstrdup(m->sender);
+	j->auth_user = m->auth_user ? xstrdup(m->auth_user) : NULL;
+	j->route = xstrdup(relay);
+	j->received_at = m->received_at;
+	j->rcpts = xcalloc(m->nrcpts, sizeof(*j->rcpts));
+	j->nrcpts = m->nrcpts;
+	for (i = 0; i < m->nrcpts; i++) {
+		struct out_rcpt *o = &j->rcpts[i];
+		int code = m->codes[i];
+		const char *status;
+		char key[600];
+
+		o->rcpt = xstrdup(m->rcpts[i]);
+		strlcpy_s(o->text, m->texts[i], sizeof(o->text));
+		if (code >= 200 && code < 300) {
+			o->o = STORE_DONE;
+			status = "sent";
+		} else if (code >= 500 && code < 600) {
+			o->o = STORE_DEAD;
+			status = "dead";
+		} else {
+			o->o = STORE_DEFERRED;
+			o->next_attempt = now + queue_backoff_ms(m->attempts[i], q->conf->retry_min_ms,
+								 q->conf->retry_max_ms);
+			status = "deferred";
+			if (now - m->start_ms > q->conf->queue_lifetime_ms) {
+				o->o = STORE_DEAD;
+				status = "dead";
+				snprintf(o->text, sizeof(o->text), "queue lifetime expired; last error: %s",
+					 m->texts[i]);
+			}
+		}
+		log_info(m->qid, "delivery", "%s to=<%s> relay=%s attempts=%d reply=\"%s\"", status,
+			 m->rcpts[i], relay, m->attempts[i] + 1, o->text);
+		flight_key(key, sizeof(key), m->qid, m->rcpts[i]);
+		flight_del(q, key);
+	}
+	post_job(q, j);
+	qmsg_free(m);
+	fetch(q);
+}
+
+/* Every queued message of d gets code/text (DNS failure, no route). */
+static void dest_fail_all(struct queue_runner *q, struct dest *d, int code, const char *text)
+{
+	while (d->head != NULL) {
+		struct qmsg *m = d->head;
+		size_t i;
+
+		d->head = m->next;
+		d->nqueued--;
+		for (i = 0; i < m->nrcpts; i++) {
+			m->codes[i] = code;
+			strlcpy_s(m->texts[i], text, SMTP_CLIENT_TEXT_MAX);
+		}
+		msg_finished(q, m, d->key);
+	}
+	d->tail = &d->head;
+}
+
+static struct smtp_client_msg *client_next(void *ctx, struct smtp_client *c)
+{
+	struct qconn *qc = ctx;
+	struct dest *d = qc->dest;
+	struct qmsg *m = d->head;
+
+	(void)c;
+	qc->pulled = 1;
+	if (m == NULL)
+		return NULL;
+	d->head = m->next;
+	if (d->head == NULL)
+		d->tail = &d->head;
+	d->nqueued--;
+	m->next = NULL;
+	return &m->cm;
+}
+
+static void client_done(void *ctx, struct smtp_client *c, struct smtp_client_msg *cm)
+{
+	struct qconn *qc = ctx;
+	struct qmsg *m = (struct qmsg *)(void *)((char *)cm - offsetof(struct qmsg, cm));
+
+	(void)c;
+	msg_finished(qc->dest->q, m, qc->dest->key);
+}
+
+static void client_closed(void *ctx, struct smtp_client *c, int established, const char *err)
+{
+	struct qconn *qc = ctx;
+	struct dest *d = qc->dest;
+	struct queue_runner *q = d->q;
+	struct qconn **pp = &d->conns;
+	int others_up = 0;
+	struct qconn *o;
+
+	(void)c;
+	while (*pp != qc)
+		pp = &(*pp)->next;
+	*pp = qc->next;
+	d->nconns--;
+	q->total_conns--;
+	free(qc);
+	for (o = d->conns; o != NULL; o = o->next)
+		others_up |= o->pulled;
+	if (!established && !others_up && d->nqueued > 0) {
+		/* Every address failed: the destination is down for now. */
+		dest_fail_all(q, d, 451, err ? err : "451 4.4.1 no server reachable");
+	}
+	dispatch(q, d);
+	dest_maybe_free(q, d);
+	/* A global slot is free: other destinations may be waiting. */
+	for (d = q->dests; d != NULL; d = d->next)
+		if (d->nqueued > 0 && d->state == D_READY)
+			dispatch(q, d);
+}
+
+static const struct smtp_client_ops client_ops = {
+	client_next, client_done, client_closed,
+};
+
+static void dispatch(struct queue_runner *q, struct dest *d)
+{
+	struct qconn *qc;
+	int starting = 0;
+
+	if (d->state != D_READY)
+		return;
+	for (qc = d->conns; qc != NULL && d->nqueued > 0; qc = qc->next) {
+		if (smtp_client_idle(qc->client))
+			smtp_client_wake(qc->client);
+		if (!qc->pulled)
+			starting++;
+	}
+	while ((size_t)starting < d->nqueued &&
+	       d->nconns < q->conf->delivery_concurrency_per_destination &&
+	       q->total_conns < q->conf->delivery_concurrency) {
+		struct smtp_client_params p;
+		enum queue_tls tls = d->kind == QUEUE_ROUTE_DOWNSTREAM ? q->routes.down_tls
+								       : q->routes.out_tls;
+
+		memset(&p, 0, sizeof(p));
+		p.helo = q->conf->hostname;
+		p.tls = tls == QUEUE_TLS_OFF ? SMTP_TLS_OFF
+			: tls == QUEUE_TLS_VERIFY ? SMTP_TLS_VERIFY : SMTP_TLS_OPPORTUNISTIC;
+		p.ssl_ctx = tls == QUEUE_TLS_VERIFY ? q->ssl_verify : q->ssl_opportunistic;
+		p.idle_ms = 2000;
+		p.connect_ms = 30000;
+		p.log_id = d->key;
+		qc = xcalloc(1, sizeof(*qc));
+		qc->dest = d;
+		qc->client = smtp_client_new(q->base, &client_ops, qc, d->targets, d->ntargets, &p);
+		if (qc->client == NULL) {
+			free(qc);
+			if (d->nconns == 0)
+				dest_fail_all(q, d, 451, "451 4.4.1 cannot connect");
+			break;
+		}
+		qc->next = d->conns;
+		d->conns = qc;
+		d->nconns++;
+		q->total_conns++;
+		starting++;
+	}
+}
+
+static struct dest *dest_by_id(struct queue_runner *q, uint64_t id)
+{
+	struct dest *d;
+
+	for (d = q->dests; d != NULL; d = d->next)
+		if (d->id == id)
+			return d;
+	return NULL;
+}
+
+static void add_target(struct dest *d, int family, const void *addr, int port, const char *host)
+{
+	struct smtp_client_target *t;
+
+	if (d->ntargets == MAX_TARGETS)
+		return;
+	t = &d->targets[d->ntargets++];
+	memset(t, 0, sizeof(*t));
+	strlcpy_s(t->host, host, sizeof(t->host));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&t->addr;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		memcpy(&sin->sin_addr, addr, sizeof(sin->sin_addr));
+		t->addrlen = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&t->addr;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		memcpy(&sin6->sin6_addr, addr, sizeof(sin6->sin6_addr));
+		t->addrlen = sizeof(*sin6);
+	}
+}
+
+static void resolve_next(struct queue_runner *q, struct dest *d);
+
+static void resolved(struct queue_runner *q, struct dest *d)
+{
+	char text[SMTP_CLIENT_TEXT_MAX];
+
+	d->state = D_READY;
+	if (d->ntargets == 0) {
+		snprintf(text, sizeof(text), "451 4.4.4 %s: no address for any server", d->key);
+		dest_fail_all(q, d, 451, text);
+		dest_maybe_free(q, d);
+		return;
+	}
+	dispatch(q, d);
+}
+
+static void addr_cb(const struct dns_result *r, uint64_t cookie, void *ctx)
+{
+	struct queue_runner *q = ctx;
+	struct dest *d = dest_by_id(q, cookie);
+	const struct queue_hostport *hp;
+	size_t i;
+
+	if (d == NULL || r->status == DNS_CANCELLED)
+		return; /* shutting down: the rows stay leased */
+	hp = &d->names[d->ni];
+	if (r->status == DNS_OK) {
+		for (i = 0; i < r->count; i++)
+			add_target(d, r->type == DNS_A ? AF_INET : AF_INET6,
+				   r->type == DNS_A ? (const void *)&r->u.a[i]
+						    : (const void *)&r->u.aaaa[i],
+				   hp->port, hp->host);
+	}
+	if (r->type == DNS_A && r->status != DNS_OK && r->status != DNS_CANCELLED &&
+	    !d->aaaa_phase) {
+		d->aaaa_phase = 1;
+		dns_query(q->dns, hp->host, DNS_AAAA, addr_cb, d->id, q);
+		return;
+	}
+	d->aaaa_phase = 0;
+	d->ni++;
+	resolve_next(q, d);
+}
+
+static void resolve_next(struct queue_runner *q, struct dest *d)
+{
+	while (d->ni < d->nnames) {
+		const struct queue_hostport *hp = &d->names[d->ni];
+		unsigned char a[16];
+
+		if (inet_pton(AF_INET, hp->host, a) == 1) {
+			add_target(d, AF_INET, a, hp->port, hp->host);
+		} else if (inet_pton(AF_INET6, hp->host, a) == 1) {
+			add_target(d, AF_INET6, a, hp->port, hp->host);
+		} else {
+			d->aaaa_phase = 0;
+			dns_query(q->dns, hp->host, DNS_A, addr_cb, d->id, q);
+			return;
+		}
+		d->ni++;
+	}
+	resolved(q, d);
+}
+
+static void mx_cb(const struct dns_result *r, uint64_t cookie, void *ctx)
+{
+	struct queue_runner *q = ctx;
+	struct dest *d = dest_by_id(q, cookie);
+	char text[SMTP_CLIENT_TEXT_MAX];
+	size_t i;
+
+	if (d == NULL || r->status == DNS_CANCELLED)
+		return; /* shutting down: the rows stay leased */
+	switch (r->status) {
+	case DNS_OK:
+		if (r->u.mx[0].host[0] == '\0') {
+			snprintf(text, sizeof(text),
+				 "556 5.1.10 %s does not accept mail (null MX, RFC 7505)", d->domain);
+			d->state = D_READY;
+			dest_fail_all(q, d, 556, text);
+			dest_maybe_free(q, d);
+			return;
+		}
+		for (i = 0; i < r->count && d->nnames < QUEUE_MAX_HOSTS; i++) {
+			if (r->u.mx[i].host[0] == '\0')
+				continue;
+			strlcpy_s(d->names[d->nnames].host, r->u.mx[i].host,
+				  sizeof(d->names[0].host));
+			d->names[d->nnames++].port = q->routes.mx_port;
+		}
+		break;
+	case DNS_NODATA:
+		/* No MX: the domain itself (RFC 5321 5.1). */
+		strlcpy_s(d->names[0].host, d->domain, sizeof(d->names[0].host));
+		d->names[0].port = q->routes.mx_port;
+		d->nnames = 1;
+		break;
+	case DNS_NXDOMAIN:
+	case DNS_BADNAME:
+		snprintf(text, sizeof(text), "550 5.1.2 %s: no such domain", d->domain);
+		d->state = D_READY;
+		dest_fail_all(q, d, 550, text);
+		dest_maybe_free(q, d);
+		return;
+	case DNS_TEMPFAIL:
+	case DNS_CANCELLED:
+		snprintf(text, sizeof(text), "451 4.4.3 %s: MX lookup failed (temporary)", d->domain);
+		d->state = D_READY;
+		dest_fail_all(q, d, 451, text);
+		dest_maybe_free(q, d);
+		return;
+	}
+	d->ni = 0;
+	resolve_next(q, d);
+}
+
+static struct dest *dest_get(struct queue_runner *q, const char *key,
+			     enum queue_route_kind kind, const char *rcpt)
+{
+	uint32_t b = hash_str(key) % DEST_BUCKETS;
+	struct dest *d;
+
+	for (d = q->dest_table[b]; d != NULL; d = d->hnext)
+		if (strcmp(d->key, key) == 0)
+			return d;
+	d = xcalloc(1, sizeof(*d));
+	d->q = q;
+	d->id = ++q->next_dest_id;
+	strlcpy_s(d->key, key, sizeof(d->key));
+	d->kind = kind;
+	d->tail = &d->head;
+	d->state = D_RESOLVING;
+	d->hnext = q->dest_table[b];
+	q->dest_table[b] = d;
+	d->next = q->dests;
+	if (q->dests != NULL)
+		q->dests->prev = d;
+	q->dests = d;
+	switch (kind) {
+	case QUEUE_ROUTE_DOWNSTREAM:
+		memcpy(d->names, q->routes.down, q->routes.ndown * sizeof(d->names[0]));
+		d->nnames = q->routes.ndown;
+		resolve_next(q, d);
+		break;
+	case QUEUE_ROUTE_SMARTHOST:
+		d->names[0] = q->routes.smart;
+		d->nnames = 1;
+		resolve_next(q, d);
+		break;
+	case QUEUE_ROUTE_MX:
+		strlcpy_s(d->domain, strrchr(rcpt, '@') + 1, sizeof(d->domain));
+		dns_query(q->dns, d->domain, DNS_MX, mx_cb, d->id, q);
+		break;
+	}
+	return d;
+}
+
+static void qmsg_add_rcpt(struct qmsg *m, const struct row *w)
+{
+	if (m->nrcpts == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 4;
+		m->rcpts = xrealloc(m->rcpts, m->cap * sizeof(*m->rcpts));
+		m->attempts = xrealloc(m->attempts, m->cap * sizeof(*m->attempts));
+	}
+	m->rcpts[m->nrcpts] = xstrdup(w->rcpt);
+	m->attempts[m->nrcpts] = w->attempts;
+	m->nrcpts++;
+}
+
+static void qmsg_seal(struct qmsg *m)
+{
+	m->codes = xcalloc(m->nrcpts, sizeof(*m->codes));
+	m->texts = xcalloc(m->nrcpts, sizeof(*m->texts));
+	m->cm.qid = m->qid;
+	m->cm.sender = m->sender;
+	m->cm.rcpts = (const char *const *)m->rcpts;
+	m->cm.nrcpts = m->nrcpts;
+	m->cm.size = m->size;
+	m->cm.fd = m->fd;
+	m->cm.smtputf8 = m->smtputf8;
+	m->cm.body_8bit = m->body_8bit;
+	m->cm.codes = m->codes;
+	m->cm.texts = m->texts;
+}
+
+struct pending {
+	struct qmsg *m;
+	char key[300];
+	enum queue_route_kind kind;
+	char first_rcpt[300];
+};
+
+static void take_rows(struct queue_runner *q, struct row *rows, size_t n)
+{
+	struct pending *pm = xcalloc(n ? n : 1, sizeof(*pm));
+	size_t npm = 0;
+	size_t i;
+	size_t k;
+
+	for (i = 0; i < n; i++) {
+		struct row *w = &rows[i];
+		char key[300];
+		char fk[600];
+		enum queue_route_kind kind;
+		struct qmsg *m = NULL;
+
+		flight_key(fk, sizeof(fk), w->qid, w->rcpt);
+		if (flight_has(q, fk))
+			continue; /* already being delivered (a retry reset its lease) */
+		if (queue_route_for(&q->routes, w->rcpt, &kind, key, sizeof(key)) < 0) {
+			strlcpy_s(key, "invalid", sizeof(key));
+			kind = QUEUE_ROUTE_MX;
+		}
+		for (k = 0; k < npm; k++) {
+			if (strcmp(pm[k].m->qid, w->qid) == 0 && strcmp(pm[k].key, key) == 0) {
+				m = pm[k].m;
+				break;
+			}
+		}
+		if (m == NULL) {
+			char path[1300];
+
+			m = xcalloc(1, sizeof(*m));
+			strlcpy_s(m->qid, w->qid, sizeof(m->qid));
+			m->sender = xstrdup(w->sender);
+			m->auth_user = w->auth_user ? xstrdup(w->auth_user) : NULL;
+			m->size = w->size;
+			m->received_at = w->received_at;
+			m->start_ms = w->start_ms;
+			m->smtputf8 = w->smtputf8;
+			m->body_8bit = w->body_8bit;
+			snprintf(path, sizeof(path), "%s/%s", q->queue_dir, w->qid);
+			m->fd = open(path, O_RDONLY | O_CLOEXEC);
+			pm[npm].m = m;
+			strlcpy_s(pm[npm].key, key, sizeof(pm[npm].key));
+			pm[npm].kind = kind;
+			strlcpy_s(pm[npm].first_rcpt, w->rcpt, sizeof(pm[npm].first_rcpt));
+			npm++;
+		}
+		qmsg_add_rcpt(m, w);
+		flight_add(q, fk);
+	}
+	for (k = 0; k < npm; k++) {
+		struct qmsg *m = pm[k].m;
+		struct dest *d;
+		size_t i2;
+
+		qmsg_seal(m);
+		if (m->fd < 0) {
+			/* Deleted meanwhile (CLI), or lost: nothing to deliver. */
+			for (i2 = 0; i2 < m->nrcpts; i2++) {
+				char fk[600];
+
+				flight_key(fk, sizeof(fk), m->qid, m->rcpts[i2]);
+				flight_del(q, fk);
+			}
+			log_warn(m->qid, "queue", "spool file missing; skipped");
+			qmsg_free(m);
+			continue;
+		}
+		if (strcmp(pm[k].key, "invalid") == 0) {
+			for (i2 = 0; i2 < m->nrcpts; i2++) {
+				m->codes[i2] = 550;
+				strlcpy_s(m->texts[i2], "550 5.1.3 recipient without a domain",
+					  SMTP_CLIENT_TEXT_MAX);
+			}
+			msg_finished(q, m, "none");
+			continue;
+		}
+		d = dest_get(q, pm[k].key, pm[k].kind, pm[k].first_rcpt);
+		m->dest = d;
+		*d->tail = m;
+		d->tail = &m->next;
+		d->nqueued++;
+		if (d->state == D_READY)
+			dispatch(q, d);
+	}
+	free(pm);
+}
+
+static void fetch(struct queue_runner *q)
+{
+	struct job *j;
+	int room = q->max_inflight - q->inflight;
+
+	if (q->fetching) {
+		q->fetch_again = 1;
+		return;
+	}
+	if (room < q->max_inflight / 4 || room <= 0)
+		return;
+	q->fetching = 1;
+	q->fetch_again = 0;
+	j = xcalloc(1, sizeof(*j));
+	j->kind = J_LEASE;
+	j->limit = room < LEASE_BATCH ? room : LEASE_BATCH;
+	post_job(q, j);
+}
+
+static void inject_dsn(struct queue_runner *q, struct result *r)
+{
+	char err[256];
+	struct spool_file *f = spool_file_create(q->spool, err, sizeof(err));
+	struct spool_envelope env;
+	const char *rcpts[1];
+
+	if (f == NULL) {
+		log_error(NULL, "queue", "dsn: %s", err);
+		return;
+	}
+	if (spool_file_write(f, r->dsn, r->dsn_len) < 0) {
+		log_error(NULL, "queue", "dsn: write failed");
+		spool_file_discard(f);
+		return;
+	}
+	memset(&env, 0, sizeof(env));
+	rcpts[0] = r->dsn_to;
+	env.sender = "";
+	env.rcpts = rcpts;
+	env.nrcpts = 1;
+	env.client_addr = "127.0.0.1";
+	env.client_name = "localhost";
+	env.helo = q->conf->hostname;
+	env.received_at = time_now_ms();
+	log_info(spool_file_qid(f), "queue", "dsn to=<%s>", r->dsn_to);
+	spool_writer_commit(q->writer, f, &env, 0);
+}
+
+static void result_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue_runner *q = arg;
+	struct result *list;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&q->mu);
+	list = q->results;
+	q->results = NULL;
+	q->results_tail = &q->results;
+	pthread_mutex_unlock(&q->mu);
+	while (list != NULL) {
+		struct result *r = list;
+		size_t i;
+
+		list = r->next;
+		if (r->kind == R_LEASED) {
+			q->fetching = 0;
+			take_rows(q, r->rows, r->nrows);
+			for (i = 0; i < r->nrows; i++)
+				free_row(&r->rows[i]);
+			free(r->rows);
+			if (r->full || q->fetch_again)
+				fetch(q);
+		} else {
+			inject_dsn(q, r);
+			free(r->dsn);
+			free(r->dsn_to);
+		}
+		free(r);
+	}
+}
+
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue_runner *q = arg;
+	int64_t now = time_mono_ms();
+
+	(void)fd;
+	(void)what;
+	fetch(q);
+	if (now - q->last_purge >= PURGE_EVERY_MS) {
+		struct job *j = xcalloc(1, sizeof(*j));
+
+		q->last_purge = now;
+		j->kind = J_PURGE;
+		post_job(q, j);
+	}
+}
+
+void queue_runner_kick(struct queue_runner *q)
+{
+	if (q != NULL)
+		fetch(q);
+}
+
+static SSL_CTX *new_ssl_ctx(int verify, const char *ca_file, char *err, size_t errsz)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL) {
+		snprintf(err, errsz, "delivery: cannot create a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (verify) {
+		int ok = ca_file[0] != '\0' ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+					    : SSL_CTX_set_default_verify_paths(ctx);
+
+		if (ok != 1) {
+			snprintf(err, errsz, "delivery_ca_file %s: cannot load", ca_file);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	}
+	return ctx;
+}
+
+struct queue_runner *queue_runner_start(struct event_base *base, const struct conf *conf,
+					struct dns *dns, struct spool *spool,
+					struct spool_writer *writer, const char *db_path,
+					char *err, size_t errsz)
+{
+	struct queue_runner *q = xcalloc(1, sizeof(*q));
+	struct timeval tv = { (time_t)(conf->queue_poll_ms / 1000),
+			      (suseconds_t)((conf->queue_poll_ms % 1000) * 1000) };
+
+	q->base = base;
+	q->conf = conf;
+	q->dns = dns;
+	q->spool = spool;
+	q->writer = writer;
+	snprintf(q->queue_dir, sizeof(q->queue_dir), "%s/spool/queue", conf->data_dir);
+	if (queue_routes_parse(&q->routes, conf, err, errsz) < 0) {
+		free(q);
+		return NULL;
+	}
+	q->ssl_opportunistic = new_ssl_ctx(0, "", err, errsz);
+	q->ssl_verify = new_ssl_ctx(1, conf->delivery_ca_file, err, errsz);
+	if (q->ssl_opportunistic == NULL || q->ssl_verify == NULL)
+		goto fail;
+	q->st = store_open(db_path, 0, err, errsz);
+	if (q->st == NULL)
+		goto fail;
+	if (store_queue_reset_leases(q->st, time_now_ms()) < 0) {
+		snprintf(err, errsz, "queue: cannot take back leases");
+		goto fail;
+	}
+	q->max_inflight = (int)(conf->delivery_concurrency * 4);
+	if (q->max_inflight < 200)
+		q->max_inflight = 200;
+	q->jobs_tail = &q->jobs;
+	q->results_tail = &q->results;
+	q->result_ev = event_new(base, -1, 0, result_cb, q);
+	q->poll_ev = event_new(base, -1, EV_PERSIST, poll_cb, q);
+	q->last_purge = time_mono_ms() - PURGE_EVERY_MS + 2000;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	if (pthread_create(&q->thread, NULL, worker_main, q) != 0) {
+		snprintf(err, errsz, "queue: cannot start the worker thread");
+		event_free(q->result_ev);
+		event_free(q->poll_ev);
+		goto fail;
+	}
+	event_add(q->poll_ev, &tv);
+	fetch(q);
+	return q;
+fail:
+	store_close(q->st);
+	if (q->ssl_opportunistic != NULL)
+		SSL_CTX_free(q->ssl_opportunistic);
+	if (q->ssl_verify != NULL)
+		SSL_CTX_free(q->ssl_verify);
+	queue_routes_free(&q->routes);
+	free(q);
+	return NULL;
+}
+
+void queue_runner_free(struct queue_runner *q)
+{
+	struct dest *d;
+	size_t i;
+
+	if (q == NULL)
+		return;
+	event_del(q->poll_ev);
+	/* In-flight recipients stay leased; the next start makes them due. */
+	while ((d = q->dests) != NULL) {
+		while (d->conns != NULL) {
+			struct qconn *qc = d->conns;
+
+			d->conns = qc->next;
+			smtp_client_free(qc->client);
+			free(qc);
+		}
+		while (d->head != NULL) {
+			struct qmsg *m = d->head;
+
+			d->head = m->next;
+			qmsg_free(m);
+		}
+		q->dests = d->next;
+		free(d);
+	}
+	pthread_mutex_lock(&q->mu);
+	q->stopping = 1;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->mu);
+	pthread_join(q->thread, NULL);
+	while (q->results != NULL) {
+		struct result *r = q->results;
+		size_t k;
+
+		q->results = r->next;
+		for (k = 0; k < r->nrows; k++)
+			free_row(&r->rows[k]);
+		free(r->rows);
+		free(r->dsn);
+		free(r->dsn_to);
+		free(r);
+	}
+	for (i = 0; i < KEY_BUCKETS; i++) {
+		while (q->keys[i] != NULL) {
+			struct keynode *n = q->keys[i];
+
+			q->keys[i] = n->next;
+			free(n->key);
+			free(n);
+		}
+	}
+	event_free(q->result_ev);
+	event_free(q->poll_ev);
+	store_close(q->st);
+	SSL_CTX_free(q->ssl_opportunistic);
+	SSL_CTX_free(q->ssl_verify);
+	queue_routes_free(&q->routes);
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->cond);
+	free(q);
+}

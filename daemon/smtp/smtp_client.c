@@ -1,0 +1,757 @@
+/*
+ * smtp_client: one outbound SMTP connection.  See smtp_client.h.
+ *
+ * Session: connect (next address on failure, until one gets as far as a
+ * 2xx banner and EHLO/HELO), EHLO (HELO when EHLO is refused), STARTTLS
+ * when offered and tls is not off (required when tls is verify: no TLS,
+ * no mail), EHLO again, then messages: MAIL [SIZE=] [BODY=8BITMIME]
+ * [SMTPUTF8], RCPT..., DATA — all written at once when PIPELINING is
+ * offered, else one by one — the spool file dot-stuffed, and the final
+ * reply applied to every recipient that RCPT accepted.  RSET follows a
+ * transaction that did not complete.  QUIT after idle_ms without work.
+ *
+ * Time-outs are RFC 5321 4.5.3.2: banner 5m, MAIL 5m, RCPT 5m, DATA 2m,
+ * each data block 3m, final dot 10m.  Replies are read with a bounded
+ * line (SMTP_CLIENT_LINE_MAX); a longer line is a protocol error.
+ *
+ * The body is read from the spool file in chunks while the output buffer
+ * is below a watermark: never the whole message in memory.  Local file
+ * reads are the only I/O here that is not a socket; they hit the page
+ * cache of a file just written.
+ */
+#include "smtp_client.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../log/log.h"
+#include "../util/util.h"
+
+#define SMTP_CLIENT_LINE_MAX 2048
+#define BODY_CHUNK 16384
+#define OUT_HIGH (256 * 1024)
+#define OUT_LOW (64 * 1024)
+
+#define T_BANNER 300000
+#define T_MAIL 300000
+#define T_RCPT 300000
+#define T_DATA 120000
+#define T_BLOCK 180000
+#define T_DOT 600000
+#define T_QUIT 10000
+
+enum cstate {
+	C_CONNECT, C_BANNER, C_EHLO, C_HELO, C_STARTTLS, C_TLS, C_EHLO2,
+	C_READY, C_TX, C_BODY, C_DOT, C_DISCARD, C_RSET, C_QUIT,
+};
+
+enum expect { X_MAIL, X_RCPT, X_DATA };
+
+struct smtp_client {
+	uint64_t id;
+	struct event_base *base;
+	const struct smtp_client_ops *ops;
+	void *ctx;
+	struct smtp_client_params p;
+	char helo[256];
+	char log_id[300];
+	struct smtp_client_target *targets;
+	size_t ntargets;
+	size_t cur;
+	struct bufferevent *bev;
+	SSL *ssl;
+	enum cstate state;
+	int established;       /* ever reached C_READY */
+	int tls_on;
+
+	/* capabilities of the current session */
+	int cap_pipelining;
+	int cap_starttls;
+	int cap_8bitmime;
+	int cap_smtputf8;
+	int64_t cap_size;
+
+	/* the reply being read */
+	int rcode;
+	char rtext[SMTP_CLIENT_TEXT_MAX];
+	int rlines;
+
+	/* the message in progress */
+	struct smtp_client_msg *msg;
+	size_t nexp;
+	size_t exp_pos;
+	size_t sent;
+	int mail_failed;
+	size_t accepted;
+	unsigned char *acc;    /* per recipient: RCPT accepted */
+	size_t acc_cap;
+	int at_sol;
+	int last_lf;
+};
+
+static uint64_t next_client_id = 1;
+
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+static void ready_next(struct smtp_client *c);
+
+static void set_timeout(struct smtp_client *c, int64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+	struct timeval wtv = { T_BLOCK / 1000, 0 };
+
+	bufferevent_set_timeouts(c->bev, &tv, &wtv);
+}
+
+static void sendf(struct smtp_client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void sendf(struct smtp_client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	va_end(ap);
+}
+
+static void drop_bev(struct smtp_client *c)
+{
+	if (c->bev != NULL) {
+		bufferevent_free(c->bev); /* frees the SSL too (BEV_OPT_CLOSE_ON_FREE) */
+		c->bev = NULL;
+		c->ssl = NULL;
+	}
+}
+
+static void destroy(struct smtp_client *c)
+{
+	drop_bev(c);
+	free(c->targets);
+	free(c->acc);
+	free(c);
+}
+
+void smtp_client_free(struct smtp_client *c)
+{
+	if (c == NULL)
+		return;
+	destroy(c);
+}
+
+/* Every recipient without a final reply gets code/text; the message is done. */
+static void finish_msg(struct smtp_client *c, int code, const char *text)
+{
+	struct smtp_client_msg *m = c->msg;
+	size_t i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < m->nrcpts; i++) {
+		if (m->codes[i] == 0) {
+			m->codes[i] = code;
+			strlcpy_s(m->texts[i], text, SMTP_CLIENT_TEXT_MAX);
+		}
+	}
+	c->msg = NULL;
+	c->ops->done(c->ctx, c, m);
+}
+
+static void close_report(struct smtp_client *c, const char *err)
+{
+	drop_bev(c);
+	c->ops->closed(c->ctx, c, c->established, err);
+	destroy(c);
+}
+
+static int connect_target(struct smtp_client *c);
+
+/*
+ * The connection failed.  A message in progress gets 4xx.  Before a
+ * session was ever ready on this address, try the next address.
+ */
+static void fail(struct smtp_client *c, const char *why)
+{
+	char text[SMTP_CLIENT_TEXT_MAX];
+	const struct smtp_client_target *t = &c->targets[c->cur];
+	int before_ready = c->state < C_READY;
+
+	snprintf(text, sizeof(text), "451 4.4.2 %s: %s", t->host, why);
+	log_info(c->log_id, "delivery", "connection failed host=%s reason=\"%s\"", t->host, why);
+	if (c->msg != NULL)
+		finish_msg(c, 451, text);
+	drop_bev(c);
+	if (before_ready && !c->established && c->cur + 1 < c->ntargets) {
+		c->cur++;
+		if (connect_target(c) == 0)
+			return;
+	}
+	close_report(c, text);
+}
+
+static int connect_target(struct smtp_client *c)
+{
+	const struct smtp_client_target *t = &c->targets[c->cur];
+
+	c->state = C_CONNECT;
+	c->tls_on = 0;
+	c->cap_pipelining = c->cap_starttls = c->cap_8bitmime = c->cap_smtputf8 = 0;
+	c->cap_size = 0;
+	c->rlines = 0;
+	c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL)
+		return -1;
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	set_timeout(c, c->p.connect_ms);
+	{
+		struct timeval tv = { (time_t)(c->p.connect_ms / 1000),
+				      (suseconds_t)((c->p.connect_ms % 1000) * 1000) };
+
+		bufferevent_set_timeouts(c->bev, &tv, &tv);
+	}
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&t->addr,
+				       (int)t->addrlen) < 0) {
+		drop_bev(c);
+		/* try the next one, as a failure would */
+		if (c->cur + 1 < c->ntargets) {
+			c->cur++;
+			return connect_target(c);
+		}
+		return -1;
+	}
+	return 0;
+}
+
+struct smtp_client *smtp_client_new(struct event_base *base, const struct smtp_client_ops *ops,
+				    void *ctx, const struct smtp_client_target *targets,
+				    size_t ntargets, const struct smtp_client_params *p)
+{
+	struct smtp_client *c = xcalloc(1, sizeof(*c));
+
+	c->id = next_client_id++;
+	c->base = base;
+	c->ops = ops;
+	c->ctx = ctx;
+	c->p = *p;
+	strlcpy_s(c->helo, p->helo, sizeof(c->helo));
+	strlcpy_s(c->log_id, p->log_id ? p->log_id : "-", sizeof(c->log_id));
+	c->p.helo = c->helo;
+	c->p.log_id = c->log_id;
+	c->targets = xmalloc(ntargets * sizeof(*targets));
+	memcpy(c->targets, targets, ntargets * sizeof(*targets));
+	c->ntargets = ntargets;
+	if (ntargets == 0 || connect_target(c) < 0) {
+		destroy(c);
+		return NULL;
+	}
+	return c;
+}
+
+uint64_t smtp_client_id(const struct smtp_client *c)
+{
+	return c->id;
+}
+
+int smtp_client_idle(const struct smtp_client *c)
+{
+	return c->state == C_READY && c->msg == NULL;
+}
+
+void smtp_client_wake(struct smtp_client *c)
+{
+	if (smtp_client_idle(c))
+		ready_next(c);
+}
+
+static void send_quit(struct smtp_client *c)
+{
+	c->state = C_QUIT;
+	sendf(c, "QUIT\r\n");
+	set_timeout(c, T_QUIT);
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+static void send_expect(struct smtp_client *c, size_t i)
+{
+	struct smtp_client_msg *m = c->msg;
+
+	if (i == 0) {
+		char params[128] = "";
+		size_t used = 0;
+
+		if (c->cap_size > 0 || c->cap_size == -1)
+			used += (size_t)snprintf(params + used, sizeof(params) - used, " SIZE=%lld",
+						(long long)m->size);
+		if (m->body_8bit && c->cap_8bitmime)
+			used += (size_t)snprintf(params + used, sizeof(params) - used,
+						" BODY=8BITMIME");
+		if (m->smtputf8 && c->cap_smtputf8)
+			snprintf(params + used, sizeof(params) - used, " SMTPUTF8");
+		sendf(c, "MAIL FROM:<%s>%s\r\n", m->sender, params);
+	} else if (i <= m->nrcpts) {
+		sendf(c, "RCPT TO:<%s>\r\n", m->rcpts[i - 1]);
+	} else {
+		sendf(c, "DATA\r\n");
+	}
+	c->sent = i + 1;
+}
+
+static void start_msg(struct smtp_client *c, struct smtp_client_msg *m)
+{
+	size_t i;
+
+	c->msg = m;
+	for (i = 0; i < m->nrcpts; i++) {
+		m->codes[i] = 0;
+		m->texts[i][0] = '\0';
+	}
+	if (c->cap_size > 0 && m->size > c->cap_size) {
+		char text[SMTP_CLIENT_TEXT_MAX];
+
+		snprintf(text, sizeof(text), "552 5.3.4 message size %lld exceeds %s's limit %lld",
+			 (long long)m->size, c->targets[c->cur].host, (long long)c->cap_size);
+		finish_msg(c, 552, text);
+		ready_next(c);
+		return;
+	}
+	if (m->nrcpts > c->acc_cap) {
+		c->acc_cap = m->nrcpts;
+		c->acc = xrealloc(c->acc, c->acc_cap);
+	}
+	memset(c->acc, 0, m->nrcpts);
+	c->nexp = m->nrcpts + 2;
+	c->exp_pos = 0;
+	c->sent = 0;
+	c->mail_failed = 0;
+	c->accepted = 0;
+	c->state = C_TX;
+	set_timeout(c, T_MAIL);
+	if (c->cap_pipelining) {
+		for (i = 0; i < c->nexp; i++)
+			send_expect(c, i);
+	} else {
+		send_expect(c, 0);
+	}
+}
+
+static void ready_next(struct smtp_client *c)
+{
+	struct smtp_client_msg *m;
+
+	c->state = C_READY;
+	c->established = 1;
+	m = c->ops->next(c->ctx, c);
+	if (m != NULL) {
+		start_msg(c, m);
+		return;
+	}
+	set_timeout(c, c->p.idle_ms);
+}
+
+/* The transaction ended early: answer the rest, reset, go on. */
+static void abort_tx(struct smtp_client *c, int code, const char *text)
+{
+	finish_msg(c, code, text);
+	c->state = C_RSET;
+	sendf(c, "RSET\r\n");
+	set_timeout(c, T_MAIL);
+}
+
+static int fill_body(struct smtp_client *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	char in[BODY_CHUNK];
+	char stuffed[2 * BODY_CHUNK];
+
+	while (evbuffer_get_length(out) < OUT_HIGH) {
+		ssize_t n = read(c->msg->fd, in, sizeof(in));
+		size_t o = 0;
+		ssize_t i;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			if (!c->last_lf)
+				evbuffer_add(out, "\r\n", 2);
+			evbuffer_add(out, ".\r\n", 3);
+			c->state = C_DOT;
+			set_timeout(c, T_DOT);
+			return 0;
+		}
+		for (i = 0; i < n; i++) {
+			if (c->at_sol && in[i] == '.')
+				stuffed[o++] = '.';
+			stuffed[o++] = in[i];
+			c->at_sol = in[i] == '\n';
+		}
+		c->last_lf = in[n - 1] == '\n';
+		evbuffer_add(out, stuffed, o);
+	}
+	return 0;
+}
+
+/* 0, or -1 when c was freed. */
+static int tx_reply(struct smtp_client *c)
+{
+	struct smtp_client_msg *m = c->msg;
+	size_t i = c->exp_pos++;
+	int ok = c->rcode >= 200 && c->rcode < 300;
+
+	if (i == 0) {
+		if (!ok) {
+			size_t k;
+
+			c->mail_failed = 1;
+			for (k = 0; k < m->nrcpts; k++) {
+				m->codes[k] = c->rcode;
+				strlcpy_s(m->texts[k], c->rtext, SMTP_CLIENT_TEXT_MAX);
+			}
+		}
+		set_timeout(c, T_RCPT);
+	} else if (i <= m->nrcpts) {
+		if (!c->mail_failed) {
+			if (ok) {
+				c->acc[i - 1] = 1;
+				c->accepted++;
+			} else {
+				m->codes[i - 1] = c->rcode;
+				strlcpy_s(m->texts[i - 1], c->rtext, SMTP_CLIENT_TEXT_MAX);
+			}
+		}
+		if (i == m->nrcpts)
+			set_timeout(c, T_DATA);
+	} else {
+		/* DATA */
+		if (c->rcode == 354) {
+			if (c->mail_failed || c->accepted == 0) {
+				/* A server that says 354 with no recipient: send nothing. */
+				sendf(c, ".\r\n");
+				finish_msg(c, 451, "451 4.5.0 DATA accepted without recipients");
+				c->state = C_DISCARD;
+				set_timeout(c, T_DOT);
+				return 0;
+			}
+			if (lseek(m->fd, 0, SEEK_SET) < 0) {
+				abort_tx(c, 451, "451 4.3.0 local error: cannot read the spool file");
+				return 0;
+			}
+			c->state = C_BODY;
+			c->at_sol = 1;
+			c->last_lf = 1;
+			set_timeout(c, T_BLOCK);
+			bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
+			if (fill_body(c) < 0) {
+				fail(c, "cannot read the spool file");
+				return -1;
+			}
+			return 0;
+		}
+		abort_tx(c, c->rcode, c->rtext);
+		return 0;
+	}
+	if (c->cap_pipelining)
+		return 0;
+	/* One by one: decide what to send next. */
+	if (c->mail_failed) {
+		abort_tx(c, c->rcode, c->rtext);
+		return 0;
+	}
+	if (i == m->nrcpts && c->accepted == 0) {
+		abort_tx(c, 554, "554 5.5.1 no valid recipients");
+		return 0;
+	}
+	send_expect(c, c->sent);
+	return 0;
+}
+
+/* ---- session setup --------------------------------------------------------- */
+
+static void parse_cap(struct smtp_client *c, const char *line)
+{
+	const char *kw = line + 4;
+
+	if (strlen(line) < 4)
+		return;
+	if (ascii_prefix(kw, strlen(kw), "PIPELINING"))
+		c->cap_pipelining = 1;
+	else if (ascii_prefix(kw, strlen(kw), "STARTTLS"))
+		c->cap_starttls = 1;
+	else if (ascii_prefix(kw, strlen(kw), "8BITMIME"))
+		c->cap_8bitmime = 1;
+	else if (ascii_prefix(kw, strlen(kw), "SMTPUTF8"))
+		c->cap_smtputf8 = 1;
+	else if (ascii_prefix(kw, strlen(kw), "SIZE")) {
+		long long v = 0;
+
+		if (kw[4] == ' ')
+			v = strtoll(kw + 5, NULL, 10);
+		c->cap_size = v > 0 ? v : -1;
+	}
+}
+
+static int start_tls(struct smtp_client *c)
+{
+	const struct smtp_client_target *t = &c->targets[c->cur];
+	struct bufferevent *tls;
+	unsigned char a[16];
+
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		return -1; /* bytes after 220: someone is injecting */
+	c->ssl = SSL_new(c->p.ssl_ctx);
+	if (c->ssl == NULL)
+		return -1;
+	if (c->p.tls == SMTP_TLS_VERIFY) {
+		SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+		if (inet_pton(AF_INET, t->host, a) == 1 || inet_pton(AF_INET6, t->host, a) == 1)
+			X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), t->host);
+		else
+			SSL_set1_host(c->ssl, t->host);
+	} else {
+		SSL_set_verify(c->ssl, SSL_VERIFY_NONE, NULL);
+	}
+	if (inet_pton(AF_INET, t->host, a) != 1 && inet_pton(AF_INET6, t->host, a) != 1)
+		SSL_set_tlsext_host_name(c->ssl, t->host);
+	tls = bufferevent_openssl_filter_new(c->base, c->bev, c->ssl,
+					     BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (tls == NULL) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		return -1;
+	}
+	c->bev = tls;
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	set_timeout(c, T_BANNER);
+	c->state = C_TLS;
+	return 0;
+}
+
+static void send_ehlo(struct smtp_client *c, enum cstate st)
+{
+	c->state = st;
+	c->cap_pipelining = c->cap_starttls = c->cap_8bitmime = c->cap_smtputf8 = 0;
+	c->cap_size = 0;
+	sendf(c, "EHLO %s\r\n", c->helo);
+	set_timeout(c, T_BANNER);
+}
+
+/* 0, or -1 when c was freed. */
+static int after_ehlo(struct smtp_client *c)
+{
+	if (c->state == C_EHLO && c->cap_starttls && c->p.tls != SMTP_TLS_OFF) {
+		c->state = C_STARTTLS;
+		sendf(c, "STARTTLS\r\n");
+		set_timeout(c, T_BANNER);
+		return 0;
+	}
+	if (c->p.tls == SMTP_TLS_VERIFY && !c->tls_on) {
+		fail(c, "TLS required (verify) but STARTTLS not offered");
+		return -1;
+	}
+	log_debug(c->log_id, "delivery", "session ready host=%s tls=%s pipelining=%d",
+		  c->targets[c->cur].host, c->tls_on ? "yes" : "no", c->cap_pipelining);
+	ready_next(c);
+	return 0;
+}
+
+/* One complete reply in c->rcode / c->rtext.  May free c (via fail). */
+static int handle_reply(struct smtp_client *c)
+{
+	int ok = c->rcode >= 200 && c->rcode < 300;
+
+	switch (c->state) {
+	case C_BANNER:
+		if (c->rcode != 220) {
+			fail(c, c->rtext);
+			return -1;
+		}
+		send_ehlo(c, C_EHLO);
+		return 0;
+	case C_EHLO:
+	case C_EHLO2:
+		if (!ok) {
+			if (c->state == C_EHLO && c->rcode >= 500 && c->p.tls != SMTP_TLS_VERIFY) {
+				c->state = C_HELO;
+				sendf(c, "HELO %s\r\n", c->helo);
+				return 0;
+			}
+			fail(c, c->rtext);
+			return -1;
+		}
+		return after_ehlo(c);
+	case C_HELO:
+		if (!ok) {
+			fail(c, c->rtext);
+			return -1;
+		}
+		return after_ehlo(c);
+	case C_STARTTLS:
+		if (c->rcode != 220) {
+			if (c->p.tls == SMTP_TLS_VERIFY) {
+				fail(c, c->rtext);
+				return -1;
+			}
+			c->state = C_EHLO2; /* go on in plain text */
+			return after_ehlo(c);
+		}
+		if (start_tls(c) < 0) {
+			fail(c, "cannot start TLS");
+			return -1;
+		}
+		return 1; /* the bufferevent changed: stop reading the old one */
+	case C_TX:
+		return tx_reply(c);
+	case C_DOT:
+		finish_msg(c, c->rcode, c->rtext);
+		ready_next(c);
+		return 0;
+	case C_DISCARD:
+	case C_RSET:
+		ready_next(c);
+		return 0;
+	case C_READY:
+		/* Unsolicited: a 421 before closing, most likely. */
+		send_quit(c);
+		return 0;
+	case C_QUIT:
+		close_report(c, NULL);
+		return -1;
+	case C_CONNECT:
+	case C_TLS:
+	case C_BODY:
+		fail(c, "unexpected reply");
+		return -1;
+	}
+	abort();
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_client *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	for (;;) {
+		struct evbuffer_ptr p;
+		size_t eol_len = 0;
+		char line[SMTP_CLIENT_LINE_MAX];
+		size_t len;
+		int rc;
+
+		p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+		if (p.pos < 0) {
+			if (evbuffer_get_length(in) >= SMTP_CLIENT_LINE_MAX) {
+				fail(c, "reply line too long");
+				return;
+			}
+			return;
+		}
+		len = (size_t)p.pos;
+		if (len >= sizeof(line)) {
+			fail(c, "reply line too long");
+			return;
+		}
+		evbuffer_remove(in, line, len);
+		evbuffer_drain(in, eol_len);
+		line[len] = '\0';
+		if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
+		    line[2] < '0' || line[2] > '9' || (len > 3 && line[3] != ' ' && line[3] != '-')) {
+			fail(c, "malformed reply");
+			return;
+		}
+		if (c->rlines == 0) {
+			c->rcode = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+			log_escape(line, len, c->rtext, sizeof(c->rtext));
+		} else if ((line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0') != c->rcode) {
+			fail(c, "reply code changed inside a multi-line reply");
+			return;
+		}
+		c->rlines++;
+		if ((c->state == C_EHLO || c->state == C_EHLO2) && c->rlines > 1)
+			parse_cap(c, line);
+		if (len > 3 && line[3] == '-') {
+			if (c->rlines > 1000) {
+				fail(c, "reply too long");
+				return;
+			}
+			continue;
+		}
+		c->rlines = 0;
+		rc = handle_reply(c);
+		if (rc != 0)
+			return; /* c freed, or a new bufferevent */
+		if (c->bev == NULL)
+			return;
+	}
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_client *c = arg;
+
+	(void)bev;
+	if (c->state == C_BODY && fill_body(c) < 0)
+		fail(c, "cannot read the spool file");
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_client *c = arg;
+	char why[256];
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		if (c->state == C_CONNECT) {
+			c->state = C_BANNER;
+			set_timeout(c, T_BANNER);
+		} else if (c->state == C_TLS) {
+			c->tls_on = 1;
+			send_ehlo(c, C_EHLO2);
+		}
+		return;
+	}
+	if ((what & BEV_EVENT_TIMEOUT) && c->state == C_READY) {
+		send_quit(c);
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	if (c->state == C_QUIT || (c->state == C_READY && (what & BEV_EVENT_EOF))) {
+		close_report(c, NULL);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		fail(c, "time-out");
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		fail(c, "connection closed by the server");
+		return;
+	}
+	if (c->state == C_TLS) {
+		unsigned long e = bufferevent_get_openssl_error(c->bev);
+
+		snprintf(why, sizeof(why), "TLS handshake failed: %s",
+			 e ? ERR_reason_error_string(e) : "connection closed");
+		fail(c, why);
+		return;
+	}
+	snprintf(why, sizeof(why), "%s", evutil_socket_error_to_string(
+		 EVUTIL_SOCKET_ERROR()));
+	fail(c, why);
+}

@@ -1,0 +1,244 @@
+/*
+ * store_account: SQL of schema/005_account.sql.  See store_account.h.
+ * Strings handed to callbacks live only for the call.
+ */
+#include "store_account.h"
+
+#include <stdlib.h>
+
+#include "store_internal.h"
+
+static const char SQL_ADD[] =
+	"INSERT INTO account_state (user, messages, recipients, refused, score, updated)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(user) DO UPDATE SET"
+	" messages = messages + ?2, recipients = recipients + ?3, refused = refused + ?4,"
+	" score = ?5, updated = ?6";
+static const char SQL_SUSPEND[] =
+	"INSERT INTO account_state (user, suspended, reason, score, updated)"
+	" VALUES (?1, ?4, ?2, ?3, ?4) ON CONFLICT(user) DO UPDATE SET"
+	" suspended = ?4, reason = ?2, score = ?3, updated = ?4";
+static const char SQL_ALERT[] =
+	"INSERT INTO account_alert (ts, user, kind, score, detail) VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_ALERT_HELD[] = "UPDATE account_alert SET held = ?2 WHERE id = ?1";
+static const char SQL_LIFT[] =
+	"UPDATE account_state SET suspended = 0, reason = NULL, score = 0, updated = ?2"
+	" WHERE user = ?1 AND suspended > 0";
+static const char SQL_STATES[] =
+	"SELECT user, suspended, reason, score, messages, recipients, refused, updated"
+	" FROM account_state WHERE (?1 = 0 OR suspended > 0) ORDER BY user";
+static const char SQL_ALERTS[] =
+	"SELECT id, ts, user, kind, coalesce(score, 0), detail, held FROM account_alert"
+	" WHERE (?1 IS NULL OR user = ?1) ORDER BY id DESC LIMIT ?2";
+static const char SQL_LIMITS[] =
+	"SELECT user, messages_minute, messages_hour, messages_day, recipients_minute,"
+	" recipients_hour, recipients_day FROM account_limit";
+static const char SQL_SET_LIMITS[] =
+	"INSERT OR REPLACE INTO account_limit (user, messages_minute, messages_hour,"
+	" messages_day, recipients_minute, recipients_hour, recipients_day)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+const char *store_account_errmsg(struct store *st)
+{
+	return store_errmsg(st);
+}
+
+static int step_done(struct store *st, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	(void)st;
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static const char *col(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
+int store_account_add(struct store *st, const char *user, int64_t messages,
+		      int64_t recipients, int64_t refused, int64_t score, int64_t now)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_ADD);
+
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, messages);
+	sqlite3_bind_int64(s, 3, recipients);
+	sqlite3_bind_int64(s, 4, refused);
+	sqlite3_bind_int64(s, 5, score);
+	sqlite3_bind_int64(s, 6, now);
+	return step_done(st, s);
+}
+
+static int alert(struct store *st, const char *user, const char *kind, int64_t score,
+		 const char *detail, int64_t now, int64_t *id)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_ALERT);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, now);
+	store_bind_text(s, 2, user);
+	store_bind_text(s, 3, kind);
+	sqlite3_bind_int64(s, 4, score);
+	store_bind_text(s, 5, detail);
+	if (step_done(st, s) < 0)
+		return -1;
+	if (id != NULL)
+		*id = sqlite3_last_insert_rowid(store_db(st));
+	return 0;
+}
+
+int store_account_suspend(struct store *st, const char *user, const char *reason,
+			  int64_t score, const char *detail, int64_t now, int64_t *alert_id)
+{
+	sqlite3_stmt *s;
+
+	if (store_begin(st) < 0)
+		return -1;
+	s = store_prepare(st, SQL_SUSPEND);
+	if (s == NULL)
+		goto fail;
+	store_bind_text(s, 1, user);
+	store_bind_text(s, 2, reason);
+	sqlite3_bind_int64(s, 3, score);
+	sqlite3_bind_int64(s, 4, now);
+	if (step_done(st, s) < 0 || alert(st, user, "suspended", score, detail, now, alert_id) < 0)
+		goto fail;
+	return store_commit(st);
+fail:
+	store_rollback(st);
+	return -1;
+}
+
+int store_account_alert_held(struct store *st, int64_t alert_id, int64_t held)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_ALERT_HELD);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, alert_id);
+	sqlite3_bind_int64(s, 2, held);
+	return step_done(st, s);
+}
+
+int store_account_lift(struct store *st, const char *user, const char *by, int64_t now,
+		       int *changed)
+{
+	sqlite3_stmt *s;
+
+	*changed = 0;
+	if (store_begin(st) < 0)
+		return -1;
+	s = store_prepare(st, SQL_LIFT);
+	if (s == NULL)
+		goto fail;
+	store_bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, now);
+	if (step_done(st, s) < 0)
+		goto fail;
+	*changed = sqlite3_changes(store_db(st)) > 0;
+	if (*changed && alert(st, user, "lifted", 0, by, now, NULL) < 0)
+		goto fail;
+	return store_commit(st);
+fail:
+	store_rollback(st);
+	return -1;
+}
+
+int store_account_states(struct store *st, int suspended_only,
+			 int (*cb)(const struct store_account_state *a, void *arg), void *arg)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_STATES);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int(s, 1, suspended_only);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_account_state a = {
+			col(s, 0), sqlite3_column_int64(s, 1), col(s, 2),
+			sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4),
+			sqlite3_column_int64(s, 5), sqlite3_column_int64(s, 6),
+			sqlite3_column_int64(s, 7),
+		};
+
+		if (cb(&a, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_account_alerts(struct store *st, const char *user, int64_t limit,
+			 int (*cb)(const struct store_account_alert *a, void *arg), void *arg)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_ALERTS);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_account_alert a = {
+			sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), col(s, 2),
+			col(s, 3), col(s, 5), sqlite3_column_int64(s, 4),
+			sqlite3_column_int64(s, 6),
+		};
+
+		if (cb(&a, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_account_limits(struct store *st,
+			 int (*cb)(const char *user, const int64_t v[STORE_ACCOUNT_NLIMITS],
+				   void *arg), void *arg)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_LIMITS);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t v[STORE_ACCOUNT_NLIMITS];
+		int i;
+
+		for (i = 0; i < STORE_ACCOUNT_NLIMITS; i++)
+			v[i] = sqlite3_column_type(s, i + 1) == SQLITE_NULL
+				? -1 : sqlite3_column_int64(s, i + 1);
+		if (cb(col(s, 0), v, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_account_set_limits(struct store *st, const char *user,
+			     const int64_t v[STORE_ACCOUNT_NLIMITS])
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_SET_LIMITS);
+	int i;
+
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, user);
+	for (i = 0; i < STORE_ACCOUNT_NLIMITS; i++) {
+		if (v[i] < 0)
+			sqlite3_bind_null(s, i + 2);
+		else
+			sqlite3_bind_int64(s, i + 2, v[i]);
+	}
+	return step_done(st, s);
+}

@@ -1,0 +1,231 @@
+/*
+ * store_report: read-only SQL over the message log and the queue index for
+ * the API (search, one entry, statistics over time, metrics).  See
+ * store_auth.h ("message log, read side") for the contract.
+ *
+ * Search walks an index in the requested direction and filters; a cursor
+ * is a keyset (ts, id) so deep pages cost the same as the first.
+ * Absent filters are bound as NULL.  recipients is JSON written by moatd;
+ * a row with invalid JSON there is treated as having no recipients rather
+ * than failing the query.
+ */
+#include "store_auth.h"
+#include "store_internal.h"
+
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LOG_COLS "id, ts, session_id, qid, client_addr, client_name, helo, sender," \
+	" recipients, coalesce(size, -1), result, code, reason, check_name"
+
+/*
+ * The chosen lead term picks the index: qid, client_addr or sender when
+ * given (each index ends in ts, so it also yields the order), else ts.
+ * The time range and the keyset's ts are folded into one [?1, ?2] range
+ * on ts so that SQLite seeks to the page instead of scanning to it;
+ * unbound ends are bound as the extreme values, not NULL.
+ */
+#define LOG_WHERE LOG_WHERE_T("ts")
+#define LOG_WHERE_T(T) \
+	" " T " >= ?1 AND " T " <= ?2" \
+	" AND (?3 IS NULL OR client_addr = ?3)" \
+	" AND (?4 IS NULL OR sender = ?4)" \
+	" AND (?5 IS NULL OR (recipients LIKE '%' || ?5 || '%' AND EXISTS (SELECT 1 FROM" \
+	" json_each(CASE WHEN json_valid(recipients) THEN recipients ELSE '[]' END)" \
+	" WHERE lower(value) = lower(?5))))" \
+	" AND (?6 IS NULL OR result = ?6)" \
+	" AND (?7 IS NULL OR instr(lower(reason), lower(?7)) > 0)" \
+	" AND (?8 IS NULL OR qid = ?8)" \
+	" AND (?9 IS NULL OR check_name = ?9)"
+#define LOG_DESC " AND (ts < ?10 OR id < ?11)" \
+	" ORDER BY ts DESC, id DESC LIMIT ?12 OFFSET ?13"
+#define LOG_ASC " AND (ts > ?10 OR id > ?11)" \
+	" ORDER BY ts ASC, id ASC LIMIT ?12 OFFSET ?13"
+#define LOG_SELECT "SELECT " LOG_COLS " FROM message_log WHERE "
+/* Recipient search: rows are filtered in table order, then the few matches sorted. */
+#define LOG_DESC_SCAN " AND (ts < ?10 OR id < ?11)" \
+	" ORDER BY +ts DESC, id DESC LIMIT ?12 OFFSET ?13"
+#define LOG_ASC_SCAN " AND (ts > ?10 OR id > ?11)" \
+	" ORDER BY +ts ASC, id ASC LIMIT ?12 OFFSET ?13"
+
+static const char SQL_LOG_DESC[] = LOG_SELECT LOG_WHERE LOG_DESC;
+static const char SQL_LOG_ASC[] = LOG_SELECT LOG_WHERE LOG_ASC;
+static const char SQL_LOG_QID_DESC[] = LOG_SELECT "qid = ?8 AND" LOG_WHERE LOG_DESC;
+static const char SQL_LOG_QID_ASC[] = LOG_SELECT "qid = ?8 AND" LOG_WHERE LOG_ASC;
+static const char SQL_LOG_CLIENT_DESC[] = LOG_SELECT "client_addr = ?3 AND" LOG_WHERE LOG_DESC;
+static const char SQL_LOG_CLIENT_ASC[] = LOG_SELECT "client_addr = ?3 AND" LOG_WHERE LOG_ASC;
+static const char SQL_LOG_SENDER_DESC[] = LOG_SELECT "sender = ?4 AND" LOG_WHERE LOG_DESC;
+static const char SQL_LOG_SENDER_ASC[] = LOG_SELECT "sender = ?4 AND" LOG_WHERE LOG_ASC;
+static const char SQL_LOG_RCPT_DESC[] = LOG_SELECT LOG_WHERE_T("+ts") LOG_DESC_SCAN;
+static const char SQL_LOG_RCPT_ASC[] = LOG_SELECT LOG_WHERE_T("+ts") LOG_ASC_SCAN;
+static const char SQL_LOG_GET[] = "SELECT " LOG_COLS " FROM message_log WHERE id = ?1";
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
+static void read_row(sqlite3_stmt *s, struct store_log_row *r)
+{
+	r->id = sqlite3_column_int64(s, 0);
+	r->ts = sqlite3_column_int64(s, 1);
+	r->session_id = col_text(s, 2);
+	r->qid = col_text(s, 3);
+	r->client_addr = col_text(s, 4);
+	r->client_name = col_text(s, 5);
+	r->helo = col_text(s, 6);
+	r->sender = col_text(s, 7);
+	r->recipients = col_text(s, 8);
+	r->size = sqlite3_column_int64(s, 9);
+	r->result = col_text(s, 10);
+	r->code = col_text(s, 11);
+	r->reason = col_text(s, 12);
+	r->check_name = col_text(s, 13);
+}
+
+static int each_row(sqlite3_stmt *s, int (*cb)(const struct store_log_row *r, void *arg),
+		    void *arg, int *n)
+{
+	struct store_log_row r;
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		read_row(s, &r);
+		if (n != NULL)
+			(*n)++;
+		if (cb(&r, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_report_messages(struct store *st, const struct store_log_filter *f,
+			  int (*cb)(const struct store_log_row *r, void *arg), void *arg)
+{
+	const char *sql;
+	sqlite3_stmt *s;
+	int64_t lo, hi;
+
+	if (f->qid != NULL)
+		sql = f->asc ? SQL_LOG_QID_ASC : SQL_LOG_QID_DESC;
+	else if (f->client != NULL)
+		sql = f->asc ? SQL_LOG_CLIENT_ASC : SQL_LOG_CLIENT_DESC;
+	else if (f->sender != NULL)
+		sql = f->asc ? SQL_LOG_SENDER_ASC : SQL_LOG_SENDER_DESC;
+	else if (f->rcpt != NULL)
+		sql = f->asc ? SQL_LOG_RCPT_ASC : SQL_LOG_RCPT_DESC;
+	else
+		sql = f->asc ? SQL_LOG_ASC : SQL_LOG_DESC;
+	s = store_prepare(st, sql);
+	if (s == NULL)
+		return -1;
+	lo = f->from > 0 ? f->from : INT64_MIN;
+	hi = f->to > 0 ? f->to - 1 : INT64_MAX;
+	if (f->has_cursor && f->asc && f->cursor_ts > lo)
+		lo = f->cursor_ts;
+	if (f->has_cursor && !f->asc && f->cursor_ts < hi)
+		hi = f->cursor_ts;
+	sqlite3_bind_int64(s, 1, lo);
+	sqlite3_bind_int64(s, 2, hi);
+	store_bind_text(s, 3, f->client);
+	store_bind_text(s, 4, f->sender);
+	store_bind_text(s, 5, f->rcpt);
+	store_bind_text(s, 6, f->result);
+	store_bind_text(s, 7, f->reason);
+	store_bind_text(s, 8, f->qid);
+	store_bind_text(s, 9, f->check_name);
+	if (f->has_cursor) {
+		sqlite3_bind_int64(s, 10, f->cursor_ts);
+		sqlite3_bind_int64(s, 11, f->cursor_id);
+	} else {
+		sqlite3_bind_int64(s, 10, f->asc ? INT64_MIN : INT64_MAX);
+		sqlite3_bind_int64(s, 11, f->asc ? INT64_MIN : INT64_MAX);
+	}
+	sqlite3_bind_int64(s, 12, f->limit);
+	sqlite3_bind_int64(s, 13, f->offset);
+	return each_row(s, cb, arg, NULL);
+}
+
+int store_report_message_get(struct store *st, int64_t id,
+			     int (*cb)(const struct store_log_row *r, void *arg), void *arg,
+			     int *found)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_LOG_GET);
+
+	*found = 0;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	return each_row(s, cb, arg, found);
+}
+
+static const char SQL_STATS_RESULT[] =
+	"SELECT (ts / ?3) * ?3 AS b, result, count(*) FROM message_log"
+	" WHERE ts >= ?1 AND ts < ?2 GROUP BY b, result ORDER BY b, result";
+static const char SQL_STATS_CHECK[] =
+	"SELECT (ts / ?3) * ?3 AS b, check_name, count(*) FROM message_log"
+	" WHERE ts >= ?1 AND ts < ?2 GROUP BY b, check_name ORDER BY b, check_name";
+
+int store_report_stats(struct store *st, int64_t from, int64_t to, int64_t bucket_ms,
+		       int by_check,
+		       int (*cb)(int64_t bucket, const char *key, int64_t n, void *arg),
+		       void *arg)
+{
+	sqlite3_stmt *s = store_prepare(st, by_check ? SQL_STATS_CHECK : SQL_STATS_RESULT);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, from);
+	sqlite3_bind_int64(s, 2, to);
+	sqlite3_bind_int64(s, 3, bucket_ms);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (cb(sqlite3_column_int64(s, 0), col_text(s, 1), sqlite3_column_int64(s, 2),
+		       arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static const char SQL_LOG_COUNTS[] =
+	"SELECT result, count(*) FROM message_log GROUP BY result ORDER BY result";
+static const char SQL_QUEUE_COUNTS[] =
+	"SELECT state, count(*) FROM queue_rcpt GROUP BY state ORDER BY state";
+
+static int counts(struct store *st, const char *sql,
+		  int (*cb)(const char *key, int64_t n, void *arg), void *arg)
+{
+	sqlite3_stmt *s = store_prepare(st, sql);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (cb(col_text(s, 0), sqlite3_column_int64(s, 1), arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_report_log_counts(struct store *st,
+			    int (*cb)(const char *key, int64_t n, void *arg), void *arg)
+{
+	return counts(st, SQL_LOG_COUNTS, cb, arg);
+}
+
+int store_report_queue_counts(struct store *st,
+			      int (*cb)(const char *key, int64_t n, void *arg), void *arg)
+{
+	return counts(st, SQL_QUEUE_COUNTS, cb, arg);
+}

@@ -1,0 +1,215 @@
+"""The contract: api/openapi.yaml (OpenAPI 3.1) describes every route of the routing table
+in daemon/http/http.c, and real responses of every endpoint - successes and errors - validate
+against its response schemas (JSON Schema 2020-12, python3-jsonschema)."""
+
+import re
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+import api_client
+from api_client import ADMIN_PASSWORD, Api, admin_api, api_moatd, insert_log_rows, log_row  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = yaml.safe_load((REPO / "api" / "openapi.yaml").read_text())
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def implemented_routes():
+    src = (REPO / "daemon" / "http" / "http.c").read_text()
+    table = src[src.index("static const struct http_route routes[]"):]
+    table = table[:table.index("};")]
+    return {(m.lower(), p) for m, p in re.findall(r'\{ "([A-Z]+)", "([^"]+)",', table)}
+
+
+def spec_routes():
+    return {(m, p) for p, item in SPEC["paths"].items() for m in item if m in METHODS}
+
+
+def template_match(template, path):
+    rx = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+    return re.match(rx, path) is not None
+
+
+def find_operation(method, path):
+    path = path.split("?", 1)[0]
+    for template, item in SPEC["paths"].items():
+        if template_match(template, path) and method.lower() in item:
+            return template, item[method.lower()]
+    return None, None
+
+
+def resolve(obj):
+    while isinstance(obj, dict) and "$ref" in obj:
+        node = SPEC
+        for part in obj["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        obj = node
+    return obj
+
+
+def validate(resp):
+    template, op = find_operation(resp.method, resp.path)
+    if op is None:
+        # A method or path the API does not have: 404/405 with the common error body.
+        assert resp.status in (404, 405), f"{resp.method} {resp.path}: not in api/openapi.yaml"
+        schema = {"$ref": "#/components/schemas/Error", "components": SPEC["components"]}
+        jsonschema.Draft202012Validator(schema).validate(resp.json)
+        return None
+    responses = op["responses"]
+    key = str(resp.status)
+    assert key in responses, (f"{resp.method} {template}: status {resp.status} not documented "
+                              f"(documented: {sorted(responses)}); body {resp.body[:300]!r}")
+    r = resolve(responses[key])
+    content = r.get("content")
+    if not content:
+        assert resp.body == b"", f"{resp.method} {template} {resp.status}: unexpected body"
+        return template
+    ctype = resp.headers.get("content-type", "")
+    if "application/json" in content:
+        assert ctype.startswith("application/json"), f"{template}: content-type {ctype}"
+        schema = dict(content["application/json"]["schema"])
+        schema["components"] = SPEC["components"]
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        try:
+            jsonschema.Draft202012Validator(schema).validate(resp.json)
+        except jsonschema.ValidationError as e:
+            raise AssertionError(f"{resp.method} {template} {resp.status}: {e.message}\n"
+                                 f"at {list(e.absolute_path)}; body {resp.body[:500]!r}")
+    else:
+        assert ctype.startswith("text/plain"), f"{template}: content-type {ctype}"
+    return template
+
+
+def test_spec_is_openapi_31_and_complete():
+    assert SPEC["openapi"].startswith("3.1")
+    impl, spec = implemented_routes(), spec_routes()
+    assert impl, "no routes found in daemon/http/http.c"
+    missing = impl - spec
+    assert not missing, f"implemented routes missing from api/openapi.yaml: {sorted(missing)}"
+    extra = spec - impl
+    assert not extra, f"api/openapi.yaml documents routes that do not exist: {sorted(extra)}"
+    jsonschema.Draft202012Validator.check_schema(
+        {"$defs": SPEC["components"]["schemas"]})
+
+
+def test_real_responses_match_contract(admin_api):
+    d, admin = admin_api
+    api_client.RECORDED.clear()
+    now = int(time.time() * 1000)
+    insert_log_rows(d.db_path, [log_row(i, now - i * 1000, result="refused", check_name="dnsbl",
+                                        reason="listed") if i % 2 else log_row(i, now - i * 1000)
+                                for i in range(20)])
+    anon = Api(d.http_port)
+    anon.get("/healthz")
+    anon.get("/metrics")
+    anon.post("/api/v1/session", {"username": "admin", "password": "wrong-pass"})
+    anon.post("/api/v1/session", raw=b"{")
+    anon.post("/api/v1/session", {"username": "admin"})
+    anon.post("/api/v1/session", raw=b"x=1", content_type="text/plain")
+    anon.get("/api/v1/session")
+    anon.request("OPTIONS", "/healthz")
+
+    admin.get("/metrics")
+    admin.get("/api/v1/session")
+    admin.get("/api/v1/account")
+    u = admin.post("/api/v1/users", {"name": "ulla", "password": "ulla-pass-1"}).json
+    admin.post("/api/v1/users", {"name": "ulla"})
+    admin.post("/api/v1/users", {"name": 1})
+    admin.get("/api/v1/users?limit=1")
+    admin.get("/api/v1/users?limit=0")
+    admin.get(f"/api/v1/users/{u['id']}")
+    admin.get("/api/v1/users/999999")
+    admin.patch(f"/api/v1/users/{u['id']}", {"disabled": False, "role": "user"})
+    admin.patch(f"/api/v1/users/{u['id']}", {"bogus": 1})
+    me = admin.get("/api/v1/account").json["id"]
+    admin.patch(f"/api/v1/users/{me}", {"role": "user"})
+    admin.delete(f"/api/v1/users/{me}")
+    tok = admin.post("/api/v1/tokens", {"name": "c1", "scope": "admin"}).json
+    admin.post("/api/v1/tokens", {"name": "c1"})
+    admin.get("/api/v1/tokens")
+    admin.get("/api/v1/tokens?revoked=maybe")
+    admin.get(f"/api/v1/tokens/{tok['id']}")
+    admin.get("/api/v1/tokens/999999")
+    t = Api(d.http_port, token=tok["token"])
+    t.get("/api/v1/session")
+    t.delete("/api/v1/session")
+    admin.delete(f"/api/v1/tokens/{tok['id']}")
+    admin.delete("/api/v1/tokens/999999")
+    t.get("/api/v1/account")
+    admin.get("/api/v1/messages?limit=5")
+    first = admin.get("/api/v1/messages?limit=5&result=refused").json["items"][0]
+    admin.get("/api/v1/messages?from=x")
+    admin.get(f"/api/v1/messages/{first['id']}")
+    admin.get("/api/v1/messages/999999")
+    admin.get("/api/v1/stats/messages?bucket=hour")
+    admin.get("/api/v1/stats/messages?bucket=year")
+    admin.get("/api/v1/audit?limit=3")
+    admin.get("/api/v1/audit?cursor=x")
+
+    # Policy, directory, queue.
+    e = admin.post("/api/v1/policy/entries", {"list": "conn_deny", "value": "198.51.100.0/24"}).json
+    admin.post("/api/v1/policy/entries", {"list": "conn_deny", "value": "198.51.100.0/24"})
+    admin.post("/api/v1/policy/entries", {"list": "x", "value": "1"})
+    admin.get("/api/v1/policy/entries")
+    admin.get(f"/api/v1/policy/entries/{e['id']}")
+    admin.delete(f"/api/v1/policy/entries/{e['id']}")
+    admin.get(f"/api/v1/policy/entries/{e['id']}")
+    admin.get("/api/v1/policy/settings")
+    admin.put("/api/v1/policy/settings/conn_deny_text", {"value": "no {ip}"})
+    admin.put("/api/v1/policy/settings/nope", {"value": "1"})
+    admin.delete("/api/v1/policy/settings/conn_deny_text")
+    admin.post("/api/v1/policy/dnsbl", {"zone": "bl.example"})
+    admin.post("/api/v1/policy/dnsbl", {"zone": "bl.example"})
+    admin.get("/api/v1/policy/dnsbl")
+    admin.patch("/api/v1/policy/dnsbl/bl.example", {"weight": 3})
+    admin.patch("/api/v1/policy/dnsbl/bl.example", {"weight": "3"})
+    admin.delete("/api/v1/policy/dnsbl/bl.example")
+    admin.delete("/api/v1/policy/dnsbl/bl.example")
+    admin.get("/api/v1/directory")
+    admin.post("/api/v1/directory/groups", {"address": "g@example.org", "members": ["a@b.example"]})
+    admin.post("/api/v1/directory/groups", {"address": "g@example.org"})
+    admin.post("/api/v1/users", {"name": "withaddr", "addresses": ["w@example.org"]})
+    admin.get("/api/v1/directory")
+    admin.delete("/api/v1/directory/groups/g@example.org")
+    admin.delete("/api/v1/directory/groups/g@example.org")
+    import test_api_policy
+    test_api_policy.seed_queue(d)
+    admin.get("/api/v1/queue")
+    admin.get("/api/v1/queue?state=x")
+    admin.get("/api/v1/queue/00000000000000A1")
+    admin.get("/api/v1/queue/00000000000000FF")
+    for act in ("release", "retry", "hold", "delete"):
+        admin.post(f"/api/v1/queue/{act}", {"qid": "00000000000000A1"})
+    admin.post("/api/v1/queue/delete", {})
+
+    ulla = Api(d.http_port)
+    ulla.login("ulla", "ulla-pass-1")
+    ulla.get("/api/v1/users")
+    ulla.get(f"/api/v1/users/{me}")
+    ulla.get("/api/v1/messages")
+    ulla.post("/api/v1/tokens", {"name": "x", "scope": "admin"})
+    ulla.post("/api/v1/users", {"name": "x"}, csrf=False)
+    ulla.put("/api/v1/account/password", {"current_password": "nope-nope", "new_password": "z" * 9})
+    ulla.put("/api/v1/account/password", {"current_password": "ulla-pass-1", "new_password": "ulla-pass-2"})
+    ulla.delete("/api/v1/session")
+    admin.delete(f"/api/v1/users/{u['id']}")
+    admin.get("/api/v1/users", raw=b"{}")
+
+    limited = Api(d.http_port)
+    for _ in range(6):
+        limited.post("/api/v1/session", {"username": "ulla", "password": "wrong-pass"})
+
+    recorded = list(api_client.RECORDED)
+    assert len(recorded) > 50
+    seen_ok = set()
+    for resp in recorded:
+        template = validate(resp)
+        if 200 <= resp.status < 300:
+            seen_ok.add((resp.method.lower(), template))
+    assert any(r.status == 429 for r in recorded)
+    not_ok = implemented_routes() - seen_ok
+    assert not not_ok, f"routes never answered 2xx in the contract run: {sorted(not_ok)}"

@@ -1,0 +1,240 @@
+// The JSON API client (api/openapi.yaml). The session cookie travels by itself
+// (same origin); every state-changing request carries X-CSRF-Token. Errors come
+// back as ApiError with the API's code, message and field.
+
+export class ApiError extends Error {
+  status: number;
+  code: string;
+  field: string | null;
+  constructor(status: number, code: string, message: string, field: string | null) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field;
+  }
+}
+
+let csrfToken = '';
+let onUnauthenticated: (() => void) | null = null;
+
+export function setCsrf(token: string | undefined): void {
+  csrfToken = token ?? '';
+}
+
+export function setUnauthenticatedHandler(fn: () => void): void {
+  onUnauthenticated = fn;
+}
+
+export type Query = Record<string, string | number | boolean | null | undefined>;
+
+export function qs(q: Query | undefined): string {
+  if (!q) return '';
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) {
+    if (v === undefined || v === null || v === '') continue;
+    p.set(k, String(v));
+  }
+  const s = p.toString();
+  return s ? `?${s}` : '';
+}
+
+const TIMEOUT_MS = 30000;
+
+export async function request<T>(method: string, path: string, body?: unknown, query?: Query): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
+  let resp: Response;
+  try {
+    resp = await fetch(path + qs(query), {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+      signal: ctl.signal,
+    });
+  } catch (e) {
+    throw new ApiError(0, 'network', ctl.signal.aborted ? 'the server did not answer in time' : 'cannot reach the server', null);
+  } finally {
+    clearTimeout(timer);
+  }
+  if (resp.status === 204) return undefined as T;
+  const text = await resp.text();
+  let data: unknown = null;
+  const ctype = resp.headers.get('Content-Type') ?? '';
+  if (ctype.startsWith('application/json') && text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  } else {
+    data = text;
+  }
+  if (!resp.ok) {
+    const err = (data as { error?: { code?: string; message?: string; field?: string | null } } | null)?.error;
+    const e = new ApiError(resp.status, err?.code ?? 'http_' + resp.status, err?.message ?? resp.statusText, err?.field ?? null);
+    if (resp.status === 401 && path !== '/api/v1/session' && onUnauthenticated) onUnauthenticated();
+    throw e;
+  }
+  return data as T;
+}
+
+export const api = {
+  get: <T>(path: string, query?: Query) => request<T>('GET', path, undefined, query),
+  post: <T>(path: string, body: unknown) => request<T>('POST', path, body),
+  put: <T>(path: string, body: unknown) => request<T>('PUT', path, body),
+  patch: <T>(path: string, body: unknown) => request<T>('PATCH', path, body),
+  del: <T>(path: string) => request<T>('DELETE', path),
+};
+
+export interface List<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export interface User {
+  id: number;
+  name: string;
+  role: 'admin' | 'user';
+  disabled: boolean;
+  password_set: boolean;
+  created: number;
+  password_changed: number | null;
+  addresses?: { address: string; kind: string }[];
+}
+
+export interface Session {
+  via: 'session' | 'token';
+  user: User;
+  admin: boolean;
+  csrf_token?: string;
+  expires_at?: number;
+}
+
+export interface Token {
+  id: number;
+  user_id: number;
+  user: string;
+  name: string;
+  prefix: string;
+  scope: 'admin' | 'user';
+  created: number;
+  last_used: number | null;
+  revoked: number | null;
+  active: boolean;
+  token?: string;
+}
+
+export interface Entry {
+  id: number;
+  list: string;
+  value: string;
+  comment: string;
+  created: number;
+}
+
+export interface Setting {
+  key: string;
+  value: string;
+  default: string;
+  source: 'set' | 'default';
+  type: 'bool' | 'int' | 'enum' | 'text';
+  summary: string;
+  min?: number;
+  max?: number;
+  choices?: string;
+}
+
+export interface DnsblSite {
+  id: number;
+  zone: string;
+  kind: 'block' | 'allow';
+  enabled: boolean;
+  action: 'refuse' | 'tag' | 'log';
+  message: string;
+  codes: string;
+  weight: number;
+  comment: string;
+  created: number;
+  stats: { queries: number; hits: number; tempfails: number; hits_today: number; last_hit: number | null };
+}
+
+export interface QueueRcpt {
+  qid: string;
+  rcpt: string;
+  state: string;
+  sender: string;
+  client_addr: string;
+  auth_user: string | null;
+  last_error: string | null;
+  reason: string | null;
+  route: string | null;
+  size: number;
+  received_at: number;
+  next_attempt: number;
+  released_at: number | null;
+  final_at: number | null;
+  attempts: number;
+}
+
+export interface Message {
+  id: number;
+  ts: number;
+  session_id: string | null;
+  qid: string | null;
+  client_addr: string | null;
+  client_name: string | null;
+  helo: string | null;
+  sender: string | null;
+  recipients: unknown[];
+  size: number | null;
+  result: string;
+  code: string | null;
+  reason: string | null;
+  check_name: string | null;
+}
+
+export interface AuditEntry {
+  id: number;
+  ts: number;
+  actor_id: number | null;
+  actor: string;
+  via: string;
+  client_addr: string;
+  action: string;
+  object_type: string;
+  object_id: string | null;
+  before: unknown;
+  after: unknown;
+}
+
+export interface DirEntry {
+  address: string;
+  kind: 'primary' | 'alias' | 'group';
+  owner: string;
+  members: string[] | null;
+}
+
+export interface Stats {
+  from: number;
+  to: number;
+  bucket: 'hour' | 'day';
+  bucket_ms: number;
+  buckets: { start: number; by_result: Record<string, number>; by_check: Record<string, number> }[];
+}
+
+/* Every page of a list, following next_cursor, up to max items. */
+export async function fetchAll<T>(path: string, query: Query, max: number): Promise<{ items: T[]; complete: boolean }> {
+  const items: T[] = [];
+  let cursor: string | null = null;
+  for (;;) {
+    const page: List<T> = await api.get<List<T>>(path, { ...query, limit: 500, cursor });
+    items.push(...page.items);
+    if (!page.next_cursor) return { items, complete: true };
+    if (items.length >= max) return { items, complete: false };
+    cursor = page.next_cursor;
+  }
+}

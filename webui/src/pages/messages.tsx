@@ -1,0 +1,77 @@
+// Message-log search (/api/v1/messages): time range, client, sender,
+// recipient, verdict, reason, queue id, check; newest first, paginated.
+import { useState } from 'preact/hooks';
+import { api, type List, type Message } from '../api';
+import { Button, Field, FormError, fmtTime, Loading, PageTitle, Pager, usePaged } from '../ui';
+
+interface Search { from: string; to: string; client: string; sender: string; recipient: string; result: string; reason: string; qid: string; check: string }
+const EMPTY: Search = { from: '', to: '', client: '', sender: '', recipient: '', result: '', reason: '', qid: '', check: '' };
+
+/* datetime-local (local time) -> unix ms, '' when empty */
+function toMs(v: string): string {
+  if (!v) return '';
+  const t = new Date(v).getTime();
+  return Number.isFinite(t) ? String(t) : v;
+}
+
+export function MessagesPage() {
+  const [form, setForm] = useState<Search>(EMPTY);
+  const [search, setSearch] = useState<Search>(EMPTY);
+  const [open, setOpen] = useState<number | null>(null);
+  const p = usePaged<Message>(JSON.stringify(search), (cursor) =>
+    api.get<List<Message>>('/api/v1/messages', { ...search, from: toMs(search.from), to: toMs(search.to), cursor, limit: 50 }));
+  const set = (k: keyof Search) => (v: string) => setForm({ ...form, [k]: v });
+  const fe = p.errors;
+  return (
+    <section>
+      <PageTitle>Message log</PageTitle>
+      <form class="card form-grid filters" role="search" aria-label="Message log search" onSubmit={(e) => { e.preventDefault(); setSearch({ ...form }); }}>
+        <Field label="From" name="from" type="datetime-local" value={form.from} onInput={set('from')} errors={fe} />
+        <Field label="To" name="to" type="datetime-local" value={form.to} onInput={set('to')} errors={fe} />
+        <Field label="Client address" name="client" value={form.client} onInput={set('client')} errors={fe} />
+        <Field label="Sender" name="sender" value={form.sender} onInput={set('sender')} errors={fe} hint="exact; <> the null sender" />
+        <Field label="Recipient" name="recipient" value={form.recipient} onInput={set('recipient')} errors={fe} />
+        <Field label="Verdict" name="result" value={form.result} onInput={set('result')}
+          options={[{ value: '', label: 'any' }, ...['accepted', 'refused', 'deferred', 'aborted'].map((s) => ({ value: s, label: s }))]} />
+        <Field label="Reason contains" name="reason" value={form.reason} onInput={set('reason')} errors={fe} />
+        <Field label="Queue id" name="qid" value={form.qid} onInput={set('qid')} errors={fe} />
+        <Field label="Check" name="check" value={form.check} onInput={set('check')} errors={fe} />
+        <div class="actions">
+          <Button type="submit" kind="primary" busy={p.loading}>Search</Button>
+          <Button onClick={() => { setForm(EMPTY); setSearch(EMPTY); }}>Clear</Button>
+        </div>
+      </form>
+      <FormError errors={fe} fields={['from', 'to', 'client', 'sender', 'recipient', 'result', 'reason', 'qid', 'check']} />
+      {p.loading ? <Loading what="messages" /> : p.items.length === 0 ? <p class="muted">No messages match.</p> : (
+        <div class="table-wrap">
+          <table>
+            <thead><tr><th scope="col">Time</th><th scope="col">Verdict</th><th scope="col">Client</th><th scope="col">Sender</th><th scope="col">Recipients</th><th scope="col">Reason</th><th scope="col">Details</th></tr></thead>
+            <tbody>
+              {p.items.map((m) => (
+                <>
+                  <tr>
+                    <td>{fmtTime(m.ts)}</td><td><span class={`verdict ${m.result}`}>{m.result}</span></td>
+                    <td class="mono">{m.client_addr ?? ''}</td><td>{m.sender === '' ? '<>' : m.sender ?? ''}</td>
+                    <td>{m.recipients.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join(', ')}</td>
+                    <td>{m.code ? `${m.code} ` : ''}{m.reason ?? ''}</td>
+                    <td><Button onClick={() => setOpen(open === m.id ? null : m.id)} label={`Details of message ${m.id}`}>{open === m.id ? 'Hide' : 'Show'}</Button></td>
+                  </tr>
+                  {open === m.id && (
+                    <tr><td colSpan={7}>
+                      <dl class="headers">
+                        <dt>Queue id</dt><dd>{m.qid ?? '—'}</dd><dt>Session</dt><dd>{m.session_id ?? '—'}</dd>
+                        <dt>Client name</dt><dd>{m.client_name ?? '—'}</dd><dt>HELO</dt><dd>{m.helo ?? '—'}</dd>
+                        <dt>Size</dt><dd>{m.size ?? '—'}</dd><dt>Check</dt><dd>{m.check_name ?? '—'}</dd>
+                      </dl>
+                    </td></tr>
+                  )}
+                </>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <Pager p={p} label="Messages" />
+    </section>
+  );
+}
