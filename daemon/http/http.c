@@ -32,6 +32,7 @@
 #include "../log/log.h"
 #include "../store/store.h"
 #include "../store/store_auth.h"
+#include "../util/net.h"
 
 #define HTTP_CONN_MEMORY (64 * 1024)
 #define HTTP_MAX_PEM (256 * 1024)
@@ -54,6 +55,10 @@ static const struct http_route routes[] = {
 	{ "GET", "/api/v1/users/{id}", 0, http_users_show },
 	{ "PATCH", "/api/v1/users/{id}", HTTP_R_ADMIN | HTTP_R_BODY, http_users_update },
 	{ "DELETE", "/api/v1/users/{id}", HTTP_R_ADMIN, http_users_delete },
+	{ "POST", "/api/v1/users/{id}/addresses", HTTP_R_ADMIN | HTTP_R_BODY,
+	  http_user_address_add },
+	{ "DELETE", "/api/v1/users/{id}/addresses/{address}", HTTP_R_ADMIN,
+	  http_user_address_delete },
 	{ "GET", "/api/v1/tokens", 0, http_tokens_list },
 	{ "POST", "/api/v1/tokens", HTTP_R_BODY, http_tokens_create },
 	{ "GET", "/api/v1/tokens/{id}", 0, http_tokens_show },
@@ -61,11 +66,14 @@ static const struct http_route routes[] = {
 	{ "GET", "/api/v1/messages", HTTP_R_ADMIN, http_messages_list },
 	{ "GET", "/api/v1/messages/{id}", HTTP_R_ADMIN, http_messages_show },
 	{ "GET", "/api/v1/stats/messages", HTTP_R_ADMIN, http_stats_messages },
+	{ "GET", "/api/v1/stats/top", HTTP_R_ADMIN, http_stats_top },
 	{ "GET", "/api/v1/audit", HTTP_R_ADMIN, http_audit_list },
 	{ "GET", "/api/v1/policy/entries", HTTP_R_ADMIN, http_policy_entries_list },
 	{ "POST", "/api/v1/policy/entries", HTTP_R_ADMIN | HTTP_R_BODY,
 	  http_policy_entries_create },
 	{ "GET", "/api/v1/policy/entries/{id}", HTTP_R_ADMIN, http_policy_entries_show },
+	{ "PATCH", "/api/v1/policy/entries/{id}", HTTP_R_ADMIN | HTTP_R_BODY,
+	  http_policy_entries_update },
 	{ "DELETE", "/api/v1/policy/entries/{id}", HTTP_R_ADMIN, http_policy_entries_delete },
 	{ "GET", "/api/v1/policy/settings", HTTP_R_ADMIN, http_policy_settings_list },
 	{ "PUT", "/api/v1/policy/settings/{key}", HTTP_R_ADMIN | HTTP_R_BODY,
@@ -81,7 +89,15 @@ static const struct http_route routes[] = {
 	  http_directory_group_create },
 	{ "DELETE", "/api/v1/directory/groups/{address}", HTTP_R_ADMIN,
 	  http_directory_group_delete },
+	{ "POST", "/api/v1/directory/groups/{address}/members", HTTP_R_ADMIN | HTTP_R_BODY,
+	  http_group_member_add },
+	{ "DELETE", "/api/v1/directory/groups/{address}/members/{member}", HTTP_R_ADMIN,
+	  http_group_member_delete },
+	{ "GET", "/api/v1/accounts", HTTP_R_ADMIN, http_accounts_list },
+	{ "GET", "/api/v1/accounts/alerts", HTTP_R_ADMIN, http_accounts_alerts },
+	{ "POST", "/api/v1/accounts/{user}/lift", HTTP_R_ADMIN, http_accounts_lift },
 	{ "GET", "/api/v1/queue", HTTP_R_ADMIN, http_queue_list },
+	{ "GET", "/api/v1/queue/summary", HTTP_R_ADMIN, http_queue_summary },
 	{ "POST", "/api/v1/queue/release", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_release },
 	{ "POST", "/api/v1/queue/retry", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_retry },
 	{ "POST", "/api/v1/queue/hold", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_hold },
@@ -678,9 +694,7 @@ struct http_server *http_server_new(const struct conf *conf, char *err, size_t e
 {
 	const struct conf_listen *l = &conf->http_listen;
 	struct http_server *h = xcalloc(1, sizeof(*h));
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	int one = 1;
+	char why[300];
 
 	h->conf = conf;
 	h->fd = -1;
@@ -703,41 +717,11 @@ struct http_server *http_server_new(const struct conf *conf, char *err, size_t e
 		}
 		h->tls = 1;
 	}
-	memset(&ss, 0, sizeof(ss));
-	if (strchr(l->host, ':') != NULL) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)l->port);
-		inet_pton(AF_INET6, l->host, &s6->sin6_addr);
-		sslen = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)l->port);
-		inet_pton(AF_INET, l->host, &s4->sin_addr);
-		sslen = sizeof(*s4);
-	}
-	h->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (h->fd < 0)
-		goto fail;
-	setsockopt(h->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(h->fd, (struct sockaddr *)&ss, sslen) < 0 || listen(h->fd, 256) < 0)
-		goto fail;
-	sslen = sizeof(ss);
-	getsockname(h->fd, (struct sockaddr *)&ss, &sslen);
-	if (ss.ss_family == AF_INET6)
-		snprintf(h->address, sizeof(h->address), "[%s]:%d", l->host,
-			 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-	else
-		snprintf(h->address, sizeof(h->address), "%s:%d", l->host,
-			 ntohs(((struct sockaddr_in *)&ss)->sin_port));
-	return h;
-fail:
-	snprintf(err, errsz, "http_listen %s:%d: %s", l->host, l->port, strerror(errno));
+	h->fd = net_listen(l->host, l->port, 256, 0, h->address, sizeof(h->address), why,
+			   sizeof(why));
 	if (h->fd >= 0)
-		close(h->fd);
+		return h;
+	snprintf(err, errsz, "http_listen %s", why);
 	free(h->tls_cert);
 	free(h->tls_key);
 	free(h);

@@ -190,6 +190,7 @@ enum MHD_Result http_tokens_revoke(struct http_req *r);
 enum MHD_Result http_messages_list(struct http_req *r);
 enum MHD_Result http_messages_show(struct http_req *r);
 enum MHD_Result http_stats_messages(struct http_req *r);
+enum MHD_Result http_stats_top(struct http_req *r);
 
 /* ---- http_audit.c ---- */
 enum MHD_Result http_audit_list(struct http_req *r);
@@ -198,6 +199,7 @@ enum MHD_Result http_audit_list(struct http_req *r);
 enum MHD_Result http_policy_entries_list(struct http_req *r);
 enum MHD_Result http_policy_entries_create(struct http_req *r);
 enum MHD_Result http_policy_entries_show(struct http_req *r);
+enum MHD_Result http_policy_entries_update(struct http_req *r);
 enum MHD_Result http_policy_entries_delete(struct http_req *r);
 enum MHD_Result http_policy_settings_list(struct http_req *r);
 enum MHD_Result http_policy_settings_put(struct http_req *r);
@@ -209,16 +211,26 @@ enum MHD_Result http_policy_dnsbl_delete(struct http_req *r);
 enum MHD_Result http_directory_list(struct http_req *r);
 enum MHD_Result http_directory_group_create(struct http_req *r);
 enum MHD_Result http_directory_group_delete(struct http_req *r);
+enum MHD_Result http_user_address_add(struct http_req *r);
+enum MHD_Result http_user_address_delete(struct http_req *r);
+enum MHD_Result http_group_member_add(struct http_req *r);
+enum MHD_Result http_group_member_delete(struct http_req *r);
 /* A directory address, checked and lower-cased as `moatd policy user` does; 0 or -1. */
 int http_dir_address(const char *in, char *out, size_t outsz);
 
 /* ---- http_queue.c ---- */
 enum MHD_Result http_queue_list(struct http_req *r);
+enum MHD_Result http_queue_summary(struct http_req *r);
 enum MHD_Result http_queue_show(struct http_req *r);
 enum MHD_Result http_queue_release(struct http_req *r);
 enum MHD_Result http_queue_retry(struct http_req *r);
 enum MHD_Result http_queue_hold(struct http_req *r);
 enum MHD_Result http_queue_delete(struct http_req *r);
+
+/* ---- http_accounts.c ---- */
+enum MHD_Result http_accounts_list(struct http_req *r);
+enum MHD_Result http_accounts_alerts(struct http_req *r);
+enum MHD_Result http_accounts_lift(struct http_req *r);
 
 /* ---- http_health.c ---- */
 enum MHD_Result http_healthz(struct http_req *r);

@@ -206,3 +206,44 @@ fail:
 	json_decref(s.buckets);
 	return http_internal(r, "stats");
 }
+
+/* ---- top keys (/api/v1/stats/top) ---- */
+
+static int add_top(const char *key, int64_t n, void *arg)
+{
+	json_array_append_new(arg, json_pack("{s:s, s:I}", "key", key, "count", (json_int_t)n));
+	return 0;
+}
+
+enum MHD_Result http_stats_top(struct http_req *r)
+{
+	static const char *const args[] = { "by", "result", "from", "to", "limit", NULL };
+	static const char *const bys[] = { "client", "sender", "recipient_domain", "check",
+					   NULL };
+	static const enum store_top_by by_of[] = { STORE_TOP_CLIENT, STORE_TOP_SENDER,
+						   STORE_TOP_RCPT_DOMAIN, STORE_TOP_CHECK };
+	static const char *const results[] = { "refused", "deferred", "accepted", "aborted",
+					       NULL };
+	int64_t from, to, limit;
+	int by, result;
+	json_t *items;
+
+	if (http_args_allow(r, args) < 0 || http_arg_pick(r, "by", bys, &by) < 0 ||
+	    http_arg_pick(r, "result", results, &result) < 0 ||
+	    http_arg_time(r, "from", &from) < 0 || http_arg_time(r, "to", &to) < 0 ||
+	    http_arg_i64(r, "limit", 1, 100, 10, &limit) < 0)
+		return http_fail_reply(r);
+	if (by < 0)
+		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter", "by",
+				  "by is required: client, sender, recipient_domain or check");
+	if (from > 0 && to > 0 && to <= from)
+		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter", "to",
+				  "to must be after from");
+	items = json_array();
+	if (store_report_top(r->st, by_of[by], from, to, result >= 0 ? results[result] : NULL,
+			     limit, add_top, items) < 0) {
+		json_decref(items);
+		return http_internal(r, "stats top");
+	}
+	return http_reply(r, MHD_HTTP_OK, http_list(items, NULL));
+}

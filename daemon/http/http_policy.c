@@ -221,6 +221,91 @@ enum MHD_Result http_policy_entries_create(struct http_req *r)
 	return http_reply(r, MHD_HTTP_CREATED, after);
 }
 
+static const struct http_field entry_patch_fields[] = {
+	{ "value", HJ_STRING, 0, 320, 0, 0 },
+	{ "comment", HJ_STRING, 0, 300, 0, 0 },
+};
+
+/*
+ * PATCH: value and/or comment, checked as on POST against the entry's own
+ * list; the read, the update and the audit entry share one transaction.
+ */
+enum MHD_Result http_policy_entries_update(struct http_req *r)
+{
+	const struct policy_list_kind *k;
+	json_t *body, *before, *after = NULL, *v;
+	char norm[400], err[300], cmt[301], oid[24];
+	const char *value = NULL, *comment = NULL;
+	int64_t id;
+	int internal, found, dup;
+
+	if (http_param_id(r, 0, &id) < 0)
+		return http_fail_reply(r);
+	if (http_body(r, entry_patch_fields, ARRAY_LEN(entry_patch_fields), &body) < 0)
+		return http_fail_reply(r);
+	if (json_object_get(body, "value") == NULL && json_object_get(body, "comment") == NULL) {
+		json_decref(body);
+		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_body", "value",
+				  "give value, comment or both");
+	}
+	v = json_object_get(body, "comment");
+	if (v != NULL) {
+		if (!printable(json_string_value(v), 300)) {
+			json_decref(body);
+			return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_value",
+					  "comment", "printable ASCII, up to 300 characters");
+		}
+		strlcpy_s(cmt, json_string_value(v), sizeof(cmt));
+		comment = cmt;
+	}
+	if (store_begin(r->st) < 0) {
+		json_decref(body);
+		return http_internal(r, "entries begin");
+	}
+	before = load_entry(r, &id, &internal);
+	if (before == NULL) {
+		json_decref(body);
+		if (internal)
+			return tx_fail(r, "entry");
+		store_rollback(r->st);
+		return http_fail_reply(r);
+	}
+	v = json_object_get(body, "value");
+	if (v != NULL) {
+		k = policy_list_kind_find(json_string_value(json_object_get(before, "list")));
+		if (k == NULL || policy_value_check(k->type, json_string_value(v),
+						    json_string_length(v), norm, sizeof(norm), err,
+						    sizeof(err)) < 0) {
+			json_decref(body);
+			json_decref(before);
+			store_rollback(r->st);
+			return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_value",
+					  "value", "%s", k == NULL ? "unknown list" : err);
+		}
+		value = norm;
+	}
+	json_decref(body);
+	if (store_policy_entry_update(r->st, id, value, comment, &found, &dup) < 0) {
+		json_decref(before);
+		if (dup) {
+			store_rollback(r->st);
+			return http_error(r, MHD_HTTP_CONFLICT, "duplicate", "value",
+					  "that list already holds %s", value);
+		}
+		return tx_fail(r, "entries update");
+	}
+	snprintf(oid, sizeof(oid), "%lld", (long long)id);
+	if (store_policy_entry_get(r->st, id, one_entry, &after, &found) < 0 || after == NULL ||
+	    http_audit(r, "policy_entry.update", "policy_entry", oid, before, after) < 0 ||
+	    store_commit(r->st) < 0) {
+		json_decref(before);
+		json_decref(after);
+		return tx_fail(r, "entries update");
+	}
+	json_decref(before);
+	return http_reply(r, MHD_HTTP_OK, after);
+}
+
 enum MHD_Result http_policy_entries_delete(struct http_req *r)
 {
 	static const char *const args[] = { NULL };
@@ -971,6 +1056,234 @@ enum MHD_Result http_directory_group_delete(struct http_req *r)
 	    store_commit(r->st) < 0) {
 		json_decref(before);
 		return tx_fail(r, "group delete");
+	}
+	json_decref(before);
+	return http_reply(r, MHD_HTTP_NO_CONTENT, NULL);
+}
+
+/* ---- directory edits: one address of a user, one member of a group ---- */
+
+/* Path parameter i as a directory address (lower-cased); -1 with 404 in r->fail. */
+static int path_address(struct http_req *r, size_t i, char *out, size_t outsz,
+			const char *what)
+{
+	char raw[330];
+
+	if (i >= r->nparams || r->params[i].len >= sizeof(raw))
+		goto notfound;
+	memcpy(raw, r->params[i].p, r->params[i].len);
+	raw[r->params[i].len] = '\0';
+	if (http_dir_address(raw, out, outsz) < 0)
+		goto notfound;
+	return 0;
+notfound:
+	r->fail.status = 404;
+	r->fail.code = "not_found";
+	r->fail.field[0] = '\0';
+	snprintf(r->fail.message, sizeof(r->fail.message), "no such %s", what);
+	return -1;
+}
+
+/* The directory user {id}; -1 with r->fail (404) or *internal. */
+static int path_user(struct http_req *r, struct store_user *u, int *internal)
+{
+	int64_t id;
+	int found;
+
+	*internal = 0;
+	if (http_param_id(r, 0, &id) < 0)
+		return -1;
+	if (store_auth_user_get(r->st, id, u, &found) < 0) {
+		*internal = 1;
+		return -1;
+	}
+	if (!found) {
+		r->fail.status = 404;
+		r->fail.code = "not_found";
+		r->fail.field[0] = '\0';
+		strlcpy_s(r->fail.message, "no such user", sizeof(r->fail.message));
+		return -1;
+	}
+	return 0;
+}
+
+static const struct http_field address_fields[] = {
+	{ "address", HJ_STRING, 1, 320, 0, 0 },
+	{ "kind", HJ_STRING, 1, 16, 0, 0 },
+};
+
+enum MHD_Result http_user_address_add(struct http_req *r)
+{
+	static const char *const kinds[] = { "primary", "alias", NULL };
+	struct store_user u;
+	json_t *body, *after;
+	char address[330], oid[400];
+	int kind, internal, taken;
+
+	if (http_body(r, address_fields, ARRAY_LEN(address_fields), &body) < 0)
+		return http_fail_reply(r);
+	kind = http_pick(json_string_value(json_object_get(body, "kind")),
+			 json_string_length(json_object_get(body, "kind")), kinds);
+	if (http_dir_address(json_string_value(json_object_get(body, "address")), address,
+			     sizeof(address)) < 0) {
+		json_decref(body);
+		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_value", "address",
+				  "not a valid mail address");
+	}
+	json_decref(body);
+	if (kind < 0)
+		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_value", "kind",
+				  "kind is primary or alias");
+	if (store_begin(r->st) < 0)
+		return http_internal(r, "address begin");
+	if (path_user(r, &u, &internal) < 0) {
+		if (internal)
+			return tx_fail(r, "address user");
+		store_rollback(r->st);
+		return http_fail_reply(r);
+	}
+	if (store_policy_address_add(r->st, u.id, address, kinds[kind], &taken) < 0)
+		return tx_fail(r, "address add");
+	if (taken) {
+		store_rollback(r->st);
+		return http_error(r, MHD_HTTP_CONFLICT, "duplicate", "address",
+				  "address %s is already in the directory", address);
+	}
+	after = json_pack("{s:s, s:s}", "address", address, "kind", kinds[kind]);
+	snprintf(oid, sizeof(oid), "%lld/%s", (long long)u.id, address);
+	if (http_audit(r, "dir_address.create", "dir_address", oid, NULL, after) < 0 ||
+	    store_commit(r->st) < 0) {
+		json_decref(after);
+		return tx_fail(r, "address add");
+	}
+	return http_reply(r, MHD_HTTP_CREATED, after);
+}
+
+struct addr_find {
+	const char *address;
+	char kind[16];
+};
+
+static int find_address(const char *address, const char *kind, void *arg)
+{
+	struct addr_find *f = arg;
+
+	if (strcmp(address, f->address) != 0)
+		return 0;
+	strlcpy_s(f->kind, kind, sizeof(f->kind));
+	return 1;
+}
+
+enum MHD_Result http_user_address_delete(struct http_req *r)
+{
+	static const char *const args[] = { NULL };
+	struct store_user u;
+	struct addr_find f;
+	json_t *before;
+	char address[330], oid[400];
+	int internal, removed;
+
+	if (http_args_allow(r, args) < 0)
+		return http_fail_reply(r);
+	if (path_address(r, 1, address, sizeof(address), "address") < 0) {
+		/* an unknown user answers 404 as well, but say which */
+		if (path_user(r, &u, &internal) < 0 && internal)
+			return http_internal(r, "address user");
+		return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such address");
+	}
+	if (store_begin(r->st) < 0)
+		return http_internal(r, "address begin");
+	if (path_user(r, &u, &internal) < 0) {
+		if (internal)
+			return tx_fail(r, "address user");
+		store_rollback(r->st);
+		return http_fail_reply(r);
+	}
+	memset(&f, 0, sizeof(f));
+	f.address = address;
+	if (store_auth_user_addresses(r->st, u.id, find_address, &f) < 0)
+		return tx_fail(r, "address");
+	if (f.kind[0] == '\0') {
+		store_rollback(r->st);
+		return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL,
+				  "the user has no such address");
+	}
+	before = json_pack("{s:s, s:s}", "address", address, "kind", f.kind);
+	snprintf(oid, sizeof(oid), "%lld/%s", (long long)u.id, address);
+	if (store_policy_address_remove(r->st, u.id, address, &removed) < 0 ||
+	    http_audit(r, "dir_address.delete", "dir_address", oid, before, NULL) < 0 ||
+	    store_commit(r->st) < 0) {
+		json_decref(before);
+		return tx_fail(r, "address delete");
+	}
+	json_decref(before);
+	return http_reply(r, MHD_HTTP_NO_CONTENT, NULL);
+}
+
+static const struct http_field member_fields[] = {
+	{ "member", HJ_STRING, 1, 320, 0, 0 },
+};
+
+enum MHD_Result http_group_member_add(struct http_req *r)
+{
+	json_t *body, *after;
+	char group[330], member[330];
+	int found, added, bad;
+
+	if (path_address(r, 0, group, sizeof(group), "group") < 0)
+		return http_fail_reply(r);
+	if (http_body(r, member_fields, ARRAY_LEN(member_fields), &body) < 0)
+		return http_fail_reply(r);
+	bad = http_dir_address(json_string_value(json_object_get(body, "member")), member,
+			       sizeof(member)) < 0;
+	json_decref(body);
+	if (bad)
+		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_value", "member",
+				  "not a valid mail address");
+	if (store_begin(r->st) < 0)
+		return http_internal(r, "member begin");
+	if (store_policy_member_add(r->st, group, member, &found, &added) < 0)
+		return tx_fail(r, "member add");
+	if (!found || !added) {
+		store_rollback(r->st);
+		if (!found)
+			return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such group");
+		return http_error(r, MHD_HTTP_CONFLICT, "duplicate", "member",
+				  "%s is already a member", member);
+	}
+	after = json_pack("{s:s}", "member", member);
+	if (http_audit(r, "dir_group.member_add", "dir_group", group, NULL, after) < 0 ||
+	    store_commit(r->st) < 0) {
+		json_decref(after);
+		return tx_fail(r, "member add");
+	}
+	return http_reply(r, MHD_HTTP_CREATED, after);
+}
+
+enum MHD_Result http_group_member_delete(struct http_req *r)
+{
+	static const char *const args[] = { NULL };
+	json_t *before;
+	char group[330], member[330];
+	int found, removed;
+
+	if (http_args_allow(r, args) < 0 || path_address(r, 0, group, sizeof(group), "group") < 0 ||
+	    path_address(r, 1, member, sizeof(member), "member") < 0)
+		return http_fail_reply(r);
+	if (store_begin(r->st) < 0)
+		return http_internal(r, "member begin");
+	if (store_policy_member_remove(r->st, group, member, &found, &removed) < 0)
+		return tx_fail(r, "member delete");
+	if (!found || !removed) {
+		store_rollback(r->st);
+		return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL,
+				  !found ? "no such group" : "no such member");
+	}
+	before = json_pack("{s:s}", "member", member);
+	if (http_audit(r, "dir_group.member_remove", "dir_group", group, before, NULL) < 0 ||
+	    store_commit(r->st) < 0) {
+		json_decref(before);
+		return tx_fail(r, "member delete");
 	}
 	json_decref(before);
 	return http_reply(r, MHD_HTTP_NO_CONTENT, NULL);

@@ -121,6 +121,60 @@ enum MHD_Result http_queue_list(struct http_req *r)
 	return http_reply(r, MHD_HTTP_OK, http_list(l.items, l.n > p.limit ? next : NULL));
 }
 
+static int add_group(const char *key, int64_t messages, int64_t rcpts, void *arg)
+{
+	json_array_append_new(arg, json_pack("{s:s, s:I, s:I}", "key", key, "messages",
+					     (json_int_t)messages, "recipients",
+					     (json_int_t)rcpts));
+	return 0;
+}
+
+/*
+ * GET /api/v1/queue/summary: the list's filters, grouped by state, sender,
+ * client, recipient domain or reason (held reason, else the last error);
+ * at most limit groups (default 100), largest first.
+ */
+enum MHD_Result http_queue_summary(struct http_req *r)
+{
+	static const char *const args[] = { "group", "limit", "qid", "sender", "client",
+					    "rcpt_domain", "reason", "state",
+					    "received_before", NULL };
+	static const char *const states[] = { "queued", "deferred", "held", "dead", "done",
+					      NULL };
+	static const char *const groups[] = { "state", "sender", "client", "domain", "reason",
+					      NULL };
+	static const enum store_queue_group group_of[] = { STORE_QG_STATE, STORE_QG_SENDER,
+							   STORE_QG_CLIENT, STORE_QG_DOMAIN,
+							   STORE_QG_REASON };
+	struct store_queue_filter f;
+	int state, group;
+	int64_t limit;
+	json_t *items;
+
+	memset(&f, 0, sizeof(f));
+	if (http_args_allow(r, args) < 0 || http_arg_pick(r, "group", groups, &group) < 0 ||
+	    http_arg_i64(r, "limit", 1, 1000, 100, &limit) < 0 ||
+	    http_arg_str(r, "qid", 32, &f.qid) < 0 || http_arg_str(r, "sender", 320, &f.sender) < 0 ||
+	    http_arg_str(r, "client", 64, &f.client_addr) < 0 ||
+	    http_arg_str(r, "rcpt_domain", 253, &f.rcpt_domain) < 0 ||
+	    http_arg_str(r, "reason", 200, &f.reason) < 0 ||
+	    http_arg_pick(r, "state", states, &state) < 0 ||
+	    http_arg_time(r, "received_before", &f.received_before) < 0)
+		return http_fail_reply(r);
+	if (group < 0)
+		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter", "group",
+				  "group is required: state, sender, client, domain or reason");
+	if (f.sender != NULL && strcmp(f.sender, "<>") == 0)
+		f.sender = "";
+	f.state = state >= 0 ? states[state] : NULL;
+	items = json_array();
+	if (store_queue_summary(r->st, &f, group_of[group], limit, add_group, items) < 0) {
+		json_decref(items);
+		return http_internal(r, "queue summary");
+	}
+	return http_reply(r, MHD_HTTP_OK, http_list(items, NULL));
+}
+
 /* Header fields of the spool file (unfolded), at most HEADERS_MAX bytes read. */
 static json_t *read_headers(const char *path, int *present)
 {

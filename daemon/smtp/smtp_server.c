@@ -18,6 +18,7 @@
 
 #include "../conf/conf.h"
 #include "../log/log.h"
+#include "../util/net.h"
 #include "../util/util.h"
 
 struct smtp_client {
@@ -40,49 +41,12 @@ static uint64_t hash_str(const char *s)
 static int bind_listener(const struct conf_listen *l, char *bound, size_t boundsz,
 			 char *err, size_t errsz)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	int one = 1;
-	int fd;
+	char why[300];
+	int fd = net_listen(l->host, l->port, 1024, 1, bound, boundsz, why, sizeof(why));
 
-	memset(&ss, 0, sizeof(ss));
-	if (strchr(l->host, ':') != NULL) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)l->port);
-		inet_pton(AF_INET6, l->host, &s6->sin6_addr);
-		sslen = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)l->port);
-		inet_pton(AF_INET, l->host, &s4->sin_addr);
-		sslen = sizeof(*s4);
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		goto fail;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 1024) < 0)
-		goto fail;
-	sslen = sizeof(ss);
-	getsockname(fd, (struct sockaddr *)&ss, &sslen);
-	if (ss.ss_family == AF_INET6)
-		snprintf(bound, boundsz, "[%s]:%d", l->host,
-			 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-	else
-		snprintf(bound, boundsz, "%s:%d", l->host,
-			 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		snprintf(err, errsz, "smtp listener %s", why);
 	return fd;
-fail:
-	snprintf(err, errsz, "smtp_listen %s:%d: %s", l->host, l->port, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return -1;
 }
 
 static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,

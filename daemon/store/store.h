@@ -145,6 +145,13 @@ struct store_queue_filter {
 /* Recipient rows matching f, in (received_at, qid, rcpt) order. */
 int store_queue_list(struct store *st, const struct store_queue_filter *f,
 		     store_queue_row_fn cb, void *arg);
+/* Messages and recipients matching f, grouped; at most limit groups, largest first. */
+enum store_queue_group { STORE_QG_STATE, STORE_QG_SENDER, STORE_QG_CLIENT, STORE_QG_DOMAIN,
+			 STORE_QG_REASON };
+int store_queue_summary(struct store *st, const struct store_queue_filter *f,
+			enum store_queue_group group, int64_t limit,
+			int (*cb)(const char *key, int64_t messages, int64_t rcpts, void *arg),
+			void *arg);
 /* held or dead -> queued, due now, queue lifetime restarts.  *n: rows. */
 int store_queue_release(struct store *st, const struct store_queue_filter *f,
 			int64_t now, int *n);

@@ -29,6 +29,15 @@ static const char SQL_STATES[] =
 static const char SQL_ALERTS[] =
 	"SELECT id, ts, user, kind, coalesce(score, 0), detail, held FROM account_alert"
 	" WHERE (?1 IS NULL OR user = ?1) ORDER BY id DESC LIMIT ?2";
+static const char SQL_STATES_PAGE[] =
+	"SELECT user, suspended, reason, score, messages, recipients, refused, updated"
+	" FROM account_state WHERE (?1 IS NULL OR user > ?1) ORDER BY user LIMIT ?2";
+static const char SQL_STATE_GET[] =
+	"SELECT user, suspended, reason, score, messages, recipients, refused, updated"
+	" FROM account_state WHERE user = ?1";
+static const char SQL_ALERTS_PAGE[] =
+	"SELECT id, ts, user, kind, coalesce(score, 0), detail, held FROM account_alert"
+	" WHERE (?1 = 0 OR id < ?1) ORDER BY id DESC LIMIT ?2";
 static const char SQL_LIMITS[] =
 	"SELECT user, messages_minute, messages_hour, messages_day, recipients_minute,"
 	" recipients_hour, recipients_day FROM account_limit";
@@ -124,23 +133,31 @@ int store_account_alert_held(struct store *st, int64_t alert_id, int64_t held)
 	return step_done(st, s);
 }
 
-int store_account_lift(struct store *st, const char *user, const char *by, int64_t now,
-		       int *changed)
+int store_account_lift_tx(struct store *st, const char *user, const char *by, int64_t now,
+			  int *changed)
 {
-	sqlite3_stmt *s;
+	sqlite3_stmt *s = store_prepare(st, SQL_LIFT);
 
 	*changed = 0;
-	if (store_begin(st) < 0)
-		return -1;
-	s = store_prepare(st, SQL_LIFT);
 	if (s == NULL)
-		goto fail;
+		return -1;
 	store_bind_text(s, 1, user);
 	sqlite3_bind_int64(s, 2, now);
 	if (step_done(st, s) < 0)
-		goto fail;
+		return -1;
 	*changed = sqlite3_changes(store_db(st)) > 0;
 	if (*changed && alert(st, user, "lifted", 0, by, now, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+int store_account_lift(struct store *st, const char *user, const char *by, int64_t now,
+		       int *changed)
+{
+	*changed = 0;
+	if (store_begin(st) < 0)
+		return -1;
+	if (store_account_lift_tx(st, user, by, now, changed) < 0)
 		goto fail;
 	return store_commit(st);
 fail:
@@ -174,16 +191,12 @@ int store_account_states(struct store *st, int suspended_only,
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-int store_account_alerts(struct store *st, const char *user, int64_t limit,
-			 int (*cb)(const struct store_account_alert *a, void *arg), void *arg)
+/* Step an alert query (columns as SQL_ALERTS), calling cb per row. */
+static int each_alert(sqlite3_stmt *s,
+		      int (*cb)(const struct store_account_alert *a, void *arg), void *arg)
 {
-	sqlite3_stmt *s = store_prepare(st, SQL_ALERTS);
 	int rc;
 
-	if (s == NULL)
-		return -1;
-	store_bind_text(s, 1, user);
-	sqlite3_bind_int64(s, 2, limit);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct store_account_alert a = {
 			sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), col(s, 2),
@@ -198,6 +211,17 @@ int store_account_alerts(struct store *st, const char *user, int64_t limit,
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_account_alerts(struct store *st, const char *user, int64_t limit,
+			 int (*cb)(const struct store_account_alert *a, void *arg), void *arg)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_ALERTS);
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, user);
+	sqlite3_bind_int64(s, 2, limit);
+	return each_alert(s, cb, arg);
 }
 
 int store_account_limits(struct store *st,
@@ -241,4 +265,67 @@ int store_account_set_limits(struct store *st, const char *user,
 			sqlite3_bind_int64(s, i + 2, v[i]);
 	}
 	return step_done(st, s);
+}
+
+static int state_rows(sqlite3_stmt *s,
+		      int (*cb)(const struct store_account_state *a, void *arg), void *arg,
+		      int *found)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_account_state a = {
+			col(s, 0), sqlite3_column_int64(s, 1), col(s, 2),
+			sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4),
+			sqlite3_column_int64(s, 5), sqlite3_column_int64(s, 6),
+			sqlite3_column_int64(s, 7),
+		};
+
+		if (found != NULL)
+			*found = 1;
+		if (cb(&a, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_account_states_page(struct store *st, const char *after, int64_t limit,
+			      int (*cb)(const struct store_account_state *a, void *arg),
+			      void *arg)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_STATES_PAGE);
+
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, after);
+	sqlite3_bind_int64(s, 2, limit);
+	return state_rows(s, cb, arg, NULL);
+}
+
+int store_account_state_get(struct store *st, const char *user,
+			    int (*cb)(const struct store_account_state *a, void *arg),
+			    void *arg, int *found)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_STATE_GET);
+
+	*found = 0;
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, user);
+	return state_rows(s, cb, arg, found);
+}
+
+int store_account_alerts_page(struct store *st, int64_t before_id, int64_t limit,
+			      int (*cb)(const struct store_account_alert *a, void *arg),
+			      void *arg)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_ALERTS_PAGE);
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, before_id);
+	sqlite3_bind_int64(s, 2, limit);
+	return each_alert(s, cb, arg);
 }

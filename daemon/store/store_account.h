@@ -41,6 +41,21 @@ int store_account_alert_held(struct store *st, int64_t alert_id, int64_t held);
 /* Lift a suspension (alert 'lifted'); *changed 0 when it was not suspended. */
 int store_account_lift(struct store *st, const char *user, const char *by, int64_t now,
 		       int *changed);
+/* The same without a transaction of its own: the caller's (the API audits in it). */
+int store_account_lift_tx(struct store *st, const char *user, const char *by, int64_t now,
+			  int *changed);
+/* Up to limit accounts with names after after (NULL: from the first), name order. */
+int store_account_states_page(struct store *st, const char *after, int64_t limit,
+			      int (*cb)(const struct store_account_state *a, void *arg),
+			      void *arg);
+/* One account; *found 0 when it has no row. */
+int store_account_state_get(struct store *st, const char *user,
+			    int (*cb)(const struct store_account_state *a, void *arg),
+			    void *arg, int *found);
+/* Up to limit alerts with ids below before_id (0: from the newest), newest first. */
+int store_account_alerts_page(struct store *st, int64_t before_id, int64_t limit,
+			      int (*cb)(const struct store_account_alert *a, void *arg),
+			      void *arg);
 /* Every account, name order; suspended_only: only those suspended. */
 int store_account_states(struct store *st, int suspended_only,
 			 int (*cb)(const struct store_account_state *a, void *arg), void *arg);

@@ -180,6 +180,12 @@ int store_report_stats(struct store *st, int64_t from, int64_t to, int64_t bucke
 		       int by_check,
 		       int (*cb)(int64_t bucket, const char *key, int64_t n, void *arg),
 		       void *arg);
+/* Top keys of the message log over [from, to) (0: open), one result or all (NULL). */
+enum store_top_by { STORE_TOP_CLIENT, STORE_TOP_SENDER, STORE_TOP_RCPT_DOMAIN,
+		    STORE_TOP_CHECK };
+int store_report_top(struct store *st, enum store_top_by by, int64_t from, int64_t to,
+		     const char *result, int64_t limit,
+		     int (*cb)(const char *key, int64_t n, void *arg), void *arg);
 /* Metrics: message_log rows per result; queue_rcpt rows per state. */
 int store_report_log_counts(struct store *st,
 			    int (*cb)(const char *key, int64_t n, void *arg), void *arg);

@@ -1,5 +1,7 @@
 /*
- * store_log: SQL of the message log.
+ * store_log: SQL of the message log.  One INSERT per entry; the trigger of
+ * schema/007 writes its message_log_rcpt rows (one per recipient, lower
+ * case) in the same statement, so the recipient index never lags the log.
  */
 #include "store.h"
 #include "store_internal.h"

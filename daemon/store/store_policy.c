@@ -20,6 +20,9 @@ static const char SQL_READ_END[] = "COMMIT";
 static const char SQL_GENERATION[] = "SELECT generation FROM policy_meta WHERE id = 1";
 static const char SQL_ENTRY_ADD[] =
 	"INSERT INTO policy_entry (list, value, comment, created) VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_ENTRY_UPDATE[] =
+	"UPDATE policy_entry SET value = coalesce(?2, value), comment = coalesce(?3, comment)"
+	" WHERE id = ?1";
 static const char SQL_ENTRY_DEL[] = "DELETE FROM policy_entry WHERE id = ?1";
 static const char SQL_ENTRY_DEL_VALUE[] =
 	"DELETE FROM policy_entry WHERE list = ?1 AND value = ?2";
@@ -55,6 +58,11 @@ static const char SQL_GROUP_DEL[] = "DELETE FROM dir_group WHERE address = ?1";
 static const char SQL_ADDR_TAKEN[] =
 	"SELECT 1 FROM dir_address WHERE address = ?1"
 	" UNION ALL SELECT 1 FROM dir_group WHERE address = ?1";
+static const char SQL_USER_ADDR_DEL[] =
+	"DELETE FROM dir_address WHERE user_id = ?1 AND address = ?2";
+static const char SQL_GROUP_ID[] = "SELECT id FROM dir_group WHERE address = ?1";
+static const char SQL_MEMBER_DEL[] =
+	"DELETE FROM dir_group_member WHERE group_id = ?1 AND member = ?2";
 static const char SQL_DIRECTORY[] =
 	"SELECT a.address, a.kind, u.name, NULL FROM dir_address a"
 	" JOIN dir_user u ON u.id = a.user_id"
@@ -148,6 +156,31 @@ int store_policy_entry_add(struct store *st, const char *list, const char *value
 fail:
 	snprintf(err, errsz, "cannot add entry: %s", store_errmsg(st));
 	return -1;
+}
+
+int store_policy_entry_update(struct store *st, int64_t id, const char *value,
+			      const char *comment, int *found, int *dup)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_ENTRY_UPDATE);
+	int rc;
+
+	*found = 0;
+	*dup = 0;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	store_bind_text(s, 2, value);
+	store_bind_text(s, 3, comment);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_CONSTRAINT) {
+		*dup = 1;
+		return -1;
+	}
+	if (rc != SQLITE_DONE)
+		return -1;
+	*found = sqlite3_changes(store_db(st)) > 0;
+	return 0;
 }
 
 int store_policy_entry_remove(struct store *st, int64_t id, int *removed)
@@ -485,6 +518,93 @@ fail_tx:
 fail:
 	snprintf(err, errsz, "cannot add group: %s", store_errmsg(st));
 	return -1;
+}
+
+int store_policy_address_add(struct store *st, int64_t user_id, const char *address,
+			      const char *kind, int *taken)
+{
+	sqlite3_stmt *s;
+
+	if (addr_taken(st, address, taken) < 0)
+		return -1;
+	if (*taken)
+		return 0;
+	s = store_prepare(st, SQL_ADDR_ADD);
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, address);
+	sqlite3_bind_int64(s, 2, user_id);
+	store_bind_text(s, 3, kind);
+	return done(s);
+}
+
+int store_policy_address_remove(struct store *st, int64_t user_id, const char *address,
+				int *removed)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_USER_ADDR_DEL);
+
+	*removed = 0;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, user_id);
+	store_bind_text(s, 2, address);
+	if (done(s) < 0)
+		return -1;
+	*removed = sqlite3_changes(store_db(st));
+	return 0;
+}
+
+static int group_id(struct store *st, const char *address, int64_t *gid)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_GROUP_ID);
+	int rc;
+
+	*gid = 0;
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, address);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*gid = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Run a member statement (?1 group id, ?2 member) for the group's address. */
+static int member_change(struct store *st, const char *sql, const char *group,
+			 const char *member, int *found, int *changed)
+{
+	sqlite3_stmt *s;
+	int64_t gid;
+
+	*found = 0;
+	*changed = 0;
+	if (group_id(st, group, &gid) < 0)
+		return -1;
+	if (gid == 0)
+		return 0;
+	*found = 1;
+	s = store_prepare(st, sql);
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, gid);
+	store_bind_text(s, 2, member);
+	if (done(s) < 0)
+		return -1;
+	*changed = sqlite3_changes(store_db(st)) > 0;
+	return 0;
+}
+
+int store_policy_member_add(struct store *st, const char *group, const char *member,
+			    int *found, int *added)
+{
+	return member_change(st, SQL_MEMBER_ADD, group, member, found, added);
+}
+
+int store_policy_member_remove(struct store *st, const char *group, const char *member,
+			       int *found, int *removed)
+{
+	return member_change(st, SQL_MEMBER_DEL, group, member, found, removed);
 }
 
 int store_policy_group_remove(struct store *st, const char *address, int *removed)

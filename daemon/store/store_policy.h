@@ -34,6 +34,13 @@ struct store_policy_entry {
 /* *id receives the new entry's id; a duplicate (list, value) is an error. */
 int store_policy_entry_add(struct store *st, const char *list, const char *value,
 			   const char *comment, int64_t *id, char *err, size_t errsz);
+/*
+ * Change value and/or comment (NULL: keep) of entry id; never commits (the
+ * caller's transaction).  *found 0 when no such id; a duplicate (list,
+ * value) sets *dup and returns -1.
+ */
+int store_policy_entry_update(struct store *st, int64_t id, const char *value,
+			      const char *comment, int *found, int *dup);
 /* *removed: rows deleted (0 when none matched). */
 int store_policy_entry_remove(struct store *st, int64_t id, int *removed);
 int store_policy_entry_remove_value(struct store *st, const char *list, const char *value,
@@ -78,6 +85,22 @@ int store_policy_user_remove(struct store *st, const char *name, int *removed);
 int store_policy_group_add(struct store *st, const char *address, const char *name,
 			   const char *const *members, size_t nmembers, char *err, size_t errsz);
 int store_policy_group_remove(struct store *st, const char *address, int *removed);
+
+/*
+ * Single directory edits for the API.  None of these commits: the caller
+ * wraps the edit and its audit entry in one transaction.
+ */
+/* *taken 1 (nothing added) when the address is anyone's address or a group. */
+int store_policy_address_add(struct store *st, int64_t user_id, const char *address,
+			      const char *kind, int *taken);
+/* *removed 0 when that user does not have the address. */
+int store_policy_address_remove(struct store *st, int64_t user_id, const char *address,
+				int *removed);
+/* *found 0: no such group; *added 0: already a member. */
+int store_policy_member_add(struct store *st, const char *group, const char *member,
+			    int *found, int *added);
+int store_policy_member_remove(struct store *st, const char *group, const char *member,
+			       int *found, int *removed);
 
 struct store_dir_row {
 	const char *address;

@@ -472,3 +472,46 @@ fail:
 	free(qids);
 	return -1;
 }
+
+/* Per group: distinct messages and recipient rows matching the filter (?1..?7, ?20, ?21). */
+#define SUMMARY(KEY) \
+	"SELECT " KEY ", count(DISTINCT r.qid), count(*) FROM queue_rcpt r" \
+	" JOIN queue_message m ON m.qid = r.qid WHERE" FILTER \
+	" GROUP BY 1 ORDER BY 3 DESC, 1 LIMIT ?8"
+static const char SQL_SUM_STATE[] = SUMMARY("r.state");
+static const char SQL_SUM_SENDER[] = SUMMARY("coalesce(m.sender, '')");
+static const char SQL_SUM_CLIENT[] = SUMMARY("m.client_addr");
+static const char SQL_SUM_DOMAIN[] =
+	SUMMARY("lower(substr(r.rcpt, length(rtrim(r.rcpt, replace(r.rcpt, '@', ''))) + 1))");
+static const char SQL_SUM_REASON[] =
+	SUMMARY("coalesce(nullif(r.reason, ''), nullif(r.last_error, ''), '')");
+
+int store_queue_summary(struct store *st, const struct store_queue_filter *f,
+			enum store_queue_group group, int64_t limit,
+			int (*cb)(const char *key, int64_t messages, int64_t rcpts, void *arg),
+			void *arg)
+{
+	static const char *const sql[] = { SQL_SUM_STATE, SQL_SUM_SENDER, SQL_SUM_CLIENT,
+					   SQL_SUM_DOMAIN, SQL_SUM_REASON };
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((unsigned)group >= sizeof(sql) / sizeof(sql[0]))
+		return -1;
+	s = store_prepare(st, sql[group]);
+	if (s == NULL)
+		return -1;
+	bind_filter(s, f);
+	sqlite3_bind_int64(s, 8, limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *k = col_text(s, 0);
+
+		if (cb(k ? k : "", sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
+		       arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}

@@ -5,9 +5,9 @@
  *
  * Search walks an index in the requested direction and filters; a cursor
  * is a keyset (ts, id) so deep pages cost the same as the first.
- * Absent filters are bound as NULL.  recipients is JSON written by moatd;
- * a row with invalid JSON there is treated as having no recipients rather
- * than failing the query.
+ * Absent filters are bound as NULL.  The recipient filter reads
+ * message_log_rcpt (one lower-case row per recipient, filled by a trigger
+ * on message_log); a row with invalid recipients JSON has none there.
  */
 #include "store_auth.h"
 #include "store_internal.h"
@@ -32,9 +32,8 @@
 	" " T " >= ?1 AND " T " <= ?2" \
 	" AND (?3 IS NULL OR client_addr = ?3)" \
 	" AND (?4 IS NULL OR sender = ?4)" \
-	" AND (?5 IS NULL OR (recipients LIKE '%' || ?5 || '%' AND EXISTS (SELECT 1 FROM" \
-	" json_each(CASE WHEN json_valid(recipients) THEN recipients ELSE '[]' END)" \
-	" WHERE lower(value) = lower(?5))))" \
+	" AND (?5 IS NULL OR id IN (SELECT log_id FROM message_log_rcpt" \
+	" WHERE rcpt = lower(?5)))" \
 	" AND (?6 IS NULL OR result = ?6)" \
 	" AND (?7 IS NULL OR instr(lower(reason), lower(?7)) > 0)" \
 	" AND (?8 IS NULL OR qid = ?8)" \
@@ -44,7 +43,11 @@
 #define LOG_ASC " AND (ts > ?10 OR id > ?11)" \
 	" ORDER BY ts ASC, id ASC LIMIT ?12 OFFSET ?13"
 #define LOG_SELECT "SELECT " LOG_COLS " FROM message_log WHERE "
-/* Recipient search: rows are filtered in table order, then the few matches sorted. */
+/*
+ * Recipient search: the matching ids come from message_log_rcpt(rcpt, log_id)
+ * (schema/007), the rows by rowid, then the few matches are sorted.
+ */
+#define LOG_RCPT_LEAD "id IN (SELECT log_id FROM message_log_rcpt WHERE rcpt = lower(?5)) AND"
 #define LOG_DESC_SCAN " AND (ts < ?10 OR id < ?11)" \
 	" ORDER BY +ts DESC, id DESC LIMIT ?12 OFFSET ?13"
 #define LOG_ASC_SCAN " AND (ts > ?10 OR id > ?11)" \
@@ -58,8 +61,10 @@ static const char SQL_LOG_CLIENT_DESC[] = LOG_SELECT "client_addr = ?3 AND" LOG_
 static const char SQL_LOG_CLIENT_ASC[] = LOG_SELECT "client_addr = ?3 AND" LOG_WHERE LOG_ASC;
 static const char SQL_LOG_SENDER_DESC[] = LOG_SELECT "sender = ?4 AND" LOG_WHERE LOG_DESC;
 static const char SQL_LOG_SENDER_ASC[] = LOG_SELECT "sender = ?4 AND" LOG_WHERE LOG_ASC;
-static const char SQL_LOG_RCPT_DESC[] = LOG_SELECT LOG_WHERE_T("+ts") LOG_DESC_SCAN;
-static const char SQL_LOG_RCPT_ASC[] = LOG_SELECT LOG_WHERE_T("+ts") LOG_ASC_SCAN;
+static const char SQL_LOG_RCPT_DESC[] =
+	LOG_SELECT LOG_RCPT_LEAD LOG_WHERE_T("+ts") LOG_DESC_SCAN;
+static const char SQL_LOG_RCPT_ASC[] =
+	LOG_SELECT LOG_RCPT_LEAD LOG_WHERE_T("+ts") LOG_ASC_SCAN;
 static const char SQL_LOG_GET[] = "SELECT " LOG_COLS " FROM message_log WHERE id = ?1";
 
 static const char *col_text(sqlite3_stmt *s, int i)
@@ -228,4 +233,57 @@ int store_report_queue_counts(struct store *st,
 			      int (*cb)(const char *key, int64_t n, void *arg), void *arg)
 {
 	return counts(st, SQL_QUEUE_COUNTS, cb, arg);
+}
+
+/*
+ * Top keys over [?1, ?2) on ts, optionally for one result (?3), at most ?4.
+ * With a result the (result, ts) index bounds the rows read; without one,
+ * the ts index.  Null keys (no check fired, no sender yet) are left out,
+ * except the null sender, which counts as "".
+ */
+#define TOP_WHERE " WHERE ts >= ?1 AND ts < ?2 AND (?3 IS NULL OR result = ?3)"
+#define TOP_TAIL " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?4"
+static const char SQL_TOP_CLIENT[] =
+	"SELECT client_addr, count(*) FROM message_log" TOP_WHERE TOP_TAIL;
+static const char SQL_TOP_SENDER[] =
+	"SELECT sender, count(*) FROM message_log" TOP_WHERE " AND sender IS NOT NULL"
+	TOP_TAIL;
+static const char SQL_TOP_CHECK[] =
+	"SELECT check_name, count(*) FROM message_log" TOP_WHERE
+	" AND check_name IS NOT NULL" TOP_TAIL;
+/* A message counts once per recipient domain (message_log_rcpt: lower case). */
+static const char SQL_TOP_RCPT_DOMAIN[] =
+	"SELECT d, count(*) FROM (SELECT DISTINCT r.log_id,"
+	" substr(r.rcpt, length(rtrim(r.rcpt, replace(r.rcpt, '@', ''))) + 1) AS d"
+	" FROM message_log JOIN message_log_rcpt r ON r.log_id = message_log.id" TOP_WHERE ")"
+	" GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?4";
+
+int store_report_top(struct store *st, enum store_top_by by, int64_t from, int64_t to,
+		     const char *result, int64_t limit,
+		     int (*cb)(const char *key, int64_t n, void *arg), void *arg)
+{
+	static const char *const sql[] = { SQL_TOP_CLIENT, SQL_TOP_SENDER,
+					   SQL_TOP_RCPT_DOMAIN, SQL_TOP_CHECK };
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((unsigned)by >= sizeof(sql) / sizeof(sql[0]))
+		return -1;
+	s = store_prepare(st, sql[by]);
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, from > 0 ? from : INT64_MIN);
+	sqlite3_bind_int64(s, 2, to > 0 ? to : INT64_MAX);
+	store_bind_text(s, 3, result);
+	sqlite3_bind_int64(s, 4, limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *k = col_text(s, 0);
+
+		if (cb(k ? k : "", sqlite3_column_int64(s, 1), arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
 }

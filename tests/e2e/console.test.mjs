@@ -6,8 +6,10 @@
 //
 // Every page must load with no console error; flows: an administrator adds a
 // connection deny entry and SMTP from that address is refused; held mail is
-// found by client address and deleted in bulk; a user cannot reach admin
-// pages or data. Screenshots go to tests/e2e/artifacts/. Every wait is
+// found by client address and deleted in bulk (by filter and as a group of the
+// server's queue summary); list entries edited in place; a user's aliases and
+// a group's members changed; an account suspended over SMTP AUTH and lifted on
+// the Accounts page; a user cannot reach admin pages or data. Screenshots go to tests/e2e/artifacts/. Every wait is
 // bounded; moatd and the browser are always closed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -61,6 +63,9 @@ async function startMoatd() {
     'http_listen = 127.0.0.1:0',
     'shutdown_timeout = 3s',
     'delivery = no',
+    // AUTH on the plain port for the account test; a low score so two foreign senders suspend
+    'auth_allow_plaintext = yes',
+    'account_suspend_score = 10',
     `webui_dir = ${WEBUI_DIST}`,
     '',
   ].join('\n'));
@@ -297,7 +302,8 @@ test('administrator: every page loads without console errors; a deny entry refus
     await shot(page, '01-dashboard');
     const pages = [
       ['Lists', 'Lists', '02-lists'], ['DNS blocklists', 'DNS blocklists', '03-dnsbl'], ['Queue', 'Queue', '04-queue'],
-      ['Message log', 'Message log', '05-messages'], ['Directory', 'Directory', '06-directory'], ['Settings', 'Settings', '07-settings'],
+      ['Message log', 'Message log', '05-messages'], ['Directory', 'Directory', '06-directory'], ['Accounts', 'Accounts', '06b-accounts'],
+      ['Settings', 'Settings', '07-settings'],
       ['Audit log', 'Audit log', '08-audit'], ['API tokens', 'API tokens', '09-tokens'], ['My account', 'My account', '10-account'],
     ];
     for (const [link, heading, name] of pages) {
@@ -371,12 +377,29 @@ test('administrator: paste many, edit and bulk-delete list entries; DNSBL sites;
     assert.equal((await paste.getByRole('textbox').inputValue()).trim(), 'bad@@x');
     page.errors = page.errors.filter((e) => !/status of 422/.test(e));
 
+    // Edit in place (PATCH): a refused value shows its error next to the field; the id stays.
+    const idOf = async (value) => {
+      const r = await page.request.get(base() + `/api/v1/policy/entries?list=sender_deny&q=${encodeURIComponent(value)}`, { timeout: WAIT });
+      assert.equal(r.status(), 200);
+      return (await r.json()).items.find((e) => e.value === value)?.id;
+    };
+    const idBefore = await idOf('b@spam.test');
+    assert.ok(idBefore, 'b@spam.test has an id');
     await page.getByRole('button', { name: 'Edit b@spam.test' }).click();
     const edit = page.getByRole('form', { name: 'Edit b@spam.test' });
+    await edit.getByLabel('Value').fill('bad@@x');
+    await edit.getByRole('button', { name: 'Save' }).click();
+    await edit.locator('.field.has-error .field-error').waitFor();
+    assert.equal(await edit.getByLabel('Value').getAttribute('aria-invalid'), 'true');
+    page.errors = page.errors.filter((e) => !/status of 422/.test(e));
     await edit.getByLabel('Value').fill('c@spam.test');
+    await edit.getByLabel('Comment').fill('edited in place');
     await edit.getByRole('button', { name: 'Save' }).click();
     await page.getByRole('cell', { name: 'c@spam.test', exact: true }).waitFor();
     assert.equal(await page.getByRole('cell', { name: 'b@spam.test', exact: true }).count(), 0);
+    await page.getByRole('cell', { name: 'edited in place', exact: true }).waitFor();
+    assert.equal(await idOf('c@spam.test'), idBefore, 'the edited entry keeps its id');
+    assert.equal(await idOf('b@spam.test'), undefined);
 
     await page.getByRole('checkbox', { name: 'Select a@spam.test' }).check();
     await page.getByRole('checkbox', { name: 'Select c@spam.test' }).check();
@@ -442,7 +465,9 @@ test('administrator: paste many, edit and bulk-delete list entries; DNSBL sites;
     await af.getByLabel('Action').fill('policy_entry.delete');
     await af.getByRole('button', { name: 'Search' }).click();
     await page.getByRole('cell', { name: 'policy_entry.create' }).first().waitFor({ state: 'detached' });
-    assert.equal(await page.getByRole('cell', { name: 'policy_entry.delete', exact: true }).count(), 3);
+    // two bulk-deleted entries (the edit is an update in place, not a delete)
+    await page.getByRole('cell', { name: 'policy_entry.delete', exact: true }).nth(1).waitFor(); // the filtered list is in
+    assert.equal(await page.getByRole('cell', { name: 'policy_entry.delete', exact: true }).count(), 2);
     await page.getByRole('button', { name: /^Show change / }).first().click();
     await page.getByRole('heading', { name: 'Before' }).waitFor();
     await shot(page, '17-audit-filtered');
@@ -462,6 +487,11 @@ test('held mail is found by client address and deleted in bulk', { skip: SKIP ||
     await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
     await page.locator('td[data-state="held"]', { hasText: '4' }).waitFor();
     await page.locator('.chart .uplot').waitFor();
+    // top refused clients come from /stats/top: 127.0.0.5 was refused at connect by the earlier test
+    const top = await (await page.request.get(base() + '/api/v1/stats/top?by=client&result=refused&limit=10', { timeout: WAIT })).json();
+    assert.ok(top.items.some((i) => i.key === '127.0.0.5'), `127.0.0.5 among the top refused clients: ${JSON.stringify(top)}`);
+    const topCard = page.locator('section.card').filter({ has: page.getByRole('heading', { level: 2, name: 'Top refused clients' }) });
+    await topCard.getByRole('cell', { name: '127.0.0.5', exact: true }).waitFor();
     await shot(page, '01b-dashboard-with-traffic');
     await openPage(page, 'Queue', 'Queue');
     const filter = page.getByRole('search', { name: 'Queue filter' });
@@ -480,11 +510,14 @@ test('held mail is found by client address and deleted in bulk', { skip: SKIP ||
     await page.getByText(/^Delete: 1 recipient of message [0-9A-Fa-f]+ done\.$/).waitFor();
     await page.locator('table.queue tbody tr').nth(3).waitFor({ state: 'detached' });
     assert.equal(await page.locator('table.queue tbody tr').count(), 3);
-    // group by recipient domain: one group of 3
+    // group by recipient domain (counted by the server): one group of 3
     await page.getByLabel('Group by').selectOption('rcpt_domain');
-    await page.getByRole('cell', { name: 'dest.example', exact: true }).waitFor();
+    const groupRow = (key) => page.locator('table.groups tbody tr').filter({ has: page.getByRole('cell', { name: key, exact: true }) });
+    await groupRow('dest.example').waitFor();
+    assert.deepEqual((await groupRow('dest.example').locator('td.num').allInnerTexts()).map((t) => t.trim()), ['3', '3']);
     await shot(page, '13-queue-held-grouped');
 
+    // bulk by the whole filter: the dialog counts, then cancelled
     await page.getByRole('button', { name: 'Delete matching…' }).click();
     const dlg = page.getByRole('dialog');
     await dlg.waitFor();
@@ -492,9 +525,25 @@ test('held mail is found by client address and deleted in bulk', { skip: SKIP ||
     assert.match(text, /Delete 3 recipients in 3 messages\?/);
     assert.match(text, /client 127\.0\.0\.6/);
     await shot(page, '14-queue-confirm');
+    await dlg.getByRole('button', { name: 'Cancel' }).click();
+    await dlg.waitFor({ state: 'hidden' });
+
+    // no filter, grouped by client address: the held client with its count, deleted as a group
+    await filter.getByRole('button', { name: 'Clear' }).click();
+    await page.getByLabel('Group by').selectOption('client');
+    await groupRow('127.0.0.6').waitFor();
+    await groupRow('127.0.0.1').waitFor();
+    assert.deepEqual((await groupRow('127.0.0.6').locator('td.num').allInnerTexts()).map((t) => t.trim()), ['3', '3']);
+    await shot(page, '14b-queue-by-client');
+    await page.getByRole('button', { name: 'Delete group 127.0.0.6' }).click();
+    await dlg.waitFor();
+    const gtext = await dlg.innerText();
+    assert.match(gtext, /Delete 3 recipients in 3 messages\?/);
+    assert.match(gtext, /client 127\.0\.0\.6/);
     await dlg.getByRole('button', { name: 'Delete 3 recipients' }).click();
     await page.getByText('Delete: 3 recipients done, 3 messages removed.').waitFor();
-    await page.getByText('The queue has nothing that matches.').waitFor();
+    await groupRow('127.0.0.6').waitFor({ state: 'detached' });
+    await groupRow('127.0.0.1').waitFor();
     assert.deepEqual(page.errors, []);
   } finally {
     await page.context().close();
@@ -521,11 +570,63 @@ test('a user sees no administrator page, link or data', { skip: SKIP || false },
     await gf.getByRole('button', { name: 'Create group' }).click();
     await admin.getByRole('cell', { name: 'staff@example.org', exact: true }).waitFor();
     await shot(admin, '18-directory-group');
-    await admin.getByRole('button', { name: 'Delete group staff@example.org' }).click();
+    // members in place: one added, one removed after a confirmation that counts them
+    await admin.getByRole('button', { name: 'Members of staff@example.org' }).click();
+    const mg = admin.getByRole('group', { name: 'Members of staff@example.org' });
+    await mg.getByLabel('Member address').fill('c@example.org');
+    await mg.getByRole('button', { name: 'Add member' }).click();
+    await mg.getByText('c@example.org', { exact: true }).waitFor();
+    await mg.getByRole('button', { name: 'Remove member a@example.org' }).click();
     const dlg = admin.getByRole('dialog');
+    await dlg.waitFor();
+    assert.match(await dlg.innerText(), /1 member \(a@example\.org\) of 3 members; 2 members stay/);
+    await dlg.getByRole('button', { name: 'Remove 1 member' }).click();
+    await mg.getByText('a@example.org', { exact: true }).waitFor({ state: 'detached' });
+    await admin.getByRole('cell', { name: 'b@example.org, c@example.org', exact: true }).waitFor();
+    await shot(admin, '18b-directory-members');
+    await admin.getByRole('button', { name: 'Delete group staff@example.org' }).click();
+    await dlg.waitFor();
     assert.match(await dlg.innerText(), /its 2 members/);
     await dlg.getByRole('button', { name: 'Delete 1 group' }).click();
     await admin.getByRole('cell', { name: 'staff@example.org', exact: true }).waitFor({ state: 'detached' });
+
+    // alice's addresses: a primary and an alias added, the alias removed
+    await admin.getByRole('button', { name: 'Addresses of alice' }).click();
+    const ag = admin.getByRole('group', { name: 'Addresses of alice' });
+    const af = ag.getByRole('form', { name: 'Add an address for alice' });
+    await ag.getByText('No address yet.').waitFor();
+    await af.getByLabel('Address').fill('alice@example.org');
+    await af.getByLabel('Kind').selectOption('primary');
+    await af.getByRole('button', { name: 'Add address' }).click();
+    await ag.getByText('alice@example.org', { exact: true }).waitFor();
+    await af.getByLabel('Kind').selectOption('alias');
+    await af.getByLabel('Address').fill('al@example.org');
+    await af.getByRole('button', { name: 'Add address' }).click();
+    await ag.getByText('al@example.org', { exact: true }).waitFor();
+    await admin.getByRole('cell', { name: 'al@example.org', exact: true }).waitFor(); // the directory table below
+    await shot(admin, '18c-directory-alias');
+    const users = await (await admin.request.get(base() + '/api/v1/users?q=alice', { timeout: WAIT })).json();
+    const aliceId = users.items.find((u) => u.name === 'alice').id;
+    const addrs = async () => (await (await admin.request.get(base() + `/api/v1/users/${aliceId}`, { timeout: WAIT })).json()).addresses
+      .sort((a, b) => a.kind.localeCompare(b.kind) || a.address.localeCompare(b.address));
+    assert.deepEqual(await addrs(), [{ address: 'al@example.org', kind: 'alias' }, { address: 'alice@example.org', kind: 'primary' }]);
+    await ag.getByRole('button', { name: 'Remove al@example.org' }).click();
+    await dlg.waitFor();
+    assert.match(await dlg.innerText(), /1 alias \(al@example\.org\) of alice; 1 address stay/);
+    await dlg.getByRole('button', { name: 'Remove 1 address' }).click();
+    await ag.getByText('al@example.org', { exact: true }).waitFor({ state: 'detached' });
+    assert.deepEqual(await addrs(), [{ address: 'alice@example.org', kind: 'primary' }]);
+
+    // Accounts: the page, its empty states or rows, and the alerts list
+    await openPage(admin, 'Accounts', 'Accounts');
+    await admin.getByRole('heading', { level: 2, name: 'Recent alerts' }).waitFor();
+    const acc = await (await admin.request.get(base() + '/api/v1/accounts', { timeout: WAIT })).json();
+    if (acc.items.length === 0) await admin.getByText('No submission account has sent mail yet.').waitFor();
+    else await admin.locator('table.accounts tbody tr').first().waitFor();
+    const alerts = await (await admin.request.get(base() + '/api/v1/accounts/alerts', { timeout: WAIT })).json();
+    if (alerts.items.length === 0) await admin.getByText('No alerts.', { exact: true }).waitFor();
+    else await admin.locator('table.alerts tbody tr').first().waitFor();
+    await shot(admin, '19-accounts');
     assert.deepEqual(admin.errors, []);
   } finally {
     await admin.context().close();
@@ -539,7 +640,7 @@ test('a user sees no administrator page, link or data', { skip: SKIP || false },
     await page.getByRole('button', { name: 'Menu' }).click();
     const links = await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allInnerTexts();
     assert.deepEqual(links.map((s) => s.trim()).sort(), ['API tokens', 'My account']);
-    for (const p of ['/', '/queue', '/lists/conn_deny', '/directory', '/settings', '/audit', '/messages', '/dnsbl']) {
+    for (const p of ['/', '/queue', '/lists/conn_deny', '/directory', '/accounts', '/settings', '/audit', '/messages', '/dnsbl']) {
       await page.goto(base() + p);
       await page.getByRole('button', { name: 'Log out' }).waitFor();
       const h1 = (await page.locator('h1').first().innerText()).trim();
@@ -547,7 +648,8 @@ test('a user sees no administrator page, link or data', { skip: SKIP || false },
     }
     await shot(page, '21-user-admin-page-refused');
     // The server refuses the data too (the page's own cookie).
-    for (const p of ['/api/v1/queue', '/api/v1/users', '/api/v1/policy/entries', '/api/v1/messages', '/api/v1/audit', '/metrics']) {
+    for (const p of ['/api/v1/queue', '/api/v1/queue/summary?group=client', '/api/v1/users', '/api/v1/policy/entries', '/api/v1/messages',
+      '/api/v1/audit', '/api/v1/accounts', '/api/v1/accounts/alerts', '/api/v1/stats/top?by=client', '/metrics']) {
       const r = await page.request.get(base() + p, { timeout: WAIT });
       assert.equal(r.status(), 403, `${p} for a user`);
     }
@@ -580,6 +682,71 @@ test('a user sees no administrator page, link or data', { skip: SKIP || false },
     await page.getByRole('heading', { name: 'Moat console' }).waitFor();
     await login(page, 'alice', 'alice-new-password');
     page.errors = page.errors.filter((e) => !/status of 422/.test(e));
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await page.context().close();
+  }
+});
+
+test('a suspended account shows with its alert and is lifted after a confirmation', { skip: SKIP || false }, async () => {
+  const page = await newPage();
+  try {
+    await login(page, 'admin', ADMIN_PASSWORD);
+    const csrf = (await (await page.request.get(base() + '/api/v1/session', { timeout: WAIT })).json()).csrf_token;
+    const post = async (p, data) => {
+      const r = await page.request.post(base() + p, { data, headers: { 'X-CSRF-Token': csrf }, timeout: WAIT });
+      assert.ok(r.status() === 200 || r.status() === 201, `${p}: ${r.status()} ${await r.text()}`);
+      return r.json();
+    };
+    const bob = await post('/api/v1/users', { name: 'bob', password: 'bob-password-1', role: 'user' });
+    await post(`/api/v1/users/${bob.id}/addresses`, { address: 'bob@example.org', kind: 'primary' });
+
+    // bob authenticates and tries two senders that are not his: refused bindings, score 11 >= 10
+    const c = await smtpClient('127.0.0.1');
+    try {
+      assert.equal((await c.reply()).code, 220);
+      const ehlo = await c.cmd('EHLO pc.example');
+      assert.match(ehlo.text, /AUTH PLAIN/);
+      assert.equal((await c.cmd('AUTH PLAIN ' + Buffer.from('\0bob\0bob-password-1').toString('base64'))).code, 235);
+      for (const from of ['x1@random-a.test', 'x2@random-b.test']) {
+        const r = await c.cmd(`MAIL FROM:<${from}>`);
+        assert.ok(r.code >= 500, `MAIL FROM:<${from}> after AUTH: ${r.text}`);
+      }
+      await c.cmd('QUIT');
+    } finally {
+      c.close();
+    }
+    const deadline = Date.now() + 15000;
+    let acc = null;
+    while (Date.now() < deadline) {
+      const l = await (await page.request.get(base() + '/api/v1/accounts', { timeout: WAIT })).json();
+      acc = l.items.find((a) => a.user === 'bob');
+      if (acc?.suspended) break;
+      await sleep(200);
+    }
+    assert.ok(acc?.suspended, `bob suspended: ${JSON.stringify(acc)}`);
+
+    await openPage(page, 'Accounts', 'Accounts');
+    const row = page.locator('table.accounts tbody tr').filter({ has: page.getByRole('cell', { name: 'bob', exact: true }) });
+    await row.getByText('suspended', { exact: true }).waitFor();
+    await page.locator('table.alerts tbody tr').filter({ hasText: 'bob' }).first().waitFor();
+    await shot(page, '19b-accounts-suspended');
+    await page.getByRole('button', { name: 'Lift suspension of bob' }).click();
+    const dlg = page.getByRole('dialog');
+    await dlg.waitFor();
+    assert.match(await dlg.innerText(), /Lift the suspension of bob\?/);
+    assert.match(await dlg.innerText(), /1 account \(bob, score/);
+    await dlg.getByRole('button', { name: 'Lift suspension' }).click();
+    await page.getByText('Suspension of bob lifted.').waitFor();
+    await row.getByText('active', { exact: true }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Lift suspension of bob' }).count(), 0);
+    const after = (await (await page.request.get(base() + '/api/v1/accounts', { timeout: WAIT })).json()).items.find((a) => a.user === 'bob');
+    assert.equal(after.suspended, false);
+    await shot(page, '19c-accounts-lifted');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.getByRole('button', { name: 'Menu' }).waitFor();
+    await shot(page, '19d-accounts-phone');
+    page.errors = page.errors.filter((e) => !/status of 4\d\d/.test(e));
     assert.deepEqual(page.errors, []);
   } finally {
     await page.context().close();

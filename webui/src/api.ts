@@ -84,7 +84,8 @@ export async function request<T>(method: string, path: string, body?: unknown, q
 
 export const api = {
   get: <T>(path: string, query?: Query) => request<T>('GET', path, undefined, query),
-  post: <T>(path: string, body: unknown) => request<T>('POST', path, body),
+  /* no body (undefined): no Content-Type either; some actions take none (415 otherwise) */
+  post: <T>(path: string, body?: unknown) => request<T>('POST', path, body),
   put: <T>(path: string, body: unknown) => request<T>('PUT', path, body),
   patch: <T>(path: string, body: unknown) => request<T>('PATCH', path, body),
   del: <T>(path: string) => request<T>('DELETE', path),
@@ -224,6 +225,34 @@ export interface Stats {
   bucket: 'hour' | 'day';
   bucket_ms: number;
   buckets: { start: number; by_result: Record<string, number>; by_check: Record<string, number> }[];
+}
+
+export interface Account {
+  user: string;
+  suspended: boolean;
+  suspended_at: number | null;
+  reason: string | null;
+  score: number;
+  window: Record<string, number>;
+}
+
+export interface AccountAlert {
+  id: number;
+  user: string;
+  ts: number;
+  score: number;
+  reason: string;
+}
+
+export interface TopItem {
+  key: string | null;
+  count: number;
+}
+
+export interface QueueGroup {
+  key: string | null;
+  messages: number;
+  recipients: number;
 }
 
 /* Every page of a list, following next_cursor, up to max items. */

@@ -17,6 +17,7 @@ import { MessagesPage } from './pages/messages';
 import { AuditPage } from './pages/audit';
 import { TokensPage } from './pages/tokens';
 import { AccountPage } from './pages/account';
+import { AccountsPage } from './pages/accounts';
 
 interface Route {
   path: string;
@@ -32,6 +33,7 @@ const routes: Route[] = [
   { path: '/queue', title: 'Queue', admin: true, view: () => <QueuePage /> },
   { path: '/messages', title: 'Message log', admin: true, view: () => <MessagesPage /> },
   { path: '/directory', title: 'Directory', admin: true, view: (s) => <DirectoryPage session={s} /> },
+  { path: '/accounts', title: 'Accounts', admin: true, view: () => <AccountsPage /> },
   { path: '/settings', title: 'Settings', admin: true, view: () => <SettingsPage /> },
   { path: '/audit', title: 'Audit log', admin: true, view: () => <AuditPage /> },
   { path: '/tokens', title: 'API tokens', admin: false, view: (s) => <TokensPage session={s} /> },

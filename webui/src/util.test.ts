@@ -1,9 +1,8 @@
 // Unit tests of the console's pure helpers (vitest, run by `npm test` and `npm run build`).
 import { describe, expect, it } from 'vitest';
-import type { QueueRcpt } from './api';
 import { qs } from './api';
 import {
-  bulkBody, describeFilter, EMPTY_FILTER, filterFromSearch, groupValue, parseLine, parseQueueMetrics, topCounts,
+  bulkBody, describeFilter, EMPTY_FILTER, filterFromSearch, groupFilter, parseLine, parseQueueMetrics, summaryGroup, topKey,
 } from './util';
 
 describe('parseLine', () => {
@@ -28,24 +27,24 @@ describe('parseQueueMetrics', () => {
   it('empty text: nothing', () => expect(parseQueueMetrics('')).toEqual({}));
 });
 
-describe('topCounts', () => {
-  it('counts, sorts and names null and the null sender', () => {
-    expect(topCounts(['a', 'b', 'a', null, '', ''], 3)).toEqual([['<>', 2], ['a', 2], ['(none)', 1]]);
+describe('topKey', () => {
+  it('names null and the null sender', () => {
+    expect(topKey(null)).toBe('(none)');
+    expect(topKey('')).toBe('<>');
+    expect(topKey('192.0.2.1')).toBe('192.0.2.1');
   });
 });
 
-const rcpt = (o: Partial<QueueRcpt>): QueueRcpt => ({
-  qid: '1', rcpt: 'x@Dest.Example', state: 'held', sender: 's@a.test', client_addr: '192.0.2.1', auth_user: null,
-  last_error: null, reason: null, route: null, size: 1, received_at: 1, next_attempt: 1, released_at: null, final_at: null,
-  attempts: 0, ...o,
-});
-
 describe('queue filters', () => {
-  it('groups by lower-cased recipient domain, null sender as <>, reason or last error', () => {
-    expect(groupValue(rcpt({}), 'rcpt_domain')).toBe('dest.example');
-    expect(groupValue(rcpt({ sender: '' }), 'sender')).toBe('<>');
-    expect(groupValue(rcpt({ last_error: '451 try later' }), 'reason')).toBe('451 try later');
-    expect(groupValue(rcpt({ reason: 'held by admin', last_error: 'x' }), 'reason')).toBe('held by admin');
+  it('maps a grouping to the summary group and a group to its filter', () => {
+    expect(summaryGroup('rcpt_domain')).toBe('domain');
+    expect(summaryGroup('client')).toBe('client');
+    const f = { ...EMPTY_FILTER, state: 'held' };
+    expect(groupFilter(f, 'client', '127.0.0.6')).toEqual({ ...f, client: '127.0.0.6' });
+    expect(groupFilter(f, 'sender', '')).toEqual({ ...f, sender: '<>' });
+    expect(groupFilter(f, 'rcpt_domain', 'dest.example')).toEqual({ ...f, rcpt_domain: 'dest.example' });
+    expect(groupFilter(f, 'reason', null)).toBeNull();
+    expect(bulkBody(groupFilter(f, 'sender', '')!)).toEqual({ state: 'held', sender: '' });
   });
   it('bulk body has only set fields; <> becomes the empty sender', () => {
     expect(bulkBody({ ...EMPTY_FILTER, state: 'held', sender: '<>' })).toEqual({ state: 'held', sender: '' });

@@ -1,5 +1,4 @@
 // Pure helpers of the console (no DOM, no network): unit-tested in util.test.ts.
-import type { QueueRcpt } from './api';
 
 /* A pasted line "value  # comment" or "value comment" -> [value, comment]; null for blank or '#' lines. */
 export function parseLine(line: string): [string, string] | null {
@@ -21,14 +20,9 @@ export function parseQueueMetrics(text: string): Record<string, number> {
   return out;
 }
 
-/* The n most frequent keys, most frequent first; null is "(none)", '' the null sender "<>". */
-export function topCounts(items: (string | null)[], n: number): [string, number][] {
-  const m = new Map<string, number>();
-  for (const k of items) {
-    const key = k === null ? '(none)' : k === '' ? '<>' : k;
-    m.set(key, (m.get(key) ?? 0) + 1);
-  }
-  return [...m.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, n);
+/* A key of /stats/top or /queue/summary as shown: null is "(none)", '' the null sender "<>". */
+export function topKey(k: string | null): string {
+  return k === null ? '(none)' : k === '' ? '<>' : k;
 }
 
 export interface QueueFilter {
@@ -41,17 +35,18 @@ export interface QueueFilter {
 
 export const EMPTY_FILTER: QueueFilter = { state: '', sender: '', client: '', rcpt_domain: '', reason: '' };
 
-export type GroupKey = '' | 'sender' | 'client' | 'rcpt_domain' | 'reason';
+export type GroupKey = '' | 'state' | 'sender' | 'client' | 'rcpt_domain' | 'reason';
 
-/* The value of a queue recipient for a grouping, as the filter field takes it. */
-export function groupValue(r: QueueRcpt, k: GroupKey): string {
-  switch (k) {
-    case 'sender': return r.sender === '' ? '<>' : r.sender;
-    case 'client': return r.client_addr;
-    case 'rcpt_domain': return r.rcpt.slice(r.rcpt.lastIndexOf('@') + 1).toLowerCase();
-    case 'reason': return r.reason ?? r.last_error ?? '';
-    default: return '';
-  }
+/* The group= of GET /api/v1/queue/summary for a grouping. */
+export function summaryGroup(k: GroupKey): string {
+  return k === 'rcpt_domain' ? 'domain' : k;
+}
+
+/* The filter that selects one group of /queue/summary within the current filter; null when
+   no filter can name the group (a recipient without a reason). The null sender is "<>". */
+export function groupFilter(f: QueueFilter, k: GroupKey, key: string | null): QueueFilter | null {
+  if (!k || key === null) return null;
+  return { ...f, [k]: k === 'sender' && key === '' ? '<>' : key };
 }
 
 /* A filter from a query string (?state=held&client=...). */

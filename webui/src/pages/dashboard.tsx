@@ -1,11 +1,11 @@
 // Dashboard: messages by verdict over time (uPlot, /api/v1/stats/messages),
-// top refused clients and senders (latest refusals in /api/v1/messages),
+// top refused clients and senders over the chart's period (/api/v1/stats/top),
 // DNSBL hits per site (/api/v1/policy/dnsbl), queue sizes by state (/metrics).
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
-import { api, fetchAll, type DnsblSite, type List, type Message, type Stats } from '../api';
+import { api, type DnsblSite, type List, type Stats, type TopItem } from '../api';
 import { errorsOf, Field, fmtTime, Link, Loading, PageTitle } from '../ui';
-import { parseQueueMetrics, topCounts } from '../util';
+import { parseQueueMetrics, topKey } from '../util';
 
 const RESULTS: { key: string; color: string }[] = [
   { key: 'accepted', color: '#2b8a3e' },
@@ -46,14 +46,28 @@ function VerdictChart(props: { stats: Stats }) {
   return <div ref={ref} class="chart" role="img" aria-label="Messages by verdict over time" />;
 }
 
-function TopTable(props: { title: string; rows: [string, number][]; col: string; empty: string }) {
+const PERIOD_MS: Record<string, number> = { hour: 86400000, day: 30 * 86400000 };
+
+/* The top 10 refused keys over the chart's period, counted by the server. */
+function TopTable(props: { title: string; by: 'client' | 'sender'; bucket: string; col: string; empty: string }) {
+  const [rows, setRows] = useState<TopItem[] | null>(null);
+  const [err, setErr] = useState('');
+  useEffect(() => {
+    let live = true;
+    setRows(null);
+    setErr('');
+    const to = Date.now();
+    api.get<{ items: TopItem[] }>('/api/v1/stats/top', { by: props.by, result: 'refused', from: to - PERIOD_MS[props.bucket], to, limit: 10 })
+      .then((r) => live && setRows(r.items), (e) => live && setErr(Object.values(errorsOf(e))[0]));
+    return () => { live = false; };
+  }, [props.by, props.bucket]);
   return (
     <section class="card">
       <h2>{props.title}</h2>
-      {props.rows.length === 0 ? <p class="muted">{props.empty}</p> : (
+      {err ? <p class="error" role="alert">{err}</p> : !rows ? <Loading /> : rows.length === 0 ? <p class="muted">{props.empty}</p> : (
         <table>
           <thead><tr><th scope="col">{props.col}</th><th scope="col" class="num">Refused</th></tr></thead>
-          <tbody>{props.rows.map(([k, n]) => <tr><td>{k}</td><td class="num">{n}</td></tr>)}</tbody>
+          <tbody>{rows.map((r) => <tr><td class="mono">{topKey(r.key)}</td><td class="num">{r.count}</td></tr>)}</tbody>
         </table>
       )}
     </section>
@@ -64,7 +78,6 @@ export function Dashboard() {
   const [bucket, setBucket] = useState('hour');
   const [stats, setStats] = useState<Stats | null>(null);
   const [statsErr, setStatsErr] = useState('');
-  const [refused, setRefused] = useState<{ items: Message[]; complete: boolean } | null>(null);
   const [dnsbl, setDnsbl] = useState<DnsblSite[] | null>(null);
   const [queue, setQueue] = useState<Record<string, number> | null>(null);
   const [err, setErr] = useState('');
@@ -76,7 +89,6 @@ export function Dashboard() {
   }, [bucket]);
   useEffect(() => {
     const fail = (e: unknown) => setErr(Object.values(errorsOf(e))[0]);
-    fetchAll<Message>('/api/v1/messages', { result: 'refused' }, 2000).then(setRefused, fail);
     api.get<List<DnsblSite>>('/api/v1/policy/dnsbl').then((l) => setDnsbl(l.items), fail);
     api.get<string>('/metrics').then((t) => setQueue(parseQueueMetrics(t)), fail);
   }, []);
@@ -122,14 +134,10 @@ export function Dashboard() {
             </table>
           )}
         </section>
-        {!refused ? <section class="card"><Loading what="refusals" /></section> : (
-          <>
-            <TopTable title="Top refused clients" col="Client" empty="No refusals." rows={topCounts(refused.items.map((m) => m.client_addr), 10)} />
-            <TopTable title="Top refused senders" col="Sender" empty="No refusal after MAIL FROM." rows={topCounts(refused.items.filter((m) => m.sender !== null).map((m) => m.sender), 10)} />
-          </>
-        )}
+        <TopTable title="Top refused clients" by="client" bucket={bucket} col="Client" empty="No refusals in this period." />
+        <TopTable title="Top refused senders" by="sender" bucket={bucket} col="Sender" empty="No refusal after MAIL FROM in this period." />
       </div>
-      {refused && !refused.complete && <p class="muted">Top lists count the latest {refused.items.length} refusals.</p>}
+      <p class="muted">Top lists count every refusal of the period chosen above ({bucket === 'hour' ? 'last day' : 'last 30 days'}).</p>
     </section>
   );
 }

@@ -1,7 +1,8 @@
 // The directory: console users (/api/v1/users: create, role, disable,
-// password, delete) and mail addresses, aliases and groups (/api/v1/directory,
-// read-only in the API).
-import { useState } from 'preact/hooks';
+// password, delete; addresses and aliases: /api/v1/users/{id}/addresses) and
+// mail addresses, aliases and groups (/api/v1/directory; group members:
+// /api/v1/directory/groups/{address}/members).
+import { useEffect, useState } from 'preact/hooks';
 import { api, type DirEntry, type List, type Session, type User } from '../api';
 import {
   Button, ConfirmDialog, type ConfirmState, type Errors, errorsOf, Field, FormError, fmtTime, Loading, PageTitle,
@@ -57,10 +58,74 @@ function SetPassword(props: { user: User; onDone: () => void }) {
   );
 }
 
-function Users(props: { session: Session }) {
+type FullUser = User & { addresses: { address: string; kind: string }[] };
+
+/* A user's primary address and aliases: add one, remove one after a confirmation. */
+function UserAddresses(props: { user: User; onAction: (c: ConfirmState) => void; version: number; onChange: () => void }) {
+  const [full, setFull] = useState<FullUser | null>(null);
+  const [loadErr, setLoadErr] = useState('');
+  const [address, setAddress] = useState('');
+  const [kind, setKind] = useState('alias');
+  const [errors, setErrors] = useState<Errors>({});
+  const [busy, setBusy] = useState(false);
+  const [tick, setTick] = useState(0);
+  const id = props.user.id;
+  useEffect(() => {
+    let live = true;
+    setLoadErr('');
+    api.get<FullUser>(`/api/v1/users/${id}`).then((u) => live && setFull(u), (e) => live && setLoadErr(Object.values(errorsOf(e))[0]));
+    return () => { live = false; };
+  }, [id, tick, props.version]);
+  /* the primary address first, then the aliases by name */
+  const addrs = [...(full?.addresses ?? [])].sort((a, b) =>
+    Number(b.kind === 'primary') - Number(a.kind === 'primary') || a.address.localeCompare(b.address));
+  const hasPrimary = addrs.some((a) => a.kind === 'primary');
+  return (
+    <div class="sub" aria-label={`Addresses of ${props.user.name}`} role="group">
+      <h3>Addresses of {props.user.name}</h3>
+      {loadErr && <p class="error" role="alert">{loadErr}</p>}
+      {!full ? !loadErr && <Loading what="addresses" /> : addrs.length === 0 ? <p class="muted">No address yet.</p> : (
+        <ul class="plain">{addrs.map((a) => (
+          <li><span class="mono">{a.address}</span><span class="state">{a.kind}</span>
+            <Button kind="danger" label={`Remove ${a.address}`} onClick={() => props.onAction({
+              title: `Remove ${a.address}?`,
+              body: `This removes 1 ${a.kind === 'primary' ? 'primary address' : 'alias'} (${a.address}) of ${props.user.name}; ` +
+                `${plural(addrs.length - 1, 'address', 'addresses')} stay. Mail to it is no longer accepted for this user.`,
+              action: 'Remove 1 address',
+              run: async () => {
+                await api.del(`/api/v1/users/${id}/addresses/${encodeURIComponent(a.address)}`);
+                setTick((t) => t + 1);
+                props.onChange();
+              },
+            })}>Remove</Button>
+          </li>
+        ))}</ul>
+      )}
+      <form class="inline-form" aria-label={`Add an address for ${props.user.name}`} onSubmit={async (e) => {
+        e.preventDefault();
+        setBusy(true); setErrors({});
+        try {
+          await api.post(`/api/v1/users/${id}/addresses`, { address: address.trim(), kind });
+          setAddress('');
+          setTick((t) => t + 1);
+          props.onChange();
+        } catch (err) { setErrors(errorsOf(err)); } finally { setBusy(false); }
+      }}>
+        <Field label="Address" name="address" value={address} onInput={setAddress} errors={errors} required placeholder="alice@example.org" />
+        <Field label="Kind" name="kind" value={kind} onInput={setKind} errors={errors}
+          options={[{ value: 'alias', label: 'alias' }, { value: 'primary', label: hasPrimary ? 'primary (replaces the current one)' : 'primary' }]} />
+        <FormError errors={errors} fields={['address', 'kind']} />
+        <Button type="submit" kind="primary" busy={busy}>Add address</Button>
+      </form>
+    </div>
+  );
+}
+
+function Users(props: { session: Session; onChange: () => void }) {
   const [q, setQ] = useState('');
   const [query, setQuery] = useState('');
   const [pw, setPw] = useState<number | null>(null);
+  const [addrOpen, setAddrOpen] = useState<number | null>(null);
   const [err, setErr] = useState('');
   const [confirm, setConfirm] = useState<ConfirmState | null>(null);
   const p = usePaged<User>(`u|${query}`, (cursor) => api.get<List<User>>('/api/v1/users', { q: query, cursor, limit: 25 }));
@@ -99,6 +164,8 @@ function Users(props: { session: Session }) {
                         {u.disabled ? 'Enable' : 'Disable'}
                       </Button>
                       <Button onClick={() => setPw(pw === u.id ? null : u.id)}>Password…</Button>
+                      <Button onClick={() => setAddrOpen(addrOpen === u.id ? null : u.id)} label={`Addresses of ${u.name}`}>
+                        {addrOpen === u.id ? 'Hide addresses' : 'Addresses…'}</Button>
                       <Button kind="danger" disabled={u.id === props.session.user.id} label={`Delete ${u.name}`} onClick={() => setConfirm({
                         title: `Delete ${u.name}?`,
                         body: `This deletes 1 user (${u.name}) with their addresses, sessions and tokens.`,
@@ -108,6 +175,7 @@ function Users(props: { session: Session }) {
                     </td>
                   </tr>
                   {pw === u.id && <tr><td colSpan={6}><SetPassword user={u} onDone={() => { setPw(null); p.reload(); }} /></td></tr>}
+                  {addrOpen === u.id && <tr><td colSpan={6}><UserAddresses user={u} onAction={setConfirm} version={0} onChange={props.onChange} /></td></tr>}
                 </>
               ))}
             </tbody>
@@ -148,12 +216,54 @@ function NewGroup(props: { onDone: () => void }) {
   );
 }
 
-function Addresses() {
+/* A group's members: add one, remove one after a confirmation. */
+function GroupMembers(props: { group: DirEntry; onAction: (c: ConfirmState) => void; onChange: () => void }) {
+  const [member, setMember] = useState('');
+  const [errors, setErrors] = useState<Errors>({});
+  const [busy, setBusy] = useState(false);
+  const g = props.group;
+  const members = g.members ?? [];
+  const path = `/api/v1/directory/groups/${encodeURIComponent(g.address)}/members`;
+  return (
+    <div class="sub" role="group" aria-label={`Members of ${g.address}`}>
+      <h3>Members of {g.address} ({members.length})</h3>
+      {members.length === 0 ? <p class="muted">No members.</p> : (
+        <ul class="plain">{members.map((m) => (
+          <li><span class="mono">{m}</span>
+            <Button kind="danger" label={`Remove member ${m}`} onClick={() => props.onAction({
+              title: `Remove ${m} from ${g.address}?`,
+              body: `This removes 1 member (${m}) of ${plural(members.length, 'member')}; ` +
+                `${members.length - 1 === 0 ? 'the group is left with none' : `${plural(members.length - 1, 'member')} stay`}. Mail to the group no longer reaches ${m}.`,
+              action: 'Remove 1 member',
+              run: async () => { await api.del(`${path}/${encodeURIComponent(m)}`); props.onChange(); },
+            })}>Remove</Button>
+          </li>
+        ))}</ul>
+      )}
+      <form class="inline-form" aria-label={`Add a member to ${g.address}`} onSubmit={async (e) => {
+        e.preventDefault();
+        setBusy(true); setErrors({});
+        try {
+          await api.post(path, { member: member.trim() });
+          setMember('');
+          props.onChange();
+        } catch (err) { setErrors(errorsOf(err)); } finally { setBusy(false); }
+      }}>
+        <Field label="Member address" name="member" value={member} onInput={setMember} errors={errors} required />
+        <FormError errors={errors} fields={['member']} />
+        <Button type="submit" kind="primary" busy={busy}>Add member</Button>
+      </form>
+    </div>
+  );
+}
+
+function Addresses(props: { version: number }) {
   const [q, setQ] = useState('');
   const [query, setQuery] = useState('');
   const [kind, setKind] = useState('');
   const [confirm, setConfirm] = useState<ConfirmState | null>(null);
-  const p = usePaged<DirEntry>(`d|${query}|${kind}`, (cursor) => api.get<List<DirEntry>>('/api/v1/directory', { q: query, kind, cursor, limit: 50 }));
+  const [open, setOpen] = useState<string | null>(null);
+  const p = usePaged<DirEntry>(`d|${query}|${kind}|${props.version}`, (cursor) => api.get<List<DirEntry>>('/api/v1/directory', { q: query, kind, cursor, limit: 50 }));
   return (
     <section>
       <h2>Addresses, aliases and groups</h2>
@@ -169,19 +279,24 @@ function Addresses() {
         <div class="table-wrap">
           <table>
             <thead><tr><th scope="col">Address</th><th scope="col">Kind</th><th scope="col">Owner</th><th scope="col">Members</th><th scope="col">Actions</th></tr></thead>
-            <tbody>{p.items.map((d) => (
+            <tbody>{p.items.map((d) => (<>
               <tr>
                 <td class="mono">{d.address}</td><td>{d.kind}</td><td>{d.owner}</td><td>{d.members?.join(', ') ?? ''}</td>
-                <td>{d.kind === 'group' && (
+                <td>{d.kind === 'group' && (<div class="actions">
+                  <Button label={`Members of ${d.address}`} onClick={() => setOpen(open === d.address ? null : d.address)}>
+                    {open === d.address ? 'Hide members' : 'Members…'}</Button>
                   <Button kind="danger" label={`Delete group ${d.address}`} onClick={() => setConfirm({
                     title: `Delete group ${d.address}?`,
                     body: `This removes 1 group (${d.address}) and its ${plural(d.members?.length ?? 0, 'member')}; mail to it is no longer delivered to them.`,
                     action: 'Delete 1 group',
                     run: async () => { await api.del(`/api/v1/directory/groups/${encodeURIComponent(d.address)}`); p.reload(); },
                   })}>Delete</Button>
-                )}</td>
+                </div>)}</td>
               </tr>
-            ))}</tbody>
+              {open === d.address && d.kind === 'group' && (
+                <tr><td colSpan={5}><GroupMembers group={d} onAction={setConfirm} onChange={p.reload} /></td></tr>
+              )}
+            </>))}</tbody>
           </table>
         </div>
       )}
@@ -192,11 +307,12 @@ function Addresses() {
 }
 
 export function DirectoryPage(props: { session: Session }) {
+  const [version, setVersion] = useState(0);
   return (
     <section>
       <PageTitle>Directory</PageTitle>
-      <Users session={props.session} />
-      <Addresses />
+      <Users session={props.session} onChange={() => setVersion((v) => v + 1)} />
+      <Addresses version={version} />
     </section>
   );
 }

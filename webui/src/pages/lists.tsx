@@ -1,6 +1,6 @@
 // Policy lists (/api/v1/policy/entries): connection, sender, recipient and
-// relay allow/deny lists and local domains. Add, edit (the API has no update:
-// the new value is added, then the old entry removed), delete, search, and
+// relay allow/deny lists and local domains. Add, edit in place (PATCH: the id
+// stays), delete, search, and
 // paste many values at once (one request per line, with progress).
 import { useState } from 'preact/hooks';
 import { api, type Entry, type List } from '../api';
@@ -115,8 +115,10 @@ function EditRow(props: { entry: Entry; onDone: () => void; onCancel: () => void
           setBusy(true);
           setErrors({});
           try {
-            await api.post<Entry>('/api/v1/policy/entries', { list: props.entry.list, value, comment });
-            await api.del(`/api/v1/policy/entries/${props.entry.id}`);
+            const body: Record<string, string> = {};
+            if (value !== props.entry.value) body.value = value;
+            if (comment !== props.entry.comment) body.comment = comment;
+            if (Object.keys(body).length) await api.patch<Entry>(`/api/v1/policy/entries/${props.entry.id}`, body);
             props.onDone();
           } catch (err) {
             setErrors(errorsOf(err));

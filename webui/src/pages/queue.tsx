@@ -1,19 +1,22 @@
 // The queue (/api/v1/queue): recipients filtered by state, sender, client
-// address, recipient domain or reason; grouped by any of those; bulk release,
-// retry and delete by the same filter after a confirmation that counts what
-// the action touches; one message's details with its headers.
+// address, recipient domain or reason; grouped by state or any of those
+// (counted by the server, /api/v1/queue/summary) with release and delete per
+// group; bulk release, retry and delete by the same filter after a
+// confirmation that counts what the action touches; one message's details.
 import { useEffect, useState } from 'preact/hooks';
-import { api, fetchAll, type List, type Query, type QueueRcpt } from '../api';
+import { api, fetchAll, type List, type Query, type QueueGroup, type QueueRcpt } from '../api';
 import {
   Button, ConfirmDialog, type ConfirmState, errorsOf, Field, fmtTime, Loading, PageTitle, Pager, plural, usePaged,
 } from '../ui';
 import {
-  bulkBody, describeFilter, EMPTY_FILTER, filterFromSearch, type GroupKey, groupValue, type QueueFilter,
+  bulkBody, describeFilter, EMPTY_FILTER, filterFromSearch, type GroupKey, groupFilter, type QueueFilter, summaryGroup, topKey,
 } from '../util';
 
-const GROUP_MAX = 10000;
 const COUNT_MAX = 100000;
-const GROUP_LABEL: Record<GroupKey, string> = { '': '', sender: 'Sender', client: 'Client address', rcpt_domain: 'Recipient domain', reason: 'Reason' };
+const GROUP_LIMIT = 100; /* the summary's default */
+const GROUP_LABEL: Record<GroupKey, string> = {
+  '': '', state: 'State', sender: 'Sender', client: 'Client address', rcpt_domain: 'Recipient domain', reason: 'Reason',
+};
 type Filter = QueueFilter;
 const EMPTY = EMPTY_FILTER;
 
@@ -54,7 +57,7 @@ export function QueuePage() {
   const [form, setForm] = useState<Filter>(() => filterFromSearch(location.search));
   const [filter, setFilter] = useState<Filter>(form);
   const [groupBy, setGroupBy] = useState<GroupKey>('');
-  const [groups, setGroups] = useState<{ rows: [string, number][]; complete: boolean; total: number } | null>(null);
+  const [groups, setGroups] = useState<QueueGroup[] | null>(null);
   const [groupErr, setGroupErr] = useState('');
   const [open, setOpen] = useState<string | null>(null);
   const [confirm, setConfirm] = useState<ConfirmState | null>(null);
@@ -76,15 +79,8 @@ export function QueuePage() {
     setGroupErr('');
     if (!groupBy) return;
     let live = true;
-    fetchAll<QueueRcpt>('/api/v1/queue', query, GROUP_MAX).then((r) => {
-      if (!live) return;
-      const m = new Map<string, number>();
-      for (const it of r.items) {
-        const v = groupValue(it, groupBy);
-        m.set(v, (m.get(v) ?? 0) + 1);
-      }
-      setGroups({ rows: [...m.entries()].sort((a, b) => b[1] - a[1]), complete: r.complete, total: r.items.length });
-    }, (e) => live && setGroupErr(Object.values(errorsOf(e))[0]));
+    api.get<{ items: QueueGroup[] }>('/api/v1/queue/summary', { ...query, group: summaryGroup(groupBy) })
+      .then((r) => live && setGroups(r.items), (e) => live && setGroupErr(Object.values(errorsOf(e))[0]));
     return () => { live = false; };
   }, [key, groupBy, ver]);
 
@@ -125,6 +121,27 @@ export function QueuePage() {
     }
   }
 
+  /* Release or delete one group of the summary: the bulk endpoint with the group's filter. */
+  function bulkGroup(action: 'release' | 'delete', g: QueueGroup, gf: Filter) {
+    setErr('');
+    setNotice('');
+    const verb = action === 'delete' ? 'Delete' : 'Release';
+    const label = `${GROUP_LABEL[groupBy].toLowerCase()} ${topKey(g.key)}`;
+    const loose = groupBy === 'reason' ? ' (the filter matches reasons containing this text: possibly more)' : '';
+    setConfirm({
+      title: `${verb} ${plural(g.recipients, 'recipient')} in ${plural(g.messages, 'message')}?`,
+      body: `The group ${label}, matching ${describeFilter(gf)}${loose}: this ${action === 'delete'
+        ? 'removes them for good (and messages left without recipients)' : 'queues held and dead ones for delivery now'}.`,
+      action: `${verb} ${plural(g.recipients, 'recipient')}`,
+      run: async () => {
+        const r = await api.post<{ recipients: number; messages_removed: number }>(`/api/v1/queue/${action}`, bulkBody(gf));
+        setNotice(`${verb}: ${plural(r.recipients, 'recipient')} done${action === 'delete' ? `, ${plural(r.messages_removed, 'message')} removed` : ''}.`);
+        p.reload();
+        setVer((v) => v + 1);
+      },
+    });
+  }
+
   return (
     <section>
       <PageTitle>Queue</PageTitle>
@@ -142,7 +159,7 @@ export function QueuePage() {
       </form>
       <div class="toolbar">
         <Field label="Group by" name="group" value={groupBy} onInput={(v) => setGroupBy(v as GroupKey)}
-          options={[{ value: '', label: 'no grouping' }, { value: 'sender', label: 'sender' }, { value: 'client', label: 'client address' },
+          options={[{ value: '', label: 'no grouping' }, { value: 'state', label: 'state' }, { value: 'sender', label: 'sender' }, { value: 'client', label: 'client address' },
             { value: 'rcpt_domain', label: 'recipient domain' }, { value: 'reason', label: 'reason' }]} />
         <span class="spacer" />
         <Button onClick={() => bulk('release')} busy={counting === 'release'} disabled={!hasFilter || !!counting}>Release matching…</Button>
@@ -155,18 +172,26 @@ export function QueuePage() {
       {groupBy && (
         <section class="card">
           <h2>Groups</h2>
-          {groupErr ? <p class="error" role="alert">{groupErr}</p> : !groups ? <Loading what="groups" /> : groups.rows.length === 0 ? <p class="muted">Nothing matches.</p> : (
-            <>
-              <table>
-                <thead><tr><th scope="col">{GROUP_LABEL[groupBy]}</th><th scope="col" class="num">Recipients</th><th scope="col">Filter</th></tr></thead>
-                <tbody>{groups.rows.slice(0, 100).map(([v, n]) => (
-                  <tr><td class="mono">{v || '—'}</td><td class="num">{n}</td>
-                    <td><Button label={`Show ${v}`} onClick={() => { const f = { ...filter, [groupBy]: v }; setForm(f); setFilter(f); setGroupBy(''); }}>Show</Button></td></tr>
-                ))}</tbody>
+          {groupErr ? <p class="error" role="alert">{groupErr}</p> : !groups ? <Loading what="groups" /> : groups.length === 0 ? <p class="muted">Nothing matches.</p> : (
+            <div class="table-wrap">
+              <table class="groups">
+                <thead><tr><th scope="col">{GROUP_LABEL[groupBy]}</th><th scope="col" class="num">Messages</th><th scope="col" class="num">Recipients</th><th scope="col">Actions</th></tr></thead>
+                <tbody>{groups.map((g) => {
+                  const gf = groupFilter(filter, groupBy, g.key);
+                  const name = topKey(g.key);
+                  return (
+                    <tr><td class="mono">{name}</td><td class="num">{g.messages}</td><td class="num">{g.recipients}</td>
+                      <td>{gf ? (<div class="actions">
+                        <Button label={`Show ${name}`} onClick={() => { setForm(gf); setFilter(gf); setGroupBy(''); }}>Show</Button>
+                        <Button label={`Release group ${name}`} onClick={() => bulkGroup('release', g, gf)}>Release…</Button>
+                        <Button kind="danger" label={`Delete group ${name}`} onClick={() => bulkGroup('delete', g, gf)}>Delete…</Button>
+                      </div>) : <span class="muted">no filter selects it</span>}</td></tr>
+                  );
+                })}</tbody>
               </table>
-              {!groups.complete && <p class="muted">Grouped the first {groups.total} recipients.</p>}
-            </>
+            </div>
           )}
+          {groups && groups.length >= GROUP_LIMIT && <p class="muted">The {GROUP_LIMIT} largest groups.</p>}
         </section>
       )}
       {p.error && <p class="error" role="alert">{p.error}</p>}
