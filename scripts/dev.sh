@@ -122,6 +122,10 @@ cmd_up() {
             say "  SMTP: $(sed -n 's/.* smtp=\([^ ]*\).*/\1/p' <<<"$line")"
             say "  HTTP: $(sed -n 's/.* http=\([^ ]*\).*/\1/p' <<<"$line")"
             say "  log:  $LOG_FILE"
+            if grep -q 'administrator admin created' "$LOG_FILE"; then
+                say "  console: http://$(sed -n 's/.* http=\([^ ]*\).*/\1/p' <<<"$line")/ as admin;" \
+                    "the first password is in the log line 'administrator admin created'"
+            fi
             say "  stop: scripts/dev.sh down"
             return 0
         fi

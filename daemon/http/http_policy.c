@@ -968,6 +968,7 @@ enum MHD_Result http_directory_group_create(struct http_req *r)
 	char **norm = NULL;
 	size_t i, n = 0;
 	int internal;
+	int taken = 0;
 	enum MHD_Result ret;
 
 	if (http_body(r, group_fields, ARRAY_LEN(group_fields), &body) < 0)
@@ -997,26 +998,28 @@ enum MHD_Result http_directory_group_create(struct http_req *r)
 			goto out;
 		}
 	}
-	if (store_policy_group_add(r->st, address, name, (const char *const *)norm, n, err,
-				   sizeof(err)) < 0) {
-		if (strstr(err, "already") != NULL)
+	/* The group, its members and the audit entry commit together. */
+	if (store_begin(r->st) < 0) {
+		ret = http_internal(r, "group add");
+		goto out;
+	}
+	if (store_policy_group_add_tx(r->st, address, name, (const char *const *)norm, n,
+				      &taken, err, sizeof(err)) < 0) {
+		store_rollback(r->st);
+		if (taken)
 			ret = http_error(r, MHD_HTTP_CONFLICT, "duplicate", "address", "%s", err);
 		else
 			ret = http_internal(r, "group add");
 		goto out;
 	}
-	/* store_policy_group_add commits on its own: the audit entry follows it. */
 	after = load_group(r, address, &internal);
-	if (after == NULL) {
-		ret = http_internal(r, "group add");
-		goto out;
-	}
-	if (store_begin(r->st) < 0 ||
-	    http_audit(r, "dir_group.create", "dir_group", address, NULL, after) < 0 ||
+	if (after == NULL || http_audit(r, "dir_group.create", "dir_group", address, NULL,
+					after) < 0 ||
 	    store_commit(r->st) < 0) {
 		store_rollback(r->st);
-		log_error(NULL, "http", "group %s created but not audited: %s", address,
-			  store_auth_errmsg(r->st));
+		json_decref(after);
+		ret = http_internal(r, "group add");
+		goto out;
 	}
 	ret = http_reply(r, MHD_HTTP_CREATED, after);
 out:

@@ -473,51 +473,64 @@ int store_policy_user_remove(struct store *st, const char *name, int *removed)
 	return 0;
 }
 
-int store_policy_group_add(struct store *st, const char *address, const char *name,
-			   const char *const *members, size_t nmembers, char *err, size_t errsz)
+int store_policy_group_add_tx(struct store *st, const char *address, const char *name,
+			      const char *const *members, size_t nmembers, int *taken,
+			      char *err, size_t errsz)
 {
 	sqlite3_stmt *s;
 	int64_t gid;
 	size_t i;
-	int taken;
 
-	if (store_begin(st) < 0)
+	if (addr_taken(st, address, taken) < 0)
 		goto fail;
-	if (addr_taken(st, address, &taken) < 0)
-		goto fail_tx;
-	if (taken) {
+	if (*taken) {
 		snprintf(err, errsz, "address %s is already in the directory", address);
-		store_rollback(st);
 		return -1;
 	}
 	s = store_prepare(st, SQL_GROUP_ADD);
 	if (s == NULL)
-		goto fail_tx;
+		goto fail;
 	store_bind_text(s, 1, address);
 	store_bind_text(s, 2, name ? name : "");
 	sqlite3_bind_int64(s, 3, time_now_ms());
 	if (done(s) < 0)
-		goto fail_tx;
+		goto fail;
 	gid = sqlite3_last_insert_rowid(store_db(st));
 	for (i = 0; i < nmembers; i++) {
 		s = store_prepare(st, SQL_MEMBER_ADD);
 		if (s == NULL)
-			goto fail_tx;
+			goto fail;
 		sqlite3_bind_int64(s, 1, gid);
 		store_bind_text(s, 2, members[i]);
 		if (done(s) < 0)
-			goto fail_tx;
+			goto fail;
 	}
-	if (store_commit(st) < 0)
-		goto fail_tx;
 	return 0;
-fail_tx:
-	snprintf(err, errsz, "cannot add group: %s", store_errmsg(st));
-	store_rollback(st);
-	return -1;
 fail:
 	snprintf(err, errsz, "cannot add group: %s", store_errmsg(st));
 	return -1;
+}
+
+int store_policy_group_add(struct store *st, const char *address, const char *name,
+			   const char *const *members, size_t nmembers, char *err, size_t errsz)
+{
+	int taken = 0;
+
+	if (store_begin(st) < 0) {
+		snprintf(err, errsz, "cannot add group: %s", store_errmsg(st));
+		return -1;
+	}
+	if (store_policy_group_add_tx(st, address, name, members, nmembers, &taken, err,
+				      errsz) < 0) {
+		store_rollback(st);
+		return -1;
+	}
+	if (store_commit(st) < 0) {
+		snprintf(err, errsz, "cannot add group: %s", store_errmsg(st));
+		store_rollback(st);
+		return -1;
+	}
+	return 0;
 }
 
 int store_policy_address_add(struct store *st, int64_t user_id, const char *address,

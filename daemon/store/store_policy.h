@@ -82,6 +82,10 @@ int store_policy_sites(struct store *st,
 int store_policy_user_add(struct store *st, const char *name, const char *const *addrs,
 			  size_t naddrs, char *err, size_t errsz);
 int store_policy_user_remove(struct store *st, const char *name, int *removed);
+/* Inside the caller's transaction; *taken when the address is in use. */
+int store_policy_group_add_tx(struct store *st, const char *address, const char *name,
+			      const char *const *members, size_t nmembers, int *taken,
+			      char *err, size_t errsz);
 int store_policy_group_add(struct store *st, const char *address, const char *name,
 			   const char *const *members, size_t nmembers, char *err, size_t errsz);
 int store_policy_group_remove(struct store *st, const char *address, int *removed);
