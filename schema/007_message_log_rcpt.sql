@@ -4,7 +4,6 @@
 --
 -- Written by the trigger below in the same statement as the message_log row
 -- (store_log_insert, and anything else that inserts there); removed with it.
--- (The brief asked for 006; 006_stats.sql took that number first.)
 CREATE TABLE message_log_rcpt (
     log_id  INTEGER NOT NULL REFERENCES message_log(id) ON DELETE CASCADE,
     rcpt    TEXT NOT NULL

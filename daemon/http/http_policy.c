@@ -4,8 +4,8 @@
  * relay and local-domain lists), settings (limits, precedence, rejection
  * texts), DNSBL sites with their statistics, and the directory (read).
  *
- * All SQL is the policy colleague's (store_policy.h); values are checked
- * with the same pure validators the CLI uses (policy_internal.h), so the
+ * All SQL is in daemon/store/store_policy.c; values are checked with the
+ * same pure validators the CLI uses (policy_validate.h), so the
  * API and `moatd policy` accept exactly the same things.  Every write bumps
  * the policy generation through the schema's triggers, so moatd applies it
  * to the next SMTP connection; every write is audited.

@@ -4,7 +4,7 @@
  * file, and release / retry / hold / delete every recipient matching a
  * filter (one message is the filter {"qid": ...}).
  *
- * All SQL is the queue colleague's (store.h, store_queue_*); the queue
+ * All SQL is in daemon/store/store_queue.c (store.h); the queue
  * runner picks changed rows up on its next poll.  A delete removes rows in
  * one transaction and then the spool files of emptied messages, as
  * `moatd queue delete` does (a crash in between leaves an orphan file that

@@ -1,4 +1,4 @@
-"""Policy, directory and queue resources through the API (the colleagues' store functions),
+"""Policy, directory and queue resources through the API (backed by store_policy.c and store_queue.c),
 including end to end: a deny entry added through the API refuses the next SMTP connection."""
 
 import sqlite3
