@@ -3,9 +3,12 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "../store/store.h"
 #include "../util/util.h"
 
 /* Each subcommand adds one line here. */
@@ -68,4 +71,22 @@ int cli_dispatch(int argc, char **argv)
 		if (strcmp(argv[1], c->name) == 0)
 			return c->main(argc - 1, argv + 1);
 	return -1;
+}
+
+struct store *cli_open_store(const struct conf *conf, const char *who, int create)
+{
+	char path[1200];
+	char err[1400];
+	struct store *st;
+
+	if (create && mkdir(conf->data_dir, 0750) < 0 && errno != EEXIST) {
+		fprintf(stderr, "moatd %s: data_dir %s: %s\n", who, conf->data_dir,
+			strerror(errno));
+		return NULL;
+	}
+	snprintf(path, sizeof(path), "%s/moat.db", conf->data_dir);
+	st = store_open(path, create ? STORE_MIGRATE : 0, err, sizeof(err));
+	if (st == NULL)
+		fprintf(stderr, "moatd %s: %s\n", who, err);
+	return st;
 }

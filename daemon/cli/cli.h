@@ -19,6 +19,16 @@
  */
 int cli_load_conf(int *argc, char ***argv, struct conf *conf, char *err, size_t errsz);
 
+struct store;
+
+/*
+ * Open the data directory's database for a subcommand.  With create, the
+ * directory and the database are made when missing and migrated (so that
+ * policy can be prepared before the first start).  NULL after printing
+ * "moatd <who>: <reason>" to stderr.
+ */
+struct store *cli_open_store(const struct conf *conf, const char *who, int create);
+
 struct cli_command {
 	const char *name;
 	int (*main)(int argc, char **argv);

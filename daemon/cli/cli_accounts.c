@@ -12,11 +12,9 @@
  */
 #include "cli.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "../store/store.h"
@@ -42,24 +40,6 @@ static void usage(FILE *out)
 		"  limits USER KEY=N|default ...    set overrides; KEY: messages_minute,\n"
 		"                                   messages_hour, messages_day, recipients_minute,\n"
 		"                                   recipients_hour, recipients_day\n");
-}
-
-static struct store *open_db(const struct conf *conf)
-{
-	char path[1200];
-	char err[1400];
-	struct store *st;
-
-	if (mkdir(conf->data_dir, 0750) < 0 && errno != EEXIST) {
-		fprintf(stderr, "moatd accounts: data_dir %s: %s\n", conf->data_dir,
-			strerror(errno));
-		return NULL;
-	}
-	snprintf(path, sizeof(path), "%s/moat.db", conf->data_dir);
-	st = store_open(path, STORE_MIGRATE, err, sizeof(err));
-	if (st == NULL)
-		fprintf(stderr, "moatd accounts: %s\n", err);
-	return st;
 }
 
 static int cmd_passwd(struct store *st, const char *name)
@@ -303,7 +283,7 @@ int cli_accounts_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	st = open_db(&conf);
+	st = cli_open_store(&conf, "accounts", 1);
 	if (st == NULL)
 		return 1;
 	if (strcmp(cmd, "passwd") == 0)

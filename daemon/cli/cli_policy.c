@@ -50,23 +50,6 @@ static void usage(FILE *out)
 		fprintf(out, "  %-18s %s\n", policy_list_kinds[i].name, policy_list_kinds[i].summary);
 }
 
-static struct store *open_db(const struct conf *conf)
-{
-	char path[1200];
-	char err[1400];
-	struct store *st;
-
-	if (mkdir(conf->data_dir, 0750) < 0 && errno != EEXIST) {
-		fprintf(stderr, "moatd policy: data_dir %s: %s\n", conf->data_dir, strerror(errno));
-		return NULL;
-	}
-	snprintf(path, sizeof(path), "%s/moat.db", conf->data_dir);
-	st = store_open(path, STORE_MIGRATE, err, sizeof(err));
-	if (st == NULL)
-		fprintf(stderr, "moatd policy: %s\n", err);
-	return st;
-}
-
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int fail(const char *fmt, ...)
@@ -590,7 +573,7 @@ int cli_policy_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	st = open_db(&conf);
+	st = cli_open_store(&conf, "policy", 1);
 	if (st == NULL)
 		return 1;
 	if (strcmp(cmd, "list") == 0) {

@@ -370,7 +370,6 @@ int cli_queue_main(int argc, char **argv)
 	struct store *st;
 	const char *cmd;
 	char err[1400];
-	char db[1200];
 	int rc;
 
 	if (cli_load_conf(&argc, &argv, &conf, err, sizeof(err)) < 0) {
@@ -396,12 +395,9 @@ int cli_queue_main(int argc, char **argv)
 		o.f.qid = o.show_qid; /* "moatd queue delete QID" */
 		o.nfilters++;
 	}
-	snprintf(db, sizeof(db), "%s/moat.db", conf.data_dir);
-	st = store_open(db, 0, err, sizeof(err));
-	if (st == NULL) {
-		fprintf(stderr, "moatd queue: %s\n", err);
+	st = cli_open_store(&conf, "queue", 0);
+	if (st == NULL)
 		return 1;
-	}
 	if (strcmp(cmd, "list") == 0)
 		rc = do_list(st, &o);
 	else if (strcmp(cmd, "show") == 0)
