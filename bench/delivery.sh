@@ -73,13 +73,14 @@ smtp_listen = 127.0.0.1:$M_PORT
 http_listen = 127.0.0.1:0
 max_sessions = 2000
 max_sessions_per_client = 1000
-local_domains = example.org
 downstream = 127.0.0.1:$SINK_PORT
 downstream_tls = off
 delivery_concurrency = 100
 delivery_concurrency_per_destination = 100
 queue_poll = 100ms
 EOF
+"$MOATD" policy -c "$WORK/moatd/moatd.conf" add local_domain example.org >/dev/null
+"$MOATD" policy -c "$WORK/moatd/moatd.conf" set recipient_verify no >/dev/null
 "$MOATD" -c "$WORK/moatd/moatd.conf" &
 MOATD_PID=$!
 for _ in $(seq 100); do grep -q ' ready ' "$WORK/moatd/moatd.log" 2>/dev/null && break; sleep 0.1; done

@@ -239,6 +239,12 @@ static void stop_poll_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The writer's commit outcome: to the session, and new mail wakes the runner. */
+/* The queue routes a local domain's mail downstream: the policy's list decides. */
+static int is_local_domain(const void *policy, const char *domain)
+{
+	return policy_local_domain(policy, domain);
+}
+
 static void commit_done(uint64_t session_id, const char *qid, int ok, void *arg)
 {
 	struct moatd *d = arg;
@@ -377,7 +383,7 @@ int main(int argc, char **argv)
 	smtp_server_start(d.smtp, d.spool, d.writer);
 	if (d.conf.delivery) {
 		d.queue = queue_runner_start(d.base, &d.conf, d.dns, d.spool, d.writer,
-					     d.db_path, err, sizeof(err));
+					     d.db_path, is_local_domain, d.policy, err, sizeof(err));
 		if (d.queue == NULL)
 			die("%s", err);
 	}

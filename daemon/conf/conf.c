@@ -90,7 +90,6 @@ static const struct conf_key keys[] = {
 	{ "dns_cache_entries", T_INT, NUM(dns_cache_entries), "100000", 0, 10000000 },
 	/* queue and delivery */
 	{ "delivery", T_BOOL, NUM(delivery), "yes", 0, 1 },
-	{ "local_domains", T_STRING, STR(local_domains), "", 0, 0 },
 	{ "downstream", T_STRING, STR(downstream), "", 0, 0 },
 	{ "smarthost", T_STRING, STR(smarthost), "", 0, 0 },
 	{ "mx_port", T_INT, NUM(mx_port), "25", 1, 65535 },

@@ -67,7 +67,6 @@ struct conf {
 
 	/* queue and delivery (daemon/queue) */
 	int64_t delivery;            /* bool: run the queue runner */
-	char local_domains[4096];    /* comma-separated */
 	char downstream[1024];       /* host:port list, tried in order */
 	char smarthost[300];         /* host:port, "" = MX */
 	int64_t mx_port;

@@ -1092,6 +1092,17 @@ static int is_local(const struct policy_snap *sn, const char *addr)
 	return policy_list_match_domain(&sn->lists[PL_LOCAL_DOMAIN], domain_of(addr)) != NULL;
 }
 
+int policy_sess_local_domain(const struct policy_sess *ps, const char *domain)
+{
+	return policy_list_match_domain(&ps->snap->lists[PL_LOCAL_DOMAIN], domain) != NULL;
+}
+
+int policy_local_domain(const struct policy *p, const char *domain)
+{
+	return p->cur != NULL &&
+	       policy_list_match_domain(&p->cur->lists[PL_LOCAL_DOMAIN], domain) != NULL;
+}
+
 /* name, or a parent domain of it, is a local domain. */
 static int within_local(const struct policy_snap *sn, const char *name)
 {

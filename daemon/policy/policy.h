@@ -83,6 +83,14 @@ enum policy_action policy_rcpt(struct policy_sess *ps, const char *rcpt, size_t 
 /* Header lines (CRLF-terminated) that checks asked to add; returns length. */
 size_t policy_data_headers(const struct policy_sess *ps, char *out, size_t outsz);
 
+/*
+ * domain is one of ours (the local_domain list, wildcards included): in the
+ * session's snapshot, or in the current one (mail event loop only).  Local
+ * domains go to the downstream servers and are not checked for MX.
+ */
+int policy_sess_local_domain(const struct policy_sess *ps, const char *domain);
+int policy_local_domain(const struct policy *p, const char *domain);
+
 /* The forward-confirmed client name, or NULL. */
 const char *policy_client_name(const struct policy_sess *ps);
 

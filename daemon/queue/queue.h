@@ -28,9 +28,12 @@ struct queue_hostport {
 
 enum queue_tls { QUEUE_TLS_OFF, QUEUE_TLS_OPPORTUNISTIC, QUEUE_TLS_VERIFY };
 
+/* domain is one of ours (the policy's local_domain list): 1 or 0. */
+typedef int (*queue_is_local_fn)(const void *arg, const char *domain);
+
 struct queue_routes {
-	char **local;                 /* lower-case local domains */
-	size_t nlocal;
+	queue_is_local_fn is_local;   /* NULL: no domain is local */
+	const void *is_local_arg;
 	struct queue_hostport down[QUEUE_MAX_HOSTS];
 	size_t ndown;
 	struct queue_hostport smart;
@@ -40,7 +43,7 @@ struct queue_routes {
 	enum queue_tls out_tls;
 };
 
-/* Parse local_domains, downstream, smarthost and the TLS keys.  0 or -1. */
+/* Parse downstream, smarthost and the TLS keys.  0 or -1. */
 int queue_routes_parse(struct queue_routes *r, const struct conf *c, char *err,
 		       size_t errsz);
 void queue_routes_free(struct queue_routes *r);
@@ -51,7 +54,8 @@ enum queue_route_kind { QUEUE_ROUTE_DOWNSTREAM, QUEUE_ROUTE_SMARTHOST, QUEUE_ROU
  * Where rcpt goes: a local domain to the downstream servers, anything else
  * to the smart host when set, else to its domain's MX.  key names the
  * destination ("downstream", "smarthost", "mx:<domain>"); -1 when rcpt has
- * no domain.
+ * no domain.  A local domain while no downstream is configured gives the
+ * key "nodownstream": the caller defers it.
  */
 int queue_route_for(const struct queue_routes *r, const char *rcpt,
 		    enum queue_route_kind *kind, char *key, size_t keysz);
@@ -90,11 +94,12 @@ int queue_dsn_build(struct dynbuf *out, const struct queue_dsn *d);
 /*
  * Start the runner: takes back every lease (a previous run's in-flight
  * rows become due), starts its worker thread and its poll timer.  conf,
- * dns, spool and writer must outlive it (DSNs go through the writer).  Blocking: call at start-up only.
+ * dns, spool, writer and is_local_arg must outlive it (DSNs go through the writer).  Blocking: call at start-up only.
  */
 struct queue_runner *queue_runner_start(struct event_base *base, const struct conf *conf,
 					struct dns *dns, struct spool *spool,
 					struct spool_writer *writer, const char *db_path,
+					queue_is_local_fn is_local, const void *is_local_arg,
 					char *err, size_t errsz);
 /* New mail was committed: look for due rows now rather than at the next poll. */
 void queue_runner_kick(struct queue_runner *q);

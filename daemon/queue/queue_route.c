@@ -92,17 +92,6 @@ static int each_item(const char *list, int (*fn)(const char *item, void *arg), v
 	return 0;
 }
 
-static int add_local(const char *item, void *arg)
-{
-	struct queue_routes *r = arg;
-
-	r->local = xrealloc(r->local, (r->nlocal + 1) * sizeof(*r->local));
-	r->local[r->nlocal] = xstrdup(item);
-	lower(r->local[r->nlocal]);
-	r->nlocal++;
-	return 0;
-}
-
 static int add_down(const char *item, void *arg)
 {
 	struct queue_routes *r = arg;
@@ -128,23 +117,15 @@ int queue_routes_parse(struct queue_routes *r, const struct conf *c, char *err,
 		       size_t errsz)
 {
 	memset(r, 0, sizeof(*r));
-	if (each_item(c->local_domains, add_local, r) < 0) {
-		snprintf(err, errsz, "local_domains: bad list");
-		goto fail;
-	}
 	if (each_item(c->downstream, add_down, r) < 0) {
 		snprintf(err, errsz, "downstream: expected host:port[, host:port]... (at most %d)",
 			 QUEUE_MAX_HOSTS);
-		goto fail;
-	}
-	if (r->nlocal > 0 && r->ndown == 0) {
-		snprintf(err, errsz, "local_domains is set but downstream is empty");
-		goto fail;
+		return -1;
 	}
 	if (c->smarthost[0] != '\0') {
 		if (queue_parse_hostport(c->smarthost, 25, &r->smart) < 0) {
 			snprintf(err, errsz, "smarthost: expected host[:port]: '%s'", c->smarthost);
-			goto fail;
+			return -1;
 		}
 		r->has_smart = 1;
 	}
@@ -152,20 +133,6 @@ int queue_routes_parse(struct queue_routes *r, const struct conf *c, char *err,
 	r->down_tls = tls_mode(c->downstream_tls);
 	r->out_tls = tls_mode(c->delivery_tls);
 	return 0;
-fail:
-	queue_routes_free(r);
-	return -1;
-}
-
-void queue_routes_free(struct queue_routes *r)
-{
-	size_t i;
-
-	for (i = 0; i < r->nlocal; i++)
-		free(r->local[i]);
-	free(r->local);
-	r->local = NULL;
-	r->nlocal = 0;
 }
 
 int queue_route_for(const struct queue_routes *r, const char *rcpt,
@@ -173,18 +140,15 @@ int queue_route_for(const struct queue_routes *r, const char *rcpt,
 {
 	const char *at = strrchr(rcpt, '@');
 	char domain[256];
-	size_t i;
 
 	if (at == NULL || at[1] == '\0' || strlen(at + 1) >= sizeof(domain))
 		return -1;
 	strlcpy_s(domain, at + 1, sizeof(domain));
 	lower(domain);
-	for (i = 0; i < r->nlocal; i++) {
-		if (strcmp(r->local[i], domain) == 0) {
-			*kind = QUEUE_ROUTE_DOWNSTREAM;
-			strlcpy_s(key, "downstream", keysz);
-			return 0;
-		}
+	if (r->is_local != NULL && r->is_local(r->is_local_arg, domain)) {
+		*kind = QUEUE_ROUTE_DOWNSTREAM;
+		strlcpy_s(key, r->ndown > 0 ? "downstream" : "nodownstream", keysz);
+		return 0;
 	}
 	if (r->has_smart) {
 		*kind = QUEUE_ROUTE_SMARTHOST;

@@ -1144,6 +1144,18 @@ static void take_rows(struct queue_runner *q, struct row *rows, size_t n)
 			qmsg_free(m);
 			continue;
 		}
+		if (strcmp(pm[k].key, "nodownstream") == 0) {
+			/* Waits (and ages) until an administrator configures downstream. */
+			for (i2 = 0; i2 < m->nrcpts; i2++) {
+				m->codes[i2] = 451;
+				strlcpy_s(m->texts[i2], "451 4.3.5 local domain, but no downstream"
+					  " server is configured", SMTP_CLIENT_TEXT_MAX);
+			}
+			log_warn(m->qid, "queue", "NO DOWNSTREAM for local recipient %s",
+				 pm[k].first_rcpt);
+			msg_finished(q, m, "none");
+			continue;
+		}
 		if (strcmp(pm[k].key, "invalid") == 0) {
 			for (i2 = 0; i2 < m->nrcpts; i2++) {
 				m->codes[i2] = 550;
@@ -1294,6 +1306,7 @@ static SSL_CTX *new_ssl_ctx(int verify, const char *ca_file, char *err, size_t e
 struct queue_runner *queue_runner_start(struct event_base *base, const struct conf *conf,
 					struct dns *dns, struct spool *spool,
 					struct spool_writer *writer, const char *db_path,
+					queue_is_local_fn is_local, const void *is_local_arg,
 					char *err, size_t errsz)
 {
 	struct queue_runner *q = xcalloc(1, sizeof(*q));
@@ -1310,6 +1323,8 @@ struct queue_runner *queue_runner_start(struct event_base *base, const struct co
 		free(q);
 		return NULL;
 	}
+	q->routes.is_local = is_local;
+	q->routes.is_local_arg = is_local_arg;
 	q->ssl_opportunistic = new_ssl_ctx(0, "", err, errsz);
 	q->ssl_verify = new_ssl_ctx(1, conf->delivery_ca_file, err, errsz);
 	if (q->ssl_opportunistic == NULL || q->ssl_verify == NULL)
@@ -1346,7 +1361,6 @@ fail:
 		SSL_CTX_free(q->ssl_opportunistic);
 	if (q->ssl_verify != NULL)
 		SSL_CTX_free(q->ssl_verify);
-	queue_routes_free(&q->routes);
 	free(q);
 	return NULL;
 }
@@ -1408,7 +1422,6 @@ void queue_runner_free(struct queue_runner *q)
 	store_close(q->st);
 	SSL_CTX_free(q->ssl_opportunistic);
 	SSL_CTX_free(q->ssl_verify);
-	queue_routes_free(&q->routes);
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->cond);
 	free(q);

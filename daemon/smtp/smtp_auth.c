@@ -30,8 +30,9 @@
 #include <strings.h>
 
 #include "../account/account.h"
-#include "../dns/dns.h"
 #include "../conf/conf.h"
+#include "../dns/dns.h"
+#include "../policy/policy.h"
 #include "../log/log.h"
 #include "../store/store.h"
 #include "../store/store_auth.h"
@@ -626,23 +627,6 @@ int smtp_auth_suspended(struct smtp_session *s)
 	       account_suspended(s->srv->authsrv->accounts, s->auth_user);
 }
 
-static int is_local(const char *list, const char *dom)
-{
-	size_t dl = strlen(dom);
-
-	while (*list != '\0') {
-		size_t n;
-
-		while (*list == ',' || *list == ' ')
-			list++;
-		n = strcspn(list, ", ");
-		if (n == dl && n > 0 && strncasecmp(list, dom, n) == 0)
-			return 1;
-		list += n;
-	}
-	return 0;
-}
-
 static void dom_cb(const struct dns_result *res, uint64_t cookie, void *ctx)
 {
 	struct smtp_server *srv = ctx;
@@ -687,7 +671,7 @@ int smtp_auth_rcpt_domain(struct smtp_session *s, const char *rcpt, struct accou
 		return 0;
 	dom = at + 1;
 	if (dom[0] == '[' || strlen(dom) >= sizeof(sa->dom) ||
-	    is_local(s->srv->conf->local_domains, dom))
+	    (s->pol != NULL && policy_sess_local_domain(s->pol, dom)))
 		return 0; /* address literals and our own domains are not checked */
 	if (sa->dom_state == DOM_NONE || strcasecmp(sa->dom, dom) != 0) {
 		for (i = 0; dom[i] != '\0'; i++)

@@ -461,11 +461,20 @@ def default_conf(workdir):
     }
 
 
+def local_domains_seed(*domains):
+    """seed_policy for a moatd that receives for domains (routed to `downstream`) and takes
+    any local part there (recipient_verify off: these tests have no directory)."""
+    return [("add", "local_domain", dom) for dom in domains] + \
+        [("set", "recipient_verify", "no")]
+
+
 @pytest.fixture
 def moatd_factory(tmp_path):
     """Starts moatd instances: factory(args=(), data_dir=None, **config_overrides) -> Moatd.
 
-    A config value of None removes that key from the default test config.
+    A config value of None removes that key from the default test config.  The override
+    seed_policy=[(args...), ...] runs `moatd policy <args>` on a new data directory before the
+    start, so that the first policy snapshot already has them (see local_domains_seed).
     """
     instances = []
     counter = [0]
@@ -474,6 +483,7 @@ def moatd_factory(tmp_path):
         counter[0] += 1
         workdir = tmp_path / f"moatd{counter[0]}"
         workdir.mkdir()
+        seed = overrides.pop("seed_policy", ())
         conf = default_conf(workdir)
         if data_dir is not None:
             conf["data_dir"] = str(data_dir)
@@ -485,6 +495,12 @@ def moatd_factory(tmp_path):
         log = conf.get("log", "stderr")
         log_file = log if log not in ("stderr", "syslog") else None
         d = Moatd(workdir, conf, args, log_file)
+        # Seeded once: a restart on the same data directory keeps what is there.
+        for cmd in seed if not (d.data_dir / "moat.db").exists() else ():
+            proc = subprocess.run([MOATD_BIN, "policy", "--data-dir", str(d.data_dir)]
+                                  + [str(a) for a in cmd], stdin=subprocess.DEVNULL,
+                                  capture_output=True, timeout=15, text=True)
+            assert proc.returncode == 0, f"moatd policy {cmd}: {proc.stderr}"
         instances.append(d)
         d.start()
         return d

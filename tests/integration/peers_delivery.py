@@ -116,11 +116,12 @@ class Downstream:
                              f"{self.rcpts()}")
 
 
-def delivery_conf(downstream=None, **extra):
+def delivery_conf(downstream=None, local_domains=("example.org", "example.net"), **extra):
     """Config overrides for a moatd that delivers: local domains to the downstream."""
+    from conftest import local_domains_seed
     conf = {
         "delivery": "yes",
-        "local_domains": "example.org, example.net",
+        "seed_policy": local_domains_seed(*local_domains),
         "downstream": downstream or "",
         "retry_min": "1s",
         "retry_max": "2s",

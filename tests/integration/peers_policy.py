@@ -13,6 +13,7 @@ Every process has a bounded start and is stopped at teardown.
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -92,6 +93,17 @@ def raw_from(d, src, banner=False, timeout=IO_TIMEOUT):
     if banner:
         c.expect(220)
     return c
+
+
+def applied(d, timeout=15.0):
+    """Waits until moatd has swapped in the policy generation now in the database: from
+    then on every new connection sees the change."""
+    want = d.query("SELECT generation FROM policy_meta")[0][0]
+
+    def loaded():
+        gens = [int(g) for g in re.findall(r"policy loaded generation=(\d+)", d.log_text())]
+        return bool(gens) and max(gens) >= want
+    assert wait_applied(loaded, timeout=timeout), f"policy generation {want} not loaded"
 
 
 def wait_applied(pred, timeout=5.0, interval=0.1):

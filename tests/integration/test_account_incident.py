@@ -45,7 +45,7 @@ def world(moatd_factory):
                   + [(dom, "mx.partner.test", 10) for dom in LIVE],
                   hosts=[("mx.partner.test", "127.0.0.2")]).start()
     down = Downstream().start()
-    conf = delivery_conf(down.addr, smarthost=down.addr, local_domains="example.com")
+    conf = delivery_conf(down.addr, smarthost=down.addr, local_domains=("example.com",))
     conf.update(SUBMISSION_CONF)
     conf.update(recipient_domain_check="yes", dns_servers=dns.servers, dns_timeout="1s",
                 dns_tries="1", max_sessions_per_client="50")

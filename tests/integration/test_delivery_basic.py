@@ -119,3 +119,28 @@ def test_downstream_data_5xx_kills_all(moatd_factory, downstream):
     qid = send(d, "alice@example.net", ["bob@example.org", "carol@example.org"])
     assert wait_for(lambda: set(rcpt_states(d, qid).values()) == {"dead"}), rcpt_states(d, qid)
     assert "554 5.6.0" in d.query("SELECT last_error FROM queue_rcpt WHERE qid = ?", (qid,))[0][0]
+
+
+def test_local_domains_come_from_the_policy(moatd_factory, downstream):
+    """The policy's local_domain list (console, API, `moatd policy`) decides what goes
+    downstream: a domain added at runtime is routed there without a restart, wildcards too."""
+    from peers_policy import applied, policy
+    d = moatd_factory(**delivery_conf(downstream.addr, local_domains=("example.org",)))
+    policy(d, "add", "local_domain", "example.com")
+    policy(d, "add", "local_domain", "*.corp.test")
+    applied(d)
+    send(d, "alice@example.net", ["bob@example.com", "eve@Mail.Corp.Test"])
+    downstream.wait_for(2)
+    assert downstream.rcpts() == ["bob@example.com", "eve@Mail.Corp.Test"]
+    assert wait_for(lambda: queue_empty(d))
+
+
+def test_local_domain_without_downstream_waits(moatd_factory):
+    d = moatd_factory(**delivery_conf(""))
+    qid = send(d, "alice@example.net", ["bob@example.org"])
+    assert wait_for(lambda: rcpt_states(d, qid) == {"bob@example.org": "deferred"}), \
+        rcpt_states(d, qid)
+    row = d.query("SELECT last_error FROM queue_rcpt WHERE qid = ?", (qid,))[0]
+    assert row[0].startswith("451 4.3.5"), row
+    assert "NO DOWNSTREAM for local recipient bob@example.org" in d.log_text()
+    assert d.queue_files() == [qid]

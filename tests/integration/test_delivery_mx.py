@@ -23,7 +23,7 @@ def world():
 
 
 def mx_conf(ds, dns, **extra):
-    conf = delivery_conf("", local_domains="", dns_servers=dns.servers,
+    conf = delivery_conf("", local_domains=(), dns_servers=dns.servers,
                          mx_port=str(ds.port), dns_timeout="2s")
     conf.update(extra)
     return conf

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import RawSMTP, check_reply, message, qid_of, strip_received, stuff
 from peers_dns import Dnsmasq
-from peers_policy import Rbldnsd, policy, raw_from, wait_applied
+from peers_policy import Rbldnsd, applied, policy, raw_from, wait_applied
 
 
 def banner(d, src):
@@ -61,7 +61,7 @@ def test_conn_precedence(moatd_factory):
     d = moatd_factory()
     policy(d, "add", "conn_deny", "127.0.0.2")
     policy(d, "add", "conn_allow", "127.0.0.0/24")
-    time.sleep(1.2)
+    applied(d)
     check_reply(banner(d, "127.0.0.2"), 220)          # allow wins by default
     policy(d, "set", "conn_precedence", "deny")
     assert wait_applied(lambda: banner(d, "127.0.0.2").code == 554 or None)
@@ -75,7 +75,7 @@ def test_conn_wildcard_matches_forward_confirmed_name(moatd_factory, tmp_path):
         d = moatd_factory(dns_servers=dns.servers, dns_timeout="1s", dns_tries=1)
         policy(d, "add", "conn_deny", "*.bad.test")
         policy(d, "set", "conn_deny_text", "Hosts in bad.test are refused")
-        time.sleep(1.2)
+        applied(d)
         rep = banner(d, "127.0.0.3")
         check_reply(rep, "554 5.7.1")
         assert "Hosts in bad.test are refused" in rep.first
@@ -125,7 +125,7 @@ def test_dnsbl_actions_codes_dnswl_failopen_and_stats(moatd_factory, rbl):
     policy(d, "dnsbl", "add", "tag.test", "action=tag")
     policy(d, "dnsbl", "add", "wl.test", "kind=allow")
     policy(d, "dnsbl", "add", "notserved.test")        # REFUSED by rbldnsd: fail open
-    time.sleep(1.2)
+    applied(d)
     rep = banner(d, "127.0.0.2")
     check_reply(rep, "554 5.7.1")
     assert rep.first == "554 5.7.1 Blocked: 127.0.0.2 is listed at bl.test"
@@ -158,7 +158,7 @@ def test_dnsbl_ipv6_client_by_nibbles(moatd_factory, tmp_path):
         d = moatd_factory(dns_servers=r.servers, dns_timeout="1s", dns_tries=1,
                           smtp_listen="127.0.0.1:0,[::1]:0")
         policy(d, "dnsbl", "add", "bl6.test", "message={ip} listed in {zone}")
-        time.sleep(1.2)
+        applied(d)
         v6 = [p for h, p in d.smtp_addrs if h == "::1"][0]
         with RawSMTP(v6, host="::1") as c:
             rep = c.readreply()
@@ -173,7 +173,7 @@ def test_dnsbl_weights_and_threshold(moatd_factory, rbl):
     policy(d, "dnsbl", "add", "bl.test", "weight=1")
     policy(d, "dnsbl", "add", "tag.test", "weight=1", "codes=127.0.0.10")
     policy(d, "set", "dnsbl_threshold", "2")
-    time.sleep(1.2)
+    applied(d)
     check_reply(banner(d, "127.0.0.2"), 220)          # one site, score 1 < 2
     policy(d, "set", "dnsbl_threshold", "1")
     assert wait_applied(lambda: banner(d, "127.0.0.2").code == 554 or None)
@@ -194,7 +194,7 @@ def test_require_ptr_and_fcrdns(moatd_factory, ptrdns):
     d = moatd_factory(dns_servers=ptrdns.servers, dns_timeout="1s", dns_tries=1)
     policy(d, "set", "require_ptr", "yes")
     policy(d, "set", "require_ptr_text", "No PTR for {ip}")
-    time.sleep(1.2)
+    applied(d)
     rep = banner(d, "127.0.0.4")
     assert rep.first == "550 5.7.25 No PTR for 127.0.0.4"
     check_reply(banner(d, "127.0.0.5"), 220)          # has a PTR, unconfirmed: fine here
@@ -215,7 +215,7 @@ def test_helo_checks(moatd_factory, ptrdns):
     for k in ("helo_reject_bare_ip", "helo_reject_own", "helo_require_resolve"):
         policy(d, "set", k, "yes")
     policy(d, "set", "helo_text", "Bad HELO")
-    time.sleep(1.2)
+    applied(d)
     with raw_from(d, "127.0.0.2", banner=True) as c:
         check_reply(c.cmd("EHLO bad!name"), "501 5.5.2")
         assert c.cmd("EHLO 192.0.2.1").first == "550 5.7.1 Bad HELO: address literal needs brackets"
@@ -235,7 +235,7 @@ def test_sender_controls(moatd_factory):
     policy(d, "add", "sender_deny", "bulk*@*.news.example")
     policy(d, "add", "sender_allow", "boss@spammer.example")
     policy(d, "set", "sender_deny_text", "Sender not welcome")
-    time.sleep(1.2)
+    applied(d)
     with raw_from(d, "127.0.0.2", banner=True) as c:
         c.ehlo()
         assert c.cmd("MAIL FROM:<x@spammer.example>").first == "550 5.7.1 Sender not welcome"
@@ -256,7 +256,7 @@ def test_recipients_directory_groups_and_relay(moatd_factory):
     policy(d, "remove", "relay_net", "127.0.0.0/8")
     policy(d, "add", "relay_net", "127.0.0.1")
     policy(d, "add", "relay_dest_deny", "*.blocked.example")
-    time.sleep(1.2)
+    applied(d)
     with raw_from(d, "127.0.0.2", banner=True) as c:       # external, unauthenticated
         c.ehlo()
         c.expect_cmd("MAIL FROM:<s@example.net>", "250 2.1.0")
@@ -282,7 +282,7 @@ def test_recipients_directory_groups_and_relay(moatd_factory):
     assert "staff@example.org" in rows(d, "check_name = 'group_mail'")[0]["reason"]
     # Mail to groups from anyone, as a setting.
     policy(d, "set", "group_mail", "anyone")
-    time.sleep(1.2)
+    applied(d)
     with raw_from(d, "127.0.0.2", banner=True) as c:
         c.ehlo()
         c.expect_cmd("MAIL FROM:<s@example.net>", "250 2.1.0")
@@ -294,14 +294,14 @@ def test_default_is_a_closed_relay(moatd_factory):
     out = policy(d, "list", "relay_net").stdout
     assert "127.0.0.0/8" in out and "::1" in out and len(out.splitlines()) == 2
     policy(d, "remove", "relay_net", "127.0.0.0/8")
-    time.sleep(1.2)
+    applied(d)
     with raw_from(d, "127.0.0.2", banner=True) as c:
         c.ehlo()
         c.expect_cmd("MAIL FROM:<s@example.net>", "250 2.1.0")
         check_reply(c.cmd("RCPT TO:<r@example.org>"), "554 5.7.1")
     # Enforcement scope none: an open relay, on purpose.
     policy(d, "set", "relay_enforce", "none")
-    time.sleep(1.2)
+    applied(d)
     with raw_from(d, "127.0.0.2", banner=True) as c:
         c.ehlo()
         c.expect_cmd("MAIL FROM:<s@example.net>", "250 2.1.0")
@@ -312,7 +312,7 @@ def test_relay_exempt_host(moatd_factory):
     d = moatd_factory()
     policy(d, "remove", "relay_net", "127.0.0.0/8")
     policy(d, "add", "relay_exempt", "127.0.0.7")
-    time.sleep(1.2)
+    applied(d)
     with raw_from(d, "127.0.0.7", banner=True) as c:
         c.ehlo()
         c.expect_cmd("MAIL FROM:<s@example.net>", "250 2.1.0")
@@ -322,7 +322,7 @@ def test_relay_exempt_host(moatd_factory):
 def test_max_recipients_setting(moatd_factory):
     d = moatd_factory()
     policy(d, "set", "max_recipients", "2")
-    time.sleep(1.2)
+    applied(d)
     with raw_from(d, "127.0.0.2", banner=True) as c:
         c.ehlo()
         c.expect_cmd("MAIL FROM:<s@example.net>", "250 2.1.0")
@@ -337,7 +337,7 @@ def test_harvesting_is_deferred_tarpitted_and_logged(moatd_factory):
     policy(d, "user", "add", "alice", "alice@example.org")
     policy(d, "set", "harvest_threshold", "3")
     policy(d, "set", "harvest_tarpit", "400")
-    time.sleep(1.2)
+    applied(d)
     with raw_from(d, "127.0.0.2", banner=True) as c:
         c.ehlo()
         c.expect_cmd("MAIL FROM:<h@example.net>", "250 2.1.0")
@@ -363,7 +363,7 @@ def test_harvesting_is_deferred_tarpitted_and_logged(moatd_factory):
 def test_client_session_and_rate_limits(moatd_factory):
     d = moatd_factory()
     policy(d, "set", "client_max_sessions", "2")
-    time.sleep(1.2)
+    applied(d)
     held = [raw_from(d, "127.0.0.2", banner=True) for _ in range(2)]
     rep = banner(d, "127.0.0.2")
     assert rep.first == "421 4.7.0 Too many connections from your address, try again later"
@@ -372,7 +372,7 @@ def test_client_session_and_rate_limits(moatd_factory):
         c.close()
     policy(d, "set", "client_max_sessions", "0")
     policy(d, "set", "client_max_rate", "5")
-    time.sleep(1.2)
+    applied(d)
     codes = [banner(d, "127.0.0.4").code for _ in range(8)]
     assert codes[:5] == [220] * 5 and codes[5:] == [421] * 3, codes
     assert rows(d, "check_name = 'client_max_rate'", want=3)
@@ -395,7 +395,7 @@ def test_dns_timeout_fails_open_and_disconnect_while_pending_is_harmless(moatd_f
                           dns_timeout="500ms", dns_tries=1)
         policy(d, "dnsbl", "add", "bl.test")
         policy(d, "set", "require_ptr", "yes")
-        time.sleep(1.2)
+        applied(d)
         # Clients that leave while their lookups are pending.
         for _ in range(20):
             c = raw_from(d, "127.0.0.2")
