@@ -80,6 +80,12 @@ struct conf {
 	int64_t queue_poll_ms;
 	int64_t delivery_concurrency;
 	int64_t delivery_concurrency_per_destination;
+	/* SMTP client time-outs, RFC 5321 section 4.5.3.2 */
+	int64_t delivery_connect_timeout_ms;
+	int64_t delivery_command_timeout_ms; /* banner, EHLO, STARTTLS, MAIL, RCPT */
+	int64_t delivery_data_timeout_ms;    /* DATA initiation: the 354 */
+	int64_t delivery_block_timeout_ms;   /* each block of the body */
+	int64_t delivery_dot_timeout_ms;     /* the reply to the final dot */
 	int64_t hold_undeliverable;  /* bool */
 	int64_t dsn_to_local_senders; /* bool */
 

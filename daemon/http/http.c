@@ -67,6 +67,7 @@ static const struct http_route routes[] = {
 	{ "GET", "/api/v1/messages/{id}", HTTP_R_ADMIN, http_messages_show },
 	{ "GET", "/api/v1/stats/messages", HTTP_R_ADMIN, http_stats_messages },
 	{ "GET", "/api/v1/stats/top", HTTP_R_ADMIN, http_stats_top },
+	{ "GET", "/api/v1/stats/harvest", HTTP_R_ADMIN, http_stats_harvest },
 	{ "GET", "/api/v1/audit", HTTP_R_ADMIN, http_audit_list },
 	{ "GET", "/api/v1/policy/entries", HTTP_R_ADMIN, http_policy_entries_list },
 	{ "POST", "/api/v1/policy/entries", HTTP_R_ADMIN | HTTP_R_BODY,

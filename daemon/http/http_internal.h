@@ -191,6 +191,7 @@ enum MHD_Result http_messages_list(struct http_req *r);
 enum MHD_Result http_messages_show(struct http_req *r);
 enum MHD_Result http_stats_messages(struct http_req *r);
 enum MHD_Result http_stats_top(struct http_req *r);
+enum MHD_Result http_stats_harvest(struct http_req *r);
 
 /* ---- http_audit.c ---- */
 enum MHD_Result http_audit_list(struct http_req *r);

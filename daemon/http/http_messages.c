@@ -1,6 +1,8 @@
 /*
  * http_messages: the message log (/api/v1/messages) and its statistics over
- * time (/api/v1/stats/messages), administrators only.
+ * time (/api/v1/stats/messages), its top keys and likely address harvesting
+ * (/api/v1/stats/top, /api/v1/stats/harvest), administrators only.  auth_user= lists what
+ * one submission account sent (or tried to).
  *
  * Search is newest first by default (sort=ts for oldest first) and pages
  * by an opaque keyset cursor "<ts>.<id>" (or offset).  Statistics are
@@ -32,7 +34,8 @@ static json_t *row_json(const struct store_log_row *r)
 		json_decref(rcpts);
 		rcpts = json_array();
 	}
-	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+			 " s:o, s:o, s:o}",
 			 "id", (json_int_t)r->id, "ts", (json_int_t)r->ts, "session_id",
 			 str_or_null(r->session_id), "qid", str_or_null(r->qid), "client_addr",
 			 str_or_null(r->client_addr), "client_name", str_or_null(r->client_name),
@@ -40,7 +43,9 @@ static json_t *row_json(const struct store_log_row *r)
 			 "recipients", rcpts, "size",
 			 r->size >= 0 ? json_integer(r->size) : json_null(), "result",
 			 str_or_null(r->result), "code", str_or_null(r->code), "reason",
-			 str_or_null(r->reason), "check_name", str_or_null(r->check_name));
+			 str_or_null(r->reason), "check_name", str_or_null(r->check_name),
+			 "entry", str_or_null(r->entry), "auth_user", str_or_null(r->auth_user),
+			 "tls", str_or_null(r->tls));
 }
 
 struct msg_list {
@@ -66,7 +71,7 @@ enum MHD_Result http_messages_list(struct http_req *r)
 {
 	static const char *const args[] = { "limit", "offset", "cursor", "from", "to",
 					    "client", "sender", "recipient", "result", "reason",
-					    "qid", "check", "sort", NULL };
+					    "qid", "check", "auth_user", "sort", NULL };
 	static const char *const results[] = { "accepted", "refused", "deferred", "aborted",
 					       NULL };
 	static const char *const sorts[] = { "-ts", "ts", NULL };
@@ -85,6 +90,7 @@ enum MHD_Result http_messages_list(struct http_req *r)
 	    http_arg_str(r, "reason", 200, &f.reason) < 0 ||
 	    http_arg_str(r, "qid", 64, &f.qid) < 0 ||
 	    http_arg_str(r, "check", 64, &f.check_name) < 0 ||
+	    http_arg_str(r, "auth_user", 320, &f.auth_user) < 0 ||
 	    http_arg_pick(r, "result", results, &result) < 0 ||
 	    http_arg_pick(r, "sort", sorts, &sort) < 0)
 		return http_fail_reply(r);
@@ -213,6 +219,40 @@ static int add_top(const char *key, int64_t n, void *arg)
 {
 	json_array_append_new(arg, json_pack("{s:s, s:I}", "key", key, "count", (json_int_t)n));
 	return 0;
+}
+
+static int add_harvest(const struct store_harvest_row *row, void *arg)
+{
+	json_array_append_new(arg, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:b}",
+					     "client_addr", row->client_addr ? row->client_addr : "",
+					     "unknown_recipients", (json_int_t)row->unknown,
+					     "distinct_recipients", (json_int_t)row->distinct_rcpts,
+					     "deferred", (json_int_t)row->deferred,
+					     "first_ts", (json_int_t)row->first_ts,
+					     "last_ts", (json_int_t)row->last_ts,
+					     "denied", row->denied));
+	return 0;
+}
+
+enum MHD_Result http_stats_harvest(struct http_req *r)
+{
+	static const char *const args[] = { "from", "to", "limit", NULL };
+	int64_t from, to, limit;
+	json_t *items;
+
+	if (http_args_allow(r, args) < 0 ||
+	    http_arg_time(r, "from", &from) < 0 || http_arg_time(r, "to", &to) < 0 ||
+	    http_arg_i64(r, "limit", 1, 100, 10, &limit) < 0)
+		return http_fail_reply(r);
+	if (from > 0 && to > 0 && to <= from)
+		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter", "to",
+				  "to must be after from");
+	items = json_array();
+	if (store_report_harvest(r->st, from, to, limit, add_harvest, items) < 0) {
+		json_decref(items);
+		return http_internal(r, "stats harvest");
+	}
+	return http_reply(r, MHD_HTTP_OK, http_list(items, NULL));
 }
 
 enum MHD_Result http_stats_top(struct http_req *r)

@@ -829,7 +829,11 @@ static void dispatch(struct queue_runner *q, struct dest *d)
 			: tls == QUEUE_TLS_VERIFY ? SMTP_TLS_VERIFY : SMTP_TLS_OPPORTUNISTIC;
 		p.ssl_ctx = tls == QUEUE_TLS_VERIFY ? q->ssl_verify : q->ssl_opportunistic;
 		p.idle_ms = 2000;
-		p.connect_ms = 30000;
+		p.connect_ms = q->conf->delivery_connect_timeout_ms;
+		p.command_ms = q->conf->delivery_command_timeout_ms;
+		p.data_ms = q->conf->delivery_data_timeout_ms;
+		p.block_ms = q->conf->delivery_block_timeout_ms;
+		p.dot_ms = q->conf->delivery_dot_timeout_ms;
 		p.log_id = d->key;
 		qc = xcalloc(1, sizeof(*qc));
 		qc->dest = d;
@@ -1133,15 +1137,18 @@ static void take_rows(struct queue_runner *q, struct row *rows, size_t n)
 
 		qmsg_seal(m);
 		if (m->fd < 0) {
-			/* Deleted meanwhile (CLI), or lost: nothing to deliver. */
+			/*
+			 * Deleted meanwhile (the rows are gone too, so the outcome
+			 * touches nothing), or lost from the disk: dead, with the
+			 * reason, for the administrator to see, not leased for ever.
+			 */
 			for (i2 = 0; i2 < m->nrcpts; i2++) {
-				char fk[600];
-
-				flight_key(fk, sizeof(fk), m->qid, m->rcpts[i2]);
-				flight_del(q, fk);
+				m->codes[i2] = 550;
+				strlcpy_s(m->texts[i2], "550 5.3.0 spool file missing: the message"
+					  " is lost", SMTP_CLIENT_TEXT_MAX);
 			}
-			log_warn(m->qid, "queue", "spool file missing; skipped");
-			qmsg_free(m);
+			log_warn(m->qid, "queue", "SPOOL FILE MISSING: recipients dead");
+			msg_finished(q, m, "none");
 			continue;
 		}
 		if (strcmp(pm[k].key, "nodownstream") == 0) {

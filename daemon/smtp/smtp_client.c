@@ -43,12 +43,6 @@
 #define OUT_HIGH (256 * 1024)
 #define OUT_LOW (64 * 1024)
 
-#define T_BANNER 300000
-#define T_MAIL 300000
-#define T_RCPT 300000
-#define T_DATA 120000
-#define T_BLOCK 180000
-#define T_DOT 600000
 #define T_QUIT 10000
 
 enum cstate {
@@ -74,6 +68,7 @@ struct smtp_client {
 	enum cstate state;
 	int established;       /* ever reached C_READY */
 	int tls_on;
+	int tls_skip;          /* opportunistic TLS failed with this target: plaintext */
 
 	/* capabilities of the current session */
 	int cap_pipelining;
@@ -110,7 +105,8 @@ static void ready_next(struct smtp_client *c);
 static void set_timeout(struct smtp_client *c, int64_t ms)
 {
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-	struct timeval wtv = { T_BLOCK / 1000, 0 };
+	struct timeval wtv = { (time_t)(c->p.block_ms / 1000),
+			       (suseconds_t)((c->p.block_ms % 1000) * 1000) };
 
 	bufferevent_set_timeouts(c->bev, &tv, &wtv);
 }
@@ -193,8 +189,23 @@ static void fail(struct smtp_client *c, const char *why)
 	if (c->msg != NULL)
 		finish_msg(c, 451, text);
 	drop_bev(c);
+	/*
+	 * Opportunistic TLS that cannot be set up (handshake failure or
+	 * time-out) is retried once in plaintext on a new connection, as
+	 * Postfix does at security level "may": the mail would go in
+	 * plaintext to a server that offers no STARTTLS anyway.
+	 */
+	if ((c->state == C_TLS || c->state == C_STARTTLS) && !c->established &&
+	    c->p.tls == SMTP_TLS_OPPORTUNISTIC && !c->tls_skip) {
+		c->tls_skip = 1;
+		log_warn(c->log_id, "delivery", "TLS FALLBACK host=%s: retrying without TLS",
+			 t->host);
+		if (connect_target(c) == 0)
+			return;
+	}
 	if (before_ready && !c->established && c->cur + 1 < c->ntargets) {
 		c->cur++;
+		c->tls_skip = 0;
 		if (connect_target(c) == 0)
 			return;
 	}
@@ -228,6 +239,7 @@ static int connect_target(struct smtp_client *c)
 		/* try the next one, as a failure would */
 		if (c->cur + 1 < c->ntargets) {
 			c->cur++;
+			c->tls_skip = 0;
 			return connect_target(c);
 		}
 		return -1;
@@ -339,7 +351,7 @@ static void start_msg(struct smtp_client *c, struct smtp_client_msg *m)
 	c->mail_failed = 0;
 	c->accepted = 0;
 	c->state = C_TX;
-	set_timeout(c, T_MAIL);
+	set_timeout(c, c->p.command_ms);
 	if (c->cap_pipelining) {
 		for (i = 0; i < c->nexp; i++)
 			send_expect(c, i);
@@ -368,7 +380,7 @@ static void abort_tx(struct smtp_client *c, int code, const char *text)
 	finish_msg(c, code, text);
 	c->state = C_RSET;
 	sendf(c, "RSET\r\n");
-	set_timeout(c, T_MAIL);
+	set_timeout(c, c->p.command_ms);
 }
 
 static int fill_body(struct smtp_client *c)
@@ -391,7 +403,7 @@ static int fill_body(struct smtp_client *c)
 				evbuffer_add(out, "\r\n", 2);
 			evbuffer_add(out, ".\r\n", 3);
 			c->state = C_DOT;
-			set_timeout(c, T_DOT);
+			set_timeout(c, c->p.dot_ms);
 			return 0;
 		}
 		for (i = 0; i < n; i++) {
@@ -423,7 +435,7 @@ static int tx_reply(struct smtp_client *c)
 				strlcpy_s(m->texts[k], c->rtext, SMTP_CLIENT_TEXT_MAX);
 			}
 		}
-		set_timeout(c, T_RCPT);
+		set_timeout(c, c->p.command_ms);
 	} else if (i <= m->nrcpts) {
 		if (!c->mail_failed) {
 			if (ok) {
@@ -435,7 +447,7 @@ static int tx_reply(struct smtp_client *c)
 			}
 		}
 		if (i == m->nrcpts)
-			set_timeout(c, T_DATA);
+			set_timeout(c, c->p.data_ms);
 	} else {
 		/* DATA */
 		if (c->rcode == 354) {
@@ -444,7 +456,7 @@ static int tx_reply(struct smtp_client *c)
 				sendf(c, ".\r\n");
 				finish_msg(c, 451, "451 4.5.0 DATA accepted without recipients");
 				c->state = C_DISCARD;
-				set_timeout(c, T_DOT);
+				set_timeout(c, c->p.dot_ms);
 				return 0;
 			}
 			if (lseek(m->fd, 0, SEEK_SET) < 0) {
@@ -454,7 +466,7 @@ static int tx_reply(struct smtp_client *c)
 			c->state = C_BODY;
 			c->at_sol = 1;
 			c->last_lf = 1;
-			set_timeout(c, T_BLOCK);
+			set_timeout(c, c->p.block_ms);
 			bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
 			if (fill_body(c) < 0) {
 				fail(c, "cannot read the spool file");
@@ -538,7 +550,7 @@ static int start_tls(struct smtp_client *c)
 	c->bev = tls;
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	set_timeout(c, T_BANNER);
+	set_timeout(c, c->p.command_ms);
 	c->state = C_TLS;
 	return 0;
 }
@@ -549,16 +561,16 @@ static void send_ehlo(struct smtp_client *c, enum cstate st)
 	c->cap_pipelining = c->cap_starttls = c->cap_8bitmime = c->cap_smtputf8 = 0;
 	c->cap_size = 0;
 	sendf(c, "EHLO %s\r\n", c->helo);
-	set_timeout(c, T_BANNER);
+	set_timeout(c, c->p.command_ms);
 }
 
 /* 0, or -1 when c was freed. */
 static int after_ehlo(struct smtp_client *c)
 {
-	if (c->state == C_EHLO && c->cap_starttls && c->p.tls != SMTP_TLS_OFF) {
+	if (c->state == C_EHLO && c->cap_starttls && c->p.tls != SMTP_TLS_OFF && !c->tls_skip) {
 		c->state = C_STARTTLS;
 		sendf(c, "STARTTLS\r\n");
-		set_timeout(c, T_BANNER);
+		set_timeout(c, c->p.command_ms);
 		return 0;
 	}
 	if (c->p.tls == SMTP_TLS_VERIFY && !c->tls_on) {
@@ -719,7 +731,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->state == C_CONNECT) {
 			c->state = C_BANNER;
-			set_timeout(c, T_BANNER);
+			set_timeout(c, c->p.command_ms);
 		} else if (c->state == C_TLS) {
 			c->tls_on = 1;
 			send_ehlo(c, C_EHLO2);

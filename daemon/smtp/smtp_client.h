@@ -62,6 +62,10 @@ struct smtp_client_params {
 	SSL_CTX *ssl_ctx;          /* needed unless tls is off */
 	int64_t idle_ms;           /* idle time before QUIT */
 	int64_t connect_ms;
+	int64_t command_ms;        /* the RFC 5321 4.5.3.2 time-outs */
+	int64_t data_ms;
+	int64_t block_ms;
+	int64_t dot_ms;
 	const char *log_id;        /* destination, for logs */
 };
 

@@ -105,8 +105,10 @@ static void close_session(struct smtp_session *s)
 	bufferevent_disable(s->bev, EV_READ);
 }
 
-static void msglog(struct smtp_session *s, const struct logfacts *f, const char *result,
-		   const char *code, const char *reason, const char *check)
+/* entry: the list entry or site that fired, or NULL. */
+static void msglog_entry(struct smtp_session *s, const struct logfacts *f, const char *result,
+			 const char *code, const char *reason, const char *check,
+			 const char *entry)
 {
 	struct store_log_entry e;
 	json_t *arr = json_array();
@@ -132,38 +134,30 @@ static void msglog(struct smtp_session *s, const struct logfacts *f, const char 
 	e.size = f->size;
 	e.result = result;
 	e.code = code;
-	if (s->tls || s->auth_user[0] != '\0') {
-		/* TLS and AUTH facts ride on the reason: "queued (tls ...; auth=u)". */
-		int n = snprintf(why, sizeof(why), "%.200s (%s%s%s%s%.100s)", reason ? reason : "",
-				 s->tls ? "tls " : "", s->tls ? s->tls_info : "",
-				 s->tls && s->auth_user[0] ? "; " : "",
-				 s->auth_user[0] ? "auth=" : "", s->auth_user);
-
-		if (n < 0)
-			why[0] = '\0'; /* cut at sizeof(why) otherwise */
-		e.reason = why;
-	} else {
-		e.reason = reason;
-	}
+	e.reason = reason;
 	e.check_name = check;
+	e.entry = entry != NULL && entry[0] != '\0' ? entry : NULL;
+	e.auth_user = s->auth_user[0] != '\0' ? s->auth_user : NULL;
+	e.tls = s->tls ? s->tls_info : NULL;
 	if (s->srv->writer != NULL)
 		spool_writer_log(s->srv->writer, &e);
 
 	log_escape(f->sender ? f->sender : "", f->sender ? strlen(f->sender) : 0,
 		   sender, sizeof(sender));
-	if (e.reason == why) {
-		char tmp[sizeof(why)];
-
-		strlcpy_s(tmp, why, sizeof(tmp));
-		log_escape(tmp, strlen(tmp), why, sizeof(why));
-	} else {
-		log_escape(reason ? reason : "", reason ? strlen(reason) : 0, why, sizeof(why));
-	}
+	log_escape(reason ? reason : "", reason ? strlen(reason) : 0, why, sizeof(why));
 	log_info(s->idstr, "smtp", "%s%s%s client=%s[%s] from=<%s> rcpts=%zu size=%lld"
-		 " code=\"%s\" reason=\"%s\"%s%s", result, f->qid ? " qid=" : "",
+		 " code=\"%s\" reason=\"%s\"%s%s%s%s%s%s%s", result, f->qid ? " qid=" : "",
 		 f->qid ? f->qid : "", s->name, s->addr, sender, f->nrcpts,
-		 (long long)f->size, code, why, check ? " check=" : "", check ? check : "");
+		 (long long)f->size, code, why, check ? " check=" : "", check ? check : "",
+		 e.entry ? " entry=\"" : "", e.entry ? e.entry : "", e.entry ? "\"" : "",
+		 e.auth_user ? " auth=" : "", e.auth_user ? e.auth_user : "");
 	free(rcpts_json);
+}
+
+static void msglog(struct smtp_session *s, const struct logfacts *f, const char *result,
+		   const char *code, const char *reason, const char *check)
+{
+	msglog_entry(s, f, result, code, reason, check, NULL);
 }
 
 /* Reply with a refusal and write its message-log row. */
@@ -178,14 +172,9 @@ static void refuse(struct smtp_session *s, const struct logfacts *f, const char 
 static void refuse_verdict(struct smtp_session *s, const struct logfacts *f,
 			   const struct policy_verdict *v)
 {
-	char why[sizeof(v->text) + sizeof(v->entry) + 4];
-
 	reply(s, v->code, "%s", v->text);
-	if (v->entry[0] != '\0')
-		snprintf(why, sizeof(why), "%s [%s]", v->text, v->entry);
-	else
-		snprintf(why, sizeof(why), "%s", v->text);
-	msglog(s, f, v->code[0] == '4' ? "deferred" : "refused", v->code, why, v->check);
+	msglog_entry(s, f, v->code[0] == '4' ? "deferred" : "refused", v->code, v->text,
+		     v->check, v->entry);
 	if (v->close)
 		close_session(s);
 }

@@ -145,7 +145,8 @@ void spool_writer_log(struct spool_writer *w, const struct store_log_entry *e)
 			       str_size(e->helo) + str_size(e->sender) +
 			       str_size(e->recipients_json) + str_size(e->result) +
 			       str_size(e->code) + str_size(e->reason) +
-			       str_size(e->check_name) + 1);
+			       str_size(e->check_name) + str_size(e->entry) +
+			       str_size(e->auth_user) + str_size(e->tls) + 1);
 	j->kind = JOB_LOG;
 	j->log = *e;
 	j->log.session_id = str_copy(&p, e->session_id);
@@ -159,6 +160,9 @@ void spool_writer_log(struct spool_writer *w, const struct store_log_entry *e)
 	j->log.code = str_copy(&p, e->code);
 	j->log.reason = str_copy(&p, e->reason);
 	j->log.check_name = str_copy(&p, e->check_name);
+	j->log.entry = str_copy(&p, e->entry);
+	j->log.auth_user = str_copy(&p, e->auth_user);
+	j->log.tls = str_copy(&p, e->tls);
 	enqueue(w, j);
 }
 

@@ -183,6 +183,9 @@ struct store_log_entry {
 	const char *code;
 	const char *reason;
 	const char *check_name;     /* NULL when no check fired */
+	const char *entry;          /* what fired: "conn_deny entry 12 ..."; NULL: none */
+	const char *auth_user;      /* NULL: not authenticated */
+	const char *tls;            /* "version=TLSv1.3 cipher=..."; NULL: plaintext */
 };
 
 int store_log_insert(struct store *st, const struct store_log_entry *e,

@@ -153,6 +153,7 @@ struct store_log_row {
 	const char *recipients;   /* JSON array text */
 	int64_t size;             /* -1 unknown */
 	const char *result, *code, *reason, *check_name;
+	const char *entry, *auth_user, *tls;  /* NULL when none */
 };
 
 struct store_log_filter {
@@ -164,6 +165,7 @@ struct store_log_filter {
 	const char *reason;       /* substring, case-insensitive */
 	const char *qid;
 	const char *check_name;
+	const char *auth_user;    /* exact */
 	int asc;                  /* 0: newest first */
 	int has_cursor;           /* keyset after (cursor_ts, cursor_id) */
 	int64_t cursor_ts, cursor_id;
@@ -186,6 +188,21 @@ enum store_top_by { STORE_TOP_CLIENT, STORE_TOP_SENDER, STORE_TOP_RCPT_DOMAIN,
 int store_report_top(struct store *st, enum store_top_by by, int64_t from, int64_t to,
 		     const char *result, int64_t limit,
 		     int (*cb)(const char *key, int64_t n, void *arg), void *arg);
+/*
+ * Likely address harvesting over [from, to) (0: open): per client address,
+ * the unknown-recipient attempts (check unknown_recipient), the distinct
+ * addresses tried, the attempts deferred once past the threshold (check
+ * harvest), first and last seen, and whether a conn_deny entry names the
+ * address exactly.  Most attempts first, at most limit clients.
+ */
+struct store_harvest_row {
+	const char *client_addr;
+	int64_t unknown, distinct_rcpts, deferred;
+	int64_t first_ts, last_ts;
+	int denied;
+};
+int store_report_harvest(struct store *st, int64_t from, int64_t to, int64_t limit,
+			 int (*cb)(const struct store_harvest_row *r, void *arg), void *arg);
 /* Metrics: message_log rows per result; queue_rcpt rows per state. */
 int store_report_log_counts(struct store *st,
 			    int (*cb)(const char *key, int64_t n, void *arg), void *arg);

@@ -11,8 +11,9 @@
 
 static const char SQL_LOG_INSERT[] =
 	"INSERT INTO message_log (ts, session_id, qid, client_addr, client_name,"
-	" helo, sender, recipients, size, result, code, reason, check_name)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+	" helo, sender, recipients, size, result, code, reason, check_name, entry,"
+	" auth_user, tls)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 int store_log_insert(struct store *st, const struct store_log_entry *e,
 		     char *err, size_t errsz)
@@ -38,6 +39,9 @@ int store_log_insert(struct store *st, const struct store_log_entry *e,
 	store_bind_text(s, 11, e->code);
 	store_bind_text(s, 12, e->reason);
 	store_bind_text(s, 13, e->check_name);
+	store_bind_text(s, 14, e->entry);
+	store_bind_text(s, 15, e->auth_user);
+	store_bind_text(s, 16, e->tls);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc == SQLITE_DONE)

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #define LOG_COLS "id, ts, session_id, qid, client_addr, client_name, helo, sender," \
-	" recipients, coalesce(size, -1), result, code, reason, check_name"
+	" recipients, coalesce(size, -1), result, code, reason, check_name, entry, auth_user, tls"
 
 /*
  * The chosen lead term picks the index: qid, client_addr or sender when
@@ -37,7 +37,8 @@
 	" AND (?6 IS NULL OR result = ?6)" \
 	" AND (?7 IS NULL OR instr(lower(reason), lower(?7)) > 0)" \
 	" AND (?8 IS NULL OR qid = ?8)" \
-	" AND (?9 IS NULL OR check_name = ?9)"
+	" AND (?9 IS NULL OR check_name = ?9)" \
+	" AND (?14 IS NULL OR auth_user = ?14)"
 #define LOG_DESC " AND (ts < ?10 OR id < ?11)" \
 	" ORDER BY ts DESC, id DESC LIMIT ?12 OFFSET ?13"
 #define LOG_ASC " AND (ts > ?10 OR id > ?11)" \
@@ -61,6 +62,8 @@ static const char SQL_LOG_CLIENT_DESC[] = LOG_SELECT "client_addr = ?3 AND" LOG_
 static const char SQL_LOG_CLIENT_ASC[] = LOG_SELECT "client_addr = ?3 AND" LOG_WHERE LOG_ASC;
 static const char SQL_LOG_SENDER_DESC[] = LOG_SELECT "sender = ?4 AND" LOG_WHERE LOG_DESC;
 static const char SQL_LOG_SENDER_ASC[] = LOG_SELECT "sender = ?4 AND" LOG_WHERE LOG_ASC;
+static const char SQL_LOG_AUTH_DESC[] = LOG_SELECT "auth_user = ?14 AND" LOG_WHERE LOG_DESC;
+static const char SQL_LOG_AUTH_ASC[] = LOG_SELECT "auth_user = ?14 AND" LOG_WHERE LOG_ASC;
 static const char SQL_LOG_RCPT_DESC[] =
 	LOG_SELECT LOG_RCPT_LEAD LOG_WHERE_T("+ts") LOG_DESC_SCAN;
 static const char SQL_LOG_RCPT_ASC[] =
@@ -88,6 +91,9 @@ static void read_row(sqlite3_stmt *s, struct store_log_row *r)
 	r->code = col_text(s, 11);
 	r->reason = col_text(s, 12);
 	r->check_name = col_text(s, 13);
+	r->entry = col_text(s, 14);
+	r->auth_user = col_text(s, 15);
+	r->tls = col_text(s, 16);
 }
 
 static int each_row(sqlite3_stmt *s, int (*cb)(const struct store_log_row *r, void *arg),
@@ -122,6 +128,8 @@ int store_report_messages(struct store *st, const struct store_log_filter *f,
 		sql = f->asc ? SQL_LOG_CLIENT_ASC : SQL_LOG_CLIENT_DESC;
 	else if (f->sender != NULL)
 		sql = f->asc ? SQL_LOG_SENDER_ASC : SQL_LOG_SENDER_DESC;
+	else if (f->auth_user != NULL)
+		sql = f->asc ? SQL_LOG_AUTH_ASC : SQL_LOG_AUTH_DESC;
 	else if (f->rcpt != NULL)
 		sql = f->asc ? SQL_LOG_RCPT_ASC : SQL_LOG_RCPT_DESC;
 	else
@@ -153,6 +161,7 @@ int store_report_messages(struct store *st, const struct store_log_filter *f,
 	}
 	sqlite3_bind_int64(s, 12, f->limit);
 	sqlite3_bind_int64(s, 13, f->offset);
+	store_bind_text(s, 14, f->auth_user);
 	return each_row(s, cb, arg, NULL);
 }
 
@@ -192,6 +201,47 @@ int store_report_stats(struct store *st, int64_t from, int64_t to, int64_t bucke
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (cb(sqlite3_column_int64(s, 0), col_text(s, 1), sqlite3_column_int64(s, 2),
 		       arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The (check_name, ts) index of schema/006 bounds the rows read. */
+static const char SQL_HARVEST[] =
+	"SELECT client_addr,"
+	" sum(check_name = 'unknown_recipient'),"
+	" count(DISTINCT CASE WHEN check_name = 'unknown_recipient' THEN lower(recipients) END),"
+	" sum(check_name = 'harvest'), min(ts), max(ts),"
+	" EXISTS (SELECT 1 FROM policy_entry e WHERE e.list = 'conn_deny'"
+	" AND e.value = client_addr)"
+	" FROM message_log WHERE check_name IN ('unknown_recipient', 'harvest')"
+	" AND ts >= ?1 AND ts < ?2"
+	" GROUP BY client_addr ORDER BY 2 DESC, 4 DESC, client_addr LIMIT ?3";
+
+int store_report_harvest(struct store *st, int64_t from, int64_t to, int64_t limit,
+			 int (*cb)(const struct store_harvest_row *r, void *arg), void *arg)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_HARVEST);
+	struct store_harvest_row r;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, from > 0 ? from : INT64_MIN);
+	sqlite3_bind_int64(s, 2, to > 0 ? to : INT64_MAX);
+	sqlite3_bind_int64(s, 3, limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		r.client_addr = col_text(s, 0);
+		r.unknown = sqlite3_column_int64(s, 1);
+		r.distinct_rcpts = sqlite3_column_int64(s, 2);
+		r.deferred = sqlite3_column_int64(s, 3);
+		r.first_ts = sqlite3_column_int64(s, 4);
+		r.last_ts = sqlite3_column_int64(s, 5);
+		r.denied = sqlite3_column_int(s, 6);
+		if (cb(&r, arg) != 0) {
 			rc = SQLITE_DONE;
 			break;
 		}

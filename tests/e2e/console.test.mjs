@@ -9,7 +9,8 @@
 // found by client address and deleted in bulk (by filter and as a group of the
 // server's queue summary); list entries edited in place; a user's aliases and
 // a group's members changed; an account suspended over SMTP AUTH and lifted on
-// the Accounts page; a user cannot reach admin pages or data. Screenshots go to tests/e2e/artifacts/. Every wait is
+// the Accounts page; a dictionary attack found on the dashboard and denied; a
+// user cannot reach admin pages or data. Screenshots go to tests/e2e/artifacts/. Every wait is
 // bounded; moatd and the browser are always closed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -103,13 +104,17 @@ function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function cli(...args) {
+function moatdCli(sub, args) {
   return new Promise((resolve, reject) => {
-    execFile(MOATD_BIN, ['queue', '-c', d.conf, ...args], { timeout: 15000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`moatd queue ${args.join(' ')}: ${err.message}\n${stderr}`));
+    execFile(MOATD_BIN, [sub, '-c', d.conf, ...args], { timeout: 15000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`moatd ${sub} ${args.join(' ')}: ${err.message}\n${stderr}`));
       else resolve(stdout);
     });
   });
+}
+
+function cli(...args) {
+  return moatdCli('queue', args);
 }
 
 /* ---- SMTP with node's net: source address chosen by localAddress ---- */
@@ -553,6 +558,73 @@ test('held mail is found by client address and deleted in bulk', { skip: SKIP ||
   assert.equal(left[0].client_addr ?? left[0].client, '127.0.0.1');
 });
 
+/* RCPT replies of one transaction from localAddress (RSET between attempts is not needed). */
+async function tryRecipients(localAddress, rcpts) {
+  const c = await smtpClient(localAddress);
+  try {
+    assert.equal((await c.reply()).code, 220);
+    assert.equal((await c.cmd('EHLO harvester.example')).code, 250);
+    assert.equal((await c.cmd('MAIL FROM:<probe@harvester.example>')).code, 250);
+    const codes = [];
+    for (const r of rcpts) codes.push((await c.cmd(`RCPT TO:<${r}>`)).code);
+    await c.cmd('QUIT');
+    return codes;
+  } finally {
+    c.close();
+  }
+}
+
+test('a dictionary attack shows as likely harvesting, opens in the message log, and is denied', { skip: SKIP || false }, async () => {
+  await moatdCli('policy', ['add', 'local_domain', 'corp.test']);
+  await moatdCli('policy', ['user', 'add', 'real', 'real@corp.test']);
+  // The first unknown recipient is refused once the new snapshot is in force.
+  let first = 0;
+  const deadline = Date.now() + 10000;
+  while (Date.now() < deadline && first !== 550) {
+    [first] = await tryRecipients('127.0.0.1', ['nobody@corp.test']);
+    if (first !== 550) await sleep(100);
+  }
+  assert.equal(first, 550, 'unknown local recipient refused');
+  const names = ['admin', 'info', 'sales', 'jobs', 'hr', 'it'].map((n) => `${n}@corp.test`);
+  assert.deepEqual(await tryRecipients('127.0.0.9', names), names.map(() => 550));
+  const page = await newPage();
+  try {
+    await login(page, 'admin', ADMIN_PASSWORD);
+    const card = page.locator('section.card').filter({ has: page.getByRole('heading', { level: 2, name: 'Likely address harvesting' }) });
+    const row = card.locator('tbody tr').filter({ has: page.getByRole('link', { name: '127.0.0.9', exact: true }) });
+    await row.waitFor();
+    assert.deepEqual((await row.locator('td.num').allInnerTexts()).map((t) => t.trim()), ['6', '6', '0']);
+    await shot(page, '01c-dashboard-harvesting');
+    // Its attempts, one click away in the message log.
+    await row.getByRole('link', { name: '127.0.0.9' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Message log' }).waitFor();
+    const search = page.getByRole('search', { name: 'Message log search' });
+    assert.equal(await search.getByLabel('Client address').inputValue(), '127.0.0.9');
+    await page.getByRole('cell', { name: 'hr@corp.test', exact: true }).waitFor();
+    assert.equal(await page.locator('table tbody tr').count(), 6);
+    await shot(page, '05b-messages-harvest-attempts');
+    // Deny it from the dashboard, after a dialog that names it.
+    await page.goBack();
+    await row.getByRole('button', { name: 'Deny 127.0.0.9' }).click();
+    const dlg = page.getByRole('dialog');
+    assert.match(await dlg.innerText(), /Deny 127\.0\.0\.9\?[\s\S]*6 unknown addresses/);
+    await dlg.getByRole('button', { name: 'Deny client' }).click();
+    await row.getByText('denied').waitFor();
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await page.context().close();
+  }
+  let code = 0;
+  const until = Date.now() + 10000;
+  while (Date.now() < until && code !== 554) {
+    const c = await smtpClient('127.0.0.9');
+    code = (await c.reply()).code;
+    c.close();
+    if (code !== 554) await sleep(100);
+  }
+  assert.equal(code, 554, 'the denied harvester is refused at connect');
+});
+
 test('a user sees no administrator page, link or data', { skip: SKIP || false }, async () => {
   const admin = await newPage();
   try {
@@ -649,7 +721,7 @@ test('a user sees no administrator page, link or data', { skip: SKIP || false },
     await shot(page, '21-user-admin-page-refused');
     // The server refuses the data too (the page's own cookie).
     for (const p of ['/api/v1/queue', '/api/v1/queue/summary?group=client', '/api/v1/users', '/api/v1/policy/entries', '/api/v1/messages',
-      '/api/v1/audit', '/api/v1/accounts', '/api/v1/accounts/alerts', '/api/v1/stats/top?by=client', '/metrics']) {
+      '/api/v1/audit', '/api/v1/accounts', '/api/v1/accounts/alerts', '/api/v1/stats/top?by=client', '/api/v1/stats/harvest', '/metrics']) {
       const r = await page.request.get(base() + p, { timeout: WAIT });
       assert.equal(r.status(), 403, `${p} for a user`);
     }

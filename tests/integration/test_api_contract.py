@@ -102,7 +102,9 @@ def test_real_responses_match_contract(admin_api):
     now = int(time.time() * 1000)
     insert_log_rows(d.db_path, [log_row(i, now - i * 1000, result="refused", check_name="dnsbl",
                                         reason="listed") if i % 2 else log_row(i, now - i * 1000)
-                                for i in range(20)])
+                                for i in range(20)]
+                    + [log_row(100 + i, now - i, result="refused", check_name="unknown_recipient",
+                               reason="no such user") for i in range(3)])
     anon = Api(d.http_port)
     anon.get("/healthz")
     anon.get("/metrics")
@@ -150,6 +152,9 @@ def test_real_responses_match_contract(admin_api):
     admin.get("/api/v1/stats/top?by=check&result=refused&limit=5")
     admin.get("/api/v1/stats/top?by=recipient_domain")
     admin.get("/api/v1/stats/top?by=nope")
+    admin.get("/api/v1/stats/harvest")
+    admin.get("/api/v1/stats/harvest?limit=101")
+    admin.get("/api/v1/stats/harvest?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z")
     admin.get("/api/v1/audit?limit=3")
     admin.get("/api/v1/audit?cursor=x")
 

@@ -348,6 +348,9 @@ def test_migration_backfills_recipients(api_moatd):
     d = api_moatd()
     assert d.stop() == 0
     with sqlite3.connect(d.db_path) as db:  # as a database at schema 6 would be
+        db.execute("DROP INDEX message_log_auth")
+        for col in ("auth_user", "tls", "entry"):
+            db.execute(f"ALTER TABLE message_log DROP COLUMN {col}")
         db.execute("DROP TRIGGER message_log_rcpt_ins")
         db.execute("DROP TABLE message_log_rcpt")
         db.execute("PRAGMA user_version = 6")
@@ -359,3 +362,96 @@ def test_migration_backfills_recipients(api_moatd):
     api.login("admin", ADMIN_PASSWORD)
     got = api.get("/api/v1/messages?recipient=old3@example.org").expect(200).json["items"]
     assert [i["recipients"] for i in got] == [["Old3@Example.org"]]
+
+
+# ---- 6. message-log facts in their own columns (schema/008) ----
+
+def test_message_log_account_tls_and_fired_entry(api_moatd):
+    d = api_moatd(**SUBMISSION_CONF)
+    api = Api(d.http_port)
+    api.login("admin", ADMIN_PASSWORD)
+    add_user(d, "tess", ["tess@example.com"], "tess-password-1")
+    s = smtp_tls(d.smtp_port)
+    s.login("tess", "tess-password-1")
+    s.sendmail("tess@example.com", ["friend@example.org"], b"Subject: t\r\n\r\nhi\r\n")
+    version = s.sock.version()
+    s.quit()
+    plain = d.smtp()
+    plain.sendmail("other@example.net", ["x@example.org"], b"Subject: p\r\n\r\nhi\r\n")
+    plain.quit()
+    entry = api.post("/api/v1/policy/entries", {"list": "sender_deny",
+                                                 "value": "spam@example.net"}).expect(201).json
+    assert wait_for(lambda: send_refused(d), timeout=10)
+    d.log_rows("check_name = 'sender_deny'")
+
+    got = api.get("/api/v1/messages?auth_user=tess").expect(200).json["items"]
+    assert len(got) == 1 and got[0]["sender"] == "tess@example.com", got
+    m = got[0]
+    assert m["auth_user"] == "tess" and m["tls"].startswith(f"version={version} cipher=")
+    assert m["entry"] is None and "auth=" not in m["reason"]
+    other = api.get("/api/v1/messages?sender=other@example.net").expect(200).json["items"]
+    assert other[0]["auth_user"] is None and other[0]["tls"] is None
+    refused = api.get("/api/v1/messages?check=sender_deny").expect(200).json["items"]
+    assert refused[0]["entry"] == f"sender_deny entry {entry['id']} spam@example.net", refused
+    assert api.get("/api/v1/messages?auth_user=nobody").json["items"] == []
+    api.get("/api/v1/messages?auth_user=" + "a" * 321).expect(422)
+    # The account search is an index lookup.
+    plan = " ".join(str(r) for r in d.query(
+        "EXPLAIN QUERY PLAN SELECT id FROM message_log WHERE auth_user = 'tess'"
+        " ORDER BY ts DESC"))
+    assert "message_log_auth" in plan, plan
+
+
+def send_refused(d):
+    """Tries spam@example.net until the sender_deny entry is in force; True once refused."""
+    s = d.smtp()
+    try:
+        s.ehlo()
+        code, _ = s.mail("spam@example.net")
+        return code == 550
+    finally:
+        s.quit()
+
+
+# ---- 7. likely address harvesting (/api/v1/stats/harvest) ----
+
+def test_harvesting_view_and_deny(admin_api):
+    from peers_policy import applied, policy, raw_from
+    d, api = admin_api
+    policy(d, "add", "local_domain", "example.org")
+    policy(d, "user", "add", "real", "real@example.org")
+    policy(d, "set", "harvest_threshold", "5")
+    policy(d, "set", "harvest_tarpit", "0")
+    applied(d)
+    with raw_from(d, "127.0.0.7", banner=True) as c:   # a dictionary attack
+        c.ehlo()
+        c.expect_cmd("MAIL FROM:<x@spam.example>", 250)
+        for i in range(5):
+            c.expect_cmd(f"RCPT TO:<user{i}@example.org>", "550 5.1.1")
+        c.expect_cmd("RCPT TO:<user0@example.org>", "450 4.7.1")   # past the threshold
+        c.expect_cmd("RCPT TO:<real@example.org>", "450 4.7.1")    # even a real one now
+    with raw_from(d, "127.0.0.8", banner=True) as c:   # one typo
+        c.ehlo()
+        c.expect_cmd("MAIL FROM:<y@example.net>", 250)
+        c.expect_cmd("RCPT TO:<raal@example.org>", "550 5.1.1")
+    d.log_rows("client_addr = '127.0.0.8'")
+    d.log_rows("check_name = 'harvest'", want=2)
+
+    got = api.get("/api/v1/stats/harvest").expect(200).json["items"]
+    assert [g["client_addr"] for g in got] == ["127.0.0.7", "127.0.0.8"], got
+    top = got[0]
+    assert (top["unknown_recipients"], top["distinct_recipients"], top["deferred"]) == (5, 5, 2)
+    assert top["first_ts"] <= top["last_ts"] and top["denied"] is False
+    assert (got[1]["unknown_recipients"], got[1]["deferred"]) == (1, 0)
+    # The time range applies.
+    assert api.get(f"/api/v1/stats/harvest?to={top['first_ts']}").json["items"] == []
+    # Deny the harvester from the view; it is marked, and refused at connect.
+    api.post("/api/v1/policy/entries", {"list": "conn_deny", "value": "127.0.0.7",
+                                        "comment": "harvesting"}).expect(201)
+    assert api.get("/api/v1/stats/harvest?limit=1").json["items"][0]["denied"] is True
+    applied(d)
+    with raw_from(d, "127.0.0.7") as c:
+        assert c.readreply().code == 554
+    # Users do not see it.
+    u, _ = user_and_token(d, api, "ivy")
+    u.get("/api/v1/stats/harvest").expect(403)

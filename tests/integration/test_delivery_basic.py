@@ -144,3 +144,17 @@ def test_local_domain_without_downstream_waits(moatd_factory):
     assert row[0].startswith("451 4.3.5"), row
     assert "NO DOWNSTREAM for local recipient bob@example.org" in d.log_text()
     assert d.queue_files() == [qid]
+
+
+def test_spool_file_lost_while_queued_is_dead_not_stuck(moatd_factory):
+    ds = Downstream()  # not listening: the message waits, deferred
+    d = moatd_factory(**delivery_conf(ds.addr))
+    qid = send(d, "alice@example.net", ["bob@example.org"])
+    assert wait_for(lambda: rcpt_states(d, qid) == {"bob@example.org": "deferred"}), \
+        rcpt_states(d, qid)
+    (d.queue_dir() / qid).unlink()  # the disk lost it
+    assert wait_for(lambda: rcpt_states(d, qid) == {"bob@example.org": "dead"}, timeout=10), \
+        rcpt_states(d, qid)
+    err = d.query("SELECT last_error FROM queue_rcpt WHERE qid = ?", (qid,))[0][0]
+    assert err.startswith("550 5.3.0 spool file missing"), err
+    assert f"{qid} queue warn: SPOOL FILE MISSING" in d.log_text()

@@ -7,6 +7,7 @@ import signal
 import socket
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -244,6 +245,20 @@ def test_check_config_prints_effective_config(tmp_path):
     assert effective_value(p.stdout, "max_recipients") == "9"
     # -t neither starts the daemon nor creates the data directory's database.
     assert not (tmp_path / "data" / "moat.db").exists()
+
+
+def test_example_config_documents_every_key():
+    """etc/moatd.conf parses, and every key the binary knows is documented there (set or
+    commented out with its default), and nothing else."""
+    example = Path(__file__).resolve().parents[2] / "etc" / "moatd.conf"
+    p = run_moatd(["-c", example, "-t"])
+    assert p.returncode == 0, p.stderr
+    known = {line.split(" = ")[0] for line in p.stdout.splitlines() if " = " in line}
+    documented = set(re.findall(r"^#?([a-z_0-9]+) = ", example.read_text(), re.M))
+    assert known == documented, (sorted(known - documented), sorted(documented - known))
+    # The container's config (docker/moatd.conf) parses too.
+    p = run_moatd(["-c", example.parents[1] / "docker" / "moatd.conf", "-t"])
+    assert p.returncode == 0, p.stderr
 
 
 def test_flag_overrides_file(moatd_factory):

@@ -48,7 +48,7 @@ def test_conn_deny_applies_at_runtime_and_sessions_keep_their_snapshot(moatd_fac
     old.close()
     row = rows(d, "check_name = 'conn_deny'")[-1]
     assert row["result"] == "refused" and row["code"] == "554 5.7.1"
-    assert f"conn_deny entry {eid} 127.0.0.0/30" in row["reason"]
+    assert row["entry"] == f"conn_deny entry {eid} 127.0.0.0/30", row
     assert row["client_addr"] == "127.0.0.2"
     # Removing the entry lets the client in again, still without a restart.
     policy(d, "remove", eid)
@@ -83,7 +83,7 @@ def test_conn_wildcard_matches_forward_confirmed_name(moatd_factory, tmp_path):
         # A PTR that does not resolve back is not a confirmed name: no match.
         check_reply(banner(d, "127.0.0.6"), 220)
         row = rows(d, "check_name = 'conn_deny'")[-1]
-        assert "*.bad.test" in row["reason"] and row["client_name"] == "mx1.bad.test"
+        assert "*.bad.test" in row["entry"] and row["client_name"] == "mx1.bad.test"
     finally:
         dns.stop()
 
@@ -136,7 +136,7 @@ def test_dnsbl_actions_codes_dnswl_failopen_and_stats(moatd_factory, rbl):
     data = d.spool_message(qid)
     assert b"X-Moat-Policy: dnsbl=tag.test client=127.0.0.3 code=127.0.0.10\r\n" in data
     row = rows(d, "check_name = 'dnsbl'")[-1]
-    assert "dnsbl_site" in row["reason"] and "bl.test" in row["reason"]
+    assert row["entry"].startswith("dnsbl_site ") and "bl.test" in row["entry"], row
     assert "DNSBL TEMPFAIL zone=notserved.test" in d.log_text()
 
     def bl_stats():
@@ -244,7 +244,7 @@ def test_sender_controls(moatd_factory):
         c.expect_cmd("RSET", 250)
         c.expect_cmd("MAIL FROM:<info@a.news.example>", "250 2.1.0")
     row = rows(d, "check_name = 'sender_deny'", want=2)[0]
-    assert row["sender"] == "x@spammer.example" and "spammer.example" in row["reason"]
+    assert row["sender"] == "x@spammer.example" and "spammer.example" in row["entry"]
 
 
 def test_recipients_directory_groups_and_relay(moatd_factory):
@@ -279,7 +279,7 @@ def test_recipients_directory_groups_and_relay(moatd_factory):
         assert rows(d, "check_name = ?", (check,)), check
     unknown = rows(d, "check_name = 'unknown_recipient'")[0]
     assert unknown["recipients"] == '["bob@example.org"]'
-    assert "staff@example.org" in rows(d, "check_name = 'group_mail'")[0]["reason"]
+    assert "staff@example.org" in rows(d, "check_name = 'group_mail'")[0]["entry"]
     # Mail to groups from anyone, as a setting.
     policy(d, "set", "group_mail", "anyone")
     applied(d)

@@ -46,9 +46,8 @@ def test_tls_version_and_cipher_in_received_and_log(moatd):
     s.sendmail("sender@example.net", ["rcpt@example.org"], message())
     version = s.sock.version()
     s.quit()
-    rows = wait_for(lambda: moatd.query(
-        "SELECT reason FROM message_log WHERE result='accepted'"), timeout=5)
-    assert rows and f"version={version}" in rows[0][0] and "cipher=" in rows[0][0]
+    rows = moatd.log_rows("result = 'accepted'", timeout=5)
+    assert rows and rows[0]["tls"].startswith(f"version={version} cipher="), rows
     files = wait_for(lambda: moatd.queue_files(), timeout=5)
     data = (moatd.queue_dir() / files[0]).read_bytes()
     assert b"with ESMTPS id" in data

@@ -196,6 +196,19 @@ export interface Message {
   code: string | null;
   reason: string | null;
   check_name: string | null;
+  entry: string | null;
+  auth_user: string | null;
+  tls: string | null;
+}
+
+export interface HarvestItem {
+  client_addr: string;
+  unknown_recipients: number;
+  distinct_recipients: number;
+  deferred: number;
+  first_ts: number;
+  last_ts: number;
+  denied: boolean;
 }
 
 export interface AuditEntry {

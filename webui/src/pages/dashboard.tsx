@@ -1,10 +1,11 @@
 // Dashboard: messages by verdict over time (uPlot, /api/v1/stats/messages),
 // top refused clients and senders over the chart's period (/api/v1/stats/top),
-// DNSBL hits per site (/api/v1/policy/dnsbl), queue sizes by state (/metrics).
+// DNSBL hits per site (/api/v1/policy/dnsbl), queue sizes by state (/metrics),
+// likely address harvesting (/api/v1/stats/harvest) with a one-click deny.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
-import { api, type DnsblSite, type List, type Stats, type TopItem } from '../api';
-import { errorsOf, Field, fmtTime, Link, Loading, PageTitle } from '../ui';
+import { api, type DnsblSite, type HarvestItem, type List, type Stats, type TopItem } from '../api';
+import { Button, ConfirmDialog, type ConfirmState, errorsOf, Field, fmtTime, Link, Loading, PageTitle } from '../ui';
 import { parseQueueMetrics, topKey } from '../util';
 
 const RESULTS: { key: string; color: string }[] = [
@@ -74,6 +75,57 @@ function TopTable(props: { title: string; by: 'client' | 'sender'; bucket: strin
   );
 }
 
+/*
+ * Clients that tried unknown local recipients over the chart's period: a
+ * dictionary attack shows as many distinct addresses from one client.  Each
+ * row opens its attempts in the message log; Deny adds a conn_deny entry.
+ */
+function HarvestTable(props: { bucket: string }) {
+  const [rows, setRows] = useState<HarvestItem[] | null>(null);
+  const [err, setErr] = useState('');
+  const [ver, setVer] = useState(0);
+  const [confirm, setConfirm] = useState<ConfirmState | null>(null);
+  useEffect(() => {
+    let live = true;
+    setErr('');
+    const to = Date.now();
+    api.get<{ items: HarvestItem[] }>('/api/v1/stats/harvest', { from: to - PERIOD_MS[props.bucket], to, limit: 10 })
+      .then((r) => live && setRows(r.items), (e) => live && setErr(Object.values(errorsOf(e))[0]));
+    return () => { live = false; };
+  }, [props.bucket, ver]);
+  return (
+    <section class="card wide">
+      <h2>Likely address harvesting</h2>
+      {err ? <p class="error" role="alert">{err}</p> : !rows ? <Loading /> : rows.length === 0 ? <p class="muted">No unknown-recipient attempts in this period.</p> : (
+        <div class="table-wrap">
+          <table>
+            <thead><tr><th scope="col">Client</th><th scope="col" class="num">Unknown recipients</th><th scope="col" class="num">Distinct</th><th scope="col" class="num">Deferred</th><th scope="col">Last seen</th><th scope="col">Action</th></tr></thead>
+            <tbody>{rows.map((r) => (
+              <tr>
+                <td class="mono"><Link href={`/messages?client=${encodeURIComponent(r.client_addr)}&check=unknown_recipient`}>{r.client_addr}</Link></td>
+                <td class="num">{r.unknown_recipients}</td><td class="num">{r.distinct_recipients}</td><td class="num">{r.deferred}</td>
+                <td>{fmtTime(r.last_ts)}</td>
+                <td>{r.denied ? <span class="muted">denied</span> : (
+                  <Button kind="danger" label={`Deny ${r.client_addr}`} onClick={() => setConfirm({
+                    title: `Deny ${r.client_addr}?`,
+                    body: `Adds ${r.client_addr} to the connection deny list: its next connections are refused with 554 5.7.1. It tried ${r.distinct_recipients} unknown addresses.`,
+                    action: 'Deny client',
+                    run: async () => {
+                      await api.post('/api/v1/policy/entries', { list: 'conn_deny', value: r.client_addr, comment: 'address harvesting' });
+                      setVer((v) => v + 1);
+                    },
+                  })}>Deny</Button>
+                )}</td>
+              </tr>
+            ))}</tbody>
+          </table>
+        </div>
+      )}
+      <ConfirmDialog state={confirm} onClose={() => setConfirm(null)} />
+    </section>
+  );
+}
+
 export function Dashboard() {
   const [bucket, setBucket] = useState('hour');
   const [stats, setStats] = useState<Stats | null>(null);
@@ -136,8 +188,9 @@ export function Dashboard() {
         </section>
         <TopTable title="Top refused clients" by="client" bucket={bucket} col="Client" empty="No refusals in this period." />
         <TopTable title="Top refused senders" by="sender" bucket={bucket} col="Sender" empty="No refusal after MAIL FROM in this period." />
+        <HarvestTable bucket={bucket} />
       </div>
-      <p class="muted">Top lists count every refusal of the period chosen above ({bucket === 'hour' ? 'last day' : 'last 30 days'}).</p>
+      <p class="muted">Top lists and harvesting count every refusal of the period chosen above ({bucket === 'hour' ? 'last day' : 'last 30 days'}).</p>
     </section>
   );
 }

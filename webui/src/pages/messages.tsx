@@ -1,11 +1,11 @@
 // Message-log search (/api/v1/messages): time range, client, sender,
-// recipient, verdict, reason, queue id, check; newest first, paginated.
+// recipient, verdict, reason, queue id, check, account; newest first, paginated.
 import { useState } from 'preact/hooks';
 import { api, type List, type Message } from '../api';
 import { Button, Field, FormError, fmtTime, Loading, PageTitle, Pager, usePaged } from '../ui';
 
-interface Search { from: string; to: string; client: string; sender: string; recipient: string; result: string; reason: string; qid: string; check: string }
-const EMPTY: Search = { from: '', to: '', client: '', sender: '', recipient: '', result: '', reason: '', qid: '', check: '' };
+interface Search { from: string; to: string; client: string; sender: string; recipient: string; result: string; reason: string; qid: string; check: string; auth_user: string }
+const EMPTY: Search = { from: '', to: '', client: '', sender: '', recipient: '', result: '', reason: '', qid: '', check: '', auth_user: '' };
 
 /* datetime-local (local time) -> unix ms, '' when empty */
 function toMs(v: string): string {
@@ -14,9 +14,17 @@ function toMs(v: string): string {
   return Number.isFinite(t) ? String(t) : v;
 }
 
+/* A link may open the page with filters: /messages?client=…&check=… */
+function searchFromUrl(qs: string): Search {
+  const p = new URLSearchParams(qs);
+  const s = { ...EMPTY };
+  for (const k of Object.keys(EMPTY) as (keyof Search)[]) s[k] = p.get(k) ?? '';
+  return s;
+}
+
 export function MessagesPage() {
-  const [form, setForm] = useState<Search>(EMPTY);
-  const [search, setSearch] = useState<Search>(EMPTY);
+  const [form, setForm] = useState<Search>(() => searchFromUrl(location.search));
+  const [search, setSearch] = useState<Search>(form);
   const [open, setOpen] = useState<number | null>(null);
   const p = usePaged<Message>(JSON.stringify(search), (cursor) =>
     api.get<List<Message>>('/api/v1/messages', { ...search, from: toMs(search.from), to: toMs(search.to), cursor, limit: 50 }));
@@ -36,12 +44,13 @@ export function MessagesPage() {
         <Field label="Reason contains" name="reason" value={form.reason} onInput={set('reason')} errors={fe} />
         <Field label="Queue id" name="qid" value={form.qid} onInput={set('qid')} errors={fe} />
         <Field label="Check" name="check" value={form.check} onInput={set('check')} errors={fe} />
+        <Field label="Account" name="auth_user" value={form.auth_user} onInput={set('auth_user')} errors={fe} hint="authenticated sender, exact" />
         <div class="actions">
           <Button type="submit" kind="primary" busy={p.loading}>Search</Button>
           <Button onClick={() => { setForm(EMPTY); setSearch(EMPTY); }}>Clear</Button>
         </div>
       </form>
-      <FormError errors={fe} fields={['from', 'to', 'client', 'sender', 'recipient', 'result', 'reason', 'qid', 'check']} />
+      <FormError errors={fe} fields={['from', 'to', 'client', 'sender', 'recipient', 'result', 'reason', 'qid', 'check', 'auth_user']} />
       {p.loading ? <Loading what="messages" /> : p.items.length === 0 ? <p class="muted">No messages match.</p> : (
         <div class="table-wrap">
           <table>
@@ -62,6 +71,8 @@ export function MessagesPage() {
                         <dt>Queue id</dt><dd>{m.qid ?? '—'}</dd><dt>Session</dt><dd>{m.session_id ?? '—'}</dd>
                         <dt>Client name</dt><dd>{m.client_name ?? '—'}</dd><dt>HELO</dt><dd>{m.helo ?? '—'}</dd>
                         <dt>Size</dt><dd>{m.size ?? '—'}</dd><dt>Check</dt><dd>{m.check_name ?? '—'}</dd>
+                        <dt>Fired</dt><dd>{m.entry ?? '—'}</dd><dt>Account</dt><dd>{m.auth_user ?? '—'}</dd>
+                        <dt>TLS</dt><dd>{m.tls ?? 'none'}</dd>
                       </dl>
                     </td></tr>
                   )}
