@@ -34,9 +34,8 @@ SINK_PID=""
 MOATD_PID=""
 PF_DIR=""
 
-free_port() {
-	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=bench/relay_moatd.sh
+. "$ROOT/bench/relay_moatd.sh"
 
 cleanup() {
 	[ -n "$MOATD_PID" ] && kill "$MOATD_PID" 2>/dev/null && wait "$MOATD_PID" 2>/dev/null || true
@@ -62,25 +61,9 @@ SINK_PORT=$(free_port)
 SINK_PID=$!
 
 # ---- moatd -------------------------------------------------------------------------
-M_PORT=$(free_port)
 mkdir -p "$WORK/moatd"
-cat >"$WORK/moatd/moatd.conf" <<EOF
-data_dir = $WORK/moatd/data
-hostname = bench.moat.test
-log = $WORK/moatd/moatd.log
-log_level = warn
-smtp_listen = 127.0.0.1:$M_PORT
-http_listen = 127.0.0.1:0
-max_sessions = 2000
-max_sessions_per_client = 1000
-downstream = 127.0.0.1:$SINK_PORT
-downstream_tls = off
-delivery_concurrency = 100
-delivery_concurrency_per_destination = 100
-queue_poll = 100ms
-EOF
-"$MOATD" policy -c "$WORK/moatd/moatd.conf" add local_domain example.org >/dev/null
-"$MOATD" policy -c "$WORK/moatd/moatd.conf" set recipient_verify no >/dev/null
+relay_conf "$WORK/moatd/moatd.conf" "$WORK/moatd/data" "$WORK/moatd/moatd.log" "$SINK_PORT"
+M_PORT=$(sed -n 's/^smtp_listen = 127.0.0.1://p' "$WORK/moatd/moatd.conf")
 "$MOATD" -c "$WORK/moatd/moatd.conf" &
 MOATD_PID=$!
 for _ in $(seq 100); do grep -q ' ready ' "$WORK/moatd/moatd.log" 2>/dev/null && break; sleep 0.1; done

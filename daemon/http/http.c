@@ -223,6 +223,14 @@ enum MHD_Result http_internal(struct http_req *r, const char *what)
 			  NULL, "internal error; see the server log");
 }
 
+enum MHD_Result http_internal_rollback(struct http_req *r, const char *what)
+{
+	enum MHD_Result ret = http_internal(r, what);
+
+	store_rollback(r->st);
+	return ret;
+}
+
 static void set_fail(struct http_req *r, int status, const char *code, const char *field,
 		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -362,13 +370,17 @@ int http_page(struct http_req *r, struct http_page *p)
 	return 0;
 }
 
+int http_not_found(struct http_req *r, const char *what)
+{
+	set_fail(r, 404, "not_found", NULL, "no such %s", what);
+	return -1;
+}
+
 int http_param_id(struct http_req *r, size_t i, int64_t *id)
 {
 	if (i >= r->nparams ||
-	    http_parse_i64(r->params[i].p, r->params[i].len, 1, INT64_MAX, id) < 0) {
-		set_fail(r, 404, "not_found", NULL, "%s", "no such object");
-		return -1;
-	}
+	    http_parse_i64(r->params[i].p, r->params[i].len, 1, INT64_MAX, id) < 0)
+		return http_not_found(r, "object");
 	return 0;
 }
 
@@ -419,6 +431,24 @@ int http_audit(struct http_req *r, const char *action, const char *type,
 	free(b);
 	free(af);
 	return rc;
+}
+
+enum MHD_Result http_audit_commit_reply(struct http_req *r, const char *action,
+					const char *type, const char *object_id, json_t *before,
+					json_t *after, unsigned status, const char *what)
+{
+	if (http_audit(r, action, type, object_id, before, after) < 0 ||
+	    store_commit(r->st) < 0) {
+		json_decref(before);
+		json_decref(after);
+		return http_internal_rollback(r, what);
+	}
+	json_decref(before);
+	if (status == MHD_HTTP_NO_CONTENT) {
+		json_decref(after);
+		after = NULL;
+	}
+	return http_reply(r, status, after);
 }
 
 /* ---- request lifecycle ---- */

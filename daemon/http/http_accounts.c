@@ -124,7 +124,6 @@ enum MHD_Result http_accounts_lift(struct http_req *r)
 	char user[330], by[400];
 	json_t *before = NULL, *after = NULL;
 	int found, changed;
-	enum MHD_Result ret;
 
 	if (http_args_allow(r, args) < 0)
 		return http_fail_reply(r);
@@ -150,16 +149,12 @@ enum MHD_Result http_accounts_lift(struct http_req *r)
 				  "the account is not suspended");
 	}
 	if (store_account_state_get(r->st, user, one_account, &after, &found) < 0 ||
-	    after == NULL ||
-	    http_audit(r, "account.lift", "account", user, before, after) < 0 ||
-	    store_commit(r->st) < 0)
+	    after == NULL)
 		goto fail;
-	json_decref(before);
-	return http_reply(r, MHD_HTTP_OK, after);
+	return http_audit_commit_reply(r, "account.lift", "account", user, before, after,
+				       MHD_HTTP_OK, "lift");
 fail:
 	json_decref(before);
 	json_decref(after);
-	ret = http_internal(r, "lift");
-	store_rollback(r->st);
-	return ret;
+	return http_internal_rollback(r, "lift");
 }

@@ -262,7 +262,6 @@ enum MHD_Result http_session_create(struct http_req *r)
 	int found, internal, ok;
 	char raw[65], csrf[65];
 	int64_t now;
-	enum MHD_Result ret;
 
 	if (http_body(r, login_fields, ARRAY_LEN(login_fields), &body) < 0)
 		return http_fail_reply(r);
@@ -316,11 +315,8 @@ enum MHD_Result http_session_create(struct http_req *r)
 	    store_auth_session_create(r->st, r->auth.session_hash, u.id, csrf, r->client_addr,
 				      now, r->auth.expires) < 0 ||
 	    http_audit(r, "session.login", "session", NULL, NULL, NULL) < 0 ||
-	    store_commit(r->st) < 0) {
-		ret = http_internal(r, "login");
-		store_rollback(r->st);
-		return ret;
-	}
+	    store_commit(r->st) < 0)
+		return http_internal_rollback(r, "login");
 	set_session_cookie(r, raw, conf->http_session_lifetime_ms / 1000);
 	log_info(NULL, "http", "login user=%s client=[%s]", u.name, r->client_addr);
 	return http_reply(r, MHD_HTTP_CREATED, session_json(r, &u));
@@ -352,12 +348,8 @@ enum MHD_Result http_session_delete(struct http_req *r)
 		return http_internal(r, "logout begin");
 	if (store_auth_session_delete(r->st, r->auth.session_hash) < 0 ||
 	    http_audit(r, "session.logout", "session", NULL, NULL, NULL) < 0 ||
-	    store_commit(r->st) < 0) {
-		enum MHD_Result ret = http_internal(r, "logout");
-
-		store_rollback(r->st);
-		return ret;
-	}
+	    store_commit(r->st) < 0)
+		return http_internal_rollback(r, "logout");
 	set_session_cookie(r, "", 0);
 	return http_reply(r, MHD_HTTP_NO_CONTENT, NULL);
 }
@@ -406,7 +398,6 @@ enum MHD_Result http_account_password(struct http_req *r)
 	int64_t now = time_now_ms();
 	json_t *after;
 	char oid[24];
-	enum MHD_Result ret;
 
 	if (http_body(r, password_fields, ARRAY_LEN(password_fields), &body) < 0)
 		return http_fail_reply(r);
@@ -451,16 +442,12 @@ enum MHD_Result http_account_password(struct http_req *r)
 	if (store_auth_user_set_password(r->st, u.id, hash, now) < 0 ||
 	    store_auth_session_delete_user(r->st, u.id,
 					   r->auth.via == HTTP_VIA_SESSION ?
-					   r->auth.session_hash : NULL) < 0 ||
-	    http_audit(r, "account.password", "user", oid, NULL, after) < 0 ||
-	    store_commit(r->st) < 0) {
+					   r->auth.session_hash : NULL) < 0) {
 		json_decref(after);
-		ret = http_internal(r, "password");
-		store_rollback(r->st);
-		return ret;
+		return http_internal_rollback(r, "password");
 	}
-	json_decref(after);
-	return http_reply(r, MHD_HTTP_NO_CONTENT, NULL);
+	return http_audit_commit_reply(r, "account.password", "user", oid, NULL, after,
+				       MHD_HTTP_NO_CONTENT, "password");
 }
 
 int http_auth_bootstrap(struct store *st, char *err, size_t errsz)

@@ -114,6 +114,8 @@ enum MHD_Result http_error(struct http_req *r, unsigned status, const char *code
 enum MHD_Result http_fail_reply(struct http_req *r);
 /* A store failure: logged with the SQLite message, 500 without it. */
 enum MHD_Result http_internal(struct http_req *r, const char *what);
+/* The same inside a transaction, then rolled back: logging first keeps SQLite's message. */
+enum MHD_Result http_internal_rollback(struct http_req *r, const char *what);
 
 /* ---- arguments (http.c); -1 fills r->fail ---- */
 const char *http_arg(struct http_req *r, const char *name);
@@ -136,6 +138,8 @@ struct http_page {
 };
 /* limit (1..http_max_page), offset and cursor (not both). */
 int http_page(struct http_req *r, struct http_page *p);
+/* 404 "no such <what>" in r->fail; returns -1. */
+int http_not_found(struct http_req *r, const char *what);
 /* The path parameter i as a positive id; -1 (404) when not one. */
 int http_param_id(struct http_req *r, size_t i, int64_t *id);
 /* Parse and check the JSON body against fields; *out owned by the caller. */
@@ -152,6 +156,14 @@ struct store *http_thread_store(struct http_server *h);
 /* Record a change in the audit log (inside the caller's transaction). */
 int http_audit(struct http_req *r, const char *action, const char *type,
 	       const char *object_id, json_t *before, json_t *after);
+/*
+ * End a change: audit it, commit, and reply status with after as the body
+ * (no body for 204).  Takes before and after (either may be NULL) and frees
+ * them, on failure too; a failure is answered as http_internal_rollback(what).
+ */
+enum MHD_Result http_audit_commit_reply(struct http_req *r, const char *action,
+					const char *type, const char *object_id, json_t *before,
+					json_t *after, unsigned status, const char *what);
 
 /* ---- http_auth.c ---- */
 /* Authenticate from Authorization or the session cookie; -1 fills r->fail (401). */

@@ -35,14 +35,6 @@ static int printable(const char *s, size_t max)
 	return 1;
 }
 
-static enum MHD_Result tx_fail(struct http_req *r, const char *what)
-{
-	enum MHD_Result ret = http_internal(r, what);
-
-	store_rollback(r->st);
-	return ret;
-}
-
 /* ---- list entries ---- */
 
 static json_t *entry_json(const struct store_policy_entry *e)
@@ -136,12 +128,8 @@ static json_t *load_entry(struct http_req *r, int64_t *id, int *internal)
 		*internal = 1;
 		return NULL;
 	}
-	if (o == NULL) {
-		r->fail.status = 404;
-		r->fail.code = "not_found";
-		r->fail.field[0] = '\0';
-		strlcpy_s(r->fail.message, "no such entry", sizeof(r->fail.message));
-	}
+	if (o == NULL)
+		http_not_found(r, "entry");
 	return o;
 }
 
@@ -208,17 +196,13 @@ enum MHD_Result http_policy_entries_create(struct http_req *r)
 			store_rollback(r->st);
 			return http_error(r, MHD_HTTP_CONFLICT, "duplicate", "value", "%s", err);
 		}
-		return tx_fail(r, "entries add");
+		return http_internal_rollback(r, "entries add");
 	}
 	if (store_policy_entry_get(r->st, id, one_entry, &after, &found) < 0 || after == NULL)
-		return tx_fail(r, "entries add");
+		return http_internal_rollback(r, "entries add");
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
-	if (http_audit(r, "policy_entry.create", "policy_entry", oid, NULL, after) < 0 ||
-	    store_commit(r->st) < 0) {
-		json_decref(after);
-		return tx_fail(r, "entries add");
-	}
-	return http_reply(r, MHD_HTTP_CREATED, after);
+	return http_audit_commit_reply(r, "policy_entry.create", "policy_entry", oid, NULL, after,
+				       MHD_HTTP_CREATED, "entries add");
 }
 
 static const struct http_field entry_patch_fields[] = {
@@ -266,7 +250,7 @@ enum MHD_Result http_policy_entries_update(struct http_req *r)
 	if (before == NULL) {
 		json_decref(body);
 		if (internal)
-			return tx_fail(r, "entry");
+			return http_internal_rollback(r, "entry");
 		store_rollback(r->st);
 		return http_fail_reply(r);
 	}
@@ -292,18 +276,16 @@ enum MHD_Result http_policy_entries_update(struct http_req *r)
 			return http_error(r, MHD_HTTP_CONFLICT, "duplicate", "value",
 					  "that list already holds %s", value);
 		}
-		return tx_fail(r, "entries update");
+		return http_internal_rollback(r, "entries update");
 	}
 	snprintf(oid, sizeof(oid), "%lld", (long long)id);
-	if (store_policy_entry_get(r->st, id, one_entry, &after, &found) < 0 || after == NULL ||
-	    http_audit(r, "policy_entry.update", "policy_entry", oid, before, after) < 0 ||
-	    store_commit(r->st) < 0) {
+	if (store_policy_entry_get(r->st, id, one_entry, &after, &found) < 0 || after == NULL) {
 		json_decref(before);
 		json_decref(after);
-		return tx_fail(r, "entries update");
+		return http_internal_rollback(r, "entries update");
 	}
-	json_decref(before);
-	return http_reply(r, MHD_HTTP_OK, after);
+	return http_audit_commit_reply(r, "policy_entry.update", "policy_entry", oid, before,
+				       after, MHD_HTTP_OK, "entries update");
 }
 
 enum MHD_Result http_policy_entries_delete(struct http_req *r)
@@ -324,14 +306,12 @@ enum MHD_Result http_policy_entries_delete(struct http_req *r)
 		json_decref(before);
 		return http_internal(r, "entries begin");
 	}
-	if (store_policy_entry_remove(r->st, id, &removed) < 0 ||
-	    http_audit(r, "policy_entry.delete", "policy_entry", oid, before, NULL) < 0 ||
-	    store_commit(r->st) < 0) {
+	if (store_policy_entry_remove(r->st, id, &removed) < 0) {
 		json_decref(before);
-		return tx_fail(r, "entries delete");
+		return http_internal_rollback(r, "entries delete");
 	}
-	json_decref(before);
-	return http_reply(r, MHD_HTTP_NO_CONTENT, NULL);
+	return http_audit_commit_reply(r, "policy_entry.delete", "policy_entry", oid, before, NULL,
+				       MHD_HTTP_NO_CONTENT, "entries delete");
 }
 
 /* ---- settings ---- */
@@ -408,12 +388,8 @@ static const struct policy_setting_def *path_setting(struct http_req *r)
 		key[r->params[0].len] = '\0';
 		d = policy_setting_find(key);
 	}
-	if (d == NULL) {
-		r->fail.status = 404;
-		r->fail.code = "not_found";
-		r->fail.field[0] = '\0';
-		strlcpy_s(r->fail.message, "no such setting", sizeof(r->fail.message));
-	}
+	if (d == NULL)
+		http_not_found(r, "setting");
 	return d;
 }
 
@@ -454,20 +430,14 @@ enum MHD_Result http_policy_settings_put(struct http_req *r)
 		return http_internal(r, "settings begin");
 	before = current_setting(r, d);
 	if (before == NULL)
-		return tx_fail(r, "settings");
+		return http_internal_rollback(r, "settings");
 	if (store_policy_setting_set(r->st, d->key, value) < 0 ||
 	    (after = current_setting(r, d)) == NULL) {
 		json_decref(before);
-		return tx_fail(r, "settings set");
+		return http_internal_rollback(r, "settings set");
 	}
-	if (http_audit(r, "policy_setting.set", "policy_setting", d->key, before, after) < 0 ||
-	    store_commit(r->st) < 0) {
-		json_decref(before);
-		json_decref(after);
-		return tx_fail(r, "settings set");
-	}
-	json_decref(before);
-	return http_reply(r, MHD_HTTP_OK, after);
+	return http_audit_commit_reply(r, "policy_setting.set", "policy_setting", d->key, before,
+				       after, MHD_HTTP_OK, "settings set");
 }
 
 enum MHD_Result http_policy_settings_delete(struct http_req *r)
@@ -483,21 +453,14 @@ enum MHD_Result http_policy_settings_delete(struct http_req *r)
 		return http_internal(r, "settings begin");
 	before = current_setting(r, d);
 	if (before == NULL)
-		return tx_fail(r, "settings");
+		return http_internal_rollback(r, "settings");
 	if (store_policy_setting_unset(r->st, d->key, &removed) < 0 ||
 	    (after = current_setting(r, d)) == NULL) {
 		json_decref(before);
-		return tx_fail(r, "settings unset");
+		return http_internal_rollback(r, "settings unset");
 	}
-	if (http_audit(r, "policy_setting.reset", "policy_setting", d->key, before, after) < 0 ||
-	    store_commit(r->st) < 0) {
-		json_decref(before);
-		json_decref(after);
-		return tx_fail(r, "settings unset");
-	}
-	json_decref(before);
-	json_decref(after);
-	return http_reply(r, MHD_HTTP_NO_CONTENT, NULL);
+	return http_audit_commit_reply(r, "policy_setting.reset", "policy_setting", d->key, before,
+				       after, MHD_HTTP_NO_CONTENT, "settings unset");
 }
 
 /* ---- DNSBL sites ---- */
@@ -696,20 +659,20 @@ enum MHD_Result http_policy_dnsbl_create(struct http_req *r)
 		return http_internal(r, "dnsbl begin");
 	after = find_site(r, b.zone, &internal);
 	if (internal)
-		return tx_fail(r, "dnsbl");
+		return http_internal_rollback(r, "dnsbl");
 	if (after != NULL) {
 		json_decref(after);
 		store_rollback(r->st);
 		return http_error(r, MHD_HTTP_CONFLICT, "duplicate", "zone", "that zone exists");
 	}
 	if (store_policy_site_add(r->st, &s, &id, err, sizeof(err)) < 0)
-		return tx_fail(r, "dnsbl add");
+		return http_internal_rollback(r, "dnsbl add");
 	after = find_site(r, b.zone, &internal);
 	if (after == NULL ||
 	    http_audit(r, "dnsbl_site.create", "dnsbl_site", b.zone, NULL, after) < 0 ||
 	    store_commit(r->st) < 0) {
 		json_decref(after);
-		return tx_fail(r, "dnsbl add");
+		return http_internal_rollback(r, "dnsbl add");
 	}
 	json_object_set_new(after, "stats", zero_stats());
 	return http_reply(r, MHD_HTTP_CREATED, after);
@@ -720,13 +683,8 @@ static int path_zone(struct http_req *r, char *zone, size_t zonesz)
 	size_t i;
 
 	if (r->nparams != 1 || r->params[0].len >= zonesz ||
-	    !policy_domain_ok(r->params[0].p, r->params[0].len)) {
-		r->fail.status = 404;
-		r->fail.code = "not_found";
-		r->fail.field[0] = '\0';
-		strlcpy_s(r->fail.message, "no such site", sizeof(r->fail.message));
-		return -1;
-	}
+	    !policy_domain_ok(r->params[0].p, r->params[0].len))
+		return http_not_found(r, "site");
 	for (i = 0; i < r->params[0].len; i++)
 		zone[i] = (char)tolower((unsigned char)r->params[0].p[i]);
 	zone[i] = '\0';
@@ -763,7 +721,7 @@ enum MHD_Result http_policy_dnsbl_update(struct http_req *r)
 	if (before == NULL) {
 		json_decref(body);
 		if (internal)
-			return tx_fail(r, "dnsbl");
+			return http_internal_rollback(r, "dnsbl");
 		store_rollback(r->st);
 		return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such site");
 	}
@@ -788,13 +746,13 @@ enum MHD_Result http_policy_dnsbl_update(struct http_req *r)
 	if (store_policy_site_update(r->st, &s, &found) < 0 ||
 	    (after = find_site(r, b.zone, &internal)) == NULL) {
 		json_decref(before);
-		return tx_fail(r, "dnsbl update");
+		return http_internal_rollback(r, "dnsbl update");
 	}
 	if (http_audit(r, "dnsbl_site.update", "dnsbl_site", b.zone, before, after) < 0 ||
 	    store_commit(r->st) < 0) {
 		json_decref(before);
 		json_decref(after);
-		return tx_fail(r, "dnsbl update");
+		return http_internal_rollback(r, "dnsbl update");
 	}
 	json_decref(before);
 	json_object_set_new(after, "stats", zero_stats());
@@ -823,19 +781,17 @@ enum MHD_Result http_policy_dnsbl_delete(struct http_req *r)
 	before = find_site(r, zone, &internal);
 	if (before == NULL) {
 		if (internal)
-			return tx_fail(r, "dnsbl");
+			return http_internal_rollback(r, "dnsbl");
 		store_rollback(r->st);
 		return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such site");
 	}
 	if (store_policy_site_remove(r->st, json_string_value(json_object_get(before, "zone")),
-				     &removed) < 0 ||
-	    http_audit(r, "dnsbl_site.delete", "dnsbl_site", zone, before, NULL) < 0 ||
-	    store_commit(r->st) < 0) {
+				     &removed) < 0) {
 		json_decref(before);
-		return tx_fail(r, "dnsbl delete");
+		return http_internal_rollback(r, "dnsbl delete");
 	}
-	json_decref(before);
-	return http_reply(r, MHD_HTTP_NO_CONTENT, NULL);
+	return http_audit_commit_reply(r, "dnsbl_site.delete", "dnsbl_site", zone, before, NULL,
+				       MHD_HTTP_NO_CONTENT, "dnsbl delete");
 }
 
 /* ---- directory (read) ---- */
@@ -1005,23 +961,21 @@ enum MHD_Result http_directory_group_create(struct http_req *r)
 	}
 	if (store_policy_group_add_tx(r->st, address, name, (const char *const *)norm, n,
 				      &taken, err, sizeof(err)) < 0) {
-		store_rollback(r->st);
-		if (taken)
+		if (taken) {
+			store_rollback(r->st);
 			ret = http_error(r, MHD_HTTP_CONFLICT, "duplicate", "address", "%s", err);
-		else
-			ret = http_internal(r, "group add");
+		} else {
+			ret = http_internal_rollback(r, "group add");
+		}
 		goto out;
 	}
 	after = load_group(r, address, &internal);
-	if (after == NULL || http_audit(r, "dir_group.create", "dir_group", address, NULL,
-					after) < 0 ||
-	    store_commit(r->st) < 0) {
-		store_rollback(r->st);
-		json_decref(after);
-		ret = http_internal(r, "group add");
+	if (after == NULL) {
+		ret = http_internal_rollback(r, "group add");
 		goto out;
 	}
-	ret = http_reply(r, MHD_HTTP_CREATED, after);
+	ret = http_audit_commit_reply(r, "dir_group.create", "dir_group", address, NULL, after,
+				      MHD_HTTP_CREATED, "group add");
 out:
 	for (i = 0; i < n; i++)
 		free(norm[i]);
@@ -1050,18 +1004,16 @@ enum MHD_Result http_directory_group_delete(struct http_req *r)
 	before = load_group(r, address, &internal);
 	if (before == NULL) {
 		if (internal)
-			return tx_fail(r, "group");
+			return http_internal_rollback(r, "group");
 		store_rollback(r->st);
 		return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such group");
 	}
-	if (store_policy_group_remove(r->st, address, &removed) < 0 ||
-	    http_audit(r, "dir_group.delete", "dir_group", address, before, NULL) < 0 ||
-	    store_commit(r->st) < 0) {
+	if (store_policy_group_remove(r->st, address, &removed) < 0) {
 		json_decref(before);
-		return tx_fail(r, "group delete");
+		return http_internal_rollback(r, "group delete");
 	}
-	json_decref(before);
-	return http_reply(r, MHD_HTTP_NO_CONTENT, NULL);
+	return http_audit_commit_reply(r, "dir_group.delete", "dir_group", address, before, NULL,
+				       MHD_HTTP_NO_CONTENT, "group delete");
 }
 
 /* ---- directory edits: one address of a user, one member of a group ---- */
@@ -1080,11 +1032,7 @@ static int path_address(struct http_req *r, size_t i, char *out, size_t outsz,
 		goto notfound;
 	return 0;
 notfound:
-	r->fail.status = 404;
-	r->fail.code = "not_found";
-	r->fail.field[0] = '\0';
-	snprintf(r->fail.message, sizeof(r->fail.message), "no such %s", what);
-	return -1;
+	return http_not_found(r, what);
 }
 
 /* The directory user {id}; -1 with r->fail (404) or *internal. */
@@ -1100,13 +1048,8 @@ static int path_user(struct http_req *r, struct store_user *u, int *internal)
 		*internal = 1;
 		return -1;
 	}
-	if (!found) {
-		r->fail.status = 404;
-		r->fail.code = "not_found";
-		r->fail.field[0] = '\0';
-		strlcpy_s(r->fail.message, "no such user", sizeof(r->fail.message));
-		return -1;
-	}
+	if (!found)
+		return http_not_found(r, "user");
 	return 0;
 }
 
@@ -1141,12 +1084,12 @@ enum MHD_Result http_user_address_add(struct http_req *r)
 		return http_internal(r, "address begin");
 	if (path_user(r, &u, &internal) < 0) {
 		if (internal)
-			return tx_fail(r, "address user");
+			return http_internal_rollback(r, "address user");
 		store_rollback(r->st);
 		return http_fail_reply(r);
 	}
 	if (store_policy_address_add(r->st, u.id, address, kinds[kind], &taken) < 0)
-		return tx_fail(r, "address add");
+		return http_internal_rollback(r, "address add");
 	if (taken) {
 		store_rollback(r->st);
 		return http_error(r, MHD_HTTP_CONFLICT, "duplicate", "address",
@@ -1154,12 +1097,8 @@ enum MHD_Result http_user_address_add(struct http_req *r)
 	}
 	after = json_pack("{s:s, s:s}", "address", address, "kind", kinds[kind]);
 	snprintf(oid, sizeof(oid), "%lld/%s", (long long)u.id, address);
-	if (http_audit(r, "dir_address.create", "dir_address", oid, NULL, after) < 0 ||
-	    store_commit(r->st) < 0) {
-		json_decref(after);
-		return tx_fail(r, "address add");
-	}
-	return http_reply(r, MHD_HTTP_CREATED, after);
+	return http_audit_commit_reply(r, "dir_address.create", "dir_address", oid, NULL, after,
+				       MHD_HTTP_CREATED, "address add");
 }
 
 struct addr_find {
@@ -1198,14 +1137,14 @@ enum MHD_Result http_user_address_delete(struct http_req *r)
 		return http_internal(r, "address begin");
 	if (path_user(r, &u, &internal) < 0) {
 		if (internal)
-			return tx_fail(r, "address user");
+			return http_internal_rollback(r, "address user");
 		store_rollback(r->st);
 		return http_fail_reply(r);
 	}
 	memset(&f, 0, sizeof(f));
 	f.address = address;
 	if (store_auth_user_addresses(r->st, u.id, find_address, &f) < 0)
-		return tx_fail(r, "address");
+		return http_internal_rollback(r, "address");
 	if (f.kind[0] == '\0') {
 		store_rollback(r->st);
 		return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL,
@@ -1213,14 +1152,12 @@ enum MHD_Result http_user_address_delete(struct http_req *r)
 	}
 	before = json_pack("{s:s, s:s}", "address", address, "kind", f.kind);
 	snprintf(oid, sizeof(oid), "%lld/%s", (long long)u.id, address);
-	if (store_policy_address_remove(r->st, u.id, address, &removed) < 0 ||
-	    http_audit(r, "dir_address.delete", "dir_address", oid, before, NULL) < 0 ||
-	    store_commit(r->st) < 0) {
+	if (store_policy_address_remove(r->st, u.id, address, &removed) < 0) {
 		json_decref(before);
-		return tx_fail(r, "address delete");
+		return http_internal_rollback(r, "address delete");
 	}
-	json_decref(before);
-	return http_reply(r, MHD_HTTP_NO_CONTENT, NULL);
+	return http_audit_commit_reply(r, "dir_address.delete", "dir_address", oid, before, NULL,
+				       MHD_HTTP_NO_CONTENT, "address delete");
 }
 
 static const struct http_field member_fields[] = {
@@ -1246,7 +1183,7 @@ enum MHD_Result http_group_member_add(struct http_req *r)
 	if (store_begin(r->st) < 0)
 		return http_internal(r, "member begin");
 	if (store_policy_member_add(r->st, group, member, &found, &added) < 0)
-		return tx_fail(r, "member add");
+		return http_internal_rollback(r, "member add");
 	if (!found || !added) {
 		store_rollback(r->st);
 		if (!found)
@@ -1255,12 +1192,8 @@ enum MHD_Result http_group_member_add(struct http_req *r)
 				  "%s is already a member", member);
 	}
 	after = json_pack("{s:s}", "member", member);
-	if (http_audit(r, "dir_group.member_add", "dir_group", group, NULL, after) < 0 ||
-	    store_commit(r->st) < 0) {
-		json_decref(after);
-		return tx_fail(r, "member add");
-	}
-	return http_reply(r, MHD_HTTP_CREATED, after);
+	return http_audit_commit_reply(r, "dir_group.member_add", "dir_group", group, NULL, after,
+				       MHD_HTTP_CREATED, "member add");
 }
 
 enum MHD_Result http_group_member_delete(struct http_req *r)
@@ -1276,18 +1209,13 @@ enum MHD_Result http_group_member_delete(struct http_req *r)
 	if (store_begin(r->st) < 0)
 		return http_internal(r, "member begin");
 	if (store_policy_member_remove(r->st, group, member, &found, &removed) < 0)
-		return tx_fail(r, "member delete");
+		return http_internal_rollback(r, "member delete");
 	if (!found || !removed) {
 		store_rollback(r->st);
 		return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL,
 				  !found ? "no such group" : "no such member");
 	}
 	before = json_pack("{s:s}", "member", member);
-	if (http_audit(r, "dir_group.member_remove", "dir_group", group, before, NULL) < 0 ||
-	    store_commit(r->st) < 0) {
-		json_decref(before);
-		return tx_fail(r, "member delete");
-	}
-	json_decref(before);
-	return http_reply(r, MHD_HTTP_NO_CONTENT, NULL);
+	return http_audit_commit_reply(r, "dir_group.member_remove", "dir_group", group, before,
+				       NULL, MHD_HTTP_NO_CONTENT, "member delete");
 }

@@ -79,36 +79,47 @@ static int add_row(const struct store_queue_row *q, void *arg)
 	return 0;
 }
 
+/* The filters the list and the summary share, into f; -1 fills r->fail. */
+static int queue_filter_args(struct http_req *r, struct store_queue_filter *f)
+{
+	static const char *const states[] = { "queued", "deferred", "held", "dead", "done",
+					      NULL };
+	int state;
+
+	memset(f, 0, sizeof(*f));
+	if (http_arg_str(r, "qid", 32, &f->qid) < 0 ||
+	    http_arg_str(r, "sender", 320, &f->sender) < 0 ||
+	    http_arg_str(r, "client", 64, &f->client_addr) < 0 ||
+	    http_arg_str(r, "rcpt_domain", 253, &f->rcpt_domain) < 0 ||
+	    http_arg_str(r, "reason", 200, &f->reason) < 0 ||
+	    http_arg_pick(r, "state", states, &state) < 0 ||
+	    http_arg_time(r, "received_before", &f->received_before) < 0)
+		return -1;
+	/* An empty filter is refused, so "<>" is how to ask for the null sender. */
+	if (f->sender != NULL && strcmp(f->sender, "<>") == 0)
+		f->sender = "";
+	f->state = state >= 0 ? states[state] : NULL;
+	return 0;
+}
+
 enum MHD_Result http_queue_list(struct http_req *r)
 {
 	static const char *const args[] = { "limit", "offset", "cursor", "qid", "sender",
 					    "client", "rcpt_domain", "reason", "state",
 					    "received_before", NULL };
-	static const char *const states[] = { "queued", "deferred", "held", "dead", "done",
-					      NULL };
 	struct store_queue_filter f;
 	struct http_page p;
 	struct q_list l;
-	int state;
 	char next[32];
 
-	memset(&f, 0, sizeof(f));
 	memset(&l, 0, sizeof(l));
 	if (http_args_allow(r, args) < 0 || http_page(r, &p) < 0 ||
-	    http_arg_str(r, "qid", 32, &f.qid) < 0 || http_arg_str(r, "sender", 320, &f.sender) < 0 ||
-	    http_arg_str(r, "client", 64, &f.client_addr) < 0 ||
-	    http_arg_str(r, "rcpt_domain", 253, &f.rcpt_domain) < 0 ||
-	    http_arg_str(r, "reason", 200, &f.reason) < 0 ||
-	    http_arg_pick(r, "state", states, &state) < 0 ||
-	    http_arg_time(r, "received_before", &f.received_before) < 0)
+	    queue_filter_args(r, &f) < 0)
 		return http_fail_reply(r);
 	if (p.cursor != NULL &&
 	    http_parse_i64(p.cursor, strlen(p.cursor), 0, 100000000, &p.offset) < 0)
 		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter", "cursor",
 				  "malformed cursor");
-	if (f.sender != NULL && strcmp(f.sender, "<>") == 0)
-		f.sender = "";
-	f.state = state >= 0 ? states[state] : NULL;
 	f.limit = p.offset + p.limit + 1;
 	l.items = json_array();
 	l.skip = p.offset;
@@ -139,34 +150,22 @@ enum MHD_Result http_queue_summary(struct http_req *r)
 	static const char *const args[] = { "group", "limit", "qid", "sender", "client",
 					    "rcpt_domain", "reason", "state",
 					    "received_before", NULL };
-	static const char *const states[] = { "queued", "deferred", "held", "dead", "done",
-					      NULL };
 	static const char *const groups[] = { "state", "sender", "client", "domain", "reason",
 					      NULL };
 	static const enum store_queue_group group_of[] = { STORE_QG_STATE, STORE_QG_SENDER,
 							   STORE_QG_CLIENT, STORE_QG_DOMAIN,
 							   STORE_QG_REASON };
 	struct store_queue_filter f;
-	int state, group;
+	int group;
 	int64_t limit;
 	json_t *items;
 
-	memset(&f, 0, sizeof(f));
 	if (http_args_allow(r, args) < 0 || http_arg_pick(r, "group", groups, &group) < 0 ||
-	    http_arg_i64(r, "limit", 1, 1000, 100, &limit) < 0 ||
-	    http_arg_str(r, "qid", 32, &f.qid) < 0 || http_arg_str(r, "sender", 320, &f.sender) < 0 ||
-	    http_arg_str(r, "client", 64, &f.client_addr) < 0 ||
-	    http_arg_str(r, "rcpt_domain", 253, &f.rcpt_domain) < 0 ||
-	    http_arg_str(r, "reason", 200, &f.reason) < 0 ||
-	    http_arg_pick(r, "state", states, &state) < 0 ||
-	    http_arg_time(r, "received_before", &f.received_before) < 0)
+	    http_arg_i64(r, "limit", 1, 1000, 100, &limit) < 0 || queue_filter_args(r, &f) < 0)
 		return http_fail_reply(r);
 	if (group < 0)
 		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_parameter", "group",
 				  "group is required: state, sender, client, domain or reason");
-	if (f.sender != NULL && strcmp(f.sender, "<>") == 0)
-		f.sender = "";
-	f.state = state >= 0 ? states[state] : NULL;
 	items = json_array();
 	if (store_queue_summary(r->st, &f, group_of[group], limit, add_group, items) < 0) {
 		json_decref(items);

@@ -96,7 +96,6 @@ enum MHD_Result http_tokens_create(struct http_req *r)
 	int dup, found;
 	char oid[24];
 	json_t *v;
-	enum MHD_Result ret;
 
 	if (http_body(r, create_fields, ARRAY_LEN(create_fields), &body) < 0)
 		return http_fail_reply(r);
@@ -140,9 +139,7 @@ enum MHD_Result http_tokens_create(struct http_req *r)
 	return http_reply(r, MHD_HTTP_CREATED, after);
 fail:
 	json_decref(after);
-	ret = http_internal(r, "tokens create");
-	store_rollback(r->st);
-	return ret;
+	return http_internal_rollback(r, "tokens create");
 }
 
 /* 0 found and visible; -1 with r->fail (404) or *internal. */
@@ -160,11 +157,7 @@ static int load_token(struct http_req *r, struct store_token *t, int *internal)
 	}
 	if (found && (r->auth.admin || t->user_id == r->auth.user_id))
 		return 0;
-	r->fail.status = 404;
-	r->fail.code = "not_found";
-	r->fail.field[0] = '\0';
-	strlcpy_s(r->fail.message, "no such token", sizeof(r->fail.message));
-	return -1;
+	return http_not_found(r, "token");
 }
 
 enum MHD_Result http_tokens_show(struct http_req *r)
@@ -187,7 +180,6 @@ enum MHD_Result http_tokens_revoke(struct http_req *r)
 	int internal, changed, found;
 	json_t *before, *after;
 	char oid[24];
-	enum MHD_Result ret;
 
 	if (http_args_allow(r, args) < 0)
 		return http_fail_reply(r);
@@ -201,21 +193,10 @@ enum MHD_Result http_tokens_revoke(struct http_req *r)
 	if (store_auth_token_revoke(r->st, t.id, time_now_ms(), &changed) < 0 ||
 	    store_auth_token_get(r->st, t.id, &t, &found) < 0 || !found) {
 		json_decref(before);
-		goto fail;
+		return http_internal_rollback(r, "tokens revoke");
 	}
 	after = token_json(&t);
 	snprintf(oid, sizeof(oid), "%lld", (long long)t.id);
-	if (http_audit(r, "token.revoke", "token", oid, before, after) < 0 ||
-	    store_commit(r->st) < 0) {
-		json_decref(before);
-		json_decref(after);
-		goto fail;
-	}
-	json_decref(before);
-	json_decref(after);
-	return http_reply(r, MHD_HTTP_NO_CONTENT, NULL);
-fail:
-	ret = http_internal(r, "tokens revoke");
-	store_rollback(r->st);
-	return ret;
+	return http_audit_commit_reply(r, "token.revoke", "token", oid, before, after,
+				       MHD_HTTP_NO_CONTENT, "tokens revoke");
 }

@@ -255,15 +255,11 @@ enum MHD_Result http_users_create(struct http_req *r)
 	after = user_full(r, &u);
 	if (after == NULL)
 		goto fail;
-	if (http_audit(r, "user.create", "user", oid, NULL, after) < 0 ||
-	    store_commit(r->st) < 0)
-		goto fail;
-	return http_reply(r, MHD_HTTP_CREATED, after);
+	return http_audit_commit_reply(r, "user.create", "user", oid, NULL, after,
+				       MHD_HTTP_CREATED, "users create");
 fail:
 	json_decref(after);
-	ret = http_internal(r, "users create");
-	store_rollback(r->st);
-	return ret;
+	return http_internal_rollback(r, "users create");
 }
 
 /* The target user, visible to the caller; 0 found, -1 reply needed (r->fail or internal). */
@@ -284,11 +280,7 @@ static int load_visible(struct http_req *r, struct store_user *u, int *internal)
 	if (found)
 		return 0;
 nf:
-	r->fail.status = 404;
-	r->fail.code = "not_found";
-	r->fail.field[0] = '\0';
-	strlcpy_s(r->fail.message, "no such user", sizeof(r->fail.message));
-	return -1;
+	return http_not_found(r, "user");
 }
 
 enum MHD_Result http_users_show(struct http_req *r)
@@ -337,7 +329,6 @@ enum MHD_Result http_users_update(struct http_req *r)
 	char hash[256];
 	int set, internal = 0, disabled, last, found;
 	char oid[24];
-	enum MHD_Result ret;
 
 	if (load_visible(r, &u, &internal) < 0)
 		return internal ? http_internal(r, "users update") : http_fail_reply(r);
@@ -387,9 +378,7 @@ enum MHD_Result http_users_update(struct http_req *r)
 fail:
 	json_decref(before);
 	json_decref(after);
-	ret = http_internal(r, "users update");
-	store_rollback(r->st);
-	return ret;
+	return http_internal_rollback(r, "users update");
 }
 
 enum MHD_Result http_users_delete(struct http_req *r)
@@ -399,7 +388,6 @@ enum MHD_Result http_users_delete(struct http_req *r)
 	json_t *before;
 	int internal, last, removed;
 	char oid[24];
-	enum MHD_Result ret;
 
 	if (http_args_allow(r, args) < 0)
 		return http_fail_reply(r);
@@ -423,16 +411,12 @@ enum MHD_Result http_users_delete(struct http_req *r)
 	if (before == NULL)
 		goto fail;
 	/* The directory's own delete: addresses, sessions, tokens cascade. */
-	if (store_policy_user_remove(r->st, u.name, &removed) < 0 ||
-	    http_audit(r, "user.delete", "user", oid, before, NULL) < 0 ||
-	    store_commit(r->st) < 0) {
+	if (store_policy_user_remove(r->st, u.name, &removed) < 0) {
 		json_decref(before);
 		goto fail;
 	}
-	json_decref(before);
-	return http_reply(r, MHD_HTTP_NO_CONTENT, NULL);
+	return http_audit_commit_reply(r, "user.delete", "user", oid, before, NULL,
+				       MHD_HTTP_NO_CONTENT, "users delete");
 fail:
-	ret = http_internal(r, "users delete");
-	store_rollback(r->st);
-	return ret;
+	return http_internal_rollback(r, "users delete");
 }

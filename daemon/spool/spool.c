@@ -150,12 +150,22 @@ int spool_reconcile(struct spool *sp, struct store *st,
 	}
 	closedir(d);
 
+	/*
+	 * One transaction for the whole pass: a million index lookups each in
+	 * its own implicit transaction would take and drop the WAL read lock
+	 * a million times.
+	 */
+	if (store_begin(st) < 0) {
+		snprintf(err, errsz, "reconcile: cannot begin transaction");
+		return -1;
+	}
 	fd = dup(sp->queue_fd);
 	d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (d == NULL) {
 		snprintf(err, errsz, "spool/queue: %s", strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		store_rollback(st);
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -171,6 +181,7 @@ int spool_reconcile(struct spool *sp, struct store *st,
 		if (store_queue_exists(st, de->d_name, &exists) < 0) {
 			snprintf(err, errsz, "reconcile: cannot read queue index");
 			closedir(d);
+			store_rollback(st);
 			return -1;
 		}
 		if (!exists) {
@@ -182,10 +193,6 @@ int spool_reconcile(struct spool *sp, struct store *st,
 	}
 	closedir(d);
 
-	if (store_begin(st) < 0) {
-		snprintf(err, errsz, "reconcile: cannot begin transaction");
-		return -1;
-	}
 	if (store_queue_foreach(st, check_row, &ctx) < 0 || ctx.failed) {
 		store_rollback(st);
 		snprintf(err, errsz, "reconcile: cannot update queue index");

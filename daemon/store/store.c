@@ -50,16 +50,19 @@ void store_bind_text(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
 }
 
+int store_step_done(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int store_run(struct store *st, const char *sql)
 {
 	sqlite3_stmt *s = store_prepare(st, sql);
-	int rc;
 
-	if (s == NULL)
-		return -1;
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return s == NULL ? -1 : store_step_done(s);
 }
 
 const char *store_errmsg(struct store *st)

@@ -51,20 +51,6 @@ const char *store_account_errmsg(struct store *st)
 	return store_errmsg(st);
 }
 
-static int step_done(struct store *st, sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-
-	(void)st;
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static const char *col(sqlite3_stmt *s, int i)
-{
-	return (const char *)sqlite3_column_text(s, i);
-}
-
 int store_account_add(struct store *st, const char *user, int64_t messages,
 		      int64_t recipients, int64_t refused, int64_t score, int64_t now)
 {
@@ -78,7 +64,7 @@ int store_account_add(struct store *st, const char *user, int64_t messages,
 	sqlite3_bind_int64(s, 4, refused);
 	sqlite3_bind_int64(s, 5, score);
 	sqlite3_bind_int64(s, 6, now);
-	return step_done(st, s);
+	return store_step_done(s);
 }
 
 static int alert(struct store *st, const char *user, const char *kind, int64_t score,
@@ -93,7 +79,7 @@ static int alert(struct store *st, const char *user, const char *kind, int64_t s
 	store_bind_text(s, 3, kind);
 	sqlite3_bind_int64(s, 4, score);
 	store_bind_text(s, 5, detail);
-	if (step_done(st, s) < 0)
+	if (store_step_done(s) < 0)
 		return -1;
 	if (id != NULL)
 		*id = sqlite3_last_insert_rowid(store_db(st));
@@ -114,7 +100,7 @@ int store_account_suspend(struct store *st, const char *user, const char *reason
 	store_bind_text(s, 2, reason);
 	sqlite3_bind_int64(s, 3, score);
 	sqlite3_bind_int64(s, 4, now);
-	if (step_done(st, s) < 0 || alert(st, user, "suspended", score, detail, now, alert_id) < 0)
+	if (store_step_done(s) < 0 || alert(st, user, "suspended", score, detail, now, alert_id) < 0)
 		goto fail;
 	return store_commit(st);
 fail:
@@ -130,7 +116,7 @@ int store_account_alert_held(struct store *st, int64_t alert_id, int64_t held)
 		return -1;
 	sqlite3_bind_int64(s, 1, alert_id);
 	sqlite3_bind_int64(s, 2, held);
-	return step_done(st, s);
+	return store_step_done(s);
 }
 
 int store_account_lift_tx(struct store *st, const char *user, const char *by, int64_t now,
@@ -143,7 +129,7 @@ int store_account_lift_tx(struct store *st, const char *user, const char *by, in
 		return -1;
 	store_bind_text(s, 1, user);
 	sqlite3_bind_int64(s, 2, now);
-	if (step_done(st, s) < 0)
+	if (store_step_done(s) < 0)
 		return -1;
 	*changed = sqlite3_changes(store_db(st)) > 0;
 	if (*changed && alert(st, user, "lifted", 0, by, now, NULL) < 0)
@@ -176,7 +162,7 @@ int store_account_states(struct store *st, int suspended_only,
 	sqlite3_bind_int(s, 1, suspended_only);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct store_account_state a = {
-			col(s, 0), sqlite3_column_int64(s, 1), col(s, 2),
+			store_col_text(s, 0), sqlite3_column_int64(s, 1), store_col_text(s, 2),
 			sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4),
 			sqlite3_column_int64(s, 5), sqlite3_column_int64(s, 6),
 			sqlite3_column_int64(s, 7),
@@ -199,8 +185,8 @@ static int each_alert(sqlite3_stmt *s,
 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct store_account_alert a = {
-			sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), col(s, 2),
-			col(s, 3), col(s, 5), sqlite3_column_int64(s, 4),
+			sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), store_col_text(s, 2),
+			store_col_text(s, 3), store_col_text(s, 5), sqlite3_column_int64(s, 4),
 			sqlite3_column_int64(s, 6),
 		};
 
@@ -240,7 +226,7 @@ int store_account_limits(struct store *st,
 		for (i = 0; i < STORE_ACCOUNT_NLIMITS; i++)
 			v[i] = sqlite3_column_type(s, i + 1) == SQLITE_NULL
 				? -1 : sqlite3_column_int64(s, i + 1);
-		if (cb(col(s, 0), v, arg) != 0) {
+		if (cb(store_col_text(s, 0), v, arg) != 0) {
 			rc = SQLITE_DONE;
 			break;
 		}
@@ -264,7 +250,7 @@ int store_account_set_limits(struct store *st, const char *user,
 		else
 			sqlite3_bind_int64(s, i + 2, v[i]);
 	}
-	return step_done(st, s);
+	return store_step_done(s);
 }
 
 static int state_rows(sqlite3_stmt *s,
@@ -275,7 +261,7 @@ static int state_rows(sqlite3_stmt *s,
 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct store_account_state a = {
-			col(s, 0), sqlite3_column_int64(s, 1), col(s, 2),
+			store_col_text(s, 0), sqlite3_column_int64(s, 1), store_col_text(s, 2),
 			sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4),
 			sqlite3_column_int64(s, 5), sqlite3_column_int64(s, 6),
 			sqlite3_column_int64(s, 7),

@@ -23,11 +23,6 @@ static void copy_col(sqlite3_stmt *s, int i, char *dst, size_t dstsz)
 	strlcpy_s(dst, v ? (const char *)v : "", dstsz);
 }
 
-static const char *col_text(sqlite3_stmt *s, int i)
-{
-	return (const char *)sqlite3_column_text(s, i);
-}
-
 const char *store_auth_errmsg(struct store *st)
 {
 	return store_errmsg(st);
@@ -51,12 +46,26 @@ static void read_user(sqlite3_stmt *s, int at, struct store_user *u)
 }
 
 /* Step a statement expected to finish; 0 on SQLITE_DONE. */
-static int step_done(sqlite3_stmt *s)
+/*
+ * Steps a bound probe that finds a row when the name is taken: 0 when it
+ * found none; -1 with *dup = 1 when it did; -1 on error.  Resets s.
+ */
+static int none_found(sqlite3_stmt *s, int *dup)
 {
 	int rc = sqlite3_step(s);
 
 	sqlite3_reset(s);
+	*dup = rc == SQLITE_ROW;
 	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Steps a bound INSERT; *id is the new row's id. */
+static int insert_id(struct store *st, sqlite3_stmt *s, int64_t *id)
+{
+	if (store_step_done(s) < 0)
+		return -1;
+	*id = sqlite3_last_insert_rowid(store_db(st));
+	return 0;
 }
 
 static const char SQL_ADMIN_COUNT[] =
@@ -88,19 +97,12 @@ int store_auth_user_create(struct store *st, const char *name, const char *hash,
 			   const char *role, int disabled, int64_t now, int64_t *id, int *dup)
 {
 	sqlite3_stmt *s = store_prepare(st, SQL_USER_EXISTS);
-	int rc;
 
 	*dup = 0;
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, name);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW) {
-		*dup = 1;
-		return -1;
-	}
-	if (rc != SQLITE_DONE)
+	if (none_found(s, dup) < 0)
 		return -1;
 	s = store_prepare(st, SQL_USER_INSERT);
 	if (s == NULL)
@@ -110,10 +112,7 @@ int store_auth_user_create(struct store *st, const char *name, const char *hash,
 	store_bind_text(s, 3, hash);
 	store_bind_text(s, 4, role);
 	sqlite3_bind_int(s, 5, disabled);
-	if (step_done(s) < 0)
-		return -1;
-	*id = sqlite3_last_insert_rowid(store_db(st));
-	return 0;
+	return insert_id(st, s, id);
 }
 
 static const char SQL_USER_GET[] = "SELECT " USER_COLS " FROM dir_user u WHERE u.id = ?1";
@@ -166,7 +165,7 @@ int store_auth_user_update(struct store *st, int64_t id, const char *role, int d
 	sqlite3_bind_int64(s, 1, id);
 	store_bind_text(s, 2, role);
 	sqlite3_bind_int(s, 3, disabled);
-	return step_done(s);
+	return store_step_done(s);
 }
 
 static const char SQL_USER_SET_PASSWORD[] =
@@ -182,7 +181,7 @@ int store_auth_user_set_password(struct store *st, int64_t id, const char *hash,
 	sqlite3_bind_int64(s, 1, id);
 	store_bind_text(s, 2, hash);
 	sqlite3_bind_int64(s, 3, now);
-	return step_done(s);
+	return store_step_done(s);
 }
 
 static const char SQL_USER_DELETE[] = "DELETE FROM dir_user WHERE id = ?1";
@@ -194,7 +193,7 @@ int store_auth_user_delete(struct store *st, int64_t id, int *removed)
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
-	if (step_done(s) < 0)
+	if (store_step_done(s) < 0)
 		return -1;
 	*removed = sqlite3_changes(store_db(st));
 	return 0;
@@ -252,7 +251,7 @@ int store_auth_user_addresses(struct store *st, int64_t id,
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (cb(col_text(s, 0), col_text(s, 1), arg) != 0) {
+		if (cb(store_col_text(s, 0), store_col_text(s, 1), arg) != 0) {
 			rc = SQLITE_DONE;
 			break;
 		}
@@ -281,7 +280,7 @@ int store_auth_session_create(struct store *st, const char *id_hash, int64_t use
 	store_bind_text(s, 4, addr);
 	sqlite3_bind_int64(s, 5, now);
 	sqlite3_bind_int64(s, 6, expires);
-	return step_done(s);
+	return store_step_done(s);
 }
 
 static const char SQL_SESSION_GET[] =
@@ -324,7 +323,7 @@ int store_auth_session_touch(struct store *st, const char *id_hash, int64_t now)
 		return -1;
 	store_bind_text(s, 1, id_hash);
 	sqlite3_bind_int64(s, 2, now);
-	return step_done(s);
+	return store_step_done(s);
 }
 
 static const char SQL_SESSION_DELETE[] = "DELETE FROM api_session WHERE id_hash = ?1";
@@ -336,7 +335,7 @@ int store_auth_session_delete(struct store *st, const char *id_hash)
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, id_hash);
-	return step_done(s);
+	return store_step_done(s);
 }
 
 static const char SQL_SESSION_DELETE_USER[] =
@@ -351,7 +350,7 @@ int store_auth_session_delete_user(struct store *st, int64_t user_id,
 		return -1;
 	sqlite3_bind_int64(s, 1, user_id);
 	store_bind_text(s, 2, keep_hash);
-	return step_done(s);
+	return store_step_done(s);
 }
 
 static const char SQL_SESSION_PURGE[] =
@@ -365,7 +364,7 @@ int store_auth_session_purge(struct store *st, int64_t now, int64_t idle_before)
 		return -1;
 	sqlite3_bind_int64(s, 1, now);
 	sqlite3_bind_int64(s, 2, idle_before);
-	return step_done(s);
+	return store_step_done(s);
 }
 
 /* ---- tokens ---- */
@@ -398,20 +397,13 @@ int store_auth_token_create(struct store *st, int64_t user_id, const char *name,
 			    int64_t now, int64_t *id, int *dup)
 {
 	sqlite3_stmt *s = store_prepare(st, SQL_TOKEN_DUP);
-	int rc;
 
 	*dup = 0;
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, user_id);
 	store_bind_text(s, 2, name);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW) {
-		*dup = 1;
-		return -1;
-	}
-	if (rc != SQLITE_DONE)
+	if (none_found(s, dup) < 0)
 		return -1;
 	s = store_prepare(st, SQL_TOKEN_INSERT);
 	if (s == NULL)
@@ -422,10 +414,7 @@ int store_auth_token_create(struct store *st, int64_t user_id, const char *name,
 	store_bind_text(s, 4, prefix);
 	store_bind_text(s, 5, scope);
 	sqlite3_bind_int64(s, 6, now);
-	if (step_done(s) < 0)
-		return -1;
-	*id = sqlite3_last_insert_rowid(store_db(st));
-	return 0;
+	return insert_id(st, s, id);
 }
 
 static const char SQL_TOKEN_BY_HASH[] =
@@ -518,7 +507,7 @@ int store_auth_token_revoke(struct store *st, int64_t id, int64_t now, int *chan
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
 	sqlite3_bind_int64(s, 2, now);
-	if (step_done(s) < 0)
+	if (store_step_done(s) < 0)
 		return -1;
 	*changed = sqlite3_changes(store_db(st));
 	return 0;
@@ -534,7 +523,7 @@ int store_auth_token_touch(struct store *st, int64_t id, int64_t now)
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
 	sqlite3_bind_int64(s, 2, now);
-	return step_done(s);
+	return store_step_done(s);
 }
 
 /* ---- failed logins ---- */
@@ -552,7 +541,7 @@ int store_auth_failure_add(struct store *st, const char *addr, const char *accou
 	sqlite3_bind_int64(s, 1, now);
 	store_bind_text(s, 2, addr);
 	store_bind_text(s, 3, account);
-	return step_done(s);
+	return store_step_done(s);
 }
 
 static const char SQL_FAIL_BY_ADDR[] =
@@ -602,7 +591,7 @@ int store_auth_failures_clear_account(struct store *st, const char *account)
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, account);
-	return step_done(s);
+	return store_step_done(s);
 }
 
 static const char SQL_FAIL_PURGE[] = "DELETE FROM api_login_failure WHERE ts < ?1";
@@ -614,7 +603,7 @@ int store_auth_failures_purge(struct store *st, int64_t before)
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, before);
-	return step_done(s);
+	return store_step_done(s);
 }
 
 /* ---- audit ---- */
@@ -643,7 +632,7 @@ int store_auth_audit_add(struct store *st, const struct store_audit *a)
 	store_bind_text(s, 8, a->object_id);
 	store_bind_text(s, 9, a->before);
 	store_bind_text(s, 10, a->after);
-	return step_done(s);
+	return store_step_done(s);
 }
 
 static const char SQL_AUDIT_LIST[] =
@@ -675,14 +664,14 @@ int store_auth_audit_list(struct store *st, const struct store_audit_filter *f,
 		a.id = sqlite3_column_int64(s, 0);
 		a.ts = sqlite3_column_int64(s, 1);
 		a.actor_id = sqlite3_column_int64(s, 2);
-		a.actor = col_text(s, 3);
-		a.via = col_text(s, 4);
-		a.client_addr = col_text(s, 5);
-		a.action = col_text(s, 6);
-		a.object_type = col_text(s, 7);
-		a.object_id = col_text(s, 8);
-		a.before = col_text(s, 9);
-		a.after = col_text(s, 10);
+		a.actor = store_col_text(s, 3);
+		a.via = store_col_text(s, 4);
+		a.client_addr = store_col_text(s, 5);
+		a.action = store_col_text(s, 6);
+		a.object_type = store_col_text(s, 7);
+		a.object_id = store_col_text(s, 8);
+		a.before = store_col_text(s, 9);
+		a.after = store_col_text(s, 10);
 		if (cb(&a, arg) != 0) {
 			rc = SQLITE_DONE;
 			break;

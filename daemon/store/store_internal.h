@@ -26,9 +26,17 @@ struct store {
 sqlite3_stmt *store_prepare(struct store *st, const char *sql);
 /* Step a statement that returns no rows; 0 when it ran to completion. */
 int store_run(struct store *st, const char *sql);
+/* The same for a statement already prepared and bound; resets it. */
+int store_step_done(sqlite3_stmt *s);
 /* Bind a string, or NULL as SQL NULL; the string must outlive the step. */
 void store_bind_text(sqlite3_stmt *s, int i, const char *v);
 const char *store_errmsg(struct store *st);
+
+/* Column i as text, NULL for SQL NULL; valid until the next step or reset. */
+static inline const char *store_col_text(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
 
 static inline sqlite3 *store_db(struct store *st)
 {

@@ -87,19 +87,11 @@ static const char SQL_STATS[] =
 	"SELECT check_name, day, count FROM policy_stat WHERE day >= ?1"
 	" ORDER BY day, check_name";
 
-static const char *col_text(sqlite3_stmt *s, int i)
+static const char *col_text_or_empty(sqlite3_stmt *s, int i)
 {
 	const unsigned char *t = sqlite3_column_text(s, i);
 
 	return t ? (const char *)t : "";
-}
-
-static int done(sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 const char *store_policy_errmsg(struct store *st)
@@ -190,7 +182,7 @@ int store_policy_entry_remove(struct store *st, int64_t id, int *removed)
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
-	if (done(s) < 0)
+	if (store_step_done(s) < 0)
 		return -1;
 	*removed = sqlite3_changes(store_db(st));
 	return 0;
@@ -205,7 +197,7 @@ int store_policy_entry_remove_value(struct store *st, const char *list, const ch
 		return -1;
 	store_bind_text(s, 1, list);
 	store_bind_text(s, 2, value);
-	if (done(s) < 0)
+	if (store_step_done(s) < 0)
 		return -1;
 	*removed = sqlite3_changes(store_db(st));
 	return 0;
@@ -219,9 +211,9 @@ static int entry_rows(sqlite3_stmt *s, int (*cb)(const struct store_policy_entry
 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		e.id = sqlite3_column_int64(s, 0);
-		e.list = col_text(s, 1);
-		e.value = col_text(s, 2);
-		e.comment = col_text(s, 3);
+		e.list = col_text_or_empty(s, 1);
+		e.value = col_text_or_empty(s, 2);
+		e.comment = col_text_or_empty(s, 3);
 		e.created = sqlite3_column_int64(s, 4);
 		if (found != NULL)
 			*found = 1;
@@ -267,7 +259,7 @@ int store_policy_setting_set(struct store *st, const char *key, const char *valu
 	store_bind_text(s, 1, key);
 	store_bind_text(s, 2, value);
 	sqlite3_bind_int64(s, 3, time_now_ms());
-	return done(s);
+	return store_step_done(s);
 }
 
 int store_policy_setting_unset(struct store *st, const char *key, int *removed)
@@ -277,7 +269,7 @@ int store_policy_setting_unset(struct store *st, const char *key, int *removed)
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, key);
-	if (done(s) < 0)
+	if (store_step_done(s) < 0)
 		return -1;
 	*removed = sqlite3_changes(store_db(st));
 	return 0;
@@ -292,7 +284,7 @@ int store_policy_settings(struct store *st,
 	if (s == NULL)
 		return -1;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (cb(col_text(s, 0), col_text(s, 1), arg) != 0) {
+		if (cb(col_text_or_empty(s, 0), col_text_or_empty(s, 1), arg) != 0) {
 			rc = SQLITE_DONE;
 			break;
 		}
@@ -344,7 +336,7 @@ int store_policy_site_update(struct store *st, const struct store_dnsbl_site *si
 	if (s == NULL)
 		return -1;
 	bind_site(s, site);
-	if (done(s) < 0)
+	if (store_step_done(s) < 0)
 		return -1;
 	*found = sqlite3_changes(store_db(st));
 	return 0;
@@ -357,7 +349,7 @@ int store_policy_site_remove(struct store *st, const char *zone, int *removed)
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, zone);
-	if (done(s) < 0)
+	if (store_step_done(s) < 0)
 		return -1;
 	*removed = sqlite3_changes(store_db(st));
 	return 0;
@@ -374,14 +366,14 @@ int store_policy_sites(struct store *st,
 		return -1;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		site.id = sqlite3_column_int64(s, 0);
-		site.zone = col_text(s, 1);
-		site.kind = col_text(s, 2);
+		site.zone = col_text_or_empty(s, 1);
+		site.kind = col_text_or_empty(s, 2);
 		site.enabled = sqlite3_column_int(s, 3);
-		site.action = col_text(s, 4);
-		site.message = col_text(s, 5);
-		site.codes = col_text(s, 6);
+		site.action = col_text_or_empty(s, 4);
+		site.message = col_text_or_empty(s, 5);
+		site.codes = col_text_or_empty(s, 6);
 		site.weight = sqlite3_column_int(s, 7);
-		site.comment = col_text(s, 8);
+		site.comment = col_text_or_empty(s, 8);
 		site.created = sqlite3_column_int64(s, 9);
 		if (cb(&site, arg) != 0) {
 			rc = SQLITE_DONE;
@@ -445,7 +437,7 @@ int store_policy_user_add(struct store *st, const char *name, const char *const 
 		store_bind_text(s, 1, addrs[i]);
 		sqlite3_bind_int64(s, 2, uid);
 		store_bind_text(s, 3, i == 0 ? "primary" : "alias");
-		if (done(s) < 0)
+		if (store_step_done(s) < 0)
 			goto fail_tx;
 	}
 	if (store_commit(st) < 0)
@@ -467,7 +459,7 @@ int store_policy_user_remove(struct store *st, const char *name, int *removed)
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, name);
-	if (done(s) < 0)
+	if (store_step_done(s) < 0)
 		return -1;
 	*removed = sqlite3_changes(store_db(st));
 	return 0;
@@ -493,7 +485,7 @@ int store_policy_group_add_tx(struct store *st, const char *address, const char 
 	store_bind_text(s, 1, address);
 	store_bind_text(s, 2, name ? name : "");
 	sqlite3_bind_int64(s, 3, time_now_ms());
-	if (done(s) < 0)
+	if (store_step_done(s) < 0)
 		goto fail;
 	gid = sqlite3_last_insert_rowid(store_db(st));
 	for (i = 0; i < nmembers; i++) {
@@ -502,7 +494,7 @@ int store_policy_group_add_tx(struct store *st, const char *address, const char 
 			goto fail;
 		sqlite3_bind_int64(s, 1, gid);
 		store_bind_text(s, 2, members[i]);
-		if (done(s) < 0)
+		if (store_step_done(s) < 0)
 			goto fail;
 	}
 	return 0;
@@ -548,7 +540,7 @@ int store_policy_address_add(struct store *st, int64_t user_id, const char *addr
 	store_bind_text(s, 1, address);
 	sqlite3_bind_int64(s, 2, user_id);
 	store_bind_text(s, 3, kind);
-	return done(s);
+	return store_step_done(s);
 }
 
 int store_policy_address_remove(struct store *st, int64_t user_id, const char *address,
@@ -561,7 +553,7 @@ int store_policy_address_remove(struct store *st, int64_t user_id, const char *a
 		return -1;
 	sqlite3_bind_int64(s, 1, user_id);
 	store_bind_text(s, 2, address);
-	if (done(s) < 0)
+	if (store_step_done(s) < 0)
 		return -1;
 	*removed = sqlite3_changes(store_db(st));
 	return 0;
@@ -602,7 +594,7 @@ static int member_change(struct store *st, const char *sql, const char *group,
 		return -1;
 	sqlite3_bind_int64(s, 1, gid);
 	store_bind_text(s, 2, member);
-	if (done(s) < 0)
+	if (store_step_done(s) < 0)
 		return -1;
 	*changed = sqlite3_changes(store_db(st)) > 0;
 	return 0;
@@ -627,7 +619,7 @@ int store_policy_group_remove(struct store *st, const char *address, int *remove
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, address);
-	if (done(s) < 0)
+	if (store_step_done(s) < 0)
 		return -1;
 	*removed = sqlite3_changes(store_db(st));
 	return 0;
@@ -643,10 +635,10 @@ int store_policy_directory(struct store *st,
 	if (s == NULL)
 		return -1;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		r.address = col_text(s, 0);
-		r.kind = col_text(s, 1);
-		r.owner = col_text(s, 2);
-		r.members = sqlite3_column_type(s, 3) == SQLITE_NULL ? NULL : col_text(s, 3);
+		r.address = col_text_or_empty(s, 0);
+		r.kind = col_text_or_empty(s, 1);
+		r.owner = col_text_or_empty(s, 2);
+		r.members = sqlite3_column_type(s, 3) == SQLITE_NULL ? NULL : col_text_or_empty(s, 3);
 		if (cb(&r, arg) != 0) {
 			rc = SQLITE_DONE;
 			break;
@@ -665,7 +657,7 @@ int store_policy_stat_add(struct store *st, const char *check, int64_t day, int6
 	store_bind_text(s, 1, check);
 	sqlite3_bind_int64(s, 2, day);
 	sqlite3_bind_int64(s, 3, count);
-	return done(s);
+	return store_step_done(s);
 }
 
 int store_policy_dnsbl_stat_add(struct store *st, const char *zone, int64_t day,
@@ -685,7 +677,7 @@ int store_policy_dnsbl_stat_add(struct store *st, const char *zone, int64_t day,
 		sqlite3_bind_int64(s, 6, last_hit);
 	else
 		sqlite3_bind_null(s, 6);
-	return done(s);
+	return store_step_done(s);
 }
 
 int store_policy_dnsbl_stats(struct store *st, int64_t today,
@@ -699,7 +691,7 @@ int store_policy_dnsbl_stats(struct store *st, int64_t today,
 		return -1;
 	sqlite3_bind_int64(s, 1, today);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		d.zone = col_text(s, 0);
+		d.zone = col_text_or_empty(s, 0);
 		d.queries = sqlite3_column_int64(s, 1);
 		d.hits = sqlite3_column_int64(s, 2);
 		d.tempfails = sqlite3_column_int64(s, 3);
@@ -725,7 +717,7 @@ int store_policy_stats(struct store *st, int64_t since_day,
 		return -1;
 	sqlite3_bind_int64(s, 1, since_day);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (cb(col_text(s, 0), sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
+		if (cb(col_text_or_empty(s, 0), sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
 		       arg) != 0) {
 			rc = SQLITE_DONE;
 			break;

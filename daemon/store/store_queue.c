@@ -27,7 +27,8 @@ static const char SQL_QUEUE_RCPT_INSERT[] =
 static const char SQL_QUEUE_EXISTS[] = "SELECT 1 FROM queue_message WHERE qid = ?1";
 static const char SQL_QUEUE_FOREACH[] = "SELECT qid FROM queue_message ORDER BY qid";
 static const char SQL_QUEUE_MARK_LOST[] =
-	"UPDATE queue_rcpt SET state = 'dead', last_error = ?2"
+	"UPDATE queue_rcpt SET state = 'dead', last_error = ?2,"
+	" final_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000"
 	" WHERE qid = ?1 AND state NOT IN ('done', 'dead')";
 
 int store_queue_insert(struct store *st, const struct store_queue_msg *m,
@@ -102,15 +103,12 @@ int store_queue_foreach(struct store *st, int (*cb)(const char *qid, void *arg),
 int store_queue_mark_lost(struct store *st, const char *qid, const char *reason)
 {
 	sqlite3_stmt *s = store_prepare(st, SQL_QUEUE_MARK_LOST);
-	int rc;
 
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, qid);
 	store_bind_text(s, 2, reason);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return store_step_done(s);
 }
 
 /* ---- delivery queue ------------------------------------------------------ */
@@ -140,10 +138,17 @@ static const char SQL_COUNTS[] =
 	"SELECT coalesce(sum(state IN ('queued', 'deferred', 'held')), 0),"
 	" coalesce(sum(state = 'dead'), 0) FROM queue_rcpt WHERE qid = ?1";
 static const char SQL_DELETE_MSG[] = "DELETE FROM queue_message WHERE qid = ?1";
+/*
+ * A message is kept while one recipient is pending or died within the
+ * retention; the candidates are its dead recipients past the retention,
+ * read through the index queue_rcpt_final (schema/009), so the purge
+ * costs what there is to purge, not the size of the queue.
+ */
 static const char SQL_PURGEABLE[] =
-	"SELECT m.qid FROM queue_message m WHERE NOT EXISTS (SELECT 1 FROM queue_rcpt r"
-	" WHERE r.qid = m.qid AND (r.state IN ('queued', 'deferred', 'held')"
-	" OR (r.state = 'dead' AND coalesce(r.final_at, 0) > ?1))) LIMIT ?2";
+	"SELECT DISTINCT d.qid FROM queue_rcpt d WHERE d.state = 'dead' AND d.final_at <= ?1"
+	" AND NOT EXISTS (SELECT 1 FROM queue_rcpt r WHERE r.qid = d.qid"
+	" AND (r.state IN ('queued', 'deferred', 'held')"
+	" OR (r.state = 'dead' AND r.final_at > ?1))) LIMIT ?2";
 
 #define FILTER \
 	" (?1 IS NULL OR r.qid = ?1) AND (?2 IS NULL OR lower(m.sender) = lower(?2))" \
@@ -176,22 +181,17 @@ static const char SQL_DELETE_RCPTS[] =
 	"DELETE FROM queue_rcpt WHERE (qid, rcpt) IN (SELECT r.qid, r.rcpt FROM queue_rcpt r"
 	" JOIN queue_message m ON m.qid = r.qid WHERE" FILTER ")";
 
-static const char *col_text(sqlite3_stmt *s, int i)
-{
-	return (const char *)sqlite3_column_text(s, i);
-}
-
 static void read_row(sqlite3_stmt *s, struct store_queue_row *r)
 {
-	r->qid = col_text(s, 0);
-	r->rcpt = col_text(s, 1);
-	r->state = col_text(s, 2);
-	r->sender = col_text(s, 3);
-	r->client_addr = col_text(s, 4);
-	r->auth_user = col_text(s, 5);
-	r->last_error = col_text(s, 6);
-	r->reason = col_text(s, 7);
-	r->route = col_text(s, 8);
+	r->qid = store_col_text(s, 0);
+	r->rcpt = store_col_text(s, 1);
+	r->state = store_col_text(s, 2);
+	r->sender = store_col_text(s, 3);
+	r->client_addr = store_col_text(s, 4);
+	r->auth_user = store_col_text(s, 5);
+	r->last_error = store_col_text(s, 6);
+	r->reason = store_col_text(s, 7);
+	r->route = store_col_text(s, 8);
 	r->size = sqlite3_column_int64(s, 9);
 	r->received_at = sqlite3_column_int64(s, 10);
 	r->next_attempt = sqlite3_column_int64(s, 11);
@@ -205,14 +205,11 @@ static void read_row(sqlite3_stmt *s, struct store_queue_row *r)
 int store_queue_reset_leases(struct store *st, int64_t now)
 {
 	sqlite3_stmt *s = store_prepare(st, SQL_RESET_LEASES);
-	int rc;
 
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, now);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return store_step_done(s);
 }
 
 int store_queue_lease_due(struct store *st, int64_t now, int64_t lease_until,
@@ -279,7 +276,6 @@ int store_queue_set_outcome(struct store *st, const char *qid, const char *rcpt,
 			    int64_t next_attempt, int64_t now)
 {
 	sqlite3_stmt *s = store_prepare(st, SQL_OUTCOME);
-	int rc;
 
 	if (s == NULL)
 		return -1;
@@ -290,9 +286,7 @@ int store_queue_set_outcome(struct store *st, const char *qid, const char *rcpt,
 	store_bind_text(s, 5, route);
 	sqlite3_bind_int64(s, 6, next_attempt);
 	sqlite3_bind_int64(s, 7, now);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return store_step_done(s);
 }
 
 int store_queue_counts(struct store *st, const char *qid, int *pending, int *dead)
@@ -315,14 +309,11 @@ int store_queue_counts(struct store *st, const char *qid, int *pending, int *dea
 int store_queue_delete_message(struct store *st, const char *qid)
 {
 	sqlite3_stmt *s = store_prepare(st, SQL_DELETE_MSG);
-	int rc;
 
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, qid);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return store_step_done(s);
 }
 
 int store_queue_purgeable(struct store *st, int64_t dead_before, int limit,
@@ -336,7 +327,7 @@ int store_queue_purgeable(struct store *st, int64_t dead_before, int limit,
 	sqlite3_bind_int64(s, 1, dead_before);
 	sqlite3_bind_int(s, 2, limit);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		cb(col_text(s, 0), arg);
+		cb(store_col_text(s, 0), arg);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
@@ -440,7 +431,7 @@ int store_queue_delete(struct store *st, const struct store_queue_filter *f, int
 			cap = cap ? cap * 2 : 64;
 			qids = xrealloc(qids, cap * sizeof(*qids));
 		}
-		strlcpy_s(qids[nq++], col_text(s, 0), SPOOL_QID_MAX);
+		strlcpy_s(qids[nq++], store_col_text(s, 0), SPOOL_QID_MAX);
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
@@ -504,7 +495,7 @@ int store_queue_summary(struct store *st, const struct store_queue_filter *f,
 	bind_filter(s, f);
 	sqlite3_bind_int64(s, 8, limit);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *k = col_text(s, 0);
+		const char *k = store_col_text(s, 0);
 
 		if (cb(k ? k : "", sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
 		       arg) != 0) {

@@ -70,30 +70,25 @@ static const char SQL_LOG_RCPT_ASC[] =
 	LOG_SELECT LOG_RCPT_LEAD LOG_WHERE_T("+ts") LOG_ASC_SCAN;
 static const char SQL_LOG_GET[] = "SELECT " LOG_COLS " FROM message_log WHERE id = ?1";
 
-static const char *col_text(sqlite3_stmt *s, int i)
-{
-	return (const char *)sqlite3_column_text(s, i);
-}
-
 static void read_row(sqlite3_stmt *s, struct store_log_row *r)
 {
 	r->id = sqlite3_column_int64(s, 0);
 	r->ts = sqlite3_column_int64(s, 1);
-	r->session_id = col_text(s, 2);
-	r->qid = col_text(s, 3);
-	r->client_addr = col_text(s, 4);
-	r->client_name = col_text(s, 5);
-	r->helo = col_text(s, 6);
-	r->sender = col_text(s, 7);
-	r->recipients = col_text(s, 8);
+	r->session_id = store_col_text(s, 2);
+	r->qid = store_col_text(s, 3);
+	r->client_addr = store_col_text(s, 4);
+	r->client_name = store_col_text(s, 5);
+	r->helo = store_col_text(s, 6);
+	r->sender = store_col_text(s, 7);
+	r->recipients = store_col_text(s, 8);
 	r->size = sqlite3_column_int64(s, 9);
-	r->result = col_text(s, 10);
-	r->code = col_text(s, 11);
-	r->reason = col_text(s, 12);
-	r->check_name = col_text(s, 13);
-	r->entry = col_text(s, 14);
-	r->auth_user = col_text(s, 15);
-	r->tls = col_text(s, 16);
+	r->result = store_col_text(s, 10);
+	r->code = store_col_text(s, 11);
+	r->reason = store_col_text(s, 12);
+	r->check_name = store_col_text(s, 13);
+	r->entry = store_col_text(s, 14);
+	r->auth_user = store_col_text(s, 15);
+	r->tls = store_col_text(s, 16);
 }
 
 static int each_row(sqlite3_stmt *s, int (*cb)(const struct store_log_row *r, void *arg),
@@ -199,7 +194,7 @@ int store_report_stats(struct store *st, int64_t from, int64_t to, int64_t bucke
 	sqlite3_bind_int64(s, 2, to);
 	sqlite3_bind_int64(s, 3, bucket_ms);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (cb(sqlite3_column_int64(s, 0), col_text(s, 1), sqlite3_column_int64(s, 2),
+		if (cb(sqlite3_column_int64(s, 0), store_col_text(s, 1), sqlite3_column_int64(s, 2),
 		       arg) != 0) {
 			rc = SQLITE_DONE;
 			break;
@@ -234,7 +229,7 @@ int store_report_harvest(struct store *st, int64_t from, int64_t to, int64_t lim
 	sqlite3_bind_int64(s, 2, to > 0 ? to : INT64_MAX);
 	sqlite3_bind_int64(s, 3, limit);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		r.client_addr = col_text(s, 0);
+		r.client_addr = store_col_text(s, 0);
 		r.unknown = sqlite3_column_int64(s, 1);
 		r.distinct_rcpts = sqlite3_column_int64(s, 2);
 		r.deferred = sqlite3_column_int64(s, 3);
@@ -264,7 +259,7 @@ static int counts(struct store *st, const char *sql,
 	if (s == NULL)
 		return -1;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (cb(col_text(s, 0), sqlite3_column_int64(s, 1), arg) != 0) {
+		if (cb(store_col_text(s, 0), sqlite3_column_int64(s, 1), arg) != 0) {
 			rc = SQLITE_DONE;
 			break;
 		}
@@ -327,7 +322,7 @@ int store_report_top(struct store *st, enum store_top_by by, int64_t from, int64
 	store_bind_text(s, 3, result);
 	sqlite3_bind_int64(s, 4, limit);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *k = col_text(s, 0);
+		const char *k = store_col_text(s, 0);
 
 		if (cb(k ? k : "", sqlite3_column_int64(s, 1), arg) != 0) {
 			rc = SQLITE_DONE;

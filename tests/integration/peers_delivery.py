@@ -25,6 +25,14 @@ import time
 from aiosmtpd.controller import Controller
 
 
+def refusing_port(host="127.0.0.1"):
+    """(socket, port): bound but not listening, so connections are refused, and held, so
+    that no other process can start listening there while the test runs."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    return s, s.getsockname()[1]
+
+
 def free_port(host="127.0.0.1", kind=socket.SOCK_STREAM):
     s = socket.socket(socket.AF_INET, kind)
     s.bind((host, 0))

@@ -348,6 +348,7 @@ def test_migration_backfills_recipients(api_moatd):
     d = api_moatd()
     assert d.stop() == 0
     with sqlite3.connect(d.db_path) as db:  # as a database at schema 6 would be
+        db.execute("DROP INDEX queue_rcpt_final")
         db.execute("DROP INDEX message_log_auth")
         for col in ("auth_user", "tls", "entry"):
             db.execute(f"ALTER TABLE message_log DROP COLUMN {col}")

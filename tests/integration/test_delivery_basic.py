@@ -5,10 +5,12 @@ up, 4xx then success (back-off), 5xx for one recipient of three (dead, reply kep
 kept for review), hold_undeliverable=no, several messages over one connection.
 """
 
+import time
+
 import pytest
 
 from conftest import message, strip_received
-from peers_delivery import Downstream, delivery_conf, rcpt_states, send, wait_for, free_port
+from peers_delivery import Downstream, delivery_conf, rcpt_states, refusing_port, send, wait_for
 
 
 
@@ -38,11 +40,13 @@ def test_delivery_and_cleanup(moatd_factory, downstream):
 
 
 def test_failover_to_second_downstream(moatd_factory, downstream):
-    dead_port = free_port()
-    d = moatd_factory(**delivery_conf(f"127.0.0.1:{dead_port}, {downstream.addr}"))
-    send(d, "alice@example.net", ["bob@example.org"])
-    downstream.wait_for(1)
-    assert wait_for(lambda: queue_empty(d))
+    dead, dead_port = refusing_port()
+    with dead:
+        d = moatd_factory(**delivery_conf(f"127.0.0.1:{dead_port}, {downstream.addr}"))
+        send(d, "alice@example.net", ["bob@example.org"])
+        downstream.wait_for(1)
+        assert wait_for(lambda: queue_empty(d))
+    assert f"connection failed host=127.0.0.1 reason=\"Connection refused\"" in d.log_text()
 
 
 def test_downstream_down_then_up(moatd_factory):
@@ -158,3 +162,30 @@ def test_spool_file_lost_while_queued_is_dead_not_stuck(moatd_factory):
     err = d.query("SELECT last_error FROM queue_rcpt WHERE qid = ?", (qid,))[0][0]
     assert err.startswith("550 5.3.0 spool file missing"), err
     assert f"{qid} queue warn: SPOOL FILE MISSING" in d.log_text()
+
+
+def test_dead_mail_purged_after_retention_pending_kept(moatd_factory, downstream):
+    """dead_retention: a message whose recipients are all final and died long enough ago
+    goes (rows and file); one with a recipient still pending stays.  The purge runs 2 s
+    after start, then every minute."""
+    downstream.replies["nobody@example.org"] = "550 5.1.1 no such user"
+    downstream.replies["later@example.org"] = "451 4.3.0 try later"
+    d = moatd_factory(**delivery_conf(downstream.addr, retry_min="1h", retry_max="1h"))
+    dead = send(d, "alice@example.net", ["nobody@example.org", "bob@example.org"])
+    mixed = send(d, "alice@example.net", ["nobody@example.org", "later@example.org"])
+    assert wait_for(lambda: rcpt_states(d, dead) == {"nobody@example.org": "dead",
+                                                     "bob@example.org": "done"}), \
+        rcpt_states(d, dead)
+    assert wait_for(lambda: rcpt_states(d, mixed) == {"nobody@example.org": "dead",
+                                                      "later@example.org": "deferred"}), \
+        rcpt_states(d, mixed)
+    assert d.stop() == 0
+    time.sleep(1.2)   # both dead recipients are now older than the retention below
+    d = moatd_factory(data_dir=d.data_dir, **delivery_conf(downstream.addr, retry_min="1h",
+                                                           retry_max="1h",
+                                                           dead_retention="1s"))
+    assert wait_for(lambda: rcpt_states(d, dead) == {}, timeout=10), rcpt_states(d, dead)
+    assert wait_for(lambda: d.queue_files() == [mixed]), d.queue_files()
+    assert rcpt_states(d, mixed) == {"nobody@example.org": "dead",
+                                     "later@example.org": "deferred"}
+    assert d.query("SELECT qid FROM queue_message") == [(mixed,)]

@@ -17,7 +17,7 @@ export const LISTS: { name: string; title: string; hint: string }[] = [
   { name: 'sender_allow', title: 'Sender allow', hint: 'Senders exempt from sender checks.' },
   { name: 'rcpt_deny', title: 'Recipient deny', hint: 'Recipient address, domain or glob refused at RCPT TO.' },
   { name: 'rcpt_allow', title: 'Recipient allow', hint: 'Recipients always accepted.' },
-  { name: 'local_domain', title: 'Local domains', hint: 'Domains this gateway accepts mail for.' },
+  { name: 'local_domain', title: 'Local domains', hint: 'Domains this gateway accepts mail for; their mail goes to the downstream servers.' },
   { name: 'relay_net', title: 'Relay networks', hint: 'Client networks allowed to relay to any destination.' },
   { name: 'relay_exempt', title: 'Relay exempt hosts', hint: 'Hosts not checked by the relay rules.' },
   { name: 'relay_dest_allow', title: 'Relay destinations allowed', hint: 'Destination domains relaying may reach.' },
