@@ -179,10 +179,13 @@ static int parse_scaled(const char *v, const struct unit *units, size_t nunits,
 		return -1;
 	errno = 0;
 	n = strtoull(v, &end, 10);
-	if (errno != 0 || n > (unsigned long long)INT64_MAX / 4096)
+	if (errno != 0)
 		return -1;
 	for (i = 0; i < nunits; i++) {
 		if (strcmp(end, units[i].suffix) == 0) {
+			/* Out of int64 range is out of every key's range: refuse, never wrap. */
+			if (n > (unsigned long long)(INT64_MAX / units[i].mul))
+				return -1;
 			*out = (int64_t)n * units[i].mul;
 			return 0;
 		}

@@ -81,6 +81,12 @@ static void test_bad(void **state)
 		{ "bad hostname", "hostname = a b\n", "t.conf:1: hostname: not a host name" },
 		{ "empty data_dir", "data_dir =\n", "t.conf:1: data_dir: must not be empty" },
 		{ "overflow", "max_message_size = 99999999999999999999\n", "t.conf:1: max_message_size:" },
+		{ "overflow in hours", "session_timeout = 888888888888884h\n",
+		  "t.conf:1: session_timeout: not a duration" },
+		{ "overflow in days", "queue_lifetime = 106751991167301d\n",
+		  "t.conf:1: queue_lifetime: not a duration" },
+		{ "overflow in G", "max_message_size = 8589934592G\n",
+		  "t.conf:1: max_message_size: not a size" },
 	};
 	size_t i;
 
