@@ -73,6 +73,43 @@ int cli_dispatch(int argc, char **argv)
 	return -1;
 }
 
+int cli_begin(const char *who, int *argc, char ***argv, struct conf *conf,
+	      const char *const *verbs, void (*usage)(FILE *), const char **verb, int *status)
+{
+	char err[1400];
+	const char *word;
+	size_t i;
+
+	if (cli_load_conf(argc, argv, conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "moatd %s: %s\n", who, err);
+		*status = 1;
+		return -1;
+	}
+	if (*argc < 1) {
+		usage(stderr);
+		*status = 2;
+		return -1;
+	}
+	word = (*argv)[0];
+	if (strcmp(word, "help") == 0 || strcmp(word, "-h") == 0 || strcmp(word, "--help") == 0) {
+		usage(stdout);
+		*status = 0;
+		return -1;
+	}
+	for (i = 0; verbs[i] != NULL && strcmp(verbs[i], word) != 0; i++)
+		;
+	if (verbs[i] == NULL) {
+		fprintf(stderr, "moatd %s: unknown command \"%s\"\n", who, word);
+		usage(stderr);
+		*status = 2;
+		return -1;
+	}
+	*verb = word;
+	(*argc)--;
+	(*argv)++;
+	return 0;
+}
+
 struct store *cli_open_store(const struct conf *conf, const char *who, int create)
 {
 	char path[1200];

@@ -10,6 +10,8 @@
 #ifndef MOAT_CLI_H
 #define MOAT_CLI_H
 
+#include <stdio.h>
+
 #include "../conf/conf.h"
 
 /*
@@ -18,6 +20,16 @@
  * leave argc and argv at the first remaining word.  0, or -1 with err.
  */
 int cli_load_conf(int *argc, char ***argv, struct conf *conf, char *err, size_t errsz);
+
+/*
+ * The start every subcommand shares: the configuration (cli_load_conf),
+ * help ("help", "-h", "--help": usage on stdout, exit 0; nothing: usage on
+ * stderr, exit 2) and the verb, which must be one of verbs (NULL-ended).
+ * 0 with *verb set and argc/argv at the word after it; otherwise -1 with
+ * *status the exit status, the message already printed.
+ */
+int cli_begin(const char *who, int *argc, char ***argv, struct conf *conf,
+	      const char *const *verbs, void (*usage)(FILE *), const char **verb, int *status);
 
 struct store;
 

@@ -255,30 +255,14 @@ static int cmd_rest(struct store *st, const char *cmd, int argc, char **argv)
 
 int cli_accounts_main(int argc, char **argv)
 {
+	static const char *const verbs[] = { "passwd", "list", "alerts", "lift", "limits", NULL };
 	struct conf conf;
 	struct store *st;
-	char err[1400];
 	const char *cmd;
 	int rc;
 
-	if (cli_load_conf(&argc, &argv, &conf, err, sizeof(err)) < 0) {
-		fprintf(stderr, "moatd accounts: %s\n", err);
-		return 1;
-	}
-	if (argc < 1 || strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0) {
-		usage(argc < 1 ? stderr : stdout);
-		return argc < 1 ? 2 : 0;
-	}
-	cmd = argv[0];
-	argc--;
-	argv++;
-	if (strcmp(cmd, "passwd") != 0 && strcmp(cmd, "list") != 0 &&
-	    strcmp(cmd, "alerts") != 0 && strcmp(cmd, "lift") != 0 &&
-	    strcmp(cmd, "limits") != 0) {
-		fprintf(stderr, "moatd accounts: unknown command \"%s\"\n", cmd);
-		usage(stderr);
-		return 2;
-	}
+	if (cli_begin("accounts", &argc, &argv, &conf, verbs, usage, &cmd, &rc) < 0)
+		return rc;
 	if (strcmp(cmd, "passwd") == 0 && argc != 1) {
 		usage(stderr);
 		return 2;

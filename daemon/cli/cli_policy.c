@@ -548,31 +548,15 @@ static int print_check_stat(const char *check, int64_t day, int64_t count, void 
 
 int cli_policy_main(int argc, char **argv)
 {
+	static const char *const verbs[] = { "list", "add", "remove", "show", "set", "dnsbl",
+					     "user", "group", "directory", "stats", NULL };
 	struct conf conf;
 	struct store *st;
-	char err[1400];
 	const char *cmd;
 	int rc;
 
-	if (cli_load_conf(&argc, &argv, &conf, err, sizeof(err)) < 0) {
-		fprintf(stderr, "moatd policy: %s\n", err);
-		return 1;
-	}
-	if (argc < 1 || strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0) {
-		usage(argc < 1 ? stderr : stdout);
-		return argc < 1 ? 2 : 0;
-	}
-	cmd = argv[0];
-	argc--;
-	argv++;
-	if (strcmp(cmd, "list") != 0 && strcmp(cmd, "add") != 0 && strcmp(cmd, "remove") != 0 &&
-	    strcmp(cmd, "show") != 0 && strcmp(cmd, "set") != 0 && strcmp(cmd, "dnsbl") != 0 &&
-	    strcmp(cmd, "user") != 0 && strcmp(cmd, "group") != 0 &&
-	    strcmp(cmd, "directory") != 0 && strcmp(cmd, "stats") != 0) {
-		fprintf(stderr, "moatd policy: unknown command \"%s\"\n", cmd);
-		usage(stderr);
-		return 2;
-	}
+	if (cli_begin("policy", &argc, &argv, &conf, verbs, usage, &cmd, &rc) < 0)
+		return rc;
 	st = cli_open_store(&conf, "policy", 1);
 	if (st == NULL)
 		return 1;

@@ -365,32 +365,20 @@ static int do_change(struct store *st, struct opts *o, const char *cmd, const ch
 
 int cli_queue_main(int argc, char **argv)
 {
+	static const char *const verbs[] = { "list", "show", "hold", "release", "retry", "delete",
+					     NULL };
 	struct conf conf;
 	struct opts o;
 	struct store *st;
 	const char *cmd;
-	char err[1400];
 	int rc;
 
-	if (cli_load_conf(&argc, &argv, &conf, err, sizeof(err)) < 0) {
-		fprintf(stderr, "moatd queue: %s\n", err);
-		return 1;
-	}
-	if (argc < 1 || strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0) {
-		usage(argc < 1 ? stderr : stdout);
-		return argc < 1 ? 2 : 0;
-	}
-	cmd = argv[0];
+	if (cli_begin("queue", &argc, &argv, &conf, verbs, usage, &cmd, &rc) < 0)
+		return rc;
 	memset(&o, 0, sizeof(o));
-	rc = parse_opts(argc - 1, argv + 1, &o);
+	rc = parse_opts(argc, argv, &o);
 	if (rc < 0)
 		return rc == -2 ? 2 : 1;
-	if (strcmp(cmd, "list") != 0 && strcmp(cmd, "show") != 0 && strcmp(cmd, "hold") != 0 &&
-	    strcmp(cmd, "release") != 0 && strcmp(cmd, "retry") != 0 &&
-	    strcmp(cmd, "delete") != 0) {
-		usage(stderr);
-		return 2;
-	}
 	if (strcmp(cmd, "show") != 0 && o.show_qid != NULL) {
 		o.f.qid = o.show_qid; /* "moatd queue delete QID" */
 		o.nfilters++;

@@ -22,6 +22,13 @@ def test_cli_errors_and_passwd(moatd_factory):
     s.login("carol", "carol-password-1")
     s.quit()
     assert moatd_cli(d, "accounts", "frobnicate").returncode == 2
+    # Every subcommand starts the same way: unknown verb, help, nothing.
+    for sub in ("accounts", "policy", "queue"):
+        r = moatd_cli(d, sub, "frobnicate")
+        assert r.returncode == 2 and f'moatd {sub}: unknown command "frobnicate"'.encode() \
+            in r.stderr and b"usage: moatd " + sub.encode() in r.stderr, r.stderr
+        r = moatd_cli(d, sub, "help")
+        assert r.returncode == 0 and r.stdout.startswith(b"usage: moatd " + sub.encode())
     assert moatd_cli(d, "accounts", "limits", "carol", "bogus=1").returncode == 2
     assert moatd_cli(d, "accounts", "limits", "carol", "messages_day=x").returncode == 2
     r = moatd_cli(d, "accounts", "lift", "carol")
