@@ -2,7 +2,11 @@
 in daemon/http/http.c, and real responses of every endpoint - successes and errors - validate
 against its response schemas (JSON Schema 2020-12, python3-jsonschema)."""
 
+import json
+import os
 import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,7 +18,9 @@ import api_client
 from api_client import ADMIN_PASSWORD, Api, admin_api, api_moatd, insert_log_rows, log_row  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
-SPEC = yaml.safe_load((REPO / "api" / "openapi.yaml").read_text())
+SPEC_PATH = REPO / "api" / "openapi.yaml"
+SPEC = yaml.safe_load(SPEC_PATH.read_text())
+REDOCLY = REPO / "api" / "node_modules" / ".bin" / "redocly"
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
@@ -94,6 +100,65 @@ def test_spec_is_openapi_31_and_complete():
     assert not extra, f"api/openapi.yaml documents routes that do not exist: {sorted(extra)}"
     jsonschema.Draft202012Validator.check_schema(
         {"$defs": SPEC["components"]["schemas"]})
+
+
+PARAMETER_KEYS = {"name", "in", "description", "required", "deprecated", "allowEmptyValue", "style",
+                  "explode", "allowReserved", "schema", "example", "examples", "content"}
+
+
+def null_keys(node, path=""):
+    """Keys without a value: what an unquoted comma inside a {...} flow mapping leaves
+    behind ({description: client address, exact, ...} reads as description "client
+    address" plus a key "exact")."""
+    found = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if v is None:
+                found.append(f"{path}/{k}")
+            found += null_keys(v, f"{path}/{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found += null_keys(v, f"{path}/{i}")
+    return found
+
+
+def test_spec_reads_as_written():
+    bogus = null_keys(SPEC)
+    assert not bogus, f"api/openapi.yaml has keys without a value (a cut description?): {bogus}"
+    ids = {}
+    for template, item in SPEC["paths"].items():
+        for method, op in item.items():
+            if method not in METHODS:
+                continue
+            oid = op.get("operationId")
+            assert oid and re.fullmatch(r"[a-z][A-Za-z]+", oid), f"{method} {template}: operationId {oid!r}"
+            assert oid not in ids, f"operationId {oid} of {method} {template} is also {ids[oid]}"
+            ids[oid] = f"{method} {template}"
+            for prm in op.get("parameters", []) + item.get("parameters", []):
+                prm = resolve(prm)
+                extra = set(prm) - PARAMETER_KEYS
+                assert not extra, f"{method} {template}: parameter {prm.get('name')} has keys {sorted(extra)}"
+    # the descriptions the lint once found cut, whole
+    params = {p["name"]: p for p in map(resolve, SPEC["paths"]["/api/v1/messages"]["get"]["parameters"])}
+    assert params["client"]["description"] == "client address, exact"
+    assert params["recipient"]["description"] == "one of the recipients, case-insensitive"
+
+
+def test_spec_reads_the_same_as_redocly(tmp_path):
+    """The contract tests read the yaml with PyYAML (YAML 1.1); the linter and API tools read
+    it as YAML 1.2. Both must see the same document: Redocly's bundle, as JSON, equals SPEC."""
+    node = shutil.which("node")
+    if not REDOCLY.exists() or node is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{REDOCLY} or node missing (scripts/dev.sh test runs npm ci in api/)")
+        pytest.skip("Redocly CLI not installed (cd api && npm ci)")
+    out = tmp_path / "bundle.json"
+    env = dict(os.environ, REDOCLY_TELEMETRY="off", REDOCLY_SUPPRESS_UPDATE_NOTICE="true")
+    r = subprocess.run([node, str(REDOCLY), "bundle", str(SPEC_PATH), "--ext", "json", "-o", str(out)],
+                       cwd=REPO / "api", env=env, capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"redocly bundle: {r.returncode}\n{r.stdout}\n{r.stderr}"
+    assert json.loads(out.read_text()) == SPEC
 
 
 def test_real_responses_match_contract(admin_api):

@@ -225,10 +225,61 @@ export function ConfirmDialog(props: { state: ConfirmState | null; onClose: () =
   );
 }
 
+/* ---- answers that belong to a query ---- */
+
+/*
+ * The answer to one query, by key. `data` is only ever the answer to the key of
+ * this very render: when the key changes (a filter applied, another page) the
+ * same render already reports loading and no data, so no label of a new query
+ * ever stands over rows of the old one. A response that arrives after a newer
+ * request was made is dropped, whatever order the server answers in.
+ */
+export interface Keyed<T> {
+  data: T | null;
+  loading: boolean;
+  error: string;
+  errors: Errors;
+  reload: () => void;
+}
+
+export function useKeyed<T>(key: string, fetch: () => Promise<T>): Keyed<T> {
+  const [tick, setTick] = useState(0);
+  const want = JSON.stringify([tick, key]);
+  /* seq: the number of the newest request made; an answer counts only while it is that one's */
+  const seq = useRef(0);
+  const [got, setGot] = useState<{ want: string; seq: number; data: T | null; errors: Errors } | null>(null);
+  const fetchRef = useRef(fetch);
+  fetchRef.current = fetch;
+  useEffect(() => {
+    const mine = ++seq.current;
+    let alive = true;
+    /* an older request's answer is stale even when it is the last to arrive */
+    const settle = (data: T | null, errors: Errors) => {
+      if (alive && seq.current === mine) setGot({ want, seq: mine, data, errors });
+    };
+    fetchRef.current().then((d) => settle(d, {}), (e) => settle(null, errorsOf(e)));
+    return () => {
+      alive = false;
+    };
+  }, [want]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  /* Back to an earlier key (A, B, A): A's first answer is not shown; A is asked again. The
+     render that changes the key still sees the previous request's number, so it is loading. */
+  const mineNow = got !== null && got.want === want && got.seq === seq.current;
+  const errors = mineNow ? got.errors : {};
+  return {
+    data: mineNow ? got.data : null,
+    loading: !mineNow,
+    error: Object.values(errors)[0] ?? '',
+    errors,
+    reload,
+  };
+}
+
 /* ---- lists with cursor pagination ---- */
 
 export interface Paged<T> {
-  items: T[];
+  items: T[];          /* the rows of page `page` of the current key; [] while loading */
   loading: boolean;
   error: string;
   errors: Errors;
@@ -244,50 +295,63 @@ export function usePaged<T>(key: string, fetchPage: (cursor: string | null) => P
   const [pos, setPos] = useState<{ key: string; cursors: (string | null)[]; page: number }>({ key, cursors: [null], page: 0 });
   /* a new key starts at page 1 in this very render: no request with an old cursor */
   const cur = pos.key === key ? pos : { key, cursors: [null], page: 0 };
-  const [items, setItems] = useState<T[]>([]);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState('');
-  const [errors, setErrors] = useState<Errors>({});
-  const [nextCursor, setNextCursor] = useState<string | null>(null);
-  const [tick, setTick] = useState(0);
-  const fetchRef = useRef(fetchPage);
-  fetchRef.current = fetchPage;
   const cursor = cur.cursors[cur.page] ?? null;
   useEffect(() => {
     if (pos.key !== key) setPos({ key, cursors: [null], page: 0 });
   }, [key]);
-  useEffect(() => {
-    let live = true;
-    setLoading(true);
-    setError('');
-    setErrors({});
-    fetchRef.current(cursor).then(
-      (r) => {
-        if (!live) return;
-        setItems(r.items);
-        setNextCursor(r.next_cursor);
-        setLoading(false);
-      },
-      (e) => {
-        if (!live) return;
-        setItems([]);
-        setNextCursor(null);
-        setErrors(errorsOf(e));
-        setError(Object.values(errorsOf(e))[0]);
-        setLoading(false);
-      },
-    );
-    return () => {
-      live = false;
-    };
-  }, [key, cur.page, cursor, tick]);
+  const r = useKeyed(JSON.stringify([key, cur.page, cursor]), () => fetchPage(cursor));
+  const nextCursor = r.data?.next_cursor ?? null;
   const next = useCallback(() => {
     if (!nextCursor) return;
-    setPos((p) => ({ ...p, cursors: [...p.cursors.slice(0, p.page + 1), nextCursor], page: p.page + 1 }));
-  }, [nextCursor]);
+    setPos((p) => {
+      const b = p.key === key ? p : { key, cursors: [null], page: 0 };
+      return { ...b, cursors: [...b.cursors.slice(0, b.page + 1), nextCursor], page: b.page + 1 };
+    });
+  }, [nextCursor, key]);
   const prev = useCallback(() => setPos((p) => ({ ...p, page: Math.max(0, p.page - 1) })), []);
-  const reload = useCallback(() => setTick((t) => t + 1), []);
-  return { items, loading, error, errors, page: cur.page, hasNext: !!nextCursor, next, prev, reload };
+  return {
+    items: r.data?.items ?? [], loading: r.loading, error: r.error, errors: r.errors,
+    page: cur.page, hasNext: !!nextCursor, next, prev, reload: r.reload,
+  };
+}
+
+let resultsSeq = 0;
+
+/*
+ * The one place a query's rows are shown: a region named `label` that is
+ * aria-busy until its rows answer `query` (and `page`), says which query it
+ * shows or is loading (also as data-query, for scripts and tests), and hands
+ * the rows to `children` only once they belong to that query.
+ */
+export function Results<T>(props: {
+  label: string;
+  query: string;
+  page?: number;
+  loading: boolean;
+  error: string;
+  items: T[] | null;
+  empty: ComponentChildren;
+  /* the page shows the error itself (next to the fields of its form) */
+  errorShown?: boolean;
+  children: (items: T[]) => ComponentChildren;
+}) {
+  const [id] = useState(() => `results${++resultsSeq}`);
+  const what = props.page === undefined ? props.query : `${props.query}, page ${props.page + 1}`;
+  const busy = props.loading;
+  let body: ComponentChildren = null;
+  if (busy) body = null;
+  else if (props.error) body = props.errorShown ? null : <p class="error" role="alert">{props.error}</p>;
+  else if (!props.items || props.items.length === 0) body = props.empty;
+  else body = props.children(props.items);
+  return (
+    <div class="results" role="region" aria-label={props.label} aria-busy={busy ? 'true' : 'false'}
+      aria-describedby={id} data-query={what}>
+      <p id={id} class={busy ? 'results-for loading' : 'results-for'} role="status">
+        {busy ? <><span class="spinner" aria-hidden="true" /> Loading {what}…</> : <>Showing {what}</>}
+      </p>
+      {body}
+    </div>
+  );
 }
 
 export function Pager(props: { p: Paged<unknown>; label: string }) {

@@ -4,7 +4,7 @@
 import { useState } from 'preact/hooks';
 import { api, type Account, type AccountAlert, type List } from '../api';
 import {
-  Button, ConfirmDialog, type ConfirmState, fmtTime, Loading, PageTitle, Pager, usePaged,
+  Button, ConfirmDialog, type ConfirmState, fmtTime, PageTitle, Pager, Results, usePaged,
 } from '../ui';
 
 /* "messages_hour" -> "messages hour" */
@@ -32,42 +32,41 @@ function Accounts(props: { onChange: () => void }) {
       <h2>Accounts</h2>
       {!p.loading && shown.length > 0 && <p class="muted">{suspended === 0 ? 'No account on this page is suspended.' : `${suspended} suspended on this page.`}</p>}
       {notice && <p class="notice" role="status">{notice}</p>}
-      {p.error && <p class="error" role="alert">{p.error}</p>}
-      {p.loading ? <Loading what="accounts" /> : shown.length === 0 ? (
-        <p class="muted empty">No submission account has sent mail yet.</p>
-      ) : (
-        <div class="table-wrap">
-          <table class="accounts">
-            <thead><tr><th scope="col">User</th><th scope="col">State</th><th scope="col" class="num">Score</th>
-              <th scope="col">Counters</th><th scope="col">Suspended at</th><th scope="col">Reason</th><th scope="col">Actions</th></tr></thead>
-            <tbody>{shown.map((a) => (
-              <tr>
-                <td>{a.user}</td>
-                <td><span class={`state ${a.suspended ? 'dead' : ''}`}>{a.suspended ? 'suspended' : 'active'}</span></td>
-                <td class="num">{fmtScore(a.score)}</td>
-                <td>{Object.keys(a.window ?? {}).length === 0 ? '—' : (
-                  <dl class="counters">{Object.entries(a.window).map(([k, v]) => <><dt>{counterLabel(k)}</dt><dd>{isTime(k) ? fmtTime(v) : String(v)}</dd></>)}</dl>
-                )}</td>
-                <td>{fmtTime(a.suspended_at)}</td>
-                <td>{a.reason ?? ''}</td>
-                <td>{a.suspended && (
-                  <Button kind="primary" label={`Lift suspension of ${a.user}`} onClick={() => setConfirm({
-                    title: `Lift the suspension of ${a.user}?`,
-                    body: `1 account (${a.user}, score ${fmtScore(a.score)}) may relay mail again within a second. Mail it sent while suspended stays held in the queue.`,
-                    action: 'Lift suspension',
-                    run: async () => {
-                      await api.post<Account>(`/api/v1/accounts/${encodeURIComponent(a.user)}/lift`); /* takes no body */
-                      setNotice(`Suspension of ${a.user} lifted.`);
-                      p.reload();
-                      props.onChange();
-                    },
-                  })}>Lift suspension</Button>
-                )}</td>
-              </tr>
-            ))}</tbody>
-          </table>
-        </div>
-      )}
+      <Results {...p} label="Accounts" query="all accounts" empty={<p class="muted empty">No submission account has sent mail yet.</p>}>
+        {(items) => (
+          <div class="table-wrap">
+            <table class="accounts">
+              <thead><tr><th scope="col">User</th><th scope="col">State</th><th scope="col" class="num">Score</th>
+                <th scope="col">Counters</th><th scope="col">Suspended at</th><th scope="col">Reason</th><th scope="col">Actions</th></tr></thead>
+              <tbody>{items.map((a) => (
+                <tr>
+                  <td>{a.user}</td>
+                  <td><span class={`state ${a.suspended ? 'dead' : ''}`}>{a.suspended ? 'suspended' : 'active'}</span></td>
+                  <td class="num">{fmtScore(a.score)}</td>
+                  <td>{Object.keys(a.window ?? {}).length === 0 ? '—' : (
+                    <dl class="counters">{Object.entries(a.window).map(([k, v]) => <><dt>{counterLabel(k)}</dt><dd>{isTime(k) ? fmtTime(v) : String(v)}</dd></>)}</dl>
+                  )}</td>
+                  <td>{fmtTime(a.suspended_at)}</td>
+                  <td>{a.reason ?? ''}</td>
+                  <td>{a.suspended && (
+                    <Button kind="primary" label={`Lift suspension of ${a.user}`} onClick={() => setConfirm({
+                      title: `Lift the suspension of ${a.user}?`,
+                      body: `1 account (${a.user}, score ${fmtScore(a.score)}) may relay mail again within a second. Mail it sent while suspended stays held in the queue.`,
+                      action: 'Lift suspension',
+                      run: async () => {
+                        await api.post<Account>(`/api/v1/accounts/${encodeURIComponent(a.user)}/lift`); /* takes no body */
+                        setNotice(`Suspension of ${a.user} lifted.`);
+                        p.reload();
+                        props.onChange();
+                      },
+                    })}>Lift suspension</Button>
+                  )}</td>
+                </tr>
+              ))}</tbody>
+            </table>
+          </div>
+        )}
+      </Results>
       <Pager p={p} label="Accounts" />
       <ConfirmDialog state={confirm} onClose={() => setConfirm(null)} />
     </section>
@@ -80,17 +79,18 @@ function Alerts(props: { version: number }) {
   return (
     <section>
       <h2>Recent alerts</h2>
-      {p.error && <p class="error" role="alert">{p.error}</p>}
-      {p.loading ? <Loading what="alerts" /> : p.items.length === 0 ? <p class="muted empty">No alerts.</p> : (
-        <div class="table-wrap">
-          <table class="alerts">
-            <thead><tr><th scope="col">Time</th><th scope="col">User</th><th scope="col" class="num">Score</th><th scope="col">Reason</th></tr></thead>
-            <tbody>{p.items.map((a) => (
-              <tr><td>{fmtTime(a.ts)}</td><td>{a.user}</td><td class="num">{fmtScore(a.score)}</td><td>{a.reason}</td></tr>
-            ))}</tbody>
-          </table>
-        </div>
-      )}
+      <Results {...p} label="Alerts" query="all alerts, newest first" empty={<p class="muted empty">No alerts.</p>}>
+        {(items) => (
+          <div class="table-wrap">
+            <table class="alerts">
+              <thead><tr><th scope="col">Time</th><th scope="col">User</th><th scope="col" class="num">Score</th><th scope="col">Reason</th></tr></thead>
+              <tbody>{items.map((a) => (
+                <tr><td>{fmtTime(a.ts)}</td><td>{a.user}</td><td class="num">{fmtScore(a.score)}</td><td>{a.reason}</td></tr>
+              ))}</tbody>
+            </table>
+          </div>
+        )}
+      </Results>
       <Pager p={p} label="Alerts" />
     </section>
   );

@@ -5,7 +5,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { api, type DnsblSite, type HarvestItem, type List, type Stats, type TopItem } from '../api';
-import { Button, ConfirmDialog, type ConfirmState, errorsOf, Field, fmtTime, Link, Loading, PageTitle } from '../ui';
+import { Button, ConfirmDialog, type ConfirmState, errorsOf, Field, fmtTime, Link, Loading, PageTitle, Results, useKeyed } from '../ui';
 import { parseQueueMetrics, topKey } from '../util';
 
 const RESULTS: { key: string; color: string }[] = [
@@ -48,29 +48,26 @@ function VerdictChart(props: { stats: Stats }) {
 }
 
 const PERIOD_MS: Record<string, number> = { hour: 86400000, day: 30 * 86400000 };
+const PERIOD_LABEL: Record<string, string> = { hour: 'last day', day: 'last 30 days' };
 
 /* The top 10 refused keys over the chart's period, counted by the server. */
 function TopTable(props: { title: string; by: 'client' | 'sender'; bucket: string; col: string; empty: string }) {
-  const [rows, setRows] = useState<TopItem[] | null>(null);
-  const [err, setErr] = useState('');
-  useEffect(() => {
-    let live = true;
-    setRows(null);
-    setErr('');
+  const top = useKeyed(JSON.stringify([props.by, props.bucket]), () => {
     const to = Date.now();
-    api.get<{ items: TopItem[] }>('/api/v1/stats/top', { by: props.by, result: 'refused', from: to - PERIOD_MS[props.bucket], to, limit: 10 })
-      .then((r) => live && setRows(r.items), (e) => live && setErr(Object.values(errorsOf(e))[0]));
-    return () => { live = false; };
-  }, [props.by, props.bucket]);
+    return api.get<{ items: TopItem[] }>('/api/v1/stats/top', { by: props.by, result: 'refused', from: to - PERIOD_MS[props.bucket], to, limit: 10 });
+  });
   return (
     <section class="card">
       <h2>{props.title}</h2>
-      {err ? <p class="error" role="alert">{err}</p> : !rows ? <Loading /> : rows.length === 0 ? <p class="muted">{props.empty}</p> : (
-        <table>
-          <thead><tr><th scope="col">{props.col}</th><th scope="col" class="num">Refused</th></tr></thead>
-          <tbody>{rows.map((r) => <tr><td class="mono">{topKey(r.key)}</td><td class="num">{r.count}</td></tr>)}</tbody>
-        </table>
-      )}
+      <Results loading={top.loading} error={top.error} items={top.data?.items ?? null} label={props.title}
+        query={`refused ${props.by}s, ${PERIOD_LABEL[props.bucket]}`} empty={<p class="muted">{props.empty}</p>}>
+        {(items) => (
+          <table>
+            <thead><tr><th scope="col">{props.col}</th><th scope="col" class="num">Refused</th></tr></thead>
+            <tbody>{items.map((t) => <tr><td class="mono">{topKey(t.key)}</td><td class="num">{t.count}</td></tr>)}</tbody>
+          </table>
+        )}
+      </Results>
     </section>
   );
 }
@@ -81,46 +78,43 @@ function TopTable(props: { title: string; by: 'client' | 'sender'; bucket: strin
  * row opens its attempts in the message log; Deny adds a conn_deny entry.
  */
 function HarvestTable(props: { bucket: string }) {
-  const [rows, setRows] = useState<HarvestItem[] | null>(null);
-  const [err, setErr] = useState('');
-  const [ver, setVer] = useState(0);
   const [confirm, setConfirm] = useState<ConfirmState | null>(null);
-  useEffect(() => {
-    let live = true;
-    setErr('');
+  const harvest = useKeyed(props.bucket, () => {
     const to = Date.now();
-    api.get<{ items: HarvestItem[] }>('/api/v1/stats/harvest', { from: to - PERIOD_MS[props.bucket], to, limit: 10 })
-      .then((r) => live && setRows(r.items), (e) => live && setErr(Object.values(errorsOf(e))[0]));
-    return () => { live = false; };
-  }, [props.bucket, ver]);
+    return api.get<{ items: HarvestItem[] }>('/api/v1/stats/harvest', { from: to - PERIOD_MS[props.bucket], to, limit: 10 });
+  });
   return (
     <section class="card wide">
       <h2>Likely address harvesting</h2>
-      {err ? <p class="error" role="alert">{err}</p> : !rows ? <Loading /> : rows.length === 0 ? <p class="muted">No unknown-recipient attempts in this period.</p> : (
-        <div class="table-wrap">
-          <table>
-            <thead><tr><th scope="col">Client</th><th scope="col" class="num">Unknown recipients</th><th scope="col" class="num">Distinct</th><th scope="col" class="num">Deferred</th><th scope="col">Last seen</th><th scope="col">Action</th></tr></thead>
-            <tbody>{rows.map((r) => (
-              <tr>
-                <td class="mono"><Link href={`/messages?client=${encodeURIComponent(r.client_addr)}&check=unknown_recipient`}>{r.client_addr}</Link></td>
-                <td class="num">{r.unknown_recipients}</td><td class="num">{r.distinct_recipients}</td><td class="num">{r.deferred}</td>
-                <td>{fmtTime(r.last_ts)}</td>
-                <td>{r.denied ? <span class="muted">denied</span> : (
-                  <Button kind="danger" label={`Deny ${r.client_addr}`} onClick={() => setConfirm({
-                    title: `Deny ${r.client_addr}?`,
-                    body: `Adds ${r.client_addr} to the connection deny list: its next connections are refused with 554 5.7.1. It tried ${r.distinct_recipients} unknown addresses.`,
-                    action: 'Deny client',
-                    run: async () => {
-                      await api.post('/api/v1/policy/entries', { list: 'conn_deny', value: r.client_addr, comment: 'address harvesting' });
-                      setVer((v) => v + 1);
-                    },
-                  })}>Deny</Button>
-                )}</td>
-              </tr>
-            ))}</tbody>
-          </table>
-        </div>
-      )}
+      <Results loading={harvest.loading} error={harvest.error} items={harvest.data?.items ?? null} label="Likely address harvesting"
+        query={`unknown-recipient attempts, ${PERIOD_LABEL[props.bucket]}`}
+        empty={<p class="muted">No unknown-recipient attempts in this period.</p>}>
+        {(items) => (
+          <div class="table-wrap">
+            <table>
+              <thead><tr><th scope="col">Client</th><th scope="col" class="num">Unknown recipients</th><th scope="col" class="num">Distinct</th><th scope="col" class="num">Deferred</th><th scope="col">Last seen</th><th scope="col">Action</th></tr></thead>
+              <tbody>{items.map((r) => (
+                <tr>
+                  <td class="mono"><Link href={`/messages?client=${encodeURIComponent(r.client_addr)}&check=unknown_recipient`}>{r.client_addr}</Link></td>
+                  <td class="num">{r.unknown_recipients}</td><td class="num">{r.distinct_recipients}</td><td class="num">{r.deferred}</td>
+                  <td>{fmtTime(r.last_ts)}</td>
+                  <td>{r.denied ? <span class="muted">denied</span> : (
+                    <Button kind="danger" label={`Deny ${r.client_addr}`} onClick={() => setConfirm({
+                      title: `Deny ${r.client_addr}?`,
+                      body: `Adds ${r.client_addr} to the connection deny list: its next connections are refused with 554 5.7.1. It tried ${r.distinct_recipients} unknown addresses.`,
+                      action: 'Deny client',
+                      run: async () => {
+                        await api.post('/api/v1/policy/entries', { list: 'conn_deny', value: r.client_addr, comment: 'address harvesting' });
+                        harvest.reload();
+                      },
+                    })}>Deny</Button>
+                  )}</td>
+                </tr>
+              ))}</tbody>
+            </table>
+          </div>
+        )}
+      </Results>
       <ConfirmDialog state={confirm} onClose={() => setConfirm(null)} />
     </section>
   );
@@ -128,17 +122,14 @@ function HarvestTable(props: { bucket: string }) {
 
 export function Dashboard() {
   const [bucket, setBucket] = useState('hour');
-  const [stats, setStats] = useState<Stats | null>(null);
-  const [statsErr, setStatsErr] = useState('');
+  /* the chart always shows the period chosen, never a late answer for another */
+  const chart = useKeyed(bucket, () => api.get<Stats>('/api/v1/stats/messages', { bucket }));
+  const stats = chart.data;
+  const statsErr = chart.error;
   const [dnsbl, setDnsbl] = useState<DnsblSite[] | null>(null);
   const [queue, setQueue] = useState<Record<string, number> | null>(null);
   const [err, setErr] = useState('');
 
-  useEffect(() => {
-    setStats(null);
-    setStatsErr('');
-    api.get<Stats>('/api/v1/stats/messages', { bucket }).then(setStats, (e) => setStatsErr(Object.values(errorsOf(e))[0]));
-  }, [bucket]);
   useEffect(() => {
     const fail = (e: unknown) => setErr(Object.values(errorsOf(e))[0]);
     api.get<List<DnsblSite>>('/api/v1/policy/dnsbl').then((l) => setDnsbl(l.items), fail);

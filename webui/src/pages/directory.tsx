@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, type DirEntry, type List, type Session, type User } from '../api';
 import {
   Button, ConfirmDialog, type ConfirmState, type Errors, errorsOf, Field, FormError, fmtTime, Loading, PageTitle,
-  Pager, plural, usePaged,
+  Pager, plural, Results, usePaged,
 } from '../ui';
 
 function NewUser(props: { onDone: () => void }) {
@@ -142,46 +142,47 @@ function Users(props: { session: Session; onChange: () => void }) {
         <Button type="submit">Search</Button>
       </form>
       {err && <p class="error" role="alert">{err}</p>}
-      {p.error && <p class="error" role="alert">{p.error}</p>}
-      {p.loading ? <Loading what="users" /> : (
-        <div class="table-wrap">
-          <table>
-            <thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">State</th><th scope="col">Created</th><th scope="col">Password changed</th><th scope="col">Actions</th></tr></thead>
-            <tbody>
-              {p.items.map((u) => (
-                <>
-                  <tr>
-                    <td>{u.name}</td>
-                    <td>{u.role}</td>
-                    <td>{u.disabled ? 'disabled' : u.password_set ? 'active' : 'no password'}</td>
-                    <td>{fmtTime(u.created)}</td>
-                    <td>{fmtTime(u.password_changed)}</td>
-                    <td class="actions">
-                      <Button onClick={() => patch(u, { role: u.role === 'admin' ? 'user' : 'admin' })} disabled={u.id === props.session.user.id}>
-                        {u.role === 'admin' ? 'Make user' : 'Make administrator'}
-                      </Button>
-                      <Button onClick={() => patch(u, { disabled: !u.disabled })} disabled={u.id === props.session.user.id}>
-                        {u.disabled ? 'Enable' : 'Disable'}
-                      </Button>
-                      <Button onClick={() => setPw(pw === u.id ? null : u.id)}>Password…</Button>
-                      <Button onClick={() => setAddrOpen(addrOpen === u.id ? null : u.id)} label={`Addresses of ${u.name}`}>
-                        {addrOpen === u.id ? 'Hide addresses' : 'Addresses…'}</Button>
-                      <Button kind="danger" disabled={u.id === props.session.user.id} label={`Delete ${u.name}`} onClick={() => setConfirm({
-                        title: `Delete ${u.name}?`,
-                        body: `This deletes 1 user (${u.name}) with their addresses, sessions and tokens.`,
-                        action: 'Delete 1 user',
-                        run: async () => { await api.del(`/api/v1/users/${u.id}`); p.reload(); },
-                      })}>Delete</Button>
-                    </td>
-                  </tr>
-                  {pw === u.id && <tr><td colSpan={6}><SetPassword user={u} onDone={() => { setPw(null); p.reload(); }} /></td></tr>}
-                  {addrOpen === u.id && <tr><td colSpan={6}><UserAddresses user={u} onAction={setConfirm} version={0} onChange={props.onChange} /></td></tr>}
-                </>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <Results {...p} label="Users" query={query ? `users matching “${query}”` : 'all users'} empty={<p class="muted">No users match.</p>}>
+        {(items) => (
+          <div class="table-wrap">
+            <table>
+              <thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">State</th><th scope="col">Created</th><th scope="col">Password changed</th><th scope="col">Actions</th></tr></thead>
+              <tbody>
+                {items.map((u) => (
+                  <>
+                    <tr>
+                      <td>{u.name}</td>
+                      <td>{u.role}</td>
+                      <td>{u.disabled ? 'disabled' : u.password_set ? 'active' : 'no password'}</td>
+                      <td>{fmtTime(u.created)}</td>
+                      <td>{fmtTime(u.password_changed)}</td>
+                      <td class="actions">
+                        <Button onClick={() => patch(u, { role: u.role === 'admin' ? 'user' : 'admin' })} disabled={u.id === props.session.user.id}>
+                          {u.role === 'admin' ? 'Make user' : 'Make administrator'}
+                        </Button>
+                        <Button onClick={() => patch(u, { disabled: !u.disabled })} disabled={u.id === props.session.user.id}>
+                          {u.disabled ? 'Enable' : 'Disable'}
+                        </Button>
+                        <Button onClick={() => setPw(pw === u.id ? null : u.id)}>Password…</Button>
+                        <Button onClick={() => setAddrOpen(addrOpen === u.id ? null : u.id)} label={`Addresses of ${u.name}`}>
+                          {addrOpen === u.id ? 'Hide addresses' : 'Addresses…'}</Button>
+                        <Button kind="danger" disabled={u.id === props.session.user.id} label={`Delete ${u.name}`} onClick={() => setConfirm({
+                          title: `Delete ${u.name}?`,
+                          body: `This deletes 1 user (${u.name}) with their addresses, sessions and tokens.`,
+                          action: 'Delete 1 user',
+                          run: async () => { await api.del(`/api/v1/users/${u.id}`); p.reload(); },
+                        })}>Delete</Button>
+                      </td>
+                    </tr>
+                    {pw === u.id && <tr><td colSpan={6}><SetPassword user={u} onDone={() => { setPw(null); p.reload(); }} /></td></tr>}
+                    {addrOpen === u.id && <tr><td colSpan={6}><UserAddresses user={u} onAction={setConfirm} version={0} onChange={props.onChange} /></td></tr>}
+                  </>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </Results>
       <Pager p={p} label="Users" />
       <ConfirmDialog state={confirm} onClose={() => setConfirm(null)} />
     </section>
@@ -257,6 +258,12 @@ function GroupMembers(props: { group: DirEntry; onAction: (c: ConfirmState) => v
   );
 }
 
+/* Words for the search a table shows: "aliases matching “ali”". */
+function describeDir(q: string, kind: string): string {
+  const what = kind === 'primary' ? 'primary addresses' : kind === 'alias' ? 'aliases' : kind === 'group' ? 'groups' : 'all addresses';
+  return q ? `${what} matching “${q}”` : what;
+}
+
 function Addresses(props: { version: number }) {
   const [q, setQ] = useState('');
   const [query, setQuery] = useState('');
@@ -274,32 +281,33 @@ function Addresses(props: { version: number }) {
           options={[{ value: '', label: 'all' }, { value: 'primary', label: 'primary' }, { value: 'alias', label: 'alias' }, { value: 'group', label: 'group' }]} />
         <Button type="submit">Search</Button>
       </form>
-      {p.error && <p class="error" role="alert">{p.error}</p>}
-      {p.loading ? <Loading what="addresses" /> : p.items.length === 0 ? <p class="muted">No addresses.</p> : (
-        <div class="table-wrap">
-          <table>
-            <thead><tr><th scope="col">Address</th><th scope="col">Kind</th><th scope="col">Owner</th><th scope="col">Members</th><th scope="col">Actions</th></tr></thead>
-            <tbody>{p.items.map((d) => (<>
-              <tr>
-                <td class="mono">{d.address}</td><td>{d.kind}</td><td>{d.owner}</td><td>{d.members?.join(', ') ?? ''}</td>
-                <td>{d.kind === 'group' && (<div class="actions">
-                  <Button label={`Members of ${d.address}`} onClick={() => setOpen(open === d.address ? null : d.address)}>
-                    {open === d.address ? 'Hide members' : 'Members…'}</Button>
-                  <Button kind="danger" label={`Delete group ${d.address}`} onClick={() => setConfirm({
-                    title: `Delete group ${d.address}?`,
-                    body: `This removes 1 group (${d.address}) and its ${plural(d.members?.length ?? 0, 'member')}; mail to it is no longer delivered to them.`,
-                    action: 'Delete 1 group',
-                    run: async () => { await api.del(`/api/v1/directory/groups/${encodeURIComponent(d.address)}`); p.reload(); },
-                  })}>Delete</Button>
-                </div>)}</td>
-              </tr>
-              {open === d.address && d.kind === 'group' && (
-                <tr><td colSpan={5}><GroupMembers group={d} onAction={setConfirm} onChange={p.reload} /></td></tr>
-              )}
-            </>))}</tbody>
-          </table>
-        </div>
-      )}
+      <Results {...p} label="Addresses" query={describeDir(query, kind)} empty={<p class="muted">No addresses.</p>}>
+        {(items) => (
+          <div class="table-wrap">
+            <table>
+              <thead><tr><th scope="col">Address</th><th scope="col">Kind</th><th scope="col">Owner</th><th scope="col">Members</th><th scope="col">Actions</th></tr></thead>
+              <tbody>{items.map((d) => (<>
+                <tr>
+                  <td class="mono">{d.address}</td><td>{d.kind}</td><td>{d.owner}</td><td>{d.members?.join(', ') ?? ''}</td>
+                  <td>{d.kind === 'group' && (<div class="actions">
+                    <Button label={`Members of ${d.address}`} onClick={() => setOpen(open === d.address ? null : d.address)}>
+                      {open === d.address ? 'Hide members' : 'Members…'}</Button>
+                    <Button kind="danger" label={`Delete group ${d.address}`} onClick={() => setConfirm({
+                      title: `Delete group ${d.address}?`,
+                      body: `This removes 1 group (${d.address}) and its ${plural(d.members?.length ?? 0, 'member')}; mail to it is no longer delivered to them.`,
+                      action: 'Delete 1 group',
+                      run: async () => { await api.del(`/api/v1/directory/groups/${encodeURIComponent(d.address)}`); p.reload(); },
+                    })}>Delete</Button>
+                  </div>)}</td>
+                </tr>
+                {open === d.address && d.kind === 'group' && (
+                  <tr><td colSpan={5}><GroupMembers group={d} onAction={setConfirm} onChange={p.reload} /></td></tr>
+                )}
+              </>))}</tbody>
+            </table>
+          </div>
+        )}
+      </Results>
       <Pager p={p} label="Addresses" />
       <ConfirmDialog state={confirm} onClose={() => setConfirm(null)} />
     </section>

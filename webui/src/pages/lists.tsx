@@ -5,8 +5,8 @@
 import { useState } from 'preact/hooks';
 import { api, type Entry, type List } from '../api';
 import {
-  Button, ConfirmDialog, type ConfirmState, type Errors, errorsOf, Field, FormError, fmtTime, Link, Loading,
-  PageTitle, Pager, plural, usePath, usePaged,
+  Button, ConfirmDialog, type ConfirmState, type Errors, errorsOf, Field, FormError, fmtTime, Link,
+  PageTitle, Pager, plural, Results, usePath, usePaged,
 } from '../ui';
 import { parseLine } from '../util';
 
@@ -192,30 +192,32 @@ export function ListsPage() {
           Delete selected ({selected.size})
         </Button>
       </div>
-      {p.error && <p class="error" role="alert">{p.error}</p>}
-      {p.loading ? <Loading what="entries" /> : p.items.length === 0 ? <p class="muted">No entries{query ? ' match' : ''}.</p> : (
-        <div class="table-wrap">
-          <table>
-            <thead><tr><th scope="col"><span class="sr-only">Select</span></th><th scope="col">Value</th><th scope="col">Comment</th><th scope="col">Added</th><th scope="col">Actions</th></tr></thead>
-            <tbody>
-              {p.items.map((e) => editing === e.id ? (
-                <EditRow entry={e} onDone={reload} onCancel={() => setEditing(null)} />
-              ) : (
-                <tr>
-                  <td><input type="checkbox" aria-label={`Select ${e.value}`} checked={selected.has(e.id)} onChange={() => toggle(e.id)} /></td>
-                  <td class="mono">{e.value}</td>
-                  <td>{e.comment}</td>
-                  <td>{fmtTime(e.created)}</td>
-                  <td class="actions">
-                    <Button onClick={() => setEditing(e.id)} label={`Edit ${e.value}`}>Edit</Button>
-                    <Button kind="danger" onClick={() => askDelete([e.id], e.value)} label={`Delete ${e.value}`}>Delete</Button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <Results {...p} label="Entries" query={`${meta.title} entries${query ? ` containing “${query}”` : ''}`}
+        empty={<p class="muted">No entries{query ? ' match' : ''}.</p>}>
+        {(items) => (
+          <div class="table-wrap">
+            <table>
+              <thead><tr><th scope="col"><span class="sr-only">Select</span></th><th scope="col">Value</th><th scope="col">Comment</th><th scope="col">Added</th><th scope="col">Actions</th></tr></thead>
+              <tbody>
+                {items.map((e) => editing === e.id ? (
+                  <EditRow entry={e} onDone={reload} onCancel={() => setEditing(null)} />
+                ) : (
+                  <tr>
+                    <td><input type="checkbox" aria-label={`Select ${e.value}`} checked={selected.has(e.id)} onChange={() => toggle(e.id)} /></td>
+                    <td class="mono">{e.value}</td>
+                    <td>{e.comment}</td>
+                    <td>{fmtTime(e.created)}</td>
+                    <td class="actions">
+                      <Button onClick={() => setEditing(e.id)} label={`Edit ${e.value}`}>Edit</Button>
+                      <Button kind="danger" onClick={() => askDelete([e.id], e.value)} label={`Delete ${e.value}`}>Delete</Button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </Results>
       <Pager p={p} label="Entries" />
       <ConfirmDialog state={confirm} onClose={() => setConfirm(null)} />
     </section>

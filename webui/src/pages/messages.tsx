@@ -2,7 +2,7 @@
 // recipient, verdict, reason, queue id, check, account; newest first, paginated.
 import { useState } from 'preact/hooks';
 import { api, type List, type Message } from '../api';
-import { Button, Field, FormError, fmtTime, Loading, PageTitle, Pager, usePaged } from '../ui';
+import { Button, Field, FormError, fmtTime, PageTitle, Pager, Results, usePaged } from '../ui';
 
 interface Search { from: string; to: string; client: string; sender: string; recipient: string; result: string; reason: string; qid: string; check: string; auth_user: string }
 const EMPTY: Search = { from: '', to: '', client: '', sender: '', recipient: '', result: '', reason: '', qid: '', check: '', auth_user: '' };
@@ -20,6 +20,17 @@ function searchFromUrl(qs: string): Search {
   const s = { ...EMPTY };
   for (const k of Object.keys(EMPTY) as (keyof Search)[]) s[k] = p.get(k) ?? '';
   return s;
+}
+
+const LABELS: Record<keyof Search, string> = {
+  from: 'from', to: 'to', client: 'client', sender: 'sender', recipient: 'recipient', result: 'verdict', reason: 'reason containing',
+  qid: 'queue id', check: 'check', auth_user: 'account',
+};
+
+/* Words for the search a table shows: "messages with client 192.0.2.1, check unknown_recipient". */
+function describeSearch(s: Search): string {
+  const parts = (Object.keys(LABELS) as (keyof Search)[]).filter((k) => s[k]).map((k) => `${LABELS[k]} ${s[k]}`);
+  return parts.length ? `messages with ${parts.join(', ')}` : 'all messages';
 }
 
 export function MessagesPage() {
@@ -51,37 +62,40 @@ export function MessagesPage() {
         </div>
       </form>
       <FormError errors={fe} fields={['from', 'to', 'client', 'sender', 'recipient', 'result', 'reason', 'qid', 'check', 'auth_user']} />
-      {p.loading ? <Loading what="messages" /> : p.items.length === 0 ? <p class="muted">No messages match.</p> : (
-        <div class="table-wrap">
-          <table>
-            <thead><tr><th scope="col">Time</th><th scope="col">Verdict</th><th scope="col">Client</th><th scope="col">Sender</th><th scope="col">Recipients</th><th scope="col">Reason</th><th scope="col">Details</th></tr></thead>
-            <tbody>
-              {p.items.map((m) => (
-                <>
-                  <tr>
-                    <td>{fmtTime(m.ts)}</td><td><span class={`verdict ${m.result}`}>{m.result}</span></td>
-                    <td class="mono">{m.client_addr ?? ''}</td><td>{m.sender === '' ? '<>' : m.sender ?? ''}</td>
-                    <td>{m.recipients.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join(', ')}</td>
-                    <td>{m.code ? `${m.code} ` : ''}{m.reason ?? ''}</td>
-                    <td><Button onClick={() => setOpen(open === m.id ? null : m.id)} label={`Details of message ${m.id}`}>{open === m.id ? 'Hide' : 'Show'}</Button></td>
-                  </tr>
-                  {open === m.id && (
-                    <tr><td colSpan={7}>
-                      <dl class="headers">
-                        <dt>Queue id</dt><dd>{m.qid ?? '—'}</dd><dt>Session</dt><dd>{m.session_id ?? '—'}</dd>
-                        <dt>Client name</dt><dd>{m.client_name ?? '—'}</dd><dt>HELO</dt><dd>{m.helo ?? '—'}</dd>
-                        <dt>Size</dt><dd>{m.size ?? '—'}</dd><dt>Check</dt><dd>{m.check_name ?? '—'}</dd>
-                        <dt>Fired</dt><dd>{m.entry ?? '—'}</dd><dt>Account</dt><dd>{m.auth_user ?? '—'}</dd>
-                        <dt>TLS</dt><dd>{m.tls ?? 'none'}</dd>
-                      </dl>
-                    </td></tr>
-                  )}
-                </>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <Results {...p} label="Messages" query={describeSearch(search)} errorShown
+        empty={<p class="muted">No messages match.</p>}>
+        {(items) => (
+          <div class="table-wrap">
+            <table>
+              <thead><tr><th scope="col">Time</th><th scope="col">Verdict</th><th scope="col">Client</th><th scope="col">Sender</th><th scope="col">Recipients</th><th scope="col">Reason</th><th scope="col">Details</th></tr></thead>
+              <tbody>
+                {items.map((m) => (
+                  <>
+                    <tr>
+                      <td>{fmtTime(m.ts)}</td><td><span class={`verdict ${m.result}`}>{m.result}</span></td>
+                      <td class="mono">{m.client_addr ?? ''}</td><td>{m.sender === '' ? '<>' : m.sender ?? ''}</td>
+                      <td>{m.recipients.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join(', ')}</td>
+                      <td>{m.code ? `${m.code} ` : ''}{m.reason ?? ''}</td>
+                      <td><Button onClick={() => setOpen(open === m.id ? null : m.id)} label={`Details of message ${m.id}`}>{open === m.id ? 'Hide' : 'Show'}</Button></td>
+                    </tr>
+                    {open === m.id && (
+                      <tr><td colSpan={7}>
+                        <dl class="headers">
+                          <dt>Queue id</dt><dd>{m.qid ?? '—'}</dd><dt>Session</dt><dd>{m.session_id ?? '—'}</dd>
+                          <dt>Client name</dt><dd>{m.client_name ?? '—'}</dd><dt>HELO</dt><dd>{m.helo ?? '—'}</dd>
+                          <dt>Size</dt><dd>{m.size ?? '—'}</dd><dt>Check</dt><dd>{m.check_name ?? '—'}</dd>
+                          <dt>Fired</dt><dd>{m.entry ?? '—'}</dd><dt>Account</dt><dd>{m.auth_user ?? '—'}</dd>
+                          <dt>TLS</dt><dd>{m.tls ?? 'none'}</dd>
+                        </dl>
+                      </td></tr>
+                    )}
+                  </>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </Results>
       <Pager p={p} label="Messages" />
     </section>
   );

@@ -6,7 +6,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, fetchAll, type List, type Query, type QueueGroup, type QueueRcpt } from '../api';
 import {
-  Button, ConfirmDialog, type ConfirmState, errorsOf, Field, fmtTime, Loading, PageTitle, Pager, plural, usePaged,
+  Button, ConfirmDialog, type ConfirmState, errorsOf, Field, fmtTime, Loading, PageTitle, Pager, plural, Results, useKeyed, usePaged,
 } from '../ui';
 import {
   bulkBody, describeFilter, EMPTY_FILTER, filterFromSearch, type GroupKey, groupFilter, type QueueFilter, summaryGroup, topKey,
@@ -57,8 +57,6 @@ export function QueuePage() {
   const [form, setForm] = useState<Filter>(() => filterFromSearch(location.search));
   const [filter, setFilter] = useState<Filter>(form);
   const [groupBy, setGroupBy] = useState<GroupKey>('');
-  const [groups, setGroups] = useState<QueueGroup[] | null>(null);
-  const [groupErr, setGroupErr] = useState('');
   const [open, setOpen] = useState<string | null>(null);
   const [confirm, setConfirm] = useState<ConfirmState | null>(null);
   const [counting, setCounting] = useState('');
@@ -74,15 +72,11 @@ export function QueuePage() {
     history.replaceState(null, '', '/queue' + (qs ? `?${qs}` : ''));
   }, [key]);
 
-  useEffect(() => {
-    setGroups(null);
-    setGroupErr('');
-    if (!groupBy) return;
-    let live = true;
-    api.get<{ items: QueueGroup[] }>('/api/v1/queue/summary', { ...query, group: summaryGroup(groupBy) })
-      .then((r) => live && setGroups(r.items), (e) => live && setGroupErr(Object.values(errorsOf(e))[0]));
-    return () => { live = false; };
-  }, [key, groupBy, ver]);
+  /* no grouping: no request, an empty answer at once */
+  const grouped = useKeyed<{ items: QueueGroup[] }>(JSON.stringify([key, groupBy, ver]), () => groupBy
+    ? api.get<{ items: QueueGroup[] }>('/api/v1/queue/summary', { ...query, group: summaryGroup(groupBy) })
+    : Promise.resolve({ items: [] }));
+  const groups = grouped.data?.items ?? null;
 
   const set = (k: keyof Filter) => (v: string) => setForm({ ...form, [k]: v });
   const hasFilter = Object.values(filter).some(Boolean);
@@ -172,51 +166,57 @@ export function QueuePage() {
       {groupBy && (
         <section class="card">
           <h2>Groups</h2>
-          {groupErr ? <p class="error" role="alert">{groupErr}</p> : !groups ? <Loading what="groups" /> : groups.length === 0 ? <p class="muted">Nothing matches.</p> : (
-            <div class="table-wrap">
-              <table class="groups">
-                <thead><tr><th scope="col">{GROUP_LABEL[groupBy]}</th><th scope="col" class="num">Messages</th><th scope="col" class="num">Recipients</th><th scope="col">Actions</th></tr></thead>
-                <tbody>{groups.map((g) => {
-                  const gf = groupFilter(filter, groupBy, g.key);
-                  const name = topKey(g.key);
-                  return (
-                    <tr><td class="mono">{name}</td><td class="num">{g.messages}</td><td class="num">{g.recipients}</td>
-                      <td>{gf ? (<div class="actions">
-                        <Button label={`Show ${name}`} onClick={() => { setForm(gf); setFilter(gf); setGroupBy(''); }}>Show</Button>
-                        <Button label={`Release group ${name}`} onClick={() => bulkGroup('release', g, gf)}>Release…</Button>
-                        <Button kind="danger" label={`Delete group ${name}`} onClick={() => bulkGroup('delete', g, gf)}>Delete…</Button>
-                      </div>) : <span class="muted">no filter selects it</span>}</td></tr>
-                  );
-                })}</tbody>
-              </table>
-            </div>
-          )}
+          <Results loading={grouped.loading} error={grouped.error} items={groups} label="Queue groups"
+            query={`${describeFilter(filter) || 'all recipients'} by ${GROUP_LABEL[groupBy].toLowerCase()}`}
+            empty={<p class="muted">Nothing matches.</p>}>
+            {(items) => (
+              <div class="table-wrap">
+                <table class="groups">
+                  <thead><tr><th scope="col">{GROUP_LABEL[groupBy]}</th><th scope="col" class="num">Messages</th><th scope="col" class="num">Recipients</th><th scope="col">Actions</th></tr></thead>
+                  <tbody>{items.map((g) => {
+                    const gf = groupFilter(filter, groupBy, g.key);
+                    const name = topKey(g.key);
+                    return (
+                      <tr><td class="mono">{name}</td><td class="num">{g.messages}</td><td class="num">{g.recipients}</td>
+                        <td>{gf ? (<div class="actions">
+                          <Button label={`Show ${name}`} onClick={() => { setForm(gf); setFilter(gf); setGroupBy(''); }}>Show</Button>
+                          <Button label={`Release group ${name}`} onClick={() => bulkGroup('release', g, gf)}>Release…</Button>
+                          <Button kind="danger" label={`Delete group ${name}`} onClick={() => bulkGroup('delete', g, gf)}>Delete…</Button>
+                        </div>) : <span class="muted">no filter selects it</span>}</td></tr>
+                    );
+                  })}</tbody>
+                </table>
+              </div>
+            )}
+          </Results>
           {groups && groups.length >= GROUP_LIMIT && <p class="muted">The {GROUP_LIMIT} largest groups.</p>}
         </section>
       )}
-      {p.error && <p class="error" role="alert">{p.error}</p>}
-      {p.loading ? <Loading what="the queue" /> : p.items.length === 0 ? <p class="muted">The queue has nothing that matches.</p> : (
-        <div class="table-wrap">
-          <table class="queue">
-            <thead><tr><th scope="col">Queue id</th><th scope="col">Recipient</th><th scope="col">State</th><th scope="col">Sender</th><th scope="col">Client</th><th scope="col">Reason</th><th scope="col">Received</th><th scope="col" class="num">Attempts</th><th scope="col">Details</th></tr></thead>
-            <tbody>
-              {p.items.map((r) => (
-                <>
-                  <tr>
-                    <td class="mono">{r.qid}</td><td>{r.rcpt}</td><td><span class={`state ${r.state}`}>{r.state}</span></td>
-                    <td>{r.sender === '' ? '<>' : r.sender}</td><td class="mono">{r.client_addr}</td>
-                    <td>{r.reason ?? r.last_error ?? ''}</td><td>{fmtTime(r.received_at)}</td><td class="num">{r.attempts}</td>
-                    <td><Button onClick={() => setOpen(open === r.qid + r.rcpt ? null : r.qid + r.rcpt)} label={`Details of ${r.qid} to ${r.rcpt}`}>
-                      {open === r.qid + r.rcpt ? 'Hide' : 'Show'}</Button></td>
-                  </tr>
-                  {open === r.qid + r.rcpt && <tr><td colSpan={9}><Details qid={r.qid} onAction={setConfirm}
-                    onDone={(msg) => { setNotice(msg); setOpen(null); p.reload(); setVer((v) => v + 1); }} /></td></tr>}
-                </>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <Results {...p} label="Queue" query={describeFilter(filter) || 'all recipients'}
+        empty={<p class="muted">The queue has nothing that matches.</p>}>
+        {(items) => (
+          <div class="table-wrap">
+            <table class="queue">
+              <thead><tr><th scope="col">Queue id</th><th scope="col">Recipient</th><th scope="col">State</th><th scope="col">Sender</th><th scope="col">Client</th><th scope="col">Reason</th><th scope="col">Received</th><th scope="col" class="num">Attempts</th><th scope="col">Details</th></tr></thead>
+              <tbody>
+                {items.map((r) => (
+                  <>
+                    <tr>
+                      <td class="mono">{r.qid}</td><td>{r.rcpt}</td><td><span class={`state ${r.state}`}>{r.state}</span></td>
+                      <td>{r.sender === '' ? '<>' : r.sender}</td><td class="mono">{r.client_addr}</td>
+                      <td>{r.reason ?? r.last_error ?? ''}</td><td>{fmtTime(r.received_at)}</td><td class="num">{r.attempts}</td>
+                      <td><Button onClick={() => setOpen(open === r.qid + r.rcpt ? null : r.qid + r.rcpt)} label={`Details of ${r.qid} to ${r.rcpt}`}>
+                        {open === r.qid + r.rcpt ? 'Hide' : 'Show'}</Button></td>
+                    </tr>
+                    {open === r.qid + r.rcpt && <tr><td colSpan={9}><Details qid={r.qid} onAction={setConfirm}
+                      onDone={(msg) => { setNotice(msg); setOpen(null); p.reload(); setVer((v) => v + 1); }} /></td></tr>}
+                  </>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </Results>
       <Pager p={p} label="Queue" />
       <ConfirmDialog state={confirm} onClose={() => setConfirm(null)} />
     </section>

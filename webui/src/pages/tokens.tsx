@@ -3,8 +3,8 @@
 import { useState } from 'preact/hooks';
 import { api, type List, type Session, type Token } from '../api';
 import {
-  Button, ConfirmDialog, type ConfirmState, type Errors, errorsOf, Field, FormError, fmtTime, Loading, PageTitle,
-  Pager, usePaged,
+  Button, ConfirmDialog, type ConfirmState, type Errors, errorsOf, Field, FormError, fmtTime, PageTitle,
+  Pager, Results, usePaged,
 } from '../ui';
 
 export function TokensPage(props: { session: Session }) {
@@ -44,28 +44,30 @@ export function TokensPage(props: { session: Session }) {
       )}
       <Field label="Show" name="revoked" value={showRevoked} onInput={setShowRevoked}
         options={[{ value: 'false', label: 'active tokens' }, { value: 'true', label: 'revoked tokens' }, { value: 'all', label: 'all tokens' }]} />
-      {p.error && <p class="error" role="alert">{p.error}</p>}
-      {p.loading ? <Loading what="tokens" /> : p.items.length === 0 ? <p class="muted">No tokens.</p> : (
-        <div class="table-wrap">
-          <table>
-            <thead><tr><th scope="col">Name</th>{props.session.admin && <th scope="col">User</th>}<th scope="col">Prefix</th><th scope="col">Scope</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">State</th><th scope="col">Actions</th></tr></thead>
-            <tbody>
-              {p.items.map((t) => (
-                <tr>
-                  <td>{t.name}</td>{props.session.admin && <td>{t.user}</td>}<td class="mono">{t.prefix}…</td><td>{t.scope}</td>
-                  <td>{fmtTime(t.created)}</td><td>{fmtTime(t.last_used)}</td><td>{t.active ? 'active' : `revoked ${fmtTime(t.revoked)}`}</td>
-                  <td>{t.active && <Button kind="danger" label={`Revoke ${t.name}`} onClick={() => setConfirm({
-                    title: `Revoke ${t.name}?`,
-                    body: `This revokes 1 token (${t.name}${props.session.admin ? ` of ${t.user}` : ''}); scripts using it stop working at once.`,
-                    action: 'Revoke 1 token',
-                    run: async () => { await api.del(`/api/v1/tokens/${t.id}`); p.reload(); },
-                  })}>Revoke</Button>}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <Results {...p} label="Tokens" query={showRevoked === 'all' ? 'all tokens' : showRevoked === 'true' ? 'revoked tokens' : 'active tokens'}
+        empty={<p class="muted">No tokens.</p>}>
+        {(items) => (
+          <div class="table-wrap">
+            <table>
+              <thead><tr><th scope="col">Name</th>{props.session.admin && <th scope="col">User</th>}<th scope="col">Prefix</th><th scope="col">Scope</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">State</th><th scope="col">Actions</th></tr></thead>
+              <tbody>
+                {items.map((t) => (
+                  <tr>
+                    <td>{t.name}</td>{props.session.admin && <td>{t.user}</td>}<td class="mono">{t.prefix}…</td><td>{t.scope}</td>
+                    <td>{fmtTime(t.created)}</td><td>{fmtTime(t.last_used)}</td><td>{t.active ? 'active' : `revoked ${fmtTime(t.revoked)}`}</td>
+                    <td>{t.active && <Button kind="danger" label={`Revoke ${t.name}`} onClick={() => setConfirm({
+                      title: `Revoke ${t.name}?`,
+                      body: `This revokes 1 token (${t.name}${props.session.admin ? ` of ${t.user}` : ''}); scripts using it stop working at once.`,
+                      action: 'Revoke 1 token',
+                      run: async () => { await api.del(`/api/v1/tokens/${t.id}`); p.reload(); },
+                    })}>Revoke</Button>}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </Results>
       <Pager p={p} label="Tokens" />
       <ConfirmDialog state={confirm} onClose={() => setConfirm(null)} />
     </section>
