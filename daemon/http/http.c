@@ -3,7 +3,14 @@
  * See http.h; handlers live in http_<resource>.c (http_internal.h).
  *
  * Limits: connection count, per-connection memory (which bounds request
- * line and headers), time-out and thread count come from the config; a
+ * line and headers), time-out and thread count come from the config.
+ * Connections per client address are counted here (accept policy and
+ * connection notices) and refused past http_max_connections_per_ip.  The
+ * request head (TLS handshake, request line and headers) must be complete
+ * within http_header_timeout of connecting, or of the end of the previous
+ * request on a kept-alive connection, however slowly bytes trickle in:
+ * libmicrohttpd's own time-out counts only inactivity, so a watchdog thread
+ * shuts such sockets down and libmicrohttpd then closes them as usual.  A
  * request body is read incrementally into a buffer created with its
  * maximum (http_max_body): a declared Content-Length past it gets 413 at
  * once, a chunked body past it is discarded and answered 413 (and the
@@ -25,7 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../conf/conf.h"
@@ -36,6 +45,23 @@
 
 #define HTTP_CONN_MEMORY (64 * 1024)
 #define HTTP_MAX_PEM (256 * 1024)
+#define HTTP_WATCHDOG_TICK_MS 100
+#define HTTP_LIMIT_LOG_MS 1000 /* at most one CONNECTION LIMIT line a second */
+
+/*
+ * One open connection, from libmicrohttpd's STARTED notice to its CLOSED
+ * notice, in h->conns.  libmicrohttpd closes fd only after the CLOSED notice
+ * has unlinked it (under conn_mu), so the watchdog never touches a closed
+ * or reused descriptor.
+ */
+struct http_conn {
+	struct http_conn *prev, *next;
+	int fd;
+	unsigned char key[17];   /* address family, then the address bytes */
+	char addr[64];
+	int64_t head_since;      /* monotonic ms: waiting for a request head; 0 in a request */
+	int cut;                 /* shut down by the watchdog */
+};
 
 const unsigned http_counted_status[HTTP_NSTATUS - 1] = {
 	200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503, 304,
@@ -451,6 +477,162 @@ enum MHD_Result http_audit_commit_reply(struct http_req *r, const char *action,
 	return http_reply(r, status, after);
 }
 
+/* ---- connections: per-address limit and head deadline ---- */
+
+/* key: family byte then address (IPv4-mapped IPv6 as IPv4); -1 when not IP. */
+static int addr_key(const struct sockaddr *sa, unsigned char key[17], char *text,
+		    size_t textsz)
+{
+	memset(key, 0, 17);
+	strlcpy_s(text, "unknown", textsz);
+	if (sa == NULL)
+		return -1;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+		key[0] = 4;
+		memcpy(key + 1, &s4->sin_addr, 4);
+		inet_ntop(AF_INET, &s4->sin_addr, text, (socklen_t)textsz);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			key[0] = 4;
+			memcpy(key + 1, s6->sin6_addr.s6_addr + 12, 4);
+			inet_ntop(AF_INET, s6->sin6_addr.s6_addr + 12, text, (socklen_t)textsz);
+			return 0;
+		}
+		key[0] = 6;
+		memcpy(key + 1, &s6->sin6_addr, 16);
+		inet_ntop(AF_INET6, &s6->sin6_addr, text, (socklen_t)textsz);
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * Accept policy: refuse a connection from an address that already has
+ * http_max_connections_per_ip open.  Counted in the STARTED notice, so
+ * accepts racing on several pool threads may overshoot by a few.
+ */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *sa, socklen_t len)
+{
+	struct http_server *h = cls;
+	int64_t limit = h->conf->http_max_connections_per_ip;
+	unsigned char key[17];
+	char text[64];
+	struct http_conn *c;
+	int64_t n = 0;
+	int64_t now, last;
+
+	(void)len;
+	if (limit == 0 || addr_key(sa, key, text, sizeof(text)) < 0)
+		return MHD_YES;
+	pthread_mutex_lock(&h->conn_mu);
+	for (c = h->conns; c != NULL && n < limit; c = c->next)
+		if (memcmp(c->key, key, sizeof(key)) == 0)
+			n++;
+	pthread_mutex_unlock(&h->conn_mu);
+	if (n < limit)
+		return MHD_YES;
+	now = time_mono_ms();
+	last = atomic_load(&h->limit_logged_ms);
+	if (now - last >= HTTP_LIMIT_LOG_MS &&
+	    atomic_compare_exchange_strong(&h->limit_logged_ms, &last, now))
+		log_warn(NULL, "http", "HTTP CONNECTION LIMIT from [%s] per_ip=%lld", text,
+			 (long long)limit);
+	return MHD_NO;
+}
+
+static void conn_notify(void *cls, struct MHD_Connection *mc, void **socket_context,
+			enum MHD_ConnectionNotificationCode code)
+{
+	struct http_server *h = cls;
+	struct http_conn *c = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *fi =
+			MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *ai =
+			MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+		c = xcalloc(1, sizeof(*c));
+		c->fd = fi != NULL ? fi->connect_fd : -1;
+		(void)addr_key(ai != NULL ? ai->client_addr : NULL, c->key, c->addr,
+			       sizeof(c->addr));
+		c->head_since = time_mono_ms();
+		pthread_mutex_lock(&h->conn_mu);
+		c->next = h->conns;
+		if (h->conns != NULL)
+			h->conns->prev = c;
+		h->conns = c;
+		pthread_mutex_unlock(&h->conn_mu);
+		*socket_context = c;
+		return;
+	}
+	if (code != MHD_CONNECTION_NOTIFY_CLOSED || c == NULL)
+		return;
+	pthread_mutex_lock(&h->conn_mu);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&h->conn_mu);
+	free(c);
+	*socket_context = NULL;
+}
+
+/* The head of a request has arrived (since 0), or the next one is awaited from since. */
+static void conn_head_done(struct http_server *h, struct MHD_Connection *mc, int64_t since)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct http_conn *c = ci != NULL ? ci->socket_context : NULL;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&h->conn_mu);
+	c->head_since = since;
+	pthread_mutex_unlock(&h->conn_mu);
+}
+
+/* Shuts down every connection whose head is overdue; libmicrohttpd then closes it. */
+static void *watchdog(void *arg)
+{
+	struct http_server *h = arg;
+	int64_t deadline = h->conf->http_header_timeout_ms;
+
+	pthread_mutex_lock(&h->conn_mu);
+	while (!h->watchdog_stop) {
+		int64_t now = time_mono_ms();
+		struct http_conn *c;
+		struct timespec ts;
+
+		for (c = h->conns; c != NULL; c = c->next) {
+			if (c->cut || c->head_since == 0 || c->fd < 0 ||
+			    now - c->head_since < deadline)
+				continue;
+			c->cut = 1;
+			(void)shutdown(c->fd, SHUT_RDWR);
+			log_warn(NULL, "http", "HTTP HEADER TIMEOUT from [%s] after_ms=%lld",
+				 c->addr, (long long)(now - c->head_since));
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)HTTP_WATCHDOG_TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		(void)pthread_cond_timedwait(&h->conn_cv, &h->conn_mu, &ts);
+	}
+	pthread_mutex_unlock(&h->conn_mu);
+	return NULL;
+}
+
 /* ---- request lifecycle ---- */
 
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -634,6 +816,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 							     "Content-Length");
 		int64_t n;
 
+		conn_head_done(h, c, 0);
+
 		r = xcalloc(1, sizeof(*r));
 		r->h = h;
 		r->c = c;
@@ -677,9 +861,9 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct http_req *r = *con_cls;
 
-	(void)cls;
-	(void)c;
 	(void)toe;
+	/* A kept-alive connection now waits for the next head: its clock starts. */
+	conn_head_done(cls, c, time_mono_ms());
 	if (r == NULL)
 		return;
 	dynbuf_free(&r->body);
@@ -729,21 +913,22 @@ struct http_server *http_server_new(const struct conf *conf, char *err, size_t e
 
 	h->conf = conf;
 	h->fd = -1;
+	pthread_mutex_init(&h->conn_mu, NULL);
+	pthread_cond_init(&h->conn_cv, NULL);
 	if ((conf->http_tls_cert[0] != '\0') != (conf->http_tls_key[0] != '\0')) {
 		snprintf(err, errsz, "http_tls_cert and http_tls_key go together");
-		free(h);
+		http_server_free(h);
 		return NULL;
 	}
 	if (conf->http_tls_cert[0] != '\0') {
 		h->tls_cert = read_pem(conf->http_tls_cert, err, errsz);
 		if (h->tls_cert == NULL) {
-			free(h);
+			http_server_free(h);
 			return NULL;
 		}
 		h->tls_key = read_pem(conf->http_tls_key, err, errsz);
 		if (h->tls_key == NULL) {
-			free(h->tls_cert);
-			free(h);
+			http_server_free(h);
 			return NULL;
 		}
 		h->tls = 1;
@@ -753,15 +938,23 @@ struct http_server *http_server_new(const struct conf *conf, char *err, size_t e
 	if (h->fd >= 0)
 		return h;
 	snprintf(err, errsz, "http_listen %s", why);
-	free(h->tls_cert);
-	free(h->tls_key);
-	free(h);
+	http_server_free(h);
 	return NULL;
 }
 
 const char *http_server_address(const struct http_server *h)
 {
 	return h->address;
+}
+
+/* Say at start, once, when the console cannot be served (the API still is). */
+static void webui_check(const struct conf *conf)
+{
+	const char *why = http_static_missing(conf->webui_dir);
+
+	if (why != NULL)
+		log_warn(NULL, "http", "webui_missing dir=%s reason=\"%s\" console=off api=on",
+			 conf->webui_dir, why);
 }
 
 int http_server_start(struct http_server *h, const char *db_path, char *err,
@@ -788,9 +981,11 @@ int http_server_start(struct http_server *h, const char *db_path, char *err,
 	h->key_made = 1;
 	if (h->tls)
 		flags |= MHD_USE_TLS;
+	webui_check(conf);
 	h->mhd = MHD_start_daemon(
-		flags, 0, NULL, NULL, handle, h,
+		flags, 0, accept_policy, h, handle, h,
 		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->fd,
+		MHD_OPTION_NOTIFY_CONNECTION, conn_notify, h,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)conf->http_threads,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)conf->http_max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT,
@@ -805,6 +1000,11 @@ int http_server_start(struct http_server *h, const char *db_path, char *err,
 			 h->tls ? " (check http_tls_cert and http_tls_key)" : "");
 		return -1;
 	}
+	if (pthread_create(&h->watchdog, NULL, watchdog, h) != 0) {
+		snprintf(err, errsz, "http: cannot start the watchdog thread");
+		return -1;
+	}
+	h->watchdog_started = 1;
 	return 0;
 }
 
@@ -812,6 +1012,13 @@ void http_server_free(struct http_server *h)
 {
 	if (h == NULL)
 		return;
+	if (h->watchdog_started) {
+		pthread_mutex_lock(&h->conn_mu);
+		h->watchdog_stop = 1;
+		pthread_cond_signal(&h->conn_cv);
+		pthread_mutex_unlock(&h->conn_mu);
+		pthread_join(h->watchdog, NULL);
+	}
 	if (h->mhd != NULL)
 		MHD_stop_daemon(h->mhd); /* joins the pool; thread stores close */
 	else if (h->fd >= 0)
@@ -820,5 +1027,7 @@ void http_server_free(struct http_server *h)
 		pthread_key_delete(h->store_key);
 	free(h->tls_cert);
 	free(h->tls_key);
+	pthread_cond_destroy(&h->conn_cv);
+	pthread_mutex_destroy(&h->conn_mu);
 	free(h);
 }

@@ -7,10 +7,13 @@
  * Secrets: passwords are kept as Argon2id encoded hashes (libargon2);
  * session ids and tokens are 256-bit random values of which only the
  * SHA-256 is stored.  No secret is ever logged, except the generated first
- * administrator password, once, by design.  Failed logins are counted per
- * client address and per account in a sliding window (store_auth); past
- * either limit the answer is 429 with Retry-After and no password is
- * checked.  An unknown account costs the same Argon2 work as a known one.
+ * administrator password, once, by design.  Failed logins are throttled
+ * (store_auth_login_gate, shared with SMTP AUTH): per client address over
+ * all accounts, per (account, address) with growing waits, and per account
+ * over all addresses only for addresses that never logged in to it, so that
+ * nobody can lock an owner out from elsewhere.  A throttled try gets 429
+ * with Retry-After and no password is checked.  An unknown account costs
+ * the same Argon2 work as a known one.
  */
 #include "http_internal.h"
 
@@ -183,33 +186,36 @@ int http_auth_resolve(struct http_req *r, int *internal)
 	return 0;
 }
 
+static const char *const gate_names[] = { "none", "address", "throttle", "account" };
+
 /* 0 when allowed; else -1 and r->retry_after set. */
 static int login_limited(struct http_req *r, const char *account, int *internal)
 {
 	const struct conf *conf = r->h->conf;
-	int64_t now = time_now_ms();
-	int64_t since = now - conf->http_login_window_ms;
-	int64_t n, oldest, wait = 0;
+	struct store_login_limits lim = {
+		.window_ms = conf->http_login_window_ms,
+		.max_per_addr = conf->http_login_max_per_addr,
+		.max_per_account = conf->http_login_max_per_account,
+		.throttle_after = conf->login_throttle_after,
+		.delay_ms = conf->login_throttle_delay_ms,
+		.delay_max_ms = conf->login_throttle_delay_max_ms,
+	};
+	enum store_login_gate why;
+	int64_t wait;
 
 	*internal = 0;
-	if (store_auth_failures_by_addr(r->st, r->client_addr, since, &n, &oldest) < 0)
-		goto fail;
-	if (n >= conf->http_login_max_per_addr)
-		wait = oldest + conf->http_login_window_ms - now;
-	if (store_auth_failures_by_account(r->st, account, since, &n, &oldest) < 0)
-		goto fail;
-	if (n >= conf->http_login_max_per_account &&
-	    oldest + conf->http_login_window_ms - now > wait)
-		wait = oldest + conf->http_login_window_ms - now;
-	if (wait <= 0)
+	if (store_auth_login_gate(r->st, account, r->client_addr, time_now_ms(), &lim, &why,
+				  &wait) < 0) {
+		*internal = 1;
+		return -1;
+	}
+	if (why == STORE_LOGIN_OK)
 		return 0;
 	r->retry_after = (wait + 999) / 1000;
 	if (r->retry_after < 1)
 		r->retry_after = 1;
-	log_warn(NULL, "http", "LOGIN LIMIT from [%s]", r->client_addr);
-	return -1;
-fail:
-	*internal = 1;
+	log_warn(NULL, "http", "LOGIN LIMIT from [%s] limit=%s retry_after=%lld", r->client_addr,
+		 gate_names[why], (long long)r->retry_after);
 	return -1;
 }
 
@@ -286,7 +292,7 @@ enum MHD_Result http_session_create(struct http_req *r)
 	if (!ok || u.disabled) {
 		char esc[100];
 
-		if (store_auth_failure_add(r->st, r->client_addr, account, now) < 0)
+		if (store_auth_login_failed(r->st, account, r->client_addr, now) < 0)
 			return http_internal(r, "login failure record");
 		/* Now and then drop failures older than the window, so that a flood
 		 * from many addresses cannot grow the table without end. */
@@ -309,7 +315,7 @@ enum MHD_Result http_session_create(struct http_req *r)
 	r->auth.expires = now + conf->http_session_lifetime_ms;
 	if (store_begin(r->st) < 0)
 		return http_internal(r, "login begin");
-	if (store_auth_failures_clear_account(r->st, account) < 0 ||
+	if (store_auth_login_succeeded(r->st, account, r->client_addr, now) < 0 ||
 	    store_auth_failures_purge(r->st, now - conf->http_login_window_ms) < 0 ||
 	    store_auth_session_purge(r->st, now, now - conf->http_session_idle_ms) < 0 ||
 	    store_auth_session_create(r->st, r->auth.session_hash, u.id, csrf, r->client_addr,
@@ -418,7 +424,7 @@ enum MHD_Result http_account_password(struct http_req *r)
 	}
 	if (!verify_or_burn(&u, 1, cur)) {
 		json_decref(body);
-		if (store_auth_failure_add(r->st, r->client_addr, account, now) < 0)
+		if (store_auth_login_failed(r->st, account, r->client_addr, now) < 0)
 			return http_internal(r, "password failure record");
 		return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "wrong_password",
 				  "current_password", "current password is wrong");

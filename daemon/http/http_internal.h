@@ -46,6 +46,14 @@ struct http_server {
 	char *tls_cert, *tls_key;   /* PEM, read before privileges are dropped */
 	_Atomic uint64_t requests[HTTP_NSTATUS];
 	int64_t started_ms;
+	/* Open connections (http.c): per-address counts and the head deadline. */
+	pthread_mutex_t conn_mu;
+	pthread_cond_t conn_cv;     /* wakes the watchdog to stop */
+	struct http_conn *conns;    /* every open connection, under conn_mu */
+	pthread_t watchdog;
+	int watchdog_started;
+	int watchdog_stop;          /* under conn_mu */
+	_Atomic int64_t limit_logged_ms; /* last CONNECTION LIMIT line (rate limit) */
 };
 
 enum http_via { HTTP_VIA_NONE, HTTP_VIA_SESSION, HTTP_VIA_TOKEN };
@@ -253,5 +261,7 @@ enum MHD_Result http_metrics(struct http_req *r);
 /* 1 for a GET or HEAD path outside /api, /healthz and /metrics. */
 int http_static_path(const char *method, const char *url);
 enum MHD_Result http_static_serve(struct http_req *r, const char *url);
+/* Why the console in dir cannot be served (a short text), or NULL: it can, or dir is "". */
+const char *http_static_missing(const char *dir);
 
 #endif

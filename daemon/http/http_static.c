@@ -6,7 +6,10 @@
  * /metrics (http_static_path).  A path that names a regular file under the
  * root is served with its MIME type; any other path without a file
  * extension gets index.html (the single-page app routes on the client);
- * a missing file with an extension, or under /assets/, is a 404.
+ * a missing file with an extension, or under /assets/, is a 404.  When
+ * the console is not built (webui_dir or its index.html missing) every such
+ * path gets a 404 whose message says so, and start-up logs
+ * webui_missing once (http.c); the API is not affected.
  *
  * Must never happen: a file outside the root.  Every path segment that
  * starts with '.' is refused, the resolved path (realpath, so symlinks are
@@ -154,6 +157,34 @@ static enum MHD_Result not_found(struct http_req *r, const char *what)
 	return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "%s", what);
 }
 
+const char *http_static_missing(const char *dir)
+{
+	char index[PATH_MAX];
+	struct stat st;
+	int n;
+
+	if (dir[0] == '\0')
+		return NULL;
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return "webui_dir is not a directory";
+	n = snprintf(index, sizeof(index), "%s/index.html", dir);
+	if (n < 0 || (size_t)n >= sizeof(index) || stat(index, &st) < 0 ||
+	    !S_ISREG(st.st_mode))
+		return "webui_dir has no index.html";
+	if (access(index, R_OK) < 0)
+		return "webui_dir/index.html is not readable";
+	return NULL;
+}
+
+/* The console is not built: say so, and that the API still answers. */
+static enum MHD_Result not_built(struct http_req *r, const char *why)
+{
+	return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL,
+			  "the web console is not installed on this server (%s); build it with"
+			  " 'npm ci && npm run build' in webui/ or set webui_dir. The API under"
+			  " /api/v1 works", why);
+}
+
 enum MHD_Result http_static_serve(struct http_req *r, const char *url)
 {
 	const char *dir = r->h->conf->webui_dir;
@@ -163,15 +194,19 @@ enum MHD_Result http_static_serve(struct http_req *r, const char *url)
 	char *root;
 	int immutable = 0;
 	int fd;
+	const char *why;
 	enum MHD_Result ret;
 
 	if (dir[0] == '\0')
 		return not_found(r, "the web console is not configured (webui_dir)");
 	if (clean_url(url) < 0)
 		return not_found(r, "no such file");
+	why = http_static_missing(dir);
+	if (why != NULL)
+		return not_built(r, why);
 	root = realpath(dir, NULL);
 	if (root == NULL)
-		return not_found(r, "the web console is not built (webui_dir)");
+		return not_built(r, "webui_dir cannot be resolved");
 	if (strcmp(url, "/") == 0)
 		rel = "/index.html";
 	fd = open_under(root, rel, &st);

@@ -10,10 +10,14 @@
  * from the worker, and is routed to its session by id (the session may be
  * gone).  While the check and the failure tarpit run the session is PAUSED.
  *
- * Limits: failures are counted per client address and per account in a
- * sliding window (auth_fail_window); past auth_fail_max_per_addr the client
- * gets 421 and is closed, past auth_fail_max_per_account 454 4.7.0 without
- * a check.  Each failure is answered after auth_fail_delay (a timer).
+ * Limits: failures are counted per client address in a sliding window
+ * (auth_fail_window, in memory); past auth_fail_max_per_addr the client
+ * gets 421 and is closed.  Per account the worker asks the login throttle
+ * the API uses too (store_auth_login_gate: growing waits per (account,
+ * address), auth_fail_max_per_account over all addresses but never for an
+ * address that logged in to the account before); a throttled try gets
+ * 454 4.7.0 without a check.  Each failure is answered after
+ * auth_fail_delay (a timer).
  *
  * Never: log a password, a decoded response or a failed account name; let
  * a password outlive its check (wiped); block the loop.
@@ -82,7 +86,10 @@ struct job {
 	uint64_t sid;
 	char user[AUTH_USER_MAX + 1];
 	char pw[AUTH_PASS_MAX + 1];
+	char addr[SMTP_ADDR_MAX + 1]; /* the client's address */
 	int ok;
+	int throttled;         /* refused unchecked by the login throttle */
+	int64_t wait_ms;       /* when throttled: how long */
 	char name[AUTH_USER_MAX + 1]; /* the canonical name, when ok */
 	char **addrs;
 	size_t naddrs;
@@ -152,16 +159,54 @@ static int addr_cb(const char *address, const char *kind, void *arg)
 	return 0;
 }
 
+/* The login throttle's verdict for j; -1 on a database error (fail closed). */
+static int throttle_check(struct smtp_authsrv *a, struct store *st, struct job *j,
+			  const char *account)
+{
+	const struct conf *conf = a->srv->conf;
+	struct store_login_limits lim = {
+		.window_ms = conf->auth_fail_window_ms,
+		.max_per_addr = 0, /* counted on the loop: auth_fail_max_per_addr */
+		.max_per_account = conf->auth_fail_max_per_account,
+		.throttle_after = conf->login_throttle_after,
+		.delay_ms = conf->login_throttle_delay_ms,
+		.delay_max_ms = conf->login_throttle_delay_max_ms,
+	};
+	enum store_login_gate why;
+
+	if (st == NULL ||
+	    store_auth_login_gate(st, account, j->addr, time_now_ms(), &lim, &why,
+				  &j->wait_ms) < 0) {
+		if (st != NULL)
+			log_error(NULL, "auth", "login throttle: %s", store_auth_errmsg(st));
+		j->throttled = 1;
+		j->wait_ms = 60000;
+		return -1;
+	}
+	j->throttled = why != STORE_LOGIN_OK;
+	return 0;
+}
+
 static void run_job(struct smtp_authsrv *a, struct store **st, struct job *j)
 {
 	struct store_user *u = xcalloc(1, sizeof(*u));
+	char account[AUTH_USER_MAX + 1];
 	char err[256];
 	int found = 0;
+	size_t k;
 
 	if (*st == NULL) {
 		*st = store_open(a->db_path, 0, err, sizeof(err));
 		if (*st == NULL)
 			log_error(NULL, "auth", "cannot open the database: %s", err);
+	}
+	for (k = 0; j->user[k] != '\0'; k++)
+		account[k] = (char)tolower((unsigned char)j->user[k]);
+	account[k] = '\0';
+	if (throttle_check(a, *st, j, account) < 0 || j->throttled) {
+		explicit_bzero(j->pw, sizeof(j->pw));
+		free(u);
+		return;
 	}
 	if (*st != NULL && store_auth_user_by_name(*st, j->user, u, &found) < 0) {
 		log_error(NULL, "auth", "user lookup failed: %s", store_auth_errmsg(*st));
@@ -174,6 +219,10 @@ static void run_job(struct smtp_authsrv *a, struct store **st, struct job *j)
 		j->ok = 0;
 	}
 	explicit_bzero(j->pw, sizeof(j->pw));
+	if (*st != NULL &&
+	    (j->ok ? store_auth_login_succeeded(*st, account, j->addr, time_now_ms()) :
+	     store_auth_login_failed(*st, account, j->addr, time_now_ms())) < 0)
+		log_error(NULL, "auth", "login record failed: %s", store_auth_errmsg(*st));
 	if (j->ok) {
 		strlcpy_s(j->name, u->name, sizeof(j->name));
 		if (store_auth_user_addresses(*st, u->id, addr_cb, j) < 0)
@@ -215,11 +264,9 @@ static void *worker(void *arg)
 
 /* ---- loop side ---------------------------------------------------------- */
 
-static void fail_keys(const struct smtp_session *s, const char *user, char *ka, size_t kasz,
-		      char *ku, size_t kusz)
+static void fail_key(const struct smtp_session *s, char *ka, size_t kasz)
 {
 	snprintf(ka, kasz, "a:%s", s->addr);
-	snprintf(ku, kusz, "u:%s", user);
 }
 
 static void tarpit_cb(evutil_socket_t fd, short what, void *arg)
@@ -239,9 +286,21 @@ static void finish(struct smtp_session *s, struct job *j)
 	const struct conf *conf = s->srv->conf;
 	struct smtp_auth *sa = s->auth;
 	char ka[SMTP_ADDR_MAX + 4];
-	char ku[AUTH_USER_MAX + 4];
 	struct timeval tv;
 
+	if (j->throttled) {
+		char text[120];
+
+		sa->step = AUTH_NONE;
+		log_warn(s->idstr, "smtp", "AUTH ACCOUNT LIMIT from [%s] retry_after=%lld",
+			 s->addr, (long long)((j->wait_ms + 999) / 1000));
+		snprintf(text, sizeof(text),
+			 "Temporary authentication failure: too many failures, try again in %lld s",
+			 (long long)((j->wait_ms + 999) / 1000));
+		smtp_session_reply(s, "454 4.7.0", text);
+		smtp_session_auth_resume(s);
+		return;
+	}
 	if (j->ok) {
 		strlcpy_s(s->auth_user, j->name, sizeof(s->auth_user));
 		sa->addrs = j->addrs;
@@ -254,9 +313,8 @@ static void finish(struct smtp_session *s, struct job *j)
 		smtp_session_auth_resume(s);
 		return;
 	}
-	fail_keys(s, sa->user, ka, sizeof(ka), ku, sizeof(ku));
+	fail_key(s, ka, sizeof(ka));
 	account_win_add(s->srv->authsrv->fails, ka, conf->auth_fail_window_ms, time_now_ms(), 1);
-	account_win_add(s->srv->authsrv->fails, ku, conf->auth_fail_window_ms, time_now_ms(), 1);
 	log_warn(s->idstr, "smtp", "AUTH FAILED from [%s]", s->addr);
 	sa->step = AUTH_TARPIT;
 	if (sa->tarpit == NULL)
@@ -398,11 +456,8 @@ static int b64_decode(const char *in, size_t len, char *out, size_t outsz)
 static void submit(struct smtp_session *s, const char *user, size_t ulen, const char *pw,
 		   size_t plen)
 {
-	const struct conf *conf = s->srv->conf;
 	struct smtp_authsrv *a = s->srv->authsrv;
 	struct smtp_auth *sa = s->auth;
-	char ka[SMTP_ADDR_MAX + 4];
-	char ku[AUTH_USER_MAX + 4];
 	struct job *j;
 
 	sa->step = AUTH_NONE;
@@ -413,16 +468,9 @@ static void submit(struct smtp_session *s, const char *user, size_t ulen, const 
 	}
 	memcpy(sa->user, user, ulen);
 	sa->user[ulen] = '\0';
-	fail_keys(s, sa->user, ka, sizeof(ka), ku, sizeof(ku));
-	if (account_win_count(a->fails, ku, conf->auth_fail_window_ms, time_now_ms()) >=
-	    conf->auth_fail_max_per_account) {
-		log_warn(s->idstr, "smtp", "AUTH ACCOUNT LIMIT from [%s]", s->addr);
-		smtp_session_reply(s, "454 4.7.0",
-				   "Temporary authentication failure: too many failures, try later");
-		return;
-	}
 	j = xcalloc(1, sizeof(*j));
 	j->sid = s->id;
+	strlcpy_s(j->addr, s->addr, sizeof(j->addr));
 	memcpy(j->user, user, ulen);
 	memcpy(j->pw, pw, plen);
 	sa->step = AUTH_VERIFYING;
@@ -555,7 +603,7 @@ void smtp_auth_command(struct smtp_session *s, const struct smtp_command *cmd)
 		smtp_session_reply(s, "503 5.5.1", "Error: MAIL transaction in progress");
 		return;
 	}
-	snprintf(ka, sizeof(ka), "a:%s", s->addr);
+	fail_key(s, ka, sizeof(ka));
 	if (account_win_count(s->srv->authsrv->fails, ka, conf->auth_fail_window_ms,
 			      time_now_ms()) >= conf->auth_fail_max_per_addr) {
 		log_warn(s->idstr, "smtp", "AUTH ADDRESS LIMIT from [%s]", s->addr);

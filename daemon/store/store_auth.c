@@ -582,16 +582,147 @@ int store_auth_failures_by_account(struct store *st, const char *account, int64_
 	return fail_count(st, SQL_FAIL_BY_ACCOUNT, account, since, count, oldest);
 }
 
-static const char SQL_FAIL_CLEAR[] = "DELETE FROM api_login_failure WHERE account = ?1";
+static const char SQL_FAIL_BY_PAIR[] =
+	"SELECT count(*), coalesce(max(ts), 0) FROM api_login_failure"
+	" WHERE account = ?1 AND client_addr = ?2 AND ts >= ?3";
 
-int store_auth_failures_clear_account(struct store *st, const char *account)
+static int pair_count(struct store *st, const char *account, const char *addr, int64_t since,
+		      int64_t *count, int64_t *newest)
 {
-	sqlite3_stmt *s = store_prepare(st, SQL_FAIL_CLEAR);
+	sqlite3_stmt *s = store_prepare(st, SQL_FAIL_BY_PAIR);
 
 	if (s == NULL)
 		return -1;
 	store_bind_text(s, 1, account);
+	store_bind_text(s, 2, addr);
+	sqlite3_bind_int64(s, 3, since);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return -1;
+	}
+	*count = sqlite3_column_int64(s, 0);
+	*newest = sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
+	return 0;
+}
+
+static const char SQL_FAIL_CLEAR_PAIR[] =
+	"DELETE FROM api_login_failure WHERE account = ?1 AND client_addr = ?2";
+
+static const char SQL_KNOWN_ADD[] =
+	"INSERT INTO login_known_addr (account, client_addr, first_ok, last_ok)"
+	" VALUES (?1, ?2, ?3, ?3)"
+	" ON CONFLICT (account, client_addr) DO UPDATE SET last_ok = excluded.last_ok";
+
+static const char SQL_KNOWN_GET[] =
+	"SELECT 1 FROM login_known_addr WHERE account = ?1 AND client_addr = ?2";
+
+int store_auth_login_failed(struct store *st, const char *account, const char *addr,
+			    int64_t now)
+{
+	return store_auth_failure_add(st, addr, account, now);
+}
+
+int store_auth_login_succeeded(struct store *st, const char *account, const char *addr,
+			       int64_t now)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_FAIL_CLEAR_PAIR);
+
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, account);
+	store_bind_text(s, 2, addr);
+	if (store_step_done(s) < 0)
+		return -1;
+	s = store_prepare(st, SQL_KNOWN_ADD);
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, account);
+	store_bind_text(s, 2, addr);
+	sqlite3_bind_int64(s, 3, now);
 	return store_step_done(s);
+}
+
+static int known_addr(struct store *st, const char *account, const char *addr, int *known)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_KNOWN_GET);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, account);
+	store_bind_text(s, 2, addr);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	*known = rc == SQLITE_ROW;
+	return 0;
+}
+
+int64_t store_login_pair_wait(const struct store_login_limits *lim, int64_t failures,
+			      int64_t newest, int64_t now)
+{
+	int64_t wait;
+	int64_t extra;
+
+	if (failures < lim->throttle_after)
+		return 0;
+	/* Doubling from delay_ms, capped; the cap test comes before the shift
+	 * can overflow. */
+	wait = lim->delay_ms;
+	for (extra = failures - lim->throttle_after; extra > 0; extra--) {
+		if (wait >= lim->delay_max_ms / 2) {
+			wait = lim->delay_max_ms;
+			break;
+		}
+		wait *= 2;
+	}
+	if (wait > lim->delay_max_ms)
+		wait = lim->delay_max_ms;
+	return newest + wait > now ? newest + wait - now : 0;
+}
+
+int store_auth_login_gate(struct store *st, const char *account, const char *addr,
+			  int64_t now, const struct store_login_limits *lim,
+			  enum store_login_gate *why, int64_t *wait_ms)
+{
+	int64_t since = now - lim->window_ms;
+	int64_t n, t, w;
+	int known = 0;
+
+	*why = STORE_LOGIN_OK;
+	*wait_ms = 0;
+	if (lim->max_per_addr > 0) {
+		if (fail_count(st, SQL_FAIL_BY_ADDR, addr, since, &n, &t) < 0)
+			return -1;
+		if (n >= lim->max_per_addr) {
+			*why = STORE_LOGIN_ADDR;
+			*wait_ms = t + lim->window_ms - now;
+		}
+	}
+	if (pair_count(st, account, addr, since, &n, &t) < 0)
+		return -1;
+	w = store_login_pair_wait(lim, n, t, now);
+	if (w > *wait_ms) {
+		*why = STORE_LOGIN_PAIR;
+		*wait_ms = w;
+	}
+	if (fail_count(st, SQL_FAIL_BY_ACCOUNT, account, since, &n, &t) < 0)
+		return -1;
+	if (n >= lim->max_per_account && t + lim->window_ms - now > *wait_ms) {
+		if (known_addr(st, account, addr, &known) < 0)
+			return -1;
+		if (!known) {
+			*why = STORE_LOGIN_ACCOUNT;
+			*wait_ms = t + lim->window_ms - now;
+		}
+	}
+	if (*wait_ms <= 0) {
+		*why = STORE_LOGIN_OK;
+		*wait_ms = 0;
+	}
+	return 0;
 }
 
 static const char SQL_FAIL_PURGE[] = "DELETE FROM api_login_failure WHERE ts < ?1";

@@ -113,8 +113,47 @@ int store_auth_failures_by_addr(struct store *st, const char *addr, int64_t sinc
 				int64_t *count, int64_t *oldest);
 int store_auth_failures_by_account(struct store *st, const char *account, int64_t since,
 				   int64_t *count, int64_t *oldest);
-int store_auth_failures_clear_account(struct store *st, const char *account);
 int store_auth_failures_purge(struct store *st, int64_t before);
+
+/*
+ * Login throttling, shared by the API and SMTP AUTH (schema/010).  Accounts
+ * are keyed lower case.  Three limits, each over failures younger than
+ * window_ms:
+ *  - per address over all accounts (max_per_addr; 0: not checked here);
+ *  - per (account, address): after throttle_after failures each further try
+ *    waits delay_ms, doubled per further failure, at most delay_max_ms,
+ *    counted from the latest failure of that pair;
+ *  - per account over all addresses (max_per_account), never applied to an
+ *    address from which the account has logged in before (known-good).
+ * A try that is refused is not checked and not counted.
+ */
+struct store_login_limits {
+	int64_t window_ms;
+	int64_t max_per_addr;
+	int64_t max_per_account;
+	int64_t throttle_after;
+	int64_t delay_ms, delay_max_ms;
+};
+
+enum store_login_gate {
+	STORE_LOGIN_OK,
+	STORE_LOGIN_ADDR,     /* the address's limit over all accounts */
+	STORE_LOGIN_PAIR,     /* this address must wait before trying this account again */
+	STORE_LOGIN_ACCOUNT,  /* the account's limit, from an address never seen to log in */
+};
+
+/* *why the limit that holds the longest (*wait_ms > 0), or STORE_LOGIN_OK. */
+int store_auth_login_gate(struct store *st, const char *account, const char *addr,
+			  int64_t now, const struct store_login_limits *lim,
+			  enum store_login_gate *why, int64_t *wait_ms);
+/* Pure: the wait left for a pair with failures in the window, the newest at newest. */
+int64_t store_login_pair_wait(const struct store_login_limits *lim, int64_t failures,
+			      int64_t newest, int64_t now);
+int store_auth_login_failed(struct store *st, const char *account, const char *addr,
+			    int64_t now);
+/* Forget the pair's failures and remember the address as known-good. */
+int store_auth_login_succeeded(struct store *st, const char *account, const char *addr,
+			       int64_t now);
 
 struct store_audit {
 	int64_t id;

@@ -122,6 +122,8 @@ def test_absolute_expiry(api_moatd):
 
 
 def test_login_limit_per_account(api_moatd):
+    """The per-account limit over all addresses holds for an address that never logged in to
+    the account (127.0.0.1 here; known-good addresses: test_login_throttle.py)."""
     d = api_moatd(http_login_max_per_account=3, http_login_window="3s")
     api = Api(d.http_port)
     for _ in range(3):
@@ -147,11 +149,13 @@ def test_login_limit_per_address(api_moatd):
 
 
 def test_login_success_clears_account_failures(api_moatd):
-    d = api_moatd(http_login_max_per_account=3)
+    """A login forgets that address's failures for the account (the throttle starts over)."""
+    d = api_moatd(login_throttle_after=3)
     api = Api(d.http_port)
     for _ in range(2):
         api.post("/api/v1/session", {"username": "admin", "password": "wrong-pass"}).expect(401)
     api.login("admin", ADMIN_PASSWORD)
+    assert d.query("SELECT count(*) FROM api_login_failure WHERE account = 'admin'")[0][0] == 0
     for _ in range(2):
         api.post("/api/v1/session", {"username": "admin", "password": "wrong-pass"}).expect(401)
     api.login("admin", ADMIN_PASSWORD)

@@ -2,8 +2,9 @@
 (docs/submission.md).
 
 Numbers used here: auth_fail_delay 1s by default (the tarpit test uses it; others set 0.2s),
-auth_fail_max_per_account 5 and auth_fail_max_per_addr 10 in a 15 min window by default; the
-brute-force tests lower them to 3 / 4.
+auth_fail_max_per_account 100 (over all addresses, never for an address that authenticated
+before) and auth_fail_max_per_addr 10 in a 15 min window by default; the brute-force tests
+lower them to 3 / 4. The per (account, address) throttle is in test_login_throttle.py.
 """
 
 import base64
@@ -139,6 +140,8 @@ def test_auth_does_not_block_other_sessions(moatd_factory):
 
 
 def test_brute_force_per_account_limit(moatd_factory):
+    """The per-account limit over all addresses, from an address that never authenticated to
+    the account (a known-good address is exempt: test_login_throttle.py)."""
     d = moatd_factory(auth_fail_delay="0", auth_fail_max_per_account="3",
                       auth_fail_max_per_addr="100")
     add_user(d, "alice", ["alice@example.com"], PW)
