@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -245,13 +246,13 @@ static int is_local_domain(const void *policy, const char *domain)
 	return policy_local_domain(policy, domain);
 }
 
-static void commit_done(uint64_t session_id, const char *qid, int ok, void *arg)
+static void commit_done(uint64_t session_id, const char *qid, enum spool_err err, void *arg)
 {
 	struct moatd *d = arg;
 
 	if (session_id != 0) /* 0: a DSN the runner queued itself */
-		smtp_server_commit_done(session_id, qid, ok, d->smtp);
-	if (ok && d->queue != NULL)
+		smtp_server_commit_done(session_id, qid, err, d->smtp);
+	if (err == SPOOL_OK && d->queue != NULL)
 		queue_runner_kick(d->queue);
 }
 
@@ -294,6 +295,34 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_add(d->stop_poll, &tick);
 }
 
+/*
+ * Every SMTP session, HTTP connection, delivery connection and spool file
+ * holds a descriptor; the common soft limit of 1024 is below what the
+ * configured limits allow.  Raise the soft limit to the hard one (as root,
+ * before dropping privileges, the hard one can be raised too) and say when
+ * it is still short.
+ */
+static void raise_fd_limit(const struct conf *c)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)(c->max_sessions + c->http_max_connections +
+			       c->delivery_concurrency) * 2 + 256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (geteuid() == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+		rl.rlim_max = want;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+		log_warn(NULL, "main", "open file limit %llu is below the %llu the configured"
+			 " session, HTTP and delivery limits may need",
+			 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
 int main(int argc, char **argv)
 {
 	struct moatd d;
@@ -323,6 +352,7 @@ int main(int argc, char **argv)
 	if (log_open(d.conf.log, level, err, sizeof(err)) < 0)
 		die("%s", err);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(&d.conf);
 
 	if (d.conf.user[0] != '\0') {
 		if (geteuid() != 0)
@@ -362,6 +392,8 @@ int main(int argc, char **argv)
 	store_close(st);
 	log_info(NULL, "spool", "reconciled queued=%d incoming_removed=%d orphans_removed=%d"
 		 " lost=%d", rs.kept, rs.incoming_removed, rs.orphans_removed, rs.rows_lost);
+	if (spool_pool_start(d.spool, err, sizeof(err)) < 0)
+		die("%s", err);
 
 	start_dns(&d);
 	d.writer = spool_writer_start(d.base, d.spool, d.db_path, commit_done,

@@ -42,8 +42,17 @@ struct conf {
 	int64_t data_timeout_ms;
 	int64_t session_timeout_ms;
 	int64_t shutdown_timeout_ms;
+	int64_t data_min_rate;          /* bytes per second that extend the DATA deadline */
+	int64_t stress_sessions;        /* percent of max_sessions: stress mode above it */
+	int64_t stress_idle_timeout_ms; /* idle_timeout under stress */
+	int64_t stress_data_timeout_ms; /* data_timeout under stress */
+	int64_t max_header_size;        /* one header field with its folded lines */
+	int64_t max_header_count;       /* header fields in one message */
+	int64_t spool_min_free;         /* bytes kept free in the spool file system */
 
 	int64_t http_max_connections;
+	int64_t http_max_connections_per_ip; /* 0: no per-address limit */
+	int64_t http_header_timeout_ms; /* request head complete within, from connect */
 	int64_t http_timeout_ms;
 	int64_t http_threads;
 	/* HTTP API (daemon/http) */
@@ -53,7 +62,10 @@ struct conf {
 	int64_t http_session_lifetime_ms;
 	int64_t http_login_window_ms;   /* sliding window of failed logins */
 	int64_t http_login_max_per_addr;
-	int64_t http_login_max_per_account;
+	int64_t http_login_max_per_account; /* from all addresses, known-good ones exempt */
+	int64_t login_throttle_after;   /* failures per (account, address) before waits */
+	int64_t login_throttle_delay_ms; /* first wait, doubled per further failure */
+	int64_t login_throttle_delay_max_ms;
 	char http_tls_cert[1024];       /* PEM; "" = plain HTTP */
 	char http_tls_key[1024];
 	int64_t http_behind_tls_proxy;  /* bool: cookies Secure, X-Forwarded-For trusted from loopback */

@@ -1161,13 +1161,60 @@ static enum policy_action check_relay(struct policy_sess *ps, const struct polic
 	return POLICY_CONTINUE;
 }
 
+/* See policy.h; sn is the session's snapshot. */
+static int postmaster_of(const struct policy_snap *sn, char *out, size_t outsz)
+{
+	int n;
+
+	if (sn->set.postmaster_address[0] != '\0')
+		n = snprintf(out, outsz, "%s", sn->set.postmaster_address);
+	else if (sn->first_local[0] != '\0')
+		n = snprintf(out, outsz, "postmaster@%s", sn->first_local);
+	else
+		return -1;
+	return n > 0 && (size_t)n < outsz ? 0 : -1;
+}
+
+int policy_sess_postmaster(const struct policy_sess *ps, char *out, size_t outsz)
+{
+	return postmaster_of(ps->snap, out, outsz);
+}
+
+/*
+ * Source routing hidden in the local part of one of our own domains'
+ * recipients: user%other@ours, other!user@ours, "user@other"@ours.  A
+ * downstream server that honours any of them makes us an open relay
+ * (Postfix allow_untrusted_routing); clients we trust may use them.
+ */
+static enum policy_action check_routing(struct policy_sess *ps, const struct policy_snap *sn,
+					const struct step_args *a, struct policy_verdict *v)
+{
+	const char *at = strrchr(a->addr, '@');
+
+	if (sn->set.allow_untrusted_routing || ps->trusted || ps->relay_client ||
+	    ps->relay_exempt || a->authenticated || at == NULL || !is_local(sn, a->addr))
+		return POLICY_CONTINUE;
+	if (memchr(a->addr, '%', (size_t)(at - a->addr)) == NULL &&
+	    memchr(a->addr, '!', (size_t)(at - a->addr)) == NULL &&
+	    memchr(a->addr, '@', (size_t)(at - a->addr)) == NULL)
+		return POLICY_CONTINUE;
+	log_warn(ps->idstr, "policy", "ROUTING IN LOCAL PART from [%s]", ps->addr);
+	verdict(v, POLICY_REFUSE, "550 5.7.1", "routing", NULL,
+		"Recipient address rejected: %, ! or @ in the local part is not accepted");
+	return POLICY_REFUSE;
+}
+
 static enum policy_action check_directory(struct policy_sess *ps, const struct policy_snap *sn,
 					  const struct step_args *a, struct policy_verdict *v)
 {
 	const struct policy_settings *set = &sn->set;
 	const struct policy_ref *r;
+	char pm[400];
 
 	if (!set->recipient_verify || !is_local(sn, a->addr))
+		return POLICY_CONTINUE;
+	/* RFC 5321 4.5.1: the postmaster is always there, listed or not. */
+	if (postmaster_of(sn, pm, sizeof(pm)) == 0 && strcasecmp(pm, a->addr) == 0)
 		return POLICY_CONTINUE;
 	r = policy_strset_get(&sn->dir, a->addr, strlen(a->addr));
 	if (r == NULL) {
@@ -1190,6 +1237,7 @@ static const struct check rcpt_checks[] = {
 	{ "harvest", check_harvest },
 	{ "max_recipients", check_max_rcpt },
 	{ "rcpt_lists", check_rcpt_lists },
+	{ "routing", check_routing },
 	{ "relay", check_relay },
 	{ "directory", check_directory },
 };

@@ -91,6 +91,15 @@ size_t policy_data_headers(const struct policy_sess *ps, char *out, size_t outsz
 int policy_sess_local_domain(const struct policy_sess *ps, const char *domain);
 int policy_local_domain(const struct policy *p, const char *domain);
 
+/*
+ * RFC 5321 4.5.1: where RCPT TO:<Postmaster> without a domain goes — the
+ * postmaster_address setting, else postmaster@ the first local_domain
+ * entry (in the order added; wildcards skipped).  0 with the address in
+ * out, or -1 when there is none.  That address is never refused as an
+ * unknown recipient.
+ */
+int policy_sess_postmaster(const struct policy_sess *ps, char *out, size_t outsz);
+
 /* The forward-confirmed client name, or NULL. */
 const char *policy_client_name(const struct policy_sess *ps);
 

@@ -137,6 +137,8 @@ struct policy_settings {
 	int dnsbl_threshold;
 	int recipient_verify;
 	char unknown_rcpt_text[400];
+	int allow_untrusted_routing;  /* % ! and quoted @ in local parts from anyone */
+	char postmaster_address[320]; /* "" : postmaster@ the first local domain */
 	int group_mail_external;      /* allow mail to groups from outside */
 	char group_text[400];
 	enum { POLICY_RELAY_ALL, POLICY_RELAY_EXTERNAL, POLICY_RELAY_NONE } relay_enforce;
@@ -170,6 +172,7 @@ struct policy_snap {
 	int64_t generation;
 	struct policy_settings set;
 	struct policy_list lists[PL_COUNT];
+	char first_local[256];        /* the first plain local_domain entry, or "" */
 	struct policy_strset dir;     /* address -> ref (ref->id = dir kind) */
 	struct policy_dnsbl_site *sites;
 	size_t nsites;

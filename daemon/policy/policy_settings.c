@@ -82,6 +82,11 @@ const struct policy_setting_def policy_setting_defs[] = {
 	  "local recipients must be in the directory" },
 	{ "unknown_rcpt_text", POLICY_ST_TEXT, "Recipient address rejected: user unknown",
 	  0, 0, NULL, "reply text for an unknown local recipient" },
+	{ "allow_untrusted_routing", POLICY_ST_BOOL, "no", 0, 0, NULL,
+	  "accept %, ! and a quoted @ in a local recipient's local part from clients that are"
+	  " not on conn_allow, relay_net or relay_exempt and not authenticated" },
+	{ "postmaster_address", POLICY_ST_TEXT, "", 0, 0, NULL,
+	  "where RCPT TO:<Postmaster> goes; empty: postmaster@ the first local_domain" },
 	{ "group_mail", POLICY_ST_ENUM, "internal", 0, 0, "internal|anyone",
 	  "who may send to directory groups: authenticated clients only, or anyone" },
 	{ "group_text", POLICY_ST_TEXT, "Mail to this group is not accepted from outside",
@@ -171,6 +176,30 @@ static int enum_index(const char *choices, const char *v)
 	return -1;
 }
 
+/* "" (the default) or local@domain with a plain local part. */
+static int postmaster_check(const char *value, char *err, size_t errsz)
+{
+	const char *at = strrchr(value, '@');
+	size_t i;
+
+	if (value[0] == '\0')
+		return 0;
+	if (at == NULL || at == value || at - value > 64 ||
+	    !policy_domain_ok(at + 1, strlen(at + 1))) {
+		snprintf(err, errsz, "postmaster_address: expected local@domain or empty");
+		return -1;
+	}
+	for (i = 0; value + i < at; i++) {
+		unsigned char c = (unsigned char)value[i];
+
+		if (c <= ' ' || c >= 127 || strchr("\"@%!(),:;<>[\\]", c) != NULL) {
+			snprintf(err, errsz, "postmaster_address: expected local@domain or empty");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int policy_setting_check(const char *key, const char *value, char *err, size_t errsz)
 {
 	const struct policy_setting_def *d = policy_setting_find(key);
@@ -203,6 +232,8 @@ int policy_setting_check(const char *key, const char *value, char *err, size_t e
 		}
 		return 0;
 	case POLICY_ST_TEXT:
+		if (strcmp(key, "postmaster_address") == 0)
+			return postmaster_check(value, err, errsz);
 		if (value[0] == '\0' || strlen(value) > 300) {
 			snprintf(err, errsz, "%s: text must be 1 to 300 characters", key);
 			return -1;
@@ -277,6 +308,8 @@ void policy_settings_apply(struct policy_settings *s, const char *key, const cha
 	TEXT("dnsbl_text", dnsbl_default_text);
 	BOOL("recipient_verify", recipient_verify);
 	TEXT("unknown_rcpt_text", unknown_rcpt_text);
+	BOOL("allow_untrusted_routing", allow_untrusted_routing);
+	TEXT("postmaster_address", postmaster_address);
 	TEXT("group_text", group_text);
 	BOOL("relay_auth", relay_auth);
 	TEXT("relay_text", relay_text);

@@ -91,6 +91,10 @@ int policy_snap_add(struct policy_snap *sn, int64_t id, const char *list, const 
 	r->list = list_names[i];
 	r->value = keep(sn, norm);
 	policy_list_add(&sn->lists[i], k->type, r);
+	/* Entries come in id order: the first one added is <Postmaster>'s domain. */
+	if (i == PL_LOCAL_DOMAIN && sn->first_local[0] == '\0' && strchr(norm, '*') == NULL &&
+	    strlen(norm) < sizeof(sn->first_local))
+		strlcpy_s(sn->first_local, norm, sizeof(sn->first_local));
 	sn->nentries++;
 	return 0;
 }

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../spool/spool.h" /* enum spool_err */
+
 struct conf;
 struct event_base;
 struct spool;
@@ -43,7 +45,8 @@ int smtp_server_set_auth(struct smtp_server *srv, const char *db_path,
 			 char *err, size_t errsz);
 
 /* The spool writer's commit outcome, routed to its session by id. */
-void smtp_server_commit_done(uint64_t session_id, const char *qid, int ok, void *arg);
+void smtp_server_commit_done(uint64_t session_id, const char *qid, enum spool_err err,
+			     void *arg);
 
 /*
  * Stop accepting; idle sessions get 421 and close; a session inside DATA

@@ -12,7 +12,18 @@
  */
 #include "smtp_data.h"
 
+#include <stdint.h>
+
 enum { ST_SOL, ST_MID, ST_CR, ST_DOT, ST_DOT_CR };
+
+/*
+ * The header section, followed on the produced (unstuffed) octets:
+ *   HDR_START  before the first field
+ *   HDR_NAME   a line that may start a field: printable octets up to ':'
+ *   HDR_FIELD  inside a field (its first line or a folded continuation)
+ *   HDR_BODY   past the header section: nothing more is counted
+ */
+enum { HDR_START, HDR_NAME, HDR_FIELD, HDR_BODY };
 
 void smtp_data_init(struct smtp_data *d, size_t max_line, int64_t max_size)
 {
@@ -22,9 +33,72 @@ void smtp_data_init(struct smtp_data *d, size_t max_line, int64_t max_size)
 	d->size = 0;
 	d->max_size = max_size;
 	d->flags = 0;
+	d->hdr = HDR_START;
+	d->hdr_sol = 1;
+	d->hdr_field_len = 0;
+	d->hdr_count = 0;
+	d->max_header_size = SIZE_MAX;
+	d->max_header_count = SIZE_MAX;
 }
 
-#define ERRORS (SMTP_DATA_ERR_LINE | SMTP_DATA_ERR_NUL | SMTP_DATA_ERR_SIZE)
+void smtp_data_header_limits(struct smtp_data *d, size_t max_header_size,
+			     size_t max_header_count)
+{
+	d->max_header_size = max_header_size;
+	d->max_header_count = max_header_count;
+}
+
+static void hdr_grow(struct smtp_data *d, size_t n)
+{
+	d->hdr_field_len += n;
+	/* A name that never reaches its ':' is body text, not a field. */
+	if (d->hdr == HDR_FIELD && d->hdr_field_len > d->max_header_size)
+		d->flags |= SMTP_DATA_ERR_HDR_SIZE;
+}
+
+/* One produced octet of a line (never CR or LF). */
+static void hdr_octet(struct smtp_data *d, unsigned char c)
+{
+	if (d->hdr == HDR_BODY)
+		return;
+	if (d->hdr_sol) {
+		d->hdr_sol = 0;
+		/* SP or HTAB first: a folded continuation of the field before. */
+		if (!((c == ' ' || c == '\t') && d->hdr == HDR_FIELD)) {
+			d->hdr = HDR_NAME;
+			d->hdr_field_len = 0;
+		}
+	}
+	if (d->hdr == HDR_NAME) {
+		if (c == ':' && d->hdr_field_len > 0) {
+			d->hdr = HDR_FIELD;
+			d->hdr_count++;
+			if (d->hdr_count > d->max_header_count)
+				d->flags |= SMTP_DATA_ERR_HDR_COUNT;
+		} else if (c < 33 || c > 126 || c == ':') {
+			d->hdr = HDR_BODY;
+			return;
+		}
+	}
+	hdr_grow(d, 1);
+}
+
+/* A produced CRLF. */
+static void hdr_eol(struct smtp_data *d)
+{
+	if (d->hdr == HDR_BODY)
+		return;
+	if (d->hdr_sol || d->hdr == HDR_NAME) {
+		/* The empty line, or a line that is not a field: the body starts. */
+		d->hdr = HDR_BODY;
+		return;
+	}
+	hdr_grow(d, 2);
+	d->hdr_sol = 1;
+}
+
+#define ERRORS (SMTP_DATA_ERR_LINE | SMTP_DATA_ERR_NUL | SMTP_DATA_ERR_SIZE | \
+		SMTP_DATA_ERR_HDR_SIZE | SMTP_DATA_ERR_HDR_COUNT)
 
 static void emit(struct smtp_data *d, char *out, size_t *o, char c)
 {
@@ -71,6 +145,7 @@ enum smtp_data_status smtp_data_feed(struct smtp_data *d, const char *in, size_t
 				goto bare_lf;
 			} else {
 				count_octet(d, c);
+				hdr_octet(d, c);
 				emit(d, out, &o, (char)c);
 				d->state = ST_MID;
 			}
@@ -82,6 +157,7 @@ enum smtp_data_status smtp_data_feed(struct smtp_data *d, const char *in, size_t
 				goto bare_lf;
 			} else {
 				count_octet(d, c);
+				hdr_octet(d, c);
 				emit(d, out, &o, (char)c);
 			}
 			break;
@@ -90,6 +166,7 @@ enum smtp_data_status smtp_data_feed(struct smtp_data *d, const char *in, size_t
 				goto bare_cr;
 			emit(d, out, &o, '\r');
 			emit(d, out, &o, '\n');
+			hdr_eol(d);
 			d->state = ST_SOL;
 			break;
 		case ST_DOT:
@@ -100,6 +177,7 @@ enum smtp_data_status smtp_data_feed(struct smtp_data *d, const char *in, size_t
 			} else {
 				/* The leading dot is stuffing: drop it, keep the rest. */
 				count_octet(d, c);
+				hdr_octet(d, c);
 				emit(d, out, &o, (char)c);
 				d->state = ST_MID;
 			}

@@ -6,9 +6,9 @@
  * <CRLF>.<CRLF>.  A bare LF or bare CR anywhere is fatal (the SMTP
  * smuggling class, CVE-2023-51764): after one the end of the data is
  * ambiguous, so the caller must refuse and end the session.  Overlong
- * lines, NUL octets and oversize messages are sticky flags: the data is
- * still consumed to the end so the session stays in sync, and the caller
- * refuses the message there.
+ * lines, NUL octets, oversize messages and header fields past their size
+ * or count limits are sticky flags: the data is still consumed to the end
+ * so the session stays in sync, and the caller refuses the message there.
  */
 #ifndef MOAT_SMTP_DATA_H
 #define MOAT_SMTP_DATA_H
@@ -27,7 +27,16 @@ enum smtp_data_status {
 #define SMTP_DATA_ERR_NUL 0x2  /* a NUL octet */
 #define SMTP_DATA_ERR_SIZE 0x4 /* more than max_size octets */
 #define SMTP_DATA_8BIT 0x8     /* an octet >= 0x80 (fact, not error) */
+#define SMTP_DATA_ERR_HDR_SIZE 0x10  /* a header field longer than max_header_size */
+#define SMTP_DATA_ERR_HDR_COUNT 0x20 /* more than max_header_count header fields */
 
+/*
+ * The header section (RFC 5322 2.2) is followed as the message passes: it
+ * ends at the first empty line, or at the first line that is neither a
+ * field ("name:" with a printable name) nor a folded continuation (one that
+ * starts with SP or HTAB) of one.  A field's size is its octets after
+ * unstuffing, every line of it with its CRLF.
+ */
 struct smtp_data {
 	int state;
 	size_t line_len;  /* octets of the current line on the wire */
@@ -35,9 +44,19 @@ struct smtp_data {
 	int64_t size;     /* message octets produced */
 	int64_t max_size;
 	unsigned flags;
+
+	int hdr;               /* where in the header section, see smtp_data.c */
+	int hdr_sol;           /* 1 at the start of a produced line */
+	size_t hdr_field_len;  /* octets of the current field so far */
+	size_t hdr_count;      /* fields seen */
+	size_t max_header_size;
+	size_t max_header_count;
 };
 
+/* Header limits are off (SIZE_MAX) until smtp_data_header_limits(). */
 void smtp_data_init(struct smtp_data *d, size_t max_line, int64_t max_size);
+void smtp_data_header_limits(struct smtp_data *d, size_t max_header_size,
+			     size_t max_header_count);
 
 /*
  * Consume in[0..len).  Message octets go to out, which must hold len + 1

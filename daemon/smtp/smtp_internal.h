@@ -45,6 +45,7 @@ struct smtp_tx {
 	struct spool_file *file;
 	struct smtp_data data;
 	int64_t received_at;
+	int spool_error;     /* enum spool_err of the first failed write */
 };
 
 #define SMTP_F_CLOSING 0x01   /* final reply queued; free when written */
@@ -65,6 +66,8 @@ struct smtp_session {
 
 	struct bufferevent *bev;
 	struct event *timer;         /* greet pause, then session time limit */
+	struct event *deadline;      /* the current command line or DATA block */
+	int64_t deadline_ms;         /* monotonic; 0: not armed */
 	int fd;
 	char addr[SMTP_ADDR_MAX];
 	char name[256];
@@ -112,6 +115,7 @@ struct smtp_server {
 	size_t clients_size;
 
 	int shutting_down;
+	int stressed;                 /* sessions above stress_sessions percent */
 	struct policy *policy;        /* NULL: no front-door policy */
 	char *line;                   /* max_command_line + 1 scratch */
 	char *scratch;                /* DATA unstuffing scratch */
@@ -182,7 +186,7 @@ int smtp_from_addresses(const char *hdr, size_t len,
 /* smtp_session.c */
 void smtp_session_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa,
 			 socklen_t salen, int submission);
-void smtp_session_commit_done(struct smtp_session *s, const char *qid, int ok);
+void smtp_session_commit_done(struct smtp_session *s, const char *qid, enum spool_err err);
 /* The policy verdict s was paused for is ready. */
 void smtp_session_policy_resume(struct smtp_session *s);
 /* Shutdown: 421 now when idle, else after the current message. */

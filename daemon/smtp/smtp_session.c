@@ -63,6 +63,9 @@ struct logfacts {
 
 static void process_input(struct smtp_session *s);
 static void reap(struct smtp_session *s);
+static void deadline_command(struct smtp_session *s);
+static void deadline_resume(struct smtp_session *s);
+static void stress_update(struct smtp_server *srv);
 static void handle_line(struct smtp_session *s, const char *line, size_t len);
 static void too_many_errors(struct smtp_session *s);
 
@@ -168,6 +171,72 @@ static void refuse(struct smtp_session *s, const struct logfacts *f, const char 
 	msglog(s, f, code[0] == '4' ? "deferred" : "refused", code, text, check);
 }
 
+/*
+ * Why a message is not taken: one enum for the whole receive path, mapped
+ * to its reply here and nowhere else.  What the client sent is refused
+ * (5xx); a fault of ours (the spool) is always transient (4xx): a full
+ * file system is 452 4.3.1 (RFC 3463 "mail system full"), other I/O
+ * errors 451 4.3.0, never a bounce.
+ */
+enum tx_error {
+	TX_OK,
+	TX_ERR_SIZE,
+	TX_ERR_LINE,
+	TX_ERR_NUL,
+	TX_ERR_HDR_SIZE,
+	TX_ERR_HDR_COUNT,
+	TX_ERR_NOSPACE,
+	TX_ERR_IO,
+};
+
+static const struct {
+	const char *code;
+	const char *check;
+	const char *text;
+	const char *tag;   /* upper-case log tag, or NULL */
+} tx_errors[] = {
+	[TX_OK] = { "250 2.0.0", NULL, "Ok", NULL },
+	[TX_ERR_SIZE] = { "552 5.3.4", "max_message_size",
+			  "Message size exceeds fixed maximum message size", NULL },
+	[TX_ERR_LINE] = { "554 5.6.0", "max_text_line",
+			  "Message refused: text line longer than allowed",
+			  "TEXT LINE LENGTH LIMIT" },
+	[TX_ERR_NUL] = { "554 5.6.0", "nul_octet", "Message refused: NUL octet in message",
+			 NULL },
+	[TX_ERR_HDR_SIZE] = { "552 5.3.4", "max_header_size",
+			      "Message refused: a header field is larger than allowed",
+			      "HEADER SIZE LIMIT" },
+	[TX_ERR_HDR_COUNT] = { "554 5.6.0", "max_header_count",
+			       "Message refused: too many header fields", "HEADER COUNT LIMIT" },
+	[TX_ERR_NOSPACE] = { "452 4.3.1", "spool_full",
+			     "Insufficient system storage, try again later", "SPOOL FULL" },
+	[TX_ERR_IO] = { "451 4.3.0", "spool", "Error: queue file write error, try again later",
+			NULL },
+};
+
+static enum tx_error tx_error_of_spool(enum spool_err e)
+{
+	switch (e) {
+	case SPOOL_OK:
+		return TX_OK;
+	case SPOOL_ERR_NOSPACE:
+		return TX_ERR_NOSPACE;
+	case SPOOL_ERR_IO:
+		return TX_ERR_IO;
+	}
+	return TX_ERR_IO;
+}
+
+/* Reply with the refusal for e and write its message-log row. */
+static void refuse_tx(struct smtp_session *s, const struct logfacts *f, enum tx_error e)
+{
+	if ((unsigned)e >= ARRAY_LEN(tx_errors) || e == TX_OK)
+		abort(); /* only a failure has a refusal */
+	if (tx_errors[e].tag != NULL)
+		log_warn(s->idstr, "smtp", "%s from [%s]", tx_errors[e].tag, s->addr);
+	refuse(s, f, tx_errors[e].code, tx_errors[e].check, tx_errors[e].text);
+}
+
 /* Reply with a policy verdict; the log row names the check and the entry. */
 static void refuse_verdict(struct smtp_session *s, const struct logfacts *f,
 			   const struct policy_verdict *v)
@@ -248,8 +317,11 @@ static void session_free(struct smtp_session *s)
 	smtp_auth_free(s->auth);
 	log_info(s->idstr, "smtp", "disconnect client=%s[%s]", s->name, s->addr);
 	smtp_server_unlink(s->srv, s);
+	stress_update(s->srv);
 	if (s->timer != NULL)
 		event_free(s->timer);
+	if (s->deadline != NULL)
+		event_free(s->deadline);
 	bufferevent_free(s->bev);
 	free(s);
 }
@@ -277,6 +349,7 @@ static void send_banner(struct smtp_session *s)
 {
 	reply(s, "220", "%s ESMTP Moat", s->srv->conf->hostname);
 	enter_state(s, SMTP_ST_INIT);
+	deadline_command(s);
 }
 
 static int early_talker(struct smtp_session *s)
@@ -330,6 +403,117 @@ static void set_read_timeout(struct smtp_session *s, int64_t ms)
 	bufferevent_set_timeouts(s->bev, &rd, &wr);
 }
 
+/* --- deadlines ------------------------------------------------------------
+ *
+ * The bufferevent read time-out is renewed by every byte, so a client that
+ * trickles one byte every few seconds would never meet it.  Deadlines are
+ * not: a command line must be complete within idle_timeout of the moment
+ * it is awaited (Postfix smtpd_per_record_deadline), and inside DATA the
+ * deadline is data_timeout from the 354, moved later only by progress:
+ * every octet received buys 1/data_min_rate seconds, never more than a
+ * whole data_timeout from now.  While the session waits for us (policy,
+ * DNS, AUTH, the spool writer, a client that does not read its replies)
+ * the deadline is ignored and started again when reading resumes.
+ *
+ * Stress: with more than stress_sessions percent of max_sessions in use,
+ * new deadlines use the stress time-outs (Postfix ${stress?10}{300}), so
+ * that slow or idle clients cannot hold the last sessions.
+ */
+
+static int64_t cmd_timeout(const struct smtp_session *s)
+{
+	const struct conf *conf = s->srv->conf;
+
+	if (s->srv->stressed && conf->stress_idle_timeout_ms < conf->idle_timeout_ms)
+		return conf->stress_idle_timeout_ms;
+	return conf->idle_timeout_ms;
+}
+
+static int64_t data_timeout(const struct smtp_session *s)
+{
+	const struct conf *conf = s->srv->conf;
+
+	if (s->srv->stressed && conf->stress_data_timeout_ms < conf->data_timeout_ms)
+		return conf->stress_data_timeout_ms;
+	return conf->data_timeout_ms;
+}
+
+/* at: monotonic milliseconds. */
+static void deadline_set(struct smtp_session *s, int64_t at)
+{
+	int64_t now = time_mono_ms();
+	struct timeval tv = ms_to_tv(at > now ? at - now : 0);
+
+	s->deadline_ms = at;
+	evtimer_add(s->deadline, &tv);
+}
+
+static void deadline_command(struct smtp_session *s)
+{
+	deadline_set(s, time_mono_ms() + cmd_timeout(s));
+}
+
+/* Reading starts again after a wait that was ours, not the client's. */
+static void deadline_resume(struct smtp_session *s)
+{
+	if (s->state == SMTP_ST_DATA)
+		deadline_set(s, time_mono_ms() + data_timeout(s));
+	else
+		deadline_command(s);
+}
+
+static void deadline_data_progress(struct smtp_session *s, size_t n)
+{
+	int64_t credit = (int64_t)n * 1000 / s->srv->conf->data_min_rate;
+	int64_t cap = time_mono_ms() + data_timeout(s);
+	int64_t at = s->deadline_ms + credit;
+
+	if (s->state != SMTP_ST_DATA || credit == 0)
+		return;
+	deadline_set(s, at < cap ? at : cap);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	int data = s->state == SMTP_ST_DATA;
+
+	(void)fd;
+	(void)what;
+	if (s->flags & (SMTP_F_CLOSING | SMTP_F_PAUSED | SMTP_F_OUTWAIT) ||
+	    s->state == SMTP_ST_GREET_PAUSE || s->state == SMTP_ST_COMMIT)
+		return; /* waiting for us: re-armed when reading resumes */
+	log_warn(s->idstr, "smtp", "%s TIMEOUT from [%s] timeout=%lldms stress=%s",
+		 data ? "DATA" : "COMMAND", s->addr,
+		 (long long)(data ? data_timeout(s) : cmd_timeout(s)),
+		 s->srv->stressed ? "yes" : "no");
+	reply(s, "421 4.4.2", "%s Error: timeout exceeded, closing", s->srv->conf->hostname);
+	close_session(s);
+	reap(s);
+}
+
+/* Enter or leave stress mode as the session count crosses the threshold. */
+static void stress_update(struct smtp_server *srv)
+{
+	const struct conf *conf = srv->conf;
+	int on = (int64_t)srv->nsessions * 100 > conf->stress_sessions * conf->max_sessions;
+
+	if (on == srv->stressed)
+		return;
+	srv->stressed = on;
+	if (on)
+		log_warn(NULL, "smtp", "STRESS on sessions=%d max_sessions=%lld"
+			 " idle_timeout=%lldms data_timeout=%lldms", srv->nsessions,
+			 (long long)conf->max_sessions,
+			 (long long)(conf->stress_idle_timeout_ms < conf->idle_timeout_ms
+				     ? conf->stress_idle_timeout_ms : conf->idle_timeout_ms),
+			 (long long)(conf->stress_data_timeout_ms < conf->data_timeout_ms
+				     ? conf->stress_data_timeout_ms : conf->data_timeout_ms));
+	else
+		log_info(NULL, "smtp", "stress off sessions=%d max_sessions=%lld",
+			 srv->nsessions, (long long)conf->max_sessions);
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
@@ -376,6 +560,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	if ((s->flags & SMTP_F_OUTWAIT) && !(s->flags & SMTP_F_CLOSING)) {
 		s->flags &= ~SMTP_F_OUTWAIT;
 		bufferevent_enable(s->bev, EV_READ);
+		deadline_resume(s);
 		process_input(s);
 	}
 	reap(s);
@@ -398,6 +583,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		enter_state(s, SMTP_ST_INIT);
 		set_read_timeout(s, s->srv->conf->idle_timeout_ms);
 		bufferevent_enable(s->bev, EV_READ);
+		deadline_command(s);
 		process_input(s);
 		reap(s);
 		return;
@@ -418,8 +604,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
 	    !(s->flags & SMTP_F_CLOSING)) {
+		/* The read time-out; the deadlines (deadline_cb) normally come first. */
 		log_warn(s->idstr, "smtp", "%s TIMEOUT from [%s]",
-			 s->state == SMTP_ST_DATA ? "DATA" : "IDLE", s->addr);
+			 s->state == SMTP_ST_DATA ? "DATA" : "COMMAND", s->addr);
 		reply(s, "421 4.4.2", "%s Error: timeout exceeded, closing",
 		      s->srv->conf->hostname);
 		close_session(s);
@@ -500,6 +687,7 @@ void smtp_session_policy_resume(struct smtp_session *s)
 		handle_line(s, line, strlen(line));
 		if (!(s->flags & (SMTP_F_CLOSING | SMTP_F_PAUSED))) {
 			bufferevent_enable(s->bev, EV_READ);
+			deadline_resume(s);
 			process_input(s);
 		}
 	}
@@ -545,7 +733,9 @@ void smtp_session_accept(struct smtp_server *srv, int fd, const struct sockaddr 
 	set_read_timeout(s, conf->idle_timeout_ms);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	s->timer = evtimer_new(srv->base, timer_cb, s);
+	s->deadline = evtimer_new(srv->base, deadline_cb, s);
 	log_info(s->idstr, "smtp", "connect client=[%s]", s->addr);
+	stress_update(srv);
 
 	if (srv->shutting_down) {
 		reply(s, "421 4.3.2", "%s Service shutting down", conf->hostname);
@@ -617,6 +807,27 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_command *cmd)
 			    ? "250-AUTH PLAIN LOGIN\r\n" : "");
 }
 
+/*
+ * Room in the spool for a message of size octets (-1: not declared):
+ * spool_min_free must stay free after it (Postfix queue_minfree).  The
+ * figure is the writer thread's cached statvfs(), so this never touches
+ * the file system from the loop; an unknown figure lets mail in.
+ */
+static int spool_room(const struct smtp_session *s, int64_t size)
+{
+	int64_t avail = spool_free_bytes(s->srv->spool);
+	int64_t need = s->srv->conf->spool_min_free + (size > 0 ? size : 0);
+
+	if (avail < 0)
+		return 1;
+	if (avail < need || avail == 0) {
+		log_debug(s->idstr, "smtp", "spool free=%lld need=%lld", (long long)avail,
+			  (long long)need);
+		return 0;
+	}
+	return 1;
+}
+
 static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	const struct conf *conf = s->srv->conf;
@@ -654,8 +865,11 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	if (args.size > conf->max_message_size) {
-		refuse(s, &f, "552 5.3.4", "max_message_size",
-		       "Message size exceeds fixed maximum message size");
+		refuse_tx(s, &f, TX_ERR_SIZE);
+		return;
+	}
+	if (!spool_room(s, args.size)) {
+		refuse_tx(s, &f, TX_ERR_NOSPACE);
 		return;
 	}
 	if (s->pol != NULL) {
@@ -711,6 +925,22 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	case SMTP_PARSE_UTF8:
 		reply(s, "553 5.6.7", "Non-ASCII address requires SMTPUTF8");
 		return;
+	}
+	if (strchr(args.addr, '@') == NULL) {
+		/* <Postmaster> (the parser lets no other bare local part through). */
+		char pm[sizeof(args.addr)];
+
+		if (s->pol == NULL || policy_sess_postmaster(s->pol, pm, sizeof(pm)) < 0) {
+			one[0] = args.addr;
+			tx_facts(s, &f);
+			f.rcpts = one;
+			f.nrcpts = 1;
+			refuse(s, &f, "451 4.3.5", "postmaster",
+			       "<Postmaster>: no postmaster address configured"
+			       " (no local domain and no postmaster_address)");
+			return;
+		}
+		strlcpy_s(args.addr, pm, sizeof(args.addr));
 	}
 	if (tx->nrcpts >= (size_t)conf->max_recipients) {
 		one[0] = args.addr;
@@ -845,16 +1075,24 @@ static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	tx->file = spool_file_create(s->srv->spool, err, sizeof(err));
 	if (tx->file == NULL) {
+		struct logfacts f;
+		enum tx_error e = tx_error_of_spool(spool_err_from_errno(errno));
+
 		log_error(s->idstr, "smtp", "%s", err);
-		reply(s, "451 4.3.0", "Error: queue file write error");
+		tx_facts(s, &f);
+		refuse_tx(s, &f, e);
 		return;
 	}
+	tx->spool_error = SPOOL_OK;
 	tx->received_at = time_now_ms();
 	write_received(s);
 	smtp_auth_data_start(s);
 	smtp_data_init(&tx->data, (size_t)conf->max_text_line, conf->max_message_size);
+	smtp_data_header_limits(&tx->data, (size_t)conf->max_header_size,
+				(size_t)conf->max_header_count);
 	enter_state(s, SMTP_ST_DATA);
 	set_read_timeout(s, conf->data_timeout_ms);
+	deadline_set(s, time_mono_ms() + data_timeout(s));
 	reply(s, "354", "End data with <CR><LF>.<CR><LF>");
 }
 
@@ -908,6 +1146,7 @@ void smtp_session_auth_resume(struct smtp_session *s)
 		too_many_errors(s);
 	if (!(s->flags & SMTP_F_CLOSING)) {
 		bufferevent_enable(s->bev, EV_READ);
+		deadline_resume(s);
 		process_input(s);
 	}
 	reap(s);
@@ -1029,28 +1268,28 @@ static void end_of_data(struct smtp_session *s)
 	struct smtp_tx *tx = s->tx;
 	struct spool_envelope env;
 	struct logfacts f;
+	enum tx_error e;
 
 	set_read_timeout(s, s->srv->conf->idle_timeout_ms);
+	deadline_command(s);
 	tx_facts(s, &f);
 	f.size = tx->data.size;
-	if (tx->data.flags & SMTP_DATA_ERR_SIZE) {
+	/* What the client sent first: it decides whether a retry can help. */
+	if (tx->data.flags & SMTP_DATA_ERR_SIZE)
+		e = TX_ERR_SIZE;
+	else if (tx->data.flags & SMTP_DATA_ERR_LINE)
+		e = TX_ERR_LINE;
+	else if (tx->data.flags & SMTP_DATA_ERR_NUL)
+		e = TX_ERR_NUL;
+	else if (tx->data.flags & SMTP_DATA_ERR_HDR_SIZE)
+		e = TX_ERR_HDR_SIZE;
+	else if (tx->data.flags & SMTP_DATA_ERR_HDR_COUNT)
+		e = TX_ERR_HDR_COUNT;
+	else
+		e = tx_error_of_spool(spool_file_error(tx->file));
+	if (e != TX_OK) {
 		enter_state(s, SMTP_ST_HELO);
-		refuse(s, &f, "552 5.3.4", "max_message_size",
-		       "Message size exceeds fixed maximum message size");
-		tx_reset(s);
-		return;
-	}
-	if (tx->data.flags & SMTP_DATA_ERR_LINE) {
-		log_warn(s->idstr, "smtp", "TEXT LINE LENGTH LIMIT from [%s]", s->addr);
-		enter_state(s, SMTP_ST_HELO);
-		refuse(s, &f, "554 5.6.0", "max_text_line",
-		       "Message refused: text line longer than allowed");
-		tx_reset(s);
-		return;
-	}
-	if (tx->data.flags & SMTP_DATA_ERR_NUL) {
-		enter_state(s, SMTP_ST_HELO);
-		refuse(s, &f, "554 5.6.0", "nul_octet", "Message refused: NUL octet in message");
+		refuse_tx(s, &f, e);
 		tx_reset(s);
 		return;
 	}
@@ -1091,8 +1330,9 @@ static void end_of_data(struct smtp_session *s)
 	bufferevent_disable(s->bev, EV_READ);
 }
 
-void smtp_session_commit_done(struct smtp_session *s, const char *qid, int ok)
+void smtp_session_commit_done(struct smtp_session *s, const char *qid, enum spool_err err)
 {
+	int ok = err == SPOOL_OK;
 	struct logfacts f;
 
 	if (s->state != SMTP_ST_COMMIT)
@@ -1114,11 +1354,12 @@ void smtp_session_commit_done(struct smtp_session *s, const char *qid, int ok)
 		msglog(s, &f, "accepted", "250 2.0.0", "queued", NULL);
 	} else {
 		f.qid = NULL;
-		refuse(s, &f, "451 4.3.0", "spool", "Error: queue file write error");
+		refuse_tx(s, &f, tx_error_of_spool(err));
 	}
 	tx_reset(s);
 	enter_state(s, SMTP_ST_HELO);
 	s->flags &= ~SMTP_F_PAUSED;
+	deadline_command(s);
 	if (s->flags & SMTP_F_DRAINING) {
 		reply(s, "421 4.3.2", "%s Service shutting down", s->srv->conf->hostname);
 		close_session(s);
@@ -1161,13 +1402,18 @@ static int feed_data(struct smtp_session *s)
 	/* The machine may produce one octet more than it is given. */
 	len = vec.iov_len < s->srv->scratch_size - 1 ? vec.iov_len : s->srv->scratch_size - 1;
 	st = smtp_data_feed(&tx->data, vec.iov_base, len, s->srv->scratch, &outlen, &used);
-	if (outlen > 0 && spool_file_write(tx->file, s->srv->scratch, outlen) < 0) {
-		/* Keep reading to the end; the message is refused there. */
-		tx->data.flags |= SMTP_DATA_ERR_SIZE;
+	if (outlen > 0 && spool_file_write(tx->file, s->srv->scratch, outlen) < 0 &&
+	    tx->spool_error == SPOOL_OK) {
+		/* Keep reading to the end; the message is deferred there. */
+		tx->spool_error = spool_file_error(tx->file);
+		log_error(s->idstr, "smtp", "spool write failed qid=%s error=%s",
+			  spool_file_qid(tx->file),
+			  tx->spool_error == SPOOL_ERR_NOSPACE ? "no-space" : "io");
 	}
 	if (outlen > 0)
 		smtp_auth_data(s, s->srv->scratch, outlen);
 	evbuffer_drain(in, used);
+	deadline_data_progress(s, used);
 	switch (st) {
 	case SMTP_DATA_MORE:
 		return 1;
@@ -1217,6 +1463,7 @@ static int next_line(struct smtp_session *s)
 	len = (size_t)(lf - p) + 1;
 	if (s->flags & SMTP_F_DISCARD) {
 		evbuffer_drain(in, len);
+		deadline_command(s);
 		s->flags &= ~SMTP_F_DISCARD;
 		reply(s, "500 5.5.2", "Error: line too long");
 		if (s->errors >= s->srv->conf->max_errors)
@@ -1225,6 +1472,7 @@ static int next_line(struct smtp_session *s)
 	}
 	memcpy(s->srv->line, p, len);
 	evbuffer_drain(in, len);
+	deadline_command(s); /* the next line is awaited from now */
 	len--; /* the LF */
 	if (len > 0 && s->srv->line[len - 1] == '\r')
 		len--;

@@ -15,10 +15,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "../log/log.h"
@@ -26,15 +28,48 @@
 
 #define SPOOL_WBUF (64 * 1024)
 
+/*
+ * Files created ahead.  Creating an inode can take milliseconds (ext4
+ * allocating after many deletes), so the event loop never does it: a pool
+ * thread keeps up to POOL_MAX empty files open in incoming/ under
+ * temporary names, refilling when fewer than POOL_LOW are left.  The queue
+ * id is given when a message takes a file, so ids still follow arrival; the
+ * writer renames the file to queue/<qid>.  An empty pool (a burst faster
+ * than the disk) falls back to creating the file in the caller, counted.
+ */
+#define POOL_MAX 64
+#define POOL_LOW 24
+#define POOL_NAME_LEN 16 /* "t" + 15 hex digits: never a queue id */
+
+struct pool_slot {
+	int fd;
+	char name[POOL_NAME_LEN + 1];
+};
+
 struct spool {
 	char dir[1100];      /* <data_dir>/spool */
 	int incoming_fd;     /* directory fds, for fsync and *at() calls */
 	int queue_fd;
+	uint32_t qid_seq;    /* low 20 bits of queue ids; atomic */
+	uint64_t name_seq;   /* temporary names of pool files; pool thread only */
+
+	pthread_mutex_t mu;  /* guards the pool fields below */
+	pthread_cond_t cond;
+	pthread_t thread;
+	int pool_running;
+	int pool_stopping;
+	struct pool_slot pool[POOL_MAX]; /* FIFO ring */
+	size_t pool_head;
+	size_t pool_count;
+	uint64_t pool_misses;
+
+	int64_t free_bytes;  /* spool_free_bytes(); atomic */
 };
 
 struct spool_file {
 	struct spool *sp;
 	char qid[SPOOL_QID_LEN + 1];
+	char name[POOL_NAME_LEN + 1]; /* its name in incoming/ */
 	int fd;
 	int failed;
 	int64_t size;
@@ -58,6 +93,9 @@ struct spool *spool_open(const char *data_dir, char *err, size_t errsz)
 
 	sp->incoming_fd = -1;
 	sp->queue_fd = -1;
+	random_bytes(&sp->qid_seq, sizeof(sp->qid_seq));
+	pthread_mutex_init(&sp->mu, NULL);
+	pthread_cond_init(&sp->cond, NULL);
 	snprintf(sp->dir, sizeof(sp->dir), "%s/spool", data_dir);
 	if (make_dir(sp->dir, err, errsz) < 0)
 		goto fail;
@@ -77,16 +115,45 @@ struct spool *spool_open(const char *data_dir, char *err, size_t errsz)
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
+	sp->free_bytes = -1;
+	spool_measure_free(sp);
 	return sp;
 fail:
 	spool_free(sp);
 	return NULL;
 }
 
+enum spool_err spool_err_from_errno(int e)
+{
+	return e == ENOSPC || e == EDQUOT ? SPOOL_ERR_NOSPACE : SPOOL_ERR_IO;
+}
+
+int64_t spool_free_bytes(const struct spool *sp)
+{
+	return __atomic_load_n(&sp->free_bytes, __ATOMIC_RELAXED);
+}
+
+int spool_measure_free(struct spool *sp)
+{
+	struct statvfs vfs;
+	int64_t n;
+
+	/* The queue directory's file system: where accepted mail lives. */
+	if (fstatvfs(sp->queue_fd, &vfs) < 0)
+		return -1;
+	/* f_bavail: what an unprivileged user may still use. */
+	n = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+	__atomic_store_n(&sp->free_bytes, n, __ATOMIC_RELAXED);
+	return 0;
+}
+
 void spool_free(struct spool *sp)
 {
 	if (sp == NULL)
 		return;
+	spool_pool_stop(sp);
+	pthread_mutex_destroy(&sp->mu);
+	pthread_cond_destroy(&sp->cond);
 	if (sp->incoming_fd >= 0)
 		close(sp->incoming_fd);
 	if (sp->queue_fd >= 0)
@@ -211,17 +278,125 @@ int spool_reconcile(struct spool *sp, struct store *st,
 }
 
 /*
- * Queue ids sort by arrival: 11 hex digits of unix milliseconds, then 5
- * random ones.  O_EXCL makes a collision a retry, never an overwrite.
+ * Queue ids sort by arrival: 11 hex digits of unix milliseconds, then 5 of
+ * a per-process counter that starts at random, so two ids of one process
+ * never collide; RENAME_NOREPLACE at publish guards the rest.
  */
-static void new_qid(char *qid)
+static void new_qid(struct spool *sp, char *qid)
 {
-	char rnd[8];
 	int64_t ms = time_now_ms();
+	uint32_t seq = __atomic_fetch_add(&sp->qid_seq, 1, __ATOMIC_RELAXED);
 
-	random_hex(rnd, 3);
-	snprintf(qid, SPOOL_QID_LEN + 1, "%011llx%.5s",
-		 (unsigned long long)ms & 0xfffffffffffULL, rnd);
+	snprintf(qid, SPOOL_QID_LEN + 1, "%011llx%05x",
+		 (unsigned long long)ms & 0xfffffffffffULL, (unsigned)(seq & 0xfffff));
+}
+
+/* Creates incoming/<name> for the pool or a miss; -1 with errno set. */
+static int create_incoming(struct spool *sp, char *name, uint64_t seq)
+{
+	snprintf(name, POOL_NAME_LEN + 1, "t%015llx", (unsigned long long)seq & 0xfffffffffffffffULL);
+	return openat(sp->incoming_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+}
+
+static void *pool_main(void *arg)
+{
+	struct spool *sp = arg;
+	struct pool_slot fresh[POOL_MAX];
+	size_t n, i;
+
+	pthread_mutex_lock(&sp->mu);
+	while (!sp->pool_stopping) {
+		size_t want;
+
+		if (sp->pool_count >= POOL_LOW) {
+			pthread_cond_wait(&sp->cond, &sp->mu);
+			continue;
+		}
+		want = POOL_MAX - sp->pool_count;
+		pthread_mutex_unlock(&sp->mu);
+		for (n = 0; n < want; n++) {
+			fresh[n].fd = create_incoming(sp, fresh[n].name, sp->name_seq++);
+			if (fresh[n].fd < 0)
+				break;
+		}
+		if (n < want && n == 0) {
+			log_warn(NULL, "spool", "pool cannot create file in spool/incoming: %s",
+				 strerror(errno));
+		}
+		pthread_mutex_lock(&sp->mu);
+		for (i = 0; i < n; i++) {
+			size_t at = (sp->pool_head + sp->pool_count) % POOL_MAX;
+
+			sp->pool[at] = fresh[i];
+			sp->pool_count++;
+		}
+		if (n == 0 && !sp->pool_stopping) {
+			/* Disk full or similar: try again when asked, not in a spin. */
+			pthread_cond_wait(&sp->cond, &sp->mu);
+		}
+	}
+	pthread_mutex_unlock(&sp->mu);
+	return NULL;
+}
+
+int spool_pool_start(struct spool *sp, char *err, size_t errsz)
+{
+	int rc;
+
+	random_bytes(&sp->name_seq, sizeof(sp->name_seq));
+	sp->pool_stopping = 0;
+	rc = pthread_create(&sp->thread, NULL, pool_main, sp);
+	if (rc != 0) {
+		snprintf(err, errsz, "spool pool thread: %s", strerror(rc));
+		return -1;
+	}
+	sp->pool_running = 1;
+	return 0;
+}
+
+void spool_pool_stop(struct spool *sp)
+{
+	if (!sp->pool_running)
+		return;
+	pthread_mutex_lock(&sp->mu);
+	sp->pool_stopping = 1;
+	pthread_cond_signal(&sp->cond);
+	pthread_mutex_unlock(&sp->mu);
+	pthread_join(sp->thread, NULL);
+	sp->pool_running = 0;
+	while (sp->pool_count > 0) {
+		struct pool_slot *slot = &sp->pool[sp->pool_head];
+
+		close(slot->fd);
+		unlinkat(sp->incoming_fd, slot->name, 0);
+		sp->pool_head = (sp->pool_head + 1) % POOL_MAX;
+		sp->pool_count--;
+	}
+	if (sp->pool_misses > 0)
+		log_info(NULL, "spool", "pool misses=%llu", (unsigned long long)sp->pool_misses);
+}
+
+/* Takes a file from the pool: 0, or -1 when it is empty. */
+static int pool_take(struct spool *sp, struct spool_file *f)
+{
+	int got = 0;
+
+	pthread_mutex_lock(&sp->mu);
+	if (sp->pool_count > 0) {
+		struct pool_slot *slot = &sp->pool[sp->pool_head];
+
+		f->fd = slot->fd;
+		memcpy(f->name, slot->name, sizeof(f->name));
+		sp->pool_head = (sp->pool_head + 1) % POOL_MAX;
+		sp->pool_count--;
+		got = 1;
+	} else {
+		sp->pool_misses++;
+	}
+	if (sp->pool_running && sp->pool_count < POOL_LOW)
+		pthread_cond_signal(&sp->cond);
+	pthread_mutex_unlock(&sp->mu);
+	return got ? 0 : -1;
 }
 
 struct spool_file *spool_file_create(struct spool *sp, char *err, size_t errsz)
@@ -234,19 +409,26 @@ struct spool_file *spool_file_create(struct spool *sp, char *err, size_t errsz)
 	f->failed = 0;
 	f->size = 0;
 	f->buflen = 0;
+	new_qid(sp, f->qid);
+	if (pool_take(sp, f) == 0)
+		return f;
 	for (tries = 0; tries < 8; tries++) {
-		new_qid(f->qid);
-		if (faccessat(sp->queue_fd, f->qid, F_OK, 0) == 0)
-			continue;
-		f->fd = openat(sp->incoming_fd, f->qid,
-			       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		uint64_t seq;
+
+		random_bytes(&seq, sizeof(seq));
+		f->fd = create_incoming(sp, f->name, seq);
 		if (f->fd >= 0)
 			return f;
 		if (errno != EEXIST)
 			break;
 	}
-	snprintf(err, errsz, "spool/incoming: cannot create file: %s", strerror(errno));
-	free(f);
+	{
+		int e = errno; /* the caller maps it to a reply */
+
+		snprintf(err, errsz, "spool/incoming: cannot create file: %s", strerror(e));
+		free(f);
+		errno = e;
+	}
 	return NULL;
 }
 
@@ -276,12 +458,25 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* failed holds the errno of the first failure; no space is known at once. */
+static void write_failed(struct spool_file *f)
+{
+	f->failed = errno != 0 ? errno : EIO;
+	if (spool_err_from_errno(f->failed) == SPOOL_ERR_NOSPACE)
+		__atomic_store_n(&f->sp->free_bytes, 0, __ATOMIC_RELAXED);
+}
+
+enum spool_err spool_file_error(const struct spool_file *f)
+{
+	return f->failed ? spool_err_from_errno(f->failed) : SPOOL_OK;
+}
+
 static int flush_buffer(struct spool_file *f)
 {
 	if (f->failed)
 		return -1;
 	if (f->buflen > 0 && write_all(f->fd, f->buf, f->buflen) < 0) {
-		f->failed = 1;
+		write_failed(f);
 		return -1;
 	}
 	f->buflen = 0;
@@ -298,7 +493,7 @@ int spool_file_write(struct spool_file *f, const void *p, size_t n)
 			return -1;
 		if (n > sizeof(f->buf)) {
 			if (write_all(f->fd, p, n) < 0) {
-				f->failed = 1;
+				write_failed(f);
 				return -1;
 			}
 			return 0;
@@ -314,7 +509,7 @@ void spool_file_discard(struct spool_file *f)
 	if (f == NULL)
 		return;
 	close(f->fd);
-	unlinkat(f->sp->incoming_fd, f->qid, 0);
+	unlinkat(f->sp->incoming_fd, f->name, 0);
 	free(f);
 }
 
@@ -326,11 +521,13 @@ struct spool *spool_file_spool(const struct spool_file *f)
 int spool_file_sync_and_publish(struct spool_file *f, char *err, size_t errsz)
 {
 	if (flush_buffer(f) < 0 || fdatasync(f->fd) < 0) {
-		snprintf(err, errsz, "spool write/fsync: %s", strerror(errno));
+		if (!f->failed)
+			write_failed(f);
+		snprintf(err, errsz, "spool write/fsync: %s", strerror(f->failed));
 		return -1;
 	}
 	/* NOREPLACE: a queued message is never overwritten, whatever the id. */
-	if (renameat2(f->sp->incoming_fd, f->qid, f->sp->queue_fd, f->qid,
+	if (renameat2(f->sp->incoming_fd, f->name, f->sp->queue_fd, f->qid,
 		      RENAME_NOREPLACE) < 0) {
 		snprintf(err, errsz, "spool rename: %s", strerror(errno));
 		return -1;

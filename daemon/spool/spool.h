@@ -2,7 +2,8 @@
  * spool: message files on disk and the thread that makes them durable.
  *
  * Layout under <data_dir>/spool:
- *   incoming/<qid>  being received; never acknowledged; removed at start
+ *   incoming/t<hex> created ahead (empty) or being received; never
+ *                   acknowledged; removed at start
  *   queue/<qid>     acknowledged: fsync'ed, renamed here, then its rows
  *                   committed to SQLite, and only then the client gets 250
  *
@@ -30,6 +31,29 @@ struct spool_writer;
 struct spool *spool_open(const char *data_dir, char *err, size_t errsz);
 void spool_free(struct spool *sp);
 
+/*
+ * Why a spool operation failed.  The SMTP side maps these to replies in
+ * one place: a full file system is 452 4.3.1, any other I/O error 451
+ * 4.3.0; neither is ever a permanent refusal.
+ */
+enum spool_err {
+	SPOOL_OK = 0,
+	SPOOL_ERR_NOSPACE, /* ENOSPC, EDQUOT */
+	SPOOL_ERR_IO,      /* any other failure */
+};
+enum spool_err spool_err_from_errno(int e);
+
+/*
+ * Free bytes in the spool's file system as last measured, or -1 when not
+ * known.  statvfs() runs on the writer thread (after each batch and at
+ * least every second) and at start-up, never on the event loop, which only
+ * reads this cached value; a write that fails for lack of space sets it
+ * to 0 at once.
+ */
+int64_t spool_free_bytes(const struct spool *sp);
+/* Measure now (writer thread, start-up).  0, or -1 when statvfs fails. */
+int spool_measure_free(struct spool *sp);
+
 struct spool_reconcile_stats {
 	int incoming_removed; /* in-progress files of a previous run */
 	int orphans_removed;  /* queue/ files without rows: never acknowledged */
@@ -41,11 +65,21 @@ struct spool_reconcile_stats {
 int spool_reconcile(struct spool *sp, struct store *st,
 		    struct spool_reconcile_stats *stats, char *err, size_t errsz);
 
-/* A new file in incoming/ with a fresh queue id. */
+/*
+ * The thread that creates spool files ahead, so that the event loop never
+ * waits for the filesystem to allocate an inode.  Start it after
+ * spool_reconcile(); spool_free() stops it and removes unused files.
+ */
+int spool_pool_start(struct spool *sp, char *err, size_t errsz);
+void spool_pool_stop(struct spool *sp);
+
+/* A new file in incoming/ with a fresh queue id (from the pool if it can). */
 struct spool_file *spool_file_create(struct spool *sp, char *err, size_t errsz);
 const char *spool_file_qid(const struct spool_file *f);
 /* Buffered append; -1 on an I/O error, which sticks. */
 int spool_file_write(struct spool_file *f, const void *p, size_t n);
+/* The sticky error of spool_file_write(), SPOOL_OK while there is none. */
+enum spool_err spool_file_error(const struct spool_file *f);
 int64_t spool_file_size(const struct spool_file *f);
 /* Close and remove; f is freed.  Accepts NULL. */
 void spool_file_discard(struct spool_file *f);
@@ -64,9 +98,9 @@ struct spool_envelope {
 	int body_8bit;
 };
 
-/* Called on the event loop for every commit, in order. */
+/* Called on the event loop for every commit, in order; SPOOL_OK: durable. */
 typedef void (*spool_commit_done_fn)(uint64_t session_id, const char *qid,
-				     int ok, void *arg);
+				     enum spool_err err, void *arg);
 
 struct spool_writer *spool_writer_start(struct event_base *base, struct spool *sp,
 					const char *db_path, spool_commit_done_fn done,

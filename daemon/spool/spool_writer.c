@@ -23,11 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../log/log.h"
 #include "../util/util.h"
 
 #define WRITER_BATCH 512
+#define FREE_SPACE_EVERY_S 1 /* statvfs of the spool at least this often */
 
 enum job_kind { JOB_COMMIT, JOB_LOG };
 
@@ -39,6 +41,7 @@ struct job {
 	struct store_queue_msg msg;  /* JOB_COMMIT; strings in arena */
 	struct store_log_entry log;  /* JOB_LOG; strings in arena */
 	int ok;
+	enum spool_err err;          /* why not ok */
 	char *arena;
 };
 
@@ -46,7 +49,7 @@ struct done {
 	struct done *next;
 	uint64_t session_id;
 	char qid[SPOOL_QID_LEN + 1];
-	int ok;
+	enum spool_err err;
 };
 
 struct spool_writer {
@@ -180,7 +183,7 @@ static void report(struct spool_writer *w, struct job *batch)
 		d = xcalloc(1, sizeof(*d));
 		d->session_id = j->session_id;
 		strlcpy_s(d->qid, j->msg.qid, sizeof(d->qid));
-		d->ok = j->ok;
+		d->err = j->ok ? SPOOL_OK : j->err != SPOOL_OK ? j->err : SPOOL_ERR_IO;
 		*tail = d;
 		tail = &d->next;
 	}
@@ -201,6 +204,7 @@ static void fail_published(struct job *batch)
 		if (j->kind == JOB_COMMIT && j->ok) {
 			spool_file_unpublish(j->file);
 			j->ok = 0;
+			j->err = SPOOL_ERR_IO;
 		}
 	}
 }
@@ -215,10 +219,12 @@ static void process(struct spool_writer *w, struct job *batch)
 		if (j->kind != JOB_COMMIT)
 			continue;
 		j->ok = spool_file_sync_and_publish(j->file, err, sizeof(err)) == 0;
-		if (!j->ok)
+		if (!j->ok) {
+			j->err = spool_file_error(j->file);
 			log_error(j->msg.qid, "spool", "commit failed: %s", err);
-		else
+		} else {
 			commits++;
+		}
 	}
 	if (commits > 0 && spool_sync_dirs(w->sp, err, sizeof(err)) < 0) {
 		log_error(NULL, "spool", "commit failed: %s", err);
@@ -276,8 +282,18 @@ static void *writer_main(void *arg)
 		int n = 0;
 
 		pthread_mutex_lock(&w->mu);
-		while (w->head == NULL && !w->stopping)
-			pthread_cond_wait(&w->cond, &w->mu);
+		while (w->head == NULL && !w->stopping) {
+			struct timespec ts;
+
+			/* Idle: keep the free-space figure of the loop fresh. */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += FREE_SPACE_EVERY_S;
+			if (pthread_cond_timedwait(&w->cond, &w->mu, &ts) != 0) {
+				pthread_mutex_unlock(&w->mu);
+				spool_measure_free(w->sp);
+				pthread_mutex_lock(&w->mu);
+			}
+		}
 		if (w->head == NULL && w->stopping) {
 			pthread_mutex_unlock(&w->mu);
 			break;
@@ -294,6 +310,7 @@ static void *writer_main(void *arg)
 		process(w, batch);
 		report(w, batch);
 		free_batch(batch);
+		spool_measure_free(w->sp);
 	}
 	return NULL;
 }
@@ -313,7 +330,7 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 	while (list != NULL) {
 		struct done *next = list->next;
 
-		w->done_fn(list->session_id, list->qid, list->ok, w->done_arg);
+		w->done_fn(list->session_id, list->qid, list->err, w->done_arg);
 		free(list);
 		list = next;
 	}

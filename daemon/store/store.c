@@ -8,14 +8,37 @@
  */
 #include "store.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store_internal.h"
 #include "store_schema.h"
 #include "../util/util.h"
+
+#define BUSY_TIMEOUT_MS 5000 /* longest wait for another writer */
+
+/*
+ * One write transaction at a time in this process, handed over in order.
+ * SQLite's own busy handler sleeps up to 100 ms between retries, so the
+ * spool writer and the queue runner, each on its own connection, spent
+ * much of their time asleep while the lock was already free; a mutex wakes
+ * the next writer the moment the last one commits.  Other processes
+ * (`moatd queue` ...) still meet SQLite's lock and busy_wait() below.
+ */
+static pthread_mutex_t writer_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void writer_release_if_done(struct store *st)
+{
+	if (st->holds_write && sqlite3_get_autocommit(st->db)) {
+		st->holds_write = 0;
+		pthread_mutex_unlock(&writer_mu);
+	}
+}
 
 int store_schema_version(void)
 {
@@ -131,6 +154,24 @@ fail:
 	return 0;
 }
 
+/*
+ * Waits for a lock held by another connection: short sleeps (0.1 ms
+ * doubling to 2 ms) so that a lock freed soon is taken soon, and at most
+ * BUSY_TIMEOUT_MS in all, as sqlite3_busy_timeout() would.
+ */
+static int busy_wait(void *arg, int count)
+{
+	int64_t us = count < 5 ? 100LL << count : 2000;
+	int64_t waited = count < 5 ? 100LL * ((1LL << count) - 1) : 3100 + 2000LL * (count - 5);
+	struct timespec ts = { 0, (long)(us * 1000) };
+
+	(void)arg;
+	if (waited >= (int64_t)BUSY_TIMEOUT_MS * 1000)
+		return 0;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 struct store *store_open(const char *path, int flags, char *err, size_t errsz)
 {
 	struct store *st = NULL;
@@ -146,7 +187,7 @@ struct store *store_open(const char *path, int flags, char *err, size_t errsz)
 			 db ? sqlite3_errmsg(db) : "out of memory");
 		goto fail;
 	}
-	sqlite3_busy_timeout(db, 5000);
+	sqlite3_busy_handler(db, busy_wait, NULL);
 	if (read_user_version(db, &version, sub, sizeof(sub)) < 0) {
 		snprintf(err, errsz, "%s: not a usable database: %s", path, sub);
 		goto fail;
@@ -188,6 +229,13 @@ void store_close(struct store *st)
 
 	if (st == NULL)
 		return;
+	if (st->holds_write) {
+		store_rollback(st);
+		if (st->holds_write) {
+			st->holds_write = 0;
+			pthread_mutex_unlock(&writer_mu);
+		}
+	}
 	for (i = 0; i < st->nstmts; i++)
 		sqlite3_finalize(st->stmts[i].stmt);
 	sqlite3_close(st->db);
@@ -201,17 +249,34 @@ static const char SQL_PING[] = "SELECT count(*) FROM sqlite_schema";
 
 int store_begin(struct store *st)
 {
-	return store_run(st, SQL_BEGIN);
+	struct timespec until;
+
+	if (!st->holds_write) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += BUSY_TIMEOUT_MS / 1000;
+		if (pthread_mutex_timedlock(&writer_mu, &until) != 0)
+			return -1;
+		st->holds_write = 1;
+	}
+	if (store_run(st, SQL_BEGIN) < 0) {
+		writer_release_if_done(st);
+		return -1;
+	}
+	return 0;
 }
 
 int store_commit(struct store *st)
 {
-	return store_run(st, SQL_COMMIT);
+	int rc = store_run(st, SQL_COMMIT);
+
+	writer_release_if_done(st);
+	return rc;
 }
 
 void store_rollback(struct store *st)
 {
 	store_run(st, SQL_ROLLBACK);
+	writer_release_if_done(st);
 }
 
 int store_ping(struct store *st, char *err, size_t errsz)

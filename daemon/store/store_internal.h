@@ -20,6 +20,7 @@ struct store {
 		sqlite3_stmt *stmt;
 	} stmts[STORE_MAX_STMTS];
 	size_t nstmts;
+	int holds_write; /* store_begin() took the process's writer mutex */
 };
 
 /* The cached statement for sql (a static array), reset; NULL on error. */

@@ -82,6 +82,12 @@ int64_t time_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void random_bytes(void *out, size_t n)
+{
+	if (n > 256 || getrandom(out, n, 0) != (ssize_t)n)
+		abort();
+}
+
 void random_hex(char *out, size_t nbytes)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -90,8 +96,7 @@ void random_hex(char *out, size_t nbytes)
 
 	if (nbytes > sizeof(buf))
 		abort();
-	if (getrandom(buf, nbytes, 0) != (ssize_t)nbytes)
-		abort();
+	random_bytes(buf, nbytes);
 	for (i = 0; i < nbytes; i++) {
 		out[2 * i] = hex[buf[i] >> 4];
 		out[2 * i + 1] = hex[buf[i] & 15];

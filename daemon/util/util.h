@@ -27,6 +27,8 @@ size_t strlcpy_s(char *dst, const char *src, size_t dstsz);
 int64_t time_now_ms(void);
 int64_t time_mono_ms(void);
 
+/* Fill out with n (at most 256) bytes of kernel randomness. */
+void random_bytes(void *out, size_t n);
 /* Fill out (size >= 2*nbytes+1) with nbytes of kernel randomness in hex. */
 void random_hex(char *out, size_t nbytes);
 

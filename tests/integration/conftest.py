@@ -396,8 +396,18 @@ class Moatd:
         return sorted(p.name for p in d.iterdir()) if d.exists() else []
 
     def incoming_files(self):
+        """Files of messages being received; the empty files moatd creates ahead are not."""
         d = self.incoming_dir()
-        return sorted(p.name for p in d.iterdir()) if d.exists() else []
+        if not d.exists():
+            return []
+        out = []
+        for p in d.iterdir():
+            try:
+                if p.stat().st_size > 0 or not p.name.startswith("t"):
+                    out.append(p.name)
+            except FileNotFoundError:
+                pass
+        return sorted(out)
 
     def spool_message(self, qid):
         return (self.queue_dir() / qid).read_bytes()

@@ -138,6 +138,19 @@ static void test_mail_rcpt(void **state)
 		  POLICY_REFUSE, "554 5.7.1", "relay_dest_deny" },
 		{ "too many rcpts", "198.51.100.9", "s@x.example", "alice@example.org", 3,
 		  POLICY_DEFER, "452 4.5.3", "max_recipients" },
+		{ "routing %", "203.0.113.5", "s@x.example", "alice%x.example@example.org", 0,
+		  POLICY_REFUSE, "550 5.7.1", "routing" },
+		{ "routing !", "203.0.113.5", "s@x.example", "x.example!alice@example.org", 0,
+		  POLICY_REFUSE, "550 5.7.1", "routing" },
+		{ "routing quoted @", "203.0.113.5", "s@x.example",
+		  "\"alice@x.example\"@example.org", 0, POLICY_REFUSE, "550 5.7.1", "routing" },
+		{ "routing from relay_net passes on", "198.51.100.9", "s@x.example",
+		  "alice%x.example@example.org", 0, POLICY_REFUSE, "550 5.1.1",
+		  "unknown_recipient" },
+		{ "% outside local domains is relay's", "203.0.113.5", "s@x.example",
+		  "a%b@elsewhere.example", 0, POLICY_REFUSE, "554 5.7.1", "relay" },
+		{ "postmaster needs no directory entry", "203.0.113.5", "s@x.example",
+		  "Postmaster@example.org", 0, POLICY_CONTINUE, NULL, NULL },
 	};
 	size_t i;
 
@@ -163,6 +176,47 @@ static void test_mail_rcpt(void **state)
 		policy_sess_free(ps);
 		policy_snap_free(sn);
 	}
+}
+
+static void test_postmaster(void **state)
+{
+	struct policy_snap *sn = policy_snap_empty();
+	struct policy_sess *ps;
+	char out[320];
+	char err[200];
+
+	(void)state;
+	ps = policy_sess_test(sn, "203.0.113.5");
+	if (policy_sess_postmaster(ps, out, sizeof(out)) != -1)
+		fail_msg("no local domain: got %s, want -1", out);
+	policy_sess_free(ps);
+	/* Wildcards are skipped; the first plain domain added wins. */
+	assert_int_equal(policy_snap_add(sn, 1, "local_domain", "*.wild.example", err,
+					 sizeof(err)), 0);
+	assert_int_equal(policy_snap_add(sn, 2, "local_domain", "First.example", err,
+					 sizeof(err)), 0);
+	assert_int_equal(policy_snap_add(sn, 3, "local_domain", "second.example", err,
+					 sizeof(err)), 0);
+	ps = policy_sess_test(sn, "203.0.113.5");
+	assert_int_equal(policy_sess_postmaster(ps, out, sizeof(out)), 0);
+	assert_string_equal(out, "postmaster@first.example");
+	policy_sess_free(ps);
+	policy_settings_apply(&sn->set, "postmaster_address", "abuse@second.example");
+	ps = policy_sess_test(sn, "203.0.113.5");
+	assert_int_equal(policy_sess_postmaster(ps, out, sizeof(out)), 0);
+	assert_string_equal(out, "abuse@second.example");
+	policy_sess_free(ps);
+	policy_snap_free(sn);
+	/* The setting's validator. */
+	assert_int_equal(policy_setting_check("postmaster_address", "", err, sizeof(err)), 0);
+	assert_int_equal(policy_setting_check("postmaster_address", "a@b.example", err,
+					      sizeof(err)), 0);
+	assert_int_equal(policy_setting_check("postmaster_address", "not an address", err,
+					      sizeof(err)), -1);
+	assert_int_equal(policy_setting_check("postmaster_address", "a%b@c.example", err,
+					      sizeof(err)), -1);
+	assert_int_equal(policy_setting_check("postmaster_address", "a@", err, sizeof(err)),
+			 -1);
 }
 
 static void test_helo(void **state)
@@ -243,6 +297,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_connect),
 		cmocka_unit_test(test_mail_rcpt),
+		cmocka_unit_test(test_postmaster),
 		cmocka_unit_test(test_helo),
 		cmocka_unit_test(test_many_entries),
 	};

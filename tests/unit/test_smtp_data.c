@@ -21,6 +21,10 @@ struct outcome {
 	size_t consumed;
 };
 
+/* Header limits for run(); off unless a test sets them. */
+static size_t hdr_size_limit = SIZE_MAX;
+static size_t hdr_count_limit = SIZE_MAX;
+
 /* Feed in pieces of `step` octets (0: all at once). */
 static void run(const char *in, size_t len, size_t step, size_t max_line, int64_t max_size,
 		struct outcome *o)
@@ -29,6 +33,7 @@ static void run(const char *in, size_t len, size_t step, size_t max_line, int64_
 	size_t pos = 0;
 
 	smtp_data_init(&d, max_line, max_size);
+	smtp_data_header_limits(&d, hdr_size_limit, hdr_count_limit);
 	o->outlen = 0;
 	o->status = SMTP_DATA_MORE;
 	while (pos < len) {
@@ -154,12 +159,76 @@ static void test_size_limit(void **state)
 			 o.status, o.flags, o.consumed);
 }
 
+/*
+ * Header limits: a field's size is its unstuffed octets with the CRLF of
+ * each of its lines, folded continuations included; the header section
+ * ends at the empty line or at the first line that is not a field.
+ */
+static const struct {
+	const char *name;
+	const char *in;
+	size_t max_size;
+	size_t max_count;
+	unsigned want_flags;   /* of the two header flags */
+} hdr_cases[] = {
+	{ "field at size", "Subject: abcd\r\n\r\nbody\r\n.\r\n", 15, 100, 0 },
+	{ "field one over", "Subject: abcd\r\n\r\nbody\r\n.\r\n", 14, 100,
+	  SMTP_DATA_ERR_HDR_SIZE },
+	{ "folded at size", "X: a\r\n b\r\n\tc\r\n\r\n.\r\n", 14, 100, 0 },
+	{ "folded one over", "X: a\r\n b\r\n\tc\r\n\r\n.\r\n", 13, 100,
+	  SMTP_DATA_ERR_HDR_SIZE },
+	{ "second field over", "A: 1\r\nB: 22222\r\n\r\n.\r\n", 9, 100,
+	  SMTP_DATA_ERR_HDR_SIZE },
+	{ "stuffed dot counts once", "..X: y\r\n\r\n.\r\n", 7, 100, 0 },
+	{ "count at limit", "A: 1\r\nB: 2\r\nC: 3\r\n\r\n.\r\n", 100, 3, 0 },
+	{ "count one over", "A: 1\r\nB: 2\r\nC: 3\r\n\r\n.\r\n", 100, 2,
+	  SMTP_DATA_ERR_HDR_COUNT },
+	{ "continuations are one field", "A: 1\r\n 2\r\n 3\r\n\r\n.\r\n", 100, 1, 0 },
+	{ "body lines not counted", "A: 1\r\n\r\nB: 2\r\nC: 3333333333\r\n.\r\n", 8, 1, 0 },
+	{ "no header section", "no header here\r\nB: 2\r\nC: 3\r\n.\r\n", 100, 1, 0 },
+	{ "non-field line ends headers", "A: 1\r\nnot a field\r\nB: 2\r\n.\r\n", 100, 1, 0 },
+	{ "leading space is body", " A: 1\r\nB: 2\r\nC: 3\r\n.\r\n", 100, 1, 0 },
+	{ "empty name is body", ": x\r\nB: 2\r\nC: 3\r\n.\r\n", 100, 1, 0 },
+	{ "long body line", "A: 1\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n.\r\n", 8, 100, 0 },
+	{ "no empty line before dot", "A: 1\r\nB: 2\r\n.\r\n", 100, 1,
+	  SMTP_DATA_ERR_HDR_COUNT },
+};
+
+static void test_header_limits(void **state)
+{
+	size_t i;
+	size_t step;
+	struct outcome o;
+
+	(void)state;
+	for (i = 0; i < sizeof(hdr_cases) / sizeof(hdr_cases[0]); i++) {
+		for (step = 0; step <= 3; step++) {
+			unsigned got;
+
+			hdr_size_limit = hdr_cases[i].max_size;
+			hdr_count_limit = hdr_cases[i].max_count;
+			run(hdr_cases[i].in, strlen(hdr_cases[i].in), step, 1000, 1 << 20, &o);
+			got = o.flags & (SMTP_DATA_ERR_HDR_SIZE | SMTP_DATA_ERR_HDR_COUNT);
+			if (o.status != SMTP_DATA_END || o.consumed != strlen(hdr_cases[i].in))
+				fail_msg("%s (step %zu): got status %d consumed %zu, want END"
+					 " and all input", hdr_cases[i].name, step, o.status,
+					 o.consumed);
+			if (got != hdr_cases[i].want_flags)
+				fail_msg("%s (step %zu): got header flags %#x, want %#x",
+					 hdr_cases[i].name, step, got, hdr_cases[i].want_flags);
+		}
+	}
+	hdr_size_limit = SIZE_MAX;
+	hdr_count_limit = SIZE_MAX;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_line_limit),
 		cmocka_unit_test(test_size_limit),
+		cmocka_unit_test(test_header_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
