@@ -19,8 +19,9 @@ PACKAGES=(
     build-essential cmake pkg-config
     libevent-dev libc-ares-dev libssl-dev libsqlite3-dev sqlite3
     libmicrohttpd-dev libjansson-dev libcmocka-dev libargon2-dev
+    libgmime-3.0-dev libvectorscan-dev libpcre2-dev
     python3-pytest python3-aiosmtpd python3-jsonschema python3-yaml
-    swaks postfix rbldnsd dnsmasq-base
+    swaks postfix rbldnsd dnsmasq-base nmap
     clang libclang-rt-14-dev wrk ca-certificates chromium
 )
 
@@ -216,6 +217,20 @@ run_fuzz() {
     FUZZ_SUMMARY="$n harnesses x ${FUZZ_SECONDS}s"
 }
 
+# Lints the API contract (api/openapi.yaml) with the Redocly CLI pinned in
+# api/package-lock.json, under api/redocly.yaml (recommended rules, every warning
+# an error). Offline once npm ci has run: telemetry and the update check are off.
+lint_api() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        [ -z "${CI:-}" ] || die "api lint: node/npm not found"
+        say "api lint: node/npm not found; api/openapi.yaml not linted"
+        return 0
+    fi
+    (cd api && npm ci --no-audit --no-fund </dev/null)
+    (cd api && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+        node_modules/.bin/redocly lint --format=stylish openapi.yaml </dev/null)
+}
+
 CURRENT_STEP=""
 on_test_exit() {
     local rc=$?
@@ -230,6 +245,7 @@ cmd_test() {
     CURRENT_STEP="deps"; cmd_deps
     CURRENT_STEP="build"; cmd_build
     CURRENT_STEP="build-asan"; cmd_build_asan
+    CURRENT_STEP="api lint"; lint_api
 
     CURRENT_STEP="ctest build-asan"
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
@@ -242,7 +258,7 @@ cmd_test() {
     CURRENT_STEP="fuzz"; run_fuzz
 
     CURRENT_STEP="done"
-    printf '\ndev.sh test: PASSED (asan+ubsan ctest, release ctest, fuzz: %s) in %ds\n' \
+    printf '\ndev.sh test: PASSED (api lint, asan+ubsan ctest, release ctest, fuzz: %s) in %ds\n' \
         "$FUZZ_SUMMARY" $((SECONDS - t0))
 }
 
