@@ -10,7 +10,9 @@
  * (rows first, then the spool file: a crash in between leaves an orphan
  * file that start-up reconciliation removes), build DSNs; (c) PURGE — drop
  * dead mail older than dead_retention.  Results come back through
- * event_active, as in spool_writer.c.
+ * event_active, as in spool_writer.c.  Outcomes go first: every outcome
+ * waiting is committed as one group before the next lease or purge, and
+ * files are unlinked only when no outcome waits (take_work).
  *
  * Memory is bounded: at most max_inflight recipients are leased at a
  * time; nothing else of the queue is in memory.  A crash at any moment
@@ -68,6 +70,7 @@ struct out_rcpt {
 struct job {
 	struct job *next;
 	enum job_kind kind;
+	int64_t posted_ms;         /* monotonic: how long outcomes wait */
 	int limit;                 /* J_LEASE */
 	/* J_OUTCOME: one message */
 	char qid[SPOOL_QID_LEN + 1];
@@ -266,6 +269,7 @@ static void flight_del(struct queue_runner *q, const char *key)
 static void post_job(struct queue_runner *q, struct job *j)
 {
 	j->next = NULL;
+	j->posted_ms = time_mono_ms();
 	pthread_mutex_lock(&q->mu);
 	*q->jobs_tail = j;
 	q->jobs_tail = &j->next;
@@ -472,39 +476,63 @@ static void unlink_gone(struct queue_runner *q, struct gone *g)
 	free(g->qids);
 }
 
-static void do_outcomes(struct queue_runner *q, struct job *batch)
+/* One transaction for every outcome of batch; 0 or -1 (rolled back). */
+static int commit_outcomes(struct queue_runner *q, struct job *batch, struct gone *g)
 {
-	struct gone g = { 0 };
 	struct job *j;
-	int ok = 1;
 
-	if (store_begin(q->st) < 0) {
-		log_error(NULL, "queue", "outcome: cannot begin: %s", "store");
-		return;
-	}
+	if (store_begin(q->st) < 0)
+		return -1;
 	for (j = batch; j != NULL; j = j->next) {
 		int dsn = 0;
 
-		if (j->kind != J_OUTCOME)
-			continue;
-		if (apply_outcome(q, j, &g, &dsn) < 0) {
-			ok = 0;
-			break;
+		if (apply_outcome(q, j, g, &dsn) < 0) {
+			store_rollback(q->st);
+			return -1;
 		}
 		j->limit = dsn; /* remember: build the DSN after the commit */
 	}
-	if (!ok || store_commit(q->st) < 0) {
+	if (store_commit(q->st) < 0) {
+		store_rollback(q->st);
+		return -1;
+	}
+	return 0;
+}
+
+#define OUTCOME_TRIES 3
+
+/* Commits batch; the files of messages now gone are added to g (unlinked later). */
+static void do_outcomes(struct queue_runner *q, struct job *batch, struct gone *g)
+{
+	struct job *j;
+	size_t n = 0;
+	size_t g_before = g->n;
+	int tries;
+
+	/*
+	 * A commit that fails (the database busy past its time-out) is tried
+	 * again: an outcome dropped here leaves its rows leased, and a
+	 * delivered recipient would be sent again when the lease runs out.
+	 */
+	for (tries = 0; tries < OUTCOME_TRIES; tries++) {
+		g->n = g_before;
+		if (commit_outcomes(q, batch, g) == 0)
+			break;
+	}
+	if (tries == OUTCOME_TRIES) {
 		/* Rows stay leased; the next start retries them (at least once). */
 		log_error(NULL, "queue", "outcome commit failed; recipients stay leased");
-		store_rollback(q->st);
-		free(g.qids);
+		g->n = g_before;
 		return;
 	}
+	for (j = batch; j != NULL; j = j->next)
+		n++;
+	log_debug(NULL, "queue", "outcomes committed messages=%zu waited_ms=%lld", n,
+		  (long long)(time_mono_ms() - batch->posted_ms));
 	for (j = batch; j != NULL; j = j->next) {
 		if (j->kind == J_OUTCOME && j->limit)
 			make_dsn(q, j); /* reads the spool file: before unlink */
 	}
-	unlink_gone(q, &g);
 }
 
 static void do_lease(struct queue_runner *q, int limit)
@@ -595,9 +623,57 @@ fail:
 	free(g.qids);
 }
 
+/*
+ * Takes the next unit of work off the job list (q->mu held): every outcome
+ * waiting, as one group, or else the oldest lease or purge alone.  An
+ * outcome never waits behind more than the one transaction in progress:
+ * a lease or purge posted before it runs after it.
+ */
+static struct job *take_work(struct queue_runner *q)
+{
+	struct job *outcomes = NULL;
+	struct job **otail = &outcomes;
+	struct job **pp = &q->jobs;
+	struct job *j;
+
+	while (*pp != NULL) {
+		j = *pp;
+		if (j->kind == J_OUTCOME) {
+			*pp = j->next;
+			j->next = NULL;
+			*otail = j;
+			otail = &j->next;
+		} else {
+			pp = &j->next;
+		}
+	}
+	if (outcomes == NULL && q->jobs != NULL) {
+		outcomes = q->jobs;
+		q->jobs = outcomes->next;
+		outcomes->next = NULL;
+	}
+	q->jobs_tail = &q->jobs;
+	while (*q->jobs_tail != NULL)
+		q->jobs_tail = &(*q->jobs_tail)->next;
+	return outcomes;
+}
+
+static int outcome_waiting(struct queue_runner *q)
+{
+	struct job *j;
+	int found = 0;
+
+	pthread_mutex_lock(&q->mu);
+	for (j = q->jobs; j != NULL && !found; j = j->next)
+		found = j->kind == J_OUTCOME;
+	pthread_mutex_unlock(&q->mu);
+	return found;
+}
+
 static void *worker_main(void *arg)
 {
 	struct queue_runner *q = arg;
+	struct gone later = { 0 }; /* files of committed messages, not yet unlinked */
 
 	for (;;) {
 		struct job *batch;
@@ -608,21 +684,33 @@ static void *worker_main(void *arg)
 			pthread_cond_wait(&q->cond, &q->mu);
 		if (q->jobs == NULL && q->stopping) {
 			pthread_mutex_unlock(&q->mu);
+			unlink_gone(q, &later);
 			break;
 		}
-		batch = q->jobs;
-		q->jobs = NULL;
-		q->jobs_tail = &q->jobs;
+		batch = take_work(q);
 		pthread_mutex_unlock(&q->mu);
 
-		/* Outcomes first (one transaction), then leases, then purges. */
-		do_outcomes(q, batch);
-		for (j = batch; j != NULL; j = j->next) {
-			if (j->kind == J_LEASE && !q->stopping)
-				do_lease(q, j->limit);
-			else if (j->kind == J_PURGE && !q->stopping)
-				do_purge(q);
-		}
+		/*
+		 * Outcomes are committed the moment they are taken: the only
+		 * window for a duplicate delivery after a crash is between the
+		 * remote 250 and this commit (group commit: one fsync for every
+		 * outcome that arrived while the last transaction ran).
+		 */
+		if (batch->kind == J_OUTCOME) {
+			do_outcomes(q, batch, &later);
+			/*
+			 * Removing files can wait; outcomes that came in meanwhile
+			 * cannot.  A crash before the unlink leaves files without
+			 * rows, which start-up reconciliation removes.
+			 */
+			if (!outcome_waiting(q)) {
+				unlink_gone(q, &later);
+				memset(&later, 0, sizeof(later));
+			}
+		} else if (batch->kind == J_LEASE && !q->stopping)
+			do_lease(q, batch->limit);
+		else if (batch->kind == J_PURGE && !q->stopping)
+			do_purge(q);
 		while (batch != NULL) {
 			j = batch->next;
 			free_job(batch);

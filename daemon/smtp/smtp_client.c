@@ -14,6 +14,18 @@
  * each data block 3m, final dot 10m.  Replies are read with a bounded
  * line (SMTP_CLIENT_LINE_MAX); a longer line is a protocol error.
  *
+ * Replies are matched to commands by count, never by state alone: every
+ * command (and the banner, and the final dot) is queued with the output
+ * offset where it ends, and a reply is taken only when a command is
+ * outstanding and its last byte has left the output buffer.  A reply
+ * before its command was sent, a reply with nothing outstanding (the
+ * 421 of a server closing an idle session excepted), a malformed line
+ * (no CRLF, bare CR or LF, NUL, not "ddd[ -]", too long, code changing
+ * inside a multi-line reply) is a protocol violation: the connection is
+ * dropped and the message in progress deferred (451 4.5.0), never taken
+ * as delivered.  With PIPELINING MAIL, every RCPT and DATA are
+ * outstanding at once; the body and its dot are one more.
+ *
  * The body is read from the spool file in chunks while the output buffer
  * is below a watermark: never the whole message in memory.  Local file
  * reads are the only I/O here that is not a socket; they hit the page
@@ -29,6 +41,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +55,12 @@
 #define BODY_CHUNK 16384
 #define OUT_HIGH (256 * 1024)
 #define OUT_LOW (64 * 1024)
+/*
+ * One write(2) may carry this much: the body of an ordinary message and
+ * its final dot leave in one segment train instead of 16 KB writes with
+ * a small last one (libevent's default cap).
+ */
+#define OUT_SINGLE_WRITE OUT_HIGH
 
 #define T_QUIT 10000
 
@@ -93,6 +112,18 @@ struct smtp_client {
 	size_t acc_cap;
 	int at_sol;
 	int last_lf;
+
+	/*
+	 * Outstanding commands, oldest first: the output offset (bytes ever
+	 * added to this bufferevent's output) at which each one ends.  A
+	 * reply is due only for pend[pend_head], once that many bytes have
+	 * been written.
+	 */
+	uint64_t out_added;
+	uint64_t *pend;
+	size_t pend_head;
+	size_t pend_tail;
+	size_t pend_cap;
 };
 
 static uint64_t next_client_id = 1;
@@ -114,13 +145,66 @@ static void set_timeout(struct smtp_client *c, int64_t ms)
 static void sendf(struct smtp_client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* A reply is now owed for everything added to the output so far. */
+static void expect_reply(struct smtp_client *c)
+{
+	if (c->pend_tail == c->pend_cap) {
+		if (c->pend_head > 0) {
+			memmove(c->pend, c->pend + c->pend_head,
+				(c->pend_tail - c->pend_head) * sizeof(*c->pend));
+			c->pend_tail -= c->pend_head;
+			c->pend_head = 0;
+		} else {
+			c->pend_cap = c->pend_cap ? c->pend_cap * 2 : 16;
+			c->pend = xrealloc(c->pend, c->pend_cap * sizeof(*c->pend));
+		}
+	}
+	c->pend[c->pend_tail++] = c->out_added;
+}
+
+static size_t outstanding(const struct smtp_client *c)
+{
+	return c->pend_tail - c->pend_head;
+}
+
+/* A new bufferevent (connect, TLS): offsets start again, nothing is owed. */
+static void reset_pending(struct smtp_client *c)
+{
+	c->out_added = 0;
+	c->pend_head = 0;
+	c->pend_tail = 0;
+}
+
+/* Bytes of the output that have left our buffer (written, or handed to TLS). */
+static uint64_t out_written(const struct smtp_client *c)
+{
+	return c->out_added - evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+/* A reply may start now: one is owed and its command has been sent in full. */
+static int reply_due(const struct smtp_client *c)
+{
+	return outstanding(c) > 0 && c->pend[c->pend_head] <= out_written(c);
+}
+
+static void out_add(struct smtp_client *c, const void *data, size_t len)
+{
+	evbuffer_add(bufferevent_get_output(c->bev), data, len);
+	c->out_added += len;
+}
+
+/* One command; its reply is owed from now on. */
 static void sendf(struct smtp_client *c, const char *fmt, ...)
 {
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	n = evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
 	va_end(ap);
+	if (n > 0)
+		c->out_added += (uint64_t)n;
+	expect_reply(c);
 }
 
 static void drop_bev(struct smtp_client *c)
@@ -137,6 +221,7 @@ static void destroy(struct smtp_client *c)
 	drop_bev(c);
 	free(c->targets);
 	free(c->acc);
+	free(c->pend);
 	free(c);
 }
 
@@ -178,13 +263,13 @@ static int connect_target(struct smtp_client *c);
  * The connection failed.  A message in progress gets 4xx.  Before a
  * session was ever ready on this address, try the next address.
  */
-static void fail(struct smtp_client *c, const char *why)
+static void fail_status(struct smtp_client *c, const char *status, const char *why)
 {
 	char text[SMTP_CLIENT_TEXT_MAX];
 	const struct smtp_client_target *t = &c->targets[c->cur];
 	int before_ready = c->state < C_READY;
 
-	snprintf(text, sizeof(text), "451 4.4.2 %s: %s", t->host, why);
+	snprintf(text, sizeof(text), "451 %s %s: %s", status, t->host, why);
 	log_info(c->log_id, "delivery", "connection failed host=%s reason=\"%s\"", t->host, why);
 	if (c->msg != NULL)
 		finish_msg(c, 451, text);
@@ -212,6 +297,32 @@ static void fail(struct smtp_client *c, const char *why)
 	close_report(c, text);
 }
 
+static void fail(struct smtp_client *c, const char *why)
+{
+	fail_status(c, "4.4.2", why);
+}
+
+static const char *const state_names[] = {
+	"connect", "banner", "ehlo", "helo", "starttls", "tls", "ehlo2",
+	"ready", "transaction", "body", "dot", "discard", "rset", "quit",
+};
+
+/*
+ * The server broke the protocol (a reply nobody asked for, or a line that
+ * is not a reply).  Whatever it meant, nothing it says can be trusted:
+ * the message in progress is deferred, the connection dropped.
+ */
+static void violation(struct smtp_client *c, const char *why)
+{
+	char text[SMTP_CLIENT_TEXT_MAX];
+
+	log_warn(c->msg ? c->msg->qid : c->log_id, "delivery",
+		 "PROTOCOL VIOLATION host=%s state=%s outstanding=%zu reason=\"%s\"",
+		 c->targets[c->cur].host, state_names[c->state], outstanding(c), why);
+	snprintf(text, sizeof(text), "protocol violation: %s", why);
+	fail_status(c, "4.5.0", text);
+}
+
 static int connect_target(struct smtp_client *c)
 {
 	const struct smtp_client_target *t = &c->targets[c->cur];
@@ -221,9 +332,11 @@ static int connect_target(struct smtp_client *c)
 	c->cap_pipelining = c->cap_starttls = c->cap_8bitmime = c->cap_smtputf8 = 0;
 	c->cap_size = 0;
 	c->rlines = 0;
+	reset_pending(c);
 	c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
 		return -1;
+	bufferevent_set_max_single_write(c->bev, OUT_SINGLE_WRITE);
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	set_timeout(c, c->p.connect_ms);
 	{
@@ -399,9 +512,11 @@ static int fill_body(struct smtp_client *c)
 		if (n < 0)
 			return -1;
 		if (n == 0) {
+			/* Same buffer as the last block: one write when it fits. */
 			if (!c->last_lf)
-				evbuffer_add(out, "\r\n", 2);
-			evbuffer_add(out, ".\r\n", 3);
+				out_add(c, "\r\n", 2);
+			out_add(c, ".\r\n", 3);
+			expect_reply(c);
 			c->state = C_DOT;
 			set_timeout(c, c->p.dot_ms);
 			return 0;
@@ -413,7 +528,7 @@ static int fill_body(struct smtp_client *c)
 			c->at_sol = in[i] == '\n';
 		}
 		c->last_lf = in[n - 1] == '\n';
-		evbuffer_add(out, stuffed, o);
+		out_add(c, stuffed, o);
 	}
 	return 0;
 }
@@ -424,6 +539,18 @@ static int tx_reply(struct smtp_client *c)
 	struct smtp_client_msg *m = c->msg;
 	size_t i = c->exp_pos++;
 	int ok = c->rcode >= 200 && c->rcode < 300;
+	int is_data = i > m->nrcpts;
+
+	/*
+	 * DATA is answered by 354 or an error; MAIL and RCPT never by 3xx.
+	 * Anything else is a reply to something else: a 2xx here could be
+	 * the server's answer to a dot we have not sent.
+	 */
+	if (is_data ? (ok || (c->rcode / 100 == 3 && c->rcode != 354)) : c->rcode / 100 == 3) {
+		violation(c, is_data ? "DATA answered with neither 354 nor an error"
+			  : "MAIL or RCPT answered with 3xx");
+		return -1;
+	}
 
 	if (i == 0) {
 		if (!ok) {
@@ -460,8 +587,9 @@ static int tx_reply(struct smtp_client *c)
 				return 0;
 			}
 			if (lseek(m->fd, 0, SEEK_SET) < 0) {
-				abort_tx(c, 451, "451 4.3.0 local error: cannot read the spool file");
-				return 0;
+				/* The server reads everything as body now: RSET would be text. */
+				fail_status(c, "4.3.0", "local error: cannot read the spool file");
+				return -1;
 			}
 			c->state = C_BODY;
 			c->at_sol = 1;
@@ -548,6 +676,8 @@ static int start_tls(struct smtp_client *c)
 		return -1;
 	}
 	c->bev = tls;
+	reset_pending(c);
+	bufferevent_set_max_single_write(c->bev, OUT_SINGLE_WRITE);
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	set_timeout(c, c->p.command_ms);
@@ -631,6 +761,10 @@ static int handle_reply(struct smtp_client *c)
 	case C_TX:
 		return tx_reply(c);
 	case C_DOT:
+		if (c->rcode / 100 == 3) {
+			violation(c, "final dot answered with 3xx");
+			return -1;
+		}
 		finish_msg(c, c->rcode, c->rtext);
 		ready_next(c);
 		return 0;
@@ -639,7 +773,9 @@ static int handle_reply(struct smtp_client *c)
 		ready_next(c);
 		return 0;
 	case C_READY:
-		/* Unsolicited: a 421 before closing, most likely. */
+		/* Only a 421 gets here (read_cb): the server closes an idle session. */
+		log_info(c->log_id, "delivery", "server closing host=%s reply=\"%s\"",
+			 c->targets[c->cur].host, c->rtext);
 		send_quit(c);
 		return 0;
 	case C_QUIT:
@@ -648,10 +784,33 @@ static int handle_reply(struct smtp_client *c)
 	case C_CONNECT:
 	case C_TLS:
 	case C_BODY:
-		fail(c, "unexpected reply");
+		/* Not reached: read_cb takes no reply that nothing is owed for. */
+		violation(c, "unexpected reply");
 		return -1;
 	}
 	abort();
+}
+
+static int reply_code(const char *line)
+{
+	return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+}
+
+/*
+ * A reply line: "ddd" or "ddd text" or "ddd-text", first digit 2-5, no
+ * control bytes that could only come from a broken or hostile server.
+ */
+static int line_ok(const char *line, size_t len)
+{
+	size_t i;
+
+	if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
+	    line[2] < '0' || line[2] > '9' || (len > 3 && line[3] != ' ' && line[3] != '-'))
+		return 0;
+	for (i = 3; i < len; i++)
+		if (line[i] == '\0' || line[i] == '\r' || line[i] == '\n')
+			return 0;
+	return 1;
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -666,32 +825,45 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		size_t len;
 		int rc;
 
-		p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+		if (evbuffer_get_length(in) == 0)
+			return;
+		/*
+		 * Bytes at the start of a reply while none is owed: a reply to
+		 * a command still in our buffer, or to nothing at all.  An idle
+		 * session (C_READY) may get the 421 of a server that closes.
+		 */
+		if (c->rlines == 0 && !reply_due(c) && c->state != C_READY) {
+			violation(c, outstanding(c) > 0 ? "reply before its command was sent"
+				  : "reply with no command outstanding");
+			return;
+		}
+		p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF_STRICT);
 		if (p.pos < 0) {
-			if (evbuffer_get_length(in) >= SMTP_CLIENT_LINE_MAX) {
-				fail(c, "reply line too long");
-				return;
-			}
+			if (evbuffer_get_length(in) >= SMTP_CLIENT_LINE_MAX)
+				violation(c, "reply line too long");
 			return;
 		}
 		len = (size_t)p.pos;
 		if (len >= sizeof(line)) {
-			fail(c, "reply line too long");
+			violation(c, "reply line too long");
 			return;
 		}
 		evbuffer_remove(in, line, len);
 		evbuffer_drain(in, eol_len);
 		line[len] = '\0';
-		if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
-		    line[2] < '0' || line[2] > '9' || (len > 3 && line[3] != ' ' && line[3] != '-')) {
-			fail(c, "malformed reply");
+		if (!line_ok(line, len)) {
+			violation(c, "malformed reply");
 			return;
 		}
 		if (c->rlines == 0) {
-			c->rcode = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+			c->rcode = reply_code(line);
 			log_escape(line, len, c->rtext, sizeof(c->rtext));
-		} else if ((line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0') != c->rcode) {
-			fail(c, "reply code changed inside a multi-line reply");
+			if (c->state == C_READY && !reply_due(c) && c->rcode != 421) {
+				violation(c, "reply with no command outstanding");
+				return;
+			}
+		} else if (reply_code(line) != c->rcode) {
+			violation(c, "reply code changed inside a multi-line reply");
 			return;
 		}
 		c->rlines++;
@@ -699,12 +871,30 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			parse_cap(c, line);
 		if (len > 3 && line[3] == '-') {
 			if (c->rlines > 1000) {
-				fail(c, "reply too long");
+				violation(c, "reply too long");
 				return;
 			}
 			continue;
 		}
 		c->rlines = 0;
+		if (outstanding(c) > 0)
+			c->pend_head++; /* this command is answered */
+		if (c->pend_head == c->pend_tail)
+			c->pend_head = c->pend_tail = 0;
+		/*
+		 * A 421 is the server closing the session (RFC 5321 3.8),
+		 * whatever it answers: the rest of the transaction would only
+		 * meet a closed connection, so defer it with the server's words.
+		 */
+		if (c->rcode == 421 && c->state >= C_TX && c->state <= C_RSET) {
+			log_info(c->msg ? c->msg->qid : c->log_id, "delivery",
+				 "server closing host=%s state=%s reply=\"%s\"",
+				 c->targets[c->cur].host, state_names[c->state], c->rtext);
+			if (c->msg != NULL)
+				finish_msg(c, 421, c->rtext);
+			close_report(c, NULL);
+			return;
+		}
 		rc = handle_reply(c);
 		if (rc != 0)
 			return; /* c freed, or a new bufferevent */
@@ -730,7 +920,18 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->state == C_CONNECT) {
+			int one = 1;
+
+			/*
+			 * Commands and the tail of a body are small writes the
+			 * server waits for; Nagle would hold them for the peer's
+			 * delayed ACK (~40 ms a message).
+			 */
+			if (setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one,
+				       sizeof(one)) < 0)
+				log_debug(c->log_id, "delivery", "TCP_NODELAY: %s", strerror(errno));
 			c->state = C_BANNER;
+			expect_reply(c); /* the banner: owed before we send anything */
 			set_timeout(c, c->p.command_ms);
 		} else if (c->state == C_TLS) {
 			c->tls_on = 1;
@@ -752,7 +953,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
-		fail(c, "connection closed by the server");
+		if (c->rlines > 0 || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+			violation(c, "connection closed inside a reply");
+		else
+			fail(c, "connection closed by the server");
 		return;
 	}
 	if (c->state == C_TLS) {

@@ -114,6 +114,16 @@ class Downstream:
     def rcpts(self):
         return sorted(r for _, r in self.deliveries())
 
+    def message_ids(self):
+        """{Message-ID: times accepted} of everything accepted so far."""
+        counts = {}
+        with self.lock:
+            contents = [m["content"] for m in self.messages]
+        for content in contents:
+            mid = header_value(content, b"Message-ID")
+            counts[mid] = counts.get(mid, 0) + 1
+        return counts
+
     def wait_for(self, n, timeout=20.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -122,6 +132,16 @@ class Downstream:
             time.sleep(0.05)
         raise AssertionError(f"downstream got {len(self.deliveries())} deliveries, want {n}: "
                              f"{self.rcpts()}")
+
+
+def header_value(content, name):
+    """The first header `name` of a raw message (bytes), stripped, or None."""
+    head = content.split(b"\r\n\r\n", 1)[0]
+    want = name.lower() + b":"
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(want):
+            return line[len(want):].strip().decode("ascii", "replace")
+    return None
 
 
 def delivery_conf(downstream=None, local_domains=("example.org", "example.net"), **extra):
