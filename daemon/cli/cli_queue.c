@@ -3,8 +3,8 @@
  * delete queued mail, one message (--qid) or every message matching a
  * filter.  Works on the database directly, with moatd running or not: the
  * runner re-reads due rows every queue_poll, so a release or retry applies
- * within a second; a delete removes rows first, then spool files (a crash
- * in between leaves an orphan file that start-up removes).
+ * within a second.  The changes are queue_admin's, the same the API makes,
+ * with an audit row (actor "cli"); headers come from spool_read.
  *
  * Changing operations refuse to run without a filter unless --all is
  * given.  Output: a table, or JSON with --json.
@@ -12,13 +12,13 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "../queue/queue_admin.h"
+#include "../spool/spool_read.h"
 #include "../store/store.h"
 #include "../util/util.h"
 
@@ -227,10 +227,9 @@ static int do_show(struct store *st, struct opts *o, const char *data_dir)
 {
 	struct list_ctx lc = { json_array(), 0, time_now_ms() };
 	struct store_queue_filter f;
-	char path[1400];
 	char head[8192];
-	ssize_t n = 0;
-	int fd;
+	size_t hlen;
+	int present;
 
 	if (o->show_qid == NULL) {
 		fprintf(stderr, "moatd queue show: which QID?\n");
@@ -244,26 +243,14 @@ static int do_show(struct store *st, struct opts *o, const char *data_dir)
 		json_decref(lc.arr);
 		return 1;
 	}
-	snprintf(path, sizeof(path), "%s/spool/queue/%s", data_dir, o->show_qid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, head, sizeof(head) - 1);
-		close(fd);
-	}
-	head[n > 0 ? n : 0] = '\0';
-	{
-		char *end = strstr(head, "\r\n\r\n");
-
-		if (end != NULL)
-			end[2] = '\0';
-	}
+	present = spool_read_headers(data_dir, o->show_qid, head, sizeof(head) - 1, &hlen) == 0;
 	if (o->json) {
 		json_t *root = json_object();
 
 		json_object_set_new(root, "qid", json_string(o->show_qid));
 		json_object_set_new(root, "recipients", lc.arr);
 		json_object_set_new(root, "headers", json_string(head));
-		json_object_set_new(root, "spool_file", json_boolean(fd >= 0));
+		json_object_set_new(root, "spool_file", json_boolean(present));
 		json_dumpf(root, stdout, JSON_INDENT(2));
 		printf("\n");
 		json_decref(root);
@@ -289,77 +276,43 @@ static int do_show(struct store *st, struct opts *o, const char *data_dir)
 			       json_is_string(json_object_get(r, "last_error"))
 			       ? json_string_value(json_object_get(r, "last_error")) : "-");
 		}
-		printf("--- headers%s ---\n%s", fd >= 0 ? "" : " (spool file missing)", head);
+		printf("--- headers%s ---\n%s", present ? "" : " (spool file missing)", head);
 	}
 	json_decref(lc.arr);
 	return 0;
 }
 
-struct gone_ctx {
-	char **qids;
-	size_t n;
-};
-
-static int gone_cb(const char *qid, void *arg)
-{
-	struct gone_ctx *g = arg;
-
-	g->qids = xrealloc(g->qids, (g->n + 1) * sizeof(*g->qids));
-	g->qids[g->n++] = xstrdup(qid);
-	return 0;
-}
-
 static int do_change(struct store *st, struct opts *o, const char *cmd, const char *data_dir)
 {
-	struct gone_ctx g = { NULL, 0 };
-	int64_t now = time_now_ms();
-	int n = 0;
-	int rc;
-	size_t i;
+	/* via "system": the audit log's word for a change made without the API */
+	static const struct queue_admin_actor actor = { 0, "cli", "system", NULL };
+	struct queue_admin_result res;
+	enum queue_admin_op op;
+	char err[128];
 
 	if (o->nfilters == 0 && !o->all) {
 		fprintf(stderr, "moatd queue %s: give a filter, or --all to change every message\n",
 			cmd);
 		return 2;
 	}
-	if (store_begin(st) < 0) {
-		fprintf(stderr, "moatd queue %s: database busy\n", cmd);
-		return 1;
-	}
-	if (strcmp(cmd, "release") == 0) {
-		rc = store_queue_release(st, &o->f, now, &n);
-	} else if (strcmp(cmd, "retry") == 0) {
-		rc = store_queue_retry(st, &o->f, now, &n);
-	} else if (strcmp(cmd, "hold") == 0) {
-		struct store_queue_filter f = o->f;
-
-		f.reason = NULL; /* --reason is the reason to set here */
-		rc = store_queue_hold(st, &f, o->hold_reason, &n);
-	} else {
-		rc = store_queue_delete(st, &o->f, &n, gone_cb, &g);
-	}
-	if (rc < 0 || store_commit(st) < 0) {
-		store_rollback(st);
-		fprintf(stderr, "moatd queue %s: failed; nothing changed\n", cmd);
-		for (i = 0; i < g.n; i++)
-			free(g.qids[i]);
-		free(g.qids);
-		return 1;
-	}
-	for (i = 0; i < g.n; i++) {
-		char path[1400];
-
-		snprintf(path, sizeof(path), "%s/spool/queue/%s", data_dir, g.qids[i]);
-		if (unlink(path) < 0 && errno != ENOENT)
-			fprintf(stderr, "moatd queue: %s: %s\n", path, strerror(errno));
-		free(g.qids[i]);
-	}
-	free(g.qids);
-	if (o->json)
-		printf("{\"command\": \"%s\", \"recipients\": %d, \"messages_removed\": %zu}\n", cmd,
-		       n, g.n);
+	if (strcmp(cmd, "release") == 0)
+		op = QUEUE_ADMIN_RELEASE;
+	else if (strcmp(cmd, "retry") == 0)
+		op = QUEUE_ADMIN_RETRY;
+	else if (strcmp(cmd, "hold") == 0)
+		op = QUEUE_ADMIN_HOLD; /* --reason is the reason to set here */
 	else
-		printf("%s: %d recipient(s)%s\n", cmd, n, strcmp(cmd, "delete") == 0 ? "" : "");
+		op = QUEUE_ADMIN_DELETE;
+	if (queue_admin_apply(st, data_dir, op, &o->f, o->hold_reason, &actor, &res, err,
+			      sizeof(err)) < 0) {
+		fprintf(stderr, "moatd queue %s: %s\n", cmd, err);
+		return 1;
+	}
+	if (o->json)
+		printf("{\"command\": \"%s\", \"recipients\": %d, \"messages_removed\": %d}\n",
+		       cmd, res.recipients, res.messages_removed);
+	else
+		printf("%s: %d recipient(s)\n", cmd, res.recipients);
 	return 0;
 }
 

@@ -4,42 +4,23 @@
  * file, and release / retry / hold / delete every recipient matching a
  * filter (one message is the filter {"qid": ...}).
  *
- * All SQL is in daemon/store/store_queue.c (store.h); the queue
- * runner picks changed rows up on its next poll.  A delete removes rows in
- * one transaction and then the spool files of emptied messages, as
- * `moatd queue delete` does (a crash in between leaves an orphan file that
- * start-up reconciliation removes).  A bulk action needs a filter or
- * "all": true.  Spool files are only read here (headers, bounded) or
- * unlinked after the commit; the HTTP thread never touches SMTP state.
+ * Thin: parse, call, format.  Lists go to store_queue.c, headers come
+ * from spool_read, and the four actions (with their audit row) are
+ * queue_admin's, shared with `moatd queue`.  A bulk action needs a filter
+ * or "all": true.  The HTTP thread never touches SMTP state.
  */
 #include "http_internal.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../conf/conf.h"
-#include "../log/log.h"
+#include "../queue/queue_admin.h"
+#include "../spool/spool_read.h"
 #include "../store/store.h"
 
 #define HEADERS_MAX (64 * 1024)
-#define GONE_MAX 100000
-
-static int valid_qid(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len == 0 || len > 32)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-		      (s[i] >= 'A' && s[i] <= 'F')))
-			return 0;
-	return 1;
-}
 
 static json_t *str_or_null(const char *s)
 {
@@ -174,66 +155,23 @@ enum MHD_Result http_queue_summary(struct http_req *r)
 	return http_reply(r, MHD_HTTP_OK, http_list(items, NULL));
 }
 
-/* Header fields of the spool file (unfolded), at most HEADERS_MAX bytes read. */
-static json_t *read_headers(const char *path, int *present)
+/* Header fields of queue/<qid> (unfolded), at most HEADERS_MAX bytes read. */
+static json_t *read_headers(const char *data_dir, const char *qid, int *present)
 {
 	json_t *out = json_array();
 	char *buf = xmalloc(HEADERS_MAX + 1);
-	size_t len = 0, i = 0;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct dynbuf v;
+	const char *name;
+	size_t name_len;
+	size_t len;
+	size_t pos = 0;
 
-	*present = fd >= 0;
-	if (fd < 0) {
-		free(buf);
-		return out;
-	}
-	while (len < HEADERS_MAX && (n = read(fd, buf + len, HEADERS_MAX - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	buf[len] = '\0';
-	while (i < len) {
-		size_t start = i, colon;
-		struct dynbuf v;
-
-		if (buf[i] == '\r' || buf[i] == '\n')
-			break; /* the blank line: end of the header */
-		while (i < len && buf[i] != '\n')
-			i++;
-		for (colon = start; colon < i && buf[colon] != ':'; colon++)
-			;
-		if (colon == i) /* not a field: stop rather than guess */
-			break;
-		dynbuf_init(&v, HEADERS_MAX);
-		dynbuf_add(&v, buf + colon + 1, i - colon - 1 - (buf[i - 1] == '\r'));
-		i++;
-		while (i < len && (buf[i] == ' ' || buf[i] == '\t')) { /* folded: unfold */
-			size_t s2 = i;
-
-			while (i < len && buf[i] != '\n')
-				i++;
-			dynbuf_add(&v, buf + s2, i - s2 - (buf[i - 1] == '\r'));
-			i++;
-		}
-		{
-			char *val = v.data ? v.data : (char *)"";
-			size_t vl = v.len;
-
-			while (vl > 0 && (val[vl - 1] == '\r' || val[vl - 1] == ' '))
-				vl--;
-			while (vl > 0 && (*val == ' ' || *val == '\t')) {
-				val++;
-				vl--;
-			}
-			for (size_t k = 0; k < vl; k++)
-				if (val[k] == '\r')
-					val[k] = ' ';
-			json_array_append_new(out,
-					      json_pack("{s:s%, s:s%}", "name", buf + start,
-							colon - start, "value", val, vl));
-		}
-		dynbuf_free(&v);
-	}
+	*present = spool_read_headers(data_dir, qid, buf, HEADERS_MAX, &len) == 0;
+	dynbuf_init(&v, HEADERS_MAX);
+	while (spool_header_next(buf, len, &pos, &name, &name_len, &v) == 1)
+		json_array_append_new(out, json_pack("{s:s%, s:s%}", "name", name, name_len,
+						     "value", v.data, v.len));
+	dynbuf_free(&v);
 	free(buf);
 	return out;
 }
@@ -243,13 +181,13 @@ enum MHD_Result http_queue_show(struct http_req *r)
 	static const char *const args[] = { NULL };
 	struct store_queue_filter f;
 	struct q_list l;
-	char qid[40], path[1400];
+	char qid[40];
 	json_t *hdrs, *first;
 	int present;
 
 	if (http_args_allow(r, args) < 0)
 		return http_fail_reply(r);
-	if (r->nparams != 1 || !valid_qid(r->params[0].p, r->params[0].len))
+	if (r->nparams != 1 || !spool_qid_valid(r->params[0].p, r->params[0].len))
 		return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such message");
 	memcpy(qid, r->params[0].p, r->params[0].len);
 	qid[r->params[0].len] = '\0';
@@ -267,8 +205,7 @@ enum MHD_Result http_queue_show(struct http_req *r)
 		json_decref(l.items);
 		return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such message");
 	}
-	snprintf(path, sizeof(path), "%s/spool/queue/%s", r->h->conf->data_dir, qid);
-	hdrs = read_headers(path, &present);
+	hdrs = read_headers(r->h->conf->data_dir, qid, &present);
 	return http_reply(r, MHD_HTTP_OK,
 			  json_pack("{s:s, s:O, s:O, s:O, s:O, s:o, s:b, s:o}", "qid", qid,
 				    "sender", json_object_get(first, "sender"), "client_addr",
@@ -276,22 +213,6 @@ enum MHD_Result http_queue_show(struct http_req *r)
 				    json_object_get(first, "size"), "received_at",
 				    json_object_get(first, "received_at"), "recipients", l.items,
 				    "spool_file", present, "headers", hdrs));
-}
-
-struct gone {
-	char **qids;
-	size_t n;
-};
-
-static int gone_cb(const char *qid, void *arg)
-{
-	struct gone *g = arg;
-
-	if (g->n == GONE_MAX || !valid_qid(qid, strlen(qid)))
-		return 0;
-	g->qids = xrealloc(g->qids, (g->n + 1) * sizeof(*g->qids));
-	g->qids[g->n++] = xstrdup(qid);
-	return 0;
 }
 
 static const struct http_field action_fields[] = {
@@ -306,36 +227,30 @@ static const struct http_field action_fields[] = {
 	{ "hold_reason", HJ_STRING, 0, 200, 0, 0 },
 };
 
-enum queue_action { QA_RELEASE, QA_RETRY, QA_HOLD, QA_DELETE };
-
-static enum MHD_Result queue_action(struct http_req *r, enum queue_action act)
+static enum MHD_Result queue_action(struct http_req *r, enum queue_admin_op op)
 {
-	static const char *const names[] = { "release", "retry", "hold", "delete" };
 	static const char *const states[] = { "queued", "deferred", "held", "dead", "done",
 					      NULL };
 	struct store_queue_filter f;
-	struct gone g = { NULL, 0 };
-	json_t *body, *filter, *v;
+	struct queue_admin_actor actor;
+	struct queue_admin_result res;
+	json_t *body, *v;
 	const char *key, *hold_reason = "held by an administrator";
-	char action[32];
-	int n = 0, rc = 0, nfilters = 0;
+	char err[128];
+	int nfilters = 0;
 	enum MHD_Result ret;
-	size_t i;
 
 	if (http_body(r, action_fields, ARRAY_LEN(action_fields), &body) < 0)
 		return http_fail_reply(r);
 	memset(&f, 0, sizeof(f));
-	filter = json_object();
 	json_object_foreach(body, key, v) {
 		if (strcmp(key, "all") == 0 || strcmp(key, "hold_reason") == 0)
 			continue;
 		if (json_is_string(v) && json_string_length(v) == 0 && strcmp(key, "sender") != 0) {
 			json_decref(body);
-			json_decref(filter);
 			return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_value", key,
 					  "must not be empty");
 		}
-		json_object_set(filter, key, v);
 		nfilters++;
 	}
 	f.qid = json_string_value(json_object_get(body, "qid"));
@@ -351,7 +266,7 @@ static enum MHD_Result queue_action(struct http_req *r, enum queue_action act)
 	if (f.state != NULL && http_pick(f.state, strlen(f.state), states) < 0)
 		ret = http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_value", "state",
 				"unknown state");
-	else if (f.qid != NULL && !valid_qid(f.qid, strlen(f.qid)))
+	else if (f.qid != NULL && !spool_qid_valid(f.qid, strlen(f.qid)))
 		ret = http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_value", "qid",
 				"a queue id is hexadecimal");
 	else if (nfilters == 0 && !json_is_true(json_object_get(body, "all")))
@@ -359,80 +274,41 @@ static enum MHD_Result queue_action(struct http_req *r, enum queue_action act)
 				"give a filter, or \"all\": true to act on every message");
 	if (r->replied) {
 		json_decref(body);
-		json_decref(filter);
 		return ret;
 	}
-	snprintf(action, sizeof(action), "queue.%s", names[act]);
-	if (store_begin(r->st) < 0) {
+	memset(&actor, 0, sizeof(actor));
+	actor.user_id = r->auth.user_id;
+	actor.name = r->auth.user[0] ? r->auth.user : "-";
+	actor.via = r->auth.via == HTTP_VIA_TOKEN ? "token" :
+		    r->auth.via == HTTP_VIA_SESSION ? "session" : "anonymous";
+	actor.client_addr = r->client_addr;
+	if (queue_admin_apply(r->st, r->h->conf->data_dir, op, &f, hold_reason, &actor, &res,
+			      err, sizeof(err)) < 0) {
 		json_decref(body);
-		json_decref(filter);
-		return http_internal(r, "queue begin");
+		return http_internal(r, "queue action");
 	}
-	switch (act) {
-	case QA_RELEASE:
-		rc = store_queue_release(r->st, &f, time_now_ms(), &n);
-		break;
-	case QA_RETRY:
-		rc = store_queue_retry(r->st, &f, time_now_ms(), &n);
-		break;
-	case QA_HOLD:
-		f.reason = NULL; /* hold_reason is what to set; reason does not filter here */
-		rc = store_queue_hold(r->st, &f, hold_reason, &n);
-		break;
-	case QA_DELETE:
-		rc = store_queue_delete(r->st, &f, &n, gone_cb, &g);
-		break;
-	}
-	{
-		json_t *after = json_pack("{s:i, s:i}", "recipients", n, "messages_removed",
-					  (int)g.n);
-
-		if (rc < 0 || http_audit(r, action, "queue", f.qid, filter, after) < 0 ||
-		    store_commit(r->st) < 0) {
-			ret = http_internal(r, "queue action");
-
-			store_rollback(r->st);
-			json_decref(after);
-			json_decref(body);
-			json_decref(filter);
-			for (i = 0; i < g.n; i++)
-				free(g.qids[i]);
-			free(g.qids);
-			return ret;
-		}
-		json_decref(body);
-		json_decref(filter);
-		for (i = 0; i < g.n; i++) {
-			char path[1400];
-
-			snprintf(path, sizeof(path), "%s/spool/queue/%s", r->h->conf->data_dir,
-				 g.qids[i]);
-			if (unlink(path) < 0 && errno != ENOENT)
-				log_warn(g.qids[i], "http", "queue delete: %s: %s", path,
-					 strerror(errno));
-			free(g.qids[i]);
-		}
-		free(g.qids);
-		return http_reply(r, MHD_HTTP_OK, after);
-	}
+	json_decref(body); /* f points into it */
+	return http_reply(r, MHD_HTTP_OK,
+			  json_pack("{s:i, s:i}", "recipients", res.recipients,
+				    "messages_removed", res.messages_removed));
 }
 
 enum MHD_Result http_queue_release(struct http_req *r)
 {
-	return queue_action(r, QA_RELEASE);
+	return queue_action(r, QUEUE_ADMIN_RELEASE);
 }
 
 enum MHD_Result http_queue_retry(struct http_req *r)
 {
-	return queue_action(r, QA_RETRY);
+	return queue_action(r, QUEUE_ADMIN_RETRY);
 }
 
 enum MHD_Result http_queue_hold(struct http_req *r)
 {
-	return queue_action(r, QA_HOLD);
+	return queue_action(r, QUEUE_ADMIN_HOLD);
 }
 
 enum MHD_Result http_queue_delete(struct http_req *r)
 {
-	return queue_action(r, QA_DELETE);
+	return queue_action(r, QUEUE_ADMIN_DELETE);
 }

@@ -9,10 +9,11 @@
  * recipient's result, delete a message whose recipients are all final
  * (rows first, then the spool file: a crash in between leaves an orphan
  * file that start-up reconciliation removes), build DSNs; (c) PURGE — drop
- * dead mail older than dead_retention.  Results come back through
- * event_active, as in spool_writer.c.  Outcomes go first: every outcome
- * waiting is committed as one group before the next lease or purge, and
- * files are unlinked only when no outcome waits (take_work).
+ * dead mail older than dead_retention.  The thread is a util/worker: each
+ * job comes back to the loop in done() with its result (leased rows, a
+ * DSN).  Outcomes go first: run_batch commits every outcome waiting as one
+ * group before the next lease or purge, and files are unlinked only when
+ * no job waits.
  *
  * Memory is bounded: at most max_inflight recipients are leased at a
  * time; nothing else of the queue is in memory.  A crash at any moment
@@ -31,9 +32,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <fcntl.h>
 #include <openssl/ssl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +43,10 @@
 #include "../log/log.h"
 #include "../smtp/smtp_client.h"
 #include "../spool/spool.h"
+#include "../spool/spool_read.h"
 #include "../store/store.h"
 #include "../util/util.h"
+#include "../util/worker.h"
 
 #define LEASE_MS (3600 * 1000)
 #define LEASE_BATCH 500
@@ -67,8 +68,10 @@ struct out_rcpt {
 	int64_t next_attempt;
 };
 
+struct row;
+
 struct job {
-	struct job *next;
+	struct worker_job wj;      /* first: the worker links jobs through it */
 	enum job_kind kind;
 	int64_t posted_ms;         /* monotonic: how long outcomes wait */
 	int limit;                 /* J_LEASE */
@@ -80,6 +83,14 @@ struct job {
 	int64_t received_at;
 	struct out_rcpt *rcpts;
 	size_t nrcpts;
+	int want_dsn;              /* J_OUTCOME: build a DSN after the commit */
+	/* results, for done() on the loop */
+	struct row *rows;          /* J_LEASE: leased rows */
+	size_t nrows;
+	int full;
+	char *dsn;                 /* J_OUTCOME: a DSN to send, message text */
+	size_t dsn_len;
+	char *dsn_to;
 };
 
 struct row {                   /* a leased recipient, copied out of SQLite */
@@ -93,19 +104,6 @@ struct row {                   /* a leased recipient, copied out of SQLite */
 	int attempts;
 	int smtputf8;
 	int body_8bit;
-};
-
-enum result_kind { R_LEASED, R_DSN };
-
-struct result {
-	struct result *next;
-	enum result_kind kind;
-	struct row *rows;          /* R_LEASED */
-	size_t nrows;
-	int full;
-	char *dsn;                 /* R_DSN: message text */
-	size_t dsn_len;
-	char *dsn_to;
 };
 
 /* ---- loop objects -------------------------------------------------------------- */
@@ -177,23 +175,21 @@ struct queue_runner {
 	struct spool *spool;
 	struct spool_writer *writer;
 	struct queue_routes routes;
-	char queue_dir[1200];
+	const char *data_dir;
 	SSL_CTX *ssl_opportunistic;
 	SSL_CTX *ssl_verify;
 
-	/* worker */
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	struct job *jobs;
-	struct job **jobs_tail;
-	int stopping;
-	struct result *results;
-	struct result **results_tail;
-	struct event *result_ev;
+	/* worker thread */
+	struct worker *worker;
 	struct store *st;
+	struct gone {              /* files of committed messages, not yet unlinked */
+		char (*qids)[SPOOL_QID_LEN + 1];
+		size_t n;
+		size_t cap;
+	} later;
 
 	/* loop */
+	int closing;               /* queue_runner_free() began: done() only frees */
 	struct event *poll_ev;
 	int64_t last_purge;
 	int fetching;
@@ -268,24 +264,11 @@ static void flight_del(struct queue_runner *q, const char *key)
 
 static void post_job(struct queue_runner *q, struct job *j)
 {
-	j->next = NULL;
 	j->posted_ms = time_mono_ms();
-	pthread_mutex_lock(&q->mu);
-	*q->jobs_tail = j;
-	q->jobs_tail = &j->next;
-	pthread_cond_signal(&q->cond);
-	pthread_mutex_unlock(&q->mu);
+	worker_submit(q->worker, &j->wj);
 }
 
-static void post_result(struct queue_runner *q, struct result *r)
-{
-	r->next = NULL;
-	pthread_mutex_lock(&q->mu);
-	*q->results_tail = r;
-	q->results_tail = &r->next;
-	pthread_mutex_unlock(&q->mu);
-	event_active(q->result_ev, EV_READ, 0);
-}
+static void free_row(struct row *r);
 
 static void free_job(struct job *j)
 {
@@ -297,6 +280,11 @@ static void free_job(struct job *j)
 	free(j->sender);
 	free(j->auth_user);
 	free(j->route);
+	for (i = 0; i < j->nrows; i++)
+		free_row(&j->rows[i]);
+	free(j->rows);
+	free(j->dsn);
+	free(j->dsn_to);
 	free(j);
 }
 
@@ -338,34 +326,13 @@ static void free_row(struct row *r)
 	free(r->auth_user);
 }
 
-/* Read the header section of the spool file (for a DSN), bounded. */
-static size_t read_headers(struct queue_runner *q, const char *qid, char *buf, size_t bufsz)
-{
-	char path[1300];
-	ssize_t n;
-	int fd;
-	char *end;
-
-	snprintf(path, sizeof(path), "%s/%s", q->queue_dir, qid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, bufsz - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	end = strstr(buf, "\r\n\r\n");
-	return end ? (size_t)(end - buf) + 2 : (size_t)n;
-}
-
-static void make_dsn(struct queue_runner *q, const struct job *j)
+/* The DSN of j's dead recipients into j, for done() to send. */
+static void make_dsn(struct queue_runner *q, struct job *j)
 {
 	struct queue_dsn_rcpt dr[64];
 	struct queue_dsn d;
 	struct dynbuf b;
-	struct result *r;
-	char *headers = xmalloc(DSN_HEADERS_MAX);
+	char *headers = xmalloc(DSN_HEADERS_MAX + 1);
 	char boundary[40];
 	size_t n = 0;
 	size_t i;
@@ -391,7 +358,8 @@ static void make_dsn(struct queue_runner *q, const struct job *j)
 	d.rcpts = dr;
 	d.nrcpts = n;
 	d.headers = headers;
-	d.headers_len = read_headers(q, j->qid, headers, DSN_HEADERS_MAX);
+	if (spool_read_headers(q->data_dir, j->qid, headers, DSN_HEADERS_MAX, &d.headers_len) < 0)
+		d.headers_len = 0;
 	d.boundary = boundary;
 	dynbuf_init(&b, DSN_MAX);
 	if (queue_dsn_build(&b, &d) < 0) {
@@ -401,19 +369,10 @@ static void make_dsn(struct queue_runner *q, const struct job *j)
 		return;
 	}
 	free(headers);
-	r = xcalloc(1, sizeof(*r));
-	r->kind = R_DSN;
-	r->dsn = b.data; /* ownership moves to the result */
-	r->dsn_len = b.len;
-	r->dsn_to = xstrdup(j->sender);
-	post_result(q, r);
+	j->dsn = b.data; /* ownership moves to the job */
+	j->dsn_len = b.len;
+	j->dsn_to = xstrdup(j->sender);
 }
-
-struct gone {
-	char (*qids)[SPOOL_QID_LEN + 1];
-	size_t n;
-	size_t cap;
-};
 
 static void gone_add(struct gone *g, const char *qid)
 {
@@ -460,6 +419,7 @@ static int apply_outcome(struct queue_runner *q, const struct job *j, struct gon
 	return 0;
 }
 
+/* Remove the files of g and empty it. */
 static void unlink_gone(struct queue_runner *q, struct gone *g)
 {
 	size_t i;
@@ -467,30 +427,32 @@ static void unlink_gone(struct queue_runner *q, struct gone *g)
 	for (i = 0; i < g->n; i++) {
 		char path[1300];
 
-		snprintf(path, sizeof(path), "%s/%s", q->queue_dir, g->qids[i]);
+		if (spool_queue_path(q->data_dir, g->qids[i], path, sizeof(path)) < 0)
+			continue;
 		if (unlink(path) < 0 && errno != ENOENT)
 			log_error(g->qids[i], "queue", "cannot remove %s: %s", path, strerror(errno));
 		else
 			log_info(g->qids[i], "queue", "removed");
 	}
 	free(g->qids);
+	memset(g, 0, sizeof(*g));
 }
 
 /* One transaction for every outcome of batch; 0 or -1 (rolled back). */
-static int commit_outcomes(struct queue_runner *q, struct job *batch, struct gone *g)
+static int commit_outcomes(struct queue_runner *q, struct job **batch, size_t n,
+			   struct gone *g)
 {
-	struct job *j;
+	size_t i;
 
 	if (store_begin(q->st) < 0)
 		return -1;
-	for (j = batch; j != NULL; j = j->next) {
-		int dsn = 0;
+	for (i = 0; i < n; i++) {
+		struct job *j = batch[i];
 
-		if (apply_outcome(q, j, g, &dsn) < 0) {
+		if (apply_outcome(q, j, g, &j->want_dsn) < 0) {
 			store_rollback(q->st);
 			return -1;
 		}
-		j->limit = dsn; /* remember: build the DSN after the commit */
 	}
 	if (store_commit(q->st) < 0) {
 		store_rollback(q->st);
@@ -502,11 +464,10 @@ static int commit_outcomes(struct queue_runner *q, struct job *batch, struct gon
 #define OUTCOME_TRIES 3
 
 /* Commits batch; the files of messages now gone are added to g (unlinked later). */
-static void do_outcomes(struct queue_runner *q, struct job *batch, struct gone *g)
+static void do_outcomes(struct queue_runner *q, struct job **batch, size_t n, struct gone *g)
 {
-	struct job *j;
-	size_t n = 0;
 	size_t g_before = g->n;
+	size_t i;
 	int tries;
 
 	/*
@@ -516,7 +477,7 @@ static void do_outcomes(struct queue_runner *q, struct job *batch, struct gone *
 	 */
 	for (tries = 0; tries < OUTCOME_TRIES; tries++) {
 		g->n = g_before;
-		if (commit_outcomes(q, batch, g) == 0)
+		if (commit_outcomes(q, batch, n, g) == 0)
 			break;
 	}
 	if (tries == OUTCOME_TRIES) {
@@ -525,20 +486,19 @@ static void do_outcomes(struct queue_runner *q, struct job *batch, struct gone *
 		g->n = g_before;
 		return;
 	}
-	for (j = batch; j != NULL; j = j->next)
-		n++;
 	log_debug(NULL, "queue", "outcomes committed messages=%zu waited_ms=%lld", n,
-		  (long long)(time_mono_ms() - batch->posted_ms));
-	for (j = batch; j != NULL; j = j->next) {
-		if (j->kind == J_OUTCOME && j->limit)
-			make_dsn(q, j); /* reads the spool file: before unlink */
+		  (long long)(time_mono_ms() - batch[0]->posted_ms));
+	for (i = 0; i < n; i++) {
+		if (batch[i]->want_dsn)
+			make_dsn(q, batch[i]); /* reads the spool file: before unlink */
 	}
 }
 
-static void do_lease(struct queue_runner *q, int limit)
+/* Lease up to job->limit due rows into job, for done() on the loop. */
+static void do_lease(struct queue_runner *q, struct job *job)
 {
 	struct lease_ctx lc = { q, NULL, 0, 0 };
-	struct result *r;
+	int limit = job->limit;
 	int64_t now = time_now_ms();
 	struct gone g = { 0 };
 	size_t i;
@@ -593,12 +553,9 @@ static void do_lease(struct queue_runner *q, int limit)
 	unlink_gone(q, &g);
 	lc.n = kept;
 empty:
-	r = xcalloc(1, sizeof(*r));
-	r->kind = R_LEASED;
-	r->rows = lc.rows;
-	r->nrows = lc.n;
-	r->full = (int)lc.n >= limit;
-	post_result(q, r);
+	job->rows = lc.rows;
+	job->nrows = lc.n;
+	job->full = (int)lc.n >= limit;
 }
 
 static void do_purge(struct queue_runner *q)
@@ -624,100 +581,48 @@ fail:
 }
 
 /*
- * Takes the next unit of work off the job list (q->mu held): every outcome
- * waiting, as one group, or else the oldest lease or purge alone.  An
- * outcome never waits behind more than the one transaction in progress:
- * a lease or purge posted before it runs after it.
+ * Worker thread: jobs[] is everything that was waiting.  Every outcome in
+ * it is committed at once, as one group (the only window for a duplicate
+ * delivery after a crash is between the remote 250 and this commit); the
+ * leases and purges go back to the queue and run next, one at a time, so
+ * an outcome never waits behind more than the one transaction in progress.
  */
-static struct job *take_work(struct queue_runner *q)
-{
-	struct job *outcomes = NULL;
-	struct job **otail = &outcomes;
-	struct job **pp = &q->jobs;
-	struct job *j;
-
-	while (*pp != NULL) {
-		j = *pp;
-		if (j->kind == J_OUTCOME) {
-			*pp = j->next;
-			j->next = NULL;
-			*otail = j;
-			otail = &j->next;
-		} else {
-			pp = &j->next;
-		}
-	}
-	if (outcomes == NULL && q->jobs != NULL) {
-		outcomes = q->jobs;
-		q->jobs = outcomes->next;
-		outcomes->next = NULL;
-	}
-	q->jobs_tail = &q->jobs;
-	while (*q->jobs_tail != NULL)
-		q->jobs_tail = &(*q->jobs_tail)->next;
-	return outcomes;
-}
-
-static int outcome_waiting(struct queue_runner *q)
-{
-	struct job *j;
-	int found = 0;
-
-	pthread_mutex_lock(&q->mu);
-	for (j = q->jobs; j != NULL && !found; j = j->next)
-		found = j->kind == J_OUTCOME;
-	pthread_mutex_unlock(&q->mu);
-	return found;
-}
-
-static void *worker_main(void *arg)
+static size_t run_batch(struct worker_job **jobs, size_t n, void *arg)
 {
 	struct queue_runner *q = arg;
-	struct gone later = { 0 }; /* files of committed messages, not yet unlinked */
+	struct job **b = (struct job **)(void *)jobs;
+	struct job **rest = xmalloc(n * sizeof(*rest));
+	size_t nout = 0;
+	size_t nrest = 0;
+	size_t i;
 
-	for (;;) {
-		struct job *batch;
-		struct job *j;
-
-		pthread_mutex_lock(&q->mu);
-		while (q->jobs == NULL && !q->stopping)
-			pthread_cond_wait(&q->cond, &q->mu);
-		if (q->jobs == NULL && q->stopping) {
-			pthread_mutex_unlock(&q->mu);
-			unlink_gone(q, &later);
-			break;
-		}
-		batch = take_work(q);
-		pthread_mutex_unlock(&q->mu);
-
-		/*
-		 * Outcomes are committed the moment they are taken: the only
-		 * window for a duplicate delivery after a crash is between the
-		 * remote 250 and this commit (group commit: one fsync for every
-		 * outcome that arrived while the last transaction ran).
-		 */
-		if (batch->kind == J_OUTCOME) {
-			do_outcomes(q, batch, &later);
-			/*
-			 * Removing files can wait; outcomes that came in meanwhile
-			 * cannot.  A crash before the unlink leaves files without
-			 * rows, which start-up reconciliation removes.
-			 */
-			if (!outcome_waiting(q)) {
-				unlink_gone(q, &later);
-				memset(&later, 0, sizeof(later));
-			}
-		} else if (batch->kind == J_LEASE && !q->stopping)
-			do_lease(q, batch->limit);
-		else if (batch->kind == J_PURGE && !q->stopping)
-			do_purge(q);
-		while (batch != NULL) {
-			j = batch->next;
-			free_job(batch);
-			batch = j;
-		}
+	for (i = 0; i < n; i++) {
+		if (b[i]->kind == J_OUTCOME)
+			b[nout++] = b[i];
+		else
+			rest[nrest++] = b[i];
 	}
-	return NULL;
+	memcpy(b + nout, rest, nrest * sizeof(*rest));
+	free(rest);
+	if (nout > 0) {
+		do_outcomes(q, b, nout, &q->later);
+		/*
+		 * Removing files can wait; outcomes that came in meanwhile
+		 * cannot.  A crash before the unlink leaves files without rows,
+		 * which start-up reconciliation removes.
+		 */
+		if (nrest == 0 && worker_pending(q->worker) == 0)
+			unlink_gone(q, &q->later);
+		return nout;
+	}
+	unlink_gone(q, &q->later); /* no outcome waits */
+	if (worker_stopping(q->worker))
+		return 1; /* nobody will take the rows; a purge can wait */
+	if (b[0]->kind == J_LEASE)
+		do_lease(q, b[0]);
+	else
+		do_purge(q);
+	return 1;
 }
 
 /* ---- loop: destinations and delivery ------------------------------------------ */
@@ -1196,8 +1101,6 @@ static void take_rows(struct queue_runner *q, struct row *rows, size_t n)
 			}
 		}
 		if (m == NULL) {
-			char path[1300];
-
 			m = xcalloc(1, sizeof(*m));
 			strlcpy_s(m->qid, w->qid, sizeof(m->qid));
 			m->sender = xstrdup(w->sender);
@@ -1207,8 +1110,7 @@ static void take_rows(struct queue_runner *q, struct row *rows, size_t n)
 			m->start_ms = w->start_ms;
 			m->smtputf8 = w->smtputf8;
 			m->body_8bit = w->body_8bit;
-			snprintf(path, sizeof(path), "%s/%s", q->queue_dir, w->qid);
-			m->fd = open(path, O_RDONLY | O_CLOEXEC);
+			m->fd = spool_read_open(q->data_dir, w->qid);
 			pm[npm].m = m;
 			strlcpy_s(pm[npm].key, key, sizeof(pm[npm].key));
 			pm[npm].kind = kind;
@@ -1290,7 +1192,7 @@ static void fetch(struct queue_runner *q)
 	post_job(q, j);
 }
 
-static void inject_dsn(struct queue_runner *q, struct result *r)
+static void inject_dsn(struct queue_runner *q, const struct job *r)
 {
 	char err[256];
 	struct spool_file *f = spool_file_create(q->spool, err, sizeof(err));
@@ -1319,38 +1221,25 @@ static void inject_dsn(struct queue_runner *q, struct result *r)
 	spool_writer_commit(q->writer, f, &env, 0);
 }
 
-static void result_cb(evutil_socket_t fd, short what, void *arg)
+/* Loop thread: a job is back from the worker with its result. */
+static void job_done(struct worker_job *wj, void *arg)
 {
 	struct queue_runner *q = arg;
-	struct result *list;
+	struct job *j = (struct job *)(void *)wj;
 
-	(void)fd;
-	(void)what;
-	pthread_mutex_lock(&q->mu);
-	list = q->results;
-	q->results = NULL;
-	q->results_tail = &q->results;
-	pthread_mutex_unlock(&q->mu);
-	while (list != NULL) {
-		struct result *r = list;
-		size_t i;
-
-		list = r->next;
-		if (r->kind == R_LEASED) {
-			q->fetching = 0;
-			take_rows(q, r->rows, r->nrows);
-			for (i = 0; i < r->nrows; i++)
-				free_row(&r->rows[i]);
-			free(r->rows);
-			if (r->full || q->fetch_again)
-				fetch(q);
-		} else {
-			inject_dsn(q, r);
-			free(r->dsn);
-			free(r->dsn_to);
-		}
-		free(r);
+	if (q->closing) {
+		free_job(j); /* leased rows stay leased; the next start retries them */
+		return;
 	}
+	if (j->kind == J_LEASE) {
+		q->fetching = 0;
+		take_rows(q, j->rows, j->nrows);
+		if (j->full || q->fetch_again)
+			fetch(q);
+	} else if (j->kind == J_OUTCOME && j->dsn != NULL) {
+		inject_dsn(q, j);
+	}
+	free_job(j);
 }
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
@@ -1404,6 +1293,10 @@ struct queue_runner *queue_runner_start(struct event_base *base, const struct co
 					queue_is_local_fn is_local, const void *is_local_arg,
 					char *err, size_t errsz)
 {
+	static const struct worker_ops ops = {
+		.run_batch = run_batch,
+		.done = job_done,
+	};
 	struct queue_runner *q = xcalloc(1, sizeof(*q));
 	struct timeval tv = { (time_t)(conf->queue_poll_ms / 1000),
 			      (suseconds_t)((conf->queue_poll_ms % 1000) * 1000) };
@@ -1413,7 +1306,7 @@ struct queue_runner *queue_runner_start(struct event_base *base, const struct co
 	q->dns = dns;
 	q->spool = spool;
 	q->writer = writer;
-	snprintf(q->queue_dir, sizeof(q->queue_dir), "%s/spool/queue", conf->data_dir);
+	q->data_dir = conf->data_dir;
 	if (queue_routes_parse(&q->routes, conf, err, errsz) < 0) {
 		free(q);
 		return NULL;
@@ -1434,19 +1327,11 @@ struct queue_runner *queue_runner_start(struct event_base *base, const struct co
 	q->max_inflight = (int)(conf->delivery_concurrency * 4);
 	if (q->max_inflight < 200)
 		q->max_inflight = 200;
-	q->jobs_tail = &q->jobs;
-	q->results_tail = &q->results;
-	q->result_ev = event_new(base, -1, 0, result_cb, q);
+	q->worker = worker_new(base, "queue-runner", &ops, q, err, errsz);
+	if (q->worker == NULL)
+		goto fail;
 	q->poll_ev = event_new(base, -1, EV_PERSIST, poll_cb, q);
 	q->last_purge = time_mono_ms() - PURGE_EVERY_MS + 2000;
-	pthread_mutex_init(&q->mu, NULL);
-	pthread_cond_init(&q->cond, NULL);
-	if (pthread_create(&q->thread, NULL, worker_main, q) != 0) {
-		snprintf(err, errsz, "queue: cannot start the worker thread");
-		event_free(q->result_ev);
-		event_free(q->poll_ev);
-		goto fail;
-	}
 	event_add(q->poll_ev, &tv);
 	fetch(q);
 	return q;
@@ -1467,6 +1352,7 @@ void queue_runner_free(struct queue_runner *q)
 
 	if (q == NULL)
 		return;
+	q->closing = 1;
 	event_del(q->poll_ev);
 	/* In-flight recipients stay leased; the next start makes them due. */
 	while ((d = q->dests) != NULL) {
@@ -1486,23 +1372,9 @@ void queue_runner_free(struct queue_runner *q)
 		q->dests = d->next;
 		free(d);
 	}
-	pthread_mutex_lock(&q->mu);
-	q->stopping = 1;
-	pthread_cond_signal(&q->cond);
-	pthread_mutex_unlock(&q->mu);
-	pthread_join(q->thread, NULL);
-	while (q->results != NULL) {
-		struct result *r = q->results;
-		size_t k;
-
-		q->results = r->next;
-		for (k = 0; k < r->nrows; k++)
-			free_row(&r->rows[k]);
-		free(r->rows);
-		free(r->dsn);
-		free(r->dsn_to);
-		free(r);
-	}
+	/* Writes the outcomes already known; done() then only frees. */
+	worker_free(q->worker);
+	unlink_gone(q, &q->later);
 	for (i = 0; i < KEY_BUCKETS; i++) {
 		while (q->keys[i] != NULL) {
 			struct keynode *n = q->keys[i];
@@ -1512,12 +1384,9 @@ void queue_runner_free(struct queue_runner *q)
 			free(n);
 		}
 	}
-	event_free(q->result_ev);
 	event_free(q->poll_ev);
 	store_close(q->st);
 	SSL_CTX_free(q->ssl_opportunistic);
 	SSL_CTX_free(q->ssl_verify);
-	pthread_mutex_destroy(&q->mu);
-	pthread_cond_destroy(&q->cond);
 	free(q);
 }

@@ -2,31 +2,30 @@
  * spool_writer: the one thread that makes accepted mail durable and writes
  * the message log, so that neither fsync nor SQLite ever blocks the loop.
  *
- * Jobs arrive on a mutex-protected list.  The thread takes everything that
- * is waiting (up to WRITER_BATCH) and, for the commit jobs in it:
+ * Jobs go to a util/worker whose run_batch takes everything that is
+ * waiting (up to WRITER_BATCH) and, for the commit jobs in it:
  *   1. flush + fdatasync each file, rename it incoming/ -> queue/
  *   2. fsync the spool directories once
  *   3. one SQLite transaction: queue rows of every file, message-log rows
- *   4. report each commit, by session id, back to the loop
+ *   4. close (or remove) the files; the worker then reports each job back
+ *      to the loop, where a commit is told to its session by id
  * A failure in 1 fails that job; a failure in 2 or 3 fails every commit of
  * the batch, and their files are removed: a client never gets 250 for a
  * message whose file or rows might not survive a crash.
  *
- * Ownership: a job owns its spool_file and a private copy of every string.
- * The thread frees jobs; the loop frees done records.
+ * Ownership: a job owns its spool_file (until the batch closes it) and a
+ * private copy of every string; done() on the loop frees the job.
  */
 #include "spool.h"
 #include "spool_internal.h"
 
-#include <event2/event.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../log/log.h"
 #include "../util/util.h"
+#include "../util/worker.h"
 
 #define WRITER_BATCH 512
 #define FREE_SPACE_EVERY_S 1 /* statvfs of the spool at least this often */
@@ -34,7 +33,7 @@
 enum job_kind { JOB_COMMIT, JOB_LOG };
 
 struct job {
-	struct job *next;
+	struct worker_job wj;        /* first: the worker links jobs through it */
 	enum job_kind kind;
 	uint64_t session_id;
 	struct spool_file *file;
@@ -45,24 +44,8 @@ struct job {
 	char *arena;
 };
 
-struct done {
-	struct done *next;
-	uint64_t session_id;
-	char qid[SPOOL_QID_LEN + 1];
-	enum spool_err err;
-};
-
 struct spool_writer {
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	struct job *head;
-	struct job **tail;
-	int stopping;
-
-	struct done *done_head;
-	struct done **done_tail;
-	struct event *done_ev;
+	struct worker *worker;
 	spool_commit_done_fn done_fn;
 	void *done_arg;
 
@@ -92,12 +75,7 @@ static const char *str_copy(char **p, const char *s)
 
 static void enqueue(struct spool_writer *w, struct job *j)
 {
-	j->next = NULL;
-	pthread_mutex_lock(&w->mu);
-	*w->tail = j;
-	w->tail = &j->next;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->mu);
+	worker_submit(w->worker, &j->wj);
 }
 
 void spool_writer_commit(struct spool_writer *w, struct spool_file *f,
@@ -169,38 +147,13 @@ void spool_writer_log(struct spool_writer *w, const struct store_log_entry *e)
 	enqueue(w, j);
 }
 
-static void report(struct spool_writer *w, struct job *batch)
+static void fail_published(struct job **batch, size_t n)
 {
-	struct done *head = NULL;
-	struct done **tail = &head;
-	struct job *j;
+	size_t i;
 
-	for (j = batch; j != NULL; j = j->next) {
-		struct done *d;
+	for (i = 0; i < n; i++) {
+		struct job *j = batch[i];
 
-		if (j->kind != JOB_COMMIT)
-			continue;
-		d = xcalloc(1, sizeof(*d));
-		d->session_id = j->session_id;
-		strlcpy_s(d->qid, j->msg.qid, sizeof(d->qid));
-		d->err = j->ok ? SPOOL_OK : j->err != SPOOL_OK ? j->err : SPOOL_ERR_IO;
-		*tail = d;
-		tail = &d->next;
-	}
-	if (head == NULL)
-		return;
-	pthread_mutex_lock(&w->mu);
-	*w->done_tail = head;
-	w->done_tail = tail;
-	pthread_mutex_unlock(&w->mu);
-	event_active(w->done_ev, EV_READ, 0);
-}
-
-static void fail_published(struct job *batch)
-{
-	struct job *j;
-
-	for (j = batch; j != NULL; j = j->next) {
 		if (j->kind == JOB_COMMIT && j->ok) {
 			spool_file_unpublish(j->file);
 			j->ok = 0;
@@ -209,13 +162,15 @@ static void fail_published(struct job *batch)
 	}
 }
 
-static void process(struct spool_writer *w, struct job *batch)
+static void process(struct spool_writer *w, struct job **batch, size_t n)
 {
 	char err[512];
-	struct job *j;
 	int commits = 0;
+	size_t i;
 
-	for (j = batch; j != NULL; j = j->next) {
+	for (i = 0; i < n; i++) {
+		struct job *j = batch[i];
+
 		if (j->kind != JOB_COMMIT)
 			continue;
 		j->ok = spool_file_sync_and_publish(j->file, err, sizeof(err)) == 0;
@@ -228,19 +183,21 @@ static void process(struct spool_writer *w, struct job *batch)
 	}
 	if (commits > 0 && spool_sync_dirs(w->sp, err, sizeof(err)) < 0) {
 		log_error(NULL, "spool", "commit failed: %s", err);
-		fail_published(batch);
+		fail_published(batch, n);
 	}
 	if (store_begin(w->st) < 0) {
 		log_error(NULL, "store", "commit failed: cannot begin transaction");
-		fail_published(batch);
+		fail_published(batch, n);
 		return;
 	}
-	for (j = batch; j != NULL; j = j->next) {
+	for (i = 0; i < n; i++) {
+		struct job *j = batch[i];
+
 		if (j->kind == JOB_COMMIT && j->ok) {
 			if (store_queue_insert(w->st, &j->msg, err, sizeof(err)) < 0) {
 				log_error(j->msg.qid, "store", "commit failed: %s", err);
 				store_rollback(w->st);
-				fail_published(batch);
+				fail_published(batch, n);
 				return;
 			}
 		} else if (j->kind == JOB_LOG) {
@@ -251,95 +208,66 @@ static void process(struct spool_writer *w, struct job *batch)
 	if (store_commit(w->st) < 0) {
 		log_error(NULL, "store", "commit failed: cannot commit transaction");
 		store_rollback(w->st);
-		fail_published(batch);
+		fail_published(batch, n);
 	}
 }
 
-static void free_batch(struct job *batch)
+/* Worker thread: the whole batch, then its files closed (or removed). */
+static size_t run_batch(struct worker_job **jobs, size_t n, void *arg)
 {
-	while (batch != NULL) {
-		struct job *next = batch->next;
+	struct spool_writer *w = arg;
+	struct job **batch = (struct job **)(void *)jobs;
+	size_t i;
 
-		if (batch->kind == JOB_COMMIT) {
-			if (batch->ok)
-				spool_file_close(batch->file);
-			else
-				spool_file_discard(batch->file);
-		}
-		free(batch->arena);
-		free(batch);
-		batch = next;
+	process(w, batch, n);
+	for (i = 0; i < n; i++) {
+		struct job *j = batch[i];
+
+		if (j->kind != JOB_COMMIT)
+			continue;
+		if (j->ok)
+			spool_file_close(j->file);
+		else
+			spool_file_discard(j->file);
+		j->file = NULL;
+		if (!j->ok && j->err == SPOOL_OK)
+			j->err = SPOOL_ERR_IO;
 	}
+	spool_measure_free(w->sp);
+	return n;
 }
 
-static void *writer_main(void *arg)
+/* Idle: keep the free-space figure of the loop fresh. */
+static void idle(void *arg)
 {
 	struct spool_writer *w = arg;
 
-	for (;;) {
-		struct job *batch;
-		struct job *j;
-		int n = 0;
-
-		pthread_mutex_lock(&w->mu);
-		while (w->head == NULL && !w->stopping) {
-			struct timespec ts;
-
-			/* Idle: keep the free-space figure of the loop fresh. */
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += FREE_SPACE_EVERY_S;
-			if (pthread_cond_timedwait(&w->cond, &w->mu, &ts) != 0) {
-				pthread_mutex_unlock(&w->mu);
-				spool_measure_free(w->sp);
-				pthread_mutex_lock(&w->mu);
-			}
-		}
-		if (w->head == NULL && w->stopping) {
-			pthread_mutex_unlock(&w->mu);
-			break;
-		}
-		batch = w->head;
-		for (j = batch; j->next != NULL && ++n < WRITER_BATCH; j = j->next)
-			;
-		w->head = j->next;
-		j->next = NULL;
-		if (w->head == NULL)
-			w->tail = &w->head;
-		pthread_mutex_unlock(&w->mu);
-
-		process(w, batch);
-		report(w, batch);
-		free_batch(batch);
-		spool_measure_free(w->sp);
-	}
-	return NULL;
+	spool_measure_free(w->sp);
 }
 
-static void done_cb(evutil_socket_t fd, short what, void *arg)
+/* Loop thread: tell the session (by id; it may be gone) and free the job. */
+static void done(struct worker_job *wj, void *arg)
 {
 	struct spool_writer *w = arg;
-	struct done *list;
+	struct job *j = (struct job *)(void *)wj;
 
-	(void)fd;
-	(void)what;
-	pthread_mutex_lock(&w->mu);
-	list = w->done_head;
-	w->done_head = NULL;
-	w->done_tail = &w->done_head;
-	pthread_mutex_unlock(&w->mu);
-	while (list != NULL) {
-		struct done *next = list->next;
-
-		w->done_fn(list->session_id, list->qid, list->err, w->done_arg);
-		free(list);
-		list = next;
-	}
+	if (j->kind == JOB_COMMIT)
+		w->done_fn(j->session_id, j->msg.qid, j->ok ? SPOOL_OK : j->err, w->done_arg);
+	free(j->arena);
+	free(j);
 }
 
 struct spool_writer *spool_writer_start(struct event_base *base, struct spool *sp,
-					const char *db_path, spool_commit_done_fn done,
+					const char *db_path, spool_commit_done_fn done_fn,
 					void *arg, char *err, size_t errsz)
 {
+	static const struct worker_ops ops = {
+		.run_batch = run_batch,
+		.done = done,
+		.idle = idle,
+		.idle_ms = FREE_SPACE_EVERY_S * 1000,
+		.batch_max = WRITER_BATCH,
+	};
 	struct spool_writer *w = xcalloc(1, sizeof(*w));
 
 	w->st = store_open(db_path, 0, err, errsz);
@@ -348,16 +276,10 @@ struct spool_writer *spool_writer_start(struct event_base *base, struct spool *s
 		return NULL;
 	}
 	w->sp = sp;
-	w->tail = &w->head;
-	w->done_tail = &w->done_head;
-	w->done_fn = done;
+	w->done_fn = done_fn;
 	w->done_arg = arg;
-	w->done_ev = event_new(base, -1, 0, done_cb, w);
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cond, NULL);
-	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
-		snprintf(err, errsz, "cannot start the spool writer thread");
-		event_free(w->done_ev);
+	w->worker = worker_new(base, "spool-writer", &ops, w, err, errsz);
+	if (w->worker == NULL) {
 		store_close(w->st);
 		free(w);
 		return NULL;
@@ -369,16 +291,9 @@ void spool_writer_stop(struct spool_writer *w)
 {
 	if (w == NULL)
 		return;
-	pthread_mutex_lock(&w->mu);
-	w->stopping = 1;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->mu);
-	pthread_join(w->thread, NULL);
-	/* Deliver the last outcomes; sessions are gone, the callback copes. */
-	done_cb(-1, 0, w);
-	event_free(w->done_ev);
+	/* Finishes every queued job; the last outcomes reach sessions that
+	 * are gone, which the callback copes with. */
+	worker_free(w->worker);
 	store_close(w->st);
-	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->cond);
 	free(w);
 }

@@ -1,0 +1,789 @@
+/*
+ * mime: one GMime 3 walk of a whole message into a read-only view
+ * (mime.h).  Called by the content stage on a worker thread, several at
+ * once; tests and the fuzzer call it directly.
+ *
+ * Contract:
+ *  - pure over (buf, len): no I/O, no logging, no global state but GMime's
+ *    and a few idle iconv descriptors (both set up once by mime_init()).  Every GMime object is created and
+ *    dropped inside one call, so threads never share one; GMime's own
+ *    shared tables (charset names) are behind its mutex.
+ *  - GMime reads the caller's buffer in place (a GByteArray that borrows
+ *    buf, parser in persist mode: parts are substreams of it, nothing is
+ *    copied).  buf is never written.
+ *  - bounded: before GMime sees the message it is cut at the line that
+ *    would start too many parts ("gate" below); while GMime parses, a
+ *    header callback cuts the input short when too many header fields or
+ *    too much time went by; the walk checks depth, parts and the clock
+ *    between parts; decoded text is capped per part and per message.
+ *    A bound reached sets MIME_F_LIMIT and the view describes what was
+ *    read.  Hostile input never fails the call.
+ *  - the view owns its strings (an arena, the text buffer, two arrays);
+ *    raw_body points into buf.
+ */
+#include <iconv.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <gmime/gmime.h>
+
+#include "mime/mime.h"
+#include "mime/mime_html.h"
+#include "util/util.h"
+
+/* Hard ceiling on nesting whatever the configuration: GMime stops at 1024. */
+#define MIME_DEPTH_CEILING 1024
+/* Lines starting with "--" GMime may see, per allowed part (see gate()). */
+#define MIME_DASH_PER_PART 4
+/* Header fields GMime may parse in all parts, per allowed part. */
+#define MIME_HDRS_PER_PART 8
+
+struct blk {
+	struct blk *next;
+	size_t used;
+	size_t cap;
+	char data[];
+};
+
+/* The view and everything it owns; v must stay the first member. */
+struct view_priv {
+	struct mime_view v;
+	struct blk *arena;
+	char *text;
+};
+
+struct walk {
+	const struct mime_limits *lim;
+	struct view_priv *vp;
+	struct mime_view *v;
+	int64_t deadline_us;
+	int stop;
+	int had_plain;
+	int had_html;
+	struct dynbuf text;     /* the view's text, max lim->max_text */
+	struct dynbuf part;     /* one part's decoded octets, max lim->max_part_text */
+	struct dynbuf fix;      /* the same as valid UTF-8 */
+	struct dynbuf html;     /* one HTML part reduced to text */
+	size_t natt_cap;
+	const char **urls;      /* hash set of hosts, open addressing */
+	size_t url_cap;
+	size_t url_cap_list;
+	/* while GMime parses */
+	GByteArray *ba;
+	GMimeStream *stream;
+	size_t nhdr;
+	size_t hdr_cap;
+};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void mime_limits_default(struct mime_limits *lim)
+{
+	lim->max_depth = 20;
+	lim->max_parts = 500;
+	lim->max_part_text = 1024 * 1024;
+	lim->max_text = 4 * 1024 * 1024;
+	lim->max_headers = 1000;
+	lim->max_urls = 1000;
+	lim->max_ms = 2000;
+}
+
+/*
+ * glibc loads a gconv module for each iconv_open() of a non-builtin charset
+ * and unloads it when the last descriptor closes: a dlopen()/dlclose() per
+ * text part (100-200 us).  Descriptors held from init to shutdown keep the
+ * modules of the common mail charsets loaded; they are never used.
+ */
+static const char *const pinned_charsets[] = {
+	"KOI8-R", "KOI8-U", "WINDOWS-1251", "WINDOWS-1250", "WINDOWS-1253", "WINDOWS-1254",
+	"WINDOWS-1255", "WINDOWS-1256", "WINDOWS-1257", "ISO-8859-2", "ISO-8859-5",
+	"ISO-8859-7", "ISO-8859-9", "ISO-8859-15", "GB2312", "GBK", "GB18030", "BIG5",
+	"SHIFT_JIS", "EUC-JP", "ISO-2022-JP", "EUC-KR", "ISO-2022-KR", "TIS-620",
+};
+static iconv_t pinned[sizeof(pinned_charsets) / sizeof(pinned_charsets[0])];
+
+void mime_init(void)
+{
+	g_mime_init();
+	for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++)
+		pinned[i] = iconv_open("UTF-8", pinned_charsets[i]);
+}
+
+void mime_shutdown(void)
+{
+	for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++) {
+		if (pinned[i] != (iconv_t)-1)
+			iconv_close(pinned[i]);
+		pinned[i] = (iconv_t)-1;
+	}
+	g_mime_shutdown();
+}
+
+/* ---- arena ----------------------------------------------------------- */
+
+static void *arena_alloc(struct view_priv *vp, size_t n)
+{
+	struct blk *b = vp->arena;
+	void *p;
+
+	n = (n + 7) & ~(size_t)7;
+	if (b == NULL || b->cap - b->used < n) {
+		size_t cap = n > 4096 ? n : 4096;
+
+		b = xmalloc(sizeof(*b) + cap);
+		b->cap = cap;
+		b->used = 0;
+		b->next = vp->arena;
+		vp->arena = b;
+	}
+	p = b->data + b->used;
+	b->used += n;
+	return p;
+}
+
+static const char *arena_strndup(struct view_priv *vp, const char *s, size_t n)
+{
+	char *p = arena_alloc(vp, n + 1);
+
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+/* Copy s as valid UTF-8 (other octets read as windows-1252). */
+static const char *arena_utf8(struct walk *w, const char *s)
+{
+	size_t n;
+
+	if (s == NULL)
+		return "";
+	n = strlen(s);
+	if (g_utf8_validate(s, (gssize)n, NULL))
+		return arena_strndup(w->vp, s, n);
+	dynbuf_reset(&w->fix);
+	mime_utf8_fix(s, n, &w->fix);
+	return arena_strndup(w->vp, w->fix.data != NULL ? w->fix.data : "", w->fix.len);
+}
+
+/* ---- URL hosts ------------------------------------------------------- */
+
+static uint64_t hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static void url_set_grow(struct walk *w)
+{
+	size_t cap = w->url_cap ? w->url_cap * 2 : 64;
+	const char **t = xcalloc(cap, sizeof(*t));
+
+	for (size_t i = 0; i < w->url_cap; i++) {
+		size_t j;
+
+		if (w->urls[i] == NULL)
+			continue;
+		j = hash(w->urls[i]) & (cap - 1);
+		while (t[j] != NULL)
+			j = (j + 1) & (cap - 1);
+		t[j] = w->urls[i];
+	}
+	free(w->urls);
+	w->urls = t;
+	w->url_cap = cap;
+}
+
+static void on_url(void *ctx, const char *host, size_t n)
+{
+	struct walk *w = ctx;
+	struct mime_view *v = w->v;
+	char low[256];
+	const char *h;
+	char *down = NULL;
+	size_t j;
+	int wide = 0;
+
+	if (n >= sizeof(low))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)host[i];
+
+		low[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+		wide |= c >= 0x80;
+	}
+	low[n] = '\0';
+	h = low;
+	if (wide) {
+		/* An IDN stays UTF-8, lower-cased the Unicode way. */
+		if (!g_utf8_validate(low, (gssize)n, NULL))
+			return;
+		down = g_utf8_strdown(low, (gssize)n);
+		h = down;
+	}
+	if (w->url_cap == 0 || (v->nurl_hosts + 1) * 2 > w->url_cap)
+		url_set_grow(w);
+	j = hash(h) & (w->url_cap - 1);
+	while (w->urls[j] != NULL) {
+		if (strcmp(w->urls[j], h) == 0)
+			goto out;
+		j = (j + 1) & (w->url_cap - 1);
+	}
+	if (v->nurl_hosts >= w->lim->max_urls) {
+		v->flags |= MIME_F_LIMIT;
+		goto out;
+	}
+	if (v->nurl_hosts == w->url_cap_list) {
+		w->url_cap_list = w->url_cap_list ? w->url_cap_list * 2 : 16;
+		v->url_hosts = xrealloc(v->url_hosts, w->url_cap_list * sizeof(*v->url_hosts));
+	}
+	w->urls[j] = arena_strndup(w->vp, h, strlen(h));
+	v->url_hosts[v->nurl_hosts++] = w->urls[j];
+out:
+	g_free(down);
+}
+
+/* ---- before and during GMime's parse --------------------------------- */
+
+/*
+ * Offset of the body: after the first empty line (CRLF CRLF or LF LF, or
+ * an empty first line).  *hdr_end gets the end of the header block.  No
+ * empty line: the whole buffer is header and the body is empty.
+ */
+static size_t body_offset(const char *buf, size_t len, size_t *hdr_end)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		const char *nl;
+
+		if (buf[i] == '\n') {
+			*hdr_end = i;
+			return i + 1;
+		}
+		if (buf[i] == '\r' && i + 1 < len && buf[i + 1] == '\n') {
+			*hdr_end = i;
+			return i + 2;
+		}
+		nl = memchr(buf + i, '\n', len - i);
+		if (nl == NULL)
+			break;
+		i = (size_t)(nl - buf) + 1;
+	}
+	*hdr_end = len;
+	return len;
+}
+
+/*
+ * How many octets of buf GMime gets.  Every part after the first starts
+ * on a "--" line, so cutting at the (MIME_DASH_PER_PART * max_parts)th
+ * such line bounds the parts GMime builds (each costs it a few hundred
+ * octets and a couple of microseconds: 25 MB of "--b\r\n\r\n" would be 3
+ * million of them) and its boundary scanning.  Text that merely has many
+ * lines starting with "--" is cut too, and flagged.
+ */
+static size_t gate(const char *buf, size_t len, const struct mime_limits *lim, unsigned *flags)
+{
+	size_t max_dash = (size_t)lim->max_parts * MIME_DASH_PER_PART + 16;
+	size_t ndash = 0;
+	size_t i = 0;
+
+	if (len > G_MAXUINT - 1) {
+		len = G_MAXUINT - 1;
+		*flags |= MIME_F_LIMIT;
+	}
+	while (i < len) {
+		const char *nl;
+
+		if (len - i >= 2 && buf[i] == '-' && buf[i + 1] == '-') {
+			ndash++;
+			if (ndash > max_dash) {
+				*flags |= MIME_F_LIMIT;
+				return i;
+			}
+		}
+		nl = memchr(buf + i, '\n', len - i);
+		if (nl == NULL)
+			break;
+		i = (size_t)(nl - buf) + 1;
+	}
+	return len;
+}
+
+/* Ends GMime's input where it has read to: it finishes what it buffered. */
+static void cut_input(struct walk *w)
+{
+	gint64 pos = g_mime_stream_tell(w->stream);
+
+	if (pos >= 0 && (guint64)pos < w->ba->len)
+		w->ba->len = (guint)pos;
+	w->v->flags |= MIME_F_LIMIT;
+}
+
+static void on_header(GMimeParser *parser, const char *name, const char *value, gint64 offset,
+		      gpointer data)
+{
+	struct walk *w = data;
+
+	w->nhdr++;
+	if (w->nhdr > w->hdr_cap || now_us() > w->deadline_us)
+		cut_input(w);
+}
+
+static void on_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpointer data)
+{
+	struct walk *w = data;
+
+	switch (code) {
+	case GMIME_WARN_UNENCODED_8BIT_HEADER:
+		w->v->flags |= MIME_F_8BIT_HEADERS;
+		break;
+	case GMIME_WARN_DUPLICATED_HEADER:
+	case GMIME_WARN_DUPLICATED_PARAMETER:
+	case GMIME_WARN_INVALID_ADDRESS_LIST:
+		break;
+	case GMIME_CRIT_NESTING_OVERFLOW:
+		w->v->flags |= MIME_F_LIMIT | MIME_F_MALFORMED;
+		break;
+	case GMIME_WARN_TRUNCATED_MESSAGE:
+		/* A header without a body is a complete message. */
+		if (w->v->raw_body_len > 0)
+			w->v->flags |= MIME_F_MALFORMED;
+		break;
+	default:
+		w->v->flags |= MIME_F_MALFORMED;
+		break;
+	}
+}
+
+/*
+ * Raw 8-bit octets in the top-level header block: returns 0 and the
+ * block's charset= value in out ("" when none), a hint for GMime's
+ * decoding; -1 when the block is 7-bit.
+ */
+static int charset_hint(const char *hdr, size_t n, char *out, size_t outsz)
+{
+	int wide = 0;
+
+	for (size_t i = 0; i < n && !wide; i++)
+		wide = (unsigned char)hdr[i] >= 0x80;
+	if (!wide)
+		return -1;
+	out[0] = '\0';
+	for (size_t i = 7; i < n; i++) {
+		size_t j = i + 1;
+		size_t k = 0;
+
+		if (hdr[i] != '=' || strncasecmp(hdr + i - 7, "charset", 7) != 0)
+			continue;
+		if (j < n && hdr[j] == '"')
+			j++;
+		while (j + k < n && k + 1 < outsz &&
+		       (g_ascii_isalnum(hdr[j + k]) || hdr[j + k] == '-' || hdr[j + k] == '_' ||
+			hdr[j + k] == '.' || hdr[j + k] == ':'))
+			k++;
+		memcpy(out, hdr + j, k);
+		out[k] = '\0';
+		break;
+	}
+	return 0;
+}
+
+/* ---- the walk -------------------------------------------------------- */
+
+/* Append one part's text to the view's text, "\n" between parts. */
+static void add_text(struct walk *w, const char *s, size_t n)
+{
+	size_t sep = w->text.len > 0 ? 1 : 0;
+	size_t room = w->text.max - w->text.len;
+
+	if (n == 0)
+		return;
+	if (room <= sep) {
+		w->v->flags |= MIME_F_LIMIT;
+		return;
+	}
+	room -= sep;
+	if (n > room) {
+		n = mime_utf8_valid_len(s, room);
+		w->v->flags |= MIME_F_LIMIT;
+	}
+	if (n == 0)
+		return;
+	if (sep)
+		dynbuf_add(&w->text, "\n", 1);
+	dynbuf_add(&w->text, s, n);
+}
+
+static int is_charset(const char *cs, const char *const *names)
+{
+	for (; *names != NULL; names++) {
+		if (g_ascii_strcasecmp(cs, *names) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Decode one text part into w->part (transfer encoding undone) and then
+ * into w->fix as UTF-8.  Returns the UTF-8 in w->fix.
+ */
+static void decode_text(struct walk *w, GMimePart *part)
+{
+	static const char *const utf8[] = { "utf-8", "utf8", "us-ascii", "ascii", NULL };
+	static const char *const latin[] = { "iso-8859-1", "latin1", "iso_8859-1", "windows-1252",
+					     "cp1252", "x-user-defined", NULL };
+	const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
+	GMimeDataWrapper *dw = g_mime_part_get_content(part);
+	GMimeContentEncoding enc;
+	GMimeStream *f;
+	int cut = 0;
+	char tmp[4096];
+
+	dynbuf_reset(&w->part);
+	dynbuf_reset(&w->fix);
+	if (dw == NULL || g_mime_data_wrapper_get_stream(dw) == NULL)
+		return;
+	enc = g_mime_data_wrapper_get_encoding(dw);
+	g_mime_stream_reset(g_mime_data_wrapper_get_stream(dw));
+	f = g_mime_stream_filter_new(g_mime_data_wrapper_get_stream(dw));
+	if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+	    enc == GMIME_CONTENT_ENCODING_UUENCODE) {
+		GMimeFilter *b = g_mime_filter_basic_new(enc, FALSE);
+
+		g_mime_stream_filter_add(GMIME_STREAM_FILTER(f), b);
+		g_object_unref(b);
+	}
+	/* UTF-8, ASCII and Latin-1 are repaired by mime_utf8_fix below:
+	 * cheaper than an iconv descriptor for the commonest charsets. */
+	if (cs != NULL && !is_charset(cs, utf8) && !is_charset(cs, latin)) {
+		GMimeFilter *c = g_mime_filter_charset_new(cs, "UTF-8");
+
+		if (c != NULL) {
+			g_mime_stream_filter_add(GMIME_STREAM_FILTER(f), c);
+			g_object_unref(c);
+		}
+	}
+	for (;;) {
+		ssize_t r = g_mime_stream_read(f, tmp, sizeof(tmp));
+		size_t room = w->part.max - w->part.len;
+
+		if (r <= 0)
+			break;
+		if ((size_t)r > room) {
+			dynbuf_add(&w->part, tmp, room);
+			cut = 1;
+			break;
+		}
+		dynbuf_add(&w->part, tmp, (size_t)r);
+		if (now_us() > w->deadline_us) {
+			cut = 1;
+			w->stop = 1;
+			break;
+		}
+	}
+	g_object_unref(f);
+	if (cut)
+		w->v->flags |= MIME_F_LIMIT;
+	if (w->part.len == 0)
+		return;
+	if (mime_utf8_fix(w->part.data, cut ? mime_utf8_valid_len(w->part.data, w->part.len)
+					    : w->part.len, &w->fix) != 0)
+		w->v->flags |= MIME_F_LIMIT;
+}
+
+static void add_attachment(struct walk *w, GMimePart *part, const char *type, const char *sub)
+{
+	struct mime_view *v = w->v;
+	struct mime_attachment *a;
+	GMimeDataWrapper *dw = g_mime_part_get_content(part);
+	GMimeStream *s = dw != NULL ? g_mime_data_wrapper_get_stream(dw) : NULL;
+	gint64 size = s != NULL ? g_mime_stream_length(s) : 0;
+	size_t tl = strlen(type);
+	size_t sl = strlen(sub);
+	char *t;
+
+	if (v->nattachments == w->natt_cap) {
+		w->natt_cap = w->natt_cap ? w->natt_cap * 2 : 8;
+		v->attachments = xrealloc(v->attachments, w->natt_cap * sizeof(*v->attachments));
+	}
+	a = &v->attachments[v->nattachments++];
+	a->name = arena_utf8(w, g_mime_part_get_filename(part));
+	t = arena_alloc(w->vp, tl + sl + 2);
+	for (size_t i = 0; i < tl; i++)
+		t[i] = g_ascii_tolower(type[i]);
+	t[tl] = '/';
+	for (size_t i = 0; i < sl; i++)
+		t[tl + 1 + i] = g_ascii_tolower(sub[i]);
+	t[tl + 1 + sl] = '\0';
+	a->type = t;
+	a->size = size > 0 ? (size_t)size : 0;
+}
+
+static void leaf(struct walk *w, GMimePart *part)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(part));
+	const char *type = ct != NULL ? g_mime_content_type_get_media_type(ct) : NULL;
+	const char *sub = ct != NULL ? g_mime_content_type_get_media_subtype(ct) : NULL;
+	const char *disp = g_mime_object_get_disposition(GMIME_OBJECT(part));
+	int text = 0, html = 0;
+
+	if (type == NULL)
+		type = "text";
+	if (sub == NULL)
+		sub = "plain";
+	if (g_ascii_strcasecmp(type, "text") == 0) {
+		text = g_ascii_strcasecmp(sub, "plain") == 0;
+		html = g_ascii_strcasecmp(sub, "html") == 0;
+	}
+	if (g_ascii_strcasecmp(type, "application") == 0 &&
+	    (g_ascii_strcasecmp(sub, "pkcs7-mime") == 0 || g_ascii_strcasecmp(sub, "x-pkcs7-mime") == 0))
+		w->v->flags |= MIME_F_ENCRYPTED;
+	if ((!text && !html) || (disp != NULL && g_ascii_strcasecmp(disp, "attachment") == 0)) {
+		add_attachment(w, part, type, sub);
+		return;
+	}
+	decode_text(w, part);
+	if (w->fix.len == 0)
+		return;
+	if (text) {
+		w->had_plain = 1;
+		add_text(w, w->fix.data, w->fix.len);
+		return;
+	}
+	w->had_html = 1;
+	dynbuf_reset(&w->html);
+	if (mime_html_to_text(w->fix.data, w->fix.len, &w->html, on_url, w) != 0)
+		w->v->flags |= MIME_F_LIMIT;
+	if (w->html.len > 0)
+		add_text(w, w->html.data, w->html.len);
+}
+
+static void walk(struct walk *w, GMimeObject *obj, int depth)
+{
+	struct mime_view *v = w->v;
+
+	if (obj == NULL || w->stop)
+		return;
+	if (v->nparts >= w->lim->max_parts || now_us() > w->deadline_us) {
+		v->flags |= MIME_F_LIMIT;
+		w->stop = 1;
+		return;
+	}
+	v->nparts++;
+	if (depth > v->depth)
+		v->depth = depth;
+	if (GMIME_IS_MESSAGE_PART(obj)) {
+		GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+
+		if (m == NULL || g_mime_message_get_mime_part(m) == NULL)
+			return;
+		if (depth + 1 > w->lim->max_depth || depth + 1 > MIME_DEPTH_CEILING) {
+			v->flags |= MIME_F_LIMIT;
+			return;
+		}
+		walk(w, g_mime_message_get_mime_part(m), depth + 1);
+		return;
+	}
+	if (GMIME_IS_MULTIPART(obj)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		int n = g_mime_multipart_get_count(mp);
+
+		if (GMIME_IS_MULTIPART_ENCRYPTED(obj))
+			v->flags |= MIME_F_ENCRYPTED;
+		if (n > 0 && (depth + 1 > w->lim->max_depth || depth + 1 > MIME_DEPTH_CEILING)) {
+			v->flags |= MIME_F_LIMIT;
+			return;
+		}
+		for (int i = 0; i < n && !w->stop; i++)
+			walk(w, g_mime_multipart_get_part(mp, i), depth + 1);
+		return;
+	}
+	if (GMIME_IS_PART(obj))
+		leaf(w, GMIME_PART(obj));
+}
+
+/* Top-level fields in message order. */
+static void headers(struct walk *w, GMimeObject *top)
+{
+	GMimeHeaderList *list = g_mime_object_get_header_list(top);
+	struct mime_view *v = w->v;
+	size_t total = list != NULL ? (size_t)g_mime_header_list_get_count(list) : 0;
+
+	if (total > w->lim->max_headers) {
+		total = w->lim->max_headers;
+		v->flags |= MIME_F_LIMIT;
+	}
+	if (total == 0)
+		return;
+	v->headers = arena_alloc(w->vp, total * sizeof(*v->headers));
+	for (size_t i = 0; i < total; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(list, (int)i);
+		/* GMime has decoded the value while parsing (and keeps it). */
+		v->headers[i].name = arena_utf8(w, g_mime_header_get_name(h));
+		v->headers[i].value = arena_utf8(w, g_mime_header_get_value(h));
+	}
+	v->nheaders = total;
+}
+
+int mime_parse(const char *buf, size_t len, const struct mime_limits *limits,
+	       struct mime_view **out, char *err, size_t errsz)
+{
+	struct mime_limits lim;
+	struct walk w;
+	struct view_priv *vp;
+	struct mime_view *v;
+	int64_t t0 = now_us();
+	size_t hdr_end = 0, body, glen, skip = 0;
+	GMimeParserOptions *opts = NULL;
+	GMimeParser *parser = NULL;
+	GMimeObject *top = NULL;
+	char hint[48];
+
+	if (out == NULL || (buf == NULL && len > 0)) {
+		if (err != NULL && errsz > 0)
+			strlcpy_s(err, "mime_parse: no buffer or no result pointer", errsz);
+		return -1;
+	}
+	if (limits != NULL)
+		lim = *limits;
+	else
+		mime_limits_default(&lim);
+	if (lim.max_depth < 0)
+		lim.max_depth = 0;
+	if (lim.max_parts < 1)
+		lim.max_parts = 1;
+	if (lim.max_ms < 1)
+		lim.max_ms = 1;
+
+	vp = xcalloc(1, sizeof(*vp));
+	v = &vp->v;
+	memset(&w, 0, sizeof(w));
+	w.lim = &lim;
+	w.vp = vp;
+	w.v = v;
+	w.deadline_us = t0 + lim.max_ms * 1000;
+	dynbuf_init(&w.text, lim.max_text);
+	dynbuf_init(&w.part, lim.max_part_text);
+	dynbuf_init(&w.fix, lim.max_part_text);
+	dynbuf_init(&w.html, lim.max_part_text);
+
+	body = buf != NULL ? body_offset(buf, len, &hdr_end) : 0;
+	v->raw_body = buf != NULL ? buf + body : "";
+	v->raw_body_len = len - body;
+	if (len == 0)
+		goto done;
+
+	glen = gate(buf, len, &lim, &v->flags);
+	opts = g_mime_parser_options_new();
+	g_mime_parser_options_set_warning_callback(opts, on_warning, &w);
+	if (charset_hint(buf, hdr_end, hint, sizeof(hint)) == 0) {
+		const char *fallback[] = { "UTF-8", hint, "windows-1252", NULL };
+
+		v->flags |= MIME_F_8BIT_HEADERS;
+		if (hint[0] == '\0')
+			fallback[1] = "windows-1252";
+		g_mime_parser_options_set_fallback_charsets(opts, fallback);
+	}
+	/* An mbox "From " line before the header (archives, test corpora) is
+	 * skipped, as mail readers do; GMime would refuse the header. */
+	if (len > 5 && memcmp(buf, "From ", 5) == 0) {
+		const char *nl = memchr(buf, '\n', glen);
+
+		skip = nl != NULL ? (size_t)(nl - buf) + 1 : glen;
+	}
+	/* Borrow buf: GMime reads it in place; freed below with FALSE. */
+	w.ba = g_byte_array_new_take((guint8 *)(uintptr_t)(buf + skip), glen - skip);
+	w.stream = g_mime_stream_mem_new_with_byte_array(w.ba);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(w.stream), FALSE);
+	w.hdr_cap = lim.max_headers + (size_t)lim.max_parts * MIME_HDRS_PER_PART;
+	parser = g_mime_parser_new_with_stream(w.stream);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	g_mime_parser_set_header_regex(parser, "^", on_header, &w);
+	/* The top level as a part, not a GMimeMessage: the same fields in one
+	 * list, without the address and date parsing we do not use. */
+	top = g_mime_parser_construct_part(parser, opts);
+	/* A cut only ends the parse; parts must read what they were given. */
+	w.ba->len = (guint)(glen - skip);
+	if (top != NULL) {
+		headers(&w, top);
+		walk(&w, top, 0);
+	} else {
+		/* GMime found no header at all (the first line is not a field):
+		 * mail readers show such a message as text, so the checks see it
+		 * as text too, not as nothing. */
+		v->flags |= MIME_F_MALFORMED;
+		dynbuf_reset(&w.fix);
+		if (mime_utf8_fix(buf + skip, glen - skip, &w.fix) != 0)
+			v->flags |= MIME_F_LIMIT;
+		add_text(&w, w.fix.data, w.fix.len);
+		w.had_plain = 1;
+	}
+	if (w.had_html && !w.had_plain)
+		v->flags |= MIME_F_HTML_ONLY;
+	if (w.text.len > 0)
+		mime_url_scan(w.text.data, w.text.len, on_url, &w);
+
+done:
+	vp->text = w.text.data;
+	v->text = vp->text != NULL ? vp->text : "";
+	v->text_len = w.text.len;
+	if (top != NULL)
+		g_object_unref(top);
+	if (parser != NULL)
+		g_object_unref(parser);
+	if (w.stream != NULL)
+		g_object_unref(w.stream);
+	if (w.ba != NULL)
+		g_byte_array_free(w.ba, FALSE);
+	if (opts != NULL)
+		g_mime_parser_options_free(opts);
+	dynbuf_free(&w.part);
+	dynbuf_free(&w.fix);
+	dynbuf_free(&w.html);
+	free(w.urls);
+	v->parse_us = now_us() - t0;
+	*out = v;
+	return 0;
+}
+
+void mime_view_free(struct mime_view *v)
+{
+	struct view_priv *vp = (struct view_priv *)v;
+	struct blk *b;
+
+	if (v == NULL)
+		return;
+	b = vp->arena;
+	while (b != NULL) {
+		struct blk *next = b->next;
+
+		free(b);
+		b = next;
+	}
+	free(vp->text);
+	free(v->attachments);
+	free(v->url_hosts);
+	free(vp);
+}
+
+const char *mime_header_next(const struct mime_view *v, const char *name, size_t *pos)
+{
+	for (size_t i = *pos; i < v->nheaders; i++) {
+		if (strcasecmp(v->headers[i].name, name) == 0) {
+			*pos = i + 1;
+			return v->headers[i].value;
+		}
+	}
+	*pos = v->nheaders;
+	return NULL;
+}

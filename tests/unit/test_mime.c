@@ -1,0 +1,727 @@
+/*
+ * Unit tests for the message walk (daemon/mime): decoded headers (RFC 2047,
+ * RFC 2231, raw 8-bit), bodies (quoted-printable, base64, charsets), HTML
+ * reduced to text, URL hosts, attachments, nesting, every bound, the raw
+ * body pointer, and the SpamAssassin corpus when scripts/corpus.sh has it.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include <glib.h>
+
+#include "mime/mime.h"
+#include "mime/mime_html.h"
+#include "util/util.h"
+
+static struct mime_view *parse_lim(const char *msg, size_t len, const struct mime_limits *lim)
+{
+	struct mime_view *v = NULL;
+	char err[128];
+
+	if (mime_parse(msg, len, lim, &v, err, sizeof(err)) != 0)
+		fail_msg("mime_parse failed: %s", err);
+	if (!g_utf8_validate(v->text, (gssize)v->text_len, NULL))
+		fail_msg("text is not valid UTF-8");
+	for (size_t i = 0; i < v->nheaders; i++) {
+		if (!g_utf8_validate(v->headers[i].value, -1, NULL))
+			fail_msg("header %s is not valid UTF-8", v->headers[i].name);
+	}
+	return v;
+}
+
+static struct mime_view *parse(const char *msg)
+{
+	return parse_lim(msg, strlen(msg), NULL);
+}
+
+static const char *header(const struct mime_view *v, const char *name)
+{
+	size_t pos = 0;
+
+	return mime_header_next(v, name, &pos);
+}
+
+/* ---- header and body cases, table-driven ----------------------------- */
+
+static const struct {
+	const char *name;
+	const char *in;
+	const char *hdr;        /* header to look at, NULL: none */
+	const char *want_hdr;
+	const char *want_text;  /* exact text, NULL: don't compare */
+	unsigned want_set;      /* flags that must be set */
+	unsigned want_clear;    /* flags that must be clear */
+} cases[] = {
+	{ "rfc2047 utf-8 B", "Subject: =?UTF-8?B?w6l0w6k=?=\r\n\r\nx\r\n", "subject", "été", "x\r\n",
+	  0, MIME_F_8BIT_HEADERS | MIME_F_MALFORMED | MIME_F_LIMIT },
+	{ "rfc2047 iso-8859-1 Q", "Subject: =?ISO-8859-1?Q?caf=E9_cr=E8me?=\r\n\r\n", "Subject",
+	  "café crème", "", 0, MIME_F_8BIT_HEADERS },
+	{ "rfc2047 mixed with plain words",
+	  "Subject: =?UTF-8?B?w6k=?= plain =?ISO-8859-1?Q?=E9?=\r\n\r\n", "Subject", "é plain é",
+	  NULL, 0, 0 },
+	{ "rfc2047 adjacent words joined", "Subject: =?UTF-8?Q?a?= =?UTF-8?Q?b?=\r\n\r\n", "Subject",
+	  "ab", NULL, 0, 0 },
+	{ "rfc2047 koi8-r", "Subject: =?koi8-r?B?8NLJ18XU?=\r\n\r\n", "Subject", "Привет", NULL,
+	  0, 0 },
+	{ "folded header unfolded", "Subject: one\r\n two\r\n\tthree\r\n\r\n", "Subject",
+	  "one two\tthree", NULL, 0, 0 },
+	{ "raw latin1 header", "Subject: caf\xe9\r\n\r\n", "Subject", "café", NULL,
+	  MIME_F_8BIT_HEADERS, 0 },
+	{ "raw koi8-r header, charset hint",
+	  "Subject: \xf0\xd2\xc9\xd7\xc5\xd4\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\n"
+	  "\xf0\xd2\xc9\xd7\xc5\xd4\r\n",
+	  "Subject", "Привет", "Привет\r\n", MIME_F_8BIT_HEADERS, 0 },
+	{ "raw utf-8 header kept", "Subject: \xc3\xa9t\xc3\xa9\r\n\r\n", "Subject", "été", NULL,
+	  MIME_F_8BIT_HEADERS, 0 },
+	{ "header name as sent", "X-MiXeD-Case: v\r\n\r\n", "x-mixed-case", "v", NULL, 0, 0 },
+	{ "content-type in header list",
+	  "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\nSubject: s\r\n\r\nb",
+	  "content-type", "text/plain; charset=us-ascii", "b", 0, 0 },
+	{ "quoted-printable utf-8",
+	  "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+	  "\r\ncaf=C3=A9 soft=\r\nbreak\r\n",
+	  NULL, NULL, "café softbreak\r\n", 0, 0 },
+	{ "base64", "Content-Transfer-Encoding: base64\r\n\r\nSGVsbG8gd29ybGQ=\r\n", NULL, NULL,
+	  "Hello world", 0, 0 },
+	{ "iso-8859-1 body", "Content-Type: text/plain; charset=iso-8859-1\r\n\r\ncaf\xe9", NULL, NULL,
+	  "café", 0, 0 },
+	{ "windows-1252 body", "Content-Type: text/plain; charset=windows-1252\r\n\r\n\x93q\x94 \x80",
+	  NULL, NULL, "“q” €", 0, 0 },
+	{ "koi8-r body", "Content-Type: text/plain; charset=koi8-r\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4",
+	  NULL, NULL, "Привет", 0, 0 },
+	{ "shift_jis body", "Content-Type: text/plain; charset=shift_jis\r\n\r\n\x93\xfa\x96\x7b",
+	  NULL, NULL, "日本", 0, 0 },
+	{ "undeclared 8-bit body read as windows-1252", "Subject: x\r\n\r\ncaf\xe9", NULL, NULL,
+	  "café", 0, 0 },
+	{ "unknown charset repaired", "Content-Type: text/plain; charset=x-nonsense\r\n\r\na\xffz",
+	  NULL, NULL, "aÿz", 0, 0 },
+	{ "html only", "Content-Type: text/html\r\n\r\n<p>Hi <b>there</b></p>", NULL, NULL,
+	  "Hi there", MIME_F_HTML_ONLY, 0 },
+	{ "bare LF", "Subject: lf\nContent-Type: text/plain\n\nline1\nline2\n", "Subject", "lf",
+	  "line1\nline2\n", 0, MIME_F_MALFORMED },
+	{ "no body", "Subject: only a header\r\n", "Subject", "only a header", "", 0,
+	  MIME_F_MALFORMED | MIME_F_LIMIT },
+	{ "empty buffer", "", NULL, NULL, "", 0, ~0u },
+	{ "mbox From line skipped", "From a@b.example Wed Oct  2 21:15:45 2002\r\nSubject: s\r\n\r\nb",
+	  "Subject", "s", "b", 0, MIME_F_MALFORMED },
+	{ "no header at all: text", "just some text\r\nSubject: not a header\r\n\r\nmore", NULL,
+	  NULL, "just some text\r\nSubject: not a header\r\n\r\nmore", MIME_F_MALFORMED, 0 },
+	{ "multipart/alternative joins text",
+	  "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+	  "Content-Type: text/plain\r\n\r\nplain\r\n--b\r\nContent-Type: text/html\r\n\r\n"
+	  "<i>html</i>\r\n--b--\r\n",
+	  NULL, NULL, "plain\nhtml", 0, MIME_F_HTML_ONLY | MIME_F_MALFORMED },
+	{ "missing boundary end", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+	  "Content-Type: text/plain\r\n\r\npart\r\n", NULL, NULL, "part\r\n", MIME_F_MALFORMED, 0 },
+	{ "multipart/encrypted",
+	  "Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b\r\n"
+	  "\r\n--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n--b\r\n"
+	  "Content-Type: application/octet-stream\r\n\r\nxx\r\n--b--\r\n",
+	  NULL, NULL, "", MIME_F_ENCRYPTED, 0 },
+	{ "pkcs7", "Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n\r\nMIA=\r\n",
+	  NULL, NULL, "", MIME_F_ENCRYPTED, 0 },
+};
+
+static void test_cases(void **state)
+{
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mime_view *v = parse(cases[i].in);
+
+		if (cases[i].hdr != NULL) {
+			const char *got = header(v, cases[i].hdr);
+
+			if (got == NULL || strcmp(got, cases[i].want_hdr) != 0)
+				fail_msg("%s: got %s '%s', want '%s'", cases[i].name, cases[i].hdr,
+					 got ? got : "(none)", cases[i].want_hdr);
+		}
+		if (cases[i].want_text != NULL && strcmp(v->text, cases[i].want_text) != 0)
+			fail_msg("%s: got text '%s', want '%s'", cases[i].name, v->text,
+				 cases[i].want_text);
+		if ((v->flags & cases[i].want_set) != cases[i].want_set)
+			fail_msg("%s: got flags %#x, want %#x set", cases[i].name, v->flags,
+				 cases[i].want_set);
+		if ((v->flags & cases[i].want_clear) != 0)
+			fail_msg("%s: got flags %#x, want %#x clear", cases[i].name, v->flags,
+				 cases[i].want_clear);
+		mime_view_free(v);
+	}
+}
+
+static void test_invalid_rfc2047(void **state)
+{
+	static const char *const in[] = {
+		"Subject: =?UTF-8?B?####?=\r\n\r\n",
+		"Subject: =?no-such-charset?Q?abc?=\r\n\r\n",
+		"Subject: =?UTF-8?Q?caf=E9?=\r\n\r\n",   /* latin1 octet in a UTF-8 word */
+		"Subject: =?UTF-8?B?w6\r\n\r\n",
+	};
+
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		struct mime_view *v = parse(in[i]);   /* parse() checks UTF-8 */
+
+		if (header(v, "Subject") == NULL)
+			fail_msg("case %zu: got no Subject, want one", i);
+		mime_view_free(v);
+	}
+}
+
+/* ---- HTML reduction and URLs ------------------------------------------ */
+
+struct hosts {
+	char list[16][64];
+	size_t n;
+};
+
+static void collect(void *ctx, const char *h, size_t n)
+{
+	struct hosts *hs = ctx;
+
+	if (hs->n < 16 && n < 64) {
+		memcpy(hs->list[hs->n], h, n);
+		hs->list[hs->n][n] = '\0';
+		hs->n++;
+	}
+}
+
+static const struct {
+	const char *name;
+	const char *in;
+	const char *want;
+	const char *want_hosts;   /* space-separated, as written */
+} html_cases[] = {
+	{ "tags and entities", "<p>Hello&nbsp;&amp; <b>wo</b>rld &#233;&#xE9; &euro;&lt;</p>x",
+	  "Hello & world éé €<\nx", "" },
+	{ "script and style dropped",
+	  "<style>p{color:red}</style>A<script>var s=\"</b>\";</script>B<SCRIPT>x</SCRIPT>C",
+	  "ABC", "" },
+	{ "comment splits no word", "Vi<!-- x -->agra", "Viagra", "" },
+	{ "soft hyphen dropped", "Vi&shy;ag&#173;ra", "Viagra", "" },
+	{ "numeric without semicolon", "&#86&#105agra", "Viagra", "" },
+	{ "whitespace collapsed", "  a \r\n\t b  ", "a b", "" },
+	{ "block tags break lines", "a<br>b<div>c</div>d", "a\nb\nc\nd", "" },
+	{ "unknown entity kept", "AT&T &bogus; &", "AT&T &bogus; &", "" },
+	{ "lone < kept", "1 < 2", "1 < 2", "" },
+	{ "unterminated comment", "a<!-- never closed", "a", "" },
+	{ "unterminated tag", "a<a href=\"http://x.example", "a", "x.example" },
+	{ "href and src", "<a href=\"HTTP://user:pw@Evil.Example.COM.:8080/x\">c</a>"
+	  "<img src='//cdn.example.net/i.png'><a href=www.plain.example>w</a>"
+	  "<a href=\"mailto:a@b.example\">m</a>",
+	  "cwm", "Evil.Example.COM cdn.example.net www.plain.example" },
+};
+
+static void test_html(void **state)
+{
+	for (size_t i = 0; i < sizeof(html_cases) / sizeof(html_cases[0]); i++) {
+		struct dynbuf out;
+		struct hosts hs = { .n = 0 };
+		GString *joined = g_string_new("");
+
+		dynbuf_init(&out, 1 << 16);
+		mime_html_to_text(html_cases[i].in, strlen(html_cases[i].in), &out, collect, &hs);
+		if (strcmp(out.data ? out.data : "", html_cases[i].want) != 0)
+			fail_msg("%s: got '%s', want '%s'", html_cases[i].name, out.data ? out.data : "",
+				 html_cases[i].want);
+		for (size_t k = 0; k < hs.n; k++)
+			g_string_append_printf(joined, "%s%s", k > 0 ? " " : "", hs.list[k]);
+		if (strcmp(joined->str, html_cases[i].want_hosts) != 0)
+			fail_msg("%s: got hosts '%s', want '%s'", html_cases[i].name, joined->str,
+				 html_cases[i].want_hosts);
+		g_string_free(joined, TRUE);
+		dynbuf_free(&out);
+	}
+}
+
+static void test_html_cut(void **state)
+{
+	struct dynbuf out;
+	struct hosts hs = { .n = 0 };
+
+	dynbuf_init(&out, 5);
+	if (mime_html_to_text("ab\xc3\xa9\xc3\xa9\xc3\xa9", 8, &out, collect, &hs) != -1)
+		fail_msg("cut: got 0, want -1");
+	if (out.len != 4 || memcmp(out.data, "ab\xc3\xa9", 4) != 0)
+		fail_msg("cut: got %zu octets, want 4 cut at a character boundary", out.len);
+	dynbuf_free(&out);
+}
+
+static int has_host(const struct mime_view *v, const char *h)
+{
+	for (size_t i = 0; i < v->nurl_hosts; i++) {
+		if (strcmp(v->url_hosts[i], h) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void test_urls(void **state)
+{
+	static const char *const want[] = {
+		"www.example.org", "www.test.co.uk", "münchen.de", "files.example.com",
+		"evil.example.com", "cdn.example.net", "10.1.2.3",
+	};
+	struct mime_view *v = parse(
+		"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+		"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+		"Visit http://www.Example.org/path, or (www.test.co.uk) and https://MÜNCHEN.de/x\r\n"
+		"ftp://files.example.com:21/ http://10.1.2.3/ again HTTP://WWW.EXAMPLE.ORG\r\n"
+		"not urls: mailto:x@y.example wwwx.example http:// www.\r\n"
+		"--b\r\nContent-Type: text/html\r\n\r\n"
+		"<a href=\"https://user@Evil.Example.COM.:8443/p\">here</a>"
+		"<img src=\"//cdn.example.net/1.gif\">\r\n--b--\r\n");
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		if (!has_host(v, want[i]))
+			fail_msg("got no host %s, want it (have %zu)", want[i], v->nurl_hosts);
+	}
+	if (v->nurl_hosts != sizeof(want) / sizeof(want[0]))
+		fail_msg("got %zu hosts, want %zu (unique)", v->nurl_hosts,
+			 sizeof(want) / sizeof(want[0]));
+	mime_view_free(v);
+}
+
+/* ---- attachments and nesting ----------------------------------------- */
+
+static void test_attachments(void **state)
+{
+	struct mime_view *v = parse(
+		"Content-Type: multipart/mixed; boundary=\"xx\"\r\n\r\npreamble\r\n--xx\r\n"
+		"Content-Type: text/plain\r\n\r\nbody text\r\n--xx\r\n"
+		"Content-Type: Application/PDF; name=\"ignored.pdf\"\r\n"
+		"Content-Disposition: attachment; filename*0*=UTF-8''%C3%A9t; filename*1*=%C3%A9.pdf\r\n"
+		"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--xx\r\n"
+		"Content-Type: image/gif; name=\"=?UTF-8?B?w6l0w6kuZ2lm?=\"\r\n\r\nGIF89a\r\n--xx\r\n"
+		"Content-Type: text/plain\r\nContent-Disposition: attachment; filename=notes.txt\r\n\r\n"
+		"secret notes\r\n--xx\r\n"
+		"Content-Type: application/octet-stream\r\n\r\nnoname\r\n--xx--\r\n");
+	static const struct {
+		const char *name, *type;
+		size_t size;
+	} want[] = {
+		{ "été.pdf", "application/pdf", 14 },
+		{ "été.gif", "image/gif", 8 },
+		{ "notes.txt", "text/plain", 14 },
+		{ "", "application/octet-stream", 8 },
+	};
+
+	if (v->nattachments != 4)
+		fail_msg("got %zu attachments, want 4", v->nattachments);
+	for (size_t i = 0; i < 4; i++) {
+		if (strcmp(v->attachments[i].name, want[i].name) != 0 ||
+		    strcmp(v->attachments[i].type, want[i].type) != 0)
+			fail_msg("attachment %zu: got '%s' %s, want '%s' %s", i, v->attachments[i].name,
+				 v->attachments[i].type, want[i].name, want[i].type);
+		/* Encoded size: the octets between the part's header and the next
+		 * boundary (the CRLF before the boundary belongs to it). */
+		if (v->attachments[i].size < want[i].size - 2 || v->attachments[i].size > want[i].size)
+			fail_msg("attachment %zu: got size %zu, want about %zu", i, v->attachments[i].size,
+				 want[i].size);
+	}
+	if (strstr(v->text, "body text") == NULL || strstr(v->text, "secret notes") != NULL)
+		fail_msg("got text '%s', want the inline part only", v->text);
+	if (v->nparts != 6)
+		fail_msg("got nparts %d, want 6", v->nparts);
+	mime_view_free(v);
+}
+
+static void test_nested_message(void **state)
+{
+	struct mime_view *v = parse(
+		"Subject: outer\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+		"Content-Type: text/plain\r\n\r\nouter text\r\n--o\r\n"
+		"Content-Type: message/rfc822\r\n\r\n"
+		"Subject: inner\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\n"
+		"Content-Type: text/plain\r\n\r\ninner text\r\n--i\r\n"
+		"Content-Type: application/zip; name=in.zip\r\n\r\nPK\r\n--i--\r\n"
+		"--o--\r\n");
+
+	if (strcmp(v->text, "outer text\ninner text") != 0)
+		fail_msg("got text '%s', want 'outer text\\ninner text'", v->text);
+	if (v->nattachments != 1 || strcmp(v->attachments[0].name, "in.zip") != 0)
+		fail_msg("got %zu attachments, want in.zip", v->nattachments);
+	if (strcmp(header(v, "Subject"), "outer") != 0)
+		fail_msg("got Subject '%s', want the top-level one", header(v, "Subject"));
+	if (v->depth != 3)
+		fail_msg("got depth %d, want 3", v->depth);
+	mime_view_free(v);
+}
+
+/* ---- bounds ---------------------------------------------------------- */
+
+static char *nested(int levels, size_t *len)
+{
+	GString *g = g_string_new("Subject: deep\r\n");
+
+	for (int i = 0; i < levels; i++)
+		g_string_append_printf(g, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n",
+				       i, i);
+	g_string_append(g, "Content-Type: text/plain\r\n\r\nbottom\r\n");
+	*len = g->len;
+	return g_string_free(g, FALSE);
+}
+
+static void test_depth_limit(void **state)
+{
+	size_t len;
+	char *msg = nested(1000, &len);
+	struct mime_view *v = parse_lim(msg, len, NULL);
+
+	if (!(v->flags & MIME_F_LIMIT) || v->depth > 20 || v->text_len != 0)
+		fail_msg("depth 1000: got flags %#x depth %d text %zu, want LIMIT, depth <= 20, no text",
+			 v->flags, v->depth, v->text_len);
+	mime_view_free(v);
+	g_free(msg);
+	msg = nested(5, &len);
+	v = parse_lim(msg, len, NULL);
+	if ((v->flags & MIME_F_LIMIT) || strcmp(v->text, "bottom\r\n") != 0 || v->depth != 5)
+		fail_msg("depth 5: got flags %#x depth %d text '%s', want no LIMIT, 5, bottom",
+			 v->flags, v->depth, v->text);
+	mime_view_free(v);
+	g_free(msg);
+}
+
+static void test_parts_limit(void **state)
+{
+	GString *g = g_string_new("Content-Type: multipart/mixed; boundary=x\r\n\r\n");
+	struct mime_view *v;
+
+	for (int i = 0; i < 10000; i++)
+		g_string_append_printf(g, "--x\r\nContent-Type: text/plain\r\n\r\np%d\r\n", i);
+	g_string_append(g, "--x--\r\n");
+	v = parse_lim(g->str, g->len, NULL);
+	if (!(v->flags & MIME_F_LIMIT) || v->nparts != 500)
+		fail_msg("10000 parts: got flags %#x nparts %d, want LIMIT and 500", v->flags, v->nparts);
+	if (strncmp(v->text, "p0\np1\np2\n", 9) != 0)
+		fail_msg("10000 parts: got text '%.20s', want the first parts", v->text);
+	mime_view_free(v);
+	g_string_free(g, TRUE);
+}
+
+/* Thousands of empty parts: cut before GMime builds them (gate). */
+static void test_empty_parts_gate(void **state)
+{
+	GString *g = g_string_new("Content-Type: multipart/mixed; boundary=x\r\n\r\n");
+	struct mime_view *v;
+
+	for (int i = 0; i < 200000; i++)
+		g_string_append(g, "--x\r\n\r\n");
+	v = parse_lim(g->str, g->len, NULL);
+	if (!(v->flags & MIME_F_LIMIT) || v->nparts > 500 || v->parse_us > 500000)
+		fail_msg("empty parts: got flags %#x nparts %d in %lld us, want LIMIT, <= 500, fast",
+			 v->flags, v->nparts, (long long)v->parse_us);
+	mime_view_free(v);
+	g_string_free(g, TRUE);
+}
+
+/* Millions of header fields in a part: GMime's input is cut. */
+static void test_header_bomb(void **state)
+{
+	GString *g = g_string_new("Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n");
+	struct mime_view *v;
+
+	while (g->len < 4 * 1024 * 1024)
+		g_string_append(g, "X: y\r\n");
+	g_string_append(g, "\r\nbody\r\n--x--\r\n");
+	v = parse_lim(g->str, g->len, NULL);
+	if (!(v->flags & MIME_F_LIMIT) || v->parse_us > 500000)
+		fail_msg("header bomb: got flags %#x in %lld us, want LIMIT, fast", v->flags,
+			 (long long)v->parse_us);
+	mime_view_free(v);
+	g_string_free(g, TRUE);
+}
+
+static void test_text_limits(void **state)
+{
+	struct mime_limits lim;
+	GString *g = g_string_new("Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\n");
+	struct mime_view *v;
+
+	for (int i = 0; i < 300; i++)
+		g_string_append(g, "\xc3\xa9");   /* 600 octets of é */
+	g_string_append(g, "\r\n--x\r\n\r\nsecond part\r\n--x--\r\n");
+	mime_limits_default(&lim);
+	lim.max_part_text = 101;
+	lim.max_text = 1000;
+	v = parse_lim(g->str, g->len, &lim);
+	if (!(v->flags & MIME_F_LIMIT) || strncmp(v->text, "éé", 4) != 0 ||
+	    strstr(v->text, "\nsecond part") == NULL || strchr(v->text, '\n') - v->text != 100)
+		fail_msg("part text: got flags %#x text_len %zu, want LIMIT, 100 octets then part 2",
+			 v->flags, v->text_len);
+	mime_view_free(v);
+	lim.max_part_text = 1 << 20;
+	lim.max_text = 51;
+	v = parse_lim(g->str, g->len, &lim);
+	if (!(v->flags & MIME_F_LIMIT) || v->text_len != 50)
+		fail_msg("message text: got flags %#x text_len %zu, want LIMIT and 50", v->flags,
+			 v->text_len);
+	mime_view_free(v);
+	g_string_free(g, TRUE);
+}
+
+static void test_header_and_url_limits(void **state)
+{
+	struct mime_limits lim;
+	GString *g = g_string_new("");
+	struct mime_view *v;
+
+	for (int i = 0; i < 10; i++)
+		g_string_append_printf(g, "X-N: %d\r\n", i);
+	g_string_append(g, "\r\n");
+	for (int i = 0; i < 10; i++)
+		g_string_append_printf(g, "http://h%d.example/ ", i);
+	mime_limits_default(&lim);
+	lim.max_headers = 5;
+	lim.max_urls = 3;
+	v = parse_lim(g->str, g->len, &lim);
+	if (!(v->flags & MIME_F_LIMIT) || v->nheaders != 5 || v->nurl_hosts != 3)
+		fail_msg("got flags %#x nheaders %zu nurl_hosts %zu, want LIMIT, 5, 3", v->flags,
+			 v->nheaders, v->nurl_hosts);
+	mime_view_free(v);
+	g_string_free(g, TRUE);
+}
+
+/* ---- raw body, header iteration --------------------------------------- */
+
+static void test_raw_body(void **state)
+{
+	static const struct {
+		const char *name;
+		const char *in;
+		size_t want_off;   /* raw_body - in */
+	} rb[] = {
+		{ "CRLF", "Subject: x\r\n\r\nbody\r\n", 14 },
+		{ "bare LF", "Subject: x\n\nbody\n", 12 },
+		{ "no separator", "Subject: x\r\n", 12 },
+		{ "empty first line", "\r\nbody", 2 },
+		{ "folded header", "A: b\r\n c\r\n\r\nz", 12 },
+		{ "empty", "", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(rb) / sizeof(rb[0]); i++) {
+		size_t len = strlen(rb[i].in);
+		struct mime_view *v = parse_lim(rb[i].in, len, NULL);
+
+		if (v->raw_body != rb[i].in + rb[i].want_off ||
+		    v->raw_body_len != len - rb[i].want_off)
+			fail_msg("%s: got raw_body at %td len %zu, want %zu len %zu", rb[i].name,
+				 v->raw_body - rb[i].in, v->raw_body_len, rb[i].want_off,
+				 len - rb[i].want_off);
+		mime_view_free(v);
+	}
+}
+
+static void test_header_next(void **state)
+{
+	struct mime_view *v = parse("Received: one\r\nSubject: s\r\nRECEIVED: two\r\n"
+				    "received: three\r\n\r\n");
+	static const char *const want[] = { "one", "two", "three" };
+	size_t pos = 0;
+	const char *got;
+
+	for (size_t i = 0; i < 3; i++) {
+		got = mime_header_next(v, "Received", &pos);
+		if (got == NULL || strcmp(got, want[i]) != 0)
+			fail_msg("Received %zu: got '%s', want '%s'", i, got ? got : "(none)", want[i]);
+	}
+	if (mime_header_next(v, "Received", &pos) != NULL || mime_header_next(v, "Received", &pos))
+		fail_msg("got a fourth Received, want NULL (twice)");
+	pos = 0;
+	if (mime_header_next(v, "X-None", &pos) != NULL)
+		fail_msg("X-None: got a value, want NULL");
+	if (v->nheaders != 4 || strcmp(v->headers[2].name, "RECEIVED") != 0)
+		fail_msg("got %zu headers, third '%s', want 4 and the name as sent", v->nheaders,
+			 v->nheaders > 2 ? v->headers[2].name : "");
+	mime_view_free(v);
+}
+
+/* ---- threads --------------------------------------------------------- */
+
+static const char *const thread_msgs[] = {
+	"Subject: =?koi8-r?B?8NLJ18XU?=\r\nContent-Type: text/plain; charset=shift_jis\r\n\r\n"
+	"\x93\xfa\x96\x7b http://a.example/\r\n",
+	"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+	"Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+	"\r\ncaf=E9 www.b.example\r\n--b\r\nContent-Type: text/html; charset=koi8-r\r\n\r\n"
+	"<p>\xf0\xd2\xc9\xd7\xc5\xd4 <a href=\"http://c.example\">x</a></p>\r\n--b--\r\n",
+	"Subject: x\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n"
+	"Content-Type: message/rfc822\r\n\r\nSubject: in\r\nContent-Type: text/plain; charset=big5\r\n"
+	"\r\n\xa4\xa4\xa4\xe5\r\n--q\r\nContent-Type: application/zip; name=\"=?UTF-8?B?w6kuemlw?=\"\r\n"
+	"\r\nPK\r\n--q--\r\n",
+};
+
+struct digest {
+	char text[256];
+	size_t nheaders, nattachments, nurls;
+};
+
+static void digest(const char *msg, struct digest *d)
+{
+	struct mime_view *v = NULL;
+	char err[64];
+
+	memset(d, 0, sizeof(*d));
+	if (mime_parse(msg, strlen(msg), NULL, &v, err, sizeof(err)) != 0)
+		return;
+	snprintf(d->text, sizeof(d->text), "%s", v->text);
+	d->nheaders = v->nheaders;
+	d->nattachments = v->nattachments;
+	d->nurls = v->nurl_hosts;
+	mime_view_free(v);
+}
+
+static struct digest thread_want[3];
+
+static void *thread_run(void *arg)
+{
+	long bad = 0;
+
+	for (int r = 0; r < 300; r++) {
+		for (size_t i = 0; i < 3; i++) {
+			struct digest d;
+
+			digest(thread_msgs[i], &d);
+			bad += memcmp(&d, &thread_want[i], sizeof(d)) != 0;
+		}
+	}
+	return (void *)bad;
+}
+
+/* Several threads at once (charset conversions, RFC 2047, nesting) get
+ * what one thread gets: no GMime state is shared between walks. */
+static void test_threads(void **state)
+{
+	pthread_t t[4];
+
+	for (size_t i = 0; i < 3; i++) {
+		digest(thread_msgs[i], &thread_want[i]);
+		if (thread_want[i].text[0] == '\0')
+			fail_msg("message %zu: got no text, want some", i);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, thread_run, NULL);
+	for (int i = 0; i < 4; i++) {
+		void *bad;
+
+		pthread_join(t[i], &bad);
+		if (bad != NULL)
+			fail_msg("thread %d: got %ld views unlike the single-thread ones, want 0", i,
+				 (long)bad);
+	}
+}
+
+/* ---- the SpamAssassin corpus ----------------------------------------- */
+
+/* scripts/corpus.sh of this source tree (found from this file's path). */
+static int corpus_dir(char *out, size_t outsz)
+{
+	const char *self = __FILE__;
+	const char *tail = strstr(self, "tests/unit/test_mime.c");
+	char cmd[1200];
+	FILE *p;
+	size_t n;
+
+	if (tail == NULL)
+		return -1;
+	snprintf(cmd, sizeof(cmd), "'%.*sscripts/corpus.sh' 2>/dev/null", (int)(tail - self), self);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return -1;
+	n = fread(out, 1, outsz - 1, p);
+	if (pclose(p) != 0 || n == 0)
+		return -1;
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+		n--;
+	out[n] = '\0';
+	return 0;
+}
+
+static void test_corpus(void **state)
+{
+	static const char *const groups[] = { "easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1",
+					      "spam-2" };
+	char dir[1024];
+	size_t total = 0, with_text = 0;
+
+	if (getenv("MOAT_SKIP_CORPUS") != NULL || corpus_dir(dir, sizeof(dir)) != 0) {
+		print_message("corpus not available (scripts/corpus.sh), skipped\n");
+		skip();
+	}
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		char path[1400];
+		DIR *d;
+		struct dirent *e;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, groups[g]);
+		d = opendir(path);
+		if (d == NULL)
+			fail_msg("corpus: got no directory %s, want it", path);
+		for (;;) {
+			char file[1800];
+			gchar *buf;
+			gsize len;
+			struct mime_view *v;
+			size_t n;
+
+			e = readdir(d);
+			if (e == NULL)
+				break;
+			n = strlen(e->d_name);
+			if (n < 4 || strcmp(e->d_name + n - 4, ".txt") != 0)
+				continue;
+			snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
+			if (!g_file_get_contents(file, &buf, &len, NULL))
+				fail_msg("corpus: cannot read %s", file);
+			v = parse_lim(buf, len, NULL);
+			if (v->nheaders == 0)
+				fail_msg("corpus %s: got no header, want some", file);
+			total++;
+			with_text += v->text_len > 0;
+			mime_view_free(v);
+			g_free(buf);
+		}
+		closedir(d);
+	}
+	/* Nearly every message in it has text; a few are attachments only. */
+	if (total < 6000 || with_text < total * 95 / 100)
+		fail_msg("corpus: got %zu messages, %zu with text, want >= 6000 and 95%% with text",
+			 total, with_text);
+	print_message("corpus: %zu messages parsed, %zu with text\n", total, with_text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cases),
+		cmocka_unit_test(test_invalid_rfc2047),
+		cmocka_unit_test(test_html),
+		cmocka_unit_test(test_html_cut),
+		cmocka_unit_test(test_urls),
+		cmocka_unit_test(test_attachments),
+		cmocka_unit_test(test_nested_message),
+		cmocka_unit_test(test_depth_limit),
+		cmocka_unit_test(test_parts_limit),
+		cmocka_unit_test(test_empty_parts_gate),
+		cmocka_unit_test(test_header_bomb),
+		cmocka_unit_test(test_text_limits),
+		cmocka_unit_test(test_header_and_url_limits),
+		cmocka_unit_test(test_raw_body),
+		cmocka_unit_test(test_header_next),
+		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_corpus),
+	};
+	int rc;
+
+	mime_init();
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	mime_shutdown();
+	return rc;
+}
