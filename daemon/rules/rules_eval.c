@@ -1,0 +1,595 @@
+/*
+ * rules_eval: one message against a compiled set.
+ *
+ * 1. Every field class is scanned once: each value of the field (each
+ *    header of that name, each attachment, each URL host ...) goes through
+ *    the class's Vectorscan databases, raw and, when a case-insensitive
+ *    literal needs it, folded once; then through the few PCRE2 regexes.
+ *    Matches set bits in a bitset of atoms.  Numbers, networks and flags
+ *    are answered directly; list membership (the caller's callback) only
+ *    when a rule needs it, then cached.
+ * 2. Recipient atoms are answered per recipient.  Recipients whose
+ *    recipient atoms came out the same share one walk of the rules, so
+ *    content is scanned once and the rules walked once per distinct
+ *    outcome, whatever the number of recipients.
+ * 3. The walk goes through the rules in order over the bitset: non-final
+ *    actions (tag, bcc, continue) accumulate, the first final one decides.
+ *
+ * Scratch: Vectorscan needs writable scratch per concurrent scan.  The set
+ * keeps a small pool (mutex, taken and returned once per call) that grows
+ * to the number of threads that evaluate at once; it is allocated on first
+ * use, so a set that is never evaluated holds none.  PCRE2 limits bound
+ * every regex match (a hit counts as no match and is reported).
+ */
+#include "rules_internal.h"
+
+#include <glib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../mime/mime.h"
+#include "../util/util.h"
+
+/* --- case folding --------------------------------------------------------- */
+
+char *rules_fold(const char *s, size_t len, bool bytes_only, size_t *outlen)
+{
+	char *out, *fixed = NULL, *cf, *nf;
+	const char *src = s;
+	size_t i, srclen = len;
+	bool ascii = true;
+
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)s[i] >= 0x80) {
+			ascii = false;
+			break;
+		}
+	}
+	if (ascii || bytes_only) {
+		out = g_malloc(len + 1);
+		for (i = 0; i < len; i++)
+			out[i] = g_ascii_tolower(s[i]);
+		out[len] = '\0';
+		*outlen = len;
+		return out;
+	}
+	if (!g_utf8_validate_len(s, len, NULL)) {
+		fixed = g_utf8_make_valid(s, (gssize)len);
+		src = fixed;
+		srclen = strlen(fixed);
+	}
+	cf = g_utf8_casefold(src, (gssize)srclen);
+	nf = g_utf8_normalize(cf, -1, G_NORMALIZE_NFC);
+	if (nf != NULL) {
+		g_free(cf);
+		cf = nf;
+	}
+	g_free(fixed);
+	*outlen = strlen(cf);
+	return cf;
+}
+
+/* --- state of one evaluation ---------------------------------------------- */
+
+struct ev {
+	const struct rules_set *rs;
+	const struct rules_input *in;
+	uint64_t *bits;
+	uint64_t *known;        /* lazy list atoms already asked */
+	struct rules_scratch *scr;
+	unsigned limit_hits;
+	int ip_ok;              /* client_addr parsed: 1, unparsable: 0 */
+	uint8_t ip[16];
+};
+
+#define BIT_SET(b, i) ((b)[(i) >> 6] |= (uint64_t)1 << ((i) & 63))
+#define BIT_CLR(b, i) ((b)[(i) >> 6] &= ~((uint64_t)1 << ((i) & 63)))
+#define BIT_GET(b, i) (((b)[(i) >> 6] >> ((i) & 63)) & 1)
+
+struct hs_ctx {
+	uint64_t *bits;
+	const uint32_t *map;
+};
+
+static int on_match(unsigned id, unsigned long long from, unsigned long long to,
+		    unsigned flags, void *arg)
+{
+	struct hs_ctx *h = arg;
+
+	BIT_SET(h->bits, h->map[id]);
+	return 0;
+}
+
+static void db_scan(struct ev *e, const struct rules_db *db, const char *s, size_t len)
+{
+	struct hs_ctx h = { e->bits, db->atom };
+
+	if (db->db == NULL)
+		return;
+	/* len is bounded by the MIME limits (max_text) well below 4 GiB */
+	hs_scan(db->db, s, (unsigned)len, 0, e->scr->hs, on_match, &h);
+}
+
+static void scan_value(struct ev *e, const struct rules_class *k, const char *s, size_t len)
+{
+	const char *raw = s;
+	size_t rlen = len, i;
+	char *fixed = NULL;
+
+	if (len == 0)
+		for (i = 0; i < k->nempty; i++)
+			BIT_SET(e->bits, k->empty[i]);
+	if (k->need_utf8 && !g_utf8_validate_len(s, len, NULL)) {
+		/* UTF-8 mode databases are undefined on invalid input: repair a copy */
+		fixed = g_utf8_make_valid(s, (gssize)len);
+		raw = fixed;
+		rlen = strlen(fixed);
+	}
+	db_scan(e, &k->lit[FORM_RAW], raw, rlen);
+	db_scan(e, &k->multi[FORM_RAW], raw, rlen);
+	if (k->lit[FORM_FOLD].db != NULL || k->multi[FORM_FOLD].db != NULL) {
+		size_t flen;
+		char *f = rules_fold(s, len, k->bytes, &flen);
+
+		db_scan(e, &k->lit[FORM_FOLD], f, flen);
+		db_scan(e, &k->multi[FORM_FOLD], f, flen);
+		g_free(f);
+	}
+	for (i = 0; i < k->npcre; i++) {
+		int rc;
+
+		if (BIT_GET(e->bits, k->pcre[i].atom))
+			continue;
+		rc = pcre2_match(k->pcre[i].code, (PCRE2_SPTR)s, len, 0, 0, e->scr->md,
+				 e->rs->mctx);
+		if (rc >= 0)
+			BIT_SET(e->bits, k->pcre[i].atom);
+		else if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+			 rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT)
+			e->limit_hits++;
+	}
+	g_free(fixed);
+}
+
+/*
+ * The values of a non-header field, one call each.  Header values come from
+ * the view's header array (a field class per header name).
+ */
+typedef void (*value_fn)(struct ev *e, const void *arg, const char *s, size_t len);
+
+static void field_each(struct ev *e, enum rules_field f, const char *hname, value_fn fn,
+		       const void *arg)
+{
+	const struct rules_input *in = e->in;
+	const struct mime_view *v = in->mime;
+	size_t i;
+
+	switch (f) {
+	case RF_SENDER:
+		if (in->sender != NULL)
+			fn(e, arg, in->sender, strlen(in->sender));
+		break;
+	case RF_CLIENT_ADDRESS:
+		if (in->client_addr != NULL)
+			fn(e, arg, in->client_addr, strlen(in->client_addr));
+		break;
+	case RF_CLIENT_NAME:
+		if (in->client_name != NULL)
+			fn(e, arg, in->client_name, strlen(in->client_name));
+		break;
+	case RF_HELO:
+		if (in->helo != NULL)
+			fn(e, arg, in->helo, strlen(in->helo));
+		break;
+	case RF_AUTH_USER:
+		if (in->auth_user != NULL)
+			fn(e, arg, in->auth_user, strlen(in->auth_user));
+		break;
+	case RF_HEADER:
+		for (i = 0; v != NULL && i < v->nheaders; i++)
+			if (v->headers[i].name != NULL && v->headers[i].value != NULL &&
+			    g_ascii_strcasecmp(v->headers[i].name, hname) == 0)
+				fn(e, arg, v->headers[i].value, strlen(v->headers[i].value));
+		break;
+	case RF_BODY:
+		if (v != NULL && v->text != NULL)
+			fn(e, arg, v->text, v->text_len);
+		break;
+	case RF_RAW_BODY:
+		if (v != NULL && v->raw_body != NULL)
+			fn(e, arg, v->raw_body, v->raw_body_len);
+		break;
+	case RF_ATTACHMENT_NAME:
+	case RF_ATTACHMENT_TYPE:
+		for (i = 0; v != NULL && i < v->nattachments; i++) {
+			const char *s = f == RF_ATTACHMENT_NAME ? v->attachments[i].name :
+								   v->attachments[i].type;
+
+			if (s != NULL)
+				fn(e, arg, s, strlen(s));
+		}
+		break;
+	case RF_URL_HOST:
+		for (i = 0; v != NULL && i < v->nurl_hosts; i++)
+			if (v->url_hosts[i] != NULL)
+				fn(e, arg, v->url_hosts[i], strlen(v->url_hosts[i]));
+		break;
+	case RF_DNSBL:
+		for (i = 0; i < in->ndnsbl; i++)
+			if (in->dnsbl[i] != NULL)
+				fn(e, arg, in->dnsbl[i], strlen(in->dnsbl[i]));
+		break;
+	default:
+		/* recipient is handled per recipient; numbers and flags are direct */
+		break;
+	}
+}
+
+static void scan_cb(struct ev *e, const void *arg, const char *s, size_t len)
+{
+	scan_value(e, arg, s, len);
+}
+
+struct list_ask {
+	const char *list;
+	bool hit;
+};
+
+static void list_cb(struct ev *e, const void *arg, const char *s, size_t len)
+{
+	struct list_ask *q = (struct list_ask *)arg;
+
+	if (!q->hit && e->in->in_list(e->in->in_list_arg, q->list, s) == 1)
+		q->hit = true;
+}
+
+static bool net_match(const struct rules_net *n, const uint8_t ip[16])
+{
+	int full = n->prefix / 8, rest = n->prefix % 8;
+
+	if (memcmp(n->addr, ip, (size_t)full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	return ((n->addr[full] ^ ip[full]) & (0xff << (8 - rest))) == 0;
+}
+
+static bool direct_eval(struct ev *e, const struct rules_atom *a)
+{
+	const struct rules_input *in = e->in;
+	size_t i;
+	int64_t v;
+
+	switch (a->kind) {
+	case AK_NUM:
+		v = a->field == RF_SIZE ? in->size : (int64_t)in->nrcpts;
+		if (a->op == RO_GT)
+			return v > a->num;
+		if (a->op == RO_LT)
+			return v < a->num;
+		return v == a->num;
+	case AK_NET:
+		if (!e->ip_ok)
+			return false;
+		for (i = 0; i < a->nnets; i++)
+			if (net_match(&a->nets[i], e->ip))
+				return true;
+		return false;
+	case AK_FLAG:
+		for (i = 0; i < in->nflags; i++)
+			if (in->flags[i] != NULL && strcasecmp(in->flags[i], a->str) == 0)
+				return true;
+		return false;
+	default:
+		return false;
+	}
+}
+
+static bool atom_true(struct ev *e, uint32_t id)
+{
+	const struct rules_atom *a = &e->rs->atoms[id];
+
+	if (a->kind == AK_LIST && !a->rcpt && !BIT_GET(e->known, id)) {
+		struct list_ask q = { a->str, false };
+
+		BIT_SET(e->known, id);
+		if (e->in->in_list != NULL)
+			field_each(e, (enum rules_field)a->field,
+				   a->field == RF_HEADER ? e->rs->classes[a->cls].hname : NULL,
+				   list_cb, &q);
+		if (q.hit)
+			BIT_SET(e->bits, id);
+	}
+	return BIT_GET(e->bits, id);
+}
+
+static bool node_eval(struct ev *e, uint32_t n)
+{
+	const struct rules_node *nd = &e->rs->nodes[n];
+	uint32_t i;
+
+	switch (nd->kind) {
+	case RN_ATOM:
+		return atom_true(e, nd->a);
+	case RN_NOT:
+		return !node_eval(e, nd->a);
+	case RN_ALL:
+		for (i = 0; i < nd->n; i++)
+			if (!node_eval(e, e->rs->kids[nd->a + i]))
+				return false;
+		return true;
+	case RN_ANY:
+		for (i = 0; i < nd->n; i++)
+			if (node_eval(e, e->rs->kids[nd->a + i]))
+				return true;
+		return false;
+	}
+	abort();
+}
+
+static void push(const char ***arr, size_t *n, const char *s)
+{
+	*arr = xrealloc(*arr, (*n + 1) * sizeof(**arr));
+	(*arr)[(*n)++] = s;
+}
+
+/* Walk the rules in order for the current bitset. */
+static void walk(struct ev *e, struct rules_verdict *v, uint64_t *hits)
+{
+	const struct rules_set *rs = e->rs;
+	size_t i;
+
+	memset(v, 0, sizeof(*v));
+	v->rule = -1;
+	for (i = 0; i < rs->nrules; i++) {
+		const struct rules_crule *r = &rs->rules[i];
+		const struct rules_action_def *a = &r->action;
+
+		if (r->when < 0 || !node_eval(e, (uint32_t)r->when))
+			continue;
+		if (r->except >= 0 && node_eval(e, (uint32_t)r->except))
+			continue;
+		BIT_SET(hits, i);
+		switch (a->type) {
+		case RULES_ACT_TAG:
+			if (a->subject_prefix != NULL)
+				push(&v->subject_prefixes, &v->nsubject_prefixes, a->subject_prefix);
+			if (a->header != NULL)
+				push(&v->headers, &v->nheaders, a->header);
+			break;
+		case RULES_ACT_BCC:
+			push(&v->bcc, &v->nbcc, a->address);
+			break;
+		case RULES_ACT_CONTINUE:
+		case RULES_ACT_NONE:
+			break;
+		default:
+			v->action = a->type;
+			v->rule = (long)i;
+			v->rule_name = r->name;
+			v->code = a->code;
+			v->enhanced = a->code ? a->enhanced : NULL;
+			v->text = a->text;
+			v->address = a->address;
+			return;
+		}
+	}
+}
+
+static struct rules_scratch *scratch_get(struct rules_set *rs)
+{
+	struct rules_scratch *s;
+	size_t i;
+	int f;
+
+	pthread_mutex_lock(&rs->lock);
+	s = rs->pool;
+	if (s != NULL)
+		rs->pool = s->next;
+	pthread_mutex_unlock(&rs->lock);
+	if (s != NULL)
+		return s;
+	s = xcalloc(1, sizeof(*s));
+	for (i = 0; i < rs->nclasses; i++) {
+		const struct rules_class *k = &rs->classes[i];
+
+		for (f = 0; f < 2; f++) {
+			if ((k->lit[f].db != NULL &&
+			     hs_alloc_scratch(k->lit[f].db, &s->hs) != HS_SUCCESS) ||
+			    (k->multi[f].db != NULL &&
+			     hs_alloc_scratch(k->multi[f].db, &s->hs) != HS_SUCCESS)) {
+				hs_free_scratch(s->hs);
+				free(s);
+				return NULL;
+			}
+		}
+	}
+	s->md = pcre2_match_data_create(1, NULL);
+	if (s->md == NULL) {
+		hs_free_scratch(s->hs);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void scratch_put(struct rules_set *rs, struct rules_scratch *s)
+{
+	pthread_mutex_lock(&rs->lock);
+	s->next = rs->pool;
+	rs->pool = s;
+	pthread_mutex_unlock(&rs->lock);
+}
+
+static int hdr_find(const struct rules_set *rs, const char *lname)
+{
+	size_t lo = 0, hi = rs->nhdr;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(lname, rs->classes[rs->hdr_cls[mid]].hname);
+
+		if (c == 0)
+			return (int)rs->hdr_cls[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+static void scan_message(struct ev *e)
+{
+	const struct rules_set *rs = e->rs;
+	const struct mime_view *v = e->in->mime;
+	size_t i;
+
+	for (i = 0; i < rs->nclasses; i++) {
+		const struct rules_class *k = &rs->classes[i];
+
+		if (k->field == RF_RECIPIENT || k->field == RF_HEADER)
+			continue;
+		field_each(e, (enum rules_field)k->field, NULL, scan_cb, k);
+	}
+	/* one pass over the headers, each value to its name's class */
+	for (i = 0; rs->nhdr > 0 && v != NULL && i < v->nheaders; i++) {
+		const char *name = v->headers[i].name, *val = v->headers[i].value;
+		char lname[80];
+		size_t j, nl;
+		int c;
+
+		if (name == NULL || val == NULL)
+			continue;
+		nl = strlen(name);
+		if (nl >= sizeof(lname))
+			continue; /* longer than any header name a rule can hold */
+		for (j = 0; j <= nl; j++)
+			lname[j] = g_ascii_tolower(name[j]);
+		c = hdr_find(rs, lname);
+		if (c >= 0)
+			scan_value(e, &rs->classes[c], val, strlen(val));
+	}
+}
+
+/* Recipient atoms for one recipient: scan plus eager list membership. */
+static void rcpt_atoms(struct ev *e, const char *rcpt)
+{
+	const struct rules_set *rs = e->rs;
+	const struct rules_class *k;
+	size_t i;
+
+	for (i = 0; i < rs->nrcpt_atoms; i++)
+		BIT_CLR(e->bits, rs->rcpt_atoms[i]);
+	if (rs->field_cls[RF_RECIPIENT] < 0)
+		return;
+	k = &rs->classes[rs->field_cls[RF_RECIPIENT]];
+	scan_value(e, k, rcpt, strlen(rcpt));
+	for (i = 0; i < k->nlists; i++) {
+		const struct rules_atom *a = &rs->atoms[k->lists[i]];
+
+		if (e->in->in_list != NULL &&
+		    e->in->in_list(e->in->in_list_arg, a->str, rcpt) == 1)
+			BIT_SET(e->bits, k->lists[i]);
+	}
+}
+
+static void verdict_clear(struct rules_verdict *v)
+{
+	free(v->subject_prefixes);
+	free(v->headers);
+	free(v->bcc);
+}
+
+int rules_eval(const struct rules_set *rs, const struct rules_input *in, struct rules_result *out)
+{
+	struct ev e;
+	size_t words, hwords, pwords, i, j, nout;
+	uint64_t *hits, *pats;
+	size_t *which;
+
+	memset(out, 0, sizeof(*out));
+	if (rs == NULL || in == NULL)
+		return -1;
+	words = (rs->natoms + 63) / 64 + 1;
+	hwords = (rs->nrules + 63) / 64 + 1;
+	pwords = (rs->nrcpt_atoms + 63) / 64 + 1;
+	nout = in->nrcpts ? in->nrcpts : 1;
+	memset(&e, 0, sizeof(e));
+	e.rs = rs;
+	e.in = in;
+	e.scr = scratch_get((struct rules_set *)rs);
+	if (e.scr == NULL)
+		return -1;
+	e.bits = xcalloc(words * 2, sizeof(uint64_t));
+	e.known = e.bits + words;
+	e.ip_ok = in->client_addr != NULL && rules_ip_parse(in->client_addr, e.ip) == 0;
+	hits = xcalloc(hwords, sizeof(uint64_t));
+	pats = xcalloc(nout * pwords, sizeof(uint64_t));
+	which = xcalloc(nout, sizeof(size_t));
+
+	for (i = 0; i < rs->ndirect; i++)
+		if (direct_eval(&e, &rs->atoms[rs->direct[i]]))
+			BIT_SET(e.bits, rs->direct[i]);
+	scan_message(&e);
+
+	out->verdicts_ = xcalloc(nout, sizeof(*out->verdicts_));
+	if (in->nrcpts == 0) {
+		walk(&e, &out->verdicts_[0], hits);
+		out->nverdicts_ = 1;
+	}
+	for (i = 0; i < in->nrcpts; i++) {
+		uint64_t *pat = pats + out->nverdicts_ * pwords;
+
+		rcpt_atoms(&e, in->rcpts[i] ? in->rcpts[i] : "");
+		memset(pat, 0, pwords * sizeof(uint64_t));
+		for (j = 0; j < rs->nrcpt_atoms; j++)
+			if (BIT_GET(e.bits, rs->rcpt_atoms[j]))
+				BIT_SET(pat, j);
+		for (j = 0; j < out->nverdicts_; j++)
+			if (memcmp(pats + j * pwords, pat, pwords * sizeof(uint64_t)) == 0)
+				break;
+		if (j == out->nverdicts_) {
+			walk(&e, &out->verdicts_[j], hits);
+			out->nverdicts_++;
+		}
+		which[i] = j;
+	}
+	if (in->nrcpts > 0) {
+		out->rcpt = xcalloc(in->nrcpts, sizeof(*out->rcpt));
+		for (i = 0; i < in->nrcpts; i++)
+			out->rcpt[i] = &out->verdicts_[which[i]];
+		out->nrcpts = in->nrcpts;
+	}
+	out->message = &out->verdicts_[0];
+	for (i = 0; i < rs->nrules; i++)
+		if (BIT_GET(hits, i))
+			out->nhits++;
+	out->hits = xcalloc(out->nhits ? out->nhits : 1, sizeof(size_t));
+	for (i = 0, j = 0; i < rs->nrules; i++)
+		if (BIT_GET(hits, i))
+			out->hits[j++] = i;
+	out->regex_limit_hits = e.limit_hits;
+
+	free(which);
+	free(pats);
+	free(hits);
+	free(e.bits);
+	scratch_put((struct rules_set *)rs, e.scr);
+	return 0;
+}
+
+void rules_result_free(struct rules_result *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->nverdicts_; i++)
+		verdict_clear(&r->verdicts_[i]);
+	free(r->verdicts_);
+	free(r->rcpt);
+	free(r->hits);
+	memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,189 @@
+/*
+ * rules_internal: the model shared by rules_parse.c (JSON <-> model),
+ * rules_compile.c (model -> matcher) and rules_eval.c.  Not for other
+ * modules: they see rules.h only.
+ */
+#ifndef MOAT_RULES_INTERNAL_H
+#define MOAT_RULES_INTERNAL_H
+
+#include "rules.h"
+
+#include <hs/hs.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <pthread.h>
+
+enum rules_field {
+	RF_SENDER, RF_RECIPIENT, RF_CLIENT_ADDRESS, RF_CLIENT_NAME, RF_HELO, RF_AUTH_USER,
+	RF_HEADER, RF_BODY, RF_RAW_BODY, RF_ATTACHMENT_NAME, RF_ATTACHMENT_TYPE, RF_URL_HOST,
+	RF_SIZE, RF_RECIPIENT_COUNT, RF_DNSBL, RF_FLAG,
+	RF_COUNT_
+};
+
+enum rules_op {
+	RO_CONTAINS, RO_NOT_CONTAINS, RO_IS, RO_IS_NOT, RO_STARTS_WITH, RO_ENDS_WITH,
+	RO_MATCHES, RO_NOT_MATCHES, RO_GT, RO_LT, RO_IN_LIST, RO_IN_NETWORK,
+	RO_COUNT_
+};
+
+enum rules_cond_kind { RC_ALL, RC_ANY, RC_NOT, RC_LEAF };
+
+struct rules_net {
+	uint8_t addr[16];   /* IPv4 as ::ffff:a.b.c.d */
+	int prefix;         /* 0..128 */
+};
+
+struct rules_cond {
+	enum rules_cond_kind kind;
+	struct rules_cond **kids;   /* all/any: nkids; not: one */
+	size_t nkids;
+	/* leaf */
+	enum rules_field field;
+	enum rules_op op;
+	char *header;               /* field header: name as given */
+	bool sensitive;             /* "case": "sensitive" */
+	char *str;                  /* string value (NUL-free) */
+	int64_t num;                /* size, recipient_count */
+	struct rules_net *nets;     /* in_network, and client_address is */
+	size_t nnets;
+	json_t *orig_value;         /* value as given, for export */
+};
+
+struct rules_action_def {
+	enum rules_action_type type;
+	int code;
+	char enhanced[16];
+	char *text;
+	char *subject_prefix;
+	char *header;
+	char *address;
+};
+
+struct rules_rule {
+	char *name;
+	bool enabled;
+	struct rules_cond *when;
+	struct rules_cond *except;  /* NULL: none */
+	struct rules_action_def action;
+	char *comment;              /* NULL: none */
+};
+
+struct rules_def {
+	struct rules_rule *rules;
+	size_t n;
+};
+
+const char *rules_field_name(enum rules_field f);
+const char *rules_op_name(enum rules_op o);
+bool rules_op_negative(enum rules_op o);
+
+/*
+ * Case folding used on both sides of a case-insensitive comparison: ASCII
+ * lower-casing when the text is ASCII, else Unicode full case folding
+ * (g_utf8_casefold) then NFC.  Invalid UTF-8 is repaired first (U+FFFD).
+ * bytes_only: ASCII folding only (raw_body).  Returns a malloc'ed string.
+ */
+char *rules_fold(const char *s, size_t len, bool bytes_only, size_t *outlen);
+
+int rules_ip_parse(const char *s, uint8_t out[16]);
+
+/* --- the compiled set (rules_compile.c builds, rules_eval.c reads) -------- */
+
+enum rules_atom_kind {
+	AK_SCAN,        /* string operator answered by a scan of the field's values */
+	AK_EMPTY,       /* 'is ""': a value is empty */
+	AK_NUM,         /* size / recipient_count against num */
+	AK_NET,         /* client_address against nets */
+	AK_FLAG,        /* flag str is set */
+	AK_LIST         /* a value of the field is in list str (caller's callback) */
+};
+
+struct rules_atom {
+	uint8_t kind;           /* enum rules_atom_kind */
+	uint8_t field;          /* enum rules_field */
+	uint8_t op;             /* positive operator (RO_IS, RO_GT ...) */
+	bool rcpt;              /* depends on the recipient */
+	uint32_t cls;           /* scan class (string fields) */
+	const char *str;        /* list or flag name (owned by the set) */
+	int64_t num;
+	struct rules_net *nets; /* owned */
+	size_t nnets;
+};
+
+enum { FORM_RAW, FORM_FOLD };
+
+/* One Vectorscan database; the pattern id is an index into atom[]. */
+struct rules_db {
+	hs_database_t *db;
+	uint32_t *atom;
+	unsigned n;
+};
+
+struct rules_pcre {
+	pcre2_code *code;
+	uint32_t atom;
+};
+
+/* A field class: one field (one header name for "header"). */
+struct rules_class {
+	uint8_t field;
+	char *hname;                    /* lower-case header name, field header only */
+	bool bytes;                     /* raw_body: octets, ASCII folding, no UTF-8 mode */
+	bool need_utf8;                 /* multi[FORM_RAW] has UTF-8 regexes: repair input */
+	struct rules_db lit[2];         /* contains: hs_compile_lit_multi, per form */
+	struct rules_db multi[2];       /* anchored literals and regexes: hs_compile_multi */
+	struct rules_pcre *pcre;        /* regexes Vectorscan refuses */
+	size_t npcre;
+	uint32_t *empty;                /* AK_EMPTY atoms */
+	size_t nempty;
+	uint32_t *lists;                /* AK_LIST atoms of a per-recipient class */
+	size_t nlists;
+};
+
+enum { RN_ALL, RN_ANY, RN_NOT, RN_ATOM };
+
+struct rules_node {
+	uint8_t kind;
+	uint32_t a;     /* ALL/ANY: first kid in kids[]; NOT: child node; ATOM: atom */
+	uint32_t n;     /* ALL/ANY: number of kids */
+};
+
+struct rules_crule {
+	char *name;
+	bool enabled;
+	int32_t when;           /* root node, -1 when disabled */
+	int32_t except;         /* root node, -1 for none */
+	struct rules_action_def action;
+};
+
+struct rules_scratch {
+	hs_scratch_t *hs;
+	pcre2_match_data *md;
+	struct rules_scratch *next;
+};
+
+struct rules_set {
+	struct rules_crule *rules;
+	size_t nrules;
+	struct rules_atom *atoms;
+	size_t natoms;
+	struct rules_node *nodes;
+	size_t nnodes;
+	uint32_t *kids;
+	size_t nkids;
+	struct rules_class *classes;
+	size_t nclasses;
+	int32_t field_cls[RF_COUNT_];   /* class of a non-header string field, -1 none */
+	uint32_t *hdr_cls;              /* header classes sorted by hname */
+	size_t nhdr;
+	uint32_t *direct;               /* AK_NUM/NET/FLAG atoms, computed up front */
+	size_t ndirect;
+	uint32_t *rcpt_atoms;           /* atoms that depend on the recipient */
+	size_t nrcpt_atoms;
+	pcre2_match_context *mctx;
+	size_t mem;
+	pthread_mutex_t lock;           /* guards pool */
+	struct rules_scratch *pool;
+};
+
+#endif
