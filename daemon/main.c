@@ -34,6 +34,7 @@
 #include "http/http.h"
 #include "policy/policy.h"
 #include "log/log.h"
+#include "mime/mime.h"
 #include "queue/queue.h"
 #include "smtp/smtp.h"
 #include "spool/spool.h"
@@ -323,6 +324,25 @@ static void raise_fd_limit(const struct conf *c)
 			 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
+/*
+ * The epoll changelist folds the interest changes one loop iteration makes
+ * on a descriptor (reading paused and resumed around a policy verdict, a
+ * write event added and removed) into at most one epoll_ctl.  Safe here:
+ * no descriptor is dup()ed while it has events.
+ */
+static struct event_base *new_event_base(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (cfg == NULL)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 int main(int argc, char **argv)
 {
 	struct moatd d;
@@ -351,6 +371,7 @@ int main(int argc, char **argv)
 		: LOG_LVL_INFO;
 	if (log_open(d.conf.log, level, err, sizeof(err)) < 0)
 		die("%s", err);
+	mime_init(); /* before any thread: GMime's one-time set-up */
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(&d.conf);
 
@@ -367,7 +388,7 @@ int main(int argc, char **argv)
 
 	if (evthread_use_pthreads() < 0)
 		die("libevent without thread support");
-	d.base = event_base_new();
+	d.base = new_event_base();
 	if (d.base == NULL)
 		die("cannot create the event loop");
 	d.smtp = smtp_server_new(d.base, &d.conf, err, sizeof(err));
@@ -448,6 +469,7 @@ int main(int argc, char **argv)
 	event_free(d.sig_int);
 	event_free(d.sig_hup);
 	event_base_free(d.base);
+	mime_shutdown();
 	log_notice(NULL, "main", "stopped");
 	log_close();
 	close(d.lock_fd);

@@ -1,11 +1,11 @@
 /*
  * libFuzzer harness: the From: header address extraction of the optional
- * From: binding (smtp_from_addresses in daemon/smtp/smtp_auth.c).
+ * From: binding (policy_from_addresses in daemon/policy/policy_from.c).
  */
 #include <stddef.h>
 #include <stdint.h>
 
-#include "smtp/smtp_internal.h"
+#include "policy/policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -21,6 +21,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t total = 0;
 
-	smtp_from_addresses((const char *)data, size, cb, &total);
+	policy_from_addresses((const char *)data, size, cb, &total);
 	return 0;
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../policy/policy.h" /* struct policy_verdict: the one verdict type */
+
 /*
  * Counters of events per (key, window length): each is estimated over the
  * last window_ms from two fixed windows (the current one counted fully, the
@@ -34,7 +36,8 @@ void account_win_clear(struct account_win *w, const char *key);
 /* ---- the engine: rate limits, compromise score, suspension ------------- */
 
 /*
- * One engine on the mail loop (smtp_server owns it).  Its worker thread
+ * One engine on the mail loop (policy/ owns it and is its only caller;
+ * smtp/ never sees it).  Its worker thread
  * owns a SQLite connection: it persists totals and suspensions, holds the
  * queued mail of a suspended account (store_queue_hold by auth_user), and
  * every second reads suspensions (an administrator's lift) and per-account
@@ -44,13 +47,10 @@ struct account_engine;
 struct conf;
 struct event_base;
 
-enum account_verdict { ACCOUNT_OK, ACCOUNT_REFUSE, ACCOUNT_DEFER };
-
-struct account_reply {
-	char code[16];    /* "451 4.7.1" */
-	char text[256];
-	char check[32];   /* message-log check name */
-};
+/*
+ * Verdicts are policy verdicts: POLICY_CONTINUE, or POLICY_REFUSE /
+ * POLICY_DEFER with code, text and check filled.
+ */
 
 struct account_engine *account_engine_new(struct event_base *base, const struct conf *conf,
 					  const char *db_path, char *err, size_t errsz);
@@ -63,18 +63,29 @@ void account_engine_free(struct account_engine *e);
  * (rate limit), and may suspend the account when the score crosses the
  * threshold.
  */
-enum account_verdict account_mail(struct account_engine *e, const char *user,
-				  const char *addr, const char *sender, int bound,
-				  struct account_reply *r);
-/* RCPT of an authenticated user; dead: the domain cannot receive mail. */
-enum account_verdict account_rcpt(struct account_engine *e, const char *user,
-				  const char *addr, const char *rcpt, int dead,
-				  struct account_reply *r);
+enum policy_action account_mail(struct account_engine *e, const char *user,
+				const char *addr, const char *sender, int bound,
+				struct policy_verdict *v);
+/*
+ * RCPT of an authenticated user; dead: the domain cannot receive mail
+ * (counted; CONTINUE unless that suspended the account: the caller
+ * refuses the recipient itself).
+ */
+enum policy_action account_rcpt(struct account_engine *e, const char *user,
+				const char *addr, const char *rcpt, int dead,
+				struct policy_verdict *v);
 /* A From: header address not the user's (auth_bind_from_header): counted as a refused binding. */
-enum account_verdict account_from_refused(struct account_engine *e, const char *user,
-					  const char *from, struct account_reply *r);
+enum policy_action account_from_refused(struct account_engine *e, const char *user,
+					const char *from, struct policy_verdict *v);
 /* 1 when user is suspended (checked again at end of DATA). */
 int account_suspended(struct account_engine *e, const char *user);
+
+/*
+ * AUTH failures per client address (auth_fail_window, auth_fail_max_per_addr):
+ * 1 when addr may not try again now; count one failure.
+ */
+int account_auth_blocked(struct account_engine *e, const char *addr);
+void account_auth_failed(struct account_engine *e, const char *addr);
 
 /* The score's parts for user now, as text ("score=.. senders=.. ..."). */
 int64_t account_score(struct account_engine *e, const char *user, char *detail,

@@ -102,6 +102,7 @@ struct account_engine {
 	struct acct **tab;
 	size_t size;
 	struct account_win *win;
+	struct account_win *auth_fails;  /* AUTH failures by client address */
 	int64_t lim_am[3], lim_ar[3], lim_cm[3], lim_cr[3];
 
 	pthread_t thr;
@@ -296,7 +297,14 @@ static void enqueue(struct account_engine *e, struct job *j)
 	pthread_mutex_unlock(&e->mu);
 }
 
-static void suspended_reply(struct account_reply *r)
+/* r's action is the one returned: one verdict, never two answers. */
+static enum policy_action answer(struct policy_verdict *r, enum policy_action a)
+{
+	r->action = a;
+	return a;
+}
+
+static void suspended_reply(struct policy_verdict *r)
 {
 	strlcpy_s(r->code, "550 5.7.1", sizeof(r->code));
 	strlcpy_s(r->text,
@@ -335,7 +343,7 @@ static int evaluate(struct account_engine *e, struct acct *a, int64_t now)
 /* Rate limits: 0 fine (and counted), -1 with r filled. */
 static int rate(struct account_engine *e, const char *prefix, const char *who,
 		const int64_t lim[3], const int64_t *over, const char *what, const char *whose,
-		struct account_reply *r, int64_t now, int commit)
+		struct policy_verdict *r, int64_t now, int commit)
 {
 	char key[NAME_MAX_ + 8];
 	int i;
@@ -358,9 +366,9 @@ static int rate(struct account_engine *e, const char *prefix, const char *who,
 	return 0;
 }
 
-enum account_verdict account_mail(struct account_engine *e, const char *user,
-				  const char *addr, const char *sender, int bound,
-				  struct account_reply *r)
+enum policy_action account_mail(struct account_engine *e, const char *user,
+				const char *addr, const char *sender, int bound,
+				struct policy_verdict *r)
 {
 	struct acct *a = acct_get(e, user, 1);
 	int64_t now = time_now_ms();
@@ -368,7 +376,7 @@ enum account_verdict account_mail(struct account_engine *e, const char *user,
 	memset(r, 0, sizeof(*r));
 	if (a->suspended) {
 		suspended_reply(r);
-		return ACCOUNT_REFUSE;
+		return answer(r, POLICY_REFUSE);
 	}
 	push(a, EV_SENDER, sender, now);
 	if (!bound) {
@@ -376,19 +384,19 @@ enum account_verdict account_mail(struct account_engine *e, const char *user,
 		a->d_refused++;
 		if (evaluate(e, a, now)) {
 			suspended_reply(r);
-			return ACCOUNT_REFUSE;
+			return answer(r, POLICY_REFUSE);
 		}
 		strlcpy_s(r->code, "553 5.7.1", sizeof(r->code));
 		strlcpy_s(r->text, "Sender address rejected: not owned by the authenticated user",
 			  sizeof(r->text));
 		strlcpy_s(r->check, "sender_binding", sizeof(r->check));
-		return ACCOUNT_REFUSE;
+		return answer(r, POLICY_REFUSE);
 	}
 	if (rate(e, "am", user, e->lim_am, a->lim, "messages", "account", r, now, 0) < 0 ||
 	    rate(e, "cm", addr, e->lim_cm, NULL, "messages", "client address", r, now, 0) < 0) {
 		log_warn(NULL, "account", "RATE LIMIT user=%s client=[%s] %s", user, addr,
 			 r->check);
-		return ACCOUNT_DEFER;
+		return answer(r, POLICY_DEFER);
 	}
 	rate(e, "am", user, e->lim_am, a->lim, "", "", r, now, 1);
 	rate(e, "cm", addr, e->lim_cm, NULL, "", "", r, now, 1);
@@ -397,14 +405,14 @@ enum account_verdict account_mail(struct account_engine *e, const char *user,
 	a->d_msgs++;
 	if (evaluate(e, a, now)) {
 		suspended_reply(r);
-		return ACCOUNT_REFUSE;
+		return answer(r, POLICY_REFUSE);
 	}
-	return ACCOUNT_OK;
+	return answer(r, POLICY_CONTINUE);
 }
 
-enum account_verdict account_rcpt(struct account_engine *e, const char *user,
-				  const char *addr, const char *rcpt, int dead,
-				  struct account_reply *r)
+enum policy_action account_rcpt(struct account_engine *e, const char *user,
+				const char *addr, const char *rcpt, int dead,
+				struct policy_verdict *r)
 {
 	struct acct *a = acct_get(e, user, 1);
 	int64_t now = time_now_ms();
@@ -413,7 +421,7 @@ enum account_verdict account_rcpt(struct account_engine *e, const char *user,
 	memset(r, 0, sizeof(*r));
 	if (a->suspended) {
 		suspended_reply(r);
-		return ACCOUNT_REFUSE;
+		return answer(r, POLICY_REFUSE);
 	}
 	push(a, EV_DOMAIN, at != NULL ? at + 1 : rcpt, now);
 	if (dead) {
@@ -421,28 +429,28 @@ enum account_verdict account_rcpt(struct account_engine *e, const char *user,
 		a->d_refused++;
 		if (evaluate(e, a, now)) {
 			suspended_reply(r);
-			return ACCOUNT_REFUSE;
+			return answer(r, POLICY_REFUSE);
 		}
-		return ACCOUNT_OK; /* the caller refuses the recipient itself */
+		return answer(r, POLICY_CONTINUE); /* the caller refuses the recipient itself */
 	}
 	if (rate(e, "ar", user, e->lim_ar, a->lim + 3, "recipients", "account", r, now, 0) < 0 ||
 	    rate(e, "cr", addr, e->lim_cr, NULL, "recipients", "client address", r, now, 0) < 0) {
 		log_warn(NULL, "account", "RATE LIMIT user=%s client=[%s] %s", user, addr,
 			 r->check);
-		return ACCOUNT_DEFER;
+		return answer(r, POLICY_DEFER);
 	}
 	rate(e, "ar", user, e->lim_ar, a->lim + 3, "", "", r, now, 1);
 	rate(e, "cr", addr, e->lim_cr, NULL, "", "", r, now, 1);
 	a->d_rcpts++;
 	if (evaluate(e, a, now)) {
 		suspended_reply(r);
-		return ACCOUNT_REFUSE;
+		return answer(r, POLICY_REFUSE);
 	}
-	return ACCOUNT_OK;
+	return answer(r, POLICY_CONTINUE);
 }
 
-enum account_verdict account_from_refused(struct account_engine *e, const char *user,
-					  const char *from, struct account_reply *r)
+enum policy_action account_from_refused(struct account_engine *e, const char *user,
+					const char *from, struct policy_verdict *r)
 {
 	struct acct *a = acct_get(e, user, 1);
 	int64_t now = time_now_ms();
@@ -453,13 +461,35 @@ enum account_verdict account_from_refused(struct account_engine *e, const char *
 	a->d_refused++;
 	if (evaluate(e, a, now)) {
 		suspended_reply(r);
-		return ACCOUNT_REFUSE;
+		return answer(r, POLICY_REFUSE);
 	}
 	strlcpy_s(r->code, "553 5.7.1", sizeof(r->code));
 	strlcpy_s(r->text, "Message refused: From: header address not owned by the authenticated user",
 		  sizeof(r->text));
 	strlcpy_s(r->check, "from_binding", sizeof(r->check));
-	return ACCOUNT_REFUSE;
+	return answer(r, POLICY_REFUSE);
+}
+
+static void auth_key(const char *addr, char *key, size_t keysz)
+{
+	snprintf(key, keysz, "a:%s", addr);
+}
+
+int account_auth_blocked(struct account_engine *e, const char *addr)
+{
+	char key[80];
+
+	auth_key(addr, key, sizeof(key));
+	return account_win_count(e->auth_fails, key, e->conf->auth_fail_window_ms,
+				 time_now_ms()) >= e->conf->auth_fail_max_per_addr;
+}
+
+void account_auth_failed(struct account_engine *e, const char *addr)
+{
+	char key[80];
+
+	auth_key(addr, key, sizeof(key));
+	account_win_add(e->auth_fails, key, e->conf->auth_fail_window_ms, time_now_ms(), 1);
 }
 
 int account_suspended(struct account_engine *e, const char *user)
@@ -769,6 +799,7 @@ struct account_engine *account_engine_new(struct event_base *base, const struct 
 	e->size = 1024;
 	e->tab = xcalloc(e->size, sizeof(*e->tab));
 	e->win = account_win_new(200000);
+	e->auth_fails = account_win_new(100000);
 	e->jobs_tail = &e->jobs;
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->cv, NULL);
@@ -857,6 +888,7 @@ void account_engine_free(struct account_engine *e)
 	}
 	free(e->tab);
 	account_win_free(e->win);
+	account_win_free(e->auth_fails);
 	pthread_mutex_destroy(&e->mu);
 	pthread_cond_destroy(&e->cv);
 	free(e->db_path);

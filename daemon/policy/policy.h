@@ -27,12 +27,25 @@ struct policy;
 struct policy_sess;
 struct policy_snap;
 
+/*
+ * The one verdict type of the daemon: every check of every stage, the
+ * account defence (account/) included, answers with it; smtp/ sees no
+ * other.  The front-door stages (connect to RCPT) use CONTINUE to PENDING;
+ * the actions after PENDING are dispositions of the end-of-DATA content
+ * stage, per recipient, and never come out of a front-door step.
+ */
 enum policy_action {
-	POLICY_CONTINUE, /* no opinion: go on */
-	POLICY_ACCEPT,   /* accepted by an allow entry: skip the rest of the stage */
-	POLICY_REFUSE,   /* permanent: 5xx */
-	POLICY_DEFER,    /* temporary: 4xx */
-	POLICY_PENDING,  /* waiting: call the step again after done() */
+	POLICY_CONTINUE,   /* no opinion: go on */
+	POLICY_ACCEPT,     /* accepted by an allow entry: skip the rest of the stage */
+	POLICY_REFUSE,     /* permanent: 5xx */
+	POLICY_DEFER,      /* temporary: 4xx */
+	POLICY_PENDING,    /* waiting: call the step again after done() */
+	POLICY_TAG,        /* deliver with subject_prefix and/or header added */
+	POLICY_QUARANTINE, /* keep in quarantine, do not deliver */
+	POLICY_HOLD,       /* keep in the queue, held, for an administrator */
+	POLICY_DISCARD,    /* accept and drop */
+	POLICY_REDIRECT,   /* deliver to address instead of the recipient */
+	POLICY_BCC,        /* deliver, and a copy to address */
 };
 
 struct policy_verdict {
@@ -42,6 +55,11 @@ struct policy_verdict {
 	char check[32];   /* "conn_deny", "dnsbl", ... */
 	char entry[320];  /* "entry 12 192.0.2.0/24" or "" */
 	int close;        /* end the session after this reply */
+	/* TAG */
+	char subject_prefix[64];  /* "[SPAM] " or "" */
+	char header[256];         /* one header line without CRLF, or "" */
+	/* REDIRECT, BCC */
+	char address[320];
 };
 
 typedef void (*policy_done_cb)(uint64_t session_id, void *arg);
@@ -69,19 +87,75 @@ struct policy_sess *policy_sess_new(struct policy *p, uint64_t session_id,
 				    const struct sockaddr *client, const struct sockaddr *local);
 void policy_sess_free(struct policy_sess *ps);
 
+/*
+ * The steps, in SMTP order.  Each runs its stage's checks (policy_connect.c,
+ * policy_helo.c, policy_mail.c, policy_rcpt.c, policy_data.c) and answers
+ * with one verdict: CONTINUE (go on), REFUSE or DEFER (reply with v), or
+ * PENDING (stop reading; after done() call the same step again with the
+ * same arguments: the stage resumes where it waited and runs no check
+ * twice).
+ */
 /* nsessions: sessions open now, this one included. */
 enum policy_action policy_connect(struct policy_sess *ps, int nsessions,
 				  struct policy_verdict *v);
 enum policy_action policy_helo(struct policy_sess *ps, const char *helo, size_t len,
 			       struct policy_verdict *v);
-/* sender: "" for the null sender. */
+/*
+ * sender: "" for the null sender.  The sender lists, then for an
+ * authenticated session the account: sender binding, suspension, rate
+ * limits, score.  Never PENDING today.
+ */
 enum policy_action policy_mail(struct policy_sess *ps, const char *sender,
 			       struct policy_verdict *v);
-/* nrcpts: recipients accepted so far in this transaction. */
+/*
+ * nrcpts: recipients accepted so far in this transaction.  For an
+ * authenticated session first the recipient domain (MX, A, AAAA, null MX:
+ * may wait for DNS), last the account's rate limits and score.
+ */
 enum policy_action policy_rcpt(struct policy_sess *ps, const char *rcpt, size_t nrcpts,
-			       int authenticated, struct policy_verdict *v);
+			       struct policy_verdict *v);
+/*
+ * End of DATA for the front door: the account suspended meanwhile, and
+ * the From: binding (auth_bind_from_header).  policy_data_start() when
+ * DATA starts, policy_data() with the message octets as spooled.
+ */
+void policy_data_start(struct policy_sess *ps);
+void policy_data(struct policy_sess *ps, const char *p, size_t len);
+enum policy_action policy_data_end(struct policy_sess *ps, struct policy_verdict *v);
 /* Header lines (CRLF-terminated) that checks asked to add; returns length. */
 size_t policy_data_headers(const struct policy_sess *ps, char *out, size_t outsz);
+
+/* ---- AUTH and the account defence (policy_account.c) -------------------- */
+
+struct conf;
+/*
+ * Start the account defence (account/: rate limits, score, suspension,
+ * AUTH failures per client address) with the config's limits; called when
+ * AUTH is offered.  conf must outlive p.  0, or -1 with err.
+ */
+int policy_set_accounts(struct policy *p, const struct conf *conf, const char *db_path,
+			char *err, size_t errsz);
+/*
+ * The AUTH step, before an exchange starts: a client address past
+ * auth_fail_max_per_addr failures is refused (421, close).
+ */
+enum policy_action policy_auth(struct policy_sess *ps, struct policy_verdict *v);
+/* An exchange failed: one failure for the client address. */
+void policy_auth_failed(struct policy_sess *ps);
+/*
+ * An exchange succeeded: user, and the addresses it may send as (lower
+ * case; the array and its strings are taken over).  NULL user: forget the
+ * login (STARTTLS).
+ */
+void policy_auth_login(struct policy_sess *ps, const char *user, char **addrs, size_t naddrs);
+
+/*
+ * Pure: the addresses of the From: field in a header section (CRLF lines,
+ * unfolded here); cb(addr, len) for each.  Number found, or -1 without a
+ * From: field.  (policy_from.c)
+ */
+int policy_from_addresses(const char *hdr, size_t len,
+			  void (*cb)(const char *addr, size_t alen, void *arg), void *arg);
 
 /*
  * domain is one of ours (the local_domain list, wildcards included): in the

@@ -167,6 +167,8 @@ enum policy_list_id {
 
 enum policy_dir_kind { POLICY_DIR_USER = 1, POLICY_DIR_ALIAS, POLICY_DIR_GROUP };
 
+struct rules_set;
+
 struct policy_snap {
 	int refs;                     /* touched on the loop only */
 	int64_t generation;
@@ -177,6 +179,10 @@ struct policy_snap {
 	struct policy_dnsbl_site *sites;
 	size_t nsites;
 	size_t nentries;
+	/* Server rules: the enabled set, compiled (NULL when there is none). */
+	struct rules_set *rules;
+	int64_t *rule_ids;            /* rule i of the set is row rule_ids[i] */
+	size_t nrules;
 	/* Owned storage of every ref and value. */
 	struct policy_ref *refs_arr;
 	size_t nrefs, refs_cap;
@@ -196,6 +202,12 @@ int policy_snap_add_site(struct policy_snap *sn, int64_t id, const char *zone, i
 			 int enabled, const char *action, const char *message,
 			 const char *codes, int weight, char *err, size_t errsz);
 void policy_snap_free(struct policy_snap *sn);
+/*
+ * Is value on the named list (docs/policy.md's list names)?  An IP address
+ * is matched as one, "local@domain" as a mail address, anything else as a
+ * domain or host name.  For the rules' in_list operator: 1 yes, 0 no.
+ */
+int policy_snap_in_list(const struct policy_snap *sn, const char *list, const char *value);
 
 /* For unit tests: a session on sn (a reference is taken), no engine, no DNS. */
 struct policy_sess *policy_sess_test(struct policy_snap *sn, const char *ip);

@@ -11,6 +11,7 @@
  */
 #include "policy_internal.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 #include "../log/log.h"
 #include "../store/store.h"
 #include "../store/store_policy.h"
+#include "../store/store_rules.h"
+#include "../rules/rules.h"
 #include "../util/util.h"
 
 /* Refs are allocated in fixed chunks so that pointers to them stay valid. */
@@ -161,7 +164,27 @@ void policy_snap_free(struct policy_snap *sn)
 	for (i = 0; i < sn->nstrings; i++)
 		free(sn->strings[i]);
 	free(sn->strings);
+	rules_set_free(sn->rules);
+	free(sn->rule_ids);
 	free(sn);
+}
+
+int policy_snap_in_list(const struct policy_snap *sn, const char *list, const char *value)
+{
+	uint8_t ip[16];
+	int i;
+
+	for (i = 0; i < PL_COUNT; i++)
+		if (strcmp(list_names[i], list) == 0)
+			break;
+	if (i == PL_COUNT || value == NULL)
+		return 0;
+	if (policy_ip_parse(value, strlen(value), ip) == 0)
+		return policy_list_match_ip(&sn->lists[i], ip) != NULL;
+	if (strchr(value, '@') != NULL)
+		return policy_list_match_mail(&sn->lists[i], value) != NULL;
+	return policy_list_match_domain(&sn->lists[i], value) != NULL ||
+	       policy_list_match_host(&sn->lists[i], value) != NULL;
 }
 
 /* --- loading -------------------------------------------------------------- */
@@ -205,6 +228,70 @@ static int load_site(const struct store_dnsbl_site *s, void *arg)
 	return 0;
 }
 
+struct load_rules {
+	json_t *arr;
+	int64_t *ids;
+	size_t n, cap;
+	int bad;
+};
+
+static int load_rule(const struct store_rule *r, void *arg)
+{
+	struct load_rules *lr = arg;
+	json_t *o = json_loads(r->definition, 0, NULL);
+
+	if (o == NULL || !json_is_object(o)) {
+		json_decref(o);
+		lr->bad++;
+		return 0;
+	}
+	if (lr->n == lr->cap) {
+		lr->cap = lr->cap ? lr->cap * 2 : 16;
+		lr->ids = xrealloc(lr->ids, lr->cap * sizeof(*lr->ids));
+	}
+	lr->ids[lr->n++] = r->id;
+	json_array_append_new(lr->arr, o);
+	return 0;
+}
+
+/*
+ * The enabled rules, compiled (off the loop: this runs on the watcher).
+ * A set that does not compile (it was checked when saved, so only a limit
+ * of the whole set can do this) leaves the snapshot without rules, loudly.
+ */
+static int load_rules(struct store *st, struct policy_snap *sn)
+{
+	struct load_rules lr = { json_array(), NULL, 0, 0, 0 };
+	struct rules_def *def = NULL;
+	char err[400];
+	int64_t t0 = time_mono_ms();
+
+	if (store_rules_each(st, 1, load_rule, &lr) < 0) {
+		json_decref(lr.arr);
+		free(lr.ids);
+		return -1;
+	}
+	if (lr.n > 0 && rules_def_from_json(lr.arr, &def, err, sizeof(err)) == 0)
+		sn->rules = rules_compile(def, err, sizeof(err));
+	if (lr.n > 0 && sn->rules == NULL) {
+		log_error(NULL, "policy", "RULES NOT COMPILED rules=%zu: %s; running without"
+			  " server rules", lr.n, err);
+		free(lr.ids);
+	} else if (sn->rules != NULL) {
+		sn->rule_ids = lr.ids;
+		sn->nrules = lr.n;
+		log_info(NULL, "policy", "rules compiled rules=%zu memory=%zu ms=%lld", lr.n,
+			 rules_set_memory(sn->rules), (long long)(time_mono_ms() - t0));
+	} else {
+		free(lr.ids);
+	}
+	if (lr.bad > 0)
+		log_warn(NULL, "policy", "rules skipped=%d unreadable rows", lr.bad);
+	rules_def_free(def);
+	json_decref(lr.arr);
+	return 0;
+}
+
 static int load_dir(const struct store_dir_row *r, void *arg)
 {
 	struct load *l = arg;
@@ -230,7 +317,8 @@ struct policy_snap *policy_snap_load(const char *db_path, char *err, size_t errs
 	    store_policy_settings(st, load_setting, &l) < 0 ||
 	    store_policy_entries(st, NULL, load_entry, &l) < 0 ||
 	    store_policy_sites(st, load_site, &l) < 0 ||
-	    store_policy_directory(st, load_dir, &l) < 0) {
+	    store_policy_directory(st, load_dir, &l) < 0 ||
+	    load_rules(st, l.sn) < 0) {
 		snprintf(err, errsz, "policy load: %s", store_policy_errmsg(st));
 		store_policy_read_end(st);
 		store_close(st);

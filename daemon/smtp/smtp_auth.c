@@ -10,13 +10,16 @@
  * from the worker, and is routed to its session by id (the session may be
  * gone).  While the check and the failure tarpit run the session is PAUSED.
  *
- * Limits: failures are counted per client address in a sliding window
- * (auth_fail_window, in memory); past auth_fail_max_per_addr the client
- * gets 421 and is closed.  Per account the worker asks the login throttle
- * the API uses too (store_auth_login_gate: growing waits per (account,
- * address), auth_fail_max_per_account over all addresses but never for an
- * address that logged in to the account before); a throttled try gets
- * 454 4.7.0 without a check.  Each failure is answered after
+ * Only the SASL exchange lives here.  What a login then may do (sender
+ * binding, rate limits, suspension) is policy/'s: the outcome of each
+ * exchange goes to policy_auth_login() / policy_auth_failed(), and the
+ * AUTH step of the policy (failures per client address in a sliding
+ * window, auth_fail_window; past auth_fail_max_per_addr the client gets
+ * 421 and is closed) runs before an exchange starts.  Per account the
+ * worker asks the login throttle the API uses too (store_auth_login_gate:
+ * growing waits per (account, address), auth_fail_max_per_account over all
+ * addresses but never for an address that logged in to the account
+ * before); a throttled try gets 454 4.7.0 without a check.  Each failure is answered after
  * auth_fail_delay (a timer).
  *
  * Never: log a password, a decoded response or a failed account name; let
@@ -33,9 +36,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../account/account.h"
 #include "../conf/conf.h"
-#include "../dns/dns.h"
 #include "../policy/policy.h"
 #include "../log/log.h"
 #include "../store/store.h"
@@ -64,22 +65,7 @@ struct smtp_auth {
 	enum auth_step step;
 	char user[AUTH_USER_MAX + 1];
 	struct event *tarpit;
-	char **addrs;          /* the user's directory addresses, lower case */
-	size_t naddrs;
-	/* recipient-domain check: the last domain looked up and its state */
-	char dom[256];
-	int dom_state;         /* DOM_* */
-	int dom_step;          /* 0 MX, 1 A, 2 AAAA */
-	/* From: binding: the header section as it arrives (bounded) */
-	char *hdr;
-	size_t hdrlen;
-	int hdr_state;         /* HDR_* */
 };
-
-#define HDR_MAX (32 * 1024)
-enum { HDR_OFF, HDR_READING, HDR_DONE, HDR_TOOBIG };
-
-enum { DOM_NONE, DOM_PENDING, DOM_OK, DOM_DEAD, DOM_TEMPFAIL };
 
 struct job {
 	struct job *next;
@@ -108,8 +94,6 @@ struct smtp_authsrv {
 	struct job *done;
 	int stop;
 	struct event *done_ev;
-	struct account_win *fails;
-	struct account_engine *accounts; /* rate limits, score, suspension */
 };
 
 static void job_free(struct job *j)
@@ -127,16 +111,10 @@ static void job_free(struct job *j)
 
 void smtp_auth_free(struct smtp_auth *a)
 {
-	size_t i;
-
 	if (a == NULL)
 		return;
 	if (a->tarpit != NULL)
 		event_free(a->tarpit);
-	for (i = 0; i < a->naddrs; i++)
-		free(a->addrs[i]);
-	free(a->addrs);
-	free(a->hdr);
 	free(a);
 }
 
@@ -264,11 +242,6 @@ static void *worker(void *arg)
 
 /* ---- loop side ---------------------------------------------------------- */
 
-static void fail_key(const struct smtp_session *s, char *ka, size_t kasz)
-{
-	snprintf(ka, kasz, "a:%s", s->addr);
-}
-
 static void tarpit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_session *s = arg;
@@ -285,7 +258,6 @@ static void finish(struct smtp_session *s, struct job *j)
 {
 	const struct conf *conf = s->srv->conf;
 	struct smtp_auth *sa = s->auth;
-	char ka[SMTP_ADDR_MAX + 4];
 	struct timeval tv;
 
 	if (j->throttled) {
@@ -303,18 +275,20 @@ static void finish(struct smtp_session *s, struct job *j)
 	}
 	if (j->ok) {
 		strlcpy_s(s->auth_user, j->name, sizeof(s->auth_user));
-		sa->addrs = j->addrs;
-		sa->naddrs = j->naddrs;
-		j->addrs = NULL;
-		j->naddrs = 0;
+		if (s->pol != NULL) {
+			/* The addresses it may send as: policy/'s from here on. */
+			policy_auth_login(s->pol, j->name, j->addrs, j->naddrs);
+			j->addrs = NULL;
+			j->naddrs = 0;
+		}
 		sa->step = AUTH_NONE;
 		log_info(s->idstr, "smtp", "auth ok user=%s client=[%s]", s->auth_user, s->addr);
 		smtp_session_reply(s, "235 2.7.0", "Authentication successful");
 		smtp_session_auth_resume(s);
 		return;
 	}
-	fail_key(s, ka, sizeof(ka));
-	account_win_add(s->srv->authsrv->fails, ka, conf->auth_fail_window_ms, time_now_ms(), 1);
+	if (s->pol != NULL)
+		policy_auth_failed(s->pol);
 	log_warn(s->idstr, "smtp", "AUTH FAILED from [%s]", s->addr);
 	sa->step = AUTH_TARPIT;
 	if (sa->tarpit == NULL)
@@ -366,9 +340,13 @@ int smtp_server_set_auth(struct smtp_server *srv, const char *db_path,
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	a->done_ev = event_new(srv->base, -1, 0, done_cb, a);
-	a->fails = account_win_new(100000);
-	a->accounts = account_engine_new(srv->base, srv->conf, db_path, err, errsz);
-	if (a->accounts == NULL) {
+	/* What a login may do is the policy's: no AUTH without it. */
+	if (srv->policy == NULL) {
+		snprintf(err, errsz, "auth: needs the policy engine");
+		smtp_authsrv_free(a);
+		return -1;
+	}
+	if (policy_set_accounts(srv->policy, srv->conf, db_path, err, errsz) < 0) {
 		smtp_authsrv_free(a);
 		return -1;
 	}
@@ -406,8 +384,6 @@ void smtp_authsrv_free(struct smtp_authsrv *a)
 		job_free(j);
 	}
 	event_free(a->done_ev);
-	account_win_free(a->fails);
-	account_engine_free(a->accounts);
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->cv);
 	free(a->db_path);
@@ -575,42 +551,26 @@ void smtp_auth_line(struct smtp_session *s, const char *line, size_t len)
 
 void smtp_auth_command(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	const struct conf *conf = s->srv->conf;
-	char ka[SMTP_ADDR_MAX + 4];
 	const char *mech = cmd->args;
 	const char *sp;
 	const char *init = NULL;
 	size_t mlen;
 	size_t ilen = 0;
 
-	if (s->srv->authsrv == NULL) {
-		smtp_session_reply(s, "502 5.5.1", "Error: command not implemented");
-		return;
-	}
-	if (!s->tls && !conf->auth_allow_plaintext) {
-		smtp_session_reply(s, "538 5.7.11", "Encryption required: issue STARTTLS first");
-		return;
-	}
-	if (s->state == SMTP_ST_INIT) {
-		smtp_session_reply(s, "503 5.5.1", "Error: send HELO/EHLO first");
-		return;
-	}
+	/* Offered, TLS and the sequence: the session's command table. */
 	if (s->auth_user[0] != '\0') {
 		smtp_session_reply(s, "503 5.5.1", "Error: already authenticated");
 		return;
 	}
-	if (s->state != SMTP_ST_HELO) {
-		smtp_session_reply(s, "503 5.5.1", "Error: MAIL transaction in progress");
-		return;
-	}
-	fail_key(s, ka, sizeof(ka));
-	if (account_win_count(s->srv->authsrv->fails, ka, conf->auth_fail_window_ms,
-			      time_now_ms()) >= conf->auth_fail_max_per_addr) {
-		log_warn(s->idstr, "smtp", "AUTH ADDRESS LIMIT from [%s]", s->addr);
-		smtp_session_reply(s, "421 4.7.0", "Too many authentication failures, closing");
-		s->flags |= SMTP_F_CLOSING;
-		bufferevent_disable(s->bev, EV_READ);
-		return;
+	if (s->pol != NULL) {
+		struct policy_verdict v;
+
+		if (policy_auth(s->pol, &v) != POLICY_CONTINUE) {
+			smtp_session_reply(s, v.code, v.text);
+			s->flags |= SMTP_F_CLOSING;
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
 	}
 	if (cmd->argslen == 0) {
 		smtp_session_reply(s, "501 5.5.4", "Syntax: AUTH mechanism [initial-response]");
@@ -642,329 +602,4 @@ void smtp_auth_command(struct smtp_session *s, const struct smtp_command *cmd)
 	} else {
 		smtp_session_reply(s, "504 5.5.4", "Unrecognized authentication type");
 	}
-}
-
-int smtp_auth_sender_ok(const struct smtp_session *s, const char *sender)
-{
-	size_t i;
-
-	if (s->auth == NULL || sender[0] == '\0')
-		return 0;
-	for (i = 0; i < s->auth->naddrs; i++)
-		if (strcasecmp(s->auth->addrs[i], sender) == 0)
-			return 1;
-	return 0;
-}
-
-/* ---- authenticated MAIL and RCPT: binding, limits, score, dead domains ---- */
-
-int smtp_auth_mail(struct smtp_session *s, const char *sender, struct account_reply *r)
-{
-	int bound = smtp_auth_sender_ok(s, sender);
-
-	if (!bound)
-		log_warn(s->idstr, "smtp", "SENDER BINDING user=%s from [%s]", s->auth_user,
-			 s->addr);
-	return account_mail(s->srv->authsrv->accounts, s->auth_user, s->addr, sender, bound, r)
-		== ACCOUNT_OK ? 0 : -1;
-}
-
-int smtp_auth_suspended(struct smtp_session *s)
-{
-	return s->auth_user[0] != '\0' &&
-	       account_suspended(s->srv->authsrv->accounts, s->auth_user);
-}
-
-static void dom_cb(const struct dns_result *res, uint64_t cookie, void *ctx)
-{
-	struct smtp_server *srv = ctx;
-	struct smtp_session *s;
-	struct smtp_auth *sa;
-	static const enum dns_type next[] = { DNS_A, DNS_AAAA };
-
-	if (res->status == DNS_CANCELLED)
-		return; /* dns_free() at shutdown: srv may be gone already */
-	s = smtp_server_lookup(srv, cookie);
-	if (s == NULL || s->auth == NULL || s->auth->dom_state != DOM_PENDING)
-		return; /* the session went, or moved on */
-	sa = s->auth;
-	if (res->status == DNS_TEMPFAIL) {
-		sa->dom_state = DOM_TEMPFAIL;
-	} else if (res->status == DNS_OK && res->type == DNS_MX) {
-		/* RFC 7505: a single MX with the root as host says "no mail". */
-		sa->dom_state = res->count == 1 && res->u.mx[0].host[0] == '\0' ? DOM_DEAD : DOM_OK;
-	} else if (res->status == DNS_OK) {
-		sa->dom_state = DOM_OK;
-	} else if (res->status == DNS_NXDOMAIN || res->status == DNS_BADNAME ||
-		   sa->dom_step >= 2) {
-		sa->dom_state = DOM_DEAD;
-	} else {
-		/* NODATA: no MX, then A, then AAAA (RFC 5321 5.1 implicit MX). */
-		dns_query(srv->dns, sa->dom, next[sa->dom_step++], dom_cb, s->id, srv);
-		return;
-	}
-	smtp_session_policy_resume(s);
-}
-
-int smtp_auth_rcpt_domain(struct smtp_session *s, const char *rcpt, struct account_reply *r)
-{
-	struct smtp_auth *sa = s->auth;
-	const char *at = strrchr(rcpt, '@');
-	const char *dom;
-	size_t i;
-
-	memset(r, 0, sizeof(*r));
-	if (s->auth_user[0] == '\0' || sa == NULL || s->srv->dns == NULL ||
-	    !s->srv->conf->recipient_domain_check || at == NULL)
-		return 0;
-	dom = at + 1;
-	if (dom[0] == '[' || strlen(dom) >= sizeof(sa->dom) ||
-	    (s->pol != NULL && policy_sess_local_domain(s->pol, dom)))
-		return 0; /* address literals and our own domains are not checked */
-	if (sa->dom_state == DOM_NONE || strcasecmp(sa->dom, dom) != 0) {
-		for (i = 0; dom[i] != '\0'; i++)
-			sa->dom[i] = (char)tolower((unsigned char)dom[i]);
-		sa->dom[i] = '\0';
-		sa->dom_state = DOM_PENDING;
-		sa->dom_step = 0;
-		dns_query(s->srv->dns, sa->dom, DNS_MX, dom_cb, s->id, s->srv);
-		return 1;
-	}
-	switch (sa->dom_state) {
-	case DOM_PENDING:
-		return 1;
-	case DOM_OK:
-		return 0;
-	case DOM_TEMPFAIL:
-		sa->dom_state = DOM_NONE; /* ask again next time */
-		strlcpy_s(r->code, "451 4.4.3", sizeof(r->code));
-		snprintf(r->text, sizeof(r->text),
-			 "Recipient domain %.200s: DNS lookup failed, try again later", sa->dom);
-		strlcpy_s(r->check, "rcpt_domain", sizeof(r->check));
-		return -1;
-	default:
-		(void)account_rcpt(s->srv->authsrv->accounts, s->auth_user, s->addr, rcpt, 1, r);
-		if (r->code[0] == '\0') {
-			strlcpy_s(r->code, "550 5.1.2", sizeof(r->code));
-			snprintf(r->text, sizeof(r->text),
-				 "Recipient address rejected: domain %.180s does not accept mail",
-				 sa->dom);
-			strlcpy_s(r->check, "rcpt_domain", sizeof(r->check));
-		}
-		return -1;
-	}
-}
-
-int smtp_auth_rcpt(struct smtp_session *s, const char *rcpt, struct account_reply *r)
-{
-	return account_rcpt(s->srv->authsrv->accounts, s->auth_user, s->addr, rcpt, 0, r)
-		== ACCOUNT_OK ? 0 : -1;
-}
-
-/* ---- From: header binding (auth_bind_from_header) ------------------------- */
-
-/* One element of an address list: the <angle> part, else the bare addr-spec. */
-static int emit(const char *ang, size_t alen, const char *plain, size_t plen,
-		void (*cb)(const char *, size_t, void *), void *arg)
-{
-	while (plen > 0 && (plain[0] == ' ' || plain[0] == '\t')) {
-		plain++;
-		plen--;
-	}
-	while (plen > 0 && (plain[plen - 1] == ' ' || plain[plen - 1] == '\t'))
-		plen--;
-	if (ang != NULL) {
-		cb(ang, alen, arg);
-		return 1;
-	}
-	if (plen > 0 && memchr(plain, '@', plen) != NULL) {
-		cb(plain, plen, arg);
-		return 1;
-	}
-	return 0;
-}
-
-/* RFC 5322 address-list in v[0..n): quoted strings and comments skipped. */
-static int parse_list(const char *v, size_t n, void (*cb)(const char *, size_t, void *),
-		      void *arg)
-{
-	char plain[1024];
-	size_t plen = 0;
-	const char *ang = NULL;
-	size_t alen = 0;
-	int depth = 0;
-	int count = 0;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		char c = v[i];
-
-		if (depth > 0) {
-			if (c == '\\')
-				i++;
-			else if (c == '(')
-				depth++;
-			else if (c == ')')
-				depth--;
-			continue;
-		}
-		if (c == '"') {
-			for (i++; i < n && v[i] != '"'; i++)
-				if (v[i] == '\\')
-					i++;
-			continue;
-		}
-		if (c == '(') {
-			depth = 1;
-			continue;
-		}
-		if (c == '<') {
-			const char *end = memchr(v + i + 1, '>', n - i - 1);
-
-			if (end == NULL)
-				return count; /* unterminated: the rest is not an address */
-			ang = v + i + 1;
-			alen = (size_t)(end - ang);
-			i = (size_t)(end - v);
-			continue;
-		}
-		if (c == ':') {
-			plen = 0; /* a group's display name */
-			continue;
-		}
-		if (c == ',' || c == ';') {
-			count += emit(ang, alen, plain, plen, cb, arg);
-			ang = NULL;
-			plen = 0;
-			continue;
-		}
-		if (plen < sizeof(plain))
-			plain[plen++] = c;
-	}
-	count += emit(ang, alen, plain, plen, cb, arg);
-	return count;
-}
-
-int smtp_from_addresses(const char *hdr, size_t len,
-			void (*cb)(const char *addr, size_t alen, void *arg), void *arg)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		const char *lf = memchr(hdr + i, '\n', len - i);
-		size_t eol = lf != NULL ? (size_t)(lf - hdr) : len;
-
-		if (eol == i || (eol == i + 1 && hdr[i] == '\r'))
-			break; /* the empty line: end of the header section */
-		if (eol - i >= 5 && strncasecmp(hdr + i, "From:", 5) == 0) {
-			char val[4096];
-			size_t vn = 0;
-			size_t j = i + 5;
-
-			/* Unfold: continuation lines start with SP or HT. */
-			for (;;) {
-				for (; j < eol && vn < sizeof(val); j++)
-					val[vn++] = hdr[j] == '\r' ? ' ' : hdr[j];
-				if (eol + 1 < len && (hdr[eol + 1] == ' ' || hdr[eol + 1] == '\t')) {
-					j = eol + 1;
-					lf = memchr(hdr + j, '\n', len - j);
-					eol = lf != NULL ? (size_t)(lf - hdr) : len;
-					continue;
-				}
-				break;
-			}
-			return parse_list(val, vn, cb, arg);
-		}
-		i = eol + 1;
-	}
-	return -1;
-}
-
-void smtp_auth_data_start(struct smtp_session *s)
-{
-	struct smtp_auth *sa = s->auth;
-
-	if (sa == NULL)
-		return;
-	sa->hdrlen = 0;
-	sa->hdr_state = HDR_OFF;
-	if (s->auth_user[0] == '\0' || !s->srv->conf->auth_bind_from_header)
-		return;
-	if (sa->hdr == NULL)
-		sa->hdr = xmalloc(HDR_MAX);
-	sa->hdr_state = HDR_READING;
-}
-
-void smtp_auth_data(struct smtp_session *s, const char *p, size_t len)
-{
-	struct smtp_auth *sa = s->auth;
-	size_t from;
-	size_t i;
-
-	if (sa == NULL || sa->hdr_state != HDR_READING)
-		return;
-	if (len > HDR_MAX - sa->hdrlen) {
-		len = HDR_MAX - sa->hdrlen;
-		sa->hdr_state = HDR_TOOBIG;
-	}
-	from = sa->hdrlen > 3 ? sa->hdrlen - 3 : 0;
-	memcpy(sa->hdr + sa->hdrlen, p, len);
-	sa->hdrlen += len;
-	if (sa->hdrlen >= 2 && sa->hdr[0] == '\r' && sa->hdr[1] == '\n') {
-		sa->hdr_state = HDR_DONE; /* no header at all */
-		return;
-	}
-	for (i = from; i + 3 < sa->hdrlen; i++) {
-		if (memcmp(sa->hdr + i, "\r\n\r\n", 4) == 0) {
-			sa->hdr_state = HDR_DONE;
-			return;
-		}
-	}
-}
-
-struct from_check {
-	const struct smtp_session *s;
-	char bad[SMTP_PATH_MAX + 1];
-	int nbad;
-};
-
-static void from_cb(const char *addr, size_t alen, void *arg)
-{
-	struct from_check *fc = arg;
-	char a[SMTP_PATH_MAX + 1];
-
-	if (alen > SMTP_PATH_MAX)
-		alen = SMTP_PATH_MAX;
-	memcpy(a, addr, alen);
-	a[alen] = '\0';
-	if (!smtp_auth_sender_ok(fc->s, a)) {
-		if (fc->nbad++ == 0)
-			strlcpy_s(fc->bad, a, sizeof(fc->bad));
-	}
-}
-
-int smtp_auth_data_end(struct smtp_session *s, struct account_reply *r)
-{
-	struct smtp_auth *sa = s->auth;
-	struct from_check fc;
-	int n;
-
-	memset(r, 0, sizeof(*r));
-	if (sa == NULL || sa->hdr_state == HDR_OFF)
-		return 0;
-	memset(&fc, 0, sizeof(fc));
-	fc.s = s;
-	n = smtp_from_addresses(sa->hdr, sa->hdrlen, from_cb, &fc);
-	sa->hdr_state = HDR_OFF;
-	if (n <= 0) {
-		strlcpy_s(r->code, "550 5.6.0", sizeof(r->code));
-		strlcpy_s(r->text, "Message refused: no usable From: header", sizeof(r->text));
-		strlcpy_s(r->check, "from_binding", sizeof(r->check));
-		return -1;
-	}
-	if (fc.nbad == 0)
-		return 0;
-	log_warn(s->idstr, "smtp", "FROM BINDING user=%s from [%s]", s->auth_user, s->addr);
-	(void)account_from_refused(s->srv->authsrv->accounts, s->auth_user, fc.bad, r);
-	return -1;
 }

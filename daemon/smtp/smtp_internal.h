@@ -41,7 +41,7 @@ struct smtp_tx {
 	int64_t declared_size;
 	int smtputf8;
 	int body_8bitmime;
-	int rcpt_attempts;   /* RCPT commands seen, accepted or not */
+	int rcpt_attempts;   /* RCPT commands checked, accepted or not */
 	struct spool_file *file;
 	struct smtp_data data;
 	int64_t received_at;
@@ -80,8 +80,17 @@ struct smtp_session {
 	struct smtp_tx *tx;
 
 	struct policy_sess *pol;     /* front-door policy state; NULL without policy */
-	int pol_wait;                /* paused for policy: 1 connect, 2 a command */
-	char *pol_line;              /* the command to run again on resume */
+	/* Paused for a policy verdict: what runs when it is ready (connect or a proceed_<cmd>). */
+	void (*resume)(struct smtp_session *s);
+	/* The current command's verb and argument, checked once, kept for its proceed_<cmd>. */
+	enum smtp_verb verb;
+	union {
+		char helo[SMTP_DOMAIN_MAX + 1];
+		struct smtp_mail_args mail;
+		struct smtp_rcpt_args rcpt;
+	} arg;
+	int rcpts_seen;              /* RCPT commands in the session (for its log line) */
+	int rcpts_ok;                /* ... of them accepted */
 
 	/* STARTTLS and AUTH (smtp_tls.c, smtp_auth.c) */
 	int submission;              /* accepted on a submission listener */
@@ -153,35 +162,7 @@ void smtp_auth_command(struct smtp_session *s, const struct smtp_command *cmd);
 /* 1 when s is inside an AUTH exchange and line is its continuation. */
 int smtp_auth_in_exchange(const struct smtp_session *s);
 void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
-/* The authenticated user may use sender (lower-cased compare); 1 yes. */
-int smtp_auth_sender_ok(const struct smtp_session *s, const char *sender);
 void smtp_authsrv_free(struct smtp_authsrv *a);
-struct account_reply;
-/* MAIL of an authenticated session (binding, suspension, rate limits): 0, or -1 and r. */
-int smtp_auth_mail(struct smtp_session *s, const char *sender, struct account_reply *r);
-/*
- * RCPT of an authenticated session, before the policy: the domain must
- * receive mail.  0 go on, -1 refuse with r, 1 paused for DNS (the command
- * runs again through smtp_session_policy_resume()).  Counts nothing itself
- * except a dead domain.
- */
-int smtp_auth_rcpt_domain(struct smtp_session *s, const char *rcpt, struct account_reply *r);
-/* RCPT after the policy passed: rate limits and score.  0, or -1 and r. */
-int smtp_auth_rcpt(struct smtp_session *s, const char *rcpt, struct account_reply *r);
-/* The session's account was suspended meanwhile. */
-int smtp_auth_suspended(struct smtp_session *s);
-/* From: binding (auth_bind_from_header): DATA starts; message octets as spooled. */
-void smtp_auth_data_start(struct smtp_session *s);
-void smtp_auth_data(struct smtp_session *s, const char *p, size_t len);
-/* End of DATA: 0, or -1 with r (a From: address not the user's, or none found). */
-int smtp_auth_data_end(struct smtp_session *s, struct account_reply *r);
-/*
- * Pure: the addresses of the From: field in a header section (CRLF lines,
- * unfolded here); cb(addr, len) for each.  Number found, or -1 without a
- * From: field.
- */
-int smtp_from_addresses(const char *hdr, size_t len,
-			void (*cb)(const char *addr, size_t alen, void *arg), void *arg);
 
 /* smtp_session.c */
 void smtp_session_accept(struct smtp_server *srv, int fd, const struct sockaddr *sa,

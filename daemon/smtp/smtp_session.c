@@ -2,10 +2,15 @@
  * smtp_session: one SMTP connection, RFC 5321 server side.
  *
  * Input is processed one command at a time from the bufferevent's input
- * buffer, so pipelined commands are answered in order.  While a verdict
- * is pending (the spool writer's commit; later, DNS and policy) the
- * session is PAUSED: reading stops, nothing more is processed, and the
- * verdict's callback resumes it.  State changes only in enter_state();
+ * buffer, so pipelined commands are answered in order.  Commands go
+ * through one table (OpenSMTPD's {verb, states, check, proceed, flags}):
+ * the state mask answers a command out of sequence (503), check_<cmd>
+ * parses and refuses with a reply and runs once, proceed_<cmd> asks the
+ * policy and acts.  While a verdict is pending (policy, DNS, AUTH, the
+ * spool writer's commit) the session is PAUSED: reading stops, nothing
+ * more is processed, and the verdict's callback resumes the same
+ * proceed_<cmd>, never the check.  smtp/ sees policy verdicts only; the
+ * account defence is policy/'s.  State changes only in enter_state();
  * replies only through reply(), which also counts errors.
  *
  * Lifetime: a session is freed only at the tail of a top-level callback
@@ -35,7 +40,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../account/account.h"
 #include "../conf/conf.h"
 #include "../log/log.h"
 #include "../policy/policy.h"
@@ -67,7 +71,9 @@ static void deadline_command(struct smtp_session *s);
 static void deadline_resume(struct smtp_session *s);
 static void stress_update(struct smtp_server *srv);
 static void handle_line(struct smtp_session *s, const char *line, size_t len);
+static void command_done(struct smtp_session *s);
 static void too_many_errors(struct smtp_session *s);
+static void connect_policy(struct smtp_session *s);
 
 static void enter_state(struct smtp_session *s, enum smtp_state st)
 {
@@ -248,19 +254,17 @@ static void refuse_verdict(struct smtp_session *s, const struct logfacts *f,
 		close_session(s);
 }
 
-#define POL_WAIT_CONNECT 1
-#define POL_WAIT_COMMAND 2
-
 /*
  * Act on a policy step's result: 1 when the command must stop here
- * (refused, or paused until smtp_session_policy_resume()).
+ * (refused, or paused until smtp_session_policy_resume() runs resume).
  */
 static int policy_gate(struct smtp_session *s, enum policy_action r,
-		       const struct policy_verdict *v, const struct logfacts *f)
+		       const struct policy_verdict *v, const struct logfacts *f,
+		       void (*resume)(struct smtp_session *))
 {
 	if (r == POLICY_PENDING) {
 		s->flags |= SMTP_F_PAUSED;
-		s->pol_wait = POL_WAIT_COMMAND;
+		s->resume = resume;
 		bufferevent_disable(s->bev, EV_READ);
 		return 1;
 	}
@@ -313,9 +317,9 @@ static void session_free(struct smtp_session *s)
 	}
 	tx_reset(s);
 	policy_sess_free(s->pol);
-	free(s->pol_line);
 	smtp_auth_free(s->auth);
-	log_info(s->idstr, "smtp", "disconnect client=%s[%s]", s->name, s->addr);
+	log_info(s->idstr, "smtp", "disconnect client=%s[%s] rcpt=%d/%d", s->name, s->addr,
+		 s->rcpts_ok, s->rcpts_seen);
 	smtp_server_unlink(s->srv, s);
 	stress_update(s->srv);
 	if (s->timer != NULL)
@@ -580,6 +584,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		smtp_auth_free(s->auth);
 		s->auth = NULL;
 		s->auth_user[0] = '\0';
+		if (s->pol != NULL)
+			policy_auth_login(s->pol, NULL, NULL, 0);
 		enter_state(s, SMTP_ST_INIT);
 		set_read_timeout(s, s->srv->conf->idle_timeout_ms);
 		bufferevent_enable(s->bev, EV_READ);
@@ -650,8 +656,9 @@ static void connect_policy(struct smtp_session *s)
 		enum policy_action r = policy_connect(s->pol, s->srv->nsessions, &v);
 
 		if (r == POLICY_PENDING) {
+			/* Reading stays on: a client talking first is still caught. */
 			s->flags |= SMTP_F_PAUSED;
-			s->pol_wait = POL_WAIT_CONNECT;
+			s->resume = connect_policy;
 			return;
 		}
 		name = policy_client_name(s->pol);
@@ -669,29 +676,27 @@ static void connect_policy(struct smtp_session *s)
 
 void smtp_session_policy_resume(struct smtp_session *s)
 {
-	char *line = s->pol_line;
-	int wait = s->pol_wait;
+	void (*resume)(struct smtp_session *) = s->resume;
 
-	s->pol_line = NULL;
-	s->pol_wait = 0;
+	s->resume = NULL;
 	s->flags &= ~SMTP_F_PAUSED;
-	if (s->flags & SMTP_F_CLOSING) {
-		free(line);
+	if (resume == NULL || (s->flags & SMTP_F_CLOSING)) {
+		/* Closing, or nothing waits for the policy any more. */
 		reap(s);
 		return;
 	}
-	if (wait == POL_WAIT_CONNECT) {
+	if (resume == connect_policy) {
 		connect_policy(s);
-	} else if (line != NULL) {
-		/* The same command again: the policy now has its answer. */
-		handle_line(s, line, strlen(line));
+	} else {
+		/* The command's proceed_<cmd>: its checks ran before the wait. */
+		resume(s);
+		command_done(s);
 		if (!(s->flags & (SMTP_F_CLOSING | SMTP_F_PAUSED))) {
 			bufferevent_enable(s->bev, EV_READ);
 			deadline_resume(s);
 			process_input(s);
 		}
 	}
-	free(line);
 	reap(s);
 }
 
@@ -764,26 +769,34 @@ void smtp_session_accept(struct smtp_server *srv, int fd, const struct sockaddr 
 
 /* --- commands ---------------------------------------------------------- */
 
-static void cmd_helo(struct smtp_session *s, const struct smtp_command *cmd)
+static int check_helo(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	if (smtp_check_helo(cmd->args, cmd->argslen) < 0) {
+		reply(s, "501 5.5.4", "Syntax: %s hostname",
+		      cmd->verb == SMTP_V_EHLO ? "EHLO" : "HELO");
+		return -1;
+	}
+	memcpy(s->arg.helo, cmd->args, cmd->argslen);
+	s->arg.helo[cmd->argslen] = '\0';
+	return 0;
+}
+
+static void proceed_helo(struct smtp_session *s)
 {
 	const struct conf *conf = s->srv->conf;
-	int ehlo = cmd->verb == SMTP_V_EHLO;
+	int ehlo = s->verb == SMTP_V_EHLO;
 
-	if (smtp_check_helo(cmd->args, cmd->argslen) < 0) {
-		reply(s, "501 5.5.4", "Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
-		return;
-	}
 	if (s->pol != NULL) {
 		struct policy_verdict v;
 		struct logfacts f;
 
 		tx_facts(s, &f);
-		if (policy_gate(s, policy_helo(s->pol, cmd->args, cmd->argslen, &v), &v, &f))
+		if (policy_gate(s, policy_helo(s->pol, s->arg.helo, strlen(s->arg.helo), &v), &v,
+				&f, proceed_helo))
 			return;
 	}
 	tx_reset(s);
-	memcpy(s->helo, cmd->args, cmd->argslen);
-	s->helo[cmd->argslen] = '\0';
+	strlcpy_s(s->helo, s->arg.helo, sizeof(s->helo));
 	if (ehlo)
 		s->flags |= SMTP_F_ESMTP;
 	else
@@ -828,176 +841,146 @@ static int spool_room(const struct smtp_session *s, int64_t size)
 	return 1;
 }
 
-static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
+static int check_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	const struct conf *conf = s->srv->conf;
-	struct smtp_mail_args args;
+	struct smtp_mail_args *args = &s->arg.mail;
 	struct logfacts f = { .size = -1 };
-	struct smtp_tx *tx;
 
-	if (s->state == SMTP_ST_INIT) {
-		reply(s, "503 5.5.1", "Error: send HELO/EHLO first");
-		return;
-	}
-	if (s->state != SMTP_ST_HELO) {
-		reply(s, "503 5.5.1", "Error: nested MAIL command");
-		return;
-	}
-	switch (smtp_parse_mail(cmd->args, cmd->argslen, &args)) {
+	switch (smtp_parse_mail(cmd->args, cmd->argslen, args)) {
 	case SMTP_PARSE_OK:
 		break;
 	case SMTP_PARSE_SYNTAX:
 		reply(s, "501 5.5.4", "Syntax: MAIL FROM:<address>");
-		return;
+		return -1;
 	case SMTP_PARSE_ADDRESS:
 		reply(s, "501 5.1.7", "Bad sender address syntax");
-		return;
+		return -1;
 	case SMTP_PARSE_PARAM:
 		reply(s, "555 5.5.4", "Unsupported or malformed MAIL parameter");
-		return;
+		return -1;
 	case SMTP_PARSE_UTF8:
 		reply(s, "553 5.6.7", "Non-ASCII address requires SMTPUTF8");
-		return;
+		return -1;
 	}
-	f.sender = args.addr;
+	f.sender = args->addr;
 	if (s->submission && s->auth_user[0] == '\0') {
 		refuse(s, &f, "530 5.7.0", "auth_required", "Authentication required");
-		return;
+		return -1;
 	}
-	if (args.size > conf->max_message_size) {
+	if (args->size > conf->max_message_size) {
 		refuse_tx(s, &f, TX_ERR_SIZE);
-		return;
+		return -1;
 	}
-	if (!spool_room(s, args.size)) {
+	if (!spool_room(s, args->size)) {
 		refuse_tx(s, &f, TX_ERR_NOSPACE);
-		return;
+		return -1;
 	}
+	return 0;
+}
+
+static void proceed_mail(struct smtp_session *s)
+{
+	const struct smtp_mail_args *args = &s->arg.mail;
+	struct smtp_tx *tx;
+
 	if (s->pol != NULL) {
+		/* Sender lists; for a login also binding, suspension, rate limits. */
 		struct policy_verdict v;
+		struct logfacts f = { .size = -1, .sender = args->addr };
 
-		if (policy_gate(s, policy_mail(s->pol, args.addr, &v), &v, &f))
+		if (policy_gate(s, policy_mail(s->pol, args->addr, &v), &v, &f, proceed_mail))
 			return;
-	}
-	if (s->auth_user[0] != '\0') {
-		/* Sender binding, suspension, rate limits, score (smtp_auth.c). */
-		struct account_reply ar;
-
-		if (smtp_auth_mail(s, args.addr, &ar) < 0) {
-			refuse(s, &f, ar.code, ar.check, ar.text);
-			return;
-		}
 	}
 	tx = xcalloc(1, sizeof(*tx));
-	tx->sender = xstrdup(args.addr);
-	tx->declared_size = args.size;
-	tx->smtputf8 = args.smtputf8;
-	tx->body_8bitmime = args.body == SMTP_BODY_8BITMIME;
+	tx->sender = xstrdup(args->addr);
+	tx->declared_size = args->size;
+	tx->smtputf8 = args->smtputf8;
+	tx->body_8bitmime = args->body == SMTP_BODY_8BITMIME;
 	s->tx = tx;
 	enter_state(s, SMTP_ST_MAIL);
 	reply(s, "250 2.1.0", "Ok");
 }
 
-static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
+/* Facts for the message-log row of one refused recipient. */
+static void rcpt_facts(const struct smtp_session *s, struct logfacts *f, const char **one)
+{
+	tx_facts(s, f);
+	*one = s->arg.rcpt.addr;
+	f->rcpts = one;
+	f->nrcpts = 1;
+}
+
+/* Counts the attempt: once per RCPT, however long its policy waits. */
+static int check_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	const struct conf *conf = s->srv->conf;
-	struct smtp_rcpt_args args;
-	struct logfacts f;
-	const char *one[1];
+	struct smtp_rcpt_args *args = &s->arg.rcpt;
 	struct smtp_tx *tx = s->tx;
+	struct logfacts f;
+	const char *one;
 
-	if (s->state != SMTP_ST_MAIL && s->state != SMTP_ST_RCPT) {
-		reply(s, "503 5.5.1", "Error: need MAIL command");
-		return;
-	}
+	s->rcpts_seen++;
 	tx->rcpt_attempts++;
-	switch (smtp_parse_rcpt(cmd->args, cmd->argslen, tx->smtputf8, &args)) {
+	switch (smtp_parse_rcpt(cmd->args, cmd->argslen, tx->smtputf8, args)) {
 	case SMTP_PARSE_OK:
 		break;
 	case SMTP_PARSE_SYNTAX:
 		reply(s, "501 5.5.4", "Syntax: RCPT TO:<address>");
-		return;
+		return -1;
 	case SMTP_PARSE_ADDRESS:
 		reply(s, "501 5.1.3", "Bad recipient address syntax");
-		return;
+		return -1;
 	case SMTP_PARSE_PARAM:
 		reply(s, "555 5.5.4", "Unsupported or malformed RCPT parameter");
-		return;
+		return -1;
 	case SMTP_PARSE_UTF8:
 		reply(s, "553 5.6.7", "Non-ASCII address requires SMTPUTF8");
-		return;
+		return -1;
 	}
-	if (strchr(args.addr, '@') == NULL) {
+	if (strchr(args->addr, '@') == NULL) {
 		/* <Postmaster> (the parser lets no other bare local part through). */
-		char pm[sizeof(args.addr)];
+		char pm[sizeof(args->addr)];
 
 		if (s->pol == NULL || policy_sess_postmaster(s->pol, pm, sizeof(pm)) < 0) {
-			one[0] = args.addr;
-			tx_facts(s, &f);
-			f.rcpts = one;
-			f.nrcpts = 1;
+			rcpt_facts(s, &f, &one);
 			refuse(s, &f, "451 4.3.5", "postmaster",
 			       "<Postmaster>: no postmaster address configured"
 			       " (no local domain and no postmaster_address)");
-			return;
+			return -1;
 		}
-		strlcpy_s(args.addr, pm, sizeof(args.addr));
+		strlcpy_s(args->addr, pm, sizeof(args->addr));
 	}
 	if (tx->nrcpts >= (size_t)conf->max_recipients) {
-		one[0] = args.addr;
-		tx_facts(s, &f);
-		f.rcpts = one;
-		f.nrcpts = 1;
+		rcpt_facts(s, &f, &one);
 		refuse(s, &f, "452 4.5.3", "max_recipients", "Error: too many recipients");
-		return;
+		return -1;
 	}
-	if (s->auth_user[0] != '\0') {
-		/* Authenticated relay: the domain must receive mail (may wait for DNS). */
-		struct account_reply ar;
-		int r = smtp_auth_rcpt_domain(s, args.addr, &ar);
+	return 0;
+}
 
-		if (r == 1) {
-			s->flags |= SMTP_F_PAUSED;
-			s->pol_wait = POL_WAIT_COMMAND;
-			bufferevent_disable(s->bev, EV_READ);
-			return;
-		}
-		if (r < 0) {
-			one[0] = args.addr;
-			tx_facts(s, &f);
-			f.rcpts = one;
-			f.nrcpts = 1;
-			refuse(s, &f, ar.code, ar.check, ar.text);
-			return;
-		}
-	}
+static void proceed_rcpt(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+
 	if (s->pol != NULL) {
+		/* One verdict: the recipient domain of a login (may wait for DNS),
+		 * the lists, relay, directory, harvest, the account's limits. */
 		struct policy_verdict v;
+		struct logfacts f;
+		const char *one;
 
-		one[0] = args.addr;
-		tx_facts(s, &f);
-		f.rcpts = one;
-		f.nrcpts = 1;
-		if (policy_gate(s, policy_rcpt(s->pol, args.addr, tx->nrcpts,
-							s->auth_user[0] != '\0', &v), &v, &f))
+		rcpt_facts(s, &f, &one);
+		if (policy_gate(s, policy_rcpt(s->pol, s->arg.rcpt.addr, tx->nrcpts, &v), &v, &f,
+				proceed_rcpt))
 			return;
-	}
-	if (s->auth_user[0] != '\0') {
-		struct account_reply ar;
-
-		if (smtp_auth_rcpt(s, args.addr, &ar) < 0) {
-			one[0] = args.addr;
-			tx_facts(s, &f);
-			f.rcpts = one;
-			f.nrcpts = 1;
-			refuse(s, &f, ar.code, ar.check, ar.text);
-			return;
-		}
 	}
 	if (tx->nrcpts == tx->rcpt_cap) {
 		tx->rcpt_cap = tx->rcpt_cap ? tx->rcpt_cap * 2 : 8;
 		tx->rcpts = xrealloc(tx->rcpts, tx->rcpt_cap * sizeof(char *));
 	}
-	tx->rcpts[tx->nrcpts++] = xstrdup(args.addr);
+	tx->rcpts[tx->nrcpts++] = xstrdup(s->arg.rcpt.addr);
+	s->rcpts_ok++;
 	enter_state(s, SMTP_ST_RCPT);
 	reply(s, "250 2.1.5", "Ok");
 }
@@ -1054,25 +1037,29 @@ static void write_received(struct smtp_session *s)
 	}
 }
 
-static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
+static int check_data(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	if (cmd->argslen > 0) {
+		reply(s, "501 5.5.4", "Syntax: DATA");
+		return -1;
+	}
+	if (s->state == SMTP_ST_MAIL) {
+		/* RFC 5321 3.3: 554 when every RCPT failed, 503 when there was none. */
+		if (s->tx->rcpt_attempts > 0)
+			reply(s, "554 5.5.1", "Error: no valid recipients");
+		else
+			reply(s, "503 5.5.1", "Error: need RCPT command");
+		return -1;
+	}
+	return 0;
+}
+
+static void proceed_data(struct smtp_session *s)
 {
 	const struct conf *conf = s->srv->conf;
 	struct smtp_tx *tx = s->tx;
 	char err[256];
 
-	if (cmd->argslen > 0) {
-		reply(s, "501 5.5.4", "Syntax: DATA");
-		return;
-	}
-	if (s->state == SMTP_ST_MAIL && tx->rcpt_attempts > 0) {
-		/* RFC 5321 3.3: every RCPT failed. */
-		reply(s, "554 5.5.1", "Error: no valid recipients");
-		return;
-	}
-	if (s->state != SMTP_ST_RCPT) {
-		reply(s, "503 5.5.1", "Error: need RCPT command");
-		return;
-	}
 	tx->file = spool_file_create(s->srv->spool, err, sizeof(err));
 	if (tx->file == NULL) {
 		struct logfacts f;
@@ -1086,7 +1073,8 @@ static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
 	tx->spool_error = SPOOL_OK;
 	tx->received_at = time_now_ms();
 	write_received(s);
-	smtp_auth_data_start(s);
+	if (s->pol != NULL)
+		policy_data_start(s->pol);
 	smtp_data_init(&tx->data, (size_t)conf->max_text_line, conf->max_message_size);
 	smtp_data_header_limits(&tx->data, (size_t)conf->max_header_size,
 				(size_t)conf->max_header_count);
@@ -1096,25 +1084,13 @@ static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
 	reply(s, "354", "End data with <CR><LF>.<CR><LF>");
 }
 
-static void cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
+static int check_starttls(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
-	if (s->tls || s->srv->tls == NULL) {
-		reply(s, "502 5.5.1", "Error: command not implemented");
-		return;
-	}
 	if (cmd->argslen > 0) {
 		reply(s, "501 5.5.4", "Syntax: STARTTLS");
-		return;
-	}
-	if (s->state == SMTP_ST_INIT) {
-		reply(s, "503 5.5.1", "Error: send HELO/EHLO first");
-		return;
-	}
-	if (s->state != SMTP_ST_HELO) {
-		reply(s, "503 5.5.1", "Error: MAIL transaction in progress");
-		return;
+		return -1;
 	}
 	if (evbuffer_get_length(in) > 0) {
 		/* CVE-2011-0411: nothing sent in the clear may count after TLS. */
@@ -1122,16 +1098,23 @@ static void cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		reply(s, "554 5.5.1", "Error: command pipelined after STARTTLS, closing");
 		close_session(s);
-		return;
+		return -1;
 	}
+	return 0;
+}
+
+static void proceed_starttls(struct smtp_session *s)
+{
 	reply(s, "220 2.0.0", "Ready to start TLS");
 	s->flags |= SMTP_F_TLSWAIT | SMTP_F_PAUSED;
 	bufferevent_disable(s->bev, EV_READ);
 }
 
-static void cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
+/* The SASL exchange answers (and pauses) by itself: smtp_auth.c. */
+static int check_auth(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	smtp_auth_command(s, cmd);
+	return -1;
 }
 
 void smtp_session_reply(struct smtp_session *s, const char *code, const char *text)
@@ -1152,80 +1135,117 @@ void smtp_session_auth_resume(struct smtp_session *s)
 	reap(s);
 }
 
-static void cmd_rset(struct smtp_session *s, const struct smtp_command *cmd)
+static void proceed_rset(struct smtp_session *s)
 {
-	(void)cmd;
 	tx_reset(s);
 	if (s->state != SMTP_ST_INIT)
 		enter_state(s, SMTP_ST_HELO);
 	reply(s, "250 2.0.0", "Ok");
 }
 
-static void cmd_noop(struct smtp_session *s, const struct smtp_command *cmd)
+static void proceed_noop(struct smtp_session *s)
 {
-	(void)cmd;
 	reply(s, "250 2.0.0", "Ok");
 }
 
-static void cmd_quit(struct smtp_session *s, const struct smtp_command *cmd)
+static void proceed_quit(struct smtp_session *s)
 {
-	(void)cmd;
 	reply(s, "221 2.0.0", "Bye");
 	close_session(s);
 }
 
-static void cmd_help(struct smtp_session *s, const struct smtp_command *cmd)
+static void proceed_help(struct smtp_session *s)
 {
-	(void)cmd;
 	reply(s, "214 2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
 }
 
-static void cmd_vrfy(struct smtp_session *s, const struct smtp_command *cmd)
+static void proceed_vrfy(struct smtp_session *s)
 {
-	(void)cmd;
 	/* Disclose nothing: the same answer for any argument. */
 	reply(s, "252 2.1.5", "Cannot VRFY user, but will accept message and attempt delivery");
 }
 
-static void cmd_not_implemented(struct smtp_session *s, const struct smtp_command *cmd)
+static void proceed_not_implemented(struct smtp_session *s)
 {
-	(void)cmd;
 	reply(s, "502 5.5.1", "Error: command not implemented");
 }
 
-static void cmd_unknown(struct smtp_session *s, const struct smtp_command *cmd)
+static void proceed_unknown(struct smtp_session *s)
 {
-	(void)cmd;
 	reply(s, "500 5.5.2", "Error: command not recognized");
 }
 
-/*
- * The command table: CMD_ENDS_SESSION handlers must not touch the session
- * after returning (they only mark it closing).
- */
-#define CMD_ENDS_SESSION 0x1
+/* --- the command table ---------------------------------------------------- */
 
-static const struct {
+#define ST_INIT (1u << SMTP_ST_INIT)
+#define ST_HELO (1u << SMTP_ST_HELO)
+#define ST_MAIL (1u << SMTP_ST_MAIL)
+#define ST_RCPT (1u << SMTP_ST_RCPT)
+#define ST_ANY (ST_INIT | ST_HELO | ST_MAIL | ST_RCPT)
+
+#define CMD_ENDS_SESSION 0x01  /* the session may be gone: touch nothing after */
+#define CMD_NEEDS_HELO 0x02    /* out of sequence before HELO: "send HELO/EHLO first" */
+#define CMD_NEEDS_TLS 0x04     /* 538 before STARTTLS unless auth_allow_plaintext */
+#define CMD_IF_TLS 0x08        /* offered while a TLS context exists and TLS is off */
+#define CMD_IF_AUTH 0x10       /* offered when AUTH is configured */
+
+/*
+ * {verb, states, check, proceed, flags, text}: a command outside states
+ * gets "503 5.5.1 <text>"; check (may be NULL) parses, refuses with a
+ * reply (-1) and runs once; proceed (may be NULL) asks the policy and
+ * acts, and is what runs again when a verdict it waited for is ready.
+ */
+static const struct smtp_cmd {
 	enum smtp_verb verb;
-	void (*handler)(struct smtp_session *, const struct smtp_command *);
+	unsigned states;
+	int (*check)(struct smtp_session *, const struct smtp_command *);
+	void (*proceed)(struct smtp_session *);
 	unsigned flags;
+	const char *out_of_sequence;
 } commands[] = {
-	{ SMTP_V_HELO, cmd_helo, 0 },
-	{ SMTP_V_EHLO, cmd_helo, 0 },
-	{ SMTP_V_MAIL, cmd_mail, 0 },
-	{ SMTP_V_RCPT, cmd_rcpt, 0 },
-	{ SMTP_V_DATA, cmd_data, 0 },
-	{ SMTP_V_RSET, cmd_rset, 0 },
-	{ SMTP_V_NOOP, cmd_noop, 0 },
-	{ SMTP_V_QUIT, cmd_quit, CMD_ENDS_SESSION },
-	{ SMTP_V_HELP, cmd_help, 0 },
-	{ SMTP_V_VRFY, cmd_vrfy, 0 },
-	{ SMTP_V_EXPN, cmd_not_implemented, 0 },
-	{ SMTP_V_STARTTLS, cmd_starttls, 0 },
-	{ SMTP_V_AUTH, cmd_auth, 0 },
-	{ SMTP_V_BDAT, cmd_not_implemented, 0 },
-	{ SMTP_V_UNKNOWN, cmd_unknown, 0 },
+	{ SMTP_V_HELO, ST_ANY, check_helo, proceed_helo, 0, NULL },
+	{ SMTP_V_EHLO, ST_ANY, check_helo, proceed_helo, 0, NULL },
+	{ SMTP_V_MAIL, ST_HELO, check_mail, proceed_mail, CMD_NEEDS_HELO,
+	  "Error: nested MAIL command" },
+	{ SMTP_V_RCPT, ST_MAIL | ST_RCPT, check_rcpt, proceed_rcpt, 0,
+	  "Error: need MAIL command" },
+	{ SMTP_V_DATA, ST_MAIL | ST_RCPT, check_data, proceed_data, 0,
+	  "Error: need RCPT command" },
+	{ SMTP_V_RSET, ST_ANY, NULL, proceed_rset, 0, NULL },
+	{ SMTP_V_NOOP, ST_ANY, NULL, proceed_noop, 0, NULL },
+	{ SMTP_V_QUIT, ST_ANY, NULL, proceed_quit, CMD_ENDS_SESSION, NULL },
+	{ SMTP_V_HELP, ST_ANY, NULL, proceed_help, 0, NULL },
+	{ SMTP_V_VRFY, ST_ANY, NULL, proceed_vrfy, 0, NULL },
+	{ SMTP_V_EXPN, ST_ANY, NULL, proceed_not_implemented, 0, NULL },
+	{ SMTP_V_STARTTLS, ST_HELO, check_starttls, proceed_starttls,
+	  CMD_IF_TLS | CMD_NEEDS_HELO, "Error: MAIL transaction in progress" },
+	{ SMTP_V_AUTH, ST_HELO, check_auth, NULL, CMD_IF_AUTH | CMD_NEEDS_TLS | CMD_NEEDS_HELO,
+	  "Error: MAIL transaction in progress" },
+	{ SMTP_V_BDAT, ST_ANY, NULL, proceed_not_implemented, 0, NULL },
+	{ SMTP_V_UNKNOWN, ST_ANY, NULL, proceed_unknown, 0, NULL },
 };
+
+/* 0 when c may run now; else the refusal is sent. */
+static int command_allowed(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	if (((c->flags & CMD_IF_TLS) && (s->tls || s->srv->tls == NULL)) ||
+	    ((c->flags & CMD_IF_AUTH) && s->srv->authsrv == NULL)) {
+		reply(s, "502 5.5.1", "Error: command not implemented");
+		return -1;
+	}
+	if ((c->flags & CMD_NEEDS_TLS) && !s->tls && !s->srv->conf->auth_allow_plaintext) {
+		reply(s, "538 5.7.11", "Encryption required: issue STARTTLS first");
+		return -1;
+	}
+	if (!(c->states & (1u << s->state))) {
+		reply(s, "503 5.5.1", "%s", s->state == SMTP_ST_INIT && (c->flags & CMD_NEEDS_HELO)
+		      ? "Error: send HELO/EHLO first"
+		      : c->out_of_sequence != NULL ? c->out_of_sequence
+		      : "Error: bad sequence of commands");
+		return -1;
+	}
+	return 0;
+}
 
 static void too_many_errors(struct smtp_session *s)
 {
@@ -1234,9 +1254,17 @@ static void too_many_errors(struct smtp_session *s)
 	close_session(s);
 }
 
+/* After a command (or its resumed proceed_<cmd>): the error limit. */
+static void command_done(struct smtp_session *s)
+{
+	if (s->errors >= s->srv->conf->max_errors && !(s->flags & SMTP_F_CLOSING))
+		too_many_errors(s);
+}
+
 static void handle_line(struct smtp_session *s, const char *line, size_t len)
 {
 	struct smtp_command cmd;
+	const struct smtp_cmd *c = NULL;
 	size_t i;
 
 	if (smtp_auth_in_exchange(s)) {
@@ -1246,19 +1274,19 @@ static void handle_line(struct smtp_session *s, const char *line, size_t len)
 		reply(s, "500 5.5.2", "Error: NUL character in command");
 	} else {
 		smtp_parse_command(line, len, &cmd);
-		for (i = 0; i < ARRAY_LEN(commands); i++) {
-			if (commands[i].verb == cmd.verb) {
-				commands[i].handler(s, &cmd);
-				if (commands[i].flags & CMD_ENDS_SESSION)
-					return;
-				if (s->pol_wait == POL_WAIT_COMMAND && s->pol_line == NULL)
-					s->pol_line = xstrndup(line, len);
-				break;
-			}
-		}
+		for (i = 0; i < ARRAY_LEN(commands) && c == NULL; i++)
+			if (commands[i].verb == cmd.verb)
+				c = &commands[i];
+		if (c == NULL)
+			abort(); /* the table names every verb */
+		s->verb = cmd.verb;
+		if (command_allowed(s, c) == 0 && (c->check == NULL || c->check(s, &cmd) == 0) &&
+		    c->proceed != NULL)
+			c->proceed(s);
+		if (c->flags & CMD_ENDS_SESSION)
+			return;
 	}
-	if (s->errors >= s->srv->conf->max_errors && !(s->flags & SMTP_F_CLOSING))
-		too_many_errors(s);
+	command_done(s);
 }
 
 /* --- end of DATA --------------------------------------------------------- */
@@ -1293,20 +1321,13 @@ static void end_of_data(struct smtp_session *s)
 		tx_reset(s);
 		return;
 	}
-	if (smtp_auth_suspended(s)) {
-		/* Suspended while this message was coming in: not queued. */
-		enter_state(s, SMTP_ST_HELO);
-		refuse(s, &f, "550 5.7.1", "account_suspended",
-		       "Account suspended: unusual sending was detected; contact your administrator");
-		tx_reset(s);
-		return;
-	}
-	{
-		struct account_reply ar;
+	if (s->pol != NULL) {
+		/* The front door's end of DATA (account suspended meanwhile, From: binding). */
+		struct policy_verdict v;
 
-		if (smtp_auth_data_end(s, &ar) < 0) {
+		if (policy_data_end(s->pol, &v) != POLICY_CONTINUE) {
 			enter_state(s, SMTP_ST_HELO);
-			refuse(s, &f, ar.code, ar.check, ar.text);
+			refuse_verdict(s, &f, &v);
 			tx_reset(s);
 			return;
 		}
@@ -1410,8 +1431,8 @@ static int feed_data(struct smtp_session *s)
 			  spool_file_qid(tx->file),
 			  tx->spool_error == SPOOL_ERR_NOSPACE ? "no-space" : "io");
 	}
-	if (outlen > 0)
-		smtp_auth_data(s, s->srv->scratch, outlen);
+	if (outlen > 0 && s->pol != NULL)
+		policy_data(s->pol, s->srv->scratch, outlen);
 	evbuffer_drain(in, used);
 	deadline_data_progress(s, used);
 	switch (st) {

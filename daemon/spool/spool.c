@@ -483,6 +483,59 @@ static int flush_buffer(struct spool_file *f)
 	return 0;
 }
 
+int spool_file_read_all(struct spool_file *f, char **out, size_t *len)
+{
+	size_t n, got = 0;
+	char *buf;
+
+	*out = NULL;
+	*len = 0;
+	if (flush_buffer(f) < 0 || f->size < 0)
+		return -1;
+	n = (size_t)f->size;
+	buf = xmalloc(n + 1);
+	while (got < n) {
+		ssize_t r = pread(f->fd, buf + got, n - got, (off_t)got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			free(buf);
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+int spool_file_rewrite(struct spool_file *f, const char *p, size_t n)
+{
+	size_t done = 0;
+
+	if (f->failed || flush_buffer(f) < 0)
+		return -1;
+	while (done < n) {
+		ssize_t w = pwrite(f->fd, p + done, n - done, (off_t)done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			write_failed(f);
+			return -1;
+		}
+		done += (size_t)w;
+	}
+	if (ftruncate(f->fd, (off_t)n) < 0) {
+		write_failed(f);
+		return -1;
+	}
+	f->size = (int64_t)n;
+	return 0;
+}
+
 int spool_file_write(struct spool_file *f, const void *p, size_t n)
 {
 	if (f->failed)

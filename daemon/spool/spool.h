@@ -81,6 +81,14 @@ int spool_file_write(struct spool_file *f, const void *p, size_t n);
 /* The sticky error of spool_file_write(), SPOOL_OK while there is none. */
 enum spool_err spool_file_error(const struct spool_file *f);
 int64_t spool_file_size(const struct spool_file *f);
+/*
+ * The whole message as written so far (flushed first), in a buffer of
+ * size + 1 with a NUL after it; *out is the caller's.  Not on the loop: it
+ * reads the file back (from the page cache, normally).
+ */
+int spool_file_read_all(struct spool_file *f, char **out, size_t *len);
+/* Replace the file's content with p (a tagged message); size follows. */
+int spool_file_rewrite(struct spool_file *f, const char *p, size_t n);
 /* Close and remove; f is freed.  Accepts NULL. */
 void spool_file_discard(struct spool_file *f);
 

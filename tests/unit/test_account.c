@@ -13,7 +13,7 @@
 
 #include "account/account.h"
 #include "conf/conf.h"
-#include "smtp/smtp_internal.h"
+#include "policy/policy.h"
 
 static void test_parse_limits(void **state)
 {
@@ -139,7 +139,7 @@ static void test_from_addresses(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char got[512] = "";
-		int n = smtp_from_addresses(cases[i].hdr, strlen(cases[i].hdr), join_cb, got);
+		int n = policy_from_addresses(cases[i].hdr, strlen(cases[i].hdr), join_cb, got);
 
 		if (n != cases[i].want_n || strcmp(got, cases[i].want) != 0)
 			fail_msg("%s: got %d \"%s\", want %d \"%s\"", cases[i].name, n, got,

@@ -169,7 +169,7 @@ static void test_mail_rcpt(void **state)
 			      NULL);
 		} else {
 			check(cases[i].name, r, &v, POLICY_CONTINUE, NULL, NULL, NULL);
-			r = policy_rcpt(ps, cases[i].rcpt, cases[i].nrcpts, 0, &v);
+			r = policy_rcpt(ps, cases[i].rcpt, cases[i].nrcpts, &v);
 			check(cases[i].name, r, &v, cases[i].want, cases[i].code, cases[i].check,
 			      NULL);
 		}
@@ -281,7 +281,7 @@ static void test_many_entries(void **state)
 			ps = policy_sess_test(sn, (i & 1) ? "11.0.0.1" : "10.39.15.77");
 			policy_connect(ps, 1, &v);
 			policy_mail(ps, "someone@example.net", &v);
-			policy_rcpt(ps, "r@example.org", 0, 0, &v);
+			policy_rcpt(ps, "r@example.org", 0, &v);
 			policy_sess_free(ps);
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);

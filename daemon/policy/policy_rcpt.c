@@ -1,0 +1,333 @@
+/*
+ * policy_rcpt: the RCPT stage.  Called through policy_rcpt() by
+ * smtp_session.c once per RCPT whose syntax smtp/ accepted (again after a
+ * PENDING, resuming where it waited).  In order: an authenticated
+ * client's recipient domain (may wait for DNS), the harvest limit (may
+ * wait for its tarpit), max_recipients, the recipient lists, routing in
+ * the local part, relay control, the directory (unknown recipients feed
+ * the harvest count), and last the account's rate limits and score.
+ * Also: local domains and <Postmaster> for smtp/ and the queue.
+ */
+#include "policy_stage.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../account/account.h"
+#include "../conf/conf.h"
+#include "../log/log.h"
+#include "../util/util.h"
+
+static enum policy_action check_harvest(struct policy_sess *ps, const struct policy_snap *sn,
+					const struct step_args *a, struct policy_verdict *v)
+{
+	const struct policy_settings *set = &sn->set;
+
+	(void)a;
+	if (ps->tarpit == A_DONE) {
+		ps->tarpit = A_NONE;
+		goto defer;
+	}
+	if (ps->p == NULL || ps->trusted || set->harvest_threshold == 0 ||
+	    policy_harvest_count(ps->client, time_now_ms(), set->harvest_window_s * 1000) <
+	    (size_t)set->harvest_threshold)
+		return POLICY_CONTINUE;
+	if (set->harvest_tarpit_ms > 0) {
+		policy_tarpit_start(ps, set->harvest_tarpit_ms);
+		return POLICY_PENDING;
+	}
+defer:
+	log_warn(ps->idstr, "policy", "HARVEST LIMIT from [%s]", ps->addr);
+	policy_verdict_set(v, POLICY_DEFER, "450 4.7.1", "harvest", NULL, "");
+	policy_vtext(ps, v, set->harvest_text, NULL);
+	return POLICY_DEFER;
+}
+
+static enum policy_action check_max_rcpt(struct policy_sess *ps, const struct policy_snap *sn,
+					 const struct step_args *a, struct policy_verdict *v)
+{
+	(void)ps;
+	if (sn->set.max_recipients > 0 && a->nrcpts >= (size_t)sn->set.max_recipients) {
+		policy_verdict_set(v, POLICY_DEFER, "452 4.5.3", "max_recipients", NULL,
+			"Error: too many recipients");
+		return POLICY_DEFER;
+	}
+	return POLICY_CONTINUE;
+}
+
+static enum policy_action check_rcpt_lists(struct policy_sess *ps, const struct policy_snap *sn,
+					   const struct step_args *a, struct policy_verdict *v)
+{
+	const struct policy_ref *allow = policy_list_match_mail(&sn->lists[PL_RCPT_ALLOW],
+								a->addr);
+	const struct policy_ref *deny = policy_list_match_mail(&sn->lists[PL_RCPT_DENY], a->addr);
+
+	if (policy_allow_deny(allow, deny, sn->set.rcpt_allow_wins) == POLICY_REFUSE) {
+		policy_verdict_set(v, POLICY_REFUSE, "550 5.7.1", "rcpt_deny", deny, "");
+		policy_vtext(ps, v, sn->set.rcpt_deny_text, NULL);
+		return POLICY_REFUSE;
+	}
+	/* An allowed recipient still goes through relay and directory checks. */
+	return POLICY_CONTINUE;
+}
+
+static const char *domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+int policy_is_local(const struct policy_snap *sn, const char *addr)
+{
+	return policy_list_match_domain(&sn->lists[PL_LOCAL_DOMAIN], domain_of(addr)) != NULL;
+}
+
+int policy_sess_local_domain(const struct policy_sess *ps, const char *domain)
+{
+	return policy_list_match_domain(&ps->snap->lists[PL_LOCAL_DOMAIN], domain) != NULL;
+}
+
+int policy_local_domain(const struct policy *p, const char *domain)
+{
+	return p->cur != NULL &&
+	       policy_list_match_domain(&p->cur->lists[PL_LOCAL_DOMAIN], domain) != NULL;
+}
+
+/* name, or a parent domain of it, is a local domain. */
+static int within_local(const struct policy_snap *sn, const char *name)
+{
+	const char *p = name;
+
+	while (p != NULL && *p != '\0') {
+		if (policy_list_match_domain(&sn->lists[PL_LOCAL_DOMAIN], p) != NULL)
+			return 1;
+		p = strchr(p, '.');
+		if (p != NULL)
+			p++;
+	}
+	return 0;
+}
+
+static enum policy_action check_relay(struct policy_sess *ps, const struct policy_snap *sn,
+				      const struct step_args *a, struct policy_verdict *v)
+{
+	const struct policy_settings *set = &sn->set;
+	const char *dom = domain_of(a->addr);
+	const struct policy_ref *r;
+	int enforce;
+
+	if (policy_is_local(sn, a->addr))
+		return POLICY_CONTINUE;
+	switch (set->relay_enforce) {
+	case POLICY_RELAY_NONE:
+		enforce = 0;
+		break;
+	case POLICY_RELAY_EXTERNAL:
+		/* Hosts whose confirmed name is inside our own domains are internal. */
+		enforce = !(ps->fcrdns && within_local(sn, ps->name));
+		break;
+	default:
+		enforce = 1;
+	}
+	if (!enforce || ps->relay_exempt)
+		return POLICY_CONTINUE;
+	r = policy_list_match_domain(&sn->lists[PL_RELAY_DEST_DENY], dom);
+	if (r != NULL) {
+		policy_verdict_set(v, POLICY_REFUSE, "554 5.7.1", "relay_dest_deny", r, "");
+		policy_vtext(ps, v, set->relay_text, NULL);
+		return POLICY_REFUSE;
+	}
+	if (!(ps->relay_client || (a->authenticated && set->relay_auth))) {
+		policy_verdict_set(v, POLICY_REFUSE, "554 5.7.1", "relay", NULL, "");
+		policy_vtext(ps, v, set->relay_text, NULL);
+		return POLICY_REFUSE;
+	}
+	if (sn->lists[PL_RELAY_DEST_ALLOW].count > 0 &&
+	    policy_list_match_domain(&sn->lists[PL_RELAY_DEST_ALLOW], dom) == NULL) {
+		policy_verdict_set(v, POLICY_REFUSE, "554 5.7.1", "relay_dest_allow", NULL, "");
+		policy_vtext(ps, v, set->relay_text, NULL);
+		return POLICY_REFUSE;
+	}
+	return POLICY_CONTINUE;
+}
+
+/* See policy.h; sn is the session's snapshot. */
+static int postmaster_of(const struct policy_snap *sn, char *out, size_t outsz)
+{
+	int n;
+
+	if (sn->set.postmaster_address[0] != '\0')
+		n = snprintf(out, outsz, "%s", sn->set.postmaster_address);
+	else if (sn->first_local[0] != '\0')
+		n = snprintf(out, outsz, "postmaster@%s", sn->first_local);
+	else
+		return -1;
+	return n > 0 && (size_t)n < outsz ? 0 : -1;
+}
+
+int policy_sess_postmaster(const struct policy_sess *ps, char *out, size_t outsz)
+{
+	return postmaster_of(ps->snap, out, outsz);
+}
+
+/*
+ * Source routing hidden in the local part of one of our own domains'
+ * recipients: user%other@ours, other!user@ours, "user@other"@ours.  A
+ * downstream server that honours any of them makes us an open relay
+ * (Postfix allow_untrusted_routing); clients we trust may use them.
+ */
+static enum policy_action check_routing(struct policy_sess *ps, const struct policy_snap *sn,
+					const struct step_args *a, struct policy_verdict *v)
+{
+	const char *at = strrchr(a->addr, '@');
+
+	if (sn->set.allow_untrusted_routing || ps->trusted || ps->relay_client ||
+	    ps->relay_exempt || a->authenticated || at == NULL || !policy_is_local(sn, a->addr))
+		return POLICY_CONTINUE;
+	if (memchr(a->addr, '%', (size_t)(at - a->addr)) == NULL &&
+	    memchr(a->addr, '!', (size_t)(at - a->addr)) == NULL &&
+	    memchr(a->addr, '@', (size_t)(at - a->addr)) == NULL)
+		return POLICY_CONTINUE;
+	log_warn(ps->idstr, "policy", "ROUTING IN LOCAL PART from [%s]", ps->addr);
+	policy_verdict_set(v, POLICY_REFUSE, "550 5.7.1", "routing", NULL,
+		"Recipient address rejected: %, ! or @ in the local part is not accepted");
+	return POLICY_REFUSE;
+}
+
+static enum policy_action check_directory(struct policy_sess *ps, const struct policy_snap *sn,
+					  const struct step_args *a, struct policy_verdict *v)
+{
+	const struct policy_settings *set = &sn->set;
+	const struct policy_ref *r;
+	char pm[400];
+
+	if (!set->recipient_verify || !policy_is_local(sn, a->addr))
+		return POLICY_CONTINUE;
+	/* RFC 5321 4.5.1: the postmaster is always there, listed or not. */
+	if (postmaster_of(sn, pm, sizeof(pm)) == 0 && strcasecmp(pm, a->addr) == 0)
+		return POLICY_CONTINUE;
+	r = policy_strset_get(&sn->dir, a->addr, strlen(a->addr));
+	if (r == NULL) {
+		if (ps->p != NULL && set->harvest_threshold > 0)
+			policy_harvest_add(ps->client, time_now_ms(), set->harvest_window_s * 1000,
+				    (size_t)set->harvest_threshold);
+		policy_verdict_set(v, POLICY_REFUSE, "550 5.1.1", "unknown_recipient", NULL, "");
+		policy_vtext(ps, v, set->unknown_rcpt_text, NULL);
+		return POLICY_REFUSE;
+	}
+	if (r->id == POLICY_DIR_GROUP && !a->authenticated && !set->group_mail_external) {
+		policy_verdict_set(v, POLICY_REFUSE, "550 5.7.1", "group_mail", r, "");
+		policy_vtext(ps, v, set->group_text, NULL);
+		return POLICY_REFUSE;
+	}
+	return POLICY_CONTINUE;
+}
+
+/*
+ * An authenticated client's recipient domain must receive mail (RFC 5321
+ * 5.1: MX, else A or AAAA; RFC 7505 null MX: no).  Our own domains and
+ * address literals are not looked up.  The last domain's answer is kept
+ * for the session's next recipients; a DNS failure defers (451) and is
+ * asked again next time.  A dead domain is counted against the account.
+ */
+static void on_dom(struct policy_sess *ps, const struct dns_result *r, int idx)
+{
+	static const enum dns_type next[] = { DNS_A, DNS_AAAA };
+
+	(void)idx;
+	if (ps->dom_state != DOM_PENDING)
+		return;
+	if (r->status == DNS_TEMPFAIL) {
+		ps->dom_state = DOM_TEMPFAIL;
+	} else if (r->status == DNS_OK && r->type == DNS_MX) {
+		/* RFC 7505: a single MX with the root as host says "no mail". */
+		ps->dom_state = r->count == 1 && r->u.mx[0].host[0] == '\0' ? DOM_DEAD : DOM_OK;
+	} else if (r->status == DNS_OK) {
+		ps->dom_state = DOM_OK;
+	} else if (r->status == DNS_NXDOMAIN || r->status == DNS_BADNAME || ps->dom_step >= 2) {
+		ps->dom_state = DOM_DEAD;
+	} else {
+		/* NODATA: no MX, then A, then AAAA (RFC 5321 5.1 implicit MX). */
+		policy_query(ps, ps->dom, next[ps->dom_step++], on_dom, 0);
+	}
+}
+
+static enum policy_action check_rcpt_domain(struct policy_sess *ps,
+					    const struct policy_snap *sn,
+					    const struct step_args *a, struct policy_verdict *v)
+{
+	const char *dom = domain_of(a->addr);
+
+	if (!policy_authenticated(ps) || ps->p->conf == NULL ||
+	    !ps->p->conf->recipient_domain_check || strchr(a->addr, '@') == NULL ||
+	    dom[0] == '[' || strlen(dom) >= sizeof(ps->dom) || policy_is_local(sn, a->addr) ||
+	    policy_sess_dns(ps) == NULL)
+		return POLICY_CONTINUE;
+	if (ps->dom_state == DOM_NONE || strcmp(ps->dom, dom) != 0) {
+		strlcpy_s(ps->dom, dom, sizeof(ps->dom)); /* a->addr is lower case */
+		ps->dom_state = DOM_PENDING;
+		ps->dom_step = 0;
+		policy_query(ps, ps->dom, DNS_MX, on_dom, 0);
+		return POLICY_PENDING;
+	}
+	switch (ps->dom_state) {
+	case DOM_OK:
+		return POLICY_CONTINUE;
+	case DOM_TEMPFAIL:
+		ps->dom_state = DOM_NONE; /* ask again next time */
+		policy_verdict_set(v, POLICY_DEFER, "451 4.4.3", "rcpt_domain", NULL, "");
+		snprintf(v->text, sizeof(v->text),
+			 "Recipient domain %.200s: DNS lookup failed, try again later", ps->dom);
+		return POLICY_DEFER;
+	default:
+		if (account_rcpt(ps->p->accounts, ps->user, ps->addr, a->raw, 1, v) != POLICY_CONTINUE)
+			return v->action; /* that suspended the account */
+		policy_verdict_set(v, POLICY_REFUSE, "550 5.1.2", "rcpt_domain", NULL, "");
+		snprintf(v->text, sizeof(v->text),
+			 "Recipient address rejected: domain %.180s does not accept mail", ps->dom);
+		return POLICY_REFUSE;
+	}
+}
+
+/* An authenticated client's recipient: the account's rate limits and score. */
+static enum policy_action check_account_rcpt(struct policy_sess *ps,
+					     const struct policy_snap *sn,
+					     const struct step_args *a, struct policy_verdict *v)
+{
+	(void)sn;
+	if (!policy_authenticated(ps))
+		return POLICY_CONTINUE;
+	return account_rcpt(ps->p->accounts, ps->user, ps->addr, a->raw, 0, v);
+}
+
+static const struct check rcpt_checks[] = {
+	{ "rcpt_domain", check_rcpt_domain, 0 },
+	{ "harvest", check_harvest, 0 },
+	{ "max_recipients", check_max_rcpt, 0 },
+	{ "rcpt_lists", check_rcpt_lists, 0 },
+	{ "routing", check_routing, 0 },
+	{ "relay", check_relay, 0 },
+	{ "directory", check_directory, 0 },
+	{ "account", check_account_rcpt, CHECK_ALWAYS },
+};
+
+enum policy_action policy_rcpt(struct policy_sess *ps, const char *rcpt, size_t nrcpts,
+			       struct policy_verdict *v)
+{
+	struct step_args a;
+	char lower[600];
+	size_t i;
+
+	for (i = 0; rcpt[i] != '\0' && i + 1 < sizeof(lower); i++)
+		lower[i] = (char)((rcpt[i] >= 'A' && rcpt[i] <= 'Z') ? rcpt[i] + 32 : rcpt[i]);
+	lower[i] = '\0';
+	memset(&a, 0, sizeof(a));
+	a.addr = lower;
+	a.raw = rcpt;
+	a.nrcpts = nrcpts;
+	a.authenticated = policy_authenticated(ps);
+	return policy_run_stage(ps, STEP_RCPT, rcpt_checks, ARRAY_LEN(rcpt_checks), &a, v);
+}
+

@@ -1,0 +1,210 @@
+/*
+ * policy_stage: what the engine (policy.c) shares with the stage files
+ * (policy_connect.c, policy_helo.c, policy_mail.c, policy_rcpt.c,
+ * policy_data.c, policy_account.c): the engine and session structures,
+ * the check table type, the stage runner and the helpers every check
+ * uses.  Not for anyone outside daemon/policy/.
+ *
+ * A check is a function of (session facts, snapshot, step arguments) that
+ * returns a verdict; a check that starts DNS queries or a timer returns
+ * PENDING and is called again, at the same position, once every answer is
+ * in, so it looks at its own state first and never counts anything twice.
+ */
+#ifndef MOAT_POLICY_STAGE_H
+#define MOAT_POLICY_STAGE_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../dns/dns.h"
+#include "policy_internal.h"
+
+#define SESS_BUCKETS 4096
+#define CLIENT_BUCKETS 4096
+#define MAX_PTR_NAMES 3
+#define MAX_TAGS 8
+#define HARVEST_RING_MAX 1000
+#define FROM_HDR_MAX (32 * 1024)  /* header section kept for the From: binding */
+
+struct account_engine;
+struct conf;
+
+struct client_rec {
+	struct client_rec *next;
+	uint8_t ip[16];
+	int sessions;
+	int64_t win_start;      /* connection rate: current 60 s bucket */
+	int64_t cur, prev;
+	int64_t *ring;          /* unknown-recipient times, oldest at head */
+	size_t rlen, rcap, rhead;
+	int64_t last_ms;
+};
+
+struct stat_delta {
+	char name[128];
+	int zone;
+	int64_t count, queries, hits, tempfails, last_hit;
+};
+
+struct policy {
+	struct event_base *base;
+	char *db_path;
+	char hostname[256];
+	int64_t max_sessions;
+	policy_done_cb done;
+	void *done_arg;
+	struct dns *dns;
+	int warned_no_dns;
+	struct policy_snap *cur;
+	const struct conf *conf;          /* with the account defence; else NULL */
+	struct account_engine *accounts;  /* NULL: AUTH not offered */
+
+	pthread_t thread;
+	int thread_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;                        /* under mu */
+	struct policy_snap *pending;     /* under mu */
+	struct stat_delta *stats;        /* under mu */
+	size_t nstats, stats_cap;
+	int64_t last_gen;                /* watcher only */
+
+	struct event *swap_ev;
+	struct event *prune_ev;
+	struct policy_sess *sess[SESS_BUCKETS];
+	struct client_rec *clients[CLIENT_BUCKETS];
+};
+
+enum step { STEP_NONE, STEP_CONNECT, STEP_HELO, STEP_MAIL, STEP_RCPT, STEP_DATA };
+enum astate { A_NONE, A_WAIT, A_DONE };
+enum dom_state { DOM_NONE, DOM_PENDING, DOM_OK, DOM_DEAD, DOM_TEMPFAIL };
+enum hdr_state { HDR_OFF, HDR_READING, HDR_DONE, HDR_TOOBIG };
+
+struct bl_result {
+	int hit;
+	int tempfail;
+	uint32_t code;
+};
+
+struct policy_sess {
+	struct policy *p;                /* NULL in unit tests */
+	struct policy_sess *hnext;
+	uint64_t sid;
+	char idstr[20];
+	struct policy_snap *snap;
+	struct client_rec *client;
+	struct sockaddr_storage sa;
+	uint8_t ip[16];
+	char addr[64];
+	uint8_t local_ip[16];
+	int has_local;
+	int nsessions;
+
+	/* Facts later checks may use. */
+	int trusted;                     /* on conn_allow */
+	int relay_client;                /* on relay_net */
+	int relay_exempt;                /* on relay_exempt */
+	enum astate rdns;
+	enum dns_status ptr_status;
+	int ptr_known;
+	char ptr_names[MAX_PTR_NAMES][DNS_NAME_MAX + 1];
+	int nptr;
+	int fcrdns;
+	char name[DNS_NAME_MAX + 1];     /* forward-confirmed name or "" */
+
+	enum astate dnsbl;
+	struct bl_result *bl;            /* one per snapshot site */
+
+	enum astate helo_dns;
+	int helo_found, helo_tempfail, helo_try_aaaa;
+	char helo[256];
+
+	enum astate tarpit;
+	struct event *timer;
+
+	char tags[MAX_TAGS][200];
+	int ntags;
+
+	/* AUTH (policy_account.c): "" until a login succeeded. */
+	char user[320];
+	char **user_addrs;               /* lower case */
+	size_t nuser_addrs;
+
+	/* Recipient domain of an authenticated session: the last one looked up. */
+	char dom[256];
+	enum dom_state dom_state;
+	int dom_step;                    /* 0 MX, 1 A, 2 AAAA */
+
+	/* From: binding: the header section as it arrives (bounded). */
+	char *hdr;
+	size_t hdrlen;
+	enum hdr_state hdr_state;
+
+	/* Stage runner. */
+	enum step step;
+	size_t pos;
+	int accepted;                    /* an allow entry fired in this stage */
+	int npending;
+};
+
+struct step_args {
+	const char *helo;
+	size_t helolen;
+	const char *addr;      /* sender or recipient, recipients lower-cased */
+	const char *raw;       /* the recipient as the client wrote it */
+	size_t nrcpts;
+	int authenticated;
+};
+
+typedef enum policy_action (*check_fn)(struct policy_sess *ps, const struct policy_snap *sn,
+				       const struct step_args *a, struct policy_verdict *v);
+
+#define CHECK_ALWAYS 0x1  /* runs even after an allow entry accepted the stage */
+
+struct check {
+	const char *name;
+	check_fn fn;
+	unsigned flags;
+};
+
+/* The answer to one of ps's queries; idx as given to policy_query(). */
+typedef void (*policy_answer_fn)(struct policy_sess *ps, const struct dns_result *r, int idx);
+
+/* policy.c: the stage runner (see policy.c) and the shared helpers. */
+enum policy_action policy_run_stage(struct policy_sess *ps, enum step step,
+				    const struct check *checks, size_t n,
+				    const struct step_args *a, struct policy_verdict *v);
+void policy_verdict_set(struct policy_verdict *v, enum policy_action a, const char *code,
+			const char *check, const struct policy_ref *ref, const char *text);
+/* v's text: tmpl with {ip} and {zone} filled in. */
+void policy_vtext(struct policy_sess *ps, struct policy_verdict *v, const char *tmpl,
+		  const char *zone);
+void policy_stat_add(struct policy *p, const char *name, int zone, int64_t count,
+		     int64_t queries, int64_t hits, int64_t tempfails, int64_t last_hit);
+/* The resolver, or NULL (logged once): DNS checks then pass. */
+struct dns *policy_sess_dns(struct policy_sess *ps);
+/* Start a query for ps; the stage waits until on() has run for every one. */
+void policy_query(struct policy_sess *ps, const char *name, enum dns_type type,
+		  policy_answer_fn on, int idx);
+void policy_query_ptr(struct policy_sess *ps, policy_answer_fn on);
+/* The harvest tarpit timer (one per session); the stage waits for it. */
+void policy_tarpit_start(struct policy_sess *ps, int64_t ms);
+/* Allow and deny matched: which wins is the list pair's precedence setting. */
+enum policy_action policy_allow_deny(const struct policy_ref *allow,
+				     const struct policy_ref *deny, int allow_wins);
+
+/* Clients (policy.c): connections per minute; unknown recipients per window. */
+int64_t policy_client_rate(struct client_rec *c, int64_t now, int add);
+size_t policy_harvest_count(struct client_rec *c, int64_t now, int64_t window_ms);
+void policy_harvest_add(struct client_rec *c, int64_t now, int64_t window_ms, size_t keep);
+
+/* policy_rcpt.c */
+int policy_is_local(const struct policy_snap *sn, const char *addr);
+
+/* policy_account.c: ps's login may send as address (case-insensitive). */
+int policy_sender_ok(const struct policy_sess *ps, const char *address);
+int policy_authenticated(const struct policy_sess *ps);
+void policy_sess_auth_free(struct policy_sess *ps);
+
+#endif
