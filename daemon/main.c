@@ -422,7 +422,15 @@ int main(int argc, char **argv)
 	if (d.writer == NULL)
 		die("%s", err);
 	{
-		struct policy_limits lim = { d.conf.hostname, d.conf.max_sessions };
+		struct mime_limits mime;
+		struct policy_limits lim = { d.conf.hostname, d.conf.max_sessions, &mime };
+
+		mime_limits_default(&mime);
+		mime.max_depth = (int)d.conf.mime_max_depth;
+		mime.max_parts = (int)d.conf.mime_max_parts;
+		mime.max_part_text = (size_t)d.conf.mime_max_part_text;
+		mime.max_text = (size_t)d.conf.mime_max_text;
+		mime.max_ms = d.conf.mime_max_time_ms;
 
 		d.policy = policy_new(d.base, d.db_path, &lim, smtp_server_policy_done, d.smtp,
 				      err, sizeof(err));

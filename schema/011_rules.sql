@@ -4,7 +4,7 @@
 -- `enabled` repeat two of its fields for listing.  Hit counts change with
 -- mail, not with policy, so they do not bump the policy generation.
 CREATE TABLE IF NOT EXISTS rule (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: logs and quarantine name rules by id
     position INTEGER NOT NULL,
     name TEXT NOT NULL,
     enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),

@@ -37,7 +37,7 @@ void account_win_clear(struct account_win *w, const char *key);
 
 /*
  * One engine on the mail loop (policy/ owns it and is its only caller;
- * smtp/ never sees it).  Its worker thread
+ * smtp/ never sees it).  Its worker (util/worker.h)
  * owns a SQLite connection: it persists totals and suspensions, holds the
  * queued mail of a suspended account (store_queue_hold by auth_user), and
  * every second reads suspensions (an administrator's lift) and per-account

@@ -15,10 +15,12 @@
  * account_alert), holds what the account queued in the window (and once
  * more 2 s later, for messages that were committing meanwhile).
  *
- * Worker side: its own SQLite connection; totals flushed every 2 s; every
- * second suspensions and limit overrides are read back, so that
- * `moatd accounts lift` takes effect without a restart.  A read older than
- * the last job sent is not used for suspensions (it could undo one).
+ * Worker side (util/worker.h): its own SQLite connection, opened and
+ * closed on the worker thread; totals flushed every 2 s; a tick job every
+ * 250 ms runs due re-holds and, every second, reads suspensions and limit
+ * overrides back, so that `moatd accounts lift` takes effect without a
+ * restart.  Jobs run in the order submitted, so a read taken after later
+ * jobs were submitted is not used for suspensions (it could undo one).
  *
  * Never: block the loop; touch SQLite from the loop (except at start).
  */
@@ -26,7 +28,6 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +39,14 @@
 #include "../store/store.h"
 #include "../store/store_account.h"
 #include "../util/util.h"
+#include "../util/worker.h"
 
 #define RING 512
 #define NAME_MAX_ 320
 #define FLUSH_MS 2000
 #define POLL_MS 1000
 #define REHOLD_MS 2000
+#define TICK_MS 250
 
 enum evkind { EV_SENDER, EV_BIND, EV_DEAD, EV_DOMAIN, EV_MSG };
 
@@ -69,15 +72,19 @@ struct acct {
 	int64_t lim[STORE_ACCOUNT_NLIMITS]; /* -1: default */
 };
 
-enum job_kind { JOB_FLUSH, JOB_SUSPEND };
+enum job_kind { JOB_FLUSH, JOB_SUSPEND, JOB_TICK, JOB_STOP };
+
+struct poll_res;
 
 struct job {
-	struct job *next;
+	struct worker_job base;
 	enum job_kind kind;
 	char user[NAME_MAX_];
 	int64_t msgs, rcpts, refused, score, since, now;
 	char reason[256];
 	char detail[512];
+	int64_t seq;             /* JOB_TICK: jobs submitted up to it */
+	struct poll_res *res;    /* JOB_TICK: state read back, or NULL */
 };
 
 struct rehold {
@@ -88,7 +95,6 @@ struct rehold {
 };
 
 struct poll_res {
-	int64_t seq;             /* jobs done when it was read */
 	char **susp;
 	size_t nsusp;
 	struct { char user[NAME_MAX_]; int64_t v[STORE_ACCOUNT_NLIMITS]; } *lims;
@@ -105,19 +111,16 @@ struct account_engine {
 	struct account_win *auth_fails;  /* AUTH failures by client address */
 	int64_t lim_am[3], lim_ar[3], lim_cm[3], lim_cr[3];
 
-	pthread_t thr;
-	int started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct job *jobs;
-	struct job **jobs_tail;
-	int stop;
-	int64_t seq_sent;        /* loop: jobs enqueued */
-	int64_t seq_done;        /* worker: jobs done */
-	struct poll_res *res;    /* worker -> loop */
-	struct event *res_ev;
+	struct worker *w;
+	int stopping;            /* loop: account_engine_free() has begun */
+	int64_t seq_sent;        /* loop: jobs submitted */
+	struct event *tick_ev;   /* loop: submits the next tick */
 	struct event *flush_ev;
-	struct rehold *reholds;  /* worker only */
+	/* Worker thread only. */
+	struct store *st;
+	int st_tried;
+	int64_t last_poll;
+	struct rehold *reholds;
 };
 
 static const int64_t win_ms[3] = { 60000, 3600000, 86400000 };
@@ -289,12 +292,8 @@ static int64_t compute(struct account_engine *e, struct acct *a, int64_t now, ch
 
 static void enqueue(struct account_engine *e, struct job *j)
 {
-	pthread_mutex_lock(&e->mu);
-	*e->jobs_tail = j;
-	e->jobs_tail = &j->next;
 	e->seq_sent++;
-	pthread_cond_signal(&e->cv);
-	pthread_mutex_unlock(&e->mu);
+	worker_submit(e->w, &j->base);
 }
 
 /* r's action is the one returned: one verdict, never two answers. */
@@ -580,7 +579,7 @@ static void hold(struct store *st, const char *user, const char *reason, int64_t
 		store_account_alert_held(st, alert_id, *total);
 }
 
-static void run_job(struct account_engine *e, struct store *st, struct job *j)
+static void save(struct account_engine *e, struct store *st, struct job *j)
 {
 	if (j->kind == JOB_FLUSH) {
 		if (store_account_add(st, j->user, j->msgs, j->rcpts, j->refused, j->score,
@@ -632,69 +631,33 @@ static void run_reholds(struct account_engine *e, struct store *st, int all)
 	}
 }
 
-static void *worker(void *arg)
+static void run_job(struct worker_job *wj, void *arg)
 {
 	struct account_engine *e = arg;
-	struct store *st;
+	struct job *j = (struct job *)wj;
 	char err[512];
-	int64_t last_poll = 0;
 
-	st = store_open(e->db_path, 0, err, sizeof(err));
-	if (st == NULL)
-		log_error(NULL, "account", "cannot open the database: %s", err);
-	pthread_mutex_lock(&e->mu);
-	for (;;) {
-		struct job *list;
-		int64_t seq;
-		int stop;
-
-		if (e->jobs == NULL && !e->stop) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 250 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&e->cv, &e->mu, &ts);
-		}
-		list = e->jobs;
-		e->jobs = NULL;
-		e->jobs_tail = &e->jobs;
-		seq = e->seq_sent;
-		stop = e->stop;
-		pthread_mutex_unlock(&e->mu);
-		while (list != NULL) {
-			struct job *j = list;
-
-			list = j->next;
-			if (st != NULL)
-				run_job(e, st, j);
-			free(j);
-		}
-		if (st != NULL)
-			run_reholds(e, st, stop);
-		if (!stop && st != NULL && time_mono_ms() - last_poll >= POLL_MS) {
-			struct poll_res *p = read_state(st);
-
-			last_poll = time_mono_ms();
-			if (p != NULL) {
-				p->seq = seq;
-				pthread_mutex_lock(&e->mu);
-				res_free(e->res);
-				e->res = p;
-				event_active(e->res_ev, EV_READ, 0);
-				pthread_mutex_unlock(&e->mu);
-			}
-		}
-		pthread_mutex_lock(&e->mu);
-		if (stop && e->jobs == NULL)
-			break;
+	if (!e->st_tried) {
+		e->st_tried = 1;
+		e->st = store_open(e->db_path, 0, err, sizeof(err));
+		if (e->st == NULL)
+			log_error(NULL, "account", "cannot open the database: %s", err);
 	}
-	pthread_mutex_unlock(&e->mu);
-	store_close(st);
-	return NULL;
+	if (e->st == NULL)
+		return;
+	if (j->kind == JOB_FLUSH || j->kind == JOB_SUSPEND)
+		save(e, e->st, j);
+	/* The last job: every re-hold still waiting runs now. */
+	run_reholds(e, e->st, j->kind == JOB_STOP);
+	if (j->kind == JOB_TICK && !worker_stopping(e->w) &&
+	    time_mono_ms() - e->last_poll >= POLL_MS) {
+		j->res = read_state(e->st);
+		e->last_poll = time_mono_ms();
+	}
+	if (j->kind == JOB_STOP) {
+		store_close(e->st);
+		e->st = NULL;
+	}
 }
 
 /* ---- loop: state read back, periodic flush ------------------------------- */
@@ -731,23 +694,33 @@ static void apply_state(struct account_engine *e, const struct poll_res *p, int 
 	}
 }
 
-static void res_cb(evutil_socket_t fd, short what, void *arg)
+static void done_job(struct worker_job *wj, void *arg)
 {
 	struct account_engine *e = arg;
-	struct poll_res *p;
-	int64_t sent;
+	struct job *j = (struct job *)wj;
+	struct timeval tv = { 0, TICK_MS * 1000 };
+
+	if (j->kind == JOB_TICK) {
+		if (j->res != NULL)
+			apply_state(e, j->res, j->seq >= e->seq_sent);
+		res_free(j->res);
+		if (!e->stopping)
+			evtimer_add(e->tick_ev, &tv);
+	}
+	free(j);
+}
+
+/* One tick at a time: the next is armed when this one is done. */
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct account_engine *e = arg;
+	struct job *j = xcalloc(1, sizeof(*j));
 
 	(void)fd;
 	(void)what;
-	pthread_mutex_lock(&e->mu);
-	p = e->res;
-	e->res = NULL;
-	sent = e->seq_sent;
-	pthread_mutex_unlock(&e->mu);
-	if (p == NULL)
-		return;
-	apply_state(e, p, p->seq >= sent);
-	res_free(p);
+	j->kind = JOB_TICK;
+	j->seq = e->seq_sent;
+	worker_submit(e->w, &j->base);
 }
 
 static void flush(struct account_engine *e)
@@ -788,8 +761,10 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 struct account_engine *account_engine_new(struct event_base *base, const struct conf *conf,
 					  const char *db_path, char *err, size_t errsz)
 {
+	static const struct worker_ops ops = { run_job, NULL, done_job, NULL, 0, 0 };
 	struct account_engine *e = xcalloc(1, sizeof(*e));
 	struct timeval tv = { FLUSH_MS / 1000, (FLUSH_MS % 1000) * 1000 };
+	struct timeval tick = { 0, TICK_MS * 1000 };
 	struct store *st;
 	struct poll_res *p;
 
@@ -800,9 +775,6 @@ struct account_engine *account_engine_new(struct event_base *base, const struct 
 	e->tab = xcalloc(e->size, sizeof(*e->tab));
 	e->win = account_win_new(200000);
 	e->auth_fails = account_win_new(100000);
-	e->jobs_tail = &e->jobs;
-	pthread_mutex_init(&e->mu, NULL);
-	pthread_cond_init(&e->cv, NULL);
 	{
 		static const char *const names[4] = {
 			"limit_account_messages", "limit_account_recipients",
@@ -833,14 +805,13 @@ struct account_engine *account_engine_new(struct event_base *base, const struct 
 		apply_state(e, p, 1);
 		res_free(p);
 	}
-	e->res_ev = event_new(base, -1, 0, res_cb, e);
-	e->flush_ev = event_new(base, -1, EV_PERSIST, flush_cb, e);
-	event_add(e->flush_ev, &tv);
-	if (pthread_create(&e->thr, NULL, worker, e) != 0) {
-		snprintf(err, errsz, "account: cannot start the worker thread");
+	e->w = worker_new(base, "account", &ops, e, err, errsz);
+	if (e->w == NULL)
 		goto fail;
-	}
-	e->started = 1;
+	e->tick_ev = evtimer_new(base, tick_cb, e);
+	e->flush_ev = event_new(base, -1, EV_PERSIST, flush_cb, e);
+	evtimer_add(e->tick_ev, &tick);
+	event_add(e->flush_ev, &tv);
 	return e;
 fail:
 	account_engine_free(e);
@@ -853,19 +824,14 @@ void account_engine_free(struct account_engine *e)
 
 	if (e == NULL)
 		return;
-	if (e->started) {
-		flush(e);
-		pthread_mutex_lock(&e->mu);
-		e->stop = 1;
-		pthread_cond_signal(&e->cv);
-		pthread_mutex_unlock(&e->mu);
-		pthread_join(e->thr, NULL);
-	}
-	while (e->jobs != NULL) {
-		struct job *j = e->jobs;
+	e->stopping = 1;
+	if (e->w != NULL) {
+		struct job *j = xcalloc(1, sizeof(*j));
 
-		e->jobs = j->next;
-		free(j);
+		flush(e);
+		j->kind = JOB_STOP;
+		enqueue(e, j);
+		worker_free(e->w); /* runs every job still queued, then joins */
 	}
 	while (e->reholds != NULL) {
 		struct rehold *r = e->reholds;
@@ -873,9 +839,9 @@ void account_engine_free(struct account_engine *e)
 		e->reholds = r->next;
 		free(r);
 	}
-	res_free(e->res);
-	if (e->res_ev != NULL)
-		event_free(e->res_ev);
+	store_close(e->st);
+	if (e->tick_ev != NULL)
+		event_free(e->tick_ev);
 	if (e->flush_ev != NULL)
 		event_free(e->flush_ev);
 	for (b = 0; b < e->size; b++) {
@@ -889,8 +855,6 @@ void account_engine_free(struct account_engine *e)
 	free(e->tab);
 	account_win_free(e->win);
 	account_win_free(e->auth_fails);
-	pthread_mutex_destroy(&e->mu);
-	pthread_cond_destroy(&e->cv);
 	free(e->db_path);
 	free(e);
 }

@@ -16,6 +16,7 @@ const struct cli_command cli_commands[] = {
 	{ "queue", cli_queue_main, "list, show, release, retry, delete queued mail" },
 	{ "policy", cli_policy_main, "list, add, remove and show policy entries and settings" },
 	{ "accounts", cli_accounts_main, "submission accounts: passwords, counters, suspensions" },
+	{ "rules", cli_rules_main, "server mail rules: list, add, order, import, export, test" },
 	{ NULL, NULL, NULL },
 };
 

@@ -54,6 +54,7 @@ extern const struct cli_command cli_commands[];
 int cli_queue_main(int argc, char **argv);
 int cli_policy_main(int argc, char **argv);
 int cli_accounts_main(int argc, char **argv);
+int cli_rules_main(int argc, char **argv);
 
 /* Run argv[1] as a subcommand when it names one; -1 when it does not. */
 int cli_dispatch(int argc, char **argv);

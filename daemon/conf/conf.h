@@ -48,6 +48,11 @@ struct conf {
 	int64_t stress_data_timeout_ms; /* data_timeout under stress */
 	int64_t max_header_size;        /* one header field with its folded lines */
 	int64_t max_header_count;       /* header fields in one message */
+	int64_t mime_max_depth;         /* content stage: nesting of parts */
+	int64_t mime_max_parts;         /* content stage: parts walked */
+	int64_t mime_max_part_text;     /* content stage: decoded text kept per part */
+	int64_t mime_max_text;          /* content stage: decoded text kept per message */
+	int64_t mime_max_time_ms;       /* content stage: time for one message's walk */
 	int64_t spool_min_free;         /* bytes kept free in the spool file system */
 
 	int64_t http_max_connections;

@@ -124,12 +124,23 @@ static const struct http_route routes[] = {
 	{ "GET", "/api/v1/accounts/alerts", HTTP_R_ADMIN, http_accounts_alerts },
 	{ "POST", "/api/v1/accounts/{user}/lift", HTTP_R_ADMIN, http_accounts_lift },
 	{ "GET", "/api/v1/queue", HTTP_R_ADMIN, http_queue_list },
+	{ "GET", "/api/v1/quarantine", HTTP_R_ADMIN, http_quarantine_list },
 	{ "GET", "/api/v1/queue/summary", HTTP_R_ADMIN, http_queue_summary },
 	{ "POST", "/api/v1/queue/release", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_release },
 	{ "POST", "/api/v1/queue/retry", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_retry },
 	{ "POST", "/api/v1/queue/hold", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_hold },
 	{ "POST", "/api/v1/queue/delete", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_delete },
 	{ "GET", "/api/v1/queue/{qid}", HTTP_R_ADMIN, http_queue_show },
+	{ "GET", "/api/v1/rules", HTTP_R_ADMIN, http_rules_list },
+	{ "POST", "/api/v1/rules", HTTP_R_ADMIN | HTTP_R_BODY, http_rules_create },
+	{ "GET", "/api/v1/rules/export", HTTP_R_ADMIN, http_rules_export },
+	{ "POST", "/api/v1/rules/import", HTTP_R_ADMIN | HTTP_R_BODY, http_rules_import },
+	{ "POST", "/api/v1/rules/test", HTTP_R_ADMIN | HTTP_R_BODY, http_rules_test },
+	{ "PUT", "/api/v1/rules/order", HTTP_R_ADMIN | HTTP_R_BODY, http_rules_order },
+	{ "GET", "/api/v1/rules/{id}", HTTP_R_ADMIN, http_rules_show },
+	{ "PUT", "/api/v1/rules/{id}", HTTP_R_ADMIN | HTTP_R_BODY, http_rules_replace },
+	{ "PATCH", "/api/v1/rules/{id}", HTTP_R_ADMIN | HTTP_R_BODY, http_rules_patch },
+	{ "DELETE", "/api/v1/rules/{id}", HTTP_R_ADMIN, http_rules_delete },
 };
 
 static void store_destroy(void *p)

@@ -248,6 +248,18 @@ enum MHD_Result http_queue_retry(struct http_req *r);
 enum MHD_Result http_queue_hold(struct http_req *r);
 enum MHD_Result http_queue_delete(struct http_req *r);
 
+/* ---- http_rules.c ---- */
+enum MHD_Result http_rules_list(struct http_req *r);
+enum MHD_Result http_rules_create(struct http_req *r);
+enum MHD_Result http_rules_show(struct http_req *r);
+enum MHD_Result http_rules_replace(struct http_req *r);
+enum MHD_Result http_rules_patch(struct http_req *r);
+enum MHD_Result http_rules_delete(struct http_req *r);
+enum MHD_Result http_rules_order(struct http_req *r);
+enum MHD_Result http_rules_export(struct http_req *r);
+enum MHD_Result http_rules_import(struct http_req *r);
+enum MHD_Result http_rules_test(struct http_req *r);
+
 /* ---- http_accounts.c ---- */
 enum MHD_Result http_accounts_list(struct http_req *r);
 enum MHD_Result http_accounts_alerts(struct http_req *r);
@@ -263,5 +275,8 @@ int http_static_path(const char *method, const char *url);
 enum MHD_Result http_static_serve(struct http_req *r, const char *url);
 /* Why the console in dir cannot be served (a short text), or NULL: it can, or dir is "". */
 const char *http_static_missing(const char *dir);
+
+/* http_quarantine.c */
+enum MHD_Result http_quarantine_list(struct http_req *r);
 
 #endif

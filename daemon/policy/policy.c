@@ -9,12 +9,13 @@
  * policy_data.c; the account defence (account/) is reached only through
  * policy_account.c.
  *
- * Threads: everything here runs on the mail loop except watcher_main(),
- * which owns its own SQLite connection, polls the policy generation every
- * POLL_MS, builds snapshots and flushes statistics.  The two share only
- * `pending` (a built snapshot waiting to be swapped in) and the statistics
- * deltas, both under `mu`.  Snapshot reference counts are touched on the
- * loop only.
+ * Threads: everything here runs on the mail loop except the watcher's
+ * run() (util/worker.h, its own SQLite connection).  Every POLL_MS a loop
+ * timer submits one poll job carrying the statistics deltas gathered on
+ * the loop; run() writes them and, when the policy generation moved, builds
+ * a snapshot; done() swaps it in and arms the timer again, so one poll at
+ * most is under way.  Snapshot reference counts are touched on the loop
+ * only.
  *
  * Stages: each SMTP step has a table of checks run in order by
  * policy_run_stage().  A check returns CONTINUE, ACCEPT (an allow entry:
@@ -31,7 +32,6 @@
 
 #include <arpa/inet.h>
 #include <event2/event.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +44,7 @@
 #include "../store/store.h"
 #include "../store/store_policy.h"
 #include "../util/util.h"
+#include "../util/worker.h"
 
 #define POLL_MS 500
 
@@ -51,6 +52,15 @@ struct dnsq {
 	struct policy *p;
 	policy_answer_fn on;
 	int idx;
+};
+
+/* A poll of the watcher; the last one, at stop, only writes statistics. */
+struct watch_job {
+	struct worker_job base;
+	struct stat_delta *stats;        /* taken on the loop; NULL once written */
+	size_t nstats;
+	int last;
+	struct policy_snap *snap;        /* built on the worker, for done() */
 };
 
 /* --- helpers -------------------------------------------------------------- */
@@ -90,7 +100,6 @@ void policy_stat_add(struct policy *p, const char *name, int zone, int64_t count
 
 	if (p == NULL)
 		return;
-	pthread_mutex_lock(&p->mu);
 	for (i = 0; i < p->nstats; i++)
 		if (p->stats[i].zone == zone && strcmp(p->stats[i].name, name) == 0)
 			break;
@@ -110,10 +119,9 @@ void policy_stat_add(struct policy *p, const char *name, int zone, int64_t count
 	p->stats[i].tempfails += tempfails;
 	if (last_hit > p->stats[i].last_hit)
 		p->stats[i].last_hit = last_hit;
-	pthread_mutex_unlock(&p->mu);
 }
 
-static void snap_unref(struct policy_snap *sn)
+void policy_snap_unref(struct policy_snap *sn)
 {
 	if (sn != NULL && --sn->refs == 0)
 		policy_snap_free(sn);
@@ -236,7 +244,7 @@ static void prune_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --- sessions ------------------------------------------------------------- */
 
-static struct policy_sess *sess_lookup(struct policy *p, uint64_t sid)
+struct policy_sess *policy_sess_find(struct policy *p, uint64_t sid)
 {
 	struct policy_sess *ps;
 
@@ -335,7 +343,9 @@ void policy_sess_free(struct policy_sess *ps)
 		event_free(ps->timer);
 	policy_sess_auth_free(ps);
 	free(ps->hdr);
-	snap_unref(ps->snap);
+	/* A content result nobody took: its file was never acknowledged. */
+	policy_content_result_free(ps->content);
+	policy_snap_unref(ps->snap);
 	free(ps->bl);
 	free(ps);
 }
@@ -369,7 +379,7 @@ static void dns_cb_fn(const struct dns_result *r, uint64_t cookie, void *ctx)
 	struct policy_sess *ps = NULL;
 
 	if (r->status != DNS_CANCELLED && q->p != NULL)
-		ps = sess_lookup(q->p, cookie);
+		ps = policy_sess_find(q->p, cookie);
 	if (ps == NULL) {
 		/* The session is gone (or the resolver is shutting down). */
 		free(q);
@@ -484,27 +494,22 @@ enum policy_action policy_run_stage(struct policy_sess *ps, enum step step,
 
 /* --- the engine ----------------------------------------------------------- */
 
-static void flush_stats(struct policy *p, struct store *st)
+/* Worker thread: write j's statistics (freed when written). */
+static void flush_stats(struct store *st, struct watch_job *j)
 {
-	struct stat_delta *d;
-	size_t n, i;
+	struct stat_delta *d = j->stats;
+	size_t i;
 	int64_t day = today();
 
-	pthread_mutex_lock(&p->mu);
-	d = p->stats;
-	n = p->nstats;
-	p->stats = NULL;
-	p->nstats = 0;
-	p->stats_cap = 0;
-	pthread_mutex_unlock(&p->mu);
-	if (n == 0)
+	if (j->nstats == 0)
 		return;
+	j->stats = NULL;
 	if (store_begin(st) < 0) {
 		log_error(NULL, "policy", "statistics lost: %s", store_policy_errmsg(st));
 		free(d);
 		return;
 	}
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < j->nstats; i++) {
 		int rc = d[i].zone
 			? store_policy_dnsbl_stat_add(st, d[i].name, day, d[i].queries, d[i].hits,
 						      d[i].tempfails, d[i].last_hit)
@@ -520,89 +525,103 @@ static void flush_stats(struct policy *p, struct store *st)
 	free(d);
 }
 
-static void *watcher_main(void *arg)
+static void watch_run(struct worker_job *wj, void *arg)
 {
+	struct watch_job *j = (struct watch_job *)wj;
 	struct policy *p = arg;
 	char err[512];
-	struct store *st = store_open(p->db_path, 0, err, sizeof(err));
-	int stop = 0;
+	int64_t gen;
 
-	if (st == NULL)
-		log_error(NULL, "policy", "watcher: %s; policy changes need a restart", err);
-	while (!stop) {
-		struct timespec ts;
-		int64_t gen;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += POLL_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_mutex_lock(&p->mu);
-		if (!p->stop)
-			pthread_cond_timedwait(&p->cv, &p->mu, &ts);
-		stop = p->stop;
-		pthread_mutex_unlock(&p->mu);
-		if (st == NULL)
-			continue;
-		if (!stop && store_policy_generation(st, &gen) == 0 && gen != p->last_gen) {
-			struct policy_snap *sn = policy_snap_load(p->db_path, err, sizeof(err));
-
-			if (sn == NULL) {
-				log_error(NULL, "policy", "reload failed: %s", err);
-			} else {
-				struct policy_snap *old;
-
-				p->last_gen = sn->generation;
-				pthread_mutex_lock(&p->mu);
-				old = p->pending;
-				p->pending = sn;
-				pthread_mutex_unlock(&p->mu);
-				policy_snap_free(old); /* never handed to the loop */
-				event_active(p->swap_ev, EV_READ, 0);
-			}
-		}
-		flush_stats(p, st);
+	if (p->watch_st == NULL && (!p->watch_tried || j->last)) {
+		p->watch_st = store_open(p->db_path, 0, err, sizeof(err));
+		if (p->watch_st == NULL && !p->watch_tried)
+			log_error(NULL, "policy", "watcher: %s; policy changes need a restart", err);
+		p->watch_tried = 1;
 	}
-	store_close(st);
-	return NULL;
+	if (p->watch_st == NULL)
+		return; /* the statistics go back to the loop for the last job */
+	if (!worker_stopping(p->watcher) && store_policy_generation(p->watch_st, &gen) == 0 &&
+	    gen != p->last_gen) {
+		j->snap = policy_snap_load(p->db_path, err, sizeof(err));
+		if (j->snap == NULL)
+			log_error(NULL, "policy", "reload failed: %s", err);
+		else
+			p->last_gen = j->snap->generation;
+	}
+	flush_stats(p->watch_st, j);
+	if (j->last) {
+		store_close(p->watch_st);
+		p->watch_st = NULL;
+	}
 }
 
-static void swap_cb(evutil_socket_t fd, short what, void *arg)
+static void watch_done(struct worker_job *wj, void *arg)
 {
+	struct watch_job *j = (struct watch_job *)wj;
 	struct policy *p = arg;
-	struct policy_snap *sn;
+	struct timeval tv = { POLL_MS / 1000, (POLL_MS % 1000) * 1000 };
+	size_t i;
 
+	for (i = 0; j->stats != NULL && i < j->nstats; i++) {
+		const struct stat_delta *d = &j->stats[i];
+
+		policy_stat_add(p, d->name, d->zone, d->count, d->queries, d->hits, d->tempfails,
+				d->last_hit);
+	}
+	free(j->stats);
+	if (j->snap != NULL && p->stopping) {
+		policy_snap_free(j->snap); /* never handed to a session */
+	} else if (j->snap != NULL) {
+		log_info(NULL, "policy", "loaded generation=%lld entries=%zu sites=%zu",
+			 (long long)j->snap->generation, j->snap->nentries, j->snap->nsites);
+		policy_snap_unref(p->cur);
+		p->cur = j->snap;
+	}
+	if (!j->last && !p->stopping)
+		evtimer_add(p->poll_ev, &tv);
+	free(j);
+}
+
+/* Hand the statistics gathered so far to a poll job. */
+static void watch_submit(struct policy *p, int last)
+{
+	struct watch_job *j = xcalloc(1, sizeof(*j));
+
+	j->stats = p->stats;
+	j->nstats = p->nstats;
+	j->last = last;
+	p->stats = NULL;
+	p->nstats = 0;
+	p->stats_cap = 0;
+	worker_submit(p->watcher, &j->base);
+}
+
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
 	(void)fd;
 	(void)what;
-	pthread_mutex_lock(&p->mu);
-	sn = p->pending;
-	p->pending = NULL;
-	pthread_mutex_unlock(&p->mu);
-	if (sn == NULL)
-		return;
-	log_info(NULL, "policy", "loaded generation=%lld entries=%zu sites=%zu",
-		 (long long)sn->generation, sn->nentries, sn->nsites);
-	snap_unref(p->cur);
-	p->cur = sn;
+	watch_submit(arg, 0);
 }
 
 struct policy *policy_new(struct event_base *base, const char *db_path,
 			  const struct policy_limits *lim, policy_done_cb done, void *arg,
 			  char *err, size_t errsz)
 {
+	static const struct worker_ops watch_ops = { watch_run, NULL, watch_done, NULL, 0, 0 };
 	struct policy *p = xcalloc(1, sizeof(*p));
 	struct timeval ten = { 10, 0 };
+	struct timeval poll = { POLL_MS / 1000, (POLL_MS % 1000) * 1000 };
 
 	p->base = base;
 	p->db_path = xstrdup(db_path);
 	strlcpy_s(p->hostname, lim->hostname ? lim->hostname : "", sizeof(p->hostname));
 	p->max_sessions = lim->max_sessions;
+	if (lim->mime != NULL)
+		p->mime = *lim->mime;
+	else
+		mime_limits_default(&p->mime);
 	p->done = done;
 	p->done_arg = arg;
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
 	p->cur = policy_snap_load(db_path, err, errsz);
 	if (p->cur == NULL) {
 		policy_free(p);
@@ -611,15 +630,19 @@ struct policy *policy_new(struct event_base *base, const char *db_path,
 	p->last_gen = p->cur->generation;
 	log_info(NULL, "policy", "loaded generation=%lld entries=%zu sites=%zu",
 		 (long long)p->cur->generation, p->cur->nentries, p->cur->nsites);
-	p->swap_ev = event_new(base, -1, 0, swap_cb, p);
 	p->prune_ev = event_new(base, -1, EV_PERSIST, prune_cb, p);
 	event_add(p->prune_ev, &ten);
-	if (pthread_create(&p->thread, NULL, watcher_main, p) != 0) {
-		snprintf(err, errsz, "policy: cannot start the watcher thread");
+	p->watcher = worker_new(base, "policy", &watch_ops, p, err, errsz);
+	if (p->watcher == NULL) {
 		policy_free(p);
 		return NULL;
 	}
-	p->thread_started = 1;
+	p->poll_ev = evtimer_new(base, poll_cb, p);
+	evtimer_add(p->poll_ev, &poll);
+	if (policy_content_init(p, err, errsz) < 0) {
+		policy_free(p);
+		return NULL;
+	}
 	return p;
 }
 
@@ -639,22 +662,14 @@ void policy_free(struct policy *p)
 
 	if (p == NULL)
 		return;
-	if (p->thread_started) {
-		pthread_mutex_lock(&p->mu);
-		p->stop = 1;
-		pthread_cond_signal(&p->cv);
-		pthread_mutex_unlock(&p->mu);
-		pthread_join(p->thread, NULL);
-	}
-	/* Statistics still unwritten: one last flush. */
-	if (p->nstats > 0) {
-		char err[256];
-		struct store *st = store_open(p->db_path, 0, err, sizeof(err));
-
-		if (st != NULL) {
-			flush_stats(p, st);
-			store_close(st);
-		}
+	/* Content jobs still running hold snapshot references and spool files. */
+	policy_content_fini(p);
+	p->stopping = 1;
+	if (p->watcher != NULL) {
+		/* Statistics still unwritten: one last flush, after any poll under way. */
+		watch_submit(p, 1);
+		worker_free(p->watcher);
+		p->watcher = NULL;
 	}
 	for (b = 0; b < SESS_BUCKETS; b++) {
 		while (p->sess[b] != NULL) {
@@ -674,16 +689,13 @@ void policy_free(struct policy *p)
 			free(c);
 		}
 	}
-	if (p->swap_ev != NULL)
-		event_free(p->swap_ev);
+	if (p->poll_ev != NULL)
+		event_free(p->poll_ev);
 	if (p->prune_ev != NULL)
 		event_free(p->prune_ev);
 	account_engine_free(p->accounts); /* flushes its totals */
-	policy_snap_free(p->pending);
-	snap_unref(p->cur);
+	policy_snap_unref(p->cur);
 	free(p->stats);
-	pthread_mutex_destroy(&p->mu);
-	pthread_cond_destroy(&p->cv);
 	free(p->db_path);
 	free(p);
 }

@@ -64,9 +64,12 @@ struct policy_verdict {
 
 typedef void (*policy_done_cb)(uint64_t session_id, void *arg);
 
+struct mime_limits;
+
 struct policy_limits {
 	const char *hostname;   /* ours, for the HELO check */
 	int64_t max_sessions;   /* the config's total, for the trusted reserve */
+	const struct mime_limits *mime; /* the content stage's bounds; NULL: defaults */
 };
 
 /*
@@ -173,6 +176,57 @@ int policy_local_domain(const struct policy *p, const char *domain);
  * unknown recipient.
  */
 int policy_sess_postmaster(const struct policy_sess *ps, char *out, size_t outsz);
+
+/* ---- end of DATA: the content stage (policy_content.c) ------------------ */
+
+struct spool_file;
+
+/* What the content stage decided for one recipient. */
+struct policy_content_rcpt {
+	char *rcpt;                /* the address to queue (a redirect's target, a bcc) */
+	enum policy_action disp;   /* CONTINUE (deliver), QUARANTINE, HOLD or DISCARD */
+	char reason[200];          /* the rule: "rule 12 name", or "" */
+};
+
+struct policy_content_result {
+	uint64_t sid;
+	/* REFUSE or DEFER: the answer to the whole transaction; else CONTINUE. */
+	struct policy_verdict verdict;
+	struct policy_content_rcpt *rcpts;  /* what to queue, in order */
+	size_t nrcpts;
+	char summary[400];         /* "rules=3,7": every rule that matched */
+	struct spool_file *file;   /* the message, back to the session */
+	int io_error;              /* the file could not be read or tagged */
+	int64_t parse_us, elapsed_ms;
+};
+
+/* The envelope the rules see; copied by policy_content_start(). */
+struct policy_content_env {
+	const char *sender;
+	const char *const *rcpts;
+	size_t nrcpts;
+	const char *helo;
+	int tls;
+};
+
+/* 1 when the session's snapshot has server rules to run. */
+int policy_content_wanted(const struct policy_sess *ps);
+/*
+ * Lend the complete (unacknowledged) spool file to the content worker; the
+ * session stops reading.  When the answer is in, done(session id) is
+ * called and policy_content_take() hands it over, the file included.
+ */
+void policy_content_start(struct policy_sess *ps, struct spool_file *f,
+			  const struct policy_content_env *env);
+struct policy_content_result *policy_content_take(struct policy_sess *ps);
+/*
+ * The recipient's class under the session's server rules (rules_rcpt_class):
+ * a transaction takes recipients of one class only, so that refuse and
+ * defer at the end of DATA hold for all of them.  0 without rules.
+ */
+uint64_t policy_content_rcpt_class(const struct policy_sess *ps, const char *rcpt);
+/* Frees r and discards its file (if still in r).  NULL ok. */
+void policy_content_result_free(struct policy_content_result *r);
 
 /* The forward-confirmed client name, or NULL. */
 const char *policy_client_name(const struct policy_sess *ps);

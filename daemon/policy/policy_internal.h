@@ -168,6 +168,7 @@ enum policy_list_id {
 enum policy_dir_kind { POLICY_DIR_USER = 1, POLICY_DIR_ALIAS, POLICY_DIR_GROUP };
 
 struct rules_set;
+struct store;
 
 struct policy_snap {
 	int refs;                     /* touched on the loop only */
@@ -192,6 +193,9 @@ struct policy_snap {
 
 /* Build from the database (a worker thread or start-up; never the loop). */
 struct policy_snap *policy_snap_load(const char *db_path, char *err, size_t errsz);
+/* The same from an open store (the dry run); with_rules 0: no rules compiled. */
+struct policy_snap *policy_snap_load_store(struct store *st, int with_rules, char *err,
+					   size_t errsz);
 /* An empty snapshot with default settings (tests, and when loading fails). */
 struct policy_snap *policy_snap_empty(void);
 /* Add one entry by list name and raw value (tests, and the loader). */
@@ -208,6 +212,8 @@ void policy_snap_free(struct policy_snap *sn);
  * domain or host name.  For the rules' in_list operator: 1 yes, 0 no.
  */
 int policy_snap_in_list(const struct policy_snap *sn, const char *list, const char *value);
+/* The same as a rules_input.in_list callback: arg is the snapshot. */
+int policy_snap_in_list_cb(void *sn, const char *list, const char *value);
 
 /* For unit tests: a session on sn (a reference is taken), no engine, no DNS. */
 struct policy_sess *policy_sess_test(struct policy_snap *sn, const char *ip);

@@ -169,22 +169,42 @@ void policy_snap_free(struct policy_snap *sn)
 	free(sn);
 }
 
+int policy_snap_in_list_cb(void *sn, const char *list, const char *value)
+{
+	return policy_snap_in_list(sn, list, value);
+}
+
 int policy_snap_in_list(const struct policy_snap *sn, const char *list, const char *value)
 {
+	const struct policy_list_kind *k = policy_list_kind_find(list);
+	const struct policy_list *l;
+	const char *at;
 	uint8_t ip[16];
 	int i;
 
+	if (k == NULL || value == NULL)
+		return 0;
 	for (i = 0; i < PL_COUNT; i++)
 		if (strcmp(list_names[i], list) == 0)
 			break;
-	if (i == PL_COUNT || value == NULL)
+	if (i == PL_COUNT)
 		return 0;
-	if (policy_ip_parse(value, strlen(value), ip) == 0)
-		return policy_list_match_ip(&sn->lists[i], ip) != NULL;
-	if (strchr(value, '@') != NULL)
-		return policy_list_match_mail(&sn->lists[i], value) != NULL;
-	return policy_list_match_domain(&sn->lists[i], value) != NULL ||
-	       policy_list_match_host(&sn->lists[i], value) != NULL;
+	l = &sn->lists[i];
+	if (l->count == 0)
+		return 0;
+	switch (k->type) {
+	case POLICY_LT_HOST:
+		if (policy_ip_parse(value, strlen(value), ip) == 0)
+			return policy_list_match_ip(l, ip) != NULL;
+		return policy_list_match_host(l, value) != NULL;
+	case POLICY_LT_MAIL:
+		return policy_list_match_mail(l, value) != NULL;
+	case POLICY_LT_DOMAIN:
+		at = strrchr(value, '@');
+		return value[0] != '\0' &&
+		       policy_list_match_domain(l, at != NULL ? at + 1 : value) != NULL;
+	}
+	return 0;
 }
 
 /* --- loading -------------------------------------------------------------- */
@@ -302,14 +322,12 @@ static int load_dir(const struct store_dir_row *r, void *arg)
 	return 0;
 }
 
-struct policy_snap *policy_snap_load(const char *db_path, char *err, size_t errsz)
+struct policy_snap *policy_snap_load_store(struct store *st, int with_rules, char *err,
+					   size_t errsz)
 {
-	struct store *st = store_open(db_path, 0, err, errsz);
 	struct load l = { NULL, 0 };
 	int64_t gen;
 
-	if (st == NULL)
-		return NULL;
 	l.sn = policy_snap_empty();
 	/* One read transaction: the generation matches what is read. */
 	if (store_policy_read_begin(st) < 0 ||
@@ -318,18 +336,28 @@ struct policy_snap *policy_snap_load(const char *db_path, char *err, size_t errs
 	    store_policy_entries(st, NULL, load_entry, &l) < 0 ||
 	    store_policy_sites(st, load_site, &l) < 0 ||
 	    store_policy_directory(st, load_dir, &l) < 0 ||
-	    load_rules(st, l.sn) < 0) {
+	    (with_rules && load_rules(st, l.sn) < 0)) {
 		snprintf(err, errsz, "policy load: %s", store_policy_errmsg(st));
 		store_policy_read_end(st);
-		store_close(st);
 		policy_snap_free(l.sn);
 		return NULL;
 	}
 	store_policy_read_end(st);
-	store_close(st);
 	l.sn->generation = gen;
 	if (l.skipped > 0)
 		log_warn(NULL, "policy", "snapshot generation=%lld skipped=%d invalid rows",
 			 (long long)gen, l.skipped);
 	return l.sn;
+}
+
+struct policy_snap *policy_snap_load(const char *db_path, char *err, size_t errsz)
+{
+	struct store *st = store_open(db_path, 0, err, errsz);
+	struct policy_snap *sn;
+
+	if (st == NULL)
+		return NULL;
+	sn = policy_snap_load_store(st, 1, err, errsz);
+	store_close(st);
+	return sn;
 }

@@ -13,11 +13,11 @@
 #ifndef MOAT_POLICY_STAGE_H
 #define MOAT_POLICY_STAGE_H
 
-#include <pthread.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 #include "../dns/dns.h"
+#include "../mime/mime.h"
 #include "policy_internal.h"
 
 #define SESS_BUCKETS 4096
@@ -29,6 +29,8 @@
 
 struct account_engine;
 struct conf;
+struct store;
+struct worker;
 
 struct client_rec {
 	struct client_rec *next;
@@ -60,18 +62,23 @@ struct policy {
 	const struct conf *conf;          /* with the account defence; else NULL */
 	struct account_engine *accounts;  /* NULL: AUTH not offered */
 
-	pthread_t thread;
-	int thread_started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int stop;                        /* under mu */
-	struct policy_snap *pending;     /* under mu */
-	struct stat_delta *stats;        /* under mu */
+	/* The snapshot watcher (policy.c): a worker whose poll jobs a loop
+	 * timer submits, one at a time. */
+	struct worker *watcher;
+	struct event *poll_ev;           /* loop: submits the next poll */
+	int stopping;                    /* loop: policy_free() has begun */
+	struct stat_delta *stats;        /* loop: not yet handed to a poll */
 	size_t nstats, stats_cap;
-	int64_t last_gen;                /* watcher only */
+	struct store *watch_st;          /* watcher thread only */
+	int watch_tried;                 /* watcher thread only */
+	int64_t last_gen;                /* watcher thread only */
 
-	struct event *swap_ev;
 	struct event *prune_ev;
+	/* The content stage (policy_content.c): its worker and its own
+	 * connection, for rule hit counts (worker thread only). */
+	struct worker *content;
+	struct store *content_st;
+	struct mime_limits mime;
 	struct policy_sess *sess[SESS_BUCKETS];
 	struct client_rec *clients[CLIENT_BUCKETS];
 };
@@ -130,6 +137,9 @@ struct policy_sess {
 	char user[320];
 	char **user_addrs;               /* lower case */
 	size_t nuser_addrs;
+
+	/* The content stage's answer, until the session takes it. */
+	struct policy_content_result *content;
 
 	/* Recipient domain of an authenticated session: the last one looked up. */
 	char dom[256];
@@ -206,5 +216,12 @@ int policy_is_local(const struct policy_snap *sn, const char *addr);
 int policy_sender_ok(const struct policy_sess *ps, const char *address);
 int policy_authenticated(const struct policy_sess *ps);
 void policy_sess_auth_free(struct policy_sess *ps);
+
+/* policy.c, for the stage files. */
+struct policy_sess *policy_sess_find(struct policy *p, uint64_t sid);
+void policy_snap_unref(struct policy_snap *sn);
+/* policy_content.c: the content worker, started and stopped with the engine. */
+int policy_content_init(struct policy *p, char *err, size_t errsz);
+void policy_content_fini(struct policy *p);
 
 #endif

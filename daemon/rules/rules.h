@@ -156,4 +156,17 @@ struct rules_result {
 int rules_eval(const struct rules_set *rs, const struct rules_input *in, struct rules_result *out);
 void rules_result_free(struct rules_result *r);
 
+/*
+ * The recipient's class for the SMTP answer: two recipients of one class
+ * get the same refuse/defer outcome from this set whatever the message
+ * (what differs between them matters only to rules that cannot refuse or
+ * defer, or to rules after the last one that can).  0 when no rule that
+ * can refuse or defer looks at the recipient.  A session gives a recipient
+ * of another class than the transaction's first a 452 4.5.3, so that one
+ * SMTP answer after DATA holds for every recipient.
+ */
+uint64_t rules_rcpt_class(const struct rules_set *rs, const char *rcpt,
+			  int (*in_list)(void *arg, const char *list, const char *value),
+			  void *in_list_arg);
+
 #endif

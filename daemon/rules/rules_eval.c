@@ -580,6 +580,82 @@ int rules_eval(const struct rules_set *rs, const struct rules_input *in, struct 
 	return 0;
 }
 
+/* Mark in mask every recipient atom under node n. */
+static void mark_rcpt_atoms(const struct rules_set *rs, uint32_t n, uint64_t *mask)
+{
+	const struct rules_node *nd = &rs->nodes[n];
+	uint32_t i;
+
+	switch (nd->kind) {
+	case RN_ATOM:
+		if (rs->atoms[nd->a].rcpt)
+			BIT_SET(mask, nd->a);
+		return;
+	case RN_NOT:
+		mark_rcpt_atoms(rs, nd->a, mask);
+		return;
+	default:
+		for (i = 0; i < nd->n; i++)
+			mark_rcpt_atoms(rs, rs->kids[nd->a + i], mask);
+		return;
+	}
+}
+
+uint64_t rules_rcpt_class(const struct rules_set *rs, const char *rcpt,
+			  int (*in_list)(void *arg, const char *list, const char *value),
+			  void *in_list_arg)
+{
+	struct rules_input in;
+	struct ev e;
+	uint64_t *mask;
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	size_t words, last = SIZE_MAX, i;
+
+	if (rs == NULL)
+		return 0;
+	/* Only rules up to the last refuse/defer can change the SMTP answer. */
+	for (i = 0; i < rs->nrules; i++)
+		if (rs->rules[i].when >= 0 && (rs->rules[i].action.type == RULES_ACT_REFUSE ||
+					       rs->rules[i].action.type == RULES_ACT_DEFER))
+			last = i;
+	if (last == SIZE_MAX || rs->nrcpt_atoms == 0)
+		return 0;
+	words = (rs->natoms + 63) / 64 + 1;
+	mask = xcalloc(words, sizeof(uint64_t));
+	for (i = 0; i <= last; i++) {
+		if (rs->rules[i].when >= 0)
+			mark_rcpt_atoms(rs, (uint32_t)rs->rules[i].when, mask);
+		if (rs->rules[i].except >= 0)
+			mark_rcpt_atoms(rs, (uint32_t)rs->rules[i].except, mask);
+	}
+	memset(&in, 0, sizeof(in));
+	in.in_list = in_list;
+	in.in_list_arg = in_list_arg;
+	memset(&e, 0, sizeof(e));
+	e.rs = rs;
+	e.in = &in;
+	e.scr = scratch_get((struct rules_set *)rs);
+	if (e.scr == NULL) {
+		free(mask);
+		return 0;
+	}
+	e.bits = xcalloc(words * 2, sizeof(uint64_t));
+	e.known = e.bits + words;
+	rcpt_atoms(&e, rcpt != NULL ? rcpt : "");
+	for (i = 0; i < rs->nrcpt_atoms; i++) {
+		uint32_t a = rs->rcpt_atoms[i];
+
+		if (!BIT_GET(mask, a))
+			continue;
+		h ^= (uint64_t)a * 2 + BIT_GET(e.bits, a);
+		h *= 1099511628211ULL;
+	}
+	scratch_put((struct rules_set *)rs, e.scr);
+	free(e.bits);
+	free(mask);
+	return h;
+}
+
 void rules_result_free(struct rules_result *r)
 {
 	size_t i;

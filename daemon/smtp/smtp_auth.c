@@ -5,10 +5,11 @@
  * handed over by main.c).
  *
  * Threads: the session side runs on the mail loop.  A password check
- * takes tens of milliseconds, so it runs on one worker thread with its own
- * SQLite connection; the answer comes back through an event made active
- * from the worker, and is routed to its session by id (the session may be
- * gone).  While the check and the failure tarpit run the session is PAUSED.
+ * takes tens of milliseconds, so it runs on a worker (util/worker.h) with
+ * its own SQLite connection (opened there on first use); done() on the
+ * loop routes the answer to its session by id (the session may be gone).
+ * While the check and the failure tarpit run the session is PAUSED.
+ * Checks still queued at shutdown are dropped unchecked.
  *
  * Only the SASL exchange lives here.  What a login then may do (sender
  * binding, rate limits, suspension) is policy/'s: the outcome of each
@@ -30,7 +31,6 @@
 #include <ctype.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +42,7 @@
 #include "../store/store.h"
 #include "../store/store_auth.h"
 #include "../util/util.h"
+#include "../util/worker.h"
 
 #define AUTH_USER_MAX 319
 #define AUTH_PASS_MAX 512
@@ -68,11 +69,12 @@ struct smtp_auth {
 };
 
 struct job {
-	struct job *next;
+	struct worker_job base;
 	uint64_t sid;
 	char user[AUTH_USER_MAX + 1];
 	char pw[AUTH_PASS_MAX + 1];
 	char addr[SMTP_ADDR_MAX + 1]; /* the client's address */
+	int ran;               /* checked (not dropped at shutdown) */
 	int ok;
 	int throttled;         /* refused unchecked by the login throttle */
 	int64_t wait_ms;       /* when throttled: how long */
@@ -85,15 +87,8 @@ struct smtp_authsrv {
 	struct smtp_server *srv;
 	char *db_path;
 	int (*verify)(const char *hash, const char *pw);
-	pthread_t thr;
-	int started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct job *todo;
-	struct job **todo_tail;
-	struct job *done;
-	int stop;
-	struct event *done_ev;
+	struct store *st;      /* worker thread only; opened on first use */
+	struct worker *w;
 };
 
 static void job_free(struct job *j)
@@ -165,7 +160,7 @@ static int throttle_check(struct smtp_authsrv *a, struct store *st, struct job *
 	return 0;
 }
 
-static void run_job(struct smtp_authsrv *a, struct store **st, struct job *j)
+static void check(struct smtp_authsrv *a, struct store **st, struct job *j)
 {
 	struct store_user *u = xcalloc(1, sizeof(*u));
 	char account[AUTH_USER_MAX + 1];
@@ -211,33 +206,18 @@ static void run_job(struct smtp_authsrv *a, struct store **st, struct job *j)
 	free(u);
 }
 
-static void *worker(void *arg)
+static void run_job(struct worker_job *wj, void *arg)
 {
 	struct smtp_authsrv *a = arg;
-	struct store *st = NULL;
+	struct job *j = (struct job *)wj;
 
-	pthread_mutex_lock(&a->mu);
-	for (;;) {
-		struct job *j;
-
-		while (a->todo == NULL && !a->stop)
-			pthread_cond_wait(&a->cv, &a->mu);
-		if (a->stop)
-			break;
-		j = a->todo;
-		a->todo = j->next;
-		if (a->todo == NULL)
-			a->todo_tail = &a->todo;
-		pthread_mutex_unlock(&a->mu);
-		run_job(a, &st, j);
-		pthread_mutex_lock(&a->mu);
-		j->next = a->done;
-		a->done = j;
-		event_active(a->done_ev, EV_READ, 0);
+	/* Shutting down: nobody waits for the answer any more. */
+	if (worker_stopping(a->w)) {
+		explicit_bzero(j->pw, sizeof(j->pw));
+		return;
 	}
-	pthread_mutex_unlock(&a->mu);
-	store_close(st);
-	return NULL;
+	check(a, &a->st, j);
+	j->ran = 1;
 }
 
 /* ---- loop side ---------------------------------------------------------- */
@@ -298,48 +278,34 @@ static void finish(struct smtp_session *s, struct job *j)
 	evtimer_add(sa->tarpit, &tv);
 }
 
-static void done_cb(evutil_socket_t fd, short what, void *arg)
+static void done_job(struct worker_job *wj, void *arg)
 {
 	struct smtp_authsrv *a = arg;
-	struct job *list;
+	struct job *j = (struct job *)wj;
+	struct smtp_session *s = smtp_server_lookup(a->srv, j->sid);
 
-	(void)fd;
-	(void)what;
-	pthread_mutex_lock(&a->mu);
-	list = a->done;
-	a->done = NULL;
-	pthread_mutex_unlock(&a->mu);
-	while (list != NULL) {
-		struct job *j = list;
-		struct smtp_session *s = smtp_server_lookup(a->srv, j->sid);
-
-		list = j->next;
-		/* s may be gone, or closing: then the answer is dropped. */
-		if (s != NULL && s->auth != NULL && s->auth->step == AUTH_VERIFYING) {
-			if (s->flags & SMTP_F_CLOSING) {
-				s->auth->step = AUTH_NONE;
-				smtp_session_auth_resume(s);
-			} else {
-				finish(s, j);
-			}
+	/* s may be gone, or closing: then the answer is dropped. */
+	if (j->ran && s != NULL && s->auth != NULL && s->auth->step == AUTH_VERIFYING) {
+		if (s->flags & SMTP_F_CLOSING) {
+			s->auth->step = AUTH_NONE;
+			smtp_session_auth_resume(s);
+		} else {
+			finish(s, j);
 		}
-		job_free(j);
 	}
+	job_free(j);
 }
 
 int smtp_server_set_auth(struct smtp_server *srv, const char *db_path,
 			 int (*verify)(const char *hash, const char *password),
 			 char *err, size_t errsz)
 {
+	static const struct worker_ops ops = { run_job, NULL, done_job, NULL, 0, 0 };
 	struct smtp_authsrv *a = xcalloc(1, sizeof(*a));
 
 	a->srv = srv;
 	a->db_path = xstrdup(db_path);
 	a->verify = verify;
-	a->todo_tail = &a->todo;
-	pthread_mutex_init(&a->mu, NULL);
-	pthread_cond_init(&a->cv, NULL);
-	a->done_ev = event_new(srv->base, -1, 0, done_cb, a);
 	/* What a login may do is the policy's: no AUTH without it. */
 	if (srv->policy == NULL) {
 		snprintf(err, errsz, "auth: needs the policy engine");
@@ -350,12 +316,11 @@ int smtp_server_set_auth(struct smtp_server *srv, const char *db_path,
 		smtp_authsrv_free(a);
 		return -1;
 	}
-	if (pthread_create(&a->thr, NULL, worker, a) != 0) {
-		snprintf(err, errsz, "auth: cannot start the worker thread");
+	a->w = worker_new(srv->base, "auth", &ops, a, err, errsz);
+	if (a->w == NULL) {
 		smtp_authsrv_free(a);
 		return -1;
 	}
-	a->started = 1;
 	srv->authsrv = a;
 	return 0;
 }
@@ -364,28 +329,8 @@ void smtp_authsrv_free(struct smtp_authsrv *a)
 {
 	if (a == NULL)
 		return;
-	if (a->started) {
-		pthread_mutex_lock(&a->mu);
-		a->stop = 1;
-		pthread_cond_signal(&a->cv);
-		pthread_mutex_unlock(&a->mu);
-		pthread_join(a->thr, NULL);
-	}
-	while (a->todo != NULL) {
-		struct job *j = a->todo;
-
-		a->todo = j->next;
-		job_free(j);
-	}
-	while (a->done != NULL) {
-		struct job *j = a->done;
-
-		a->done = j->next;
-		job_free(j);
-	}
-	event_free(a->done_ev);
-	pthread_mutex_destroy(&a->mu);
-	pthread_cond_destroy(&a->cv);
+	worker_free(a->w); /* drops what is still queued; the thread is gone after */
+	store_close(a->st);
 	free(a->db_path);
 	free(a);
 }
@@ -432,7 +377,6 @@ static int b64_decode(const char *in, size_t len, char *out, size_t outsz)
 static void submit(struct smtp_session *s, const char *user, size_t ulen, const char *pw,
 		   size_t plen)
 {
-	struct smtp_authsrv *a = s->srv->authsrv;
 	struct smtp_auth *sa = s->auth;
 	struct job *j;
 
@@ -452,11 +396,7 @@ static void submit(struct smtp_session *s, const char *user, size_t ulen, const 
 	sa->step = AUTH_VERIFYING;
 	s->flags |= SMTP_F_PAUSED;
 	bufferevent_disable(s->bev, EV_READ);
-	pthread_mutex_lock(&a->mu);
-	*a->todo_tail = j;
-	a->todo_tail = &j->next;
-	pthread_cond_signal(&a->cv);
-	pthread_mutex_unlock(&a->mu);
+	worker_submit(s->srv->authsrv->w, &j->base);
 }
 
 /* PLAIN: [authzid] NUL authcid NUL passwd; authzid must be empty or authcid. */

@@ -30,6 +30,7 @@ enum smtp_state {
 	SMTP_ST_RCPT,        /* at least one RCPT accepted */
 	SMTP_ST_DATA,        /* receiving the message */
 	SMTP_ST_COMMIT,      /* waiting for the spool writer */
+	SMTP_ST_CONTENT,     /* waiting for the content stage (rules) */
 };
 
 /* One transaction: MAIL to end of DATA or RSET.  Freed by smtp_tx_free(). */
@@ -46,6 +47,8 @@ struct smtp_tx {
 	struct smtp_data data;
 	int64_t received_at;
 	int spool_error;     /* enum spool_err of the first failed write */
+	char note[400];      /* the content stage's dispositions, for the message log */
+	uint64_t rcpt_class; /* server rules' class of the recipients (rules_rcpt_class) */
 };
 
 #define SMTP_F_CLOSING 0x01   /* final reply queued; free when written */
@@ -67,6 +70,7 @@ struct smtp_session {
 	struct bufferevent *bev;
 	struct event *timer;         /* greet pause, then session time limit */
 	struct event *deadline;      /* the current command line or DATA block */
+	struct event *flush;         /* writes the replies of one loop pass (plain text) */
 	int64_t deadline_ms;         /* monotonic; 0: not armed */
 	int fd;
 	char addr[SMTP_ADDR_MAX];
@@ -112,7 +116,7 @@ struct smtp_server {
 	int nlisteners;
 	int nsmtp_listeners;          /* the first ones; the rest are submission */
 	struct smtp_tls *tls;         /* server TLS context (smtp_tls.c) */
-	struct smtp_authsrv *authsrv; /* AUTH verifier thread (smtp_auth.c); NULL: no AUTH */
+	struct smtp_authsrv *authsrv; /* AUTH verifier worker (smtp_auth.c); NULL: no AUTH */
 
 	struct smtp_session **table; /* by id */
 	size_t table_size;

@@ -53,7 +53,7 @@
 #define INPUT_HIGH (256 * 1024)  /* stop reading from the socket past this */
 
 static const char *const state_name[] = {
-	"GREET_PAUSE", "INIT", "HELO", "MAIL", "RCPT", "DATA", "COMMIT",
+	"GREET_PAUSE", "INIT", "HELO", "MAIL", "RCPT", "DATA", "COMMIT", "CONTENT",
 };
 
 /* Facts for one message-log row. */
@@ -74,6 +74,9 @@ static void handle_line(struct smtp_session *s, const char *line, size_t len);
 static void command_done(struct smtp_session *s);
 static void too_many_errors(struct smtp_session *s);
 static void connect_policy(struct smtp_session *s);
+static void commit_tx(struct smtp_session *s, const char *const *rcpts, size_t nrcpts,
+		      const unsigned char *disp, const char *const *reasons);
+static void proceed_content(struct smtp_session *s);
 
 static void enter_state(struct smtp_session *s, enum smtp_state st)
 {
@@ -93,6 +96,21 @@ static struct timeval ms_to_tv(int64_t ms)
 static void reply(struct smtp_session *s, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Replies on a plain-text connection are written by the session itself:
+ * once per loop pass (all pipelined replies of the pass in one write), from
+ * an event made active here, which costs no system call.  Only a write the
+ * kernel does not take whole turns the bufferevent's write event on
+ * (write_cb finishes it, under the write time-out); so a reply no longer
+ * adds and removes write interest with epoll each time.  A TLS
+ * bufferevent writes through OpenSSL and keeps its own write event.
+ */
+static void output_added(struct smtp_session *s)
+{
+	if (!(s->flags & SMTP_F_TLSBEV) && s->flush != NULL)
+		event_active(s->flush, EV_TIMEOUT, 0);
+}
+
 /* code is "NNN X.Y.Z"; the line is "<code> <text>\r\n". */
 static void reply(struct smtp_session *s, const char *code, const char *fmt, ...)
 {
@@ -103,6 +121,7 @@ static void reply(struct smtp_session *s, const char *code, const char *fmt, ...
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	evbuffer_add_printf(bufferevent_get_output(s->bev), "%s %s\r\n", code, text);
+	output_added(s);
 	log_debug(s->idstr, "smtp", "reply %s %s", code, text);
 	if ((code[0] == '4' || code[0] == '5') && strncmp(code, "421", 3) != 0)
 		s->errors++;
@@ -326,6 +345,8 @@ static void session_free(struct smtp_session *s)
 		event_free(s->timer);
 	if (s->deadline != NULL)
 		event_free(s->deadline);
+	if (s->flush != NULL)
+		event_free(s->flush);
 	bufferevent_free(s->bev);
 	free(s);
 }
@@ -485,7 +506,8 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (s->flags & (SMTP_F_CLOSING | SMTP_F_PAUSED | SMTP_F_OUTWAIT) ||
-	    s->state == SMTP_ST_GREET_PAUSE || s->state == SMTP_ST_COMMIT)
+	    s->state == SMTP_ST_GREET_PAUSE || s->state == SMTP_ST_COMMIT ||
+	    s->state == SMTP_ST_CONTENT)
 		return; /* waiting for us: re-armed when reading resumes */
 	log_warn(s->idstr, "smtp", "%s TIMEOUT from [%s] timeout=%lldms stress=%s",
 		 data ? "DATA" : "COMMAND", s->addr,
@@ -550,11 +572,9 @@ static void tls_switch(struct smtp_session *s)
 	s->flags |= SMTP_F_TLSBEV;
 }
 
-static void write_cb(struct bufferevent *bev, void *arg)
+/* Everything written: what waited for it (STARTTLS, reading, the end). */
+static void write_done(struct smtp_session *s)
 {
-	struct smtp_session *s = arg;
-
-	(void)bev;
 	if ((s->flags & SMTP_F_TLSWAIT) && !(s->flags & SMTP_F_CLOSING) &&
 	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
 		tls_switch(s);
@@ -568,6 +588,56 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		process_input(s);
 	}
 	reap(s);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	/* Drained: plain text goes back to writing from flush_cb. */
+	if (!(s->flags & SMTP_F_TLSBEV))
+		bufferevent_disable(s->bev, EV_WRITE);
+	write_done(s);
+}
+
+/*
+ * One non-blocking write of the output buffer to the socket.  A socket
+ * bufferevent keeps the start of its output buffer frozen so that only
+ * its own write callback drains it; this is the one other writer.
+ */
+static int write_out(struct smtp_session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	int n;
+
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, s->fd);
+	evbuffer_freeze(out, 1);
+	return n;
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	(void)fd;
+	(void)what;
+	if (s->flags & SMTP_F_TLSBEV)
+		return;
+	if (evbuffer_get_length(out) > 0 && write_out(s) < 0 && errno != EAGAIN &&
+	    errno != EINTR) {
+		/* The peer is gone: as event_cb does for a socket error. */
+		log_debug(s->idstr, "smtp", "write failed: %s", strerror(errno));
+		session_free(s);
+		return;
+	}
+	if (evbuffer_get_length(out) > 0) {
+		bufferevent_enable(s->bev, EV_WRITE);
+		return;
+	}
+	write_done(s);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -736,7 +806,8 @@ void smtp_session_accept(struct smtp_server *srv, int fd, const struct sockaddr 
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
 	set_read_timeout(s, conf->idle_timeout_ms);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);
+	s->flush = event_new(srv->base, -1, 0, flush_cb, s);
 	s->timer = evtimer_new(srv->base, timer_cb, s);
 	s->deadline = evtimer_new(srv->base, deadline_cb, s);
 	log_info(s->idstr, "smtp", "connect client=[%s]", s->addr);
@@ -806,6 +877,7 @@ static void proceed_helo(struct smtp_session *s)
 		reply(s, "250", "%s", conf->hostname);
 		return;
 	}
+	output_added(s);
 	evbuffer_add_printf(bufferevent_get_output(s->bev),
 			    "250-%s\r\n"
 			    "250-PIPELINING\r\n"
@@ -970,10 +1042,21 @@ static void proceed_rcpt(struct smtp_session *s)
 		struct logfacts f;
 		const char *one;
 
+		uint64_t cls;
+
 		rcpt_facts(s, &f, &one);
 		if (policy_gate(s, policy_rcpt(s->pol, s->arg.rcpt.addr, tx->nrcpts, &v), &v, &f,
 				proceed_rcpt))
 			return;
+		/* One SMTP answer after DATA must hold for every recipient. */
+		cls = policy_content_rcpt_class(s->pol, s->arg.rcpt.addr);
+		if (tx->nrcpts > 0 && cls != tx->rcpt_class) {
+			refuse(s, &f, "452 4.5.3", "rcpt_class",
+			       "Recipient needs a separate transaction, send it again");
+			s->errors--; /* asked of the client, not its error */
+			return;
+		}
+		tx->rcpt_class = cls;
 	}
 	if (tx->nrcpts == tx->rcpt_cap) {
 		tx->rcpt_cap = tx->rcpt_cap ? tx->rcpt_cap * 2 : 8;
@@ -1294,7 +1377,6 @@ static void handle_line(struct smtp_session *s, const char *line, size_t len)
 static void end_of_data(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
-	struct spool_envelope env;
 	struct logfacts f;
 	enum tx_error e;
 
@@ -1332,10 +1414,40 @@ static void end_of_data(struct smtp_session *s)
 			return;
 		}
 	}
+	if (s->pol != NULL && policy_content_wanted(s->pol)) {
+		/* Server rules read the message first; the file is lent meanwhile. */
+		struct policy_content_env ce;
+
+		memset(&ce, 0, sizeof(ce));
+		ce.sender = tx->sender;
+		ce.rcpts = (const char *const *)tx->rcpts;
+		ce.nrcpts = tx->nrcpts;
+		ce.helo = s->helo;
+		ce.tls = s->tls;
+		policy_content_start(s->pol, tx->file, &ce);
+		tx->file = NULL;
+		enter_state(s, SMTP_ST_CONTENT);
+		s->resume = proceed_content;
+		s->flags |= SMTP_F_PAUSED;
+		bufferevent_disable(s->bev, EV_READ);
+		return;
+	}
+	commit_tx(s, (const char *const *)tx->rcpts, tx->nrcpts, NULL, NULL);
+}
+
+/* Hand the message to the spool writer: durable, then 250 (commit_done). */
+static void commit_tx(struct smtp_session *s, const char *const *rcpts, size_t nrcpts,
+		      const unsigned char *disp, const char *const *reasons)
+{
+	struct smtp_tx *tx = s->tx;
+	struct spool_envelope env;
+
 	memset(&env, 0, sizeof(env));
 	env.sender = tx->sender;
-	env.rcpts = (const char *const *)tx->rcpts;
-	env.nrcpts = tx->nrcpts;
+	env.rcpts = rcpts;
+	env.nrcpts = nrcpts;
+	env.rcpt_disp = disp;
+	env.rcpt_reason = reasons;
 	env.client_addr = s->addr;
 	env.client_name = s->name;
 	env.helo = s->helo;
@@ -1349,6 +1461,78 @@ static void end_of_data(struct smtp_session *s)
 	enter_state(s, SMTP_ST_COMMIT);
 	s->flags |= SMTP_F_PAUSED;
 	bufferevent_disable(s->bev, EV_READ);
+}
+
+/*
+ * The content stage answered (through the policy's done callback): one
+ * reply for the transaction, and each recipient queued, held, quarantined
+ * or dropped as the rules said.
+ */
+static void proceed_content(struct smtp_session *s)
+{
+	struct policy_content_result *res = policy_content_take(s->pol);
+	struct smtp_tx *tx = s->tx;
+	const char **rcpts;
+	const char **reasons;
+	unsigned char *disp;
+	struct logfacts f;
+	size_t i, n = 0, o = 0;
+
+	if (s->state != SMTP_ST_CONTENT || res == NULL || tx == NULL)
+		abort(); /* only a session in the content stage is resumed here */
+	tx->file = res->file;
+	res->file = NULL;
+	tx_facts(s, &f);
+	f.size = tx->data.size;
+	if (res->io_error) {
+		enter_state(s, SMTP_ST_HELO);
+		refuse_tx(s, &f, TX_ERR_IO);
+		tx_reset(s);
+		policy_content_result_free(res);
+		return;
+	}
+	if (res->verdict.action == POLICY_REFUSE || res->verdict.action == POLICY_DEFER) {
+		enter_state(s, SMTP_ST_HELO);
+		refuse_verdict(s, &f, &res->verdict);
+		tx_reset(s);
+		policy_content_result_free(res);
+		return;
+	}
+	rcpts = xcalloc(res->nrcpts + 1, sizeof(char *));
+	reasons = xcalloc(res->nrcpts + 1, sizeof(char *));
+	disp = xcalloc(res->nrcpts + 1, 1);
+	for (i = 0; i < res->nrcpts; i++) {
+		const struct policy_content_rcpt *r = &res->rcpts[i];
+		const char *what = r->disp == POLICY_QUARANTINE ? "quarantined"
+				 : r->disp == POLICY_HOLD ? "held"
+				 : r->disp == POLICY_DISCARD ? "discarded" : NULL;
+
+		if (what != NULL && o + 40 < sizeof(tx->note))
+			o += (size_t)snprintf(tx->note + o, sizeof(tx->note) - o, "%s%s %.80s (%.60s)",
+					      o ? "; " : "", what, r->rcpt, r->reason);
+		if (r->disp == POLICY_DISCARD)
+			continue;
+		rcpts[n] = r->rcpt;
+		reasons[n] = r->reason;
+		disp[n] = r->disp == POLICY_QUARANTINE ? SPOOL_RCPT_QUARANTINE
+			: r->disp == POLICY_HOLD ? SPOOL_RCPT_HOLD : SPOOL_RCPT_QUEUE;
+		n++;
+	}
+	if (res->summary[0] != '\0' && o + 20 < sizeof(tx->note))
+		snprintf(tx->note + o, sizeof(tx->note) - o, "%s%s", o ? "; " : "", res->summary);
+	if (n == 0) {
+		/* Every recipient discarded: accepted, and nothing kept. */
+		reply(s, "250 2.0.0", "Ok: message accepted");
+		msglog_entry(s, &f, "accepted", "250 2.0.0", tx->note, "rules", NULL);
+		enter_state(s, SMTP_ST_HELO);
+		tx_reset(s);
+	} else {
+		commit_tx(s, rcpts, n, disp, reasons);
+	}
+	free(rcpts);
+	free(reasons);
+	free(disp);
+	policy_content_result_free(res);
 }
 
 void smtp_session_commit_done(struct smtp_session *s, const char *qid, enum spool_err err)
@@ -1372,7 +1556,9 @@ void smtp_session_commit_done(struct smtp_session *s, const char *qid, enum spoo
 	}
 	if (ok) {
 		reply(s, "250 2.0.0", "Ok: queued as %s", qid);
-		msglog(s, &f, "accepted", "250 2.0.0", "queued", NULL);
+		msglog_entry(s, &f, "accepted", "250 2.0.0",
+			     s->tx->note[0] != '\0' ? s->tx->note : "queued",
+			     s->tx->note[0] != '\0' ? "rules" : NULL, NULL);
 	} else {
 		f.qid = NULL;
 		refuse_tx(s, &f, tx_error_of_spool(err));
@@ -1533,7 +1719,8 @@ void smtp_session_drain(struct smtp_session *s)
 {
 	if (s->flags & SMTP_F_CLOSING)
 		return;
-	if (s->state == SMTP_ST_DATA || s->state == SMTP_ST_COMMIT) {
+	if (s->state == SMTP_ST_DATA || s->state == SMTP_ST_COMMIT ||
+	    s->state == SMTP_ST_CONTENT) {
 		s->flags |= SMTP_F_DRAINING;
 		return;
 	}
@@ -1551,7 +1738,7 @@ void smtp_session_kill(struct smtp_session *s)
 				    s->srv->conf->hostname);
 		/* Best effort: one non-blocking write, then the socket goes. */
 		if (!(s->flags & SMTP_F_TLSBEV))
-			evbuffer_write(out, s->fd);
+			(void)write_out(s);
 	}
 	session_free(s);
 }

@@ -50,6 +50,7 @@ struct spool {
 	char dir[1100];      /* <data_dir>/spool */
 	int incoming_fd;     /* directory fds, for fsync and *at() calls */
 	int queue_fd;
+	int quarantine_fd;   /* spool/quarantine: quarantined messages */
 	uint32_t qid_seq;    /* low 20 bits of queue ids; atomic */
 	uint64_t name_seq;   /* temporary names of pool files; pool thread only */
 
@@ -93,6 +94,7 @@ struct spool *spool_open(const char *data_dir, char *err, size_t errsz)
 
 	sp->incoming_fd = -1;
 	sp->queue_fd = -1;
+	sp->quarantine_fd = -1;
 	random_bytes(&sp->qid_seq, sizeof(sp->qid_seq));
 	pthread_mutex_init(&sp->mu, NULL);
 	pthread_cond_init(&sp->cond, NULL);
@@ -112,6 +114,14 @@ struct spool *spool_open(const char *data_dir, char *err, size_t errsz)
 		goto fail;
 	sp->queue_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sp->queue_fd < 0) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/quarantine", sp->dir);
+	if (make_dir(path, err, errsz) < 0)
+		goto fail;
+	sp->quarantine_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sp->quarantine_fd < 0) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
@@ -158,6 +168,8 @@ void spool_free(struct spool *sp)
 		close(sp->incoming_fd);
 	if (sp->queue_fd >= 0)
 		close(sp->queue_fd);
+	if (sp->quarantine_fd >= 0)
+		close(sp->quarantine_fd);
 	free(sp);
 }
 
@@ -295,7 +307,7 @@ static void new_qid(struct spool *sp, char *qid)
 static int create_incoming(struct spool *sp, char *name, uint64_t seq)
 {
 	snprintf(name, POOL_NAME_LEN + 1, "t%015llx", (unsigned long long)seq & 0xfffffffffffffffULL);
-	return openat(sp->incoming_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	return openat(sp->incoming_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 }
 
 static void *pool_main(void *arg)
@@ -590,7 +602,8 @@ int spool_file_sync_and_publish(struct spool_file *f, char *err, size_t errsz)
 
 int spool_sync_dirs(struct spool *sp, char *err, size_t errsz)
 {
-	if (fsync(sp->queue_fd) < 0 || fsync(sp->incoming_fd) < 0) {
+	if (fsync(sp->queue_fd) < 0 || fsync(sp->incoming_fd) < 0 ||
+	    fsync(sp->quarantine_fd) < 0) {
 		snprintf(err, errsz, "spool directory fsync: %s", strerror(errno));
 		return -1;
 	}
@@ -598,6 +611,21 @@ int spool_sync_dirs(struct spool *sp, char *err, size_t errsz)
 }
 
 void spool_file_unpublish(struct spool_file *f)
+{
+	unlinkat(f->sp->queue_fd, f->qid, 0);
+	unlinkat(f->sp->quarantine_fd, f->qid, 0);
+}
+
+int spool_file_quarantine(struct spool_file *f, char *err, size_t errsz)
+{
+	if (linkat(f->sp->queue_fd, f->qid, f->sp->quarantine_fd, f->qid, 0) < 0) {
+		snprintf(err, errsz, "spool quarantine link: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void spool_file_unqueue(struct spool_file *f)
 {
 	unlinkat(f->sp->queue_fd, f->qid, 0);
 }

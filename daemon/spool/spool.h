@@ -104,7 +104,16 @@ struct spool_envelope {
 	int64_t received_at;
 	int smtputf8;
 	int body_8bit;
+	/*
+	 * Per recipient, or NULL for "queue every one": SPOOL_RCPT_QUEUE,
+	 * SPOOL_RCPT_HOLD (held with rcpt_reason[i]) or SPOOL_RCPT_QUARANTINE
+	 * (kept in spool/quarantine, indexed with rcpt_reason[i]).
+	 */
+	const unsigned char *rcpt_disp;
+	const char *const *rcpt_reason;
 };
+
+enum { SPOOL_RCPT_QUEUE, SPOOL_RCPT_HOLD, SPOOL_RCPT_QUARANTINE };
 
 /* Called on the event loop for every commit, in order; SPOOL_OK: durable. */
 typedef void (*spool_commit_done_fn)(uint64_t session_id, const char *qid,

@@ -9,7 +9,11 @@ struct spool *spool_file_spool(const struct spool_file *f);
 int spool_file_sync_and_publish(struct spool_file *f, char *err, size_t errsz);
 /* fsync both spool directories. */
 int spool_sync_dirs(struct spool *sp, char *err, size_t errsz);
-/* Remove queue/<qid> after a failed commit (never acknowledged). */
+/* After publishing: a second name, quarantine/<qid> (a hard link). */
+int spool_file_quarantine(struct spool_file *f, char *err, size_t errsz);
+/* After the commit of a message with quarantined recipients only: drop queue/<qid>. */
+void spool_file_unqueue(struct spool_file *f);
+/* Remove queue/<qid> (and quarantine/<qid>) after a failed commit (never acknowledged). */
 void spool_file_unpublish(struct spool_file *f);
 /* Close a published file and free it; the file stays. */
 void spool_file_close(struct spool_file *f);

@@ -42,6 +42,9 @@ struct job {
 	int ok;
 	enum spool_err err;          /* why not ok */
 	char *arena;
+	unsigned char *disp;         /* msg.rcpt_disp, owned */
+	const char **reasons;        /* msg.rcpt_reason, owned array (strings in arena) */
+	size_t nquarantine, nqueue;
 };
 
 struct spool_writer {
@@ -90,8 +93,11 @@ void spool_writer_commit(struct spool_writer *w, struct spool_file *f,
 	total = str_size(env->sender) + str_size(env->client_addr) +
 		str_size(env->client_name) + str_size(env->helo) +
 		str_size(env->auth_user) + str_size(spool_file_qid(f));
-	for (i = 0; i < env->nrcpts; i++)
+	for (i = 0; i < env->nrcpts; i++) {
 		total += str_size(env->rcpts[i]);
+		if (env->rcpt_reason != NULL)
+			total += str_size(env->rcpt_reason[i]);
+	}
 	j->arena = xmalloc(total + env->nrcpts * sizeof(char *) + sizeof(char *));
 	rcpts = (const char **)(void *)j->arena;
 	p = j->arena + env->nrcpts * sizeof(char *) + sizeof(char *);
@@ -113,6 +119,20 @@ void spool_writer_commit(struct spool_writer *w, struct spool_file *f,
 	j->msg.body_8bit = env->body_8bit;
 	j->msg.rcpts = rcpts;
 	j->msg.nrcpts = env->nrcpts;
+	if (env->rcpt_disp != NULL) {
+		j->disp = xmalloc(env->nrcpts + 1);
+		j->reasons = xcalloc(env->nrcpts + 1, sizeof(char *));
+		for (i = 0; i < env->nrcpts; i++) {
+			j->disp[i] = env->rcpt_disp[i];
+			if (env->rcpt_reason != NULL)
+				j->reasons[i] = str_copy(&p, env->rcpt_reason[i]);
+			if (j->disp[i] == SPOOL_RCPT_QUARANTINE)
+				j->nquarantine++;
+		}
+		j->msg.rcpt_disp = j->disp;
+		j->msg.rcpt_reason = j->reasons;
+	}
+	j->nqueue = env->nrcpts - j->nquarantine;
 	enqueue(w, j);
 }
 
@@ -174,6 +194,11 @@ static void process(struct spool_writer *w, struct job **batch, size_t n)
 		if (j->kind != JOB_COMMIT)
 			continue;
 		j->ok = spool_file_sync_and_publish(j->file, err, sizeof(err)) == 0;
+		if (j->ok && j->nquarantine > 0 &&
+		    spool_file_quarantine(j->file, err, sizeof(err)) < 0) {
+			spool_file_unpublish(j->file);
+			j->ok = 0;
+		}
 		if (!j->ok) {
 			j->err = spool_file_error(j->file);
 			log_error(j->msg.qid, "spool", "commit failed: %s", err);
@@ -225,6 +250,9 @@ static size_t run_batch(struct worker_job **jobs, size_t n, void *arg)
 
 		if (j->kind != JOB_COMMIT)
 			continue;
+		/* Quarantined recipients only: the copy in quarantine/ is the message. */
+		if (j->ok && j->nqueue == 0)
+			spool_file_unqueue(j->file);
 		if (j->ok)
 			spool_file_close(j->file);
 		else
@@ -253,6 +281,8 @@ static void done(struct worker_job *wj, void *arg)
 
 	if (j->kind == JOB_COMMIT)
 		w->done_fn(j->session_id, j->msg.qid, j->ok ? SPOOL_OK : j->err, w->done_arg);
+	free(j->disp);
+	free(j->reasons);
 	free(j->arena);
 	free(j);
 }

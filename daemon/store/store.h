@@ -48,6 +48,10 @@ struct store_queue_msg {
 	int body_8bit;
 	const char *const *rcpts;
 	size_t nrcpts;
+	/* NULL, or per recipient 0 queued, 1 held, 2 quarantined (SPOOL_RCPT_*),
+	 * with the reason of held and quarantined ones. */
+	const unsigned char *rcpt_disp;
+	const char *const *rcpt_reason;
 };
 
 /* Insert a message and its recipients (state 'queued'); inside a transaction. */

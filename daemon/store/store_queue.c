@@ -23,7 +23,11 @@ static const char SQL_QUEUE_MSG_INSERT[] =
 	" auth_user, size, received_at, smtputf8, body_8bit)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 static const char SQL_QUEUE_RCPT_INSERT[] =
-	"INSERT OR IGNORE INTO queue_rcpt (qid, rcpt, next_attempt) VALUES (?1, ?2, ?3)";
+	"INSERT OR IGNORE INTO queue_rcpt (qid, rcpt, next_attempt, state, reason)"
+	" VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_QUARANTINE_INSERT[] =
+	"INSERT OR IGNORE INTO quarantine (qid, rcpt, reason, sender, client_addr, size,"
+	" created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 static const char SQL_QUEUE_EXISTS[] = "SELECT 1 FROM queue_message WHERE qid = ?1";
 static const char SQL_QUEUE_FOREACH[] = "SELECT qid FROM queue_message ORDER BY qid";
 static const char SQL_QUEUE_MARK_LOST[] =
@@ -34,9 +38,32 @@ static const char SQL_QUEUE_MARK_LOST[] =
 int store_queue_insert(struct store *st, const struct store_queue_msg *m,
 		       char *err, size_t errsz)
 {
-	sqlite3_stmt *s = store_prepare(st, SQL_QUEUE_MSG_INSERT);
-	size_t i;
+	sqlite3_stmt *s;
+	size_t i, queued = 0;
 
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpt_disp == NULL || m->rcpt_disp[i] != 2)
+			queued++;
+	for (i = 0; m->rcpt_disp != NULL && i < m->nrcpts; i++) {
+		if (m->rcpt_disp[i] != 2)
+			continue;
+		s = store_prepare(st, SQL_QUARANTINE_INSERT);
+		if (s == NULL)
+			goto fail;
+		store_bind_text(s, 1, m->qid);
+		store_bind_text(s, 2, m->rcpts[i]);
+		store_bind_text(s, 3, m->rcpt_reason && m->rcpt_reason[i] ? m->rcpt_reason[i] : "");
+		store_bind_text(s, 4, m->sender);
+		store_bind_text(s, 5, m->client_addr);
+		sqlite3_bind_int64(s, 6, m->size);
+		sqlite3_bind_int64(s, 7, m->received_at);
+		if (store_step_done(s) < 0)
+			goto fail;
+	}
+	/* Quarantined recipients only: no queue rows, the file lives in quarantine/. */
+	if (queued == 0)
+		return 0;
+	s = store_prepare(st, SQL_QUEUE_MSG_INSERT);
 	if (s == NULL)
 		goto fail;
 	store_bind_text(s, 1, m->qid);
@@ -52,12 +79,18 @@ int store_queue_insert(struct store *st, const struct store_queue_msg *m,
 	if (sqlite3_step(s) != SQLITE_DONE)
 		goto fail;
 	for (i = 0; i < m->nrcpts; i++) {
+		int held = m->rcpt_disp != NULL && m->rcpt_disp[i] == 1;
+
+		if (m->rcpt_disp != NULL && m->rcpt_disp[i] == 2)
+			continue;
 		s = store_prepare(st, SQL_QUEUE_RCPT_INSERT);
 		if (s == NULL)
 			goto fail;
 		store_bind_text(s, 1, m->qid);
 		store_bind_text(s, 2, m->rcpts[i]);
 		sqlite3_bind_int64(s, 3, m->received_at);
+		store_bind_text(s, 4, held ? "held" : "queued");
+		store_bind_text(s, 5, held && m->rcpt_reason ? m->rcpt_reason[i] : NULL);
 		if (sqlite3_step(s) != SQLITE_DONE)
 			goto fail;
 	}

@@ -23,12 +23,14 @@
  *                              to the front of the queue, in that order.
  *
  * Who uses it: spool_writer.c (run_batch: group commit) and
- * queue_runner.c (run_batch: outcomes first, then one lease or purge).
- * The account engine, the policy snapshot builder and SMTP AUTH's password
- * checks fit run(): the job carries the session id (never a session
- * pointer: the session may be gone when done() runs), run() does the slow
- * part (SQLite, argon2, compiling), and done() looks the session up by id
- * and resumes it, or drops the answer when the session is gone.
+ * queue_runner.c (run_batch: outcomes first, then one lease or purge);
+ * with run(): policy_content.c (the end-of-DATA content stage) and
+ * smtp_auth.c (password checks), whose jobs carry the session id (never a
+ * session pointer: the session may be gone when done() runs) so that done()
+ * looks the session up and resumes it, or drops the answer; policy.c (the
+ * snapshot watcher) and account_engine.c (totals, suspensions, read-back),
+ * whose periodic work is a job a loop timer submits, re-armed in done() so
+ * that one at most is under way.
  *
  * Threads: worker_submit(), worker_pending() may be called from any thread;
  * worker_new() and worker_free() from the loop thread.  The event base must

@@ -10,8 +10,10 @@
 // server's queue summary); list entries edited in place; a user's aliases and
 // a group's members changed; an account suspended over SMTP AUTH and lifted on
 // the Accounts page; a dictionary attack found on the dashboard and denied; a
-// user cannot reach admin pages or data. Screenshots go to tests/e2e/artifacts/. Every wait is
-// bounded; moatd and the browser are always closed.
+// user cannot reach admin pages or data; server rules built in the editor,
+// reordered, dry-run, exported and imported, and counting a hit from real
+// SMTP. Screenshots go to tests/e2e/artifacts/. Every wait is bounded; moatd
+// and the browser are always closed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
@@ -320,7 +322,7 @@ test('administrator: every page loads without console errors; a deny entry refus
     await page.locator('td[data-state="held"]').waitFor();
     await shot(page, '01-dashboard');
     const pages = [
-      ['Lists', 'Lists', '02-lists'], ['DNS blocklists', 'DNS blocklists', '03-dnsbl'], ['Queue', 'Queue', '04-queue'],
+      ['Lists', 'Lists', '02-lists'], ['DNS blocklists', 'DNS blocklists', '03-dnsbl'], ['Server rules', 'Server rules', '03b-rules'], ['Queue', 'Queue', '04-queue'],
       ['Message log', 'Message log', '05-messages'], ['Directory', 'Directory', '06-directory'], ['Accounts', 'Accounts', '06b-accounts'],
       ['Settings', 'Settings', '07-settings'],
       ['Audit log', 'Audit log', '08-audit'], ['API tokens', 'API tokens', '09-tokens'], ['My account', 'My account', '10-account'],
@@ -763,7 +765,7 @@ test('a user sees no administrator page, link or data', { skip: SKIP || false },
     await page.getByRole('button', { name: 'Menu' }).click();
     const links = await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allInnerTexts();
     assert.deepEqual(links.map((s) => s.trim()).sort(), ['API tokens', 'My account']);
-    for (const p of ['/', '/queue', '/lists/conn_deny', '/directory', '/accounts', '/settings', '/audit', '/messages', '/dnsbl']) {
+    for (const p of ['/', '/queue', '/lists/conn_deny', '/rules', '/directory', '/accounts', '/settings', '/audit', '/messages', '/dnsbl']) {
       await page.goto(base() + p);
       await page.getByRole('button', { name: 'Log out' }).waitFor();
       const h1 = (await page.locator('h1').first().innerText()).trim();
@@ -772,7 +774,7 @@ test('a user sees no administrator page, link or data', { skip: SKIP || false },
     await shot(page, '21-user-admin-page-refused');
     // The server refuses the data too (the page's own cookie).
     for (const p of ['/api/v1/queue', '/api/v1/queue/summary?group=client', '/api/v1/users', '/api/v1/policy/entries', '/api/v1/messages',
-      '/api/v1/audit', '/api/v1/accounts', '/api/v1/accounts/alerts', '/api/v1/stats/top?by=client', '/api/v1/stats/harvest', '/metrics']) {
+      '/api/v1/audit', '/api/v1/accounts', '/api/v1/accounts/alerts', '/api/v1/rules', '/api/v1/rules/export', '/api/v1/stats/top?by=client', '/api/v1/stats/harvest', '/metrics']) {
       const r = await page.request.get(base() + p, { timeout: WAIT });
       assert.equal(r.status(), 403, `${p} for a user`);
     }
@@ -870,6 +872,227 @@ test('a suspended account shows with its alert and is lifted after a confirmatio
     await page.getByRole('button', { name: 'Menu' }).waitFor();
     await shot(page, '19d-accounts-phone');
     page.errors = page.errors.filter((e) => !/status of 4\d\d/.test(e));
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await page.context().close();
+  }
+});
+
+/* The rule names of the Rules table, in order, once it shows the whole set. */
+async function ruleNames(page) {
+  const region = await results(page, 'Rules', 'all rules in evaluation order');
+  return (await region.locator('table.rules tbody tr td:nth-child(2)').allInnerTexts()).map((t) => t.trim());
+}
+
+/* Waits (bounded) until the Rules table lists `want` in that order. */
+async function waitRuleNames(page, want) {
+  const deadline = Date.now() + WAIT;
+  let got = [];
+  while (Date.now() < deadline) {
+    got = await ruleNames(page);
+    if (JSON.stringify(got) === JSON.stringify(want)) return;
+    await sleep(100);
+  }
+  assert.deepEqual(got, want);
+}
+
+/* One message over SMTP from 127.0.0.1; the reply to the end of DATA. */
+async function sendRaw(from, to, text) {
+  const c = await smtpClient('127.0.0.1');
+  try {
+    assert.equal((await c.reply()).code, 220);
+    assert.equal((await c.cmd('EHLO client.example')).code, 250);
+    assert.equal((await c.cmd(`MAIL FROM:<${from}>`)).code, 250);
+    assert.equal((await c.cmd(`RCPT TO:<${to}>`)).code, 250);
+    assert.equal((await c.cmd('DATA')).code, 354);
+    const r = await c.cmd(`${text.replace(/\r?\n/g, '\r\n')}\r\n.`);
+    await c.cmd('QUIT');
+    return r;
+  } finally {
+    c.close();
+  }
+}
+
+test('server rules: built in the editor, reordered, tested, exported and imported; a real message counts a hit', { skip: SKIP || false }, async () => {
+  const page = await newPage();
+  try {
+    await login(page, 'admin', ADMIN_PASSWORD);
+    await openPage(page, 'Server rules', 'Server rules');
+    await page.getByText('No rules yet: every message goes on to delivery.').waitFor();
+    const api = async (p) => (await page.request.get(base() + p, { timeout: WAIT })).json();
+
+    // 1. Subject contains "Viagra" AND (sender ends with @spam.test OR client in 127.0.0.0/8) -> quarantine
+    await page.getByRole('button', { name: 'New rule' }).click();
+    let ed = page.getByRole('form', { name: 'New rule' });
+    await ed.getByLabel('Rule name').fill('no viagra');
+    let when = ed.getByRole('group', { name: 'When', exact: true });
+    const c1 = when.getByRole('group', { name: 'Condition 1', exact: true });
+    await c1.getByLabel('Field').selectOption('header');
+    await c1.getByLabel('Header name').fill('Subject');
+    await c1.getByLabel('Operator').selectOption('contains');
+    await c1.getByLabel('Value').fill('Viagra');
+    await when.getByRole('button', { name: 'Add group to When' }).click();
+    const g2 = when.getByRole('group', { name: 'Group 2', exact: true });
+    await g2.getByLabel('Match').selectOption('any');
+    const c21 = g2.getByRole('group', { name: 'Condition 2.1', exact: true });
+    await c21.getByLabel('Field').selectOption('sender');
+    // the operators follow the field: a size takes no "contains", a sender no "in network"
+    assert.deepEqual(await c21.getByLabel('Operator').locator('option').evaluateAll((o) => o.map((x) => x.value)),
+      ['contains', 'not_contains', 'is', 'is_not', 'starts_with', 'ends_with', 'matches', 'not_matches', 'in_list']);
+    await c21.getByLabel('Operator').selectOption('ends_with');
+    await c21.getByLabel('Value').fill('@spam.test');
+    await g2.getByRole('button', { name: 'Add condition to Group 2' }).click();
+    const c22 = g2.getByRole('group', { name: 'Condition 2.2', exact: true });
+    await c22.getByLabel('Field').selectOption('client_address');
+    await c22.getByLabel('Operator').selectOption('in_network');
+    await c22.getByLabel('Value').fill('127.0.0.0/8');
+    await ed.getByLabel('Action', { exact: true }).selectOption('quarantine');
+    await shot(page, '24-rules-editor');
+    await ed.getByRole('button', { name: 'Create rule' }).click();
+    await page.getByText('Rule “no viagra” saved.').waitFor();
+    assert.deepEqual(await ruleNames(page), ['no viagra']);
+    let region = await results(page, 'Rules', 'all rules in evaluation order');
+    assert.equal((await region.locator('td.summary').innerText()).trim(),
+      'Subject contains “Viagra” and (sender ends with “@spam.test” or client address is in network 127.0.0.0/8) → quarantine');
+    const stored = (await api('/api/v1/rules')).items;
+    assert.deepEqual(stored[0].when, {
+      all: [{ field: 'header', header: 'Subject', op: 'contains', value: 'Viagra' },
+        { any: [{ field: 'sender', op: 'ends_with', value: '@spam.test' }, { field: 'client_address', op: 'in_network', value: '127.0.0.0/8' }] }],
+    });
+    assert.deepEqual(stored[0].action, { type: 'quarantine' });
+
+    // 2. a regular expression the API refuses: its error next to that Value input
+    await page.getByRole('button', { name: 'New rule' }).click();
+    ed = page.getByRole('form', { name: 'New rule' });
+    await ed.getByLabel('Rule name').fill('promo tag');
+    when = ed.getByRole('group', { name: 'When', exact: true });
+    await when.getByRole('button', { name: 'Add condition to When' }).click();
+    const p1 = when.getByRole('group', { name: 'Condition 1', exact: true });
+    await p1.getByLabel('Header name').fill('List-Id');
+    await p1.getByLabel('Value').fill('promo');
+    const p2 = when.getByRole('group', { name: 'Condition 2', exact: true });
+    await p2.getByLabel('Operator').selectOption('matches');
+    await p2.getByLabel('Value').fill('(unclosed');
+    await ed.getByLabel('Action', { exact: true }).selectOption('tag');
+    await ed.getByLabel('Subject prefix').fill('[PROMO] ');
+    await ed.getByRole('button', { name: 'Create rule' }).click();
+    const bad = p2.getByLabel('Value');
+    await p2.locator('.field.has-error .field-error').waitFor();
+    assert.equal(await bad.getAttribute('aria-invalid'), 'true');
+    const errId = await bad.getAttribute('aria-describedby');
+    assert.match(await page.locator(`[id="${errId}"]`).innerText(), /when\.all\[1\]\.value: invalid regular expression/);
+    assert.equal(await p1.getByLabel('Value').getAttribute('aria-invalid'), null, 'only the named input is marked');
+    await shot(page, '25-rules-regex-error');
+    page.errors = page.errors.filter((e) => !/status of 422/.test(e));
+    await p2.getByRole('button', { name: 'Remove Condition 2' }).click();
+    await ed.getByRole('button', { name: 'Create rule' }).click();
+    await page.getByText('Rule “promo tag” saved.').waitFor();
+    await waitRuleNames(page, ['no viagra', 'promo tag']);
+
+    // 3. order by the buttons, then by drag and drop; each survives a reload
+    await page.getByRole('button', { name: 'Move promo tag up' }).click();
+    await page.getByText('Order saved: “promo tag” is now rule 1 of 2.').waitFor();
+    await waitRuleNames(page, ['promo tag', 'no viagra']);
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Server rules' }).waitFor();
+    await waitRuleNames(page, ['promo tag', 'no viagra']);
+    region = await results(page, 'Rules', 'all rules in evaluation order');
+    await region.locator('table.rules tbody tr').nth(1).dragTo(region.locator('table.rules tbody tr').nth(0));
+    await page.getByText('Order saved: “no viagra” is now rule 1 of 2.').waitFor();
+    await waitRuleNames(page, ['no viagra', 'promo tag']);
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Server rules' }).waitFor();
+    await waitRuleNames(page, ['no viagra', 'promo tag']);
+    assert.deepEqual((await api('/api/v1/rules')).items.map((r) => [r.position, r.name]), [[0, 'no viagra'], [1, 'promo tag']]);
+
+    // 4. dry run of a pasted message: the deciding rule per recipient, the matched rules
+    const dry = page.getByRole('form', { name: 'Dry run' });
+    const msg = 'From: <seller@spam.test>\nTo: <u1@example.org>\nSubject: Cheap Viagra today\nList-Id: <promo.list.example>\n\nBuy now.\n';
+    await dry.getByLabel('Message (raw, headers and body)').fill(msg);
+    await dry.getByLabel('Sender').fill('seller@spam.test');
+    await dry.getByLabel('Recipients').fill('u1@example.org,\nu2@example.org');
+    await dry.getByLabel('Client address').fill('192.0.2.9');
+    await dry.getByRole('button', { name: 'Test against saved rules' }).click();
+    let out = await results(page, 'Dry run results', 'the pasted message against the saved rules');
+    const cells = async (region, n) => (await region.locator(`table.dryrun tbody tr td:nth-child(${n})`).allInnerTexts()).map((t) => t.trim());
+    assert.deepEqual(await cells(out, 1), ['u1@example.org', 'u2@example.org']);
+    assert.deepEqual(await cells(out, 2), ['quarantine', 'quarantine']);
+    assert.deepEqual(await cells(out, 3), ['1. no viagra', '1. no viagra']);
+    // the tag rule after the deciding one is never tried
+    assert.equal((await out.locator('table.dryrun tbody tr td:nth-child(5)').innerText()).trim(), '1. no viagra');
+    await shot(page, '26-rules-dry-run');
+    // the rule being edited, alone and enabled: "promo tag" tags and lets the message through
+    await page.getByRole('button', { name: 'Edit promo tag' }).click();
+    ed = page.getByRole('form', { name: 'Edit rule “promo tag”' });
+    await ed.getByRole('button', { name: 'Test this rule' }).click();
+    out = await results(page, 'Dry run results', 'the pasted message against the rule being edited (“promo tag”)');
+    assert.deepEqual(await cells(out, 2), ['deliver', 'deliver']);
+    assert.match((await cells(out, 4))[0], /subject prefix “\[PROMO\] ”/);
+    assert.equal((await out.locator('table.dryrun tbody tr td:nth-child(5)').innerText()).trim(), '1. promo tag');
+    await ed.getByRole('button', { name: 'Cancel' }).click();
+    // nothing was counted by the dry runs
+    assert.deepEqual((await api('/api/v1/rules')).items.map((r) => r.hits), [0, 0]);
+
+    // 5. export; delete a rule after a dialog that names it; import the file (replace): the
+    //    exported set is back, in the same order
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export JSON' }).click()]);
+    assert.equal(download.suggestedFilename(), 'moat-rules.json');
+    const file = await download.path();
+    const exported = JSON.parse(fs.readFileSync(file, 'utf8'));
+    assert.deepEqual(exported.map((r) => r.name), ['no viagra', 'promo tag']);
+    assert.ok(exported.every((r) => !('id' in r) && !('hits' in r) && !('position' in r)), 'the export is portable');
+    const dlg = page.getByRole('dialog');
+    await page.getByRole('button', { name: 'Delete promo tag' }).click();
+    await dlg.waitFor();
+    assert.match(await dlg.innerText(), /Delete rule “promo tag”\?/);
+    await dlg.getByRole('button', { name: 'Delete 1 rule' }).click();
+    await page.getByText('Rule “promo tag” deleted.').waitFor();
+    await waitRuleNames(page, ['no viagra']);
+    const imp = page.getByRole('form', { name: 'Import rules' });
+    await imp.getByLabel('Load a file').setInputFiles(file);
+    await imp.getByLabel('Mode').selectOption('replace');
+    await imp.getByRole('button', { name: 'Import…' }).click();
+    await dlg.waitFor();
+    assert.match(await dlg.innerText(), /Replace the 1 current rule with 2 imported rules\?/);
+    await dlg.getByRole('button', { name: 'Import 2 rules' }).click();
+    await page.getByText('Imported 2 rules (replaced the set).').waitFor();
+    await waitRuleNames(page, ['no viagra', 'promo tag']);
+    const again = await (await page.request.get(base() + '/api/v1/rules/export', { timeout: WAIT })).json();
+    assert.deepEqual(again, exported, 'export -> import -> export is the same set');
+    await shot(page, '27-rules-imported');
+
+    // 6. a disabled rule stays in place; enabled again
+    await page.getByRole('checkbox', { name: 'Enabled: promo tag' }).click();
+    await page.getByText('“promo tag” disabled.').waitFor();
+    await waitRuleNames(page, ['no viagra', 'promo tag']);
+    assert.equal((await api('/api/v1/rules')).items[1].enabled, false);
+
+    // 7. a real message through SMTP that the first rule matches: its hit count reads 1
+    const r = await sendRaw('seller@spam.test', 'someone@dest.example', msg);
+    assert.ok(r.code > 0, `DATA answered: ${r.text}`);
+    const hitsOf = async () => {
+      const region = await results(page, 'Rules', 'all rules in evaluation order');
+      return (await region.locator('table.rules tbody tr').filter({ hasText: 'no viagra' }).locator('td.hits').innerText()).trim();
+    };
+    const deadline = Date.now() + 15000;
+    let hits = await hitsOf();
+    while (hits !== '1' && Date.now() < deadline) {
+      await sleep(250);
+      await page.getByRole('button', { name: 'Reload', exact: true }).click();
+      hits = await hitsOf();
+    }
+    assert.equal(hits, '1', `the hit count of "no viagra" after a matching message (DATA answered ${r.text}); moatd log:\n` +
+      fs.readFileSync(d.logPath, 'utf8').split('\n').filter((l) => / (rules?|queue|spool|smtp) /.test(l)).slice(-15).join('\n'));
+    await shot(page, '28-rules-hit');
+
+    // 8. the set emptied again, each rule after its dialog
+    for (const name of ['promo tag', 'no viagra']) {
+      await page.getByRole('button', { name: `Delete ${name}` }).click();
+      await dlg.waitFor();
+      await dlg.getByRole('button', { name: 'Delete 1 rule' }).click();
+      await page.getByText(`Rule “${name}” deleted.`).waitFor();
+    }
+    await page.getByText('No rules yet: every message goes on to delivery.').waitFor();
     assert.deepEqual(page.errors, []);
   } finally {
     await page.context().close();

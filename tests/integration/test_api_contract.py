@@ -284,11 +284,36 @@ def test_real_responses_match_contract(admin_api):
     admin.get("/api/v1/queue/summary?group=domain&state=held")
     admin.get("/api/v1/queue/summary?group=reason")
     admin.get("/api/v1/queue/summary")
+    admin.get("/api/v1/quarantine")
+    admin.get("/api/v1/quarantine?recipient=a@example.org&limit=5")
+    admin.get("/api/v1/quarantine?bogus=1")
     admin.get("/api/v1/queue/00000000000000A1")
     admin.get("/api/v1/queue/00000000000000FF")
     for act in ("release", "retry", "hold", "delete"):
         admin.post(f"/api/v1/queue/{act}", {"qid": "00000000000000A1"})
     admin.post("/api/v1/queue/delete", {})
+    # Server rules.
+    import test_api_rules
+    r1 = admin.post("/api/v1/rules", test_api_rules.PROMO).json
+    r2 = admin.post("/api/v1/rules", dict(test_api_rules.OLD, position=0)).json
+    admin.post("/api/v1/rules", {"name": "x", "when": {"field": "size", "op": "contains",
+                                                       "value": "1"}, "action": {"type": "hold"}})
+    admin.get("/api/v1/rules")
+    admin.get("/api/v1/rules?enabled=true")
+    admin.get(f"/api/v1/rules/{r1['id']}")
+    admin.get("/api/v1/rules/99999")
+    admin.put(f"/api/v1/rules/{r1['id']}", dict(test_api_rules.PROMO, comment="c"))
+    admin.patch(f"/api/v1/rules/{r1['id']}", {"enabled": False})
+    admin.put("/api/v1/rules/order", {"ids": [r1["id"], r2["id"]]})
+    admin.put("/api/v1/rules/order", {"ids": [r1["id"]]})
+    exported = admin.get("/api/v1/rules/export").json
+    admin.post("/api/v1/rules/import", {"rules": exported, "mode": "append"})
+    admin.post("/api/v1/rules/test", {"message": test_api_rules.NEWSLETTER,
+                                      "recipients": ["old-x@example.org", "y@example.org"]})
+    admin.post("/api/v1/rules/test", {"last": 3})
+    admin.post("/api/v1/rules/test", {"message": "x", "rules": [{"name": "r", "when": {
+        "field": "sender", "op": "is", "value": ""}, "action": {"type": "refuse"}}]})
+    admin.delete(f"/api/v1/rules/{r2['id']}")
 
     ulla = Api(d.http_port)
     ulla.login("ulla", "ulla-pass-1")

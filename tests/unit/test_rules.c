@@ -764,6 +764,54 @@ static void *thr_main(void *arg)
 	return NULL;
 }
 
+/* Recipients split into classes only where a refuse/defer outcome could differ. */
+static void test_rcpt_class(void **state)
+{
+	static const struct {
+		const char *name;
+		const char *set;
+		const char *a, *b;
+		int same;
+	} cases[] = {
+		{ "no rule looks at recipients",
+		  "[{\"name\":\"r\",\"when\":{\"field\":\"size\",\"op\":\"gt\",\"value\":1},"
+		  "\"action\":{\"type\":\"refuse\"}}]", "a@x.org", "b@x.org", 1 },
+		{ "a refuse rule on the recipient",
+		  "[{\"name\":\"r\",\"when\":{\"field\":\"recipient\",\"op\":\"is\",\"value\":\"b@x.org\"},"
+		  "\"action\":{\"type\":\"refuse\"}}]", "a@x.org", "b@x.org", 0 },
+		{ "both miss the refuse rule",
+		  "[{\"name\":\"r\",\"when\":{\"field\":\"recipient\",\"op\":\"is\",\"value\":\"b@x.org\"},"
+		  "\"action\":{\"type\":\"refuse\"}}]", "a@x.org", "c@x.org", 1 },
+		{ "recipient rule after the last refuse",
+		  "[{\"name\":\"r\",\"when\":{\"field\":\"size\",\"op\":\"gt\",\"value\":1},"
+		  "\"action\":{\"type\":\"defer\"}},"
+		  "{\"name\":\"q\",\"when\":{\"field\":\"recipient\",\"op\":\"is\",\"value\":\"b@x.org\"},"
+		  "\"action\":{\"type\":\"quarantine\"}}]", "a@x.org", "b@x.org", 1 },
+		{ "recipient rule before a refuse (may stop it)",
+		  "[{\"name\":\"q\",\"when\":{\"field\":\"recipient\",\"op\":\"is\",\"value\":\"b@x.org\"},"
+		  "\"action\":{\"type\":\"accept\"}},"
+		  "{\"name\":\"r\",\"when\":{\"field\":\"size\",\"op\":\"gt\",\"value\":1},"
+		  "\"action\":{\"type\":\"refuse\"}}]", "a@x.org", "b@x.org", 0 },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char err[300];
+		struct rules_set *rs = compile_json(cases[i].set, err, sizeof(err));
+		uint64_t ca, cb;
+
+		if (rs == NULL)
+			fail_msg("%s: does not compile: %s", cases[i].name, err);
+		ca = rules_rcpt_class(rs, cases[i].a, NULL, NULL);
+		cb = rules_rcpt_class(rs, cases[i].b, NULL, NULL);
+		if ((ca == cb) != cases[i].same)
+			fail_msg("%s: classes %s, want %s", cases[i].name,
+				 ca == cb ? "equal" : "different", cases[i].same ? "equal" : "different");
+		rules_set_free(rs);
+	}
+}
+
 static void test_threads(void **state)
 {
 	static const char *const rules =
@@ -808,6 +856,7 @@ int main(void)
 		cmocka_unit_test(test_fold),
 		cmocka_unit_test(test_set_info),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_rcpt_class),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 // The JSON API client (api/openapi.yaml). The session cookie travels by itself
 // (same origin); every state-changing request carries X-CSRF-Token. Errors come
 // back as ApiError with the API's code, message and field.
+import type { Cond, RuleAction } from './rules';
 
 export class ApiError extends Error {
   status: number;
@@ -266,6 +267,48 @@ export interface QueueGroup {
   key: string | null;
   messages: number;
   recipients: number;
+}
+
+/* A server rule as GET /api/v1/rules lists it (docs/rules.md; condition and action in rules.ts). */
+export interface Rule {
+  id: number;
+  position: number;
+  name: string;
+  enabled: boolean;
+  when: Cond;
+  except: Cond | null;
+  action: RuleAction;
+  comment: string;
+  hits: number;
+  last_hit: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface RuleRef {
+  id: number | null;
+  index: number;
+  name: string;
+}
+
+/* One message of POST /api/v1/rules/test: the outcome per recipient and every rule that matched. */
+export interface RuleTestResult {
+  qid: string | null;
+  subject: string | null;
+  mime_flags: string[];
+  recipients: {
+    recipient: string;
+    action: string;
+    rule: RuleRef | null;
+    code?: number;
+    enhanced?: string;
+    text?: string;
+    address?: string;
+    subject_prefixes: string[];
+    headers: string[];
+    bcc: string[];
+  }[];
+  matched: RuleRef[];
 }
 
 /* Every page of a list, following next_cursor, up to max items. */

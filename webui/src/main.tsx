@@ -18,6 +18,7 @@ import { AuditPage } from './pages/audit';
 import { TokensPage } from './pages/tokens';
 import { AccountPage } from './pages/account';
 import { AccountsPage } from './pages/accounts';
+import { RulesPage } from './pages/rules';
 
 interface Route {
   path: string;
@@ -30,6 +31,7 @@ const routes: Route[] = [
   { path: '/', title: 'Dashboard', admin: true, view: () => <Dashboard /> },
   { path: '/lists', title: 'Lists', admin: true, view: () => <ListsPage /> },
   { path: '/dnsbl', title: 'DNS blocklists', admin: true, view: () => <DnsblPage /> },
+  { path: '/rules', title: 'Server rules', admin: true, view: () => <RulesPage /> },
   { path: '/queue', title: 'Queue', admin: true, view: () => <QueuePage /> },
   { path: '/messages', title: 'Message log', admin: true, view: () => <MessagesPage /> },
   { path: '/directory', title: 'Directory', admin: true, view: (s) => <DirectoryPage session={s} /> },

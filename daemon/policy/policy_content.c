@@ -1,0 +1,545 @@
+/*
+ * policy_content: the end-of-DATA content stage.  The message is complete
+ * in its spool file (not yet fsync'ed, not yet acknowledged); this stage
+ * reads it back once, walks it with mime_parse(), runs the session
+ * snapshot's server rules over it, and turns the rules' verdicts into one
+ * answer for the transaction and a disposition per recipient.
+ *
+ * Threads: policy_content_start() (loop) lends the spool file and a
+ * snapshot reference to a job on the content worker; the worker reads,
+ * parses, evaluates, tags the file if rules asked for it, and counts rule
+ * hits in SQLite on its own connection; done() (loop) finds the session by
+ * id and wakes it through the policy's done callback, or, when the session
+ * is gone, removes the never-acknowledged file.  Nothing here blocks the
+ * loop.
+ *
+ * One SMTP answer per transaction: when every recipient is refused the
+ * message is refused, when every recipient is refused or deferred it is
+ * deferred; a refusal or deferral that concerns only some recipients
+ * cannot be said in SMTP after DATA, so those recipients are held, with
+ * the rule named, for an administrator to release or delete (never
+ * bounced to a sender who may be forged, never silently dropped).
+ */
+#include "policy_stage.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../log/log.h"
+#include "../mime/mime.h"
+#include "../rules/rules.h"
+#include "../spool/spool.h"
+#include "../store/store.h"
+#include "../store/store_rules.h"
+#include "../util/util.h"
+#include "../util/worker.h"
+
+#define TAGGED_HEADERS_MAX (16 * 1024) /* octets of headers rules may add */
+
+struct content_job {
+	struct worker_job base;
+	struct policy *p;
+	uint64_t sid;
+	struct policy_snap *snap;          /* a reference, dropped on the loop */
+	struct spool_file *file;           /* lent by the session */
+	/* Envelope facts, copied. */
+	char *sender;
+	char **rcpts;
+	size_t nrcpts;
+	char client_addr[64];
+	char *client_name;
+	char *helo;
+	char *auth_user;
+	char **dnsbl;
+	size_t ndnsbl;
+	const char *flags[8];
+	size_t nflags;
+	/* Result, filled on the worker. */
+	struct policy_content_result *res;
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? xstrdup(s) : NULL;
+}
+
+void policy_content_result_free(struct policy_content_result *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->nrcpts; i++)
+		free(r->rcpts[i].rcpt);
+	free(r->rcpts);
+	spool_file_discard(r->file);
+	free(r);
+}
+
+static void add_rcpt(struct policy_content_result *r, size_t *cap, const char *addr,
+		     enum policy_action disp, const char *reason)
+{
+	size_t i;
+
+	/* One row per address: a bcc to a recipient already there adds nothing. */
+	for (i = 0; i < r->nrcpts; i++)
+		if (strcasecmp(r->rcpts[i].rcpt, addr) == 0)
+			return;
+	if (r->nrcpts == *cap) {
+		*cap = *cap ? *cap * 2 : 8;
+		r->rcpts = xrealloc(r->rcpts, *cap * sizeof(*r->rcpts));
+	}
+	r->rcpts[r->nrcpts].rcpt = xstrdup(addr);
+	r->rcpts[r->nrcpts].disp = disp;
+	strlcpy_s(r->rcpts[r->nrcpts].reason, reason ? reason : "",
+		  sizeof(r->rcpts[r->nrcpts].reason));
+	r->nrcpts++;
+}
+
+static void rule_label(const struct rules_verdict *v, const struct policy_snap *sn,
+		       char *out, size_t outsz)
+{
+	long id = v->rule >= 0 && (size_t)v->rule < sn->nrules ? (long)sn->rule_ids[v->rule] : -1;
+
+	snprintf(out, outsz, "rule %ld %s", id, v->rule_name ? v->rule_name : "");
+}
+
+/* Has the header section of msg a field that starts with hdr (a whole "Name: value")? */
+static int has_header_line(const char *msg, size_t hdr_end, const char *line)
+{
+	size_t n = strlen(line);
+	const char *p = msg;
+
+	while ((size_t)(p - msg) < hdr_end) {
+		const char *eol = memchr(p, '\n', hdr_end - (size_t)(p - msg));
+
+		if (eol == NULL)
+			break;
+		if ((size_t)(eol - p) >= n && strncasecmp(p, line, n) == 0)
+			return 1;
+		p = eol + 1;
+	}
+	return 0;
+}
+
+/*
+ * The message with the tags applied: headers added after the first line
+ * (our Received:), the Subject prefixed once.  NULL when nothing changes.
+ */
+static char *apply_tags(const char *msg, size_t len, const char *const *prefixes, size_t np,
+			const char *const *headers, size_t nh, size_t *outlen)
+{
+	const char *sep = NULL, *first_eol, *subj = NULL, *p;
+	size_t hdr_end, i, cap, o = 0;
+	char *out;
+	int changed = 0;
+
+	for (p = msg; p + 3 < msg + len; p++) {
+		if (p[0] == '\r' && p[1] == '\n' && p[2] == '\r' && p[3] == '\n') {
+			sep = p + 2;
+			break;
+		}
+	}
+	hdr_end = sep != NULL ? (size_t)(sep - msg) : len;
+	first_eol = memchr(msg, '\n', hdr_end);
+	if (first_eol == NULL)
+		return NULL;
+	cap = len + TAGGED_HEADERS_MAX + 1024;
+	out = xmalloc(cap);
+	/* Our Received: first, and its folded lines. */
+	p = first_eol + 1;
+	while ((size_t)(p - msg) < hdr_end && (*p == ' ' || *p == '\t')) {
+		const char *eol = memchr(p, '\n', hdr_end - (size_t)(p - msg));
+
+		if (eol == NULL)
+			break;
+		p = eol + 1;
+	}
+	memcpy(out, msg, (size_t)(p - msg));
+	o = (size_t)(p - msg);
+	for (i = 0; i < nh; i++) {
+		size_t hl = strlen(headers[i]);
+
+		if (has_header_line(msg, hdr_end, headers[i]) || o + hl + 2 > len + TAGGED_HEADERS_MAX)
+			continue;
+		memcpy(out + o, headers[i], hl);
+		o += hl;
+		memcpy(out + o, "\r\n", 2);
+		o += 2;
+		changed = 1;
+	}
+	/* Find Subject: in the rest of the header section. */
+	{
+		const char *q = p;
+
+		while ((size_t)(q - msg) < hdr_end) {
+			const char *eol = memchr(q, '\n', hdr_end - (size_t)(q - msg));
+
+			if (strncasecmp(q, "Subject:", 8) == 0) {
+				subj = q;
+				break;
+			}
+			if (eol == NULL)
+				break;
+			q = eol + 1;
+		}
+	}
+	if (np > 0 && subj == NULL) {
+		memcpy(out + o, "Subject: ", 9);
+		o += 9;
+		for (i = 0; i < np; i++) {
+			size_t pl = strlen(prefixes[i]);
+
+			memcpy(out + o, prefixes[i], pl);
+			o += pl;
+		}
+		memcpy(out + o, "\r\n", 2);
+		o += 2;
+		changed = 1;
+	}
+	if (np > 0 && subj != NULL) {
+		const char *v = subj + 8;
+
+		while (*v == ' ' || *v == '\t')
+			v++;
+		memcpy(out + o, p, (size_t)(v - p));
+		o += (size_t)(v - p);
+		for (i = 0; i < np; i++) {
+			size_t pl = strlen(prefixes[i]);
+
+			/* Tag once: a message that already carries the prefix keeps one. */
+			if ((size_t)(msg + len - v) >= pl && strncmp(v, prefixes[i], pl) == 0)
+				continue;
+			memcpy(out + o, prefixes[i], pl);
+			o += pl;
+			if (pl > 0 && prefixes[i][pl - 1] != ' ') {
+				out[o++] = ' ';
+			}
+			changed = 1;
+		}
+		p = v;
+	}
+	if (!changed) {
+		free(out);
+		return NULL;
+	}
+	memcpy(out + o, p, len - (size_t)(p - msg));
+	o += len - (size_t)(p - msg);
+	*outlen = o;
+	return out;
+}
+
+/* Collects a string into a unique list (no more than max). */
+static void uniq_add(const char **list, size_t *n, size_t max, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		if (strcmp(list[i], s) == 0)
+			return;
+	if (*n < max)
+		list[(*n)++] = s;
+}
+
+static void run_job(struct worker_job *wj, void *arg)
+{
+	struct content_job *j = (struct content_job *)wj;
+	struct policy_content_result *res = xcalloc(1, sizeof(*res));
+	struct policy_snap *sn = j->snap;
+	struct mime_limits lim;
+	struct mime_view *view = NULL;
+	struct rules_input in;
+	struct rules_result rr;
+	const char *prefixes[16], *headers[16];
+	size_t nprefix = 0, nheader = 0, cap = 0, i, k, nrefuse = 0, ndefer = 0;
+	char *msg = NULL, err[200], label[300];
+	size_t len = 0;
+	int64_t t0 = time_mono_ms();
+
+	(void)arg;
+	res->sid = j->sid;
+	res->file = j->file;
+	j->file = NULL;
+	j->res = res;
+	memset(&rr, 0, sizeof(rr));
+	res->verdict.action = POLICY_CONTINUE;
+	if (spool_file_read_all(res->file, &msg, &len) < 0) {
+		res->io_error = 1;
+		goto out;
+	}
+	lim = j->p->mime;
+	if (mime_parse(msg, len, &lim, &view, err, sizeof(err)) < 0) {
+		log_warn(NULL, "policy", "content mime failed: %s", err);
+		view = NULL;
+	}
+	memset(&in, 0, sizeof(in));
+	in.mime = view;
+	in.sender = j->sender != NULL ? j->sender : "";
+	in.rcpts = (const char *const *)j->rcpts;
+	in.nrcpts = j->nrcpts;
+	in.client_addr = j->client_addr;
+	in.client_name = j->client_name;
+	in.helo = j->helo;
+	in.auth_user = j->auth_user;
+	in.size = (int64_t)len;
+	in.dnsbl = (const char *const *)j->dnsbl;
+	in.ndnsbl = j->ndnsbl;
+	{
+		const char *fl[16];
+		size_t nf = 0;
+
+		for (i = 0; i < j->nflags; i++)
+			fl[nf++] = j->flags[i];
+		if (view != NULL && (view->flags & MIME_F_LIMIT))
+			fl[nf++] = "mime_limit";
+		if (view != NULL && (view->flags & MIME_F_MALFORMED))
+			fl[nf++] = "mime_malformed";
+		if (view != NULL && (view->flags & MIME_F_HTML_ONLY))
+			fl[nf++] = "html_only";
+		if (view != NULL && (view->flags & MIME_F_ENCRYPTED))
+			fl[nf++] = "encrypted";
+		in.flags = fl;
+		in.nflags = nf;
+		in.in_list = policy_snap_in_list_cb;
+		in.in_list_arg = sn;
+		if (rules_eval(sn->rules, &in, &rr) < 0) {
+			log_error(NULL, "policy", "content rules evaluation failed sid=%llu",
+				  (unsigned long long)j->sid);
+			res->io_error = 1;
+			goto out;
+		}
+	}
+	/* Whole-message answers first. */
+	for (i = 0; i < rr.nrcpts; i++) {
+		if (rr.rcpt[i]->action == RULES_ACT_REFUSE)
+			nrefuse++;
+		else if (rr.rcpt[i]->action == RULES_ACT_DEFER)
+			ndefer++;
+	}
+	if (rr.nrcpts > 0 && nrefuse + ndefer == rr.nrcpts) {
+		const struct rules_verdict *v = rr.rcpt[0];
+
+		for (i = 0; i < rr.nrcpts && nrefuse < rr.nrcpts; i++) {
+			if (rr.rcpt[i]->action == RULES_ACT_DEFER) {
+				v = rr.rcpt[i];
+				break;
+			}
+		}
+		res->verdict.action = v->action == RULES_ACT_REFUSE ? POLICY_REFUSE : POLICY_DEFER;
+		snprintf(res->verdict.code, sizeof(res->verdict.code), "%d %s", v->code,
+			 v->enhanced ? v->enhanced : (v->code >= 500 ? "5.7.1" : "4.7.1"));
+		strlcpy_s(res->verdict.text, v->text ? v->text : "Message refused by policy",
+			  sizeof(res->verdict.text));
+		strlcpy_s(res->verdict.check, "rules", sizeof(res->verdict.check));
+		rule_label(v, sn, res->verdict.entry, sizeof(res->verdict.entry));
+	} else {
+		for (i = 0; i < rr.nrcpts; i++) {
+			const struct rules_verdict *v = rr.rcpt[i];
+
+			rule_label(v, sn, label, sizeof(label));
+			switch (v->action) {
+			case RULES_ACT_REFUSE:
+			case RULES_ACT_DEFER: {
+				char why[600];
+
+				snprintf(why, sizeof(why), "%.120s %s: %d %.200s (other recipients accepted)",
+					 label, v->action == RULES_ACT_REFUSE ? "refused" : "deferred",
+					 v->code, v->text ? v->text : "");
+				add_rcpt(res, &cap, j->rcpts[i], POLICY_HOLD, why);
+				break;
+			}
+			case RULES_ACT_QUARANTINE:
+				add_rcpt(res, &cap, j->rcpts[i], POLICY_QUARANTINE, label);
+				break;
+			case RULES_ACT_HOLD:
+				add_rcpt(res, &cap, j->rcpts[i], POLICY_HOLD, label);
+				break;
+			case RULES_ACT_DISCARD:
+				add_rcpt(res, &cap, j->rcpts[i], POLICY_DISCARD, label);
+				break;
+			case RULES_ACT_REDIRECT:
+				add_rcpt(res, &cap, v->address, POLICY_CONTINUE, label);
+				break;
+			default:
+				add_rcpt(res, &cap, j->rcpts[i], POLICY_CONTINUE,
+					 v->rule >= 0 ? label : "");
+				break;
+			}
+			if (v->action == RULES_ACT_REFUSE || v->action == RULES_ACT_DEFER ||
+			    v->action == RULES_ACT_DISCARD)
+				continue;
+			for (k = 0; k < v->nbcc; k++)
+				add_rcpt(res, &cap, v->bcc[k], POLICY_CONTINUE, "bcc");
+			for (k = 0; k < v->nsubject_prefixes; k++)
+				uniq_add(prefixes, &nprefix, ARRAY_LEN(prefixes), v->subject_prefixes[k]);
+			for (k = 0; k < v->nheaders; k++)
+				uniq_add(headers, &nheader, ARRAY_LEN(headers), v->headers[k]);
+		}
+		if (nprefix > 0 || nheader > 0) {
+			size_t tlen = 0;
+			char *tagged = apply_tags(msg, len, prefixes, nprefix, headers, nheader, &tlen);
+
+			if (tagged != NULL && spool_file_rewrite(res->file, tagged, tlen) < 0)
+				res->io_error = 1;
+			free(tagged);
+		}
+	}
+	/* Which rules decided, for the message log. */
+	{
+		size_t o = 0;
+
+		for (i = 0; i < rr.nhits && o + 80 < sizeof(res->summary); i++) {
+			size_t idx = rr.hits[i];
+
+			o += (size_t)snprintf(res->summary + o, sizeof(res->summary) - o, "%s%lld",
+					      o ? "," : "rules=",
+					      (long long)(idx < sn->nrules ? sn->rule_ids[idx] : -1));
+		}
+	}
+	if (rr.nhits > 0 && j->p->content_st != NULL) {
+		int64_t ids[64];
+		size_t n = 0;
+
+		for (i = 0; i < rr.nhits && n < ARRAY_LEN(ids); i++)
+			if (rr.hits[i] < sn->nrules)
+				ids[n++] = sn->rule_ids[rr.hits[i]];
+		if (store_begin(j->p->content_st) < 0 ||
+		    store_rules_hit(j->p->content_st, ids, n, time_now_ms()) < 0 ||
+		    store_commit(j->p->content_st) < 0) {
+			store_rollback(j->p->content_st);
+			log_warn(NULL, "policy", "rule hits not counted (rules=%zu)", n);
+		}
+	}
+	res->parse_us = view != NULL ? view->parse_us : 0;
+	res->elapsed_ms = time_mono_ms() - t0;
+out:
+	rules_result_free(&rr);
+	mime_view_free(view);
+	free(msg);
+}
+
+static void free_job(struct content_job *j)
+{
+	size_t i;
+
+	free(j->sender);
+	for (i = 0; i < j->nrcpts; i++)
+		free(j->rcpts[i]);
+	free(j->rcpts);
+	free(j->client_name);
+	free(j->helo);
+	free(j->auth_user);
+	for (i = 0; i < j->ndnsbl; i++)
+		free(j->dnsbl[i]);
+	free(j->dnsbl);
+	free(j);
+}
+
+static void done_job(struct worker_job *wj, void *arg)
+{
+	struct content_job *j = (struct content_job *)wj;
+	struct policy *p = arg;
+	struct policy_sess *ps = policy_sess_find(p, j->sid);
+
+	policy_snap_unref(j->snap);
+	if (j->res == NULL) {
+		/* Never ran (worker stopping): the file goes back to nobody. */
+		j->res = xcalloc(1, sizeof(*j->res));
+		j->res->sid = j->sid;
+		j->res->file = j->file;
+		j->res->io_error = 1;
+		j->file = NULL;
+	}
+	if (ps == NULL || ps->content != NULL) {
+		/* The session went away meanwhile: its file was never acknowledged. */
+		policy_content_result_free(j->res);
+	} else {
+		ps->content = j->res;
+		p->done(j->sid, p->done_arg);
+	}
+	free_job(j);
+}
+
+int policy_content_init(struct policy *p, char *err, size_t errsz)
+{
+	static const struct worker_ops ops = { run_job, NULL, done_job, NULL, 0, 0 };
+
+	p->content_st = store_open(p->db_path, 0, err, errsz);
+	if (p->content_st == NULL)
+		return -1;
+	p->content = worker_new(p->base, "content", &ops, p, err, errsz);
+	if (p->content == NULL) {
+		store_close(p->content_st);
+		p->content_st = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void policy_content_fini(struct policy *p)
+{
+	worker_free(p->content);
+	p->content = NULL;
+	store_close(p->content_st);
+	p->content_st = NULL;
+}
+
+int policy_content_wanted(const struct policy_sess *ps)
+{
+	return ps != NULL && ps->p != NULL && ps->p->content != NULL && ps->snap != NULL &&
+	       ps->snap->rules != NULL;
+}
+
+void policy_content_start(struct policy_sess *ps, struct spool_file *f,
+			  const struct policy_content_env *env)
+{
+	struct content_job *j = xcalloc(1, sizeof(*j));
+	size_t i;
+
+	j->p = ps->p;
+	j->sid = ps->sid;
+	j->snap = ps->snap;
+	ps->snap->refs++; /* on the loop, as every snapshot reference */
+	j->file = f;
+	j->sender = xstrdup(env->sender != NULL ? env->sender : "");
+	j->rcpts = xcalloc(env->nrcpts + 1, sizeof(char *));
+	for (i = 0; i < env->nrcpts; i++)
+		j->rcpts[i] = xstrdup(env->rcpts[i]);
+	j->nrcpts = env->nrcpts;
+	strlcpy_s(j->client_addr, ps->addr, sizeof(j->client_addr));
+	j->client_name = dup_or_null(ps->name);
+	j->helo = dup_or_null(env->helo);
+	j->auth_user = dup_or_null(ps->user);
+	if (ps->bl != NULL) {
+		j->dnsbl = xcalloc(ps->snap->nsites + 1, sizeof(char *));
+		for (i = 0; i < ps->snap->nsites; i++)
+			if (ps->bl[i].hit && !ps->snap->sites[i].allow)
+				j->dnsbl[j->ndnsbl++] = xstrdup(ps->snap->sites[i].zone);
+	}
+	if (env->tls)
+		j->flags[j->nflags++] = "tls";
+	if (ps->user[0] != '\0')
+		j->flags[j->nflags++] = "auth";
+	if (ps->trusted)
+		j->flags[j->nflags++] = "trusted";
+	if (ps->relay_client)
+		j->flags[j->nflags++] = "relay_client";
+	worker_submit(ps->p->content, &j->base);
+}
+
+uint64_t policy_content_rcpt_class(const struct policy_sess *ps, const char *rcpt)
+{
+	if (!policy_content_wanted(ps))
+		return 0;
+	return rules_rcpt_class(ps->snap->rules, rcpt, policy_snap_in_list_cb, ps->snap);
+}
+
+struct policy_content_result *policy_content_take(struct policy_sess *ps)
+{
+	struct policy_content_result *r = ps->content;
+
+	ps->content = NULL;
+	return r;
+}
