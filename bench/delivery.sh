@@ -96,7 +96,12 @@ start_moatd() {
 	MOATD="$bin" relay_conf "$WORK/$name/moatd.conf" "$WORK/$name/data" "$WORK/$name/moatd.log" "$SINK_PORT"
 	cg=$(cg_new "$name")
 	CGROUPS+=("$cg")
-	in_cg "$cg" "$bin" -c "$WORK/$name/moatd.conf" &
+	# $! must be moatd itself (cleanup kills it): sh joins the cgroup, then becomes moatd.
+	if [ -n "$cg" ]; then
+		sh -c 'echo $$ >"$0/cgroup.procs"; exec "$@"' "$cg" "$bin" -c "$WORK/$name/moatd.conf" &
+	else
+		"$bin" -c "$WORK/$name/moatd.conf" &
+	fi
 	STARTED_PID=$!
 	for _ in $(seq 100); do grep -q ' ready ' "$WORK/$name/moatd.log" 2>/dev/null && break; sleep 0.1; done
 	grep -q ' ready ' "$WORK/$name/moatd.log" || die "$name not ready: $(tail -5 "$WORK/$name/moatd.log")"

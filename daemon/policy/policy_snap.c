@@ -12,6 +12,7 @@
 #include "policy_internal.h"
 
 #include <jansson.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,8 +292,12 @@ static int load_rules(struct store *st, struct policy_snap *sn)
 		free(lr.ids);
 		return -1;
 	}
-	if (lr.n > 0 && rules_def_from_json(lr.arr, &def, err, sizeof(err)) == 0)
+	if (lr.n > 0 && rules_def_from_json(lr.arr, &def, err, sizeof(err)) == 0) {
 		sn->rules = rules_compile(def, err, sizeof(err));
+		/* Vectorscan's compiler frees far more than the database it keeps:
+		 * give that back instead of leaving it in malloc's arenas. */
+		malloc_trim(0);
+	}
 	if (lr.n > 0 && sn->rules == NULL) {
 		log_error(NULL, "policy", "RULES NOT COMPILED rules=%zu: %s; running without"
 			  " server rules", lr.n, err);
