@@ -107,9 +107,11 @@ int spool_header_next(const char *buf, size_t len, size_t *pos, const char **nam
 		return 0;
 	while (i < len && buf[i] != '\n')
 		i++;
+	/* A field name is one or more printable characters but ':' (RFC 5322 ftext). */
 	for (colon = start; colon < i && buf[colon] != ':'; colon++)
-		;
-	if (colon == i)
+		if ((unsigned char)buf[colon] < 33 || (unsigned char)buf[colon] > 126)
+			return 0;
+	if (colon == i || colon == start)
 		return 0;
 	add_cut(value, buf + colon + 1,
 		   i - colon - 1 - (i > colon + 1 && buf[i - 1] == '\r'));

@@ -50,6 +50,8 @@ static const struct walk_case walk_cases[] = {
 	{ "bare LF", "A: 1\nB: 2\n\nbody", "A=1|B=2|" },
 	{ "no final line end", "A: 1\r\nB: 2", "A=1|B=2|" },
 	{ "not a field stops", "A: 1\r\nnot a field\r\nB: 2\r\n", "A=1|" },
+	{ "empty field name stops", "A: 1\r\n: 2\r\nB: 3\r\n", "A=1|" },
+	{ "blank in a field name stops", "A: 1\r\nB C: 2\r\n", "A=1|" },
 	{ "empty", "", "" },
 	{ "starts with the empty line", "\r\nA: 1\r\n", "" },
 };
