@@ -408,6 +408,7 @@ int main(int argc, char **argv)
 	d.spool = spool_open(d.conf.data_dir, err, sizeof(err));
 	if (d.spool == NULL)
 		die("%s", err);
+	spool_set_sync(d.spool, strcmp(d.conf.spool_sync, "filesystem") == 0);
 	if (spool_reconcile(d.spool, st, &rs, err, sizeof(err)) < 0)
 		die("%s", err);
 	store_close(st);

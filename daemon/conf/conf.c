@@ -37,7 +37,8 @@ struct conf_key {
 /* The values a T_ENUM key takes, "a|b|c". */
 static const char *enum_choices(const char *name)
 {
-	(void)name;
+	if (strcmp(name, "spool_sync") == 0)
+		return "filesystem|file";
 	return "opportunistic|off|verify"; /* the TLS policy keys, the only T_ENUMs */
 }
 
@@ -77,6 +78,7 @@ static const struct conf_key keys[] = {
 	{ "mime_max_part_text", T_SIZE, NUM(mime_max_part_text), "1M", 1024, 256 * 1024 * 1024 },
 	{ "mime_max_text", T_SIZE, NUM(mime_max_text), "4M", 1024, 1024 * 1024 * 1024 },
 	{ "mime_max_time", T_DURATION, NUM(mime_max_time_ms), "2s", 10, 600000 },
+	{ "spool_sync", T_ENUM, STR(spool_sync), "filesystem", 0, 0 },
 	{ "spool_min_free", T_SIZE, NUM(spool_min_free), "0", 0,
 	  (int64_t)1024 * 1024 * 1024 * 1024 },
 	{ "http_max_connections", T_INT, NUM(http_max_connections), "1024", 1, 65536 },

@@ -88,6 +88,7 @@ struct conf {
 	char smarthost[300];         /* host:port, "" = MX */
 	int64_t mx_port;
 	char downstream_tls[16];     /* opportunistic | off | verify */
+	char spool_sync[16];         /* filesystem | file: how a group commit reaches the disk */
 	char delivery_tls[16];       /* smarthost and MX routes */
 	char delivery_ca_file[1024];
 	int64_t queue_lifetime_ms;

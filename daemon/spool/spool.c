@@ -51,6 +51,7 @@ struct spool {
 	int incoming_fd;     /* directory fds, for fsync and *at() calls */
 	int queue_fd;
 	int quarantine_fd;   /* spool/quarantine: quarantined messages */
+	int sync_fs;         /* one syncfs() per group commit (spool_set_sync) */
 	uint32_t qid_seq;    /* low 20 bits of queue ids; atomic */
 	uint64_t name_seq;   /* temporary names of pool files; pool thread only */
 
@@ -583,9 +584,16 @@ struct spool *spool_file_spool(const struct spool_file *f)
 	return f->sp;
 }
 
+void spool_set_sync(struct spool *sp, int whole_fs)
+{
+	sp->sync_fs = whole_fs;
+}
+
 int spool_file_sync_and_publish(struct spool_file *f, char *err, size_t errsz)
 {
-	if (flush_buffer(f) < 0 || fdatasync(f->fd) < 0) {
+	/* With sync_fs the data reaches the disk in spool_sync_dirs(): before
+	 * the rows are committed, like everything else of the batch. */
+	if (flush_buffer(f) < 0 || (!f->sp->sync_fs && fdatasync(f->fd) < 0)) {
 		if (!f->failed)
 			write_failed(f);
 		snprintf(err, errsz, "spool write/fsync: %s", strerror(f->failed));
@@ -602,6 +610,17 @@ int spool_file_sync_and_publish(struct spool_file *f, char *err, size_t errsz)
 
 int spool_sync_dirs(struct spool *sp, char *err, size_t errsz)
 {
+	/*
+	 * One flush for the batch: every file's data, its rename and the
+	 * directories (syncfs reports write-back errors since Linux 5.8).
+	 */
+	if (sp->sync_fs) {
+		if (syncfs(sp->queue_fd) < 0) {
+			snprintf(err, errsz, "spool syncfs: %s", strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
 	if (fsync(sp->queue_fd) < 0 || fsync(sp->incoming_fd) < 0 ||
 	    fsync(sp->quarantine_fd) < 0) {
 		snprintf(err, errsz, "spool directory fsync: %s", strerror(errno));

@@ -65,6 +65,9 @@ struct spool_reconcile_stats {
 int spool_reconcile(struct spool *sp, struct store *st,
 		    struct spool_reconcile_stats *stats, char *err, size_t errsz);
 
+/* 1: a group commit syncs the whole file system once (spool_sync = filesystem). */
+void spool_set_sync(struct spool *sp, int whole_fs);
+
 /*
  * The thread that creates spool files ahead, so that the event loop never
  * waits for the filesystem to allocate an inode.  Start it after

@@ -7,7 +7,7 @@
 struct spool *spool_file_spool(const struct spool_file *f);
 /* Flush, fdatasync, rename incoming/<qid> -> queue/<qid>. */
 int spool_file_sync_and_publish(struct spool_file *f, char *err, size_t errsz);
-/* fsync both spool directories. */
+/* Make the batch durable: fsync the spool directories, or syncfs() the file system. */
 int spool_sync_dirs(struct spool *sp, char *err, size_t errsz);
 /* After publishing: a second name, quarantine/<qid> (a hard link). */
 int spool_file_quarantine(struct spool_file *f, char *err, size_t errsz);

@@ -98,6 +98,25 @@ def test_sighup_reopens_log_file(moatd_factory, tmp_path):
     assert d.alive()
 
 
+@pytest.mark.parametrize("mode", ["filesystem", "file"])
+def test_spool_sync_modes_keep_mail_across_a_restart(moatd_factory, mode):
+    """Both ways of making a group commit durable queue the message before the 250."""
+    d = moatd_factory(spool_sync=mode)
+    qid, body = send_one(d)
+    assert d.stop() == 0
+    d2 = moatd_factory(data_dir=d.data_dir, spool_sync=mode)
+    assert strip_received(d2.spool_message(qid)) == body
+    assert d2.query("SELECT state FROM queue_rcpt WHERE qid = ?", (qid,)) == [("queued",)]
+
+
+def test_spool_sync_bad_value_refused(tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(f"data_dir = {tmp_path / 'data'}\nspool_sync = sometimes\n")
+    p = run_moatd(["-c", str(conf), "-t"])
+    assert p.returncode == 1 and "spool_sync" in p.stderr and "filesystem|file" in p.stderr, \
+        (p.returncode, p.stderr)
+
+
 # --- single instance, database checks ------------------------------------------------------
 
 def test_second_instance_refused(moatd):
