@@ -33,27 +33,13 @@
 
 /* --- case folding --------------------------------------------------------- */
 
-char *rules_fold(const char *s, size_t len, bool bytes_only, size_t *outlen)
+/* Case-fold and NFC-normalise one segment of UTF-8 (repaired if invalid), appended to out. */
+static void fold_segment(GString *out, const char *s, size_t len)
 {
-	char *out, *fixed = NULL, *cf, *nf;
+	char *fixed = NULL, *cf, *nf;
 	const char *src = s;
-	size_t i, srclen = len;
-	bool ascii = true;
+	size_t srclen = len;
 
-	for (i = 0; i < len; i++) {
-		if ((unsigned char)s[i] >= 0x80) {
-			ascii = false;
-			break;
-		}
-	}
-	if (ascii || bytes_only) {
-		out = g_malloc(len + 1);
-		for (i = 0; i < len; i++)
-			out[i] = g_ascii_tolower(s[i]);
-		out[len] = '\0';
-		*outlen = len;
-		return out;
-	}
 	if (!g_utf8_validate_len(s, len, NULL)) {
 		fixed = g_utf8_make_valid(s, (gssize)len);
 		src = fixed;
@@ -61,13 +47,57 @@ char *rules_fold(const char *s, size_t len, bool bytes_only, size_t *outlen)
 	}
 	cf = g_utf8_casefold(src, (gssize)srclen);
 	nf = g_utf8_normalize(cf, -1, G_NORMALIZE_NFC);
-	if (nf != NULL) {
-		g_free(cf);
-		cf = nf;
-	}
+	g_string_append(out, nf != NULL ? nf : cf);
+	g_free(nf);
+	g_free(cf);
 	g_free(fixed);
-	*outlen = strlen(cf);
-	return cf;
+}
+
+/*
+ * Unicode case folding plus NFC, as a fold of the whole text would give,
+ * but paid only where the text is not ASCII: an ASCII character followed
+ * by another ASCII character can neither change under NFC nor combine with
+ * what comes later, so ASCII runs are lower-cased directly and each
+ * non-ASCII run goes through GLib together with the one ASCII character
+ * before it (a base letter its combining marks may attach to).
+ */
+char *rules_fold(const char *s, size_t len, bool bytes_only, size_t *outlen)
+{
+	GString *out;
+	size_t i = 0, emitted = 0;
+
+	if (bytes_only) {
+		char *o = g_malloc(len + 1);
+
+		for (i = 0; i < len; i++)
+			o[i] = g_ascii_tolower(s[i]);
+		o[len] = '\0';
+		*outlen = len;
+		return o;
+	}
+	out = g_string_sized_new(len + 16);
+	while (i < len) {
+		size_t a, b;
+
+		while (i < len && (unsigned char)s[i] < 0x80)
+			i++;
+		if (i == len)
+			break;
+		/* s[i] starts a non-ASCII run [a, b), taking the ASCII character before it. */
+		a = i > emitted ? i - 1 : i;
+		b = i;
+		while (b < len && (unsigned char)s[b] >= 0x80)
+			b++;
+		for (; emitted < a; emitted++)
+			g_string_append_c(out, g_ascii_tolower(s[emitted]));
+		fold_segment(out, s + a, b - a);
+		emitted = b;
+		i = b;
+	}
+	for (; emitted < len; emitted++)
+		g_string_append_c(out, g_ascii_tolower(s[emitted]));
+	*outlen = out->len;
+	return g_string_free(out, FALSE);
 }
 
 /* --- state of one evaluation ---------------------------------------------- */

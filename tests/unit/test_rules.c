@@ -764,6 +764,34 @@ static void *thr_main(void *arg)
 	return NULL;
 }
 
+/* Folding run by run gives what folding the whole text at once gives. */
+static void test_fold_runs(void **state)
+{
+	static const char *const texts[] = {
+		"Plain ASCII Text", "Caf\xc3\xa9 au LAIT", "e\xcc\x81t\xc3\xa9 (decomposed)",
+		"MA\xc3\x9f und STRASSE", "\xc3\x89T\xc3\x89 \xe2\x80\x99quoted\xe2\x80\x99 x",
+		"A\xcc\x8a\xcc\x81" "B", "x\xff\xfe broken \xc3",
+		"\xce\xa3\xce\x99\xce\xa3\xce\xa5\xce\xa6\xce\x9f\xce\xa3 end",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		size_t flen;
+		char *f = rules_fold(texts[i], strlen(texts[i]), false, &flen);
+		char *fixed = g_utf8_make_valid(texts[i], -1);
+		char *cf = g_utf8_casefold(fixed, -1);
+		char *want = g_utf8_normalize(cf, -1, G_NORMALIZE_NFC);
+
+		if (strcmp(f, want) != 0 || flen != strlen(want))
+			fail_msg("fold of text %zu: got \"%s\", want \"%s\"", i, f, want);
+		g_free(f);
+		g_free(fixed);
+		g_free(cf);
+		g_free(want);
+	}
+}
+
 /* Recipients split into classes only where a refuse/defer outcome could differ. */
 static void test_rcpt_class(void **state)
 {
@@ -857,6 +885,7 @@ int main(void)
 		cmocka_unit_test(test_set_info),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_rcpt_class),
+		cmocka_unit_test(test_fold_runs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
