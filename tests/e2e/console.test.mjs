@@ -1067,7 +1067,15 @@ test('server rules: built in the editor, reordered, tested, exported and importe
     await waitRuleNames(page, ['no viagra', 'promo tag']);
     assert.equal((await api('/api/v1/rules')).items[1].enabled, false);
 
-    // 7. a real message through SMTP that the first rule matches: its hit count reads 1
+    // 7. a real message through SMTP that the first rule matches: its hit count reads 1.
+    // A change applies to the next connection once moatd has loaded its generation: wait
+    // for that (the import above gave the rules new ids), as an administrator would see it.
+    const gen = (await api('/api/v1/policy/settings')).generation;
+    const loaded = () => Math.max(0, ...[...fs.readFileSync(d.logPath, 'utf8')
+      .matchAll(/policy loaded generation=(\d+)/g)].map((m) => Number(m[1])));
+    const genDeadline = Date.now() + 15000;
+    while (loaded() < gen && Date.now() < genDeadline) await sleep(100);
+    assert.ok(loaded() >= gen, `policy generation ${gen} not loaded (last ${loaded()})`);
     const r = await sendRaw('seller@spam.test', 'someone@dest.example', msg);
     assert.ok(r.code > 0, `DATA answered: ${r.text}`);
     const hitsOf = async () => {
