@@ -44,6 +44,8 @@ CGROUPS=()
 
 # shellcheck source=bench/relay_moatd.sh
 . "$ROOT/bench/relay_moatd.sh"
+# shellcheck source=bench/relay_peers.sh
+. "$ROOT/bench/relay_peers.sh"
 
 cleanup() {
 	[ -n "$MOATD_PID" ] && kill "$MOATD_PID" 2>/dev/null && wait "$MOATD_PID" 2>/dev/null || true
@@ -71,24 +73,6 @@ wait_empty() {
 
 now() { date +%s.%N; }
 
-# cg_new NAME: a cpuacct cgroup for one MTA (its path), or nothing where there is none.
-cg_new() {
-	local cg="$CG_ROOT/moat-bench-$$-$1"
-	if mkdir "$cg" 2>/dev/null; then echo "$cg"; fi
-}
-# cg_usage CG: CPU nanoseconds used so far by every process that ran in CG, or "-".
-cg_usage() { if [ -n "$1" ]; then cat "$1/cpuacct.usage"; else echo -; fi; }
-# in_cg CG CMD...: runs CMD (and all it starts) inside CG.
-in_cg() {
-	local cg=$1
-	shift
-	if [ -n "$cg" ]; then
-		sh -c 'echo $$ >"$0/cgroup.procs"; exec "$@"' "$cg" "$@"
-	else
-		"$@"
-	fi
-}
-
 # start_moatd NAME BINARY: a relaying moatd in $WORK/NAME; sets STARTED_PID, PORT_NAME, CG_NAME.
 start_moatd() {
 	local name=$1 bin=$2 cg
@@ -96,13 +80,8 @@ start_moatd() {
 	MOATD="$bin" relay_conf "$WORK/$name/moatd.conf" "$WORK/$name/data" "$WORK/$name/moatd.log" "$SINK_PORT"
 	cg=$(cg_new "$name")
 	CGROUPS+=("$cg")
-	# $! must be moatd itself (cleanup kills it): sh joins the cgroup, then becomes moatd.
-	if [ -n "$cg" ]; then
-		sh -c 'echo $$ >"$0/cgroup.procs"; exec "$@"' "$cg" "$bin" -c "$WORK/$name/moatd.conf" &
-	else
-		"$bin" -c "$WORK/$name/moatd.conf" &
-	fi
-	STARTED_PID=$!
+	in_cg "$cg" "$bin" -c "$WORK/$name/moatd.conf" &
+	STARTED_PID=$!  # moatd itself: in_cg execs
 	for _ in $(seq 100); do grep -q ' ready ' "$WORK/$name/moatd.log" 2>/dev/null && break; sleep 0.1; done
 	grep -q ' ready ' "$WORK/$name/moatd.log" || die "$name not ready: $(tail -5 "$WORK/$name/moatd.log")"
 	printf -v "CG_$name" '%s' "$cg"
@@ -127,57 +106,17 @@ fi
 # ---- Postfix -----------------------------------------------------------------------
 P_PORT=$(free_port)
 PF_DIR="$WORK/postfix"
-mkdir -p "$PF_DIR/queue" "$PF_DIR/data"
-chown postfix "$PF_DIR/data"
-cat >"$PF_DIR/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $PF_DIR/queue
-data_directory = $PF_DIR/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = bench.postfix.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relay_domains = example.org
-relayhost = [127.0.0.1]:$SINK_PORT
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtp_dns_support_level = disabled
-smtp_tls_security_level = none
-smtpd_tls_security_level = none
-alias_maps =
-alias_database =
-local_recipient_maps =
-maillog_file = $PF_DIR/maillog
-maillog_file_prefixes = $WORK
-default_process_limit = 300
-smtpd_client_connection_count_limit = 0
-smtpd_client_connection_rate_limit = 0
-smtpd_client_message_rate_limit = 0
-default_destination_concurrency_limit = 100
-smtp_destination_concurrency_limit = 100
-initial_destination_concurrency = 100
-in_flow_delay = 0
-EOF
-awk -v port="$P_PORT" '
-	/^smtp +inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; next }
-	/^[a-z0-9]+ +(unix|inet|fifo|unix-dgram|pass) / { $5 = "n"; print; next }
-	{ print }' /etc/postfix/master.cf >"$PF_DIR/master.cf"
-echo "postlog   unix-dgram n  -       n       -       1       postlogd" >>"$PF_DIR/master.cf"
+postfix_relay_conf "$PF_DIR" "$P_PORT" "$SINK_PORT"
 postfix -c "$PF_DIR" check >/dev/null 2>&1 || true
 CG_postfix=$(cg_new postfix)
 CGROUPS+=("$CG_postfix")
 PORT_postfix=$P_PORT
-in_cg "$CG_postfix" script -qc "postfix -c $PF_DIR start" "$WORK/postfix-start.log" >/dev/null 2>&1 || die "postfix start failed: $(cat "$WORK/postfix-start.log")"
+(in_cg "$CG_postfix" script -qc "postfix -c $PF_DIR start" "$WORK/postfix-start.log" >/dev/null 2>&1) || die "postfix start failed: $(cat "$WORK/postfix-start.log")"
 for _ in $(seq 100); do
 	/usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1',$P_PORT),1)" 2>/dev/null && break
 	sleep 0.1
 done
-postfix_queue() {
-	find "$PF_DIR/queue/maildrop" "$PF_DIR/queue/incoming" "$PF_DIR/queue/active" \
-		"$PF_DIR/queue/deferred" -type f 2>/dev/null | wc -l
-}
+postfix_queue() { postfix_queue_count "$PF_DIR"; }
 
 # ---- runs ----------------------------------------------------------------------------
 run() { # name queue-fn concurrency size

@@ -74,6 +74,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# shellcheck source=bench/relay_peers.sh
+. "$ROOT/bench/relay_peers.sh"
+
 now() { date +%s.%N; }
 free_port() {
 	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -85,18 +88,6 @@ wait_until() {
 		[ $SECONDS -lt $deadline ] || die "timed out waiting for: $*"
 		sleep 0.05
 	done
-}
-cg_new() {
-	local cg="$CG_ROOT/moat-rules-relay-$$-$1"
-	if mkdir "$cg" 2>/dev/null; then echo "$cg"; fi
-}
-cg_usage() { if [ -n "$1" ]; then cat "$1/cpuacct.usage"; else echo -; fi; }
-# in_cg CG CMD...: runs CMD (and all it starts) inside CG. It execs, so that `in_cg ... &`
-# leaves $! the PID of CMD itself (a function run in the background is a subshell).
-in_cg() {
-	local cg=$1
-	shift
-	if [ -n "$cg" ]; then exec sh -c 'echo $$ >"$0/cgroup.procs"; exec "$@"' "$cg" "$@"; else exec "$@"; fi
 }
 rss_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
@@ -132,7 +123,7 @@ queue_poll = 100ms
 CONF
 	"$MOATD" policy -c "$dir/moatd.conf" add local_domain example.org >/dev/null
 	"$MOATD" policy -c "$dir/moatd.conf" set recipient_verify no >/dev/null
-	cg=$(cg_new "${name//+/-}")
+	cg=$(cg_new "$name")
 	[ -z "$cg" ] || CGROUPS+=("$cg")
 	in_cg "$cg" "$MOATD" -c "$dir/moatd.conf" &
 	PIDS+=($!)
@@ -154,40 +145,8 @@ COMPILE_1000=$(grep -o 'rules compiled rules=1000 .*' "$WORK/moatd+rules/moatd.l
 start_postfix() {
 	local name=$1 dir="$WORK/$1" port cg
 	port=$(free_port)
-	mkdir -p "$dir/queue" "$dir/data"
-	chown postfix "$dir/data"
-	cat >"$dir/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $dir/queue
-data_directory = $dir/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = bench.postfix.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relay_domains = example.org
-relayhost = [127.0.0.1]:$SINK_PORT
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtp_dns_support_level = disabled
-smtp_tls_security_level = none
-smtpd_tls_security_level = none
-alias_maps =
-alias_database =
-local_recipient_maps =
-maillog_file = $dir/maillog
-maillog_file_prefixes = $WORK
-default_process_limit = 300
-smtpd_client_connection_count_limit = 0
-smtpd_client_connection_rate_limit = 0
-smtpd_client_message_rate_limit = 0
-default_destination_concurrency_limit = 100
-smtp_destination_concurrency_limit = 100
-initial_destination_concurrency = 100
-in_flow_delay = 0
-message_size_limit = 10240000
-EOF
+	postfix_relay_conf "$dir" "$port" "$SINK_PORT"
+	echo "message_size_limit = 10240000" >>"$dir/main.cf"
 	if [ "${3:-}" = checks ]; then
 		# The whole body is checked, as moatd reads it all (the default stops after 51200 octets).
 		cat >>"$dir/main.cf" <<EOF
@@ -197,13 +156,8 @@ body_checks_size_limit = 10240000
 smtpd_sender_restrictions = check_sender_access pcre:$WORK/pcre/sender_access
 EOF
 	fi
-	awk -v port="$port" '
-		/^smtp +inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; next }
-		/^[a-z0-9]+ +(unix|inet|fifo|unix-dgram|pass) / { $5 = "n"; print; next }
-		{ print }' /etc/postfix/master.cf >"$dir/master.cf"
-	echo "postlog   unix-dgram n  -       n       -       1       postlogd" >>"$dir/master.cf"
 	postfix -c "$dir" check >/dev/null 2>&1 || true
-	cg=$(cg_new "${name//+/-}")
+	cg=$(cg_new "$name")
 	[ -z "$cg" ] || CGROUPS+=("$cg")
 	PF_DIRS+=("$dir")
 	(in_cg "$cg" script -qc "postfix -c $dir start" "$dir/start.log" >/dev/null 2>&1) ||
@@ -213,8 +167,7 @@ EOF
 	wait_until $PY -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null
 }
 postfix_queue_empty() {
-	[ "$(find "$WORK/$1/queue/maildrop" "$WORK/$1/queue/incoming" "$WORK/$1/queue/active" \
-		"$WORK/$1/queue/deferred" -type f 2>/dev/null | wc -l)" = 0 ]
+	[ "$(postfix_queue_count "$WORK/$1")" = 0 ]
 }
 
 start_postfix postfix pfplain
