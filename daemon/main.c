@@ -30,11 +30,14 @@
 
 #include "cli/cli.h"
 #include "conf/conf.h"
+#include "digest/digest.h"
 #include "dns/dns.h"
 #include "http/http.h"
 #include "policy/policy.h"
 #include "log/log.h"
 #include "mime/mime.h"
+#include "quarantine/quarantine_admin.h"
+#include "quarantine/quarantine_purge.h"
 #include "queue/queue.h"
 #include "smtp/smtp.h"
 #include "spool/spool.h"
@@ -55,6 +58,8 @@ struct moatd {
 	struct spool_writer *writer;
 	struct dns *dns;
 	struct queue_runner *queue;
+	struct quarantine_purger *purger;
+	struct digest *digest;
 	struct policy *policy;
 	struct event *sig_term;
 	struct event *sig_int;
@@ -257,6 +262,30 @@ static void commit_done(uint64_t session_id, const char *qid, enum spool_err err
 		queue_runner_kick(d->queue);
 }
 
+/* A digest round queued mail: the runner looks now rather than at its next poll. */
+static void digest_kick(void *arg)
+{
+	struct moatd *d = arg;
+
+	if (d->queue != NULL)
+		queue_runner_kick(d->queue);
+}
+
+/* digest_url_base: an absolute http(s) URL, nothing a link or a header could trip on. */
+static void check_url_base(const char *u)
+{
+	size_t i;
+
+	if (u[0] == '\0')
+		return;
+	if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
+		die("digest_url_base %s: expected http://host[:port][/path] or https://...", u);
+	for (i = 0; u[i] != '\0'; i++)
+		if ((unsigned char)u[i] <= 0x20 || (unsigned char)u[i] >= 0x7f ||
+		    strchr("\"'<>\\`{}|^", u[i]) != NULL)
+			die("digest_url_base %s: character %zu is not allowed in a URL", u, i + 1);
+}
+
 static void start_dns(struct moatd *d)
 {
 	struct dns_config cfg;
@@ -401,6 +430,9 @@ int main(int argc, char **argv)
 		drop_privileges(pw);
 
 	lock_data_dir(&d);
+	check_url_base(d.conf.digest_url_base);
+	if (digest_key_init(d.conf.data_dir, err, sizeof(err)) < 0)
+		die("%s", err);
 	snprintf(d.db_path, sizeof(d.db_path), "%s/moat.db", d.conf.data_dir);
 	st = store_open(d.db_path, STORE_MIGRATE, err, sizeof(err));
 	if (st == NULL)
@@ -409,11 +441,20 @@ int main(int argc, char **argv)
 	if (d.spool == NULL)
 		die("%s", err);
 	spool_set_sync(d.spool, strcmp(d.conf.spool_sync, "filesystem") == 0);
+	spool_set_quarantine_lifetime(d.spool, d.conf.quarantine_lifetime_ms);
 	if (spool_reconcile(d.spool, st, &rs, err, sizeof(err)) < 0)
 		die("%s", err);
-	store_close(st);
 	log_info(NULL, "spool", "reconciled queued=%d incoming_removed=%d orphans_removed=%d"
 		 " lost=%d", rs.kept, rs.incoming_removed, rs.orphans_removed, rs.rows_lost);
+	{
+		struct quarantine_reconcile_stats qs;
+
+		if (quarantine_reconcile(st, d.conf.data_dir, &qs, err, sizeof(err)) < 0)
+			die("%s", err);
+		log_info(NULL, "quarantine", "reconciled kept=%d orphans_removed=%d lost=%d",
+			 qs.kept, qs.files_removed, qs.rows_removed);
+	}
+	store_close(st);
 	if (spool_pool_start(d.spool, err, sizeof(err)) < 0)
 		die("%s", err);
 
@@ -422,9 +463,14 @@ int main(int argc, char **argv)
 				      &d, err, sizeof(err));
 	if (d.writer == NULL)
 		die("%s", err);
+	d.purger = quarantine_purger_start(d.base, d.db_path, d.conf.data_dir,
+					   d.conf.quarantine_purge_interval_ms, err, sizeof(err));
+	if (d.purger == NULL)
+		die("%s", err);
 	{
 		struct mime_limits mime;
-		struct policy_limits lim = { d.conf.hostname, d.conf.max_sessions, &mime };
+		struct policy_limits lim = { d.conf.hostname, d.conf.max_sessions, &mime,
+					     (int)d.conf.content_workers };
 
 		mime_limits_default(&mime);
 		mime.max_depth = (int)d.conf.mime_max_depth;
@@ -451,6 +497,16 @@ int main(int argc, char **argv)
 	}
 	if (http_server_start(d.http, d.db_path, err, sizeof(err)) < 0)
 		die("%s", err);
+	{
+		char base[DIGEST_URL_MAX];
+
+		digest_url_base(&d.conf, http_server_address(d.http),
+				d.conf.http_tls_cert[0] != '\0', base, sizeof(base));
+		d.digest = digest_start(d.base, &d.conf, d.db_path, base, digest_kick, &d, err,
+					sizeof(err));
+		if (d.digest == NULL)
+			die("%s", err);
+	}
 
 	d.sig_term = evsignal_new(d.base, SIGTERM, signal_cb, &d);
 	d.sig_int = evsignal_new(d.base, SIGINT, signal_cb, &d);
@@ -467,8 +523,10 @@ int main(int argc, char **argv)
 
 	smtp_server_free(d.smtp);
 	dns_free(d.dns);              /* pending lookups are cancelled here */
+	digest_free(d.digest);        /* before the runner: its last round may kick it */
 	queue_runner_free(d.queue);   /* its in-flight rows stay leased */
 	policy_free(d.policy); /* after every session (and the resolver) is gone */
+	quarantine_purger_free(d.purger);
 	spool_writer_stop(d.writer);
 	http_server_free(d.http);
 	spool_free(d.spool);

@@ -14,9 +14,11 @@
 /* Each subcommand adds one line here. */
 const struct cli_command cli_commands[] = {
 	{ "queue", cli_queue_main, "list, show, release, retry, delete queued mail" },
+	{ "quarantine", cli_quarantine_main, "list, show, release, delete quarantined mail" },
 	{ "policy", cli_policy_main, "list, add, remove and show policy entries and settings" },
 	{ "accounts", cli_accounts_main, "submission accounts: passwords, counters, suspensions" },
 	{ "rules", cli_rules_main, "server mail rules: list, add, order, import, export, test" },
+	{ "users", cli_users_main, "directory users' personal sender lists" },
 	{ NULL, NULL, NULL },
 };
 

@@ -52,9 +52,13 @@ extern const struct cli_command cli_commands[];
 
 /* daemon/cli/cli_queue.c */
 int cli_queue_main(int argc, char **argv);
+/* daemon/cli/cli_quarantine.c */
+int cli_quarantine_main(int argc, char **argv);
 int cli_policy_main(int argc, char **argv);
 int cli_accounts_main(int argc, char **argv);
 int cli_rules_main(int argc, char **argv);
+/* daemon/cli/cli_users.c */
+int cli_users_main(int argc, char **argv);
 
 /* Run argv[1] as a subcommand when it names one; -1 when it does not. */
 int cli_dispatch(int argc, char **argv);

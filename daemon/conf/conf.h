@@ -36,6 +36,7 @@ struct conf {
 	int64_t max_recipients;
 	int64_t max_message_size;
 	int64_t max_errors;
+	int64_t timeline_max_bytes;     /* a session's conversation kept for the message log */
 	int64_t max_sessions;
 	int64_t max_sessions_per_client;
 	int64_t idle_timeout_ms;
@@ -53,6 +54,7 @@ struct conf {
 	int64_t mime_max_part_text;     /* content stage: decoded text kept per part */
 	int64_t mime_max_text;          /* content stage: decoded text kept per message */
 	int64_t mime_max_time_ms;       /* content stage: time for one message's walk */
+	int64_t content_workers;        /* content stage: threads */
 	int64_t spool_min_free;         /* bytes kept free in the spool file system */
 
 	int64_t http_max_connections;
@@ -63,6 +65,7 @@ struct conf {
 	/* HTTP API (daemon/http) */
 	int64_t http_max_body;          /* bytes of a request body */
 	int64_t http_max_page;          /* items per list page */
+	int64_t user_sender_list_max;   /* entries in one user's personal sender list */
 	int64_t http_session_idle_ms;
 	int64_t http_session_lifetime_ms;
 	int64_t http_login_window_ms;   /* sliding window of failed logins */
@@ -93,6 +96,9 @@ struct conf {
 	char delivery_ca_file[1024];
 	int64_t queue_lifetime_ms;
 	int64_t dead_retention_ms;
+	int64_t quarantine_lifetime_ms;       /* a quarantined item is kept this long */
+	int64_t quarantine_purge_interval_ms; /* how often expired items are removed */
+	int64_t event_retention_ms;     /* message_event rows (timelines) kept this long */
 	int64_t retry_min_ms;
 	int64_t retry_max_ms;
 	int64_t queue_poll_ms;
@@ -128,6 +134,14 @@ struct conf {
 	int64_t account_volume_floor;     /* messages per window never suspicious by volume */
 	int64_t recipient_domain_check;   /* bool: authenticated relay needs a mail domain */
 	int64_t auth_bind_from_header;    /* bool: From: addresses must be the user's too */
+
+	/* quarantine digests (daemon/digest) */
+	char digest_url_base[512];        /* public console URL in links; "" = the HTTP listener */
+	int64_t digest_link_lifetime_ms;  /* how long a digest link works */
+	int64_t digest_hour;              /* local hour of daily and weekly digests */
+	int64_t digest_weekday;           /* weekly digests: 0 Sunday .. 6 Saturday */
+	int64_t digest_check_ms;          /* how often the digest job looks for due users */
+	int64_t digest_max_items;         /* items listed in one digest */
 };
 
 /* Fill every key with its default. */

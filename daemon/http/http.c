@@ -76,6 +76,10 @@ static const struct http_route routes[] = {
 	{ "DELETE", "/api/v1/session", 0, http_session_delete },
 	{ "GET", "/api/v1/account", 0, http_account_show },
 	{ "PUT", "/api/v1/account/password", HTTP_R_BODY, http_account_password },
+	{ "GET", "/api/v1/account/digest", 0, http_account_digest_show },
+	{ "PUT", "/api/v1/account/digest", HTTP_R_BODY, http_account_digest_put },
+	{ "GET", "/q/{token}", HTTP_R_PUBLIC, http_link_show },
+	{ "POST", "/q/{token}", HTTP_R_PUBLIC, http_link_act },
 	{ "GET", "/api/v1/users", HTTP_R_ADMIN, http_users_list },
 	{ "POST", "/api/v1/users", HTTP_R_ADMIN | HTTP_R_BODY, http_users_create },
 	{ "GET", "/api/v1/users/{id}", 0, http_users_show },
@@ -85,15 +89,26 @@ static const struct http_route routes[] = {
 	  http_user_address_add },
 	{ "DELETE", "/api/v1/users/{id}/addresses/{address}", HTTP_R_ADMIN,
 	  http_user_address_delete },
+	{ "GET", "/api/v1/account/senders", 0, http_account_senders_list },
+	{ "POST", "/api/v1/account/senders", HTTP_R_BODY, http_account_senders_add },
+	{ "DELETE", "/api/v1/account/senders/{id}", 0, http_account_senders_delete },
+	{ "GET", "/api/v1/users/{id}/senders", HTTP_R_ADMIN, http_user_senders_list },
+	{ "POST", "/api/v1/users/{id}/senders", HTTP_R_ADMIN | HTTP_R_BODY,
+	  http_user_senders_add },
+	{ "DELETE", "/api/v1/users/{id}/senders/{sid}", HTTP_R_ADMIN, http_user_senders_delete },
 	{ "GET", "/api/v1/tokens", 0, http_tokens_list },
 	{ "POST", "/api/v1/tokens", HTTP_R_BODY, http_tokens_create },
 	{ "GET", "/api/v1/tokens/{id}", 0, http_tokens_show },
 	{ "DELETE", "/api/v1/tokens/{id}", 0, http_tokens_revoke },
 	{ "GET", "/api/v1/messages", HTTP_R_ADMIN, http_messages_list },
 	{ "GET", "/api/v1/messages/{id}", HTTP_R_ADMIN, http_messages_show },
+	{ "GET", "/api/v1/messages/{id}/timeline", HTTP_R_ADMIN, http_timeline_message },
+	{ "GET", "/api/v1/timeline", HTTP_R_ADMIN, http_timeline_find },
 	{ "GET", "/api/v1/stats/messages", HTTP_R_ADMIN, http_stats_messages },
 	{ "GET", "/api/v1/stats/top", HTTP_R_ADMIN, http_stats_top },
 	{ "GET", "/api/v1/stats/harvest", HTTP_R_ADMIN, http_stats_harvest },
+	{ "GET", "/api/v1/stats/checks", HTTP_R_ADMIN, http_stats_checks },
+	{ "GET", "/api/v1/stats/dnsbl", HTTP_R_ADMIN, http_stats_dnsbl },
 	{ "GET", "/api/v1/audit", HTTP_R_ADMIN, http_audit_list },
 	{ "GET", "/api/v1/policy/entries", HTTP_R_ADMIN, http_policy_entries_list },
 	{ "POST", "/api/v1/policy/entries", HTTP_R_ADMIN | HTTP_R_BODY,
@@ -120,11 +135,29 @@ static const struct http_route routes[] = {
 	  http_group_member_add },
 	{ "DELETE", "/api/v1/directory/groups/{address}/members/{member}", HTTP_R_ADMIN,
 	  http_group_member_delete },
+	{ "GET", "/api/v1/directory/groups/{address}/managers", HTTP_R_ADMIN,
+	  http_group_managers_list },
+	{ "POST", "/api/v1/directory/groups/{address}/managers", HTTP_R_ADMIN | HTTP_R_BODY,
+	  http_group_managers_add },
+	{ "DELETE", "/api/v1/directory/groups/{address}/managers/{user}", HTTP_R_ADMIN,
+	  http_group_managers_delete },
 	{ "GET", "/api/v1/accounts", HTTP_R_ADMIN, http_accounts_list },
 	{ "GET", "/api/v1/accounts/alerts", HTTP_R_ADMIN, http_accounts_alerts },
 	{ "POST", "/api/v1/accounts/{user}/lift", HTTP_R_ADMIN, http_accounts_lift },
 	{ "GET", "/api/v1/queue", HTTP_R_ADMIN, http_queue_list },
-	{ "GET", "/api/v1/quarantine", HTTP_R_ADMIN, http_quarantine_list },
+	{ "GET", "/api/v1/quarantine/digest/template", HTTP_R_ADMIN, http_digest_template_show },
+	{ "PUT", "/api/v1/quarantine/digest/template", HTTP_R_ADMIN | HTTP_R_BODY,
+	  http_digest_template_put },
+	{ "POST", "/api/v1/quarantine/digest/preview", HTTP_R_ADMIN | HTTP_R_BODY,
+	  http_digest_preview },
+	{ "POST", "/api/v1/quarantine/digest/send", HTTP_R_ADMIN | HTTP_R_BODY, http_digest_send },
+	{ "GET", "/api/v1/quarantine", 0, http_quarantine_list },
+	{ "GET", "/api/v1/quarantine/count", 0, http_quarantine_count },
+	{ "POST", "/api/v1/quarantine/release", HTTP_R_BODY, http_quarantine_release },
+	{ "POST", "/api/v1/quarantine/delete", HTTP_R_BODY, http_quarantine_delete },
+	{ "GET", "/api/v1/quarantine/{id}", 0, http_quarantine_show },
+	{ "GET", "/api/v1/quarantine/{id}/raw", 0, http_quarantine_raw },
+	{ "GET", "/api/v1/quarantine/{id}/html", 0, http_quarantine_html },
 	{ "GET", "/api/v1/queue/summary", HTTP_R_ADMIN, http_queue_summary },
 	{ "POST", "/api/v1/queue/release", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_release },
 	{ "POST", "/api/v1/queue/retry", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_retry },
@@ -184,7 +217,10 @@ static enum MHD_Result queue(struct http_req *r, unsigned status, struct MHD_Res
 		MHD_add_response_header(resp, "Set-Cookie", r->set_cookie);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	/* DENY everywhere; a route that is meant to be framed by the console
+	 * (the quarantine HTML preview) asks for SAMEORIGIN. */
+	MHD_add_response_header(resp, "X-Frame-Options",
+				r->frame_options != NULL ? r->frame_options : "DENY");
 	if (r->retry_after > 0) {
 		char ra[24];
 
@@ -200,6 +236,39 @@ static enum MHD_Result queue(struct http_req *r, unsigned status, struct MHD_Res
 	return ret;
 }
 
+enum MHD_Result http_reply_fd(struct http_req *r, unsigned status, const char *ctype,
+			      int fd, uint64_t size, const char *const *headers)
+{
+	struct MHD_Response *resp = MHD_create_response_from_fd(size, fd);
+	size_t i;
+
+	if (resp == NULL) {
+		close(fd);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	for (i = 0; headers != NULL && headers[i] != NULL && headers[i + 1] != NULL; i += 2)
+		MHD_add_response_header(resp, headers[i], headers[i + 1]);
+	return queue(r, status, resp);
+}
+
+enum MHD_Result http_reply_bytes(struct http_req *r, unsigned status, const char *ctype,
+				 char *buf, size_t len, const char *const *headers)
+{
+	struct MHD_Response *resp;
+	size_t i;
+
+	resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(buf);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	for (i = 0; headers != NULL && headers[i] != NULL && headers[i + 1] != NULL; i += 2)
+		MHD_add_response_header(resp, headers[i], headers[i + 1]);
+	return queue(r, status, resp);
+}
+
 enum MHD_Result http_reply_text(struct http_req *r, unsigned status, const char *ctype,
 				char *text)
 {
@@ -211,6 +280,25 @@ enum MHD_Result http_reply_text(struct http_req *r, unsigned status, const char 
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", ctype);
+	return queue(r, status, resp);
+}
+
+enum MHD_Result http_reply_page(struct http_req *r, unsigned status, char *html)
+{
+	/* A page outside the console: no script at all, a form may post only back here. */
+	static const char page_csp[] =
+		"default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self';"
+		" base-uri 'none'; frame-ancestors 'none'";
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_buffer(strlen(html), html, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(html);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
+	MHD_add_response_header(resp, "Content-Security-Policy", page_csp);
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
 	return queue(r, status, resp);
 }
 
@@ -347,7 +435,7 @@ int http_arg_time(struct http_req *r, const char *name, int64_t *out)
 		return 0;
 	if (http_parse_time(v, strlen(v), out) < 0) {
 		set_fail(r, 422, "invalid_parameter", name, "%s",
-			 "must be unix milliseconds or an RFC 3339 UTC time");
+			 "must be unix milliseconds or an RFC 3339 time");
 		return -1;
 	}
 	return 0;

@@ -94,6 +94,7 @@ struct http_req {
 	struct http_auth auth;
 	char set_cookie[600];      /* added to the reply when not "" */
 	int64_t retry_after;       /* seconds; Retry-After added when > 0 */
+	const char *frame_options; /* X-Frame-Options; NULL: DENY */
 	struct http_fail fail;     /* filled by the helpers that return -1 */
 };
 
@@ -116,6 +117,14 @@ struct http_route {
 enum MHD_Result http_reply(struct http_req *r, unsigned status, json_t *body);
 enum MHD_Result http_reply_text(struct http_req *r, unsigned status, const char *ctype,
 				char *text);
+/* len bytes (binary ok, buf consumed) or a file (fd consumed), with extra
+ * headers as name, value pairs ending in NULL. */
+enum MHD_Result http_reply_bytes(struct http_req *r, unsigned status, const char *ctype,
+				 char *buf, size_t len, const char *const *headers);
+enum MHD_Result http_reply_fd(struct http_req *r, unsigned status, const char *ctype,
+			      int fd, uint64_t size, const char *const *headers);
+/* An HTML page (malloc'ed, consumed) with a script-free Content-Security-Policy. */
+enum MHD_Result http_reply_page(struct http_req *r, unsigned status, char *html);
 enum MHD_Result http_error(struct http_req *r, unsigned status, const char *code,
 			   const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -200,6 +209,29 @@ enum MHD_Result http_users_show(struct http_req *r);
 enum MHD_Result http_users_update(struct http_req *r);
 enum MHD_Result http_users_delete(struct http_req *r);
 
+/* ---- http_account_lists.c: personal sender lists, group managers ---- */
+enum MHD_Result http_account_senders_list(struct http_req *r);
+enum MHD_Result http_account_senders_add(struct http_req *r);
+enum MHD_Result http_account_senders_delete(struct http_req *r);
+enum MHD_Result http_user_senders_list(struct http_req *r);
+enum MHD_Result http_user_senders_add(struct http_req *r);
+enum MHD_Result http_user_senders_delete(struct http_req *r);
+enum MHD_Result http_group_managers_list(struct http_req *r);
+enum MHD_Result http_group_managers_add(struct http_req *r);
+enum MHD_Result http_group_managers_delete(struct http_req *r);
+
+/* ---- http_digest.c: digest interval, template, preview, send now ---- */
+enum MHD_Result http_account_digest_show(struct http_req *r);
+enum MHD_Result http_account_digest_put(struct http_req *r);
+enum MHD_Result http_digest_template_show(struct http_req *r);
+enum MHD_Result http_digest_template_put(struct http_req *r);
+enum MHD_Result http_digest_preview(struct http_req *r);
+enum MHD_Result http_digest_send(struct http_req *r);
+
+/* ---- http_link.c: the signed links of digests (/q/{token}, public) ---- */
+enum MHD_Result http_link_show(struct http_req *r);
+enum MHD_Result http_link_act(struct http_req *r);
+
 /* ---- http_tokens.c ---- */
 enum MHD_Result http_tokens_list(struct http_req *r);
 enum MHD_Result http_tokens_create(struct http_req *r);
@@ -212,6 +244,12 @@ enum MHD_Result http_messages_show(struct http_req *r);
 enum MHD_Result http_stats_messages(struct http_req *r);
 enum MHD_Result http_stats_top(struct http_req *r);
 enum MHD_Result http_stats_harvest(struct http_req *r);
+enum MHD_Result http_stats_checks(struct http_req *r);
+enum MHD_Result http_stats_dnsbl(struct http_req *r);
+
+/* ---- http_timeline.c ---- */
+enum MHD_Result http_timeline_message(struct http_req *r);
+enum MHD_Result http_timeline_find(struct http_req *r);
 
 /* ---- http_audit.c ---- */
 enum MHD_Result http_audit_list(struct http_req *r);
@@ -278,5 +316,11 @@ const char *http_static_missing(const char *dir);
 
 /* http_quarantine.c */
 enum MHD_Result http_quarantine_list(struct http_req *r);
+enum MHD_Result http_quarantine_count(struct http_req *r);
+enum MHD_Result http_quarantine_show(struct http_req *r);
+enum MHD_Result http_quarantine_raw(struct http_req *r);
+enum MHD_Result http_quarantine_html(struct http_req *r);
+enum MHD_Result http_quarantine_release(struct http_req *r);
+enum MHD_Result http_quarantine_delete(struct http_req *r);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "../store/store.h"
 #include "../store/store_auth.h"
+#include "../store/store_policy.h"
 
 #define STATS_MAX_BUCKETS 2000
 #define HOUR_MS 3600000LL
@@ -286,4 +287,130 @@ enum MHD_Result http_stats_top(struct http_req *r)
 		return http_internal(r, "stats top");
 	}
 	return http_reply(r, MHD_HTTP_OK, http_list(items, NULL));
+}
+
+/*
+ * ---- per UTC day: verdicts per check (/api/v1/stats/checks) and DNSBL
+ * results per site (/api/v1/stats/dnsbl) ----
+ *
+ * Both read the daily counters the mail side keeps (policy_stat, dnsbl_stat),
+ * not the message log: dense buckets of the last `days` UTC days, today
+ * included, each starting at 00:00 UTC.
+ */
+#define STATS_DAYS_DEFAULT 30
+#define STATS_DAYS_MAX 366
+
+struct daily {
+	json_t *buckets;
+	json_t *totals;
+	int64_t first_day, last_day;
+};
+
+static int daily_init(struct http_req *r, struct daily *d)
+{
+	static const char *const args[] = { "days", NULL };
+	int64_t days;
+
+	if (http_args_allow(r, args) < 0 ||
+	    http_arg_i64(r, "days", 1, STATS_DAYS_MAX, STATS_DAYS_DEFAULT, &days) < 0)
+		return -1;
+	d->last_day = time_now_ms() / DAY_MS;
+	d->first_day = d->last_day - days + 1;
+	d->buckets = json_array();
+	d->totals = json_object();
+	return 0;
+}
+
+static json_t *daily_bucket(struct daily *d, int64_t day, const char *member)
+{
+	size_t i;
+
+	if (day < d->first_day || day > d->last_day)
+		return NULL;
+	i = (size_t)(day - d->first_day);
+	/* buckets are made dense on first use, up to the day asked for */
+	while (json_array_size(d->buckets) <= i)
+		json_array_append_new(d->buckets,
+				      json_pack("{s:I, s:{}}", "start",
+						(json_int_t)((d->first_day +
+							      (int64_t)json_array_size(d->buckets)) *
+							     DAY_MS),
+						member));
+	return json_object_get(json_array_get(d->buckets, i), member);
+}
+
+static enum MHD_Result daily_reply(struct http_req *r, struct daily *d, const char *member)
+{
+	daily_bucket(d, d->last_day, member);
+	return http_reply(r, MHD_HTTP_OK,
+			  json_pack("{s:I, s:I, s:I, s:s, s:o, s:o}", "from",
+				    (json_int_t)(d->first_day * DAY_MS), "to",
+				    (json_int_t)((d->last_day + 1) * DAY_MS), "bucket_ms",
+				    (json_int_t)DAY_MS, "time_zone", "UTC", "buckets", d->buckets,
+				    "totals", d->totals));
+}
+
+static void daily_free(struct daily *d)
+{
+	json_decref(d->buckets);
+	json_decref(d->totals);
+}
+
+static int add_check_day(const char *check, int64_t day, int64_t count, void *arg)
+{
+	struct daily *d = arg;
+	json_t *counts = daily_bucket(d, day, "counts");
+	json_t *t;
+
+	if (counts == NULL)
+		return 0;
+	json_object_set_new(counts, check, json_integer(count));
+	t = json_object_get(d->totals, check);
+	json_object_set_new(d->totals, check,
+			    json_integer((t ? json_integer_value(t) : 0) + count));
+	return 0;
+}
+
+enum MHD_Result http_stats_checks(struct http_req *r)
+{
+	struct daily d;
+
+	if (daily_init(r, &d) < 0)
+		return http_fail_reply(r);
+	if (store_policy_stats(r->st, d.first_day, add_check_day, &d) < 0) {
+		daily_free(&d);
+		return http_internal(r, "stats checks");
+	}
+	return daily_reply(r, &d, "counts");
+}
+
+static int add_dnsbl_day(const struct store_dnsbl_day *row, void *arg)
+{
+	struct daily *d = arg;
+	json_t *zones = daily_bucket(d, row->day, "zones");
+	json_t *t;
+
+	if (zones == NULL)
+		return 0;
+	json_object_set_new(zones, row->zone,
+			    json_pack("{s:I, s:I, s:I}", "queries", (json_int_t)row->queries,
+				      "hits", (json_int_t)row->hits, "tempfails",
+				      (json_int_t)row->tempfails));
+	t = json_object_get(d->totals, row->zone);
+	json_object_set_new(d->totals, row->zone,
+			    json_integer((t ? json_integer_value(t) : 0) + row->hits));
+	return 0;
+}
+
+enum MHD_Result http_stats_dnsbl(struct http_req *r)
+{
+	struct daily d;
+
+	if (daily_init(r, &d) < 0)
+		return http_fail_reply(r);
+	if (store_policy_dnsbl_daily(r->st, d.first_day, d.last_day, add_dnsbl_day, &d) < 0) {
+		daily_free(&d);
+		return http_internal(r, "stats dnsbl");
+	}
+	return daily_reply(r, &d, "zones");
 }

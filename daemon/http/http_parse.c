@@ -86,27 +86,69 @@ static int digits(const char *s, size_t n, int *out)
 	return 0;
 }
 
+static int days_in_month(int y, int mo)
+{
+	static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+	if (mo == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		return 29;
+	return days[mo - 1];
+}
+
+/*
+ * RFC 3339 date-time: YYYY-MM-DD"T"HH:MM:SS[.frac]("Z" | ("+"|"-")HH:MM),
+ * T and Z in either case, any number of fraction digits (milliseconds are
+ * kept, the rest truncated).  A space in the place of the offset's "+" is
+ * taken as "+": an unencoded "+" in a query string arrives as a space.
+ */
 int http_parse_time(const char *s, size_t len, int64_t *ms)
 {
 	struct tm tm;
-	int y, mo, d, h, mi, sec, frac = 0;
+	int y, mo, d, h, mi, sec, frac = 0, oh = 0, om = 0, sign = 0;
+	size_t i, nfrac;
 	time_t t;
+	int64_t v;
 
 	if (len > 0 && s[0] >= '0' && s[0] <= '9' && memchr(s, '-', len) == NULL)
 		return http_parse_i64(s, len, 0, (int64_t)253402300799999, ms);
-	/* YYYY-MM-DDTHH:MM:SS[.mmm]Z */
-	if (len != 20 && len != 24)
+	if (len < 20 || len > 64)
 		return -1;
 	if (s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
-	    s[16] != ':' || (s[len - 1] != 'Z' && s[len - 1] != 'z'))
+	    s[16] != ':')
 		return -1;
 	if (digits(s, 4, &y) < 0 || digits(s + 5, 2, &mo) < 0 || digits(s + 8, 2, &d) < 0 ||
 	    digits(s + 11, 2, &h) < 0 || digits(s + 14, 2, &mi) < 0 ||
 	    digits(s + 17, 2, &sec) < 0)
 		return -1;
-	if (len == 24 && (s[19] != '.' || digits(s + 20, 3, &frac) < 0))
+	i = 19;
+	if (s[i] == '.') {
+		i++;
+		for (nfrac = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++, nfrac++)
+			if (nfrac < 3)
+				frac = frac * 10 + (s[i] - '0');
+		if (nfrac == 0)
+			return -1;
+		for (; nfrac < 3; nfrac++)
+			frac *= 10;
+	}
+	if (i == len)
 		return -1;
-	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+	if (s[i] == 'Z' || s[i] == 'z') {
+		if (i + 1 != len)
+			return -1;
+	} else {
+		if (s[i] == '+' || s[i] == ' ')
+			sign = 1;
+		else if (s[i] == '-')
+			sign = -1;
+		else
+			return -1;
+		if (len - i != 6 || s[i + 3] != ':' || digits(s + i + 1, 2, &oh) < 0 ||
+		    digits(s + i + 4, 2, &om) < 0 || oh > 23 || om > 59)
+			return -1;
+	}
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+	    mi > 59 || sec > 60)
 		return -1;
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = y - 1900;
@@ -118,7 +160,11 @@ int http_parse_time(const char *s, size_t len, int64_t *ms)
 	t = timegm(&tm);
 	if (t < 0)
 		return -1;
-	*ms = (int64_t)t * 1000 + frac;
+	/* local time = UTC + offset, so UTC = local time - offset */
+	v = (int64_t)t * 1000 + frac - (int64_t)sign * (oh * 60 + om) * 60000;
+	if (v < 0)
+		return -1;
+	*ms = v;
 	return 0;
 }
 

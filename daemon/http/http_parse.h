@@ -27,8 +27,9 @@ int http_path_match(const char *pattern, const char *path, size_t len,
 int http_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out);
 
 /*
- * A time: unix milliseconds ("1700000000000") or RFC 3339 UTC
- * ("2026-11-22T08:00:00Z", optional ".mmm").  0, or -1.
+ * A time: unix milliseconds ("1700000000000") or an RFC 3339 date-time with
+ * "Z" or any offset ("2026-11-22T08:00:00Z", "2026-11-22T09:00:00.5+01:00";
+ * a space stands for the offset's "+").  0, or -1.
  */
 int http_parse_time(const char *s, size_t len, int64_t *ms);
 

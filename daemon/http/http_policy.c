@@ -808,6 +808,7 @@ static int add_dir(const struct store_dir_row *d, void *arg)
 	static const char *const kinds[] = { "primary", "alias", "group", NULL };
 	struct dir_list *l = arg;
 	json_t *members = json_null();
+	json_t *managers = json_null();
 
 	if (l->kind >= 0 && strcmp(d->kind, kinds[l->kind]) != 0)
 		return 0;
@@ -834,10 +835,25 @@ static int add_dir(const struct store_dir_row *d, void *arg)
 				p++;
 		}
 	}
+	if (strcmp(d->kind, "group") == 0) {
+		/* The users who see and act on the group's quarantine. */
+		const char *p = d->managers != NULL ? d->managers : "";
+
+		managers = json_array();
+		while (*p != '\0') {
+			size_t n = strcspn(p, ",");
+
+			if (n > 0)
+				json_array_append_new(managers, json_stringn(p, n));
+			p += n;
+			if (*p == ',')
+				p++;
+		}
+	}
 	json_array_append_new(l->items,
-			      json_pack("{s:s, s:s, s:s, s:o}", "address", d->address, "kind",
+			      json_pack("{s:s, s:s, s:s, s:o, s:o}", "address", d->address, "kind",
 					d->kind, "owner", d->owner ? d->owner : "", "members",
-					members));
+					members, "managers", managers));
 	return 0;
 }
 

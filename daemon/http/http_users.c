@@ -16,6 +16,7 @@
 
 #include "../store/store.h"
 #include "../store/store_auth.h"
+#include "../store/store_digest.h"
 #include "../store/store_policy.h"
 
 json_t *http_user_json(const struct store_user *u)
@@ -304,6 +305,7 @@ static const struct http_field update_fields[] = {
 	{ "password", HJ_STRING, 0, HTTP_PASSWORD_MAX, 0, 0 },
 	{ "role", HJ_STRING, 0, 8, 0, 0 },
 	{ "disabled", HJ_BOOL, 0, 0, 0, 0 },
+	{ "digest_interval", HJ_STRING, 0, 16, 0, 0 }, /* docs/digest.md */
 };
 
 /* Would this change leave no enabled administrator?  -1 on a store error. */
@@ -328,6 +330,7 @@ enum MHD_Result http_users_update(struct http_req *r)
 	const char *role;
 	char hash[256];
 	int set, internal = 0, disabled, last, found;
+	const char *interval = NULL;
 	char oid[24];
 
 	if (load_visible(r, &u, &internal) < 0)
@@ -341,6 +344,18 @@ enum MHD_Result http_users_update(struct http_req *r)
 		return internal ? http_internal(r, "hash") : http_fail_reply(r);
 	}
 	role = strcmp(role, "admin") == 0 ? "admin" : "user"; /* static, outlives body */
+	if (json_object_get(body, "digest_interval") != NULL) {
+		static const char *const ivs[] = { "none", "hourly", "daily", "weekly", NULL };
+		const char *v = json_string_value(json_object_get(body, "digest_interval"));
+		int k = http_pick(v, strlen(v), ivs);
+
+		if (k < 0) {
+			json_decref(body);
+			return http_error(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid_value",
+					  "digest_interval", "none, hourly, daily or weekly");
+		}
+		interval = ivs[k]; /* static, outlives body */
+	}
 	disabled = json_object_get(body, "disabled") ?
 		   json_is_true(json_object_get(body, "disabled")) : u.disabled;
 	json_decref(body);
@@ -357,6 +372,8 @@ enum MHD_Result http_users_update(struct http_req *r)
 	snprintf(oid, sizeof(oid), "%lld", (long long)u.id);
 	before = http_user_json(&u);
 	if (store_auth_user_update(r->st, u.id, role, disabled) < 0)
+		goto fail;
+	if (interval != NULL && store_digest_interval_set(r->st, u.id, interval, &found) < 0)
 		goto fail;
 	if (set && store_auth_user_set_password(r->st, u.id, hash, time_now_ms()) < 0)
 		goto fail;

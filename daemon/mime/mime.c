@@ -65,6 +65,7 @@ struct walk {
 	struct dynbuf part;     /* one part's decoded octets, max lim->max_part_text */
 	struct dynbuf fix;      /* the same as valid UTF-8 */
 	struct dynbuf html;     /* one HTML part reduced to text */
+	struct dynbuf plain;    /* keep_parts: the text/plain parts */
 	size_t natt_cap;
 	const char **urls;      /* hash set of hosts, open addressing */
 	size_t url_cap;
@@ -93,6 +94,7 @@ void mime_limits_default(struct mime_limits *lim)
 	lim->max_headers = 1000;
 	lim->max_urls = 1000;
 	lim->max_ms = 2000;
+	lim->keep_parts = 0;
 }
 
 /*
@@ -558,6 +560,16 @@ static void leaf(struct walk *w, GMimePart *part)
 	if (text) {
 		w->had_plain = 1;
 		add_text(w, w->fix.data, w->fix.len);
+		if (w->lim->keep_parts) {
+			size_t room = w->plain.max - w->plain.len;
+			size_t n = w->fix.len + 1 > room ?
+				   mime_utf8_valid_len(w->fix.data, room > 0 ? room - 1 : 0) :
+				   w->fix.len;
+
+			if (w->plain.len > 0 && n > 0)
+				dynbuf_add(&w->plain, "\n", 1);
+			dynbuf_add(&w->plain, w->fix.data, n);
+		}
 		return;
 	}
 	w->had_html = 1;
@@ -566,6 +578,13 @@ static void leaf(struct walk *w, GMimePart *part)
 		w->v->flags |= MIME_F_LIMIT;
 	if (w->html.len > 0)
 		add_text(w, w->html.data, w->html.len);
+	if (w->lim->keep_parts && w->v->html == NULL) {
+		w->v->html = arena_strndup(w->vp, w->fix.data, w->fix.len);
+		w->v->html_len = w->fix.len;
+		w->v->html_text = arena_strndup(w->vp, w->html.data != NULL ? w->html.data : "",
+						w->html.len);
+		w->v->html_text_len = w->html.len;
+	}
 }
 
 static void walk(struct walk *w, GMimeObject *obj, int depth)
@@ -676,6 +695,7 @@ int mime_parse(const char *buf, size_t len, const struct mime_limits *limits,
 	dynbuf_init(&w.part, lim.max_part_text);
 	dynbuf_init(&w.fix, lim.max_part_text);
 	dynbuf_init(&w.html, lim.max_part_text);
+	dynbuf_init(&w.plain, lim.max_text);
 
 	body = buf != NULL ? body_offset(buf, len, &hdr_end) : 0;
 	v->raw_body = buf != NULL ? buf + body : "";
@@ -737,6 +757,11 @@ done:
 	vp->text = w.text.data;
 	v->text = vp->text != NULL ? vp->text : "";
 	v->text_len = w.text.len;
+	if (lim.keep_parts) {
+		v->plain = arena_strndup(vp, w.plain.data != NULL ? w.plain.data : "", w.plain.len);
+		v->plain_len = w.plain.len;
+	}
+	dynbuf_free(&w.plain);
 	if (top != NULL)
 		g_object_unref(top);
 	if (parser != NULL)

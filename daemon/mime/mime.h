@@ -35,6 +35,8 @@ struct mime_limits {
 	size_t max_urls;        /* distinct URL hosts kept (default 1000) */
 	int64_t max_ms;         /* wall-clock budget for the walk (default 2000); checked
 				   between parts, per 4 KiB of text and per header field */
+	int keep_parts;         /* also fill plain/html/html_text of the view (the
+				   quarantine preview; default 0: the checks do not need them) */
 };
 
 void mime_limits_default(struct mime_limits *lim);
@@ -80,6 +82,13 @@ struct mime_view {
 					  trailing dot) from URLs in text and HTML
 					  href/src attributes */
 	size_t nurl_hosts;
+	/* With mime_limits.keep_parts only, else NULL and 0: */
+	const char *plain;             /* the text/plain parts, joined by "\n" */
+	size_t plain_len;
+	const char *html;              /* the first text/html part, decoded to UTF-8 */
+	size_t html_len;
+	const char *html_text;         /* that part reduced to text */
+	size_t html_text_len;
 	unsigned flags;                /* MIME_F_* */
 	int nparts;                    /* parts visited */
 	int depth;                     /* deepest nesting seen */

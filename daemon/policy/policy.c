@@ -355,6 +355,21 @@ const char *policy_client_name(const struct policy_sess *ps)
 	return ps->name[0] ? ps->name : NULL;
 }
 
+const struct policy_verdict *policy_delayed(const struct policy_sess *ps)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_LEN(ps->delayed); i++)
+		if (ps->delayed[i].action == POLICY_REFUSE || ps->delayed[i].action == POLICY_DEFER)
+			return &ps->delayed[i];
+	return NULL;
+}
+
+int64_t policy_delay_reject_max(const struct policy_sess *ps)
+{
+	return ps->snap->set.delay_reject_max;
+}
+
 /* One asynchronous operation of ps finished; wake the caller when all have. */
 static void op_done(struct policy_sess *ps)
 {
@@ -453,6 +468,7 @@ enum policy_action policy_run_stage(struct policy_sess *ps, enum step step,
 				    const struct step_args *a, struct policy_verdict *v)
 {
 	enum policy_action r = POLICY_CONTINUE;
+	size_t at;
 
 	memset(v, 0, sizeof(*v));
 	if (ps->npending > 0) {
@@ -480,11 +496,26 @@ enum policy_action policy_run_stage(struct policy_sess *ps, enum step step,
 		if (r != POLICY_CONTINUE)
 			break;
 	}
+	at = ps->pos;
 	ps->step = STEP_NONE;
 	ps->pos = 0;
 	ps->accepted = 0;
 	if (r == POLICY_REFUSE || r == POLICY_DEFER) {
 		policy_stat_add(ps->p, v->check, 0, 1, 0, 0, 0, 0);
+		if ((step == STEP_CONNECT || step == STEP_HELO) && at < n &&
+		    (checks[at].flags & CHECK_DELAYABLE) && ps->snap->set.delay_reject) {
+			/* delay_reject: remembered, given at RCPT (policy_delayed). */
+			struct policy_verdict *d = &ps->delayed[step == STEP_CONNECT ? 0 : 1];
+
+			*d = *v;
+			d->close = 0;
+			log_info(ps->idstr, "policy", "delayed reject stage=%s check=%s code=\"%s\""
+				 " client=[%s]", step == STEP_CONNECT ? "connect" : "helo",
+				 d->check, d->code, ps->addr);
+			memset(v, 0, sizeof(*v));
+			v->action = POLICY_CONTINUE;
+			return POLICY_CONTINUE;
+		}
 		return r;
 	}
 	memset(v, 0, sizeof(*v));
@@ -639,7 +670,7 @@ struct policy *policy_new(struct event_base *base, const char *db_path,
 	}
 	p->poll_ev = evtimer_new(base, poll_cb, p);
 	evtimer_add(p->poll_ev, &poll);
-	if (policy_content_init(p, err, errsz) < 0) {
+	if (policy_content_init(p, lim->content_workers, err, errsz) < 0) {
 		policy_free(p);
 		return NULL;
 	}

@@ -70,7 +70,10 @@ struct policy_limits {
 	const char *hostname;   /* ours, for the HELO check */
 	int64_t max_sessions;   /* the config's total, for the trusted reserve */
 	const struct mime_limits *mime; /* the content stage's bounds; NULL: defaults */
+	int content_workers;    /* threads of the content stage; 0: one */
 };
+
+#define POLICY_MAX_CONTENT_WORKERS 16
 
 /*
  * Load the first snapshot from db_path (fails on a database error) and
@@ -186,6 +189,7 @@ struct policy_content_rcpt {
 	char *rcpt;                /* the address to queue (a redirect's target, a bcc) */
 	enum policy_action disp;   /* CONTINUE (deliver), QUARANTINE, HOLD or DISCARD */
 	char reason[200];          /* the rule: "rule 12 name", or "" */
+	char kind[12];             /* QUARANTINE: "spam" or "policy" (the rule's kind) */
 };
 
 struct policy_content_result {
@@ -195,6 +199,10 @@ struct policy_content_result {
 	struct policy_content_rcpt *rcpts;  /* what to queue, in order */
 	size_t nrcpts;
 	char summary[400];         /* "rules=3,7": every rule that matched */
+	int user_allowed;          /* spam quarantines lifted by personal allow entries */
+	/* The message's Subject and Message-ID (decoded, cut), for the quarantine index. */
+	char subject[256];
+	char message_id[256];
 	struct spool_file *file;   /* the message, back to the session */
 	int io_error;              /* the file could not be read or tagged */
 	int64_t parse_us, elapsed_ms;
@@ -230,5 +238,24 @@ void policy_content_result_free(struct policy_content_result *r);
 
 /* The forward-confirmed client name, or NULL. */
 const char *policy_client_name(const struct policy_sess *ps);
+
+/*
+ * delay_reject (Postfix smtpd_delay_reject): with the setting on, a
+ * refusal that a connect-stage check (client lists, reverse DNS, DNSBL)
+ * or a HELO check decides makes its step answer CONTINUE; the verdict is
+ * kept here and smtp/ gives it at each RCPT (and AUTH), so that the
+ * message log names the sender and the recipients.  The connect stage's
+ * verdict first, else the latest HELO's; NULL when there is none.
+ * Connection limits are never delayed.
+ */
+const struct policy_verdict *policy_delayed(const struct policy_sess *ps);
+/*
+ * The same for one recipient (policy_user.c): a delayed DNSBL refusal is
+ * lifted (NULL, logged as user_allow) when the recipient's owner allows
+ * the sender on their personal list (docs/policy.md).
+ */
+const struct policy_verdict *policy_delayed_rcpt(struct policy_sess *ps, const char *rcpt);
+/* delay_reject_max: delayed refusals a session gets before 421 and close. */
+int64_t policy_delay_reject_max(const struct policy_sess *ps);
 
 #endif

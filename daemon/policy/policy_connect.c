@@ -6,7 +6,9 @@
  * trusted reserve, reverse DNS (PTR, then forward confirmation), host-name
  * entries, the PTR/FCrDNS requirements, and the DNS blocklists (all sites
  * at once; one verdict from their weights).  A refusal here closes the
- * session.  DNS trouble never refuses: the check passes and says so.
+ * session, except that with delay_reject every refusal but the connection
+ * limits is kept for RCPT (policy.c's stage runner, CHECK_DELAYABLE).
+ * DNS trouble never refuses: the check passes and says so.
  */
 #include "policy_stage.h"
 
@@ -329,13 +331,14 @@ static enum policy_action check_dnsbl(struct policy_sess *ps, const struct polic
 	return n > 0 ? POLICY_PENDING : POLICY_CONTINUE;
 }
 
+/* Every refusal but the connection limits may wait for RCPT (delay_reject). */
 static const struct check connect_checks[] = {
-	{ "conn_ip", check_conn_ip, 0 },
+	{ "conn_ip", check_conn_ip, CHECK_DELAYABLE },
 	{ "limits", check_limits, 0 },
 	{ "rdns", check_rdns, 0 },
-	{ "conn_name", check_conn_name, 0 },
-	{ "rdns_require", check_rdns_require, 0 },
-	{ "dnsbl", check_dnsbl, 0 },
+	{ "conn_name", check_conn_name, CHECK_DELAYABLE },
+	{ "rdns_require", check_rdns_require, CHECK_DELAYABLE },
+	{ "dnsbl", check_dnsbl, CHECK_DELAYABLE },
 };
 
 enum policy_action policy_connect(struct policy_sess *ps, int nsessions,

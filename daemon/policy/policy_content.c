@@ -44,6 +44,7 @@ struct content_job {
 	uint64_t sid;
 	struct policy_snap *snap;          /* a reference, dropped on the loop */
 	struct spool_file *file;           /* lent by the session */
+	struct content_worker *cw;         /* the worker it runs on */
 	/* Envelope facts, copied. */
 	char *sender;
 	char **rcpts;
@@ -78,6 +79,20 @@ void policy_content_result_free(struct policy_content_result *r)
 	free(r);
 }
 
+/* Copy UTF-8 text into out, cut at a character boundary. */
+static void copy_utf8(char *out, size_t outsz, const char *in)
+{
+	size_t n = strlen(in);
+
+	if (n >= outsz) {
+		n = outsz - 1;
+		while (n > 0 && ((unsigned char)in[n] & 0xC0) == 0x80)
+			n--;
+	}
+	memcpy(out, in, n);
+	out[n] = '\0';
+}
+
 static void add_rcpt(struct policy_content_result *r, size_t *cap, const char *addr,
 		     enum policy_action disp, const char *reason)
 {
@@ -93,6 +108,7 @@ static void add_rcpt(struct policy_content_result *r, size_t *cap, const char *a
 	}
 	r->rcpts[r->nrcpts].rcpt = xstrdup(addr);
 	r->rcpts[r->nrcpts].disp = disp;
+	r->rcpts[r->nrcpts].kind[0] = '\0';
 	strlcpy_s(r->rcpts[r->nrcpts].reason, reason ? reason : "",
 		  sizeof(r->rcpts[r->nrcpts].reason));
 	r->nrcpts++;
@@ -231,6 +247,33 @@ static char *apply_tags(const char *msg, size_t len, const char *const *prefixes
 	return out;
 }
 
+/*
+ * A spam-kind quarantine lifted because the recipient's owner allows the
+ * sender on their personal list (policy_user.c; docs/policy.md): 1, and
+ * logged as the check user_allow.  Other kinds, refusals and holds are the
+ * administrator's and stay.
+ */
+static int user_allowed(const struct content_job *j, const struct policy_snap *sn,
+			const struct rules_verdict *v, const char *rcpt, const char *label)
+{
+	const struct policy_ref *r;
+	char idstr[20], who[400];
+	int64_t owner;
+
+	if (v->kind == NULL || strcmp(v->kind, "spam") != 0 || j->sender == NULL ||
+	    j->sender[0] == '\0')
+		return 0;
+	r = policy_user_sender(sn, rcpt, j->sender, &owner);
+	if (r == NULL || strcmp(r->list, "user_allow") != 0)
+		return 0;
+	snprintf(idstr, sizeof(idstr), "%016llx", (unsigned long long)j->sid);
+	log_escape(rcpt, strlen(rcpt), who, sizeof(who));
+	log_info(idstr, "policy", "user_allow rcpt=<%s> user_id=%lld entry=\"user_allow entry"
+		 " %lld %s\" lifted=\"%s\"", who, (long long)owner, (long long)r->id, r->value,
+		 label);
+	return 1;
+}
+
 /* Collects a string into a unique list (no more than max). */
 static void uniq_add(const char **list, size_t *n, size_t max, const char *s)
 {
@@ -273,6 +316,18 @@ static void run_job(struct worker_job *wj, void *arg)
 	if (mime_parse(msg, len, &lim, &view, err, sizeof(err)) < 0) {
 		log_warn(NULL, "policy", "content mime failed: %s", err);
 		view = NULL;
+	}
+	if (view != NULL) {
+		size_t pos = 0;
+		const char *hv = mime_header_next(view, "Subject", &pos);
+
+		/* What the quarantine list shows; cut at a character boundary. */
+		if (hv != NULL)
+			copy_utf8(res->subject, sizeof(res->subject), hv);
+		pos = 0;
+		hv = mime_header_next(view, "Message-ID", &pos);
+		if (hv != NULL)
+			copy_utf8(res->message_id, sizeof(res->message_id), hv);
 	}
 	memset(&in, 0, sizeof(in));
 	in.mime = view;
@@ -350,9 +405,22 @@ static void run_job(struct worker_job *wj, void *arg)
 				add_rcpt(res, &cap, j->rcpts[i], POLICY_HOLD, why);
 				break;
 			}
-			case RULES_ACT_QUARANTINE:
+			case RULES_ACT_QUARANTINE: {
+				size_t before = res->nrcpts;
+
+				if (user_allowed(j, sn, v, j->rcpts[i], label)) {
+					add_rcpt(res, &cap, j->rcpts[i], POLICY_CONTINUE, "");
+					if (res->nrcpts > before)
+						res->user_allowed++;
+					break;
+				}
 				add_rcpt(res, &cap, j->rcpts[i], POLICY_QUARANTINE, label);
+				if (res->nrcpts > before)
+					strlcpy_s(res->rcpts[before].kind,
+						  v->kind != NULL ? v->kind : "policy",
+						  sizeof(res->rcpts[before].kind));
 				break;
+			}
 			case RULES_ACT_HOLD:
 				add_rcpt(res, &cap, j->rcpts[i], POLICY_HOLD, label);
 				break;
@@ -397,18 +465,23 @@ static void run_job(struct worker_job *wj, void *arg)
 					      o ? "," : "rules=",
 					      (long long)(idx < sn->nrules ? sn->rule_ids[idx] : -1));
 		}
+		if (res->user_allowed > 0 && o + 40 < sizeof(res->summary))
+			snprintf(res->summary + o, sizeof(res->summary) - o,
+				 "%suser_allow=%d (quarantine lifted by the recipient's sender list)",
+				 o ? "; " : "", res->user_allowed);
 	}
-	if (rr.nhits > 0 && j->p->content_st != NULL) {
+	if (rr.nhits > 0 && j->cw->st != NULL) {
 		int64_t ids[64];
 		size_t n = 0;
 
 		for (i = 0; i < rr.nhits && n < ARRAY_LEN(ids); i++)
 			if (rr.hits[i] < sn->nrules)
 				ids[n++] = sn->rule_ids[rr.hits[i]];
-		if (store_begin(j->p->content_st) < 0 ||
-		    store_rules_hit(j->p->content_st, ids, n, time_now_ms()) < 0 ||
-		    store_commit(j->p->content_st) < 0) {
-			store_rollback(j->p->content_st);
+		struct store *st = j->cw->st;
+
+		if (store_begin(st) < 0 || store_rules_hit(st, ids, n, time_now_ms()) < 0 ||
+		    store_commit(st) < 0) {
+			store_rollback(st);
 			log_warn(NULL, "policy", "rule hits not counted (rules=%zu)", n);
 		}
 	}
@@ -443,6 +516,7 @@ static void done_job(struct worker_job *wj, void *arg)
 	struct policy *p = arg;
 	struct policy_sess *ps = policy_sess_find(p, j->sid);
 
+	j->cw->busy--;
 	policy_snap_unref(j->snap);
 	if (j->res == NULL) {
 		/* Never ran (worker stopping): the file goes back to nobody. */
@@ -456,40 +530,77 @@ static void done_job(struct worker_job *wj, void *arg)
 		/* The session went away meanwhile: its file was never acknowledged. */
 		policy_content_result_free(j->res);
 	} else {
+		if (j->res->user_allowed > 0)
+			policy_stat_add(p, "user_allow", 0, j->res->user_allowed, 0, 0, 0, 0);
 		ps->content = j->res;
 		p->done(j->sid, p->done_arg);
 	}
 	free_job(j);
 }
 
-int policy_content_init(struct policy *p, char *err, size_t errsz)
+int policy_content_init(struct policy *p, int n, char *err, size_t errsz)
 {
 	static const struct worker_ops ops = { run_job, NULL, done_job, NULL, 0, 0 };
+	char name[32];
+	int i;
 
-	p->content_st = store_open(p->db_path, 0, err, errsz);
-	if (p->content_st == NULL)
-		return -1;
-	p->content = worker_new(p->base, "content", &ops, p, err, errsz);
-	if (p->content == NULL) {
-		store_close(p->content_st);
-		p->content_st = NULL;
-		return -1;
+	n = n < 1 ? 1 : n > POLICY_MAX_CONTENT_WORKERS ? POLICY_MAX_CONTENT_WORKERS : n;
+	for (i = 0; i < n; i++) {
+		struct content_worker *cw = &p->content[i];
+
+		cw->st = store_open(p->db_path, 0, err, errsz);
+		if (cw->st == NULL)
+			goto fail;
+		snprintf(name, sizeof(name), "content-%d", i);
+		cw->w = worker_new(p->base, name, &ops, p, err, errsz);
+		if (cw->w == NULL) {
+			store_close(cw->st);
+			cw->st = NULL;
+			goto fail;
+		}
+		p->ncontent++;
 	}
 	return 0;
+fail:
+	policy_content_fini(p);
+	return -1;
 }
 
 void policy_content_fini(struct policy *p)
 {
-	worker_free(p->content);
-	p->content = NULL;
-	store_close(p->content_st);
-	p->content_st = NULL;
+	size_t i;
+
+	for (i = 0; i < p->ncontent; i++) {
+		worker_free(p->content[i].w);
+		store_close(p->content[i].st);
+		p->content[i].w = NULL;
+		p->content[i].st = NULL;
+	}
+	p->ncontent = 0;
 }
 
 int policy_content_wanted(const struct policy_sess *ps)
 {
-	return ps != NULL && ps->p != NULL && ps->p->content != NULL && ps->snap != NULL &&
+	return ps != NULL && ps->p != NULL && ps->p->ncontent > 0 && ps->snap != NULL &&
 	       ps->snap->rules != NULL;
+}
+
+/*
+ * Messages are independent, so the stage runs on several threads: a single
+ * one is a serial step every message of every session waits in, and on a
+ * busy machine each hand-off to it waits for its turn on a core.
+ */
+static void submit_least_busy(struct policy *p, struct content_job *j)
+{
+	struct content_worker *cw = &p->content[0];
+	size_t i;
+
+	for (i = 1; i < p->ncontent; i++)
+		if (p->content[i].busy < cw->busy)
+			cw = &p->content[i];
+	cw->busy++;
+	j->cw = cw;
+	worker_submit(cw->w, &j->base);
 }
 
 void policy_content_start(struct policy_sess *ps, struct spool_file *f,
@@ -526,7 +637,7 @@ void policy_content_start(struct policy_sess *ps, struct spool_file *f,
 		j->flags[j->nflags++] = "trusted";
 	if (ps->relay_client)
 		j->flags[j->nflags++] = "relay_client";
-	worker_submit(ps->p->content, &j->base);
+	submit_least_busy(ps->p, j);
 }
 
 uint64_t policy_content_rcpt_class(const struct policy_sess *ps, const char *rcpt)

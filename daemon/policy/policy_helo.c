@@ -128,8 +128,8 @@ static enum policy_action check_helo_dns(struct policy_sess *ps, const struct po
 }
 
 static const struct check helo_checks[] = {
-	{ "helo", check_helo, 0 },
-	{ "helo_resolve", check_helo_dns, 0 },
+	{ "helo", check_helo, CHECK_DELAYABLE },
+	{ "helo_resolve", check_helo_dns, CHECK_DELAYABLE },
 };
 
 enum policy_action policy_helo(struct policy_sess *ps, const char *helo, size_t len,
@@ -140,6 +140,8 @@ enum policy_action policy_helo(struct policy_sess *ps, const char *helo, size_t 
 	memset(&a, 0, sizeof(a));
 	a.helo = helo;
 	a.helolen = len;
+	if (ps->step != STEP_HELO)
+		ps->delayed[1].action = POLICY_CONTINUE; /* a new HELO is judged anew */
 	return policy_run_stage(ps, STEP_HELO, helo_checks, ARRAY_LEN(helo_checks), &a, v);
 }
 

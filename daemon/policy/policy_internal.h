@@ -152,6 +152,8 @@ struct policy_settings {
 	int64_t harvest_window_s;
 	int64_t harvest_tarpit_ms;
 	char harvest_text[400];
+	int delay_reject;             /* connect and HELO refusals wait for RCPT */
+	int64_t delay_reject_max;     /* delayed refusals before 421 and close */
 };
 /* Defaults, then each (key, value) given; unknown keys and bad values are skipped. */
 void policy_settings_defaults(struct policy_settings *s);
@@ -177,6 +179,11 @@ struct policy_snap {
 	struct policy_list lists[PL_COUNT];
 	char first_local[256];        /* the first plain local_domain entry, or "" */
 	struct policy_strset dir;     /* address -> ref (ref->id = dir kind) */
+	/* Personal sender lists (policy_user.c): the addresses of users with
+	 * entries -> owner (ref->id = user id); "<user id>:<value>" -> entry
+	 * (ref->list "user_allow" or "user_block"). */
+	struct policy_strset user_owner;
+	struct policy_strset user_senders;
 	struct policy_dnsbl_site *sites;
 	size_t nsites;
 	size_t nentries;
@@ -206,6 +213,21 @@ int policy_snap_add_site(struct policy_snap *sn, int64_t id, const char *zone, i
 			 int enabled, const char *action, const char *message,
 			 const char *codes, int weight, char *err, size_t errsz);
 void policy_snap_free(struct policy_snap *sn);
+/* Storage owned by the snapshot, for the loaders of other files. */
+const char *policy_snap_keep(struct policy_snap *sn, const char *s);
+struct policy_ref *policy_snap_new_ref(struct policy_snap *sn);
+/* policy_user.c: one personal entry of user_id (kind allow|block); the
+ * directory address of a user who has entries. */
+int policy_snap_add_user_entry(struct policy_snap *sn, int64_t id, int64_t user_id,
+			       const char *kind, const char *value, char *err, size_t errsz);
+void policy_snap_add_user_owner(struct policy_snap *sn, const char *address, int64_t user_id);
+/*
+ * The personal entry of rcpt's owner that names sender (the address, else
+ * its "@domain"), or NULL; *owner (may be NULL) receives the owner's user
+ * id or 0.  rcpt is a directory address, sender a non-empty address.
+ */
+const struct policy_ref *policy_user_sender(const struct policy_snap *sn, const char *rcpt,
+					    const char *sender, int64_t *owner);
 /*
  * Is value on the named list (docs/policy.md's list names)?  An IP address
  * is matched as one, "local@domain" as a mail address, anything else as a

@@ -63,7 +63,15 @@ enum policy_action policy_mail(struct policy_sess *ps, const char *sender,
 			       struct policy_verdict *v)
 {
 	struct step_args a;
+	size_t i, n = strlen(sender);
 
+	/* Kept for the recipients' personal lists (policy_rcpt.c). */
+	if (n >= sizeof(ps->sender))
+		n = 0;
+	for (i = 0; i < n; i++)
+		ps->sender[i] = (char)((sender[i] >= 'A' && sender[i] <= 'Z') ? sender[i] + 32
+				       : sender[i]);
+	ps->sender[n] = '\0';
 	memset(&a, 0, sizeof(a));
 	a.addr = sender;
 	return policy_run_stage(ps, STEP_MAIL, mail_checks, ARRAY_LEN(mail_checks), &a, v);

@@ -226,6 +226,28 @@ static enum policy_action check_directory(struct policy_sess *ps, const struct p
 }
 
 /*
+ * The recipient's owner blocks the sender on their personal list
+ * (policy_user.c): this recipient is refused, the others of the
+ * transaction are not.  After the directory, so that an unknown
+ * recipient is told so first.
+ */
+static enum policy_action check_user_block(struct policy_sess *ps,
+					   const struct policy_snap *sn,
+					   const struct step_args *a, struct policy_verdict *v)
+{
+	const struct policy_ref *r;
+
+	if (ps->sender[0] == '\0')
+		return POLICY_CONTINUE;
+	r = policy_user_sender(sn, a->addr, ps->sender, NULL);
+	if (r == NULL || strcmp(r->list, "user_block") != 0)
+		return POLICY_CONTINUE;
+	policy_verdict_set(v, POLICY_REFUSE, "550 5.7.1", "user_block", r,
+			   "Sender blocked by recipient");
+	return POLICY_REFUSE;
+}
+
+/*
  * An authenticated client's recipient domain must receive mail (RFC 5321
  * 5.1: MX, else A or AAAA; RFC 7505 null MX: no).  Our own domains and
  * address literals are not looked up.  The last domain's answer is kept
@@ -310,6 +332,7 @@ static const struct check rcpt_checks[] = {
 	{ "routing", check_routing, 0 },
 	{ "relay", check_relay, 0 },
 	{ "directory", check_directory, 0 },
+	{ "user_block", check_user_block, 0 },
 	{ "account", check_account_rcpt, CHECK_ALWAYS },
 };
 

@@ -113,6 +113,15 @@ const struct policy_setting_def policy_setting_defs[] = {
 	  "milliseconds every reply to a harvesting client is delayed" },
 	{ "harvest_text", POLICY_ST_TEXT, "Too many unknown recipients, try again later",
 	  0, 0, NULL, "reply text for a deferred harvester" },
+	{ "quarantine_user_release_kinds", POLICY_ST_TEXT, "spam,policy", 0, 0, NULL,
+	  "quarantine kinds (comma list of spam, policy, virus, attachment) an end user may"
+	  " release from their own quarantine (docs/quarantine.md)" },
+	{ "delay_reject", POLICY_ST_BOOL, "yes", 0, 0, NULL,
+	  "give refusals decided at connect (client lists, reverse DNS, DNSBL) and HELO at"
+	  " each RCPT instead, so the message log names the sender and recipients" },
+	{ "delay_reject_max", POLICY_ST_INT, "20", 1, 1000, NULL,
+	  "delayed refusals a client gets (RCPT, AUTH) before 421 4.7.0 and the end of the"
+	  " session" },
 };
 const size_t policy_setting_count = ARRAY_LEN(policy_setting_defs);
 
@@ -321,6 +330,8 @@ void policy_settings_apply(struct policy_settings *s, const char *key, const cha
 	INT("harvest_window", harvest_window_s);
 	INT("harvest_tarpit", harvest_tarpit_ms);
 	TEXT("harvest_text", harvest_text);
+	BOOL("delay_reject", delay_reject);
+	INT("delay_reject_max", delay_reject_max);
 #undef TEXT
 #undef BOOL
 #undef INT

@@ -21,6 +21,7 @@
 #include "../store/store.h"
 #include "../store/store_policy.h"
 #include "../store/store_rules.h"
+#include "../store/store_userlist.h"
 #include "../rules/rules.h"
 #include "../util/util.h"
 
@@ -60,6 +61,16 @@ static struct policy_ref *new_ref(struct policy_snap *sn)
 		c = n;
 	}
 	return &c->r[sn->nrefs++];
+}
+
+const char *policy_snap_keep(struct policy_snap *sn, const char *s)
+{
+	return keep(sn, s);
+}
+
+struct policy_ref *policy_snap_new_ref(struct policy_snap *sn)
+{
+	return new_ref(sn);
 }
 
 struct policy_snap *policy_snap_empty(void)
@@ -150,6 +161,8 @@ void policy_snap_free(struct policy_snap *sn)
 	for (i = 0; i < PL_COUNT; i++)
 		policy_list_free(&sn->lists[i]);
 	policy_strset_free(&sn->dir);
+	policy_strset_free(&sn->user_owner);
+	policy_strset_free(&sn->user_senders);
 	for (i = 0; i < sn->nsites; i++) {
 		free(sn->sites[i].zone);
 		free(sn->sites[i].message);
@@ -327,6 +340,25 @@ static int load_dir(const struct store_dir_row *r, void *arg)
 	return 0;
 }
 
+static int load_user_entry(const struct store_sender_entry *e, void *arg)
+{
+	struct load *l = arg;
+	char err[200];
+
+	if (policy_snap_add_user_entry(l->sn, e->id, e->user_id, e->kind, e->value, err,
+				       sizeof(err)) < 0)
+		l->skipped++;
+	return 0;
+}
+
+static int load_user_owner(const char *address, int64_t user_id, void *arg)
+{
+	struct load *l = arg;
+
+	policy_snap_add_user_owner(l->sn, address, user_id);
+	return 0;
+}
+
 struct policy_snap *policy_snap_load_store(struct store *st, int with_rules, char *err,
 					   size_t errsz)
 {
@@ -341,6 +373,8 @@ struct policy_snap *policy_snap_load_store(struct store *st, int with_rules, cha
 	    store_policy_entries(st, NULL, load_entry, &l) < 0 ||
 	    store_policy_sites(st, load_site, &l) < 0 ||
 	    store_policy_directory(st, load_dir, &l) < 0 ||
+	    store_userlist_all(st, load_user_entry, &l) < 0 ||
+	    store_userlist_owners(st, load_user_owner, &l) < 0 ||
 	    (with_rules && load_rules(st, l.sn) < 0)) {
 		snprintf(err, errsz, "policy load: %s", store_policy_errmsg(st));
 		store_policy_read_end(st);

@@ -74,10 +74,14 @@ struct policy {
 	int64_t last_gen;                /* watcher thread only */
 
 	struct event *prune_ev;
-	/* The content stage (policy_content.c): its worker and its own
-	 * connection, for rule hit counts (worker thread only). */
-	struct worker *content;
-	struct store *content_st;
+	/* The content stage (policy_content.c): its workers, each with its
+	 * own connection for rule hit counts (that worker's thread only). */
+	struct content_worker {
+		struct worker *w;
+		struct store *st;
+		size_t busy;             /* jobs submitted and not done (loop only) */
+	} content[POLICY_MAX_CONTENT_WORKERS];
+	size_t ncontent;
 	struct mime_limits mime;
 	struct policy_sess *sess[SESS_BUCKETS];
 	struct client_rec *clients[CLIENT_BUCKETS];
@@ -138,6 +142,10 @@ struct policy_sess {
 	char **user_addrs;               /* lower case */
 	size_t nuser_addrs;
 
+	/* The transaction's sender (MAIL), lower case; "" for the null sender
+	 * or one too long to be on a personal list. */
+	char sender[330];
+
 	/* The content stage's answer, until the session takes it. */
 	struct policy_content_result *content;
 
@@ -150,6 +158,12 @@ struct policy_sess {
 	char *hdr;
 	size_t hdrlen;
 	enum hdr_state hdr_state;
+
+	/*
+	 * delay_reject: a refusal decided at connect [0] or HELO [1] that is
+	 * given at RCPT instead (action CONTINUE: none).  A new HELO clears [1].
+	 */
+	struct policy_verdict delayed[2];
 
 	/* Stage runner. */
 	enum step step;
@@ -171,6 +185,12 @@ typedef enum policy_action (*check_fn)(struct policy_sess *ps, const struct poli
 				       const struct step_args *a, struct policy_verdict *v);
 
 #define CHECK_ALWAYS 0x1  /* runs even after an allow entry accepted the stage */
+/*
+ * A refusal of this check (connect or HELO stage) waits for RCPT when
+ * delay_reject is on.  Resource limits are not delayable: their point is
+ * to free the session at once.
+ */
+#define CHECK_DELAYABLE 0x2
 
 struct check {
 	const char *name;
@@ -220,8 +240,9 @@ void policy_sess_auth_free(struct policy_sess *ps);
 /* policy.c, for the stage files. */
 struct policy_sess *policy_sess_find(struct policy *p, uint64_t sid);
 void policy_snap_unref(struct policy_snap *sn);
-/* policy_content.c: the content worker, started and stopped with the engine. */
-int policy_content_init(struct policy *p, char *err, size_t errsz);
+/* policy_content.c: the content workers (n, at least one), started and
+ * stopped with the engine. */
+int policy_content_init(struct policy *p, int n, char *err, size_t errsz);
 void policy_content_fini(struct policy *p);
 
 #endif

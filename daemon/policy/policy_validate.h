@@ -37,6 +37,14 @@ const struct policy_list_kind *policy_list_kind_find(const char *name);
 int policy_value_check(enum policy_list_type type, const char *value, size_t len,
 		       char *norm, size_t normsz, char *err, size_t errsz);
 
+/*
+ * A personal sender list entry (policy_user.c): "user@example.com" or
+ * "@example.com", no patterns.  0 with the canonical form (lower case, the
+ * domain form keeps its '@') in norm, or -1 with err.
+ */
+int policy_user_value_check(const char *value, size_t len, char *norm, size_t normsz,
+			    char *err, size_t errsz);
+
 /* --- DNSBL return codes ------------------------------------------------------- */
 
 #define POLICY_CODES_MAX 16

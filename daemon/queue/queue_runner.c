@@ -32,6 +32,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <jansson.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@
 #include "../spool/spool.h"
 #include "../spool/spool_read.h"
 #include "../store/store.h"
+#include "../store/store_event.h"
 #include "../util/util.h"
 #include "../util/worker.h"
 
@@ -80,6 +82,8 @@ struct job {
 	char *sender;
 	char *auth_user;
 	char *route;
+	char *host;                /* J_OUTCOME: the server talked to, or NULL (none reached) */
+	int64_t attempt_ms;        /* J_OUTCOME: when the attempt ended */
 	int64_t received_at;
 	struct out_rcpt *rcpts;
 	size_t nrcpts;
@@ -280,6 +284,7 @@ static void free_job(struct job *j)
 	free(j->sender);
 	free(j->auth_user);
 	free(j->route);
+	free(j->host);
 	for (i = 0; i < j->nrows; i++)
 		free_row(&j->rows[i]);
 	free(j->rows);
@@ -389,6 +394,33 @@ static int purge_cb(const char *qid, void *arg)
 	return 0;
 }
 
+/*
+ * The attempt as a timeline event (docs/timeline.md), in the transaction
+ * of its queue_rcpt update: the history of every attempt stays, not only
+ * the last error.
+ */
+static int attempt_event(struct queue_runner *q, const struct job *j, const struct out_rcpt *o)
+{
+	struct store_event_row e;
+	json_t *d = json_pack("{s:s, s:s, s:s}", "host", j->host != NULL ? j->host : j->route,
+			      "reply", o->text, "result", o->o == STORE_DONE ? "delivered"
+			      : o->o == STORE_DEAD ? "bounced" : "deferred");
+	char *detail = d != NULL ? json_dumps(d, JSON_COMPACT) : NULL;
+	int rc;
+
+	json_decref(d);
+	memset(&e, 0, sizeof(e));
+	e.ts = j->attempt_ms;
+	e.qid = j->qid;
+	e.rcpt = o->rcpt;
+	e.event = "delivery.attempt";
+	e.detail = detail;
+	e.actor = "system";
+	rc = store_event_add(q->st, &e);
+	free(detail);
+	return rc;
+}
+
 /* Write one message's outcomes; inside a transaction. */
 static int apply_outcome(struct queue_runner *q, const struct job *j, struct gone *g,
 			 int *want_dsn)
@@ -404,6 +436,8 @@ static int apply_outcome(struct queue_runner *q, const struct job *j, struct gon
 
 		if (store_queue_set_outcome(q->st, j->qid, o->rcpt, o->o, o->text, j->route,
 					    o->next_attempt, now) < 0)
+			return -1;
+		if (attempt_event(q, j, o) < 0)
 			return -1;
 		any_dead |= o->o == STORE_DEAD;
 	}
@@ -562,7 +596,15 @@ static void do_purge(struct queue_runner *q)
 {
 	struct gone g = { 0 };
 	int64_t before = time_now_ms() - q->conf->dead_retention_ms;
+	int n;
 	size_t i;
+
+	/* Timeline events past event_retention; a bounded batch per purge. */
+	n = store_event_purge(q->st, time_now_ms() - q->conf->event_retention_ms, 1000);
+	if (n < 0)
+		log_error(NULL, "queue", "event purge failed");
+	else if (n > 0)
+		log_info(NULL, "queue", "events purged count=%d", n);
 
 	if (store_begin(q->st) < 0)
 		return;
@@ -666,8 +708,13 @@ static void dest_maybe_free(struct queue_runner *q, struct dest *d)
 	free(d);
 }
 
-/* A message's delivery attempt is over: record every recipient's outcome. */
-static void msg_finished(struct queue_runner *q, struct qmsg *m, const char *relay)
+/*
+ * A message's delivery attempt is over: record every recipient's outcome.
+ * host: the server that answered ("name [address]:port"), NULL when none
+ * was reached.
+ */
+static void msg_finished(struct queue_runner *q, struct qmsg *m, const char *relay,
+			 const char *host)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 	int64_t now = time_now_ms();
@@ -678,6 +725,8 @@ static void msg_finished(struct queue_runner *q, struct qmsg *m, const char *rel
 	j->sender = xstrdup(m->sender);
 	j->auth_user = m->auth_user ? xstrdup(m->auth_user) : NULL;
 	j->route = xstrdup(relay);
+	j->host = host != NULL ? xstrdup(host) : NULL;
+	j->attempt_ms = now;
 	j->received_at = m->received_at;
 	j->rcpts = xcalloc(m->nrcpts, sizeof(*j->rcpts));
 	j->nrcpts = m->nrcpts;
@@ -730,7 +779,7 @@ static void dest_fail_all(struct queue_runner *q, struct dest *d, int code, cons
 			m->codes[i] = code;
 			strlcpy_s(m->texts[i], text, SMTP_CLIENT_TEXT_MAX);
 		}
-		msg_finished(q, m, d->key);
+		msg_finished(q, m, d->key, NULL);
 	}
 	d->tail = &d->head;
 }
@@ -757,9 +806,10 @@ static void client_done(void *ctx, struct smtp_client *c, struct smtp_client_msg
 {
 	struct qconn *qc = ctx;
 	struct qmsg *m = (struct qmsg *)(void *)((char *)cm - offsetof(struct qmsg, cm));
+	char peer[400];
 
-	(void)c;
-	msg_finished(qc->dest->q, m, qc->dest->key);
+	smtp_client_peer(c, peer, sizeof(peer));
+	msg_finished(qc->dest->q, m, qc->dest->key, peer);
 }
 
 static void client_closed(void *ctx, struct smtp_client *c, int established, const char *err)
@@ -1138,7 +1188,7 @@ static void take_rows(struct queue_runner *q, struct row *rows, size_t n)
 					  " is lost", SMTP_CLIENT_TEXT_MAX);
 			}
 			log_warn(m->qid, "queue", "SPOOL FILE MISSING: recipients dead");
-			msg_finished(q, m, "none");
+			msg_finished(q, m, "none", NULL);
 			continue;
 		}
 		if (strcmp(pm[k].key, "nodownstream") == 0) {
@@ -1150,7 +1200,7 @@ static void take_rows(struct queue_runner *q, struct row *rows, size_t n)
 			}
 			log_warn(m->qid, "queue", "NO DOWNSTREAM for local recipient %s",
 				 pm[k].first_rcpt);
-			msg_finished(q, m, "none");
+			msg_finished(q, m, "none", NULL);
 			continue;
 		}
 		if (strcmp(pm[k].key, "invalid") == 0) {
@@ -1159,7 +1209,7 @@ static void take_rows(struct queue_runner *q, struct row *rows, size_t n)
 				strlcpy_s(m->texts[i2], "550 5.1.3 recipient without a domain",
 					  SMTP_CLIENT_TEXT_MAX);
 			}
-			msg_finished(q, m, "none");
+			msg_finished(q, m, "none", NULL);
 			continue;
 		}
 		d = dest_get(q, pm[k].key, pm[k].kind, pm[k].first_rcpt);

@@ -125,6 +125,7 @@ struct rules_verdict {
 	const char *enhanced;           /* refuse/defer: "5.7.1" */
 	const char *text;               /* refuse/defer: reply text */
 	const char *address;            /* redirect: new recipient */
+	const char *kind;               /* quarantine: "spam" or "policy"; NULL otherwise */
 	/* Accumulated by non-final rules before the deciding one, in rule order. */
 	const char **subject_prefixes;
 	size_t nsubject_prefixes;

@@ -402,6 +402,7 @@ static void walk(struct ev *e, struct rules_verdict *v, uint64_t *hits)
 			v->enhanced = a->code ? a->enhanced : NULL;
 			v->text = a->text;
 			v->address = a->address;
+			v->kind = a->type == RULES_ACT_QUARANTINE ? a->kind : NULL;
 			return;
 		}
 	}

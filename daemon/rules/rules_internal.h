@@ -57,6 +57,7 @@ struct rules_action_def {
 	char *subject_prefix;
 	char *header;
 	char *address;
+	char kind[8];               /* quarantine: "spam" or "policy" (the default) */
 };
 
 struct rules_rule {

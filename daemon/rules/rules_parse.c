@@ -596,7 +596,7 @@ static int parse_action(const json_t *a, const char *path, struct rules_action_d
 	static const char *const allowed[] = {
 		[RULES_ACT_REFUSE] = "code enhanced text", [RULES_ACT_DEFER] = "code enhanced text",
 		[RULES_ACT_TAG] = "subject_prefix header", [RULES_ACT_REDIRECT] = "address",
-		[RULES_ACT_BCC] = "address",
+		[RULES_ACT_BCC] = "address", [RULES_ACT_QUARANTINE] = "kind",
 	};
 	char p[PATH_MAX_LEN];
 	const char *key, *s;
@@ -665,6 +665,20 @@ static int parse_action(const json_t *a, const char *path, struct rules_action_d
 		if (s == NULL || !address_ok(s, len))
 			return fail(err, errsz, p, "must be a mail address local@domain");
 		ad->address = xstrndup(s, len);
+		return 0;
+	case RULES_ACT_QUARANTINE:
+		/* The quarantine item's kind: end users may release spam and
+		 * policy items (docs/quarantine.md); virus and attachment are
+		 * set by the scanners, never by a rule. */
+		strlcpy_s(ad->kind, "policy", sizeof(ad->kind));
+		v = json_object_get(a, "kind");
+		if (v != NULL) {
+			subpath(p, sizeof(p), path, "kind");
+			s = jstr(v, &len);
+			if (s == NULL || (strcmp(s, "spam") != 0 && strcmp(s, "policy") != 0))
+				return fail(err, errsz, p, "must be \"spam\" or \"policy\"");
+			strlcpy_s(ad->kind, s, sizeof(ad->kind));
+		}
 		return 0;
 	default:
 		return 0;
@@ -867,6 +881,8 @@ static json_t *action_to_json(const struct rules_action_def *a)
 		json_object_set_new(o, "header", json_string(a->header));
 	if (a->address != NULL)
 		json_object_set_new(o, "address", json_string(a->address));
+	if (a->type == RULES_ACT_QUARANTINE && a->kind[0] != '\0' && strcmp(a->kind, "policy") != 0)
+		json_object_set_new(o, "kind", json_string(a->kind));
 	return o;
 }
 

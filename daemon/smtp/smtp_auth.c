@@ -31,6 +31,7 @@
 #include <ctype.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +251,8 @@ static void finish(struct smtp_session *s, struct job *j)
 			 "Temporary authentication failure: too many failures, try again in %lld s",
 			 (long long)((j->wait_ms + 999) / 1000));
 		smtp_session_reply(s, "454 4.7.0", text);
+		smtp_session_note(s, "auth", "throttled", NULL,
+				  json_pack("{s:s}", "user", j->user));
 		smtp_session_auth_resume(s);
 		return;
 	}
@@ -263,6 +266,8 @@ static void finish(struct smtp_session *s, struct job *j)
 		}
 		sa->step = AUTH_NONE;
 		log_info(s->idstr, "smtp", "auth ok user=%s client=[%s]", s->auth_user, s->addr);
+		smtp_session_note(s, "auth", "success", NULL,
+				  json_pack("{s:s}", "user", s->auth_user));
 		smtp_session_reply(s, "235 2.7.0", "Authentication successful");
 		smtp_session_auth_resume(s);
 		return;
@@ -270,6 +275,7 @@ static void finish(struct smtp_session *s, struct job *j)
 	if (s->pol != NULL)
 		policy_auth_failed(s->pol);
 	log_warn(s->idstr, "smtp", "AUTH FAILED from [%s]", s->addr);
+	smtp_session_note(s, "auth", "failure", NULL, json_pack("{s:s}", "user", j->user));
 	sa->step = AUTH_TARPIT;
 	if (sa->tarpit == NULL)
 		sa->tarpit = evtimer_new(s->srv->base, tarpit_cb, s);

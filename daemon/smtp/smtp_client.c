@@ -390,6 +390,26 @@ uint64_t smtp_client_id(const struct smtp_client *c)
 	return c->id;
 }
 
+void smtp_client_peer(const struct smtp_client *c, char *out, size_t outsz)
+{
+	const struct smtp_client_target *t = &c->targets[c->cur];
+	char a[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (t->addr.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&t->addr;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		port = ntohs(s6->sin6_port);
+	} else if (t->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&t->addr;
+
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		port = ntohs(s4->sin_port);
+	}
+	snprintf(out, outsz, "%s [%s]:%d", t->host, a, port);
+}
+
 int smtp_client_idle(const struct smtp_client *c)
 {
 	return c->state == C_READY && c->msg == NULL;

@@ -76,6 +76,8 @@ struct smtp_client *smtp_client_new(struct event_base *base, const struct smtp_c
 void smtp_client_wake(struct smtp_client *c);
 int smtp_client_idle(const struct smtp_client *c);
 uint64_t smtp_client_id(const struct smtp_client *c);
+/* The server talked to now (or last): "host [address]:port", for the timeline. */
+void smtp_client_peer(const struct smtp_client *c, char *out, size_t outsz);
 /* Close at once, no callbacks (owner's shutdown).  Accepts NULL. */
 void smtp_client_free(struct smtp_client *c);
 

@@ -13,6 +13,7 @@
 #include "smtp_data.h"
 
 #include <stdint.h>
+#include <string.h>
 
 enum { ST_SOL, ST_MID, ST_CR, ST_DOT, ST_DOT_CR };
 
@@ -39,6 +40,11 @@ void smtp_data_init(struct smtp_data *d, size_t max_line, int64_t max_size)
 	d->hdr_count = 0;
 	d->max_header_size = SIZE_MAX;
 	d->max_header_count = SIZE_MAX;
+	d->mid_pos = 0;
+	d->mid_capture = 0;
+	d->mid_done = 0;
+	d->mid_len = 0;
+	d->mid[0] = '\0';
 }
 
 void smtp_data_header_limits(struct smtp_data *d, size_t max_header_size,
@@ -56,6 +62,30 @@ static void hdr_grow(struct smtp_data *d, size_t n)
 		d->flags |= SMTP_DATA_ERR_HDR_SIZE;
 }
 
+static void mid_end(struct smtp_data *d)
+{
+	if (d->mid_capture < 0)
+		d->mid_len = 0; /* too long: none kept */
+	if (d->mid_capture) {
+		d->mid_capture = 0;
+		d->mid_done = 1;
+	}
+}
+
+/* One octet of a field name (before its ':'): is it "Message-ID"? */
+static void mid_name(struct smtp_data *d, unsigned char c)
+{
+	static const char want[] = "message-id";
+
+	if (d->mid_pos < 0)
+		return;
+	if (d->mid_pos < (int)sizeof(want) - 1 &&
+	    (c >= 'A' && c <= 'Z' ? c + 32 : c) == (unsigned char)want[d->mid_pos])
+		d->mid_pos++;
+	else
+		d->mid_pos = -1;
+}
+
 /* One produced octet of a line (never CR or LF). */
 static void hdr_octet(struct smtp_data *d, unsigned char c)
 {
@@ -67,6 +97,8 @@ static void hdr_octet(struct smtp_data *d, unsigned char c)
 		if (!((c == ' ' || c == '\t') && d->hdr == HDR_FIELD)) {
 			d->hdr = HDR_NAME;
 			d->hdr_field_len = 0;
+			d->mid_pos = 0;
+			mid_end(d);
 		}
 	}
 	if (d->hdr == HDR_NAME) {
@@ -75,10 +107,22 @@ static void hdr_octet(struct smtp_data *d, unsigned char c)
 			d->hdr_count++;
 			if (d->hdr_count > d->max_header_count)
 				d->flags |= SMTP_DATA_ERR_HDR_COUNT;
+			if (d->mid_pos == 10 && !d->mid_done) {
+				d->mid_capture = 1;
+				d->mid_len = 0;
+			}
+			hdr_grow(d, 1);
+			return;
 		} else if (c < 33 || c > 126 || c == ':') {
 			d->hdr = HDR_BODY;
 			return;
 		}
+		mid_name(d, c);
+	} else if (d->mid_capture) {
+		if (d->mid_len < SMTP_DATA_MSGID_MAX)
+			d->mid[d->mid_len++] = (char)c;
+		else
+			d->mid_capture = -1; /* too long: not kept */
 	}
 	hdr_grow(d, 1);
 }
@@ -91,6 +135,7 @@ static void hdr_eol(struct smtp_data *d)
 	if (d->hdr_sol || d->hdr == HDR_NAME) {
 		/* The empty line, or a line that is not a field: the body starts. */
 		d->hdr = HDR_BODY;
+		mid_end(d);
 		return;
 	}
 	hdr_grow(d, 2);
@@ -201,4 +246,40 @@ bare_cr:
 	*outlen = o;
 	*consumed = i + 1;
 	return SMTP_DATA_BARE_CR;
+}
+
+int smtp_data_message_id(const struct smtp_data *d, char *out, size_t outsz)
+{
+	const char *p = d->mid;
+	size_t len;
+	size_t i;
+
+	out[0] = '\0';
+	if (!d->mid_done && d->mid_capture != 1)
+		return -1; /* none, or the header section never ended it */
+	if (d->mid_capture < 0 || d->mid_len == 0)
+		return -1;
+	len = d->mid_len;
+	while (len > 0 && (*p == ' ' || *p == '\t')) {
+		p++;
+		len--;
+	}
+	while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+		len--;
+	if (len >= 2 && p[0] == '<') {
+		const char *gt = memchr(p, '>', len);
+
+		if (gt == NULL)
+			return -1;
+		len = (size_t)(gt - p) - 1;
+		p++;
+	}
+	if (len == 0 || len >= outsz)
+		return -1;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)p[i] <= ' ' || (unsigned char)p[i] >= 127)
+			return -1;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return 0;
 }

@@ -30,6 +30,9 @@ enum smtp_data_status {
 #define SMTP_DATA_ERR_HDR_SIZE 0x10  /* a header field longer than max_header_size */
 #define SMTP_DATA_ERR_HDR_COUNT 0x20 /* more than max_header_count header fields */
 
+/* A Message-ID longer than this is not kept (RFC 5322 ids are far shorter). */
+#define SMTP_DATA_MSGID_MAX 255
+
 /*
  * The header section (RFC 5322 2.2) is followed as the message passes: it
  * ends at the first empty line, or at the first line that is neither a
@@ -51,6 +54,13 @@ struct smtp_data {
 	size_t hdr_count;      /* fields seen */
 	size_t max_header_size;
 	size_t max_header_count;
+
+	/* The first Message-ID field's value as it passed (for the message log). */
+	int mid_pos;           /* octets of "message-id" matched in this name; -1: other */
+	int mid_capture;       /* inside the Message-ID field's value */
+	int mid_done;          /* one was seen; later ones are ignored */
+	size_t mid_len;
+	char mid[SMTP_DATA_MSGID_MAX + 1];
 };
 
 /* Header limits are off (SIZE_MAX) until smtp_data_header_limits(). */
@@ -65,6 +75,13 @@ void smtp_data_header_limits(struct smtp_data *d, size_t max_header_size,
  * of in was used (less than len only at SMTP_DATA_END or a fatal status).
  * No octets are produced once an error flag is set.
  */
+/*
+ * The message's first Message-ID field: its msg-id without the angle
+ * brackets, printable ASCII only, into out (outsz > 0).  0, or -1 (out
+ * empty) when there was none or it is not usable.
+ */
+int smtp_data_message_id(const struct smtp_data *d, char *out, size_t outsz);
+
 enum smtp_data_status smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
 				     char *out, size_t *outlen, size_t *consumed);
 

@@ -49,6 +49,25 @@ struct smtp_tx {
 	int spool_error;     /* enum spool_err of the first failed write */
 	char note[400];      /* the content stage's dispositions, for the message log */
 	uint64_t rcpt_class; /* server rules' class of the recipients (rules_rcpt_class) */
+	char message_id[SMTP_DATA_MSGID_MAX + 1]; /* "" until end of DATA found one */
+	int nqueue, nquarantine, nhold;            /* the committed recipients by disposition */
+};
+
+/*
+ * The conversation of a session as the message log keeps it (schema/015,
+ * docs/timeline.md): JSON objects {"ts", "stage", "event", "recipient"?,
+ * "detail"} joined by commas, at most timeline_max_bytes; what does not
+ * fit is counted, not kept.  Events from MAIL on belong to the transaction
+ * and are cut off again when it ends (mark).
+ */
+struct smtp_conv {
+	char *buf;
+	size_t len, cap;
+	size_t mark;         /* length when the transaction began */
+	int marked;
+	int dropped;         /* events that did not fit */
+	int mark_dropped;
+	int connected;       /* the connect event is in */
 };
 
 #define SMTP_F_CLOSING 0x01   /* final reply queued; free when written */
@@ -102,6 +121,11 @@ struct smtp_session {
 	char tls_info[128];          /* "version=TLSv1.3 cipher=..." once tls */
 	struct smtp_auth *auth;      /* AUTH exchange and its result; smtp_auth.c owns */
 	char auth_user[320];         /* "" until AUTH succeeded */
+
+	struct smtp_conv conv;       /* the conversation, for the message log */
+	const char *conv_stage;      /* the stage a refusal belongs to ("rcpt", ...) */
+	int delayed_given;           /* delay_reject refusals given so far */
+	int delayed_lifted;          /* ... and recipients a personal allow exempted */
 };
 
 struct smtp_server {
@@ -182,5 +206,12 @@ void smtp_session_kill(struct smtp_session *s);
 void smtp_session_auth_resume(struct smtp_session *s);
 /* For smtp_auth.c: a reply line through the session's one reply(). */
 void smtp_session_reply(struct smtp_session *s, const char *code, const char *text);
+/*
+ * Add an event to the session's conversation (docs/timeline.md); detail
+ * (a JSON object, may be NULL) is consumed; rcpt may be NULL.
+ */
+struct json_t;
+void smtp_session_note(struct smtp_session *s, const char *stage, const char *event,
+		       const char *rcpt, struct json_t *detail);
 
 #endif

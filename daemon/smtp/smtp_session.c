@@ -63,6 +63,7 @@ struct logfacts {
 	const char *const *rcpts;
 	size_t nrcpts;
 	int64_t size;
+	const char *message_id;  /* NULL: unknown */
 };
 
 static void process_input(struct smtp_session *s);
@@ -75,7 +76,8 @@ static void command_done(struct smtp_session *s);
 static void too_many_errors(struct smtp_session *s);
 static void connect_policy(struct smtp_session *s);
 static void commit_tx(struct smtp_session *s, const char *const *rcpts, size_t nrcpts,
-		      const unsigned char *disp, const char *const *reasons);
+		      const unsigned char *disp, const char *const *reasons,
+		      const char *const *kinds, const struct policy_content_result *res);
 static void proceed_content(struct smtp_session *s);
 
 static void enter_state(struct smtp_session *s, enum smtp_state st)
@@ -133,6 +135,130 @@ static void close_session(struct smtp_session *s)
 	bufferevent_disable(s->bev, EV_READ);
 }
 
+/* --- the conversation (docs/timeline.md) ----------------------------------- */
+
+/* Room kept for the closing "truncated" event. */
+#define CONV_TAIL 120
+
+void smtp_session_note(struct smtp_session *s, const char *stage, const char *event,
+		       const char *rcpt, json_t *detail)
+{
+	struct smtp_conv *c = &s->conv;
+	size_t max = (size_t)s->srv->conf->timeline_max_bytes;
+	json_t *o = json_pack("{s:I, s:s, s:s}", "ts", (json_int_t)time_now_ms(), "stage",
+			      stage, "event", event);
+	char *txt;
+	size_t n;
+
+	if (rcpt != NULL)
+		json_object_set_new(o, "recipient", json_string(rcpt));
+	json_object_set_new(o, "detail", detail != NULL ? detail : json_object());
+	txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	n = txt != NULL ? strlen(txt) : 0;
+	if (n == 0 || c->len + n + 1 + CONV_TAIL + 2 > max) {
+		c->dropped++;
+		free(txt);
+		return;
+	}
+	if (c->len + n + 1 > c->cap) {
+		size_t cap = c->cap ? c->cap : 1024;
+
+		while (cap < c->len + n + 1)
+			cap *= 2;
+		c->buf = xrealloc(c->buf, cap);
+		c->cap = cap;
+	}
+	if (c->len > 0)
+		c->buf[c->len++] = ',';
+	memcpy(c->buf + c->len, txt, n);
+	c->len += n;
+	free(txt);
+}
+
+/* A JSON object of the non-NULL (key, value) pairs; the list ends with NULL. */
+static json_t *conv_detail(const char *key, ...)
+{
+	json_t *o = json_object();
+	va_list ap;
+
+	va_start(ap, key);
+	while (key != NULL) {
+		const char *v = va_arg(ap, const char *);
+
+		if (v != NULL && v[0] != '\0')
+			json_object_set_new(o, key, json_string(v));
+		key = va_arg(ap, const char *);
+	}
+	va_end(ap);
+	return o;
+}
+
+/* The conversation as the JSON array text for a log row (malloc'd). */
+static char *conv_json(const struct smtp_session *s)
+{
+	const struct smtp_conv *c = &s->conv;
+	size_t sz = c->len + CONV_TAIL + 4;
+	char *out = xmalloc(sz);
+	size_t o = 0;
+
+	out[o++] = '[';
+	if (c->len > 0) {
+		memcpy(out + o, c->buf, c->len);
+		o += c->len;
+	}
+	if (c->dropped > 0)
+		o += (size_t)snprintf(out + o, sz - o, "%s{\"ts\":%lld,\"stage\":\"session\","
+				      "\"event\":\"truncated\",\"detail\":{\"dropped\":%d}}",
+				      c->len > 0 ? "," : "", (long long)time_now_ms(), c->dropped);
+	out[o++] = ']';
+	out[o] = '\0';
+	return out;
+}
+
+/* The transaction's events start here (MAIL). */
+static void conv_tx_begin(struct smtp_session *s)
+{
+	if (s->conv.marked)
+		return;
+	s->conv.marked = 1;
+	s->conv.mark = s->conv.len;
+	s->conv.mark_dropped = s->conv.dropped;
+}
+
+/* The transaction is over and logged: its events go. */
+static void conv_tx_end(struct smtp_session *s)
+{
+	if (!s->conv.marked)
+		return;
+	s->conv.marked = 0;
+	s->conv.len = s->conv.mark;
+	s->conv.dropped = s->conv.mark_dropped;
+}
+
+/* The connect event, once: who, on which listener, under which name. */
+static void conv_connect(struct smtp_session *s)
+{
+	if (s->conv.connected)
+		return;
+	s->conv.connected = 1;
+	smtp_session_note(s, "connect", "connect", NULL,
+			  conv_detail("client_addr", s->addr, "client_name", s->name,
+				      "listener", s->submission ? "submission" : "smtp", NULL));
+}
+
+/* A refusal or deferral in the conversation, under the current stage. */
+static void conv_refusal(struct smtp_session *s, const struct logfacts *f, const char *code,
+			 const char *text, const char *check, const char *entry)
+{
+	const char *stage = s->conv_stage != NULL ? s->conv_stage : "session";
+	const char *rcpt = strcmp(stage, "rcpt") == 0 && f->nrcpts == 1 ? f->rcpts[0] : NULL;
+
+	smtp_session_note(s, stage, code[0] == '4' ? "deferred" : "refused", rcpt,
+			  conv_detail("code", code, "reason", text, "check", check, "entry", entry,
+				      NULL));
+}
+
 /* entry: the list entry or site that fired, or NULL. */
 static void msglog_entry(struct smtp_session *s, const struct logfacts *f, const char *result,
 			 const char *code, const char *reason, const char *check,
@@ -141,6 +267,7 @@ static void msglog_entry(struct smtp_session *s, const struct logfacts *f, const
 	struct store_log_entry e;
 	json_t *arr = json_array();
 	char *rcpts_json;
+	char *timeline;
 	char sender[SMTP_PATH_MAX * 4 + 8];
 	char why[400];
 	size_t i;
@@ -167,8 +294,12 @@ static void msglog_entry(struct smtp_session *s, const struct logfacts *f, const
 	e.entry = entry != NULL && entry[0] != '\0' ? entry : NULL;
 	e.auth_user = s->auth_user[0] != '\0' ? s->auth_user : NULL;
 	e.tls = s->tls ? s->tls_info : NULL;
+	e.message_id = f->message_id;
+	timeline = conv_json(s);
+	e.timeline_json = timeline;
 	if (s->srv->writer != NULL)
 		spool_writer_log(s->srv->writer, &e);
+	free(timeline);
 
 	log_escape(f->sender ? f->sender : "", f->sender ? strlen(f->sender) : 0,
 		   sender, sizeof(sender));
@@ -193,6 +324,7 @@ static void refuse(struct smtp_session *s, const struct logfacts *f, const char 
 		   const char *check, const char *text)
 {
 	reply(s, code, "%s", text);
+	conv_refusal(s, f, code, text, check, NULL);
 	msglog(s, f, code[0] == '4' ? "deferred" : "refused", code, text, check);
 }
 
@@ -267,6 +399,7 @@ static void refuse_verdict(struct smtp_session *s, const struct logfacts *f,
 			   const struct policy_verdict *v)
 {
 	reply(s, v->code, "%s", v->text);
+	conv_refusal(s, f, v->code, v->text, v->check, v->entry);
 	msglog_entry(s, f, v->code[0] == '4' ? "deferred" : "refused", v->code, v->text,
 		     v->check, v->entry);
 	if (v->close)
@@ -312,6 +445,7 @@ static void tx_reset(struct smtp_session *s)
 {
 	tx_free(s->tx);
 	s->tx = NULL;
+	conv_tx_end(s);
 }
 
 static void tx_facts(const struct smtp_session *s, struct logfacts *f)
@@ -322,11 +456,15 @@ static void tx_facts(const struct smtp_session *s, struct logfacts *f)
 		f->sender = s->tx->sender;
 		f->rcpts = (const char *const *)s->tx->rcpts;
 		f->nrcpts = s->tx->nrcpts;
+		if (s->tx->message_id[0] != '\0')
+			f->message_id = s->tx->message_id;
 	}
 }
 
 static void session_free(struct smtp_session *s)
 {
+	const struct policy_verdict *d = s->pol != NULL ? policy_delayed(s->pol) : NULL;
+
 	if (s->tx != NULL && s->state == SMTP_ST_DATA) {
 		struct logfacts f;
 
@@ -334,7 +472,18 @@ static void session_free(struct smtp_session *s)
 		f.size = s->tx->data.size;
 		msglog(s, &f, "aborted", "-", "client disconnected during DATA", NULL);
 	}
+	if (d != NULL && s->delayed_given == 0 && s->delayed_lifted == 0) {
+		/* A delayed refusal never given (no RCPT): logged as it was decided. */
+		struct logfacts f;
+
+		memset(&f, 0, sizeof(f));
+		f.size = -1;
+		conv_tx_end(s);
+		msglog_entry(s, &f, d->code[0] == '4' ? "deferred" : "refused", d->code, d->text,
+			     d->check, d->entry);
+	}
 	tx_reset(s);
+	free(s->conv.buf);
 	policy_sess_free(s->pol);
 	smtp_auth_free(s->auth);
 	log_info(s->idstr, "smtp", "disconnect client=%s[%s] rcpt=%d/%d", s->name, s->addr,
@@ -365,6 +514,8 @@ static void refuse_connection(struct smtp_session *s, const char *code,
 {
 	struct logfacts f;
 
+	conv_connect(s);
+	s->conv_stage = "connect";
 	tx_facts(s, &f);
 	refuse(s, &f, code, check, text);
 	close_session(s);
@@ -648,6 +799,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		/* TLS handshake done: everything starts over (CVE-2011-0411). */
 		smtp_tls_established(s);
+		smtp_session_note(s, "starttls", "tls", NULL,
+				  conv_detail("tls", s->tls_info, NULL));
 		tx_reset(s);
 		s->helo[0] = '\0';
 		s->flags &= ~(SMTP_F_ESMTP | SMTP_F_PAUSED);
@@ -712,6 +865,55 @@ static void greet(struct smtp_session *s)
 	}
 }
 
+/* A refusal delay_reject kept for RCPT, in the conversation where it was decided. */
+static void conv_delayed(struct smtp_session *s, const char *stage)
+{
+	const struct policy_verdict *d = s->pol != NULL ? policy_delayed(s->pol) : NULL;
+
+	if (d == NULL || (strcmp(stage, "helo") == 0 && strncmp(d->check, "helo", 4) != 0))
+		return;
+	smtp_session_note(s, stage, "refusal_delayed", NULL,
+			  conv_detail("code", d->code, "reason", d->text, "check", d->check,
+				      "entry", d->entry, NULL));
+}
+
+/*
+ * delay_reject: the refusal decided at connect or HELO, given now (RCPT,
+ * AUTH) with its own log row.  Not the client's error (max_errors):
+ * delay_reject_max bounds them instead, then 421 4.7.0 and the end.
+ * 1 when the command was answered.  rcpt: the recipient of a RCPT, whose
+ * owner may lift a DNSBL refusal (policy_delayed_rcpt); NULL for AUTH.
+ */
+static int delayed_refusal(struct smtp_session *s, const struct logfacts *f, const char *rcpt)
+{
+	const struct policy_verdict *d = s->pol == NULL ? NULL
+		: rcpt != NULL ? policy_delayed_rcpt(s->pol, rcpt) : policy_delayed(s->pol);
+	struct policy_verdict v;
+
+	if (d == NULL) {
+		if (rcpt != NULL && policy_delayed(s->pol) != NULL)
+			s->delayed_lifted++;
+		return 0;
+	}
+	if (s->delayed_given >= policy_delay_reject_max(s->pol)) {
+		log_warn(s->idstr, "smtp", "DELAYED REJECT LIMIT from [%s] refused=%d", s->addr,
+			 s->delayed_given);
+		reply(s, "421 4.7.0", "%s Error: too many refused commands, closing",
+		      s->srv->conf->hostname);
+		smtp_session_note(s, "session", "closed", NULL,
+				  conv_detail("code", "421 4.7.0", "reason", "delay_reject_max",
+					      NULL));
+		close_session(s);
+		return 1;
+	}
+	v = *d;
+	v.close = 0;
+	s->delayed_given++;
+	refuse_verdict(s, f, &v);
+	s->errors--; /* counted by delay_reject_max, not max_errors */
+	return 1;
+}
+
 /*
  * The connect stage of the policy, before the banner; may pause for DNS
  * (reading stays on, so that a client talking first is still caught).
@@ -734,12 +936,17 @@ static void connect_policy(struct smtp_session *s)
 		name = policy_client_name(s->pol);
 		if (name != NULL)
 			strlcpy_s(s->name, name, sizeof(s->name));
+		conv_connect(s);
+		s->conv_stage = "connect";
 		if (r == POLICY_REFUSE || r == POLICY_DEFER) {
 			tx_facts(s, &f);
 			refuse_verdict(s, &f, &v);
 			close_session(s);
 			return;
 		}
+		conv_delayed(s, "connect");
+	} else {
+		conv_connect(s);
 	}
 	greet(s);
 }
@@ -760,6 +967,8 @@ void smtp_session_policy_resume(struct smtp_session *s)
 	} else {
 		/* The command's proceed_<cmd>: its checks ran before the wait. */
 		resume(s);
+		if (s->tx == NULL && !(s->flags & SMTP_F_PAUSED))
+			conv_tx_end(s);
 		command_done(s);
 		if (!(s->flags & (SMTP_F_CLOSING | SMTP_F_PAUSED))) {
 			bufferevent_enable(s->bev, EV_READ);
@@ -857,6 +1066,7 @@ static void proceed_helo(struct smtp_session *s)
 	const struct conf *conf = s->srv->conf;
 	int ehlo = s->verb == SMTP_V_EHLO;
 
+	s->conv_stage = "helo";
 	if (s->pol != NULL) {
 		struct policy_verdict v;
 		struct logfacts f;
@@ -868,6 +1078,9 @@ static void proceed_helo(struct smtp_session *s)
 	}
 	tx_reset(s);
 	strlcpy_s(s->helo, s->arg.helo, sizeof(s->helo));
+	smtp_session_note(s, "helo", ehlo ? "ehlo" : "helo", NULL,
+			  conv_detail("name", s->helo, NULL));
+	conv_delayed(s, "helo");
 	if (ehlo)
 		s->flags |= SMTP_F_ESMTP;
 	else
@@ -919,6 +1132,8 @@ static int check_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	struct smtp_mail_args *args = &s->arg.mail;
 	struct logfacts f = { .size = -1 };
 
+	s->conv_stage = "mail";
+	conv_tx_begin(s);
 	switch (smtp_parse_mail(cmd->args, cmd->argslen, args)) {
 	case SMTP_PARSE_OK:
 		break;
@@ -972,6 +1187,14 @@ static void proceed_mail(struct smtp_session *s)
 	s->tx = tx;
 	enter_state(s, SMTP_ST_MAIL);
 	reply(s, "250 2.1.0", "Ok");
+	{
+		json_t *d = conv_detail("sender", args->addr[0] != '\0' ? args->addr : "<>",
+					NULL);
+
+		if (args->size > 0)
+			json_object_set_new(d, "size", json_integer(args->size));
+		smtp_session_note(s, "mail", "accepted", NULL, d);
+	}
 }
 
 /* Facts for the message-log row of one refused recipient. */
@@ -992,6 +1215,7 @@ static int check_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	struct logfacts f;
 	const char *one;
 
+	s->conv_stage = "rcpt";
 	s->rcpts_seen++;
 	tx->rcpt_attempts++;
 	switch (smtp_parse_rcpt(cmd->args, cmd->argslen, tx->smtputf8, args)) {
@@ -1045,6 +1269,8 @@ static void proceed_rcpt(struct smtp_session *s)
 		uint64_t cls;
 
 		rcpt_facts(s, &f, &one);
+		if (delayed_refusal(s, &f, s->arg.rcpt.addr))
+			return;
 		if (policy_gate(s, policy_rcpt(s->pol, s->arg.rcpt.addr, tx->nrcpts, &v), &v, &f,
 				proceed_rcpt))
 			return;
@@ -1066,6 +1292,7 @@ static void proceed_rcpt(struct smtp_session *s)
 	s->rcpts_ok++;
 	enter_state(s, SMTP_ST_RCPT);
 	reply(s, "250 2.1.5", "Ok");
+	smtp_session_note(s, "rcpt", "accepted", s->arg.rcpt.addr, NULL);
 }
 
 static void write_received(struct smtp_session *s)
@@ -1122,6 +1349,7 @@ static void write_received(struct smtp_session *s)
 
 static int check_data(struct smtp_session *s, const struct smtp_command *cmd)
 {
+	s->conv_stage = "data";
 	if (cmd->argslen > 0) {
 		reply(s, "501 5.5.4", "Syntax: DATA");
 		return -1;
@@ -1165,6 +1393,8 @@ static void proceed_data(struct smtp_session *s)
 	set_read_timeout(s, conf->data_timeout_ms);
 	deadline_set(s, time_mono_ms() + data_timeout(s));
 	reply(s, "354", "End data with <CR><LF>.<CR><LF>");
+	smtp_session_note(s, "data", "start", NULL,
+			  conv_detail("qid", spool_file_qid(tx->file), NULL));
 }
 
 static int check_starttls(struct smtp_session *s, const struct smtp_command *cmd)
@@ -1196,7 +1426,13 @@ static void proceed_starttls(struct smtp_session *s)
 /* The SASL exchange answers (and pauses) by itself: smtp_auth.c. */
 static int check_auth(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	smtp_auth_command(s, cmd);
+	struct logfacts f;
+
+	s->conv_stage = "auth";
+	tx_facts(s, &f);
+	/* A client refused at connect or HELO gets no login either (the stricter outcome). */
+	if (!delayed_refusal(s, &f, NULL))
+		smtp_auth_command(s, cmd);
 	return -1;
 }
 
@@ -1368,6 +1604,8 @@ static void handle_line(struct smtp_session *s, const char *line, size_t len)
 			c->proceed(s);
 		if (c->flags & CMD_ENDS_SESSION)
 			return;
+		if (s->tx == NULL && !(s->flags & SMTP_F_PAUSED))
+			conv_tx_end(s); /* a refused MAIL: its events are logged */
 	}
 	command_done(s);
 }
@@ -1382,6 +1620,8 @@ static void end_of_data(struct smtp_session *s)
 
 	set_read_timeout(s, s->srv->conf->idle_timeout_ms);
 	deadline_command(s);
+	s->conv_stage = "data";
+	(void)smtp_data_message_id(&tx->data, tx->message_id, sizeof(tx->message_id));
 	tx_facts(s, &f);
 	f.size = tx->data.size;
 	/* What the client sent first: it decides whether a retry can help. */
@@ -1414,6 +1654,12 @@ static void end_of_data(struct smtp_session *s)
 			return;
 		}
 	}
+	{
+		json_t *d = conv_detail("message_id", tx->message_id, NULL);
+
+		json_object_set_new(d, "size", json_integer(tx->data.size));
+		smtp_session_note(s, "data", "end", NULL, d);
+	}
 	if (s->pol != NULL && policy_content_wanted(s->pol)) {
 		/* Server rules read the message first; the file is lent meanwhile. */
 		struct policy_content_env ce;
@@ -1432,15 +1678,17 @@ static void end_of_data(struct smtp_session *s)
 		bufferevent_disable(s->bev, EV_READ);
 		return;
 	}
-	commit_tx(s, (const char *const *)tx->rcpts, tx->nrcpts, NULL, NULL);
+	commit_tx(s, (const char *const *)tx->rcpts, tx->nrcpts, NULL, NULL, NULL, NULL);
 }
 
 /* Hand the message to the spool writer: durable, then 250 (commit_done). */
 static void commit_tx(struct smtp_session *s, const char *const *rcpts, size_t nrcpts,
-		      const unsigned char *disp, const char *const *reasons)
+		      const unsigned char *disp, const char *const *reasons,
+		      const char *const *kinds, const struct policy_content_result *res)
 {
 	struct smtp_tx *tx = s->tx;
 	struct spool_envelope env;
+	size_t i;
 
 	memset(&env, 0, sizeof(env));
 	env.sender = tx->sender;
@@ -1448,6 +1696,9 @@ static void commit_tx(struct smtp_session *s, const char *const *rcpts, size_t n
 	env.nrcpts = nrcpts;
 	env.rcpt_disp = disp;
 	env.rcpt_reason = reasons;
+	env.rcpt_kind = kinds;
+	env.subject = res != NULL ? res->subject : NULL;
+	env.message_id = res != NULL ? res->message_id : NULL;
 	env.client_addr = s->addr;
 	env.client_name = s->name;
 	env.helo = s->helo;
@@ -1455,6 +1706,15 @@ static void commit_tx(struct smtp_session *s, const char *const *rcpts, size_t n
 	env.received_at = tx->received_at;
 	env.smtputf8 = tx->smtputf8;
 	env.body_8bit = (tx->data.flags & SMTP_DATA_8BIT) != 0;
+	tx->nqueue = tx->nquarantine = tx->nhold = 0;
+	for (i = 0; i < nrcpts; i++) {
+		if (disp != NULL && disp[i] == SPOOL_RCPT_QUARANTINE)
+			tx->nquarantine++;
+		else if (disp != NULL && disp[i] == SPOOL_RCPT_HOLD)
+			tx->nhold++;
+		else
+			tx->nqueue++;
+	}
 	/* The writer owns the file from here on. */
 	spool_writer_commit(s->srv->writer, tx->file, &env, s->id);
 	tx->file = NULL;
@@ -1474,6 +1734,7 @@ static void proceed_content(struct smtp_session *s)
 	struct smtp_tx *tx = s->tx;
 	const char **rcpts;
 	const char **reasons;
+	const char **kinds;
 	unsigned char *disp;
 	struct logfacts f;
 	size_t i, n = 0, o = 0;
@@ -1482,8 +1743,12 @@ static void proceed_content(struct smtp_session *s)
 		abort(); /* only a session in the content stage is resumed here */
 	tx->file = res->file;
 	res->file = NULL;
+	s->conv_stage = "rules";
 	tx_facts(s, &f);
 	f.size = tx->data.size;
+	if (res->summary[0] != '\0')
+		smtp_session_note(s, "rules", "matched", NULL,
+				  conv_detail("rules", res->summary, NULL));
 	if (res->io_error) {
 		enter_state(s, SMTP_ST_HELO);
 		refuse_tx(s, &f, TX_ERR_IO);
@@ -1500,6 +1765,7 @@ static void proceed_content(struct smtp_session *s)
 	}
 	rcpts = xcalloc(res->nrcpts + 1, sizeof(char *));
 	reasons = xcalloc(res->nrcpts + 1, sizeof(char *));
+	kinds = xcalloc(res->nrcpts + 1, sizeof(char *));
 	disp = xcalloc(res->nrcpts + 1, 1);
 	for (i = 0; i < res->nrcpts; i++) {
 		const struct policy_content_rcpt *r = &res->rcpts[i];
@@ -1510,10 +1776,14 @@ static void proceed_content(struct smtp_session *s)
 		if (what != NULL && o + 40 < sizeof(tx->note))
 			o += (size_t)snprintf(tx->note + o, sizeof(tx->note) - o, "%s%s %.80s (%.60s)",
 					      o ? "; " : "", what, r->rcpt, r->reason);
+		smtp_session_note(s, "rules", "disposition", r->rcpt,
+				  conv_detail("disposition", what != NULL ? what : "deliver",
+					      "reason", r->reason, NULL));
 		if (r->disp == POLICY_DISCARD)
 			continue;
 		rcpts[n] = r->rcpt;
 		reasons[n] = r->reason;
+		kinds[n] = r->kind[0] != '\0' ? r->kind : NULL;
 		disp[n] = r->disp == POLICY_QUARANTINE ? SPOOL_RCPT_QUARANTINE
 			: r->disp == POLICY_HOLD ? SPOOL_RCPT_HOLD : SPOOL_RCPT_QUEUE;
 		n++;
@@ -1527,10 +1797,11 @@ static void proceed_content(struct smtp_session *s)
 		enter_state(s, SMTP_ST_HELO);
 		tx_reset(s);
 	} else {
-		commit_tx(s, rcpts, n, disp, reasons);
+		commit_tx(s, rcpts, n, disp, reasons, kinds, res);
 	}
 	free(rcpts);
 	free(reasons);
+	free(kinds);
 	free(disp);
 	policy_content_result_free(res);
 }
@@ -1545,6 +1816,16 @@ void smtp_session_commit_done(struct smtp_session *s, const char *qid, enum spoo
 	tx_facts(s, &f);
 	f.qid = qid;
 	f.size = s->tx->data.size;
+	s->conv_stage = "spool";
+	if (ok) {
+		json_t *d = conv_detail("qid", qid, NULL);
+
+		json_object_set_new(d, "queued", json_integer(s->tx->nqueue));
+		json_object_set_new(d, "quarantined", json_integer(s->tx->nquarantine));
+		json_object_set_new(d, "held", json_integer(s->tx->nhold));
+		smtp_session_note(s, "spool", s->tx->nqueue > 0 ? "queued"
+				  : s->tx->nquarantine > 0 ? "quarantined" : "held", NULL, d);
+	}
 	if (s->flags & SMTP_F_CLOSING) {
 		/* A time limit ended the session meanwhile; the mail is queued. */
 		if (ok)
@@ -1582,6 +1863,7 @@ static void data_fatal(struct smtp_session *s, const char *what)
 	struct logfacts f;
 
 	log_warn(s->idstr, "smtp", "BARE %s from [%s]", what, s->addr);
+	s->conv_stage = "data";
 	tx_facts(s, &f);
 	f.size = s->tx->data.size;
 	refuse(s, &f, "554 5.5.2", "bare_newline",

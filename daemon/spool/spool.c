@@ -52,6 +52,7 @@ struct spool {
 	int queue_fd;
 	int quarantine_fd;   /* spool/quarantine: quarantined messages */
 	int sync_fs;         /* one syncfs() per group commit (spool_set_sync) */
+	int64_t quarantine_lifetime_ms; /* set before the writer starts */
 	uint32_t qid_seq;    /* low 20 bits of queue ids; atomic */
 	uint64_t name_seq;   /* temporary names of pool files; pool thread only */
 
@@ -587,6 +588,18 @@ struct spool *spool_file_spool(const struct spool_file *f)
 void spool_set_sync(struct spool *sp, int whole_fs)
 {
 	sp->sync_fs = whole_fs;
+}
+
+void spool_set_quarantine_lifetime(struct spool *sp, int64_t ms)
+{
+	sp->quarantine_lifetime_ms = ms;
+}
+
+int64_t spool_quarantine_lifetime(const struct spool *sp)
+{
+	/* 14 days unless configured (conf.c quarantine_lifetime). */
+	return sp->quarantine_lifetime_ms > 0 ? sp->quarantine_lifetime_ms
+					      : (int64_t)14 * 86400000;
 }
 
 int spool_file_sync_and_publish(struct spool_file *f, char *err, size_t errsz)

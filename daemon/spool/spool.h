@@ -67,6 +67,8 @@ int spool_reconcile(struct spool *sp, struct store *st,
 
 /* 1: a group commit syncs the whole file system once (spool_sync = filesystem). */
 void spool_set_sync(struct spool *sp, int whole_fs);
+/* How long a quarantined message is kept (quarantine_lifetime), for expires_at. */
+void spool_set_quarantine_lifetime(struct spool *sp, int64_t ms);
 
 /*
  * The thread that creates spool files ahead, so that the event loop never
@@ -114,6 +116,11 @@ struct spool_envelope {
 	 */
 	const unsigned char *rcpt_disp;
 	const char *const *rcpt_reason;
+	/* Quarantined recipients: rcpt_kind[i] ("spam", "policy"; NULL array or
+	 * entry: "policy"), and what the quarantine index shows (NULL: ""). */
+	const char *const *rcpt_kind;
+	const char *subject;
+	const char *message_id;
 };
 
 enum { SPOOL_RCPT_QUEUE, SPOOL_RCPT_HOLD, SPOOL_RCPT_QUARANTINE };

@@ -15,6 +15,8 @@ int spool_file_quarantine(struct spool_file *f, char *err, size_t errsz);
 void spool_file_unqueue(struct spool_file *f);
 /* Remove queue/<qid> (and quarantine/<qid>) after a failed commit (never acknowledged). */
 void spool_file_unpublish(struct spool_file *f);
+/* quarantine_lifetime in ms (the default when not set). */
+int64_t spool_quarantine_lifetime(const struct spool *sp);
 /* Close a published file and free it; the file stays. */
 void spool_file_close(struct spool_file *f);
 

@@ -44,6 +44,7 @@ struct job {
 	char *arena;
 	unsigned char *disp;         /* msg.rcpt_disp, owned */
 	const char **reasons;        /* msg.rcpt_reason, owned array (strings in arena) */
+	const char **kinds;          /* msg.rcpt_kind, owned array (strings in arena) */
 	size_t nquarantine, nqueue;
 };
 
@@ -92,11 +93,14 @@ void spool_writer_commit(struct spool_writer *w, struct spool_file *f,
 
 	total = str_size(env->sender) + str_size(env->client_addr) +
 		str_size(env->client_name) + str_size(env->helo) +
-		str_size(env->auth_user) + str_size(spool_file_qid(f));
+		str_size(env->auth_user) + str_size(spool_file_qid(f)) +
+		str_size(env->subject) + str_size(env->message_id);
 	for (i = 0; i < env->nrcpts; i++) {
 		total += str_size(env->rcpts[i]);
 		if (env->rcpt_reason != NULL)
 			total += str_size(env->rcpt_reason[i]);
+		if (env->rcpt_kind != NULL)
+			total += str_size(env->rcpt_kind[i]);
 	}
 	j->arena = xmalloc(total + env->nrcpts * sizeof(char *) + sizeof(char *));
 	rcpts = (const char **)(void *)j->arena;
@@ -119,18 +123,26 @@ void spool_writer_commit(struct spool_writer *w, struct spool_file *f,
 	j->msg.body_8bit = env->body_8bit;
 	j->msg.rcpts = rcpts;
 	j->msg.nrcpts = env->nrcpts;
+	j->msg.subject = str_copy(&p, env->subject);
+	j->msg.message_id = str_copy(&p, env->message_id);
+	j->msg.quarantine_expires_at =
+		env->received_at + spool_quarantine_lifetime(spool_file_spool(f));
 	if (env->rcpt_disp != NULL) {
 		j->disp = xmalloc(env->nrcpts + 1);
 		j->reasons = xcalloc(env->nrcpts + 1, sizeof(char *));
+		j->kinds = xcalloc(env->nrcpts + 1, sizeof(char *));
 		for (i = 0; i < env->nrcpts; i++) {
 			j->disp[i] = env->rcpt_disp[i];
 			if (env->rcpt_reason != NULL)
 				j->reasons[i] = str_copy(&p, env->rcpt_reason[i]);
+			if (env->rcpt_kind != NULL)
+				j->kinds[i] = str_copy(&p, env->rcpt_kind[i]);
 			if (j->disp[i] == SPOOL_RCPT_QUARANTINE)
 				j->nquarantine++;
 		}
 		j->msg.rcpt_disp = j->disp;
 		j->msg.rcpt_reason = j->reasons;
+		j->msg.rcpt_kind = j->kinds;
 	}
 	j->nqueue = env->nrcpts - j->nquarantine;
 	enqueue(w, j);
@@ -147,7 +159,8 @@ void spool_writer_log(struct spool_writer *w, const struct store_log_entry *e)
 			       str_size(e->recipients_json) + str_size(e->result) +
 			       str_size(e->code) + str_size(e->reason) +
 			       str_size(e->check_name) + str_size(e->entry) +
-			       str_size(e->auth_user) + str_size(e->tls) + 1);
+			       str_size(e->auth_user) + str_size(e->tls) +
+			       str_size(e->timeline_json) + str_size(e->message_id) + 1);
 	j->kind = JOB_LOG;
 	j->log = *e;
 	j->log.session_id = str_copy(&p, e->session_id);
@@ -164,6 +177,8 @@ void spool_writer_log(struct spool_writer *w, const struct store_log_entry *e)
 	j->log.entry = str_copy(&p, e->entry);
 	j->log.auth_user = str_copy(&p, e->auth_user);
 	j->log.tls = str_copy(&p, e->tls);
+	j->log.timeline_json = str_copy(&p, e->timeline_json);
+	j->log.message_id = str_copy(&p, e->message_id);
 	enqueue(w, j);
 }
 
@@ -283,6 +298,7 @@ static void done(struct worker_job *wj, void *arg)
 		w->done_fn(j->session_id, j->msg.qid, j->ok ? SPOOL_OK : j->err, w->done_arg);
 	free(j->disp);
 	free(j->reasons);
+	free(j->kinds);
 	free(j->arena);
 	free(j);
 }

@@ -52,6 +52,13 @@ struct store_queue_msg {
 	 * with the reason of held and quarantined ones. */
 	const unsigned char *rcpt_disp;
 	const char *const *rcpt_reason;
+	/* Quarantined recipients: kind per recipient (NULL: "policy"), the
+	 * message's Subject and Message-ID (NULL: ""), and when the items
+	 * expire (unix ms).  One quarantine.add event per item is written. */
+	const char *const *rcpt_kind;
+	const char *subject;
+	const char *message_id;
+	int64_t quarantine_expires_at;
 };
 
 /* Insert a message and its recipients (state 'queued'); inside a transaction. */
@@ -190,6 +197,8 @@ struct store_log_entry {
 	const char *entry;          /* what fired: "conn_deny entry 12 ..."; NULL: none */
 	const char *auth_user;      /* NULL: not authenticated */
 	const char *tls;            /* "version=TLSv1.3 cipher=..."; NULL: plaintext */
+	const char *timeline_json;  /* the SMTP conversation, a JSON array; NULL: none */
+	const char *message_id;     /* Message-ID without <>; NULL: none */
 };
 
 int store_log_insert(struct store *st, const struct store_log_entry *e,

@@ -198,7 +198,7 @@ struct store_log_row {
 struct store_log_filter {
 	int64_t from, to;         /* unix ms, [from, to); 0: open */
 	const char *client;       /* exact */
-	const char *sender;       /* exact ("" the null sender) */
+	const char *sender;       /* whole address, case-insensitive ("" the null sender) */
 	const char *rcpt;         /* one of the recipients, case-insensitive */
 	const char *result;
 	const char *reason;       /* substring, case-insensitive */

@@ -11,7 +11,7 @@
 
 #include "store.h"
 
-#define STORE_MAX_STMTS 256
+#define STORE_MAX_STMTS 512
 
 struct store {
 	sqlite3 *db;

@@ -2,6 +2,8 @@
  * store_log: SQL of the message log.  One INSERT per entry; the trigger of
  * schema/007 writes its message_log_rcpt rows (one per recipient, lower
  * case) in the same statement, so the recipient index never lags the log.
+ * The SMTP conversation (schema/015) is a column of the same row: the
+ * session's timeline costs no write of its own.
  */
 #include "store.h"
 #include "store_internal.h"
@@ -12,8 +14,9 @@
 static const char SQL_LOG_INSERT[] =
 	"INSERT INTO message_log (ts, session_id, qid, client_addr, client_name,"
 	" helo, sender, recipients, size, result, code, reason, check_name, entry,"
-	" auth_user, tls)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+	" auth_user, tls, timeline, message_id)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+	" ?17, ?18)";
 
 int store_log_insert(struct store *st, const struct store_log_entry *e,
 		     char *err, size_t errsz)
@@ -42,6 +45,8 @@ int store_log_insert(struct store *st, const struct store_log_entry *e,
 	store_bind_text(s, 14, e->entry);
 	store_bind_text(s, 15, e->auth_user);
 	store_bind_text(s, 16, e->tls);
+	store_bind_text(s, 17, e->timeline_json);
+	store_bind_text(s, 18, e->message_id);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc == SQLITE_DONE)

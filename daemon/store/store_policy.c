@@ -64,11 +64,13 @@ static const char SQL_GROUP_ID[] = "SELECT id FROM dir_group WHERE address = ?1"
 static const char SQL_MEMBER_DEL[] =
 	"DELETE FROM dir_group_member WHERE group_id = ?1 AND member = ?2";
 static const char SQL_DIRECTORY[] =
-	"SELECT a.address, a.kind, u.name, NULL FROM dir_address a"
+	"SELECT a.address, a.kind, u.name, NULL, NULL FROM dir_address a"
 	" JOIN dir_user u ON u.id = a.user_id"
 	" UNION ALL"
 	" SELECT g.address, 'group', g.name,"
-	"  (SELECT group_concat(member, ',') FROM dir_group_member m WHERE m.group_id = g.id)"
+	"  (SELECT group_concat(member, ',') FROM dir_group_member m WHERE m.group_id = g.id),"
+	"  (SELECT group_concat(name, ',') FROM (SELECT u.name FROM dir_group_manager gm"
+	"    JOIN dir_user u ON u.id = gm.user_id WHERE gm.group_id = g.id ORDER BY u.name))"
 	" FROM dir_group g ORDER BY 1";
 static const char SQL_STAT_ADD[] =
 	"INSERT INTO policy_stat (check_name, day, count) VALUES (?1, ?2, ?3)"
@@ -86,6 +88,9 @@ static const char SQL_DNSBL_STATS[] =
 static const char SQL_STATS[] =
 	"SELECT check_name, day, count FROM policy_stat WHERE day >= ?1"
 	" ORDER BY day, check_name";
+static const char SQL_DNSBL_DAILY[] =
+	"SELECT zone, day, queries, hits, tempfails FROM dnsbl_stat WHERE day >= ?1 AND day <= ?2"
+	" ORDER BY day, zone";
 
 static const char *col_text_or_empty(sqlite3_stmt *s, int i)
 {
@@ -639,6 +644,7 @@ int store_policy_directory(struct store *st,
 		r.kind = col_text_or_empty(s, 1);
 		r.owner = col_text_or_empty(s, 2);
 		r.members = sqlite3_column_type(s, 3) == SQLITE_NULL ? NULL : col_text_or_empty(s, 3);
+		r.managers = sqlite3_column_type(s, 4) == SQLITE_NULL ? NULL : col_text_or_empty(s, 4);
 		if (cb(&r, arg) != 0) {
 			rc = SQLITE_DONE;
 			break;
@@ -722,6 +728,32 @@ int store_policy_stats(struct store *st, int64_t since_day,
 			rc = SQLITE_DONE;
 			break;
 		}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_policy_dnsbl_daily(struct store *st, int64_t from_day, int64_t to_day,
+			     int (*cb)(const struct store_dnsbl_day *d, void *arg), void *arg)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_DNSBL_DAILY);
+	struct store_dnsbl_day d;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, from_day);
+	sqlite3_bind_int64(s, 2, to_day);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		d.zone = col_text_or_empty(s, 0);
+		d.day = sqlite3_column_int64(s, 1);
+		d.queries = sqlite3_column_int64(s, 2);
+		d.hits = sqlite3_column_int64(s, 3);
+		d.tempfails = sqlite3_column_int64(s, 4);
+		if (cb(&d, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }

@@ -111,6 +111,7 @@ struct store_dir_row {
 	const char *kind;     /* primary | alias | group */
 	const char *owner;    /* user name, or group name */
 	const char *members;  /* groups: comma-separated members; else NULL */
+	const char *managers; /* groups: comma-separated user names, NULL when none */
 };
 int store_policy_directory(struct store *st,
 			   int (*cb)(const struct store_dir_row *r, void *arg), void *arg);
@@ -130,5 +131,12 @@ int store_policy_dnsbl_stats(struct store *st, int64_t today,
 int store_policy_stats(struct store *st, int64_t since_day,
 		       int (*cb)(const char *check, int64_t day, int64_t count, void *arg),
 		       void *arg);
+/* Per zone and UTC day (unix day number) in [from_day, to_day], by day then zone. */
+struct store_dnsbl_day {
+	const char *zone;
+	int64_t day, queries, hits, tempfails;
+};
+int store_policy_dnsbl_daily(struct store *st, int64_t from_day, int64_t to_day,
+			     int (*cb)(const struct store_dnsbl_day *d, void *arg), void *arg);
 
 #endif

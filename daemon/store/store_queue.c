@@ -11,12 +11,14 @@
 
 #define SPOOL_QID_MAX 64
 
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../util/util.h"
+#include "store_event.h"
 
 static const char SQL_QUEUE_MSG_INSERT[] =
 	"INSERT INTO queue_message (qid, sender, client_addr, client_name, helo,"
@@ -26,8 +28,9 @@ static const char SQL_QUEUE_RCPT_INSERT[] =
 	"INSERT OR IGNORE INTO queue_rcpt (qid, rcpt, next_attempt, state, reason)"
 	" VALUES (?1, ?2, ?3, ?4, ?5)";
 static const char SQL_QUARANTINE_INSERT[] =
-	"INSERT OR IGNORE INTO quarantine (qid, rcpt, reason, sender, client_addr, size,"
-	" created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+	"INSERT OR IGNORE INTO quarantine (qid, rcpt, kind, reason, sender, subject, message_id,"
+	" client_addr, size, created_at, expires_at)"
+	" VALUES (?1, lower(?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 static const char SQL_QUEUE_EXISTS[] = "SELECT 1 FROM queue_message WHERE qid = ?1";
 static const char SQL_QUEUE_FOREACH[] = "SELECT qid FROM queue_message ORDER BY qid";
 static const char SQL_QUEUE_MARK_LOST[] =
@@ -35,10 +38,41 @@ static const char SQL_QUEUE_MARK_LOST[] =
 	" final_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000"
 	" WHERE qid = ?1 AND state NOT IN ('done', 'dead')";
 
+/* The quarantine.add event of recipient i, in the insert's transaction. */
+static int quarantine_event(struct store *st, const struct store_queue_msg *m, size_t i,
+			    const char *kind, const char *reason)
+{
+	struct store_event_row e;
+	json_t *d = json_pack("{s:s, s:s}", "reason", reason, "kind", kind);
+	char *detail = d != NULL ? json_dumps(d, JSON_COMPACT) : NULL;
+	char rcpt[400];
+	size_t k;
+	int rc;
+
+	json_decref(d);
+	if (detail == NULL)
+		return -1;
+	strlcpy_s(rcpt, m->rcpts[i], sizeof(rcpt));
+	for (k = 0; rcpt[k] != '\0'; k++)
+		if (rcpt[k] >= 'A' && rcpt[k] <= 'Z')
+			rcpt[k] = (char)(rcpt[k] - 'A' + 'a');
+	memset(&e, 0, sizeof(e));
+	e.ts = m->received_at;
+	e.qid = m->qid;
+	e.rcpt = rcpt;
+	e.event = "quarantine.add";
+	e.detail = detail;
+	e.actor = "system";
+	rc = store_event_add(st, &e);
+	free(detail);
+	return rc;
+}
+
 int store_queue_insert(struct store *st, const struct store_queue_msg *m,
 		       char *err, size_t errsz)
 {
 	sqlite3_stmt *s;
+	const char *kind, *reason;
 	size_t i, queued = 0;
 
 	for (i = 0; i < m->nrcpts; i++)
@@ -50,14 +84,23 @@ int store_queue_insert(struct store *st, const struct store_queue_msg *m,
 		s = store_prepare(st, SQL_QUARANTINE_INSERT);
 		if (s == NULL)
 			goto fail;
+		kind = m->rcpt_kind != NULL && m->rcpt_kind[i] != NULL ? m->rcpt_kind[i] : "policy";
+		reason = m->rcpt_reason && m->rcpt_reason[i] ? m->rcpt_reason[i] : "";
 		store_bind_text(s, 1, m->qid);
 		store_bind_text(s, 2, m->rcpts[i]);
-		store_bind_text(s, 3, m->rcpt_reason && m->rcpt_reason[i] ? m->rcpt_reason[i] : "");
-		store_bind_text(s, 4, m->sender);
-		store_bind_text(s, 5, m->client_addr);
-		sqlite3_bind_int64(s, 6, m->size);
-		sqlite3_bind_int64(s, 7, m->received_at);
+		store_bind_text(s, 3, kind);
+		store_bind_text(s, 4, reason);
+		store_bind_text(s, 5, m->sender);
+		store_bind_text(s, 6, m->subject != NULL ? m->subject : "");
+		store_bind_text(s, 7, m->message_id != NULL ? m->message_id : "");
+		store_bind_text(s, 8, m->client_addr);
+		sqlite3_bind_int64(s, 9, m->size);
+		sqlite3_bind_int64(s, 10, m->received_at);
+		sqlite3_bind_int64(s, 11, m->quarantine_expires_at > 0 ? m->quarantine_expires_at
+					  : m->received_at + (int64_t)14 * 86400000);
 		if (store_step_done(s) < 0)
+			goto fail;
+		if (quarantine_event(st, m, i, kind, reason) < 0)
 			goto fail;
 	}
 	/* Quarantined recipients only: no queue rows, the file lives in quarantine/. */

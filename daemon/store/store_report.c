@@ -15,7 +15,10 @@
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "../util/util.h"
 
 #define LOG_COLS "id, ts, session_id, qid, client_addr, client_name, helo, sender," \
 	" recipients, coalesce(size, -1), result, code, reason, check_name, entry, auth_user, tls"
@@ -31,7 +34,7 @@
 #define LOG_WHERE_T(T) \
 	" " T " >= ?1 AND " T " <= ?2" \
 	" AND (?3 IS NULL OR client_addr = ?3)" \
-	" AND (?4 IS NULL OR sender = ?4)" \
+	" AND (?4 IS NULL OR lower(sender) = lower(?4))" \
 	" AND (?5 IS NULL OR id IN (SELECT log_id FROM message_log_rcpt" \
 	" WHERE rcpt = lower(?5)))" \
 	" AND (?6 IS NULL OR result = ?6)" \
@@ -60,8 +63,30 @@ static const char SQL_LOG_QID_DESC[] = LOG_SELECT "qid = ?8 AND" LOG_WHERE LOG_D
 static const char SQL_LOG_QID_ASC[] = LOG_SELECT "qid = ?8 AND" LOG_WHERE LOG_ASC;
 static const char SQL_LOG_CLIENT_DESC[] = LOG_SELECT "client_addr = ?3 AND" LOG_WHERE LOG_DESC;
 static const char SQL_LOG_CLIENT_ASC[] = LOG_SELECT "client_addr = ?3 AND" LOG_WHERE LOG_ASC;
+/*
+ * Sender search is case-insensitive (ASCII, like SQLite's lower()) and still
+ * seeks message_log_sender(sender, ts): every spelling of the sender starts
+ * with one of the case variants of its first SENDER_CASE_LETTERS letters, so
+ * the candidates are the index ranges [variant, variant with its last letter
+ * + 1) bound as the pairs ?15/?16 ... ?45/?46 (unused pairs NULL: empty),
+ * filtered by lower(sender) and then sorted like the recipient search.  A
+ * sender without letters has one spelling and keeps the plain equality.
+ */
+#define SENDER_CASE_LETTERS 4
+#define SENDER_CASE_VARIANTS (1 << SENDER_CASE_LETTERS)
+#define SENDER_CASE_PREFIX_MAX 320
+#define LOG_SENDER_LEAD "id IN (SELECT m.id FROM (VALUES" \
+	" (?15, ?16), (?17, ?18), (?19, ?20), (?21, ?22), (?23, ?24), (?25, ?26)," \
+	" (?27, ?28), (?29, ?30), (?31, ?32), (?33, ?34), (?35, ?36), (?37, ?38)," \
+	" (?39, ?40), (?41, ?42), (?43, ?44), (?45, ?46)) v, message_log m" \
+	" WHERE m.sender >= v.column1 AND m.sender < v.column2" \
+	" AND lower(m.sender) = lower(?4)) AND"
 static const char SQL_LOG_SENDER_DESC[] = LOG_SELECT "sender = ?4 AND" LOG_WHERE LOG_DESC;
 static const char SQL_LOG_SENDER_ASC[] = LOG_SELECT "sender = ?4 AND" LOG_WHERE LOG_ASC;
+static const char SQL_LOG_SENDER_CI_DESC[] =
+	LOG_SELECT LOG_SENDER_LEAD LOG_WHERE_T("+ts") LOG_DESC_SCAN;
+static const char SQL_LOG_SENDER_CI_ASC[] =
+	LOG_SELECT LOG_SENDER_LEAD LOG_WHERE_T("+ts") LOG_ASC_SCAN;
 static const char SQL_LOG_AUTH_DESC[] = LOG_SELECT "auth_user = ?14 AND" LOG_WHERE LOG_DESC;
 static const char SQL_LOG_AUTH_ASC[] = LOG_SELECT "auth_user = ?14 AND" LOG_WHERE LOG_ASC;
 static const char SQL_LOG_RCPT_DESC[] =
@@ -110,19 +135,68 @@ static int each_row(sqlite3_stmt *s, int (*cb)(const struct store_log_row *r, vo
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+static int is_ascii_letter(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+struct sender_ranges {
+	int n;                   /* 0: the sender has no letter (or is too long) */
+	char lo[SENDER_CASE_VARIANTS][SENDER_CASE_PREFIX_MAX + 1];
+	char hi[SENDER_CASE_VARIANTS][SENDER_CASE_PREFIX_MAX + 1];
+};
+
+/* The index ranges that hold every case spelling of sender (see above). */
+static void sender_ranges(const char *sender, struct sender_ranges *r)
+{
+	size_t pos[SENDER_CASE_LETTERS], len = 0, i;
+	int k = 0, v, j;
+
+	r->n = 0;
+	for (i = 0; sender[i] != '\0' && k < SENDER_CASE_LETTERS; i++)
+		if (is_ascii_letter((unsigned char)sender[i])) {
+			pos[k++] = i;
+			len = i + 1;
+		}
+	if (k == 0 || len > SENDER_CASE_PREFIX_MAX)
+		return;
+	for (v = 0; v < (1 << k); v++) {
+		memcpy(r->lo[v], sender, len);
+		r->lo[v][len] = '\0';
+		for (j = 0; j < k; j++) {
+			unsigned char c = (unsigned char)r->lo[v][pos[j]];
+
+			c = (v & (1 << j)) ? (unsigned char)(c & ~0x20) : (unsigned char)(c | 0x20);
+			r->lo[v][pos[j]] = (char)c;
+		}
+		memcpy(r->hi[v], r->lo[v], len + 1);
+		/* the prefix ends in a letter, so + 1 stays a printable ASCII byte */
+		r->hi[v][len - 1] = (char)(r->hi[v][len - 1] + 1);
+	}
+	r->n = 1 << k;
+}
+
 int store_report_messages(struct store *st, const struct store_log_filter *f,
 			  int (*cb)(const struct store_log_row *r, void *arg), void *arg)
 {
+	struct sender_ranges *sr = NULL;
 	const char *sql;
 	sqlite3_stmt *s;
 	int64_t lo, hi;
+	int i, rc;
 
-	if (f->qid != NULL)
+	if (f->qid != NULL) {
 		sql = f->asc ? SQL_LOG_QID_ASC : SQL_LOG_QID_DESC;
-	else if (f->client != NULL)
+	} else if (f->client != NULL) {
 		sql = f->asc ? SQL_LOG_CLIENT_ASC : SQL_LOG_CLIENT_DESC;
-	else if (f->sender != NULL)
-		sql = f->asc ? SQL_LOG_SENDER_ASC : SQL_LOG_SENDER_DESC;
+	} else if (f->sender != NULL) {
+		sr = xmalloc(sizeof(*sr));
+		sender_ranges(f->sender, sr);
+		if (sr->n > 0)
+			sql = f->asc ? SQL_LOG_SENDER_CI_ASC : SQL_LOG_SENDER_CI_DESC;
+		else
+			sql = f->asc ? SQL_LOG_SENDER_ASC : SQL_LOG_SENDER_DESC;
+	}
 	else if (f->auth_user != NULL)
 		sql = f->asc ? SQL_LOG_AUTH_ASC : SQL_LOG_AUTH_DESC;
 	else if (f->rcpt != NULL)
@@ -130,8 +204,10 @@ int store_report_messages(struct store *st, const struct store_log_filter *f,
 	else
 		sql = f->asc ? SQL_LOG_ASC : SQL_LOG_DESC;
 	s = store_prepare(st, sql);
-	if (s == NULL)
+	if (s == NULL) {
+		free(sr);
 		return -1;
+	}
 	lo = f->from > 0 ? f->from : INT64_MIN;
 	hi = f->to > 0 ? f->to - 1 : INT64_MAX;
 	if (f->has_cursor && f->asc && f->cursor_ts > lo)
@@ -157,7 +233,16 @@ int store_report_messages(struct store *st, const struct store_log_filter *f,
 	sqlite3_bind_int64(s, 12, f->limit);
 	sqlite3_bind_int64(s, 13, f->offset);
 	store_bind_text(s, 14, f->auth_user);
-	return each_row(s, cb, arg, NULL);
+	if (sr != NULL && sr->n > 0)
+		for (i = 0; i < SENDER_CASE_VARIANTS; i++) {
+			store_bind_text(s, 15 + 2 * i, i < sr->n ? sr->lo[i] : NULL);
+			store_bind_text(s, 16 + 2 * i, i < sr->n ? sr->hi[i] : NULL);
+		}
+	rc = each_row(s, cb, arg, NULL);
+	/* SQLITE_STATIC bindings: clear them before the buffers go */
+	sqlite3_clear_bindings(s);
+	free(sr);
+	return rc;
 }
 
 int store_report_message_get(struct store *st, int64_t id,

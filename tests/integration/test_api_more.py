@@ -354,6 +354,14 @@ def test_migration_backfills_recipients(api_moatd):
             db.execute(f"ALTER TABLE message_log DROP COLUMN {col}")
         db.execute("DROP TRIGGER message_log_rcpt_ins")
         db.execute("DROP TABLE message_log_rcpt")
+        # Later migrations that add columns or plain tables, undone as well.
+        db.execute("DROP INDEX message_log_message_id")
+        for col in ("timeline", "message_id"):
+            db.execute(f"ALTER TABLE message_log DROP COLUMN {col}")
+        for col in ("digest_interval", "digest_last_at"):
+            db.execute(f"ALTER TABLE dir_user DROP COLUMN {col}")
+        db.execute("DROP TABLE digest_link_used")
+        db.execute("DROP TABLE digest_template")
         db.execute("PRAGMA user_version = 6")
     insert_log_rows(d.db_path, [log_row(i, 1000 + i, recipients=json.dumps(["Old%d@Example.org" % i]))
                                 for i in range(5)])
@@ -446,13 +454,15 @@ def test_harvesting_view_and_deny(admin_api):
     assert (got[1]["unknown_recipients"], got[1]["deferred"]) == (1, 0)
     # The time range applies.
     assert api.get(f"/api/v1/stats/harvest?to={top['first_ts']}").json["items"] == []
-    # Deny the harvester from the view; it is marked, and refused at connect.
+    # Deny the harvester from the view; it is marked, and refused (at RCPT: delay_reject).
     api.post("/api/v1/policy/entries", {"list": "conn_deny", "value": "127.0.0.7",
                                         "comment": "harvesting"}).expect(201)
     assert api.get("/api/v1/stats/harvest?limit=1").json["items"][0]["denied"] is True
     applied(d)
-    with raw_from(d, "127.0.0.7") as c:
-        assert c.readreply().code == 554
+    with raw_from(d, "127.0.0.7", banner=True) as c:
+        c.ehlo()
+        c.expect_cmd("MAIL FROM:<x@spam.example>", 250)
+        assert c.cmd("RCPT TO:<real@example.org>").code == 554
     # Users do not see it.
     u, _ = user_and_token(d, api, "ivy")
     u.get("/api/v1/stats/harvest").expect(403)

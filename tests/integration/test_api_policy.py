@@ -18,8 +18,10 @@ def test_conn_deny_via_api_refuses_next_smtp_connection(admin_api):
     assert e["list"] == "conn_deny" and e["value"] == "127.0.0.1"
     assert d.query("SELECT generation FROM policy_meta")[0][0] > g0
     assert wait_for(lambda: f"policy loaded generation={g0 + 1}" in d.log_text(), timeout=5)
-    with d.raw(banner=False) as c:
-        r = c.readreply()
+    with d.raw() as c:  # delay_reject (the default): refused at RCPT, not before the banner
+        c.ehlo()
+        c.expect_cmd("MAIL FROM:<s@example.net>", 250)
+        r = c.cmd("RCPT TO:<r@example.org>")
         assert r.code == 554, r
     api.delete(f"/api/v1/policy/entries/{e['id']}").expect(204)
     assert wait_for(lambda: f"policy loaded generation={g0 + 2}" in d.log_text(), timeout=5)

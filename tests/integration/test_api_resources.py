@@ -118,7 +118,7 @@ def test_messages_search(admin_api):
     assert len(ids("qid=ABCDEF0123456789")) == 1
     assert len(ids("sender=%3C%3E")) == 1
     assert len(ids("sender=sender3@example.net")) == 12
-    assert ids("sender=SENDER3@example.net") == []
+    assert len(ids("sender=SENDER3@example.net")) == 12
     assert len(ids("recipient=rcpt2@EXAMPLE.org")) == len([i for i in range(120) if i % 7 == 2])
     assert len(ids(f"from={now - 10 * 60 * 1000}&to={now + 1}")) == 11
     assert ids("result=refused&reason=nomatch") == []

@@ -33,6 +33,7 @@ def rows(d, where, args=(), want=1):
 
 def test_conn_deny_applies_at_runtime_and_sessions_keep_their_snapshot(moatd_factory):
     d = moatd_factory()
+    policy(d, "set", "delay_reject", "no")     # refused at connect/HELO, as checked here
     old = raw_from(d, "127.0.0.2", banner=True)        # opened before the change
     eid = policy(d, "add", "conn_deny", "127.0.0.0/30", "lab net").stdout.strip()
     policy(d, "set", "conn_deny_text", "Go away {ip}, you are not welcome")
@@ -59,6 +60,7 @@ def test_conn_deny_applies_at_runtime_and_sessions_keep_their_snapshot(moatd_fac
 
 def test_conn_precedence(moatd_factory):
     d = moatd_factory()
+    policy(d, "set", "delay_reject", "no")     # refused at connect/HELO, as checked here
     policy(d, "add", "conn_deny", "127.0.0.2")
     policy(d, "add", "conn_allow", "127.0.0.0/24")
     applied(d)
@@ -73,6 +75,7 @@ def test_conn_wildcard_matches_forward_confirmed_name(moatd_factory, tmp_path):
                  ptrs=[("127.0.0.6", "liar.bad.test")]).start()
     try:
         d = moatd_factory(dns_servers=dns.servers, dns_timeout="1s", dns_tries=1)
+        policy(d, "set", "delay_reject", "no")     # refused at connect/HELO, as checked here
         policy(d, "add", "conn_deny", "*.bad.test")
         policy(d, "set", "conn_deny_text", "Hosts in bad.test are refused")
         applied(d)
@@ -120,6 +123,7 @@ def rbl(tmp_path):
 
 def test_dnsbl_actions_codes_dnswl_failopen_and_stats(moatd_factory, rbl):
     d = moatd_factory(dns_servers=rbl.servers, dns_timeout="1s", dns_tries=1)
+    policy(d, "set", "delay_reject", "no")     # refused at connect/HELO, as checked here
     policy(d, "dnsbl", "add", "bl.test", "codes=127.0.0.2-127.0.0.11",
            "message=Blocked: {ip} is listed at {zone}")
     policy(d, "dnsbl", "add", "tag.test", "action=tag")
@@ -157,6 +161,7 @@ def test_dnsbl_ipv6_client_by_nibbles(moatd_factory, tmp_path):
     try:
         d = moatd_factory(dns_servers=r.servers, dns_timeout="1s", dns_tries=1,
                           smtp_listen="127.0.0.1:0,[::1]:0")
+        policy(d, "set", "delay_reject", "no")     # refused at connect/HELO, as checked here
         policy(d, "dnsbl", "add", "bl6.test", "message={ip} listed in {zone}")
         applied(d)
         v6 = [p for h, p in d.smtp_addrs if h == "::1"][0]
@@ -170,6 +175,7 @@ def test_dnsbl_ipv6_client_by_nibbles(moatd_factory, tmp_path):
 
 def test_dnsbl_weights_and_threshold(moatd_factory, rbl):
     d = moatd_factory(dns_servers=rbl.servers, dns_timeout="1s", dns_tries=1)
+    policy(d, "set", "delay_reject", "no")     # refused at connect/HELO, as checked here
     policy(d, "dnsbl", "add", "bl.test", "weight=1")
     policy(d, "dnsbl", "add", "tag.test", "weight=1", "codes=127.0.0.10")
     policy(d, "set", "dnsbl_threshold", "2")
@@ -192,6 +198,7 @@ def ptrdns():
 
 def test_require_ptr_and_fcrdns(moatd_factory, ptrdns):
     d = moatd_factory(dns_servers=ptrdns.servers, dns_timeout="1s", dns_tries=1)
+    policy(d, "set", "delay_reject", "no")     # refused at connect/HELO, as checked here
     policy(d, "set", "require_ptr", "yes")
     policy(d, "set", "require_ptr_text", "No PTR for {ip}")
     applied(d)
@@ -212,6 +219,7 @@ def test_require_ptr_and_fcrdns(moatd_factory, ptrdns):
 
 def test_helo_checks(moatd_factory, ptrdns):
     d = moatd_factory(dns_servers=ptrdns.servers, dns_timeout="1s", dns_tries=1)
+    policy(d, "set", "delay_reject", "no")     # refused at connect/HELO, as checked here
     for k in ("helo_reject_bare_ip", "helo_reject_own", "helo_require_resolve"):
         policy(d, "set", k, "yes")
     policy(d, "set", "helo_text", "Bad HELO")

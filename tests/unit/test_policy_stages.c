@@ -44,6 +44,8 @@ static struct policy_snap *fake_snap(void)
 	policy_settings_apply(&sn->set, "conn_deny_text", "Go away {ip}");
 	policy_settings_apply(&sn->set, "max_recipients", "3");
 	policy_settings_apply(&sn->set, "helo_reject_bare_ip", "yes");
+	/* The stages' own verdicts; test_delay_reject covers giving them at RCPT. */
+	policy_settings_apply(&sn->set, "delay_reject", "no");
 	return sn;
 }
 
@@ -250,6 +252,58 @@ static void test_helo(void **state)
 	}
 }
 
+/*
+ * delay_reject (the default): a connect or HELO refusal answers CONTINUE and
+ * waits in policy_delayed() for RCPT; a new HELO is judged anew; the
+ * setting off gives the refusal at once.
+ */
+static void test_delay_reject(void **state)
+{
+	struct policy_snap *sn = fake_snap();
+	struct policy_sess *ps;
+	struct policy_verdict v;
+	const struct policy_verdict *d;
+
+	(void)state;
+	policy_settings_apply(&sn->set, "delay_reject", "yes");
+	ps = policy_sess_test(sn, "192.0.2.7"); /* on conn_deny */
+	check("delayed connect", policy_connect(ps, 1, &v), &v, POLICY_CONTINUE, NULL, NULL,
+	      NULL);
+	d = policy_delayed(ps);
+	if (d == NULL)
+		fail_msg("delayed connect: got no delayed verdict, want conn_deny");
+	check("delayed connect verdict", d->action, d, POLICY_REFUSE, "554 5.7.1", "conn_deny",
+	      "Go away 192.0.2.7");
+	assert_int_equal(d->close, 0);
+	check("MAIL after delayed connect", policy_mail(ps, "s@x.example", &v), &v,
+	      POLICY_CONTINUE, NULL, NULL, NULL);
+	policy_sess_free(ps);
+
+	ps = policy_sess_test(sn, "203.0.113.5");
+	policy_connect(ps, 1, &v);
+	assert_null(policy_delayed(ps));
+	check("delayed helo", policy_helo(ps, "192.0.2.1", 9, &v), &v, POLICY_CONTINUE, NULL,
+	      NULL, NULL);
+	d = policy_delayed(ps);
+	if (d == NULL)
+		fail_msg("delayed helo: got no delayed verdict, want helo_bare_ip");
+	check("delayed helo verdict", d->action, d, POLICY_REFUSE, "550 5.7.1", "helo_bare_ip",
+	      NULL);
+	check("good helo", policy_helo(ps, "client.example", 14, &v), &v, POLICY_CONTINUE, NULL,
+	      NULL, NULL);
+	if (policy_delayed(ps) != NULL)
+		fail_msg("good helo: got delayed %s, want none", policy_delayed(ps)->check);
+	policy_sess_free(ps);
+
+	policy_settings_apply(&sn->set, "delay_reject", "no");
+	ps = policy_sess_test(sn, "192.0.2.7");
+	check("setting off", policy_connect(ps, 1, &v), &v, POLICY_REFUSE, "554 5.7.1",
+	      "conn_deny", NULL);
+	assert_null(policy_delayed(ps));
+	policy_sess_free(ps);
+	policy_snap_free(sn);
+}
+
 /* A snapshot of 10,000 entries still answers each lookup quickly. */
 static void test_many_entries(void **state)
 {
@@ -264,6 +318,7 @@ static void test_many_entries(void **state)
 		snprintf(val, sizeof(val), "10.%d.%d.0/24", i / 256, i % 256);
 		assert_int_equal(policy_snap_add(sn, i + 1, "conn_deny", val, err, sizeof(err)), 0);
 	}
+	policy_settings_apply(&sn->set, "delay_reject", "no");
 	ps = policy_sess_test(sn, "10.39.15.77");
 	assert_int_equal(policy_connect(ps, 1, &v), POLICY_REFUSE);
 	assert_string_equal(v.entry, "conn_deny entry 10000 10.39.15.0/24");
@@ -296,6 +351,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_connect),
+		cmocka_unit_test(test_delay_reject),
 		cmocka_unit_test(test_mail_rcpt),
 		cmocka_unit_test(test_postmaster),
 		cmocka_unit_test(test_helo),

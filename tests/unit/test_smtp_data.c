@@ -222,6 +222,73 @@ static void test_header_limits(void **state)
 	hdr_count_limit = SIZE_MAX;
 }
 
+/* The first Message-ID field, found whatever the split of the input. */
+static void test_message_id(void **state)
+{
+	static const struct {
+		const char *name;
+		const char *in;
+		int want_rc;
+		const char *want;
+	} mid_cases[] = {
+		{ "plain", "Subject: x\r\nMessage-ID: <a.b@example.net>\r\n\r\nbody\r\n.\r\n",
+		  0, "a.b@example.net" },
+		{ "case and folding", "message-id:\r\n  <f@x.example>\r\nTo: y\r\n\r\n.\r\n",
+		  0, "f@x.example" },
+		{ "first of two", "Message-Id: <1@x>\r\nMessage-Id: <2@x>\r\n\r\n.\r\n",
+		  0, "1@x" },
+		{ "resent is not it", "Resent-Message-ID: <r@x>\r\n\r\n.\r\n", -1, "" },
+		{ "in the body only", "Subject: x\r\n\r\nMessage-ID: <b@x>\r\n.\r\n", -1, "" },
+		{ "no brackets", "Message-ID: bare@x\r\n\r\n.\r\n", 0, "bare@x" },
+		{ "space inside", "Message-ID: <a b@x>\r\n\r\n.\r\n", -1, "" },
+		{ "unclosed", "Message-ID: <a@x\r\n\r\n.\r\n", -1, "" },
+		{ "none", "Subject: x\r\n\r\n.\r\n", -1, "" },
+	};
+	size_t i, step;
+
+	(void)state;
+	for (i = 0; i < sizeof(mid_cases) / sizeof(mid_cases[0]); i++) {
+		for (step = 0; step < 8; step++) {
+			struct smtp_data d;
+			char out[4096];
+			char id[SMTP_DATA_MSGID_MAX + 1];
+			size_t len = strlen(mid_cases[i].in);
+			size_t pos = 0;
+			int rc;
+
+			smtp_data_init(&d, 1000, 100000);
+			while (pos < len) {
+				size_t n = step == 0 || len - pos < step ? len - pos : step;
+				size_t outlen, used;
+
+				if (smtp_data_feed(&d, mid_cases[i].in + pos, n, out, &outlen, &used) !=
+				    SMTP_DATA_MORE) {
+					pos += used;
+					break;
+				}
+				pos += used;
+			}
+			rc = smtp_data_message_id(&d, id, sizeof(id));
+			if (rc != mid_cases[i].want_rc || strcmp(id, mid_cases[i].want) != 0)
+				fail_msg("%s (step %zu): got %d \"%s\", want %d \"%s\"", mid_cases[i].name,
+					 step, rc, id, mid_cases[i].want_rc, mid_cases[i].want);
+		}
+	}
+	{
+		/* Longer than SMTP_DATA_MSGID_MAX: not kept. */
+		char in[600];
+		char out[700];
+		char id[SMTP_DATA_MSGID_MAX + 1];
+		struct smtp_data d;
+		size_t outlen, used;
+		int n = snprintf(in, sizeof(in), "Message-ID: <%0300d@x>\r\n\r\n.\r\n", 7);
+
+		smtp_data_init(&d, 1000, 100000);
+		smtp_data_feed(&d, in, (size_t)n, out, &outlen, &used);
+		assert_int_equal(smtp_data_message_id(&d, id, sizeof(id)), -1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +296,7 @@ int main(void)
 		cmocka_unit_test(test_line_limit),
 		cmocka_unit_test(test_size_limit),
 		cmocka_unit_test(test_header_limits),
+		cmocka_unit_test(test_message_id),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
