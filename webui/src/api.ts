@@ -241,6 +241,16 @@ export interface Stats {
   buckets: { start: number; by_result: Record<string, number>; by_check: Record<string, number> }[];
 }
 
+/* GET /api/v1/stats/checks and /api/v1/stats/dnsbl: one bucket per UTC day. */
+export interface DailyStats {
+  from: number;
+  to: number;
+  bucket_ms: number;
+  time_zone: string;
+  buckets: ({ start: number; counts: Record<string, number> } | { start: number; zones: Record<string, { queries: number; hits: number; tempfails: number }> })[];
+  totals: Record<string, number>;
+}
+
 export interface Account {
   user: string;
   suspended: boolean;

@@ -19,12 +19,19 @@ import { TokensPage } from './pages/tokens';
 import { AccountPage } from './pages/account';
 import { AccountsPage } from './pages/accounts';
 import { RulesPage } from './pages/rules';
+import { QuarantinePage } from './pages/quarantine';
+import { MySendersPage } from './pages/selfservice';
+import { DigestPage } from './pages/digest';
+import { TimelinePage } from './pages/timeline';
 
 interface Route {
   path: string;
   title: string;
   admin: boolean;
   view: (s: Session) => JSX.Element;
+  /* reachable but not in the navigation (hidden), or listed for end users only (an
+     administrator's own pages cover it: the quarantine shows them every item) */
+  nav?: 'hidden' | 'user';
 }
 
 const routes: Route[] = [
@@ -33,13 +40,18 @@ const routes: Route[] = [
   { path: '/dnsbl', title: 'DNS blocklists', admin: true, view: () => <DnsblPage /> },
   { path: '/rules', title: 'Server rules', admin: true, view: () => <RulesPage /> },
   { path: '/queue', title: 'Queue', admin: true, view: () => <QueuePage /> },
+  { path: '/quarantine', title: 'Quarantine', admin: true, view: (s) => <QuarantinePage session={s} mine={false} /> },
   { path: '/messages', title: 'Message log', admin: true, view: () => <MessagesPage /> },
   { path: '/directory', title: 'Directory', admin: true, view: (s) => <DirectoryPage session={s} /> },
   { path: '/accounts', title: 'Accounts', admin: true, view: () => <AccountsPage /> },
   { path: '/settings', title: 'Settings', admin: true, view: () => <SettingsPage /> },
+  { path: '/digest', title: 'Digest', admin: true, view: () => <DigestPage /> },
+  { path: '/timeline', title: 'Timeline', admin: true, view: () => <TimelinePage />, nav: 'hidden' },
   { path: '/audit', title: 'Audit log', admin: true, view: () => <AuditPage /> },
   { path: '/tokens', title: 'API tokens', admin: false, view: (s) => <TokensPage session={s} /> },
   { path: '/account', title: 'My account', admin: false, view: (s) => <AccountPage session={s} /> },
+  { path: '/my/quarantine', title: 'My quarantine', admin: false, view: (s) => <QuarantinePage session={s} mine />, nav: 'user' },
+  { path: '/my/senders', title: 'My senders', admin: false, view: () => <MySendersPage /> },
 ];
 
 function routeFor(path: string): Route | undefined {
@@ -161,7 +173,7 @@ function App() {
     navigate('/account');
     return null;
   }
-  const visible = routes.filter((r) => !r.admin || session.admin);
+  const visible = routes.filter((r) => (!r.admin || session.admin) && r.nav !== 'hidden' && !(r.nav === 'user' && session.admin));
   async function logout() {
     try {
       await api.del('/api/v1/session');

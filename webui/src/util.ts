@@ -1,22 +1,31 @@
 // Pure helpers of the console (no DOM, no network): unit-tested in util.test.ts.
 
-/* A pasted line "value  # comment" or "value comment" -> [value, comment]; null for blank or '#' lines. */
+/*
+ * A pasted line -> [value, comment]; null for a blank line or a line that starts with '#'.
+ * The whole trimmed line is one value (values never split at a space, so "not valid@@" is
+ * sent as it is and refused by the server); a comment may follow " #" (a '#' after
+ * white space): "192.0.2.7  # infected PC". A '#' inside a value ("a#b@example.org") stays.
+ */
 export function parseLine(line: string): [string, string] | null {
   const t = line.trim();
   if (!t || t.startsWith('#')) return null;
-  const hash = t.indexOf(' #');
-  if (hash > 0) return [t.slice(0, hash).trim(), t.slice(hash + 2).trim()];
-  const m = /^(\S+)\s+(.+)$/.exec(t);
-  if (m) return [m[1], m[2].trim()];
+  const m = /\s#/.exec(t);
+  if (m) return [t.slice(0, m.index).trim(), t.slice(m.index + 2).trim()];
   return [t, ''];
 }
 
-/* moat_queue_recipients{state="held"} 3 ... from /metrics -> {held: 3, ...} */
-export function parseQueueMetrics(text: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  const re = /^moat_queue_recipients\{state="([a-z]+)"\}\s+(\d+)/gm;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(text)) !== null) out[m[1]] = Number(m[2]);
+/*
+ * Lines for a chart of many names (checks, DNSBL sites): the `max` largest by total, in that
+ * order, each with its value per bucket, and the rest summed as "other".
+ */
+export function topSeries(totals: Record<string, number>, rows: Record<string, number>[], max: number): { name: string; values: number[] }[] {
+  const names = Object.keys(totals).filter((k) => totals[k] > 0).sort((a, b) => totals[b] - totals[a] || a.localeCompare(b));
+  const shown = names.slice(0, max);
+  const out = shown.map((name) => ({ name, values: rows.map((r) => r[name] ?? 0) }));
+  if (names.length > max) {
+    const rest = names.slice(max);
+    out.push({ name: 'other', values: rows.map((r) => rest.reduce((a, k) => a + (r[k] ?? 0), 0)) });
+  }
   return out;
 }
 
@@ -73,4 +82,69 @@ export function bulkBody(f: QueueFilter): Record<string, string> {
   const b: Record<string, string> = {};
   for (const [k, v] of Object.entries(f)) if (v) b[k] = k === 'sender' && v === '<>' ? '' : v;
   return b;
+}
+
+/* ---- what a queue action changes (daemon/queue/queue_admin.c, store_queue.c) ---- */
+
+export type QueueAction = 'release' | 'retry' | 'delete';
+
+/* The recipient states each action changes: release held and dead, retry queued and deferred. */
+export const ACTION_STATES: Record<QueueAction, string[]> = {
+  release: ['held', 'dead'],
+  retry: ['queued', 'deferred'],
+  delete: ['queued', 'deferred', 'held', 'dead', 'done'],
+};
+
+export const ACTION_MEANS: Record<QueueAction, string> = {
+  release: 'queues held and dead recipients for delivery now (queued and deferred ones are not changed)',
+  retry: 'makes queued and deferred recipients due now (held and dead ones are not changed)',
+  delete: 'removes the recipients in every state for good (and messages left without recipients)',
+};
+
+export interface StateGroup {
+  key: string | null;
+  messages: number;
+  recipients: number;
+}
+
+export interface ActionCount {
+  recipients: number;     /* exactly the recipients the action changes */
+  messages: number;       /* their messages: exact when one state contributes, else at most */
+  exact: boolean;
+  changed: [string, number][];   /* state, recipients that change */
+  unchanged: [string, number][]; /* state, recipients that match but stay as they are */
+}
+
+/* From /api/v1/queue/summary?group=state (with the filter): what `action` really changes. */
+export function actionCount(action: QueueAction, groups: StateGroup[]): ActionCount {
+  const states = ACTION_STATES[action];
+  const c: ActionCount = { recipients: 0, messages: 0, exact: true, changed: [], unchanged: [] };
+  for (const g of groups) {
+    if (!g.recipients) continue;
+    if (g.key !== null && states.includes(g.key)) {
+      c.recipients += g.recipients;
+      c.messages += g.messages;
+      c.changed.push([g.key, g.recipients]);
+    } else {
+      c.unchanged.push([g.key ?? '(none)', g.recipients]);
+    }
+  }
+  /* a message with recipients in two of the states counts once per state above */
+  c.exact = c.changed.length <= 1;
+  return c;
+}
+
+function n(k: number, one: string, many = one + 's'): string {
+  return `${k} ${k === 1 ? one : many}`;
+}
+
+/* "3 recipients in 3 messages", "3 recipients (2 held, 1 dead) in at most 3 messages". */
+export function describeCount(c: ActionCount): string {
+  const states = c.changed.length > 1 ? ` (${c.changed.map(([s, k]) => `${k} ${s}`).join(', ')})` : '';
+  return `${n(c.recipients, 'recipient')}${states} in ${c.exact ? '' : 'at most '}${n(c.messages, 'message')}`;
+}
+
+/* "2 deferred, 1 queued": the matching recipients an action leaves as they are. */
+export function describeUnchanged(c: ActionCount): string {
+  return c.unchanged.map(([s, k]) => `${k} ${s}`).join(', ');
 }

@@ -2,6 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, type Session, type User } from '../api';
 import { Button, type Errors, errorsOf, Field, FormError, fmtTime, Loading, PageTitle } from '../ui';
+import { DigestInterval } from './selfservice';
 
 export function AccountPage(props: { session: Session }) {
   const [me, setMe] = useState<User | null>(null);
@@ -50,6 +51,7 @@ export function AccountPage(props: { session: Session }) {
         <Button type="submit" kind="primary" busy={busy}>Change password</Button>
         {done && <p role="status" class="notice">{done}</p>}
       </form>
+      <DigestInterval />
     </section>
   );
 }

@@ -157,12 +157,30 @@ function Users(props: { session: Session; onChange: () => void }) {
                       <td>{fmtTime(u.created)}</td>
                       <td>{fmtTime(u.password_changed)}</td>
                       <td class="actions">
-                        <Button onClick={() => patch(u, { role: u.role === 'admin' ? 'user' : 'admin' })} disabled={u.id === props.session.user.id}>
+                        <Button disabled={u.id === props.session.user.id} label={`${u.role === 'admin' ? 'Make user' : 'Make administrator'}: ${u.name}`}
+                          onClick={() => setConfirm(u.role === 'admin' ? {
+                            title: `Make ${u.name} a user?`,
+                            body: `${u.name} loses the administrator's pages and API: from their next request they see only their own account and tokens.`,
+                            action: 'Make user',
+                            run: async () => { await api.patch(`/api/v1/users/${u.id}`, { role: 'user' }); p.reload(); },
+                          } : {
+                            title: `Make ${u.name} an administrator?`,
+                            body: `${u.name} gets every page and API route: policy, queue, message log, users and their tokens.`,
+                            action: 'Make administrator',
+                            run: async () => { await api.patch(`/api/v1/users/${u.id}`, { role: 'admin' }); p.reload(); },
+                          })}>
                           {u.role === 'admin' ? 'Make user' : 'Make administrator'}
                         </Button>
-                        <Button onClick={() => patch(u, { disabled: !u.disabled })} disabled={u.id === props.session.user.id}>
-                          {u.disabled ? 'Enable' : 'Disable'}
-                        </Button>
+                        {u.disabled ? (
+                          <Button onClick={() => patch(u, { disabled: false })} label={`Enable ${u.name}`}>Enable</Button>
+                        ) : (
+                          <Button kind="danger" disabled={u.id === props.session.user.id} label={`Disable ${u.name}`} onClick={() => setConfirm({
+                            title: `Disable ${u.name}?`,
+                            body: `${u.name} can no longer sign in or use their API tokens until enabled again; their record, addresses and tokens are kept.`,
+                            action: 'Disable user',
+                            run: async () => { await api.patch(`/api/v1/users/${u.id}`, { disabled: true }); p.reload(); },
+                          })}>Disable</Button>
+                        )}
                         <Button onClick={() => setPw(pw === u.id ? null : u.id)}>Password…</Button>
                         <Button onClick={() => setAddrOpen(addrOpen === u.id ? null : u.id)} label={`Addresses of ${u.name}`}>
                           {addrOpen === u.id ? 'Hide addresses' : 'Addresses…'}</Button>

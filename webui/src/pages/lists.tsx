@@ -62,6 +62,7 @@ function PasteForm(props: { list: string; onDone: () => void }) {
   const [summary, setSummary] = useState('');
   async function run(e: Event) {
     e.preventDefault();
+    /* each line is one value: nothing is cut off a line the server would refuse */
     const lines = text.split(/\r?\n/).map(parseLine).filter((x): x is [string, string] => x !== null);
     setBusy(true);
     setFailures([]);
@@ -90,7 +91,8 @@ function PasteForm(props: { list: string; onDone: () => void }) {
   return (
     <form class="card" aria-label="Paste many entries" onSubmit={run}>
       <h2>Paste many</h2>
-      <Field label="One value a line; a comment after ' #' or a space" name="paste" multiline value={text} onInput={setText}
+      <Field label="One value a line; a comment after ' #'" name="paste" multiline value={text} onInput={setText}
+        hint="The whole line is the value (spaces included); lines starting with # are skipped. A refused line stays in the box with its error."
         placeholder={'192.0.2.7  # infected PC\n198.51.100.0/24'} />
       <Button type="submit" kind="primary" busy={busy} disabled={!text.trim()}>Add all</Button>
       {progress && (

@@ -3,6 +3,7 @@
 import { useState } from 'preact/hooks';
 import { api, type List, type Message } from '../api';
 import { Button, Field, FormError, fmtTime, PageTitle, Pager, Results, usePaged } from '../ui';
+import { TimelineView } from './timeline';
 
 interface Search { from: string; to: string; client: string; sender: string; recipient: string; result: string; reason: string; qid: string; check: string; auth_user: string }
 const EMPTY: Search = { from: '', to: '', client: '', sender: '', recipient: '', result: '', reason: '', qid: '', check: '', auth_user: '' };
@@ -72,9 +73,9 @@ export function MessagesPage() {
                 {items.map((m) => (
                   <>
                     <tr>
-                      <td>{fmtTime(m.ts)}</td><td><span class={`verdict ${m.result}`}>{m.result}</span></td>
-                      <td class="mono">{m.client_addr ?? ''}</td><td>{m.sender === '' ? '<>' : m.sender ?? ''}</td>
-                      <td>{m.recipients.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join(', ')}</td>
+                      <td class="nowrap">{fmtTime(m.ts)}</td><td><span class={`verdict ${m.result}`}>{m.result}</span></td>
+                      <td class="mono">{m.client_addr ?? ''}</td><td class="addr">{m.sender === '' ? '<>' : m.sender ?? ''}</td>
+                      <td class="addr-list">{m.recipients.map((r, i) => <>{i > 0 && ', '}<span>{typeof r === 'string' ? r : JSON.stringify(r)}</span></>)}</td>
                       <td>{m.code ? `${m.code} ` : ''}{m.reason ?? ''}</td>
                       <td><Button onClick={() => setOpen(open === m.id ? null : m.id)} label={`Details of message ${m.id}`}>{open === m.id ? 'Hide' : 'Show'}</Button></td>
                     </tr>
@@ -87,6 +88,7 @@ export function MessagesPage() {
                           <dt>Fired</dt><dd>{m.entry ?? '—'}</dd><dt>Account</dt><dd>{m.auth_user ?? '—'}</dd>
                           <dt>TLS</dt><dd>{m.tls ?? 'none'}</dd>
                         </dl>
+                        <TimelineView path={`/api/v1/messages/${m.id}/timeline`} query={{}} what={`message ${m.id}`} />
                       </td></tr>
                     )}
                   </>

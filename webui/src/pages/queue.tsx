@@ -4,15 +4,16 @@
 // group; bulk release, retry and delete by the same filter after a
 // confirmation that counts what the action touches; one message's details.
 import { useEffect, useState } from 'preact/hooks';
-import { api, fetchAll, type List, type Query, type QueueGroup, type QueueRcpt } from '../api';
+import { api, type List, type Query, type QueueGroup, type QueueRcpt } from '../api';
 import {
-  Button, ConfirmDialog, type ConfirmState, errorsOf, Field, fmtTime, Loading, PageTitle, Pager, plural, Results, useKeyed, usePaged,
+  Button, ConfirmDialog, type ConfirmState, errorsOf, Field, fmtTime, Link, Loading, PageTitle, Pager, plural, Results, useKeyed, usePaged,
 } from '../ui';
 import {
-  bulkBody, describeFilter, EMPTY_FILTER, filterFromSearch, type GroupKey, groupFilter, type QueueFilter, summaryGroup, topKey,
+  ACTION_MEANS, ACTION_STATES, actionCount, bulkBody, describeCount, describeFilter, describeUnchanged, EMPTY_FILTER, filterFromSearch,
+  type GroupKey, groupFilter, type QueueAction, type QueueFilter, summaryGroup, topKey,
 } from '../util';
 
-const COUNT_MAX = 100000;
+const VERB: Record<QueueAction, string> = { release: 'Release', retry: 'Retry', delete: 'Delete' };
 const GROUP_LIMIT = 100; /* the summary's default */
 const GROUP_LABEL: Record<GroupKey, string> = {
   '': '', state: 'State', sender: 'Sender', client: 'Client address', rcpt_domain: 'Recipient domain', reason: 'Reason',
@@ -30,16 +31,20 @@ function Details(props: { qid: string; onAction: (c: ConfirmState) => void; onDo
   if (!m) return <Loading what="message" />;
   return (
     <div class="details">
-      <p>{plural(m.recipients.length, 'recipient')}: {m.recipients.map((r) => `${r.rcpt} (${r.state})`).join(', ')}; {m.size} bytes{m.spool_file ? '' : '; spool file missing'}.</p>
+      <p>{plural(m.recipients.length, 'recipient')}: {m.recipients.map((r) => `${r.rcpt} (${r.state})`).join(', ')}; {m.size} bytes{m.spool_file ? '' : '; spool file missing'}.
+        {' '}<Link href={`/timeline/${encodeURIComponent(props.qid)}`}>Timeline of {props.qid}</Link></p>
       <dl class="headers">{m.headers.map((h) => <><dt>{h.name}</dt><dd>{h.value}</dd></>)}</dl>
       <div class="actions">
         {(['release', 'retry', 'delete'] as const).map((action) => {
-          const verb = action === 'delete' ? 'Delete' : action === 'release' ? 'Release' : 'Retry';
-          const n = m.recipients.length;
+          /* only the actions that change one of this message's recipients */
+          const hit = m.recipients.filter((r) => ACTION_STATES[action].includes(r.state));
+          const verb = VERB[action];
+          const n = hit.length;
+          if (n === 0) return null;
           return (
             <Button kind={action === 'delete' ? 'danger' : 'plain'} label={`${verb} message ${props.qid}`} onClick={() => props.onAction({
               title: `${verb} 1 message (${plural(n, 'recipient')})?`,
-              body: `Message ${props.qid}: ${action === 'delete' ? 'removed for good with its spool file' : action === 'release' ? 'held and dead recipients are queued for delivery now' : 'queued and deferred recipients are due now'}.`,
+              body: `Message ${props.qid}: this ${ACTION_MEANS[action]}. ${hit.map((r) => `${r.rcpt} (${r.state})`).join(', ')}.`,
               action: `${verb} 1 message`,
               run: async () => {
                 const r = await api.post<{ recipients: number; messages_removed: number }>(`/api/v1/queue/${action}`, { qid: props.qid });
@@ -80,34 +85,43 @@ export function QueuePage() {
 
   const set = (k: keyof Filter) => (v: string) => setForm({ ...form, [k]: v });
   const hasFilter = Object.values(filter).some(Boolean);
+  /* with a state in the filter, only the actions that change that state are offered */
+  const applies = (a: QueueAction) => !filter.state || ACTION_STATES[a].includes(filter.state);
 
-  async function bulk(action: 'release' | 'retry' | 'delete') {
+  /*
+   * What an action really changes, counted by the server: the filter's recipients per state
+   * (/api/v1/queue/summary?group=state), of which only the action's states change. Nothing
+   * that applies: a notice that says what the action means instead of an empty promise.
+   */
+  async function confirmAction(action: QueueAction, f: Filter, what: string) {
+    const verb = VERB[action];
+    const r = await api.get<{ items: QueueGroup[] }>('/api/v1/queue/summary', { ...f, group: 'state' });
+    const c = actionCount(action, r.items);
+    const left = describeUnchanged(c);
+    if (c.recipients === 0) {
+      setNotice(left ? `Nothing to ${action}: ${action} ${ACTION_MEANS[action]}; the ${left} recipients ${what} stay as they are.`
+        : `Nothing matches ${what}.`);
+      return;
+    }
+    setConfirm({
+      title: `${verb} ${describeCount(c)}?`,
+      body: `Matching ${what}: this ${ACTION_MEANS[action]}.${left ? ` Not changed: ${left}.` : ''}`,
+      action: `${verb} ${plural(c.recipients, 'recipient')}`,
+      run: async () => {
+        const res = await api.post<{ recipients: number; messages_removed: number }>(`/api/v1/queue/${action}`, bulkBody(f));
+        setNotice(`${verb}: ${plural(res.recipients, 'recipient')} done${action === 'delete' ? `, ${plural(res.messages_removed, 'message')} removed` : ''}.`);
+        p.reload();
+        setVer((v) => v + 1);
+      },
+    });
+  }
+
+  async function bulk(action: QueueAction) {
     setErr('');
     setNotice('');
     setCounting(action);
     try {
-      const all = await fetchAll<QueueRcpt>('/api/v1/queue', query, COUNT_MAX);
-      const n = all.items.length;
-      const msgs = new Set(all.items.map((r) => r.qid)).size;
-      if (n === 0) {
-        setNotice('Nothing matches this filter.');
-        return;
-      }
-      const count = `${all.complete ? '' : 'at least '}${plural(n, 'recipient')} in ${plural(msgs, 'message')}`;
-      const verb = action === 'delete' ? 'Delete' : action === 'release' ? 'Release' : 'Retry';
-      const what = action === 'delete' ? 'removes them for good (and messages left without recipients)'
-        : action === 'release' ? 'queues held and dead ones for delivery now' : 'makes queued and deferred ones due now';
-      setConfirm({
-        title: `${verb} ${count}?`,
-        body: `Matching ${describeFilter(filter)}: this ${what}.`,
-        action: `${verb} ${plural(n, 'recipient')}`,
-        run: async () => {
-          const r = await api.post<{ recipients: number; messages_removed: number }>(`/api/v1/queue/${action}`, bulkBody(filter));
-          setNotice(`${verb}: ${plural(r.recipients, 'recipient')} done${action === 'delete' ? `, ${plural(r.messages_removed, 'message')} removed` : ''}.`);
-          p.reload();
-          setVer((v) => v + 1);
-        },
-      });
+      await confirmAction(action, filter, describeFilter(filter));
     } catch (e) {
       setErr(Object.values(errorsOf(e))[0]);
     } finally {
@@ -116,24 +130,16 @@ export function QueuePage() {
   }
 
   /* Release or delete one group of the summary: the bulk endpoint with the group's filter. */
-  function bulkGroup(action: 'release' | 'delete', g: QueueGroup, gf: Filter) {
+  async function bulkGroup(action: 'release' | 'delete', g: QueueGroup, gf: Filter) {
     setErr('');
     setNotice('');
-    const verb = action === 'delete' ? 'Delete' : 'Release';
     const label = `${GROUP_LABEL[groupBy].toLowerCase()} ${topKey(g.key)}`;
     const loose = groupBy === 'reason' ? ' (the filter matches reasons containing this text: possibly more)' : '';
-    setConfirm({
-      title: `${verb} ${plural(g.recipients, 'recipient')} in ${plural(g.messages, 'message')}?`,
-      body: `The group ${label}, matching ${describeFilter(gf)}${loose}: this ${action === 'delete'
-        ? 'removes them for good (and messages left without recipients)' : 'queues held and dead ones for delivery now'}.`,
-      action: `${verb} ${plural(g.recipients, 'recipient')}`,
-      run: async () => {
-        const r = await api.post<{ recipients: number; messages_removed: number }>(`/api/v1/queue/${action}`, bulkBody(gf));
-        setNotice(`${verb}: ${plural(r.recipients, 'recipient')} done${action === 'delete' ? `, ${plural(r.messages_removed, 'message')} removed` : ''}.`);
-        p.reload();
-        setVer((v) => v + 1);
-      },
-    });
+    try {
+      await confirmAction(action, gf, `the group ${label}, ${describeFilter(gf)}${loose}`);
+    } catch (e) {
+      setErr(Object.values(errorsOf(e))[0]);
+    }
   }
 
   return (
@@ -156,11 +162,13 @@ export function QueuePage() {
           options={[{ value: '', label: 'no grouping' }, { value: 'state', label: 'state' }, { value: 'sender', label: 'sender' }, { value: 'client', label: 'client address' },
             { value: 'rcpt_domain', label: 'recipient domain' }, { value: 'reason', label: 'reason' }]} />
         <span class="spacer" />
-        <Button onClick={() => bulk('release')} busy={counting === 'release'} disabled={!hasFilter || !!counting}>Release matching…</Button>
-        <Button onClick={() => bulk('retry')} busy={counting === 'retry'} disabled={!hasFilter || !!counting}>Retry matching…</Button>
-        <Button kind="danger" onClick={() => bulk('delete')} busy={counting === 'delete'} disabled={!hasFilter || !!counting}>Delete matching…</Button>
+        {(['release', 'retry', 'delete'] as const).filter(applies).map((a) => (
+          <Button kind={a === 'delete' ? 'danger' : 'plain'} onClick={() => bulk(a)} busy={counting === a} disabled={!hasFilter || !!counting}>
+            {VERB[a]} matching…</Button>
+        ))}
       </div>
       {!hasFilter && <p class="muted">Bulk actions need a filter.</p>}
+      <p class="muted small">Release queues held and dead recipients for delivery; retry makes queued and deferred ones due now; delete removes any.</p>
       {notice && <p class="notice" role="status">{notice}</p>}
       {err && <p class="error" role="alert">{err}</p>}
       {groupBy && (
@@ -180,7 +188,8 @@ export function QueuePage() {
                       <tr><td class="mono">{name}</td><td class="num">{g.messages}</td><td class="num">{g.recipients}</td>
                         <td>{gf ? (<div class="actions">
                           <Button label={`Show ${name}`} onClick={() => { setForm(gf); setFilter(gf); setGroupBy(''); }}>Show</Button>
-                          <Button label={`Release group ${name}`} onClick={() => bulkGroup('release', g, gf)}>Release…</Button>
+                          {(groupBy !== 'state' || ACTION_STATES.release.includes(g.key ?? '')) &&
+                            <Button label={`Release group ${name}`} onClick={() => bulkGroup('release', g, gf)}>Release…</Button>}
                           <Button kind="danger" label={`Delete group ${name}`} onClick={() => bulkGroup('delete', g, gf)}>Delete…</Button>
                         </div>) : <span class="muted">no filter selects it</span>}</td></tr>
                     );
@@ -202,9 +211,9 @@ export function QueuePage() {
                 {items.map((r) => (
                   <>
                     <tr>
-                      <td class="mono">{r.qid}</td><td>{r.rcpt}</td><td><span class={`state ${r.state}`}>{r.state}</span></td>
-                      <td>{r.sender === '' ? '<>' : r.sender}</td><td class="mono">{r.client_addr}</td>
-                      <td>{r.reason ?? r.last_error ?? ''}</td><td>{fmtTime(r.received_at)}</td><td class="num">{r.attempts}</td>
+                      <td class="mono qid">{r.qid}</td><td class="addr">{r.rcpt}</td><td><span class={`state ${r.state}`}>{r.state}</span></td>
+                      <td class="addr">{r.sender === '' ? '<>' : r.sender}</td><td class="mono">{r.client_addr}</td>
+                      <td>{r.reason ?? r.last_error ?? ''}</td><td class="nowrap">{fmtTime(r.received_at)}</td><td class="num">{r.attempts}</td>
                       <td><Button onClick={() => setOpen(open === r.qid + r.rcpt ? null : r.qid + r.rcpt)} label={`Details of ${r.qid} to ${r.rcpt}`}>
                         {open === r.qid + r.rcpt ? 'Hide' : 'Show'}</Button></td>
                     </tr>
