@@ -369,3 +369,24 @@ def test_release_never_uses_a_queue_file_it_does_not_own(d, downstream):
     assert copy != qid and len(copy) == 16, ev
     assert wait_for(lambda: not (d.data_dir / "spool" / "queue" / copy).exists(), timeout=10)
     assert not qfile(d, qid).exists() and items(d, qid) == []
+
+
+def test_release_and_allow_respects_the_personal_list_bound(api_moatd, downstream):
+    """A full personal list (user_sender_list_max) takes no entry from "release and allow";
+    the item is still released."""
+    d = api_moatd(**delivery_conf(downstream.addr, user_sender_list_max="1"))
+    quarantine_rule(d, "bound")
+    q1 = qid_of(deliver(d, ["b@example.org"], message(subject="bound one"), sender="one@example.net"))
+    q2 = qid_of(deliver(d, ["b@example.org"], message(subject="bound two"), sender="two@example.net"))
+    api = admin(d)
+    bob = api.create_user("bob", password="bob-password-1")
+    api.post(f"/api/v1/users/{bob['id']}/addresses", {"address": "b@example.org",
+                                                     "kind": "alias"}).expect(201)
+    user = Api(d.http_port)
+    user.login("bob", "bob-password-1")
+    for qid, listed in ((q1, 1), (q2, 0)):
+        r = user.post("/api/v1/quarantine/release", {"ids": [items(d, qid)[0][0]],
+                                                     "sender_list": "allow"}).expect(200)
+        assert r.json == {"recipients": 1, "messages": 1, "sender_listed": listed}
+    downstream.wait_for(2)
+    assert d.query("SELECT value FROM user_sender_list") == [("one@example.net",)]
