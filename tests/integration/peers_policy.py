@@ -8,14 +8,17 @@ Reverse-DNS and HELO tests use peers_dns.Dnsmasq (host records, PTR-only records
 
 policy(d, *args) runs `moatd policy --data-dir <d's data dir> ...` and returns the result.
 raw_from(d, src) is a RawSMTP whose socket is bound to source address src (any of 127/8).
+set_rules(d, rules) replaces the server rule set and waits until moatd runs it.
 
 Every process has a bounded start and is stopped at teardown.
 """
 
+import json
 import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -114,3 +117,22 @@ def wait_applied(pred, timeout=5.0, interval=0.1):
         if v or time.monotonic() >= deadline:
             return v
         time.sleep(interval)
+
+
+def set_rules(d, rules):
+    """Replaces the server rule set (rule objects in order, written straight into the rule
+    table as the API would) and waits until moatd runs it; the new rule ids in order."""
+    con = sqlite3.connect(str(d.db_path), timeout=10)
+    try:
+        con.execute("DELETE FROM rule")
+        now = int(time.time() * 1000)
+        for i, r in enumerate(rules):
+            r = dict({"enabled": True, "except": None, "comment": ""}, **r)
+            con.execute("INSERT INTO rule (position, name, enabled, definition, created_at,"
+                        " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (i, r["name"], 1 if r["enabled"] else 0, json.dumps(r), now, now))
+        con.commit()
+    finally:
+        con.close()
+    applied(d)
+    return [row[0] for row in d.query("SELECT id FROM rule ORDER BY position")]

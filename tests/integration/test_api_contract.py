@@ -174,7 +174,8 @@ QUARANTINE_HTML = (b"From: s@example.net\r\nTo: a@example.org\r\nSubject: contra
 def quarantine_calls(d, admin):
     """Every quarantine route, for a message a server rule quarantined over real SMTP."""
     from conftest import qid_of
-    from test_content_rules import set_rules, subject_is
+    from peers_policy import set_rules
+    from test_content_rules import subject_is
     set_rules(d, [{"name": "hold contract", "when": subject_is("contract held"),
                    "action": {"type": "quarantine", "kind": "spam"}}])
     c = d.raw()

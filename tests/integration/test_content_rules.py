@@ -7,16 +7,13 @@ Rules are written into the rule table of the daemon's own SQLite file, as the AP
 `moatd rules` do; the daemon applies them to the next connection once it has loaded the new
 policy generation (its `policy loaded generation=N` line)."""
 
-import json
-import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import message, qid_of, stuff, REPO
 from peers_delivery import Downstream, delivery_conf, header_value, rcpt_states, wait_for
-from peers_policy import applied
+from peers_policy import set_rules
 from api_client import ADMIN_PASSWORD, Api, api_moatd  # noqa: F401 (fixture)
 
 
@@ -31,23 +28,6 @@ def downstream():
 def d(api_moatd, downstream):
     return api_moatd(**delivery_conf(downstream.addr))
 
-
-def set_rules(d, rules):
-    """Replaces the rule set (rule objects in order) and waits until moatd runs it."""
-    con = sqlite3.connect(str(d.db_path), timeout=10)
-    try:
-        con.execute("DELETE FROM rule")
-        now = int(time.time() * 1000)
-        for i, r in enumerate(rules):
-            r = dict({"enabled": True, "except": None, "comment": ""}, **r)
-            con.execute("INSERT INTO rule (position, name, enabled, definition, created_at,"
-                        " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (i, r["name"], 1 if r["enabled"] else 0, json.dumps(r), now, now))
-        con.commit()
-    finally:
-        con.close()
-    applied(d)
-    return [row[0] for row in d.query("SELECT id FROM rule ORDER BY position")]
 
 
 def leaf(field, op, value, **kw):

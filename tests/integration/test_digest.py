@@ -14,7 +14,6 @@ import http.client
 import json
 import os
 import re
-import sqlite3
 import stat
 import time
 
@@ -22,7 +21,7 @@ import pytest
 
 from conftest import message, qid_of, run_moatd, default_conf
 from peers_delivery import Downstream, delivery_conf, wait_for
-from peers_policy import applied
+from peers_policy import set_rules
 from api_client import ADMIN_PASSWORD, Api, api_moatd  # noqa: F401 (fixture)
 
 EVIL_SUBJECT = 'Win <script>alert("x")</script> & more'
@@ -44,21 +43,6 @@ def start(api_moatd, downstream, **extra):
     api.login("admin", ADMIN_PASSWORD)
     return d, api
 
-
-def set_rules(d, rules):
-    con = sqlite3.connect(str(d.db_path), timeout=10)
-    try:
-        con.execute("DELETE FROM rule")
-        now = int(time.time() * 1000)
-        for i, r in enumerate(rules):
-            r = dict({"enabled": True, "except": None, "comment": ""}, **r)
-            con.execute("INSERT INTO rule (position, name, enabled, definition, created_at,"
-                        " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (i, r["name"], 1 if r["enabled"] else 0, json.dumps(r), now, now))
-        con.commit()
-    finally:
-        con.close()
-    applied(d)
 
 
 def quarantine_rule(d):

@@ -6,14 +6,14 @@ file and spool, and the background purge of expired items."""
 import json
 import sqlite3
 import subprocess
-import time
 
 import pytest
 
-from conftest import MOATD_BIN, message, qid_of, stuff
+from conftest import MOATD_BIN, message, qid_of
 from peers_delivery import Downstream, delivery_conf, wait_for
 from api_client import ADMIN_PASSWORD, Api, api_moatd  # noqa: F401 (fixture)
-from test_content_rules import set_rules, subject_is, rcpt_is, deliver
+from peers_policy import set_rules
+from test_content_rules import subject_is, rcpt_is, deliver
 
 DAY_MS = 86400000
 

@@ -9,15 +9,12 @@ delete + block, by id and by filter.  Nobody reaches another's items: 404 by id 
 an item's existence is not disclosed), nothing in lists and counts, nothing changed by a
 filter; the administrator reaches every item."""
 
-import json
-import sqlite3
-import time
 
 import pytest
 
-from conftest import qid_of, stuff
+from conftest import qid_of
 from peers_delivery import Downstream, delivery_conf
-from peers_policy import applied
+from peers_policy import set_rules
 from api_client import ADMIN_PASSWORD, Api, api_moatd  # noqa: F401 (fixture)
 
 ADDR = {"A": "a@example.org", "B": "b@example.org", "M": "g@example.org"}
@@ -64,17 +61,10 @@ def world(api_moatd, downstream):
                            token=Api(d.http_port,
                                      token=admin.create_token("adm-t", scope="admin")["token"]))
     # One message to all three: one item each, of kind spam (end users may release it).
-    con = sqlite3.connect(str(d.db_path), timeout=10)
-    now = int(time.time() * 1000)
-    rule = {"name": "offers", "enabled": True, "except": None, "comment": "",
-            "when": {"field": "header", "op": "contains", "value": "offer",
-                     "header": "Subject"},
-            "action": {"type": "quarantine", "kind": "spam"}}
-    con.execute("INSERT INTO rule (position, name, enabled, definition, created_at,"
-                " updated_at) VALUES (0, 'offers', 1, ?, ?, ?)", (json.dumps(rule), now, now))
-    con.commit()
-    con.close()
-    applied(d)
+    set_rules(d, [{"name": "offers",
+                   "when": {"field": "header", "op": "contains", "value": "offer",
+                            "header": "Subject"},
+                   "action": {"type": "quarantine", "kind": "spam"}}])
     c = d.raw()
     c.ehlo()
     r = c.transaction(SENDER, list(ADDR.values()), html_message("An offer"))

@@ -6,15 +6,12 @@ message once moatd has loaded the new generation (its `policy loaded generation=
 a block refuses only that recipient at RCPT, an allow lifts a spam-kind quarantine for that
 recipient only.  Mail goes through real SMTP to a real aiosmtpd downstream."""
 
-import json
-import sqlite3
-import time
 
 import pytest
 
 from conftest import message, qid_of, stuff
 from peers_delivery import Downstream, delivery_conf, wait_for
-from peers_policy import applied
+from peers_policy import applied, set_rules
 from api_client import ADMIN_PASSWORD, Api, api_moatd  # noqa: F401 (fixture)
 
 
@@ -43,23 +40,6 @@ def site(api_moatd, downstream):
     b, bob = make_user(admin, d.http_port, "bob", ["b@example.org"])
     return dict(d=d, ds=downstream, admin=admin, a=a, alice=alice, b=b, bob=bob)
 
-
-def set_rules(d, rules):
-    """Replaces the server rule set and waits until moatd runs it."""
-    con = sqlite3.connect(str(d.db_path), timeout=10)
-    try:
-        con.execute("DELETE FROM rule")
-        now = int(time.time() * 1000)
-        for i, r in enumerate(rules):
-            r = dict({"enabled": True, "except": None, "comment": ""}, **r)
-            con.execute("INSERT INTO rule (position, name, enabled, definition, created_at,"
-                        " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (i, r["name"], 1, json.dumps(r), now, now))
-        con.commit()
-    finally:
-        con.close()
-    applied(d)
-    return [row[0] for row in d.query("SELECT id FROM rule ORDER BY position")]
 
 
 def subject_has(word):

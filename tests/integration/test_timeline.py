@@ -4,14 +4,12 @@ downstream as a message_event with the remote reply, the server rules' quarantin
 API that merges them (GET /api/v1/messages/{id}/timeline, GET /api/v1/timeline)."""
 
 import json
-import sqlite3
-import time
 
 import pytest
 
 from conftest import message, qid_of, stuff
 from peers_delivery import Downstream, delivery_conf, header_value, wait_for
-from peers_policy import applied, policy
+from peers_policy import applied, policy, set_rules
 from api_client import ADMIN_PASSWORD, Api, api_moatd  # noqa: F401 (fixture)
 
 
@@ -126,21 +124,6 @@ def test_refused_recipient_shows_its_check(env, downstream):
     assert own["qid"] is None
     assert steps(own)[-1] == ("rcpt", "refused"), steps(own)
 
-
-def set_rules(d, rules):
-    con = sqlite3.connect(str(d.db_path), timeout=10)
-    try:
-        con.execute("DELETE FROM rule")
-        now = int(time.time() * 1000)
-        for i, r in enumerate(rules):
-            r = dict({"enabled": True, "except": None, "comment": ""}, **r)
-            con.execute("INSERT INTO rule (position, name, enabled, definition, created_at,"
-                        " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (i, r["name"], 1, json.dumps(r), now, now))
-        con.commit()
-    finally:
-        con.close()
-    applied(d)
 
 
 def test_quarantined_message_shows_the_rule_and_the_quarantine(env):
