@@ -470,7 +470,8 @@ int main(int argc, char **argv)
 	{
 		struct mime_limits mime;
 		struct policy_limits lim = { d.conf.hostname, d.conf.max_sessions, &mime,
-					     (int)d.conf.content_workers };
+					     (int)d.conf.content_workers,
+					     d.conf.mailbox_rules_cache };
 
 		mime_limits_default(&mime);
 		mime.max_depth = (int)d.conf.mime_max_depth;

@@ -21,7 +21,7 @@ PACKAGES=(
     libmicrohttpd-dev libjansson-dev libcmocka-dev libargon2-dev
     libgmime-3.0-dev libvectorscan-dev libpcre2-dev
     python3-pytest python3-aiosmtpd python3-jsonschema python3-yaml
-    swaks postfix rbldnsd dnsmasq-base nmap
+    swaks postfix rbldnsd dnsmasq-base nmap dovecot-sieve
     clang libclang-rt-14-dev wrk ca-certificates chromium
 )
 

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -18,6 +19,7 @@ const struct cli_command cli_commands[] = {
 	{ "policy", cli_policy_main, "list, add, remove and show policy entries and settings" },
 	{ "accounts", cli_accounts_main, "submission accounts: passwords, counters, suspensions" },
 	{ "rules", cli_rules_main, "server mail rules: list, add, order, import, export, test" },
+	{ "mailbox-rules", cli_mailbox_main, "one user's or group's mailbox rules (also rules --user)" },
 	{ "users", cli_users_main, "directory users' personal sender lists" },
 	{ NULL, NULL, NULL },
 };
@@ -129,4 +131,26 @@ struct store *cli_open_store(const struct conf *conf, const char *who, int creat
 	if (st == NULL)
 		fprintf(stderr, "moatd %s: %s\n", who, err);
 	return st;
+}
+
+int cli_parse_age(const char *v, int64_t *ms)
+{
+	char *end;
+	long long n;
+
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0 || n < 0 || end == v)
+		return -1;
+	if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
+		*ms = n * 1000;
+	else if (strcmp(end, "m") == 0)
+		*ms = n * 60000;
+	else if (strcmp(end, "h") == 0)
+		*ms = n * 3600000;
+	else if (strcmp(end, "d") == 0)
+		*ms = n * 86400000;
+	else
+		return -1;
+	return 0;
 }

@@ -10,6 +10,7 @@
 #ifndef MOAT_CLI_H
 #define MOAT_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "../conf/conf.h"
@@ -30,6 +31,9 @@ int cli_load_conf(int *argc, char ***argv, struct conf *conf, char *err, size_t 
  */
 int cli_begin(const char *who, int *argc, char ***argv, struct conf *conf,
 	      const char *const *verbs, void (*usage)(FILE *), const char **verb, int *status);
+
+/* "--older-than" ages: N, Ns, Nm, Nh, Nd (N >= 0) in ms.  0 or -1. */
+int cli_parse_age(const char *v, int64_t *ms);
 
 struct store;
 
@@ -57,6 +61,8 @@ int cli_quarantine_main(int argc, char **argv);
 int cli_policy_main(int argc, char **argv);
 int cli_accounts_main(int argc, char **argv);
 int cli_rules_main(int argc, char **argv);
+/* daemon/cli/cli_mailbox.c */
+int cli_mailbox_main(int argc, char **argv);
 /* daemon/cli/cli_users.c */
 int cli_users_main(int argc, char **argv);
 

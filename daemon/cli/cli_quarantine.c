@@ -41,28 +41,6 @@ static void usage(FILE *out)
 		"  --block-sender (delete: add the senders to sender_deny)\n");
 }
 
-static int parse_age(const char *v, int64_t *ms)
-{
-	char *end;
-	long long n;
-
-	errno = 0;
-	n = strtoll(v, &end, 10);
-	if (errno != 0 || n < 0 || end == v)
-		return -1;
-	if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
-		*ms = n * 1000;
-	else if (strcmp(end, "m") == 0)
-		*ms = n * 60000;
-	else if (strcmp(end, "h") == 0)
-		*ms = n * 3600000;
-	else if (strcmp(end, "d") == 0)
-		*ms = n * 86400000;
-	else
-		return -1;
-	return 0;
-}
-
 struct opts {
 	struct store_quarantine_filter f;
 	int64_t ids[STORE_QUARANTINE_IDS_MAX];
@@ -134,7 +112,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		} else if (strcmp(a, "--older-than") == 0) {
 			int64_t ms;
 
-			if (parse_age(v, &ms) < 0) {
+			if (cli_parse_age(v, &ms) < 0) {
 				fprintf(stderr, "moatd quarantine: --older-than: a duration like 5d\n");
 				return -2;
 			}

@@ -41,7 +41,9 @@ static void usage(FILE *out)
 		"  import FILE|- [--append]  replace (or extend) the set with a JSON array\n"
 		"  order ID...               the new evaluation order: every id once\n"
 		"  test MESSAGE-FILE [--from ADDR] [--to ADDR]...\n"
-		"                            dry run of the stored set on a message (JSON)\n");
+		"                            dry run of the stored set on a message (JSON)\n"
+		"a user's or a group's mailbox rules: moatd rules --user NAME|--group ADDRESS ...\n"
+		"(the same as moatd mailbox-rules, see moatd mailbox-rules help)\n");
 }
 
 static void print_json(const json_t *j)
@@ -318,8 +320,12 @@ int cli_rules_main(int argc, char **argv)
 	struct conf conf;
 	struct store *st;
 	const char *cmd;
-	int status;
+	int status, i;
 
+	/* --user NAME / --group ADDRESS before the command: that owner's mailbox rules */
+	for (i = 1; i + 1 < argc && argv[i][0] == '-'; i += 2)
+		if (strcmp(argv[i], "--user") == 0 || strcmp(argv[i], "--group") == 0)
+			return cli_mailbox_main(argc, argv);
 	if (cli_begin("rules", &argc, &argv, &conf, verbs, usage, &cmd, &status) < 0)
 		return status;
 	st = cli_open_store(&conf, "rules", 1);

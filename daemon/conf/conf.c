@@ -39,7 +39,11 @@ static const char *enum_choices(const char *name)
 {
 	if (strcmp(name, "spool_sync") == 0)
 		return "filesystem|file";
-	return "opportunistic|off|verify"; /* the TLS policy keys, the only T_ENUMs */
+	if (strcmp(name, "folder_method") == 0)
+		return "header|plus|both";
+	if (strcmp(name, "folder_plus_separator") == 0)
+		return ".|/|_|-";
+	return "opportunistic|off|verify"; /* the TLS policy keys */
 }
 
 #define OFF(f) offsetof(struct conf, f)
@@ -79,7 +83,9 @@ static const struct conf_key keys[] = {
 	{ "mime_max_part_text", T_SIZE, NUM(mime_max_part_text), "1M", 1024, 256 * 1024 * 1024 },
 	{ "mime_max_text", T_SIZE, NUM(mime_max_text), "4M", 1024, 1024 * 1024 * 1024 },
 	{ "mime_max_time", T_DURATION, NUM(mime_max_time_ms), "2s", 10, 600000 },
-	{ "content_workers", T_INT, NUM(content_workers), "2", 1, 16 },
+	{ "content_workers", T_INT, NUM(content_workers), "1", 1, 16 },
+	{ "mailbox_rules_cache", T_SIZE, NUM(mailbox_rules_cache), "256M", 1024 * 1024,
+	  (int64_t)64 * 1024 * 1024 * 1024 },
 	{ "spool_sync", T_ENUM, STR(spool_sync), "filesystem", 0, 0 },
 	{ "spool_min_free", T_SIZE, NUM(spool_min_free), "0", 0,
 	  (int64_t)1024 * 1024 * 1024 * 1024 },
@@ -93,6 +99,11 @@ static const struct conf_key keys[] = {
 	{ "http_max_body", T_SIZE, NUM(http_max_body), "1M", 1024, 64 * 1024 * 1024 },
 	{ "http_max_page", T_INT, NUM(http_max_page), "500", 1, 10000 },
 	{ "user_sender_list_max", T_INT, NUM(user_sender_list_max), "1000", 1, 100000 },
+	{ "rules_max_body", T_SIZE, NUM(rules_max_body), "16M", 1024, 256 * 1024 * 1024 },
+	{ "mailbox_rules_max", T_INT, NUM(mailbox_rules_max), "10000", 1, 100000 },
+	{ "mailbox_rule_value_max", T_INT, NUM(mailbox_rule_value_max), "4096", 16, 4096 },
+	{ "mailbox_rules_total_bytes", T_SIZE, NUM(mailbox_rules_total_bytes), "16M", 64 * 1024,
+	  256 * 1024 * 1024 },
 	{ "http_session_idle", T_DURATION, NUM(http_session_idle_ms), "30m", 1000,
 	  (int64_t)30 * 86400000 },
 	{ "http_session_lifetime", T_DURATION, NUM(http_session_lifetime_ms), "12h", 1000,
@@ -121,6 +132,8 @@ static const struct conf_key keys[] = {
 	{ "mx_port", T_INT, NUM(mx_port), "25", 1, 65535 },
 	{ "downstream_tls", T_ENUM, STR(downstream_tls), "opportunistic", 0, 0 },
 	{ "delivery_tls", T_ENUM, STR(delivery_tls), "opportunistic", 0, 0 },
+	{ "folder_method", T_ENUM, STR(folder_method), "header", 0, 0 },
+	{ "folder_plus_separator", T_ENUM, STR(folder_plus_separator), ".", 0, 0 },
 	{ "delivery_ca_file", T_STRING, STR(delivery_ca_file), "", 0, 0 },
 	{ "queue_lifetime", T_DURATION, NUM(queue_lifetime_ms), "5d", 60000,
 	  (int64_t)365 * 86400000 },

@@ -55,6 +55,7 @@ struct conf {
 	int64_t mime_max_text;          /* content stage: decoded text kept per message */
 	int64_t mime_max_time_ms;       /* content stage: time for one message's walk */
 	int64_t content_workers;        /* content stage: threads */
+	int64_t mailbox_rules_cache;    /* bytes of compiled mailbox rule sets kept */
 	int64_t spool_min_free;         /* bytes kept free in the spool file system */
 
 	int64_t http_max_connections;
@@ -66,6 +67,10 @@ struct conf {
 	int64_t http_max_body;          /* bytes of a request body */
 	int64_t http_max_page;          /* items per list page */
 	int64_t user_sender_list_max;   /* entries in one user's personal sender list */
+	int64_t rules_max_body;         /* bytes of a rule-set import body (its own limit) */
+	int64_t mailbox_rules_max;      /* rules in one mailbox rule set */
+	int64_t mailbox_rule_value_max; /* octets of one condition value in a mailbox rule */
+	int64_t mailbox_rules_total_bytes; /* octets of all rules of one mailbox set */
 	int64_t http_session_idle_ms;
 	int64_t http_session_lifetime_ms;
 	int64_t http_login_window_ms;   /* sliding window of failed logins */
@@ -93,6 +98,8 @@ struct conf {
 	char downstream_tls[16];     /* opportunistic | off | verify */
 	char spool_sync[16];         /* filesystem | file: how a group commit reaches the disk */
 	char delivery_tls[16];       /* smarthost and MX routes */
+	char folder_method[8];       /* header | plus | both: how a folder reaches downstream */
+	char folder_plus_separator[2]; /* what a folder's '/' becomes in user+folder@domain */
 	char delivery_ca_file[1024];
 	int64_t queue_lifetime_ms;
 	int64_t dead_retention_ms;

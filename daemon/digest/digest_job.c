@@ -33,6 +33,7 @@
 
 #include "../conf/conf.h"
 #include "../log/log.h"
+#include "../spool/spool.h"
 #include "../store/store.h"
 #include "../store/store_digest.h"
 #include "../util/util.h"
@@ -41,7 +42,6 @@
 #define DIGEST_CHUNK 200              /* users per transaction */
 #define DIGEST_MSG_MAX (8 * 1024 * 1024)
 #define DIGEST_NONCE_PURGE 10000      /* used nonces removed per round at most */
-#define DIGEST_QID_LEN 16
 
 void digest_url_base(const struct conf *conf, const char *http_address, int tls,
 		     char *out, size_t outsz)
@@ -257,7 +257,7 @@ out:
 /* ---- queueing ---- */
 
 struct outmsg {
-	char qid[DIGEST_QID_LEN + 1];
+	char qid[SPOOL_QID_LEN + 1];
 	char tmp[24];                  /* its name in spool/incoming */
 	char to[330];
 	char user[65];
@@ -296,29 +296,6 @@ static void dirs_close(struct spooldirs *d)
 {
 	close(d->incoming);
 	close(d->queue);
-}
-
-/*
- * Queue ids as the spool makes them (11 hex digits of unix ms, 5 of a
- * counter that starts at random), so that they sort by time with the rest;
- * RENAME_NOREPLACE guards the rare collision with the spool's own counter.
- */
-static void new_qid(char *qid)
-{
-	static uint32_t seq;
-	static int seeded;
-	uint32_t v;
-
-	if (!__atomic_load_n(&seeded, __ATOMIC_ACQUIRE)) {
-		uint32_t r;
-
-		random_bytes(&r, sizeof(r));
-		__atomic_store_n(&seq, r, __ATOMIC_RELAXED);
-		__atomic_store_n(&seeded, 1, __ATOMIC_RELEASE);
-	}
-	v = __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED);
-	snprintf(qid, DIGEST_QID_LEN + 1, "%011llx%05x",
-		 (unsigned long long)time_now_ms() & 0xfffffffffffULL, (unsigned)(v & 0xfffff));
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -366,7 +343,7 @@ static int publish(const struct spooldirs *d, struct outmsg *o, char *err, size_
 	int tries;
 
 	for (tries = 0; tries < 5; tries++) {
-		new_qid(o->qid);
+		spool_new_qid(o->qid);
 		if (renameat2(d->incoming, o->tmp, d->queue, o->qid, RENAME_NOREPLACE) == 0) {
 			o->published = 1;
 			return 0;

@@ -174,6 +174,28 @@ static const struct http_route routes[] = {
 	{ "PUT", "/api/v1/rules/{id}", HTTP_R_ADMIN | HTTP_R_BODY, http_rules_replace },
 	{ "PATCH", "/api/v1/rules/{id}", HTTP_R_ADMIN | HTTP_R_BODY, http_rules_patch },
 	{ "DELETE", "/api/v1/rules/{id}", HTTP_R_ADMIN, http_rules_delete },
+	/* Mailbox rules: three bases, one handler set (http_mailbox.c checks the scope). */
+#define MAILBOX_ROUTES(base, fl)                                                          \
+	{ "GET", base, fl, http_mailbox_list },                                           \
+	{ "POST", base, (fl) | HTTP_R_BODY, http_mailbox_create },                        \
+	{ "GET", base "/export", fl, http_mailbox_export },                               \
+	{ "POST", base "/import", (fl) | HTTP_R_BODY | HTTP_R_BIG_BODY, http_mailbox_import }, \
+	{ "POST", base "/test", (fl) | HTTP_R_BODY, http_mailbox_test },                  \
+	{ "POST", base "/apply-quarantine", fl, http_mailbox_apply_quarantine },          \
+	{ "GET", base "/sieve", fl, http_sieve_export },                                  \
+	{ "POST", base "/sieve", (fl) | HTTP_R_BODY | HTTP_R_BIG_BODY | HTTP_R_TEXT_BODY,       \
+	  http_sieve_import },                                                            \
+	{ "PUT", base "/order", (fl) | HTTP_R_BODY | HTTP_R_BIG_BODY, http_mailbox_order }, \
+	{ "POST", base "/bulk", (fl) | HTTP_R_BODY | HTTP_R_BIG_BODY, http_mailbox_bulk }, \
+	{ "POST", base "/{rid}/duplicate", fl, http_mailbox_duplicate },                  \
+	{ "GET", base "/{rid}", fl, http_mailbox_show },                                  \
+	{ "PUT", base "/{rid}", (fl) | HTTP_R_BODY, http_mailbox_replace },               \
+	{ "PATCH", base "/{rid}", (fl) | HTTP_R_BODY, http_mailbox_patch },               \
+	{ "DELETE", base "/{rid}", fl, http_mailbox_delete }
+	MAILBOX_ROUTES("/api/v1/account/rules", 0),
+	MAILBOX_ROUTES("/api/v1/users/{id}/rules", 0),
+	MAILBOX_ROUTES("/api/v1/directory/groups/{address}/rules", 0),
+#undef MAILBOX_ROUTES
 };
 
 static void store_destroy(void *p)
@@ -829,6 +851,15 @@ static int is_json_type(const char *ct)
 	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
+static int is_text_type(const char *ct)
+{
+	size_t n = strlen("text/plain");
+
+	if (ct == NULL || strncasecmp(ct, "text/plain", n) != 0)
+		return 0;
+	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
 static enum MHD_Result dispatch(struct http_req *r, const char *url)
 {
 	const struct http_route *rt;
@@ -865,15 +896,18 @@ static enum MHD_Result dispatch(struct http_req *r, const char *url)
 	r->route = rt;
 	if (r->body_too_large)
 		return http_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
-				  "request body larger than %lld bytes",
-				  (long long)r->h->conf->http_max_body);
+				  "request body larger than %lld bytes", (long long)r->body_max);
 	if (!(rt->flags & HTTP_R_BODY) && r->body.len != 0)
 		return http_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_not_allowed", NULL,
 				  "this resource takes no request body");
 	if ((rt->flags & HTTP_R_BODY) &&
-	    !is_json_type(MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Content-Type")))
+	    !is_json_type(MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Content-Type")) &&
+	    !((rt->flags & HTTP_R_TEXT_BODY) &&
+	      is_text_type(MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Content-Type"))))
 		return http_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-				  NULL, "send Content-Type: application/json");
+				  NULL, (rt->flags & HTTP_R_TEXT_BODY) ?
+				  "send Content-Type: application/json or text/plain" :
+				  "send Content-Type: application/json");
 	r->st = http_thread_store(r->h);
 	if (r->st == NULL)
 		return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", NULL,
@@ -913,6 +947,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (r == NULL) {
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 							     "Content-Length");
+		const struct http_route *rt;
+		char allow[64];
+		int known;
 		int64_t n;
 
 		conn_head_done(h, c, 0);
@@ -921,15 +958,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		r->h = h;
 		r->c = c;
 		r->method = method;
-		dynbuf_init(&r->body, (size_t)h->conf->http_max_body);
+		/* A whole rule set travels in one body: such routes have their own limit. */
+		rt = route_find(r, method, url, &known, allow, sizeof(allow));
+		r->body_max = rt != NULL && (rt->flags & HTTP_R_BIG_BODY) ?
+			h->conf->rules_max_body : h->conf->http_max_body;
+		dynbuf_init(&r->body, (size_t)r->body_max);
 		client_address(r);
 		*con_cls = r;
 		/* A declared length past the limit: answer before reading it. */
 		if (cl != NULL && (http_parse_i64(cl, strlen(cl), 0, INT64_MAX, &n) < 0 ||
-				   n > h->conf->http_max_body))
+				   n > r->body_max))
 			return http_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL,
 					  "request body larger than %lld bytes",
-					  (long long)h->conf->http_max_body);
+					  (long long)r->body_max);
 		return MHD_YES;
 	}
 	if (r->replied)
@@ -943,7 +984,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		}
 		if (r->body_too_large) {
 			r->discarded += *upload_data_size;
-			if (r->discarded > (size_t)h->conf->http_max_body * 4) {
+			if (r->discarded > (size_t)r->body_max * 4) {
 				log_warn(NULL, "http", "HTTP BODY LIMIT from [%s]: dropped",
 					 r->client_addr);
 				return MHD_NO;

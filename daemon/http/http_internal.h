@@ -81,6 +81,7 @@ struct http_req {
 	const char *method;
 	struct dynbuf body;
 	int body_too_large;
+	int64_t body_max;          /* this request's body limit (route's) */
 	size_t discarded;
 	int replied;
 	const struct http_route *route;
@@ -104,6 +105,8 @@ enum {
 	HTTP_R_PUBLIC = 1,  /* no authentication */
 	HTTP_R_ADMIN = 2,   /* administrators only (403 for users) */
 	HTTP_R_BODY = 4,    /* takes a JSON body */
+	HTTP_R_BIG_BODY = 8, /* body bounded by rules_max_body instead of http_max_body */
+	HTTP_R_TEXT_BODY = 16, /* with HTTP_R_BODY: text/plain is accepted as well */
 };
 
 struct http_route {
@@ -297,6 +300,29 @@ enum MHD_Result http_rules_order(struct http_req *r);
 enum MHD_Result http_rules_export(struct http_req *r);
 enum MHD_Result http_rules_import(struct http_req *r);
 enum MHD_Result http_rules_test(struct http_req *r);
+
+/* ---- http_mailbox.c: mailbox rules under /account/rules, /users/{id}/rules and
+ * /directory/groups/{address}/rules ---- */
+enum MHD_Result http_mailbox_list(struct http_req *r);
+enum MHD_Result http_mailbox_create(struct http_req *r);
+enum MHD_Result http_mailbox_export(struct http_req *r);
+enum MHD_Result http_mailbox_import(struct http_req *r);
+enum MHD_Result http_mailbox_test(struct http_req *r);
+enum MHD_Result http_mailbox_apply_quarantine(struct http_req *r);
+enum MHD_Result http_mailbox_order(struct http_req *r);
+enum MHD_Result http_mailbox_bulk(struct http_req *r);
+enum MHD_Result http_mailbox_duplicate(struct http_req *r);
+enum MHD_Result http_mailbox_show(struct http_req *r);
+enum MHD_Result http_mailbox_replace(struct http_req *r);
+enum MHD_Result http_mailbox_patch(struct http_req *r);
+enum MHD_Result http_mailbox_delete(struct http_req *r);
+struct policy_mbrules_owner;
+/* The owner of the set at r's base; -1 fills r->fail (404) or sets *internal. */
+int http_mailbox_scope(struct http_req *r, struct policy_mbrules_owner *o, char *label,
+		       size_t labelsz, int *internal);
+/* ---- http_sieve.c: {base}/sieve, the set as a Sieve script ---- */
+enum MHD_Result http_sieve_export(struct http_req *r);
+enum MHD_Result http_sieve_import(struct http_req *r);
 
 /* ---- http_accounts.c ---- */
 enum MHD_Result http_accounts_list(struct http_req *r);

@@ -42,6 +42,7 @@
 #include "../dns/dns.h"
 #include "../log/log.h"
 #include "../store/store.h"
+#include "../store/store_mailbox.h"
 #include "../store/store_policy.h"
 #include "../util/util.h"
 #include "../util/worker.h"
@@ -571,13 +572,28 @@ static void watch_run(struct worker_job *wj, void *arg)
 	}
 	if (p->watch_st == NULL)
 		return; /* the statistics go back to the loop for the last job */
-	if (!worker_stopping(p->watcher) && store_policy_generation(p->watch_st, &gen) == 0 &&
-	    gen != p->last_gen) {
-		j->snap = policy_snap_load(p->db_path, err, sizeof(err));
-		if (j->snap == NULL)
-			log_error(NULL, "policy", "reload failed: %s", err);
-		else
-			p->last_gen = j->snap->generation;
+	if (!worker_stopping(p->watcher) && store_policy_generation(p->watch_st, &gen) == 0) {
+		int64_t fp[4];
+		/* Mailbox sets created, removed, or one whose has_refuse flipped
+		 * (the RCPT class): a new snapshot.  An edit of a set's rules only
+		 * moves fp[3]: the content workers ask for the set's generation
+		 * themselves; here the recently used sets are compiled ahead. */
+		int mbox = store_mailbox_fingerprint(p->watch_st, fp) == 0;
+		int moved = mbox && memcmp(fp, p->last_mbox_fp, 3 * sizeof(fp[0])) != 0;
+
+		if (gen != p->last_gen || moved) {
+			j->snap = policy_snap_load(p->db_path, err, sizeof(err));
+			if (j->snap == NULL) {
+				log_error(NULL, "policy", "reload failed: %s", err);
+			} else {
+				p->last_gen = j->snap->generation;
+				memcpy(p->last_mbox_fp, j->snap->mbox_fp, sizeof(p->last_mbox_fp));
+			}
+		}
+		if (mbox && fp[3] != p->last_mbox_fp[3]) {
+			policy_mbox_precompile(p->mbox, p->watch_st);
+			p->last_mbox_fp[3] = fp[3];
+		}
 	}
 	flush_stats(p->watch_st, j);
 	if (j->last) {
@@ -603,8 +619,13 @@ static void watch_done(struct worker_job *wj, void *arg)
 	if (j->snap != NULL && p->stopping) {
 		policy_snap_free(j->snap); /* never handed to a session */
 	} else if (j->snap != NULL) {
-		log_info(NULL, "policy", "loaded generation=%lld entries=%zu sites=%zu",
-			 (long long)j->snap->generation, j->snap->nentries, j->snap->nsites);
+		/* mailbox_sets / mailbox_refuse: the part of the mailbox fingerprint
+		 * a snapshot follows, so a wait for a new set can name what it waits for. */
+		log_info(NULL, "policy",
+			 "loaded generation=%lld entries=%zu sites=%zu mailbox_sets=%lld"
+			 " mailbox_refuse=%lld",
+			 (long long)j->snap->generation, j->snap->nentries, j->snap->nsites,
+			 (long long)j->snap->mbox_fp[0], (long long)j->snap->mbox_fp[2]);
 		policy_snap_unref(p->cur);
 		p->cur = j->snap;
 	}
@@ -659,6 +680,10 @@ struct policy *policy_new(struct event_base *base, const char *db_path,
 		return NULL;
 	}
 	p->last_gen = p->cur->generation;
+	memcpy(p->last_mbox_fp, p->cur->mbox_fp, sizeof(p->last_mbox_fp));
+	p->mbox = policy_mbox_cache_new(lim->mailbox_rules_cache > 0
+					? (size_t)lim->mailbox_rules_cache
+					: (size_t)256 * 1024 * 1024);
 	log_info(NULL, "policy", "loaded generation=%lld entries=%zu sites=%zu",
 		 (long long)p->cur->generation, p->cur->nentries, p->cur->nsites);
 	p->prune_ev = event_new(base, -1, EV_PERSIST, prune_cb, p);
@@ -725,6 +750,7 @@ void policy_free(struct policy *p)
 	if (p->prune_ev != NULL)
 		event_free(p->prune_ev);
 	account_engine_free(p->accounts); /* flushes its totals */
+	policy_mbox_cache_free(p->mbox);  /* workers and watcher have stopped */
 	policy_snap_unref(p->cur);
 	free(p->stats);
 	free(p->db_path);

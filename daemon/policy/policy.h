@@ -71,6 +71,7 @@ struct policy_limits {
 	int64_t max_sessions;   /* the config's total, for the trusted reserve */
 	const struct mime_limits *mime; /* the content stage's bounds; NULL: defaults */
 	int content_workers;    /* threads of the content stage; 0: one */
+	int64_t mailbox_rules_cache; /* bytes of compiled mailbox sets; 0: 256M */
 };
 
 #define POLICY_MAX_CONTENT_WORKERS 16
@@ -190,6 +191,10 @@ struct policy_content_rcpt {
 	enum policy_action disp;   /* CONTINUE (deliver), QUARANTINE, HOLD or DISCARD */
 	char reason[200];          /* the rule: "rule 12 name", or "" */
 	char kind[12];             /* QUARANTINE: "spam" or "policy" (the rule's kind) */
+	/* The recipient's delivery edit from its mailbox rules (JSON: folder,
+	 * subject_prefix, headers, importance), or NULL.  The same address may
+	 * come twice with different edits (a copy to a folder). */
+	char *edit;
 };
 
 struct policy_content_result {
@@ -217,7 +222,7 @@ struct policy_content_env {
 	int tls;
 };
 
-/* 1 when the session's snapshot has server rules to run. */
+/* 1 when the session's snapshot has server rules or mailbox rule sets to run. */
 int policy_content_wanted(const struct policy_sess *ps);
 /*
  * Lend the complete (unacknowledged) spool file to the content worker; the

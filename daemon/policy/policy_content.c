@@ -22,6 +22,8 @@
  */
 #include "policy_stage.h"
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +74,10 @@ void policy_content_result_free(struct policy_content_result *r)
 
 	if (r == NULL)
 		return;
-	for (i = 0; i < r->nrcpts; i++)
+	for (i = 0; i < r->nrcpts; i++) {
 		free(r->rcpts[i].rcpt);
+		free(r->rcpts[i].edit);
+	}
 	free(r->rcpts);
 	spool_file_discard(r->file);
 	free(r);
@@ -93,15 +97,25 @@ static void copy_utf8(char *out, size_t outsz, const char *in)
 	out[n] = '\0';
 }
 
-static void add_rcpt(struct policy_content_result *r, size_t *cap, const char *addr,
-		     enum policy_action disp, const char *reason)
+static int edit_eq(const char *a, const char *b)
+{
+	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+/* edit: a delivery edit (JSON) the row takes over, or NULL. */
+static void add_rcpt_edit(struct policy_content_result *r, size_t *cap, const char *addr,
+			  enum policy_action disp, const char *reason, char *edit)
 {
 	size_t i;
 
-	/* One row per address: a bcc to a recipient already there adds nothing. */
-	for (i = 0; i < r->nrcpts; i++)
-		if (strcasecmp(r->rcpts[i].rcpt, addr) == 0)
+	/* One row per address and edit: a bcc to a recipient already there
+	 * adds nothing; a copy to a folder is the same address again. */
+	for (i = 0; i < r->nrcpts; i++) {
+		if (strcasecmp(r->rcpts[i].rcpt, addr) == 0 && edit_eq(r->rcpts[i].edit, edit)) {
+			free(edit);
 			return;
+		}
+	}
 	if (r->nrcpts == *cap) {
 		*cap = *cap ? *cap * 2 : 8;
 		r->rcpts = xrealloc(r->rcpts, *cap * sizeof(*r->rcpts));
@@ -109,9 +123,16 @@ static void add_rcpt(struct policy_content_result *r, size_t *cap, const char *a
 	r->rcpts[r->nrcpts].rcpt = xstrdup(addr);
 	r->rcpts[r->nrcpts].disp = disp;
 	r->rcpts[r->nrcpts].kind[0] = '\0';
+	r->rcpts[r->nrcpts].edit = edit;
 	strlcpy_s(r->rcpts[r->nrcpts].reason, reason ? reason : "",
 		  sizeof(r->rcpts[r->nrcpts].reason));
 	r->nrcpts++;
+}
+
+static void add_rcpt(struct policy_content_result *r, size_t *cap, const char *addr,
+		     enum policy_action disp, const char *reason)
+{
+	add_rcpt_edit(r, cap, addr, disp, reason, NULL);
 }
 
 static void rule_label(const struct rules_verdict *v, const struct policy_snap *sn,
@@ -286,6 +307,168 @@ static void uniq_add(const char **list, size_t *n, size_t max, const char *s)
 		list[(*n)++] = s;
 }
 
+/* --- mailbox rules (policy_mailbox.c evaluates; here their dispositions) --- */
+
+#define MBOX_EXTRA_MAX 10       /* copies and forward copies per recipient */
+#define MBOX_FORWARDS_MAX 3     /* X-Moat-Forwarded fields a forwarded message may carry */
+
+static const struct rules_verdict no_verdict = { .rule = -1 };
+
+/*
+ * A user cannot undo the administrator: after a server refuse, defer,
+ * hold, quarantine, discard or redirect the recipient's own rules do not
+ * run.
+ */
+static bool mailbox_may_run(enum rules_action_type a)
+{
+	return a == RULES_ACT_NONE || a == RULES_ACT_ACCEPT || a == RULES_ACT_STOP ||
+	       a == RULES_ACT_CONTINUE;
+}
+
+static void mbox_label(const struct policy_mbox_out *o, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "mailbox rule %lld %s", (long long)o->rule_id,
+		 o->v != NULL && o->v->rule_name != NULL ? o->v->rule_name : "");
+}
+
+static void mbox_log(const char *idstr, const char *rcpt, const struct policy_mbox_out *o,
+		     const char *what)
+{
+	char who[400], name[300];
+	const char *rn = o->v != NULL && o->v->rule_name != NULL ? o->v->rule_name : "";
+
+	log_escape(rcpt, strlen(rcpt), who, sizeof(who));
+	log_escape(rn, strlen(rn), name, sizeof(name));
+	log_info(idstr, "policy", "mailbox rcpt=<%s> set=%lld rule=%lld name=\"%s\" outcome=%s",
+		 who, (long long)o->set_id, (long long)o->rule_id, name, what);
+}
+
+/*
+ * Forward loop protection: the message already went through rcpt's
+ * forward (an X-Moat-Forwarded naming rcpt), or through more than
+ * MBOX_FORWARDS_MAX forwards.
+ */
+static int forwarded_before(const struct mime_view *view, const char *rcpt)
+{
+	size_t pos = 0, n = 0, rl = strlen(rcpt);
+	const char *hv;
+
+	while (view != NULL && (hv = mime_header_next(view, "X-Moat-Forwarded", &pos)) != NULL) {
+		size_t l;
+
+		while (*hv == ' ' || *hv == '\t' || *hv == '<')
+			hv++;
+		l = strlen(hv);
+		while (l > 0 && (hv[l - 1] == ' ' || hv[l - 1] == '\t' || hv[l - 1] == '>'))
+			l--;
+		if (l == rl && strncasecmp(hv, rcpt, l) == 0)
+			return 1;
+		n++;
+	}
+	return n > MBOX_FORWARDS_MAX;
+}
+
+/*
+ * The delivery edit of one queued row (docs/mailbox-rules.md): compact
+ * JSON with sorted keys, so that equal edits are equal strings and the
+ * queue can deliver such recipients together.  NULL when nothing changes.
+ */
+char *policy_mbox_edit(const struct rules_verdict *v, const char *folder,
+		       const char *forwarded)
+{
+	json_t *o = json_object(), *h = json_array();
+	char *s = NULL;
+	size_t k;
+
+	if (folder != NULL)
+		json_object_set_new(o, "folder", json_string(folder));
+	if (v->nsubject_prefixes > 0) {
+		char pre[1024];
+		size_t n = 0;
+
+		pre[0] = '\0';
+		for (k = 0; k < v->nsubject_prefixes; k++)
+			n += (size_t)snprintf(pre + n, n < sizeof(pre) ? sizeof(pre) - n : 0, "%s",
+					      v->subject_prefixes[k]);
+		if (n < sizeof(pre))
+			json_object_set_new(o, "subject_prefix", json_string(pre));
+	}
+	for (k = 0; k < v->nheaders; k++)
+		json_array_append_new(h, json_string(v->headers[k]));
+	if (forwarded != NULL)
+		json_array_append_new(h, json_string(forwarded));
+	if (json_array_size(h) > 0)
+		json_object_set(o, "headers", h);
+	if (v->importance != NULL)
+		json_object_set_new(o, "importance", json_string(v->importance));
+	if (json_object_size(o) > 0)
+		s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(h);
+	json_decref(o);
+	return s;
+}
+
+/* One recipient's mailbox verdict (not a refusal) as rows to queue. */
+static void mailbox_disposition(struct policy_content_result *res, size_t *cap,
+				const struct mime_view *view, const char *rcpt,
+				const struct policy_mbox_out *o, const char *idstr)
+{
+	const struct rules_verdict *v = o->v;
+	char label[300], fwd[400], what[600];
+	size_t k, extra = 0, before = res->nrcpts;
+	int loop = -1;
+
+	mbox_label(o, label, sizeof(label));
+	snprintf(fwd, sizeof(fwd), "X-Moat-Forwarded: %s", rcpt);
+	switch (v->action) {
+	case RULES_ACT_QUARANTINE:
+		add_rcpt(res, cap, rcpt, POLICY_QUARANTINE, label);
+		if (res->nrcpts > before)
+			strlcpy_s(res->rcpts[before].kind, "spam", sizeof(res->rcpts[before].kind));
+		mbox_log(idstr, rcpt, o, "quarantined");
+		return;
+	case RULES_ACT_DISCARD:
+		add_rcpt(res, cap, rcpt, POLICY_DISCARD, label);
+		mbox_log(idstr, rcpt, o, "discarded");
+		return;
+	case RULES_ACT_FORWARD:
+		loop = forwarded_before(view, rcpt);
+		if (!loop) {
+			add_rcpt_edit(res, cap, v->address, POLICY_CONTINUE, label,
+				      policy_mbox_edit(v, NULL, fwd));
+			break;
+		}
+		/* FORWARD LOOP: delivered to the owner's inbox instead. */
+		add_rcpt_edit(res, cap, rcpt, POLICY_CONTINUE, label,
+			      policy_mbox_edit(v, NULL, NULL));
+		break;
+	default:
+		/* keep, move, stop, or no final rule: the owner's mailbox */
+		add_rcpt_edit(res, cap, rcpt, POLICY_CONTINUE, v->rule >= 0 ? label : "",
+			      policy_mbox_edit(v, v->folder, NULL));
+		break;
+	}
+	for (k = 0; k < v->ncopy_folders && extra < MBOX_EXTRA_MAX; k++, extra++)
+		add_rcpt_edit(res, cap, rcpt, POLICY_CONTINUE, label,
+			      policy_mbox_edit(v, v->copy_folders[k], NULL));
+	if (v->nforward_copies > 0 && loop < 0)
+		loop = forwarded_before(view, rcpt);
+	for (k = 0; k < v->nforward_copies && extra < MBOX_EXTRA_MAX && !loop; k++, extra++)
+		add_rcpt_edit(res, cap, v->forward_copies[k], POLICY_CONTINUE, label,
+			      policy_mbox_edit(v, NULL, fwd));
+	if (v->rule < 0 && v->nsubject_prefixes + v->nheaders + v->ncopy_folders +
+	    v->nforward_copies == 0 && v->importance == NULL)
+		return; /* no rule matched: nothing to say */
+	snprintf(what, sizeof(what), "%s%s%s copies=%zu forward_copies=%zu%s",
+		 v->action == RULES_ACT_FORWARD ? (loop ? "inbox" : "forwarded")
+		 : v->folder != NULL ? "folder" : "inbox",
+		 v->action == RULES_ACT_FORWARD && !loop ? " to=" : "",
+		 v->action == RULES_ACT_FORWARD && !loop ? v->address : "",
+		 v->ncopy_folders, loop > 0 ? 0 : v->nforward_copies,
+		 loop > 0 ? " FORWARD LOOP (X-Moat-Forwarded)" : "");
+	mbox_log(idstr, rcpt, o, what);
+}
+
 static void run_job(struct worker_job *wj, void *arg)
 {
 	struct content_job *j = (struct content_job *)wj;
@@ -297,11 +480,16 @@ static void run_job(struct worker_job *wj, void *arg)
 	struct rules_result rr;
 	const char *prefixes[16], *headers[16];
 	size_t nprefix = 0, nheader = 0, cap = 0, i, k, nrefuse = 0, ndefer = 0;
-	char *msg = NULL, err[200], label[300];
+	char *msg = NULL, err[200], label[300], idstr[20];
 	size_t len = 0;
 	int64_t t0 = time_mono_ms();
+	const struct rules_verdict **sv = NULL, **eff = NULL;
+	struct policy_mbox_out *mo = NULL;
+	struct policy_mbox_msg *mb = NULL;
+	bool *run = NULL;
 
 	(void)arg;
+	snprintf(idstr, sizeof(idstr), "%016llx", (unsigned long long)j->sid);
 	res->sid = j->sid;
 	res->file = j->file;
 	j->file = NULL;
@@ -359,26 +547,43 @@ static void run_job(struct worker_job *wj, void *arg)
 		in.nflags = nf;
 		in.in_list = policy_snap_in_list_cb;
 		in.in_list_arg = sn;
-		if (rules_eval(sn->rules, &in, &rr) < 0) {
+		if (sn->rules != NULL && rules_eval(sn->rules, &in, &rr) < 0) {
 			log_error(NULL, "policy", "content rules evaluation failed sid=%llu",
 				  (unsigned long long)j->sid);
 			res->io_error = 1;
 			goto out;
 		}
+		/* Each recipient's server verdict, then its owner's mailbox rules
+		 * where the server let it through (on the same view). */
+		sv = xcalloc(j->nrcpts + 1, sizeof(*sv));
+		eff = xcalloc(j->nrcpts + 1, sizeof(*eff));
+		run = xcalloc(j->nrcpts + 1, sizeof(*run));
+		mo = xcalloc(j->nrcpts + 1, sizeof(*mo));
+		for (i = 0; i < j->nrcpts; i++) {
+			sv[i] = i < rr.nrcpts ? rr.rcpt[i] : &no_verdict;
+			run[i] = mailbox_may_run(sv[i]->action);
+		}
+		if (sn->nmbox_sets > 0)
+			mb = policy_mbox_eval(j->p->mbox, j->cw->st, sn, &in, run, mo, idstr);
+		for (i = 0; i < j->nrcpts; i++)
+			eff[i] = mo[i].v != NULL && mo[i].v->action == RULES_ACT_REFUSE ? mo[i].v
+											 : sv[i];
 	}
 	/* Whole-message answers first. */
-	for (i = 0; i < rr.nrcpts; i++) {
-		if (rr.rcpt[i]->action == RULES_ACT_REFUSE)
+	for (i = 0; i < j->nrcpts; i++) {
+		if (eff[i]->action == RULES_ACT_REFUSE)
 			nrefuse++;
-		else if (rr.rcpt[i]->action == RULES_ACT_DEFER)
+		else if (eff[i]->action == RULES_ACT_DEFER)
 			ndefer++;
 	}
-	if (rr.nrcpts > 0 && nrefuse + ndefer == rr.nrcpts) {
-		const struct rules_verdict *v = rr.rcpt[0];
+	if (j->nrcpts > 0 && nrefuse + ndefer == j->nrcpts) {
+		const struct rules_verdict *v = eff[0];
+		size_t vi = 0;
 
-		for (i = 0; i < rr.nrcpts && nrefuse < rr.nrcpts; i++) {
-			if (rr.rcpt[i]->action == RULES_ACT_DEFER) {
-				v = rr.rcpt[i];
+		for (i = 0; i < j->nrcpts && nrefuse < j->nrcpts; i++) {
+			if (eff[i]->action == RULES_ACT_DEFER) {
+				v = eff[i];
+				vi = i;
 				break;
 			}
 		}
@@ -387,14 +592,25 @@ static void run_job(struct worker_job *wj, void *arg)
 			 v->enhanced ? v->enhanced : (v->code >= 500 ? "5.7.1" : "4.7.1"));
 		strlcpy_s(res->verdict.text, v->text ? v->text : "Message refused by policy",
 			  sizeof(res->verdict.text));
-		strlcpy_s(res->verdict.check, "rules", sizeof(res->verdict.check));
-		rule_label(v, sn, res->verdict.entry, sizeof(res->verdict.entry));
+		if (v != sv[vi]) {
+			strlcpy_s(res->verdict.check, "mailbox_rules", sizeof(res->verdict.check));
+			mbox_label(&mo[vi], res->verdict.entry, sizeof(res->verdict.entry));
+			mbox_log(idstr, j->rcpts[vi], &mo[vi], "refused");
+		} else {
+			strlcpy_s(res->verdict.check, "rules", sizeof(res->verdict.check));
+			rule_label(v, sn, res->verdict.entry, sizeof(res->verdict.entry));
+		}
 	} else {
-		for (i = 0; i < rr.nrcpts; i++) {
-			const struct rules_verdict *v = rr.rcpt[i];
+		for (i = 0; i < j->nrcpts; i++) {
+			const struct rules_verdict *v = eff[i];
 
-			rule_label(v, sn, label, sizeof(label));
-			switch (v->action) {
+			if (v != sv[i])
+				mbox_label(&mo[i], label, sizeof(label));
+			else
+				rule_label(v, sn, label, sizeof(label));
+			if (mo[i].v != NULL && v == sv[i])
+				mailbox_disposition(res, &cap, view, j->rcpts[i], &mo[i], idstr);
+			else switch (v->action) {
 			case RULES_ACT_REFUSE:
 			case RULES_ACT_DEFER: {
 				char why[600];
@@ -435,6 +651,8 @@ static void run_job(struct worker_job *wj, void *arg)
 					 v->rule >= 0 ? label : "");
 				break;
 			}
+			/* The server's own tags and copies, whatever the owner's rules did. */
+			v = sv[i];
 			if (v->action == RULES_ACT_REFUSE || v->action == RULES_ACT_DEFER ||
 			    v->action == RULES_ACT_DISCARD)
 				continue;
@@ -488,6 +706,11 @@ static void run_job(struct worker_job *wj, void *arg)
 	res->parse_us = view != NULL ? view->parse_us : 0;
 	res->elapsed_ms = time_mono_ms() - t0;
 out:
+	policy_mbox_msg_free(mb);
+	free(mo);
+	free(run);
+	free(eff);
+	free(sv);
 	rules_result_free(&rr);
 	mime_view_free(view);
 	free(msg);
@@ -582,7 +805,7 @@ void policy_content_fini(struct policy *p)
 int policy_content_wanted(const struct policy_sess *ps)
 {
 	return ps != NULL && ps->p != NULL && ps->p->ncontent > 0 && ps->snap != NULL &&
-	       ps->snap->rules != NULL;
+	       (ps->snap->rules != NULL || ps->snap->nmbox_sets > 0);
 }
 
 /*
@@ -642,9 +865,29 @@ void policy_content_start(struct policy_sess *ps, struct spool_file *f,
 
 uint64_t policy_content_rcpt_class(const struct policy_sess *ps, const char *rcpt)
 {
+	const struct policy_mbox_set *set;
+	uint64_t cls, h = 1469598103934665603ULL; /* FNV-1a */
+	size_t i;
+
 	if (!policy_content_wanted(ps))
 		return 0;
-	return rules_rcpt_class(ps->snap->rules, rcpt, policy_snap_in_list_cb, ps->snap);
+	cls = ps->snap->rules != NULL
+		? rules_rcpt_class(ps->snap->rules, rcpt, policy_snap_in_list_cb, ps->snap) : 0;
+	/*
+	 * A recipient whose owner's rules can refuse gets a transaction of its
+	 * own: its refusal after DATA is then the answer to the whole
+	 * transaction, and nobody else's mail is refused or held with it.
+	 */
+	set = policy_mbox_find(ps->snap, rcpt);
+	if (set == NULL || !set->has_refuse)
+		return cls;
+	for (i = 0; rcpt[i] != '\0'; i++) {
+		h ^= (unsigned char)rcpt[i];
+		h *= 1099511628211ULL;
+	}
+	h ^= (uint64_t)set->id;
+	h *= 1099511628211ULL;
+	return cls ^ h;
 }
 
 struct policy_content_result *policy_content_take(struct policy_sess *ps)

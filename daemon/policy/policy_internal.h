@@ -172,6 +172,15 @@ enum policy_dir_kind { POLICY_DIR_USER = 1, POLICY_DIR_ALIAS, POLICY_DIR_GROUP }
 struct rules_set;
 struct store;
 
+/* A mailbox rule set as the snapshot knows it (its rules live in the cache). */
+struct policy_mbox_set {
+	int64_t id;
+	int64_t user_id;              /* 0 for a group's set */
+	int64_t group_id;             /* 0 for a user's set */
+	int64_t generation;           /* when the snapshot was built; the cache asks again */
+	int has_refuse;
+};
+
 struct policy_snap {
 	int refs;                     /* touched on the loop only */
 	int64_t generation;
@@ -191,6 +200,14 @@ struct policy_snap {
 	struct rules_set *rules;
 	int64_t *rule_ids;            /* rule i of the set is row rule_ids[i] */
 	size_t nrules;
+	/* Mailbox rule sets (policy_mailbox.c): sorted by id, and the address
+	 * of each owner (a user's primary and aliases, a group's address) ->
+	 * its set (ref->id = set id).  mbox_fp: store_mailbox_fingerprint()
+	 * when loaded, for the watcher. */
+	struct policy_mbox_set *mbox_sets;
+	size_t nmbox_sets;
+	struct policy_strset mbox_owner;
+	int64_t mbox_fp[4];
 	/* Owned storage of every ref and value. */
 	struct policy_ref *refs_arr;
 	size_t nrefs, refs_cap;
@@ -236,6 +253,13 @@ const struct policy_ref *policy_user_sender(const struct policy_snap *sn, const 
 int policy_snap_in_list(const struct policy_snap *sn, const char *list, const char *value);
 /* The same as a rules_input.in_list callback: arg is the snapshot. */
 int policy_snap_in_list_cb(void *sn, const char *list, const char *value);
+
+/* policy_mailbox.c: the snapshot's part of the mailbox rules. */
+void policy_snap_add_mbox_set(struct policy_snap *sn, const struct policy_mbox_set *set);
+void policy_snap_add_mbox_owner(struct policy_snap *sn, const char *address, int64_t set_id);
+/* The set that rcpt's owner has, or NULL. */
+const struct policy_mbox_set *policy_mbox_find(const struct policy_snap *sn, const char *rcpt);
+int policy_snap_load_mbox(struct store *st, struct policy_snap *sn);
 
 /* For unit tests: a session on sn (a reference is taken), no engine, no DNS. */
 struct policy_sess *policy_sess_test(struct policy_snap *sn, const char *ip);

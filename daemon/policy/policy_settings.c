@@ -57,6 +57,8 @@ const struct policy_setting_def policy_setting_defs[] = {
 	  "look up every client's PTR and confirm it forward" },
 	{ "require_ptr", POLICY_ST_BOOL, "no", 0, 0, NULL,
 	  "refuse clients without a PTR record" },
+	{ "mailbox_forward_external", POLICY_ST_BOOL, "no", 0, 0, NULL,
+	  "mailbox rules may forward to addresses outside the local domains" },
 	{ "require_ptr_text", POLICY_ST_TEXT, "Client host {ip} has no reverse DNS", 0, 0,
 	  NULL, "reply text for require_ptr" },
 	{ "require_fcrdns", POLICY_ST_BOOL, "no", 0, 0, NULL,

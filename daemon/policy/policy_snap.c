@@ -163,6 +163,8 @@ void policy_snap_free(struct policy_snap *sn)
 	policy_strset_free(&sn->dir);
 	policy_strset_free(&sn->user_owner);
 	policy_strset_free(&sn->user_senders);
+	policy_strset_free(&sn->mbox_owner);
+	free(sn->mbox_sets);
 	for (i = 0; i < sn->nsites; i++) {
 		free(sn->sites[i].zone);
 		free(sn->sites[i].message);
@@ -375,6 +377,7 @@ struct policy_snap *policy_snap_load_store(struct store *st, int with_rules, cha
 	    store_policy_directory(st, load_dir, &l) < 0 ||
 	    store_userlist_all(st, load_user_entry, &l) < 0 ||
 	    store_userlist_owners(st, load_user_owner, &l) < 0 ||
+	    policy_snap_load_mbox(st, l.sn) < 0 ||
 	    (with_rules && load_rules(st, l.sn) < 0)) {
 		snprintf(err, errsz, "policy load: %s", store_policy_errmsg(st));
 		store_policy_read_end(st);

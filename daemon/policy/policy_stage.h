@@ -13,6 +13,7 @@
 #ifndef MOAT_POLICY_STAGE_H
 #define MOAT_POLICY_STAGE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -83,6 +84,10 @@ struct policy {
 	} content[POLICY_MAX_CONTENT_WORKERS];
 	size_t ncontent;
 	struct mime_limits mime;
+	/* Compiled mailbox rule sets (policy_mailbox.c), shared by the content
+	 * workers and the watcher; last_mbox_fp: watcher thread only. */
+	struct policy_mbox_cache *mbox;
+	int64_t last_mbox_fp[4];
 	struct policy_sess *sess[SESS_BUCKETS];
 	struct client_rec *clients[CLIENT_BUCKETS];
 };
@@ -244,5 +249,48 @@ void policy_snap_unref(struct policy_snap *sn);
  * stopped with the engine. */
 int policy_content_init(struct policy *p, int n, char *err, size_t errsz);
 void policy_content_fini(struct policy *p);
+
+/* policy_mailbox.c: the cache of compiled mailbox sets (bounded by max_bytes). */
+struct policy_mbox_cache;
+struct policy_mbox_cache *policy_mbox_cache_new(size_t max_bytes);
+void policy_mbox_cache_free(struct policy_mbox_cache *c);
+size_t policy_mbox_cache_bytes(struct policy_mbox_cache *c);
+/* Watcher: compile again the recently used sets whose generation moved. */
+void policy_mbox_precompile(struct policy_mbox_cache *c, struct store *st);
+
+/* One recipient's mailbox verdict (v NULL: no set, or its rules did not run). */
+struct policy_mbox_out {
+	const struct rules_verdict *v;
+	int64_t set_id;
+	int64_t rule_id;           /* the deciding rule's row, 0 for none */
+};
+struct rules_input;
+struct policy_mbox_msg;
+/*
+ * Run each recipient's owner's set (base->rcpts[i], when run[i]) on the
+ * message of base; out[i] for each recipient.  Rule hits are counted on st
+ * (the worker's connection).  The verdicts live until policy_mbox_msg_free().
+ */
+struct policy_mbox_msg *policy_mbox_eval(struct policy_mbox_cache *c, struct store *st,
+					 const struct policy_snap *sn,
+					 const struct rules_input *base, const bool *run,
+					 struct policy_mbox_out *out, const char *idstr);
+void policy_mbox_msg_free(struct policy_mbox_msg *m);
+/*
+ * policy_content.c: the delivery edit (queue_rcpt.edit, JSON with sorted
+ * keys) of verdict v delivered to folder (NULL: the inbox), with the
+ * header forwarded ("X-Moat-Forwarded: ..." or NULL); NULL when nothing
+ * changes.  The caller frees it.
+ */
+char *policy_mbox_edit(const struct rules_verdict *v, const char *folder,
+		       const char *forwarded);
+/*
+ * policy_mailbox.c: compile set id at its current generation (no cache),
+ * for work off the mail path (applying a set to quarantined mail).  0 and
+ * *rs (NULL when the set has no enabled rule or is gone), or -1 with err.
+ */
+struct rules_set;
+int policy_mbox_compile(struct store *st, int64_t id, struct rules_set **rs, char *err,
+			size_t errsz);
 
 #endif

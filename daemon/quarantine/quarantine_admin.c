@@ -34,6 +34,7 @@
 
 #include "../log/log.h"
 #include "../policy/policy_validate.h"
+#include "../spool/spool.h"
 #include "../spool/spool_read.h"
 #include "../store/store.h"
 #include "../store/store_auth.h"
@@ -366,44 +367,20 @@ static int fsync_dir(const char *data_dir, const char *dir)
 }
 
 #define NEW_QID_TRIES 8
-#define COPY_QID_LEN 16 /* as the spool's queue ids */
-
-/*
- * Queue ids as the spool makes them (11 hex digits of unix ms, 5 of a
- * counter that starts at random), so that a released copy sorts by its
- * release time with the rest of the queue.
- */
-static void new_qid(char *qid, size_t qidsz)
-{
-	static uint32_t seq;
-	static int seeded;
-	uint32_t v;
-
-	if (!__atomic_load_n(&seeded, __ATOMIC_ACQUIRE)) {
-		uint32_t r;
-
-		random_bytes(&r, sizeof(r));
-		__atomic_store_n(&seq, r, __ATOMIC_RELAXED);
-		__atomic_store_n(&seeded, 1, __ATOMIC_RELEASE);
-	}
-	v = __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED);
-	snprintf(qid, qidsz, "%011llx%05x",
-		 (unsigned long long)time_now_ms() & 0xfffffffffffULL, (unsigned)(v & 0xfffff));
-}
 
 /*
  * queue/<new> as a hard link of qpath under a queue id no file and no
  * queue row has; new[] gets the id.  link() fails with EEXIST rather than
  * replace, so the file is this release's alone.
  */
-static int link_copy(struct store *st, const char *data_dir, const char *qpath, char *new,
-		     size_t newsz, char *err, size_t errsz)
+static int link_copy(struct store *st, const char *data_dir, const char *qpath,
+		     char new[SPOOL_QID_LEN + 1], char *err, size_t errsz)
 {
 	char spath[1400];
 	int tries, has;
 
 	for (tries = 0; tries < NEW_QID_TRIES; tries++) {
-		new_qid(new, newsz);
+		spool_new_qid(new);
 		if (store_quarantine_queue_has(st, new, &has) < 0) {
 			snprintf(err, errsz, "queue index unreadable");
 			return -1;
@@ -430,13 +407,14 @@ static int link_copy(struct store *st, const char *data_dir, const char *qpath, 
  * transaction makes its copy (queue file and queue_message row, see the
  * top of this file); every item adds its recipient to the copy.  copies
  * maps the original qid (v[2i]) to the copy's (v[2i+1]); *copy_qid points
- * at the copy's id.
+ * at the copy's id.  edit: the recipient's delivery edit (queue_rcpt.edit)
+ * or NULL.
  */
 static int release_one(struct store *st, const char *data_dir, const struct item *x,
-		       struct qids *copies, int *dir_dirty, const char **copy_qid, char *err,
-		       size_t errsz)
+		       const char *edit, struct qids *copies, int *dir_dirty,
+		       const char **copy_qid, char *err, size_t errsz)
 {
-	char qpath[1400], helo[300], name[300], nq[COPY_QID_LEN + 1];
+	char qpath[1400], helo[300], name[300], nq[SPOOL_QID_LEN + 1];
 	struct store_quarantine_env e;
 	const char *to = NULL;
 	int added = 0;
@@ -454,7 +432,7 @@ static int release_one(struct store *st, const char *data_dir, const struct item
 			snprintf(err, errsz, "message %s: %s", x->qid, strerror(errno));
 			return -1;
 		}
-		if (link_copy(st, data_dir, qpath, nq, sizeof(nq), err, errsz) < 0)
+		if (link_copy(st, data_dir, qpath, nq, err, errsz) < 0)
 			return -1;
 		/* Recorded before the insert: a failure from here on unlinks it. */
 		qids_add(copies, x->qid);
@@ -467,7 +445,7 @@ static int release_one(struct store *st, const char *data_dir, const struct item
 			return -1;
 		}
 	}
-	if (store_quarantine_queue_rcpt(st, to, x->rcpt, time_now_ms(), &added) < 0) {
+	if (store_quarantine_queue_rcpt_edit(st, to, x->rcpt, edit, time_now_ms(), &added) < 0) {
 		snprintf(err, errsz, "queue recipient insert %s failed", to);
 		return -1;
 	}
@@ -475,13 +453,29 @@ static int release_one(struct store *st, const char *data_dir, const struct item
 	return 0;
 }
 
+/* The edit of item id: edits[i] belongs to f->ids[i]; NULL for none. */
+static const char *edit_of(const struct store_quarantine_filter *f, const char *const *edits,
+			   int64_t id)
+{
+	size_t i;
+
+	if (edits == NULL || f->ids == NULL)
+		return NULL;
+	for (i = 0; i < f->nids; i++)
+		if (f->ids[i] == id)
+			return edits[i];
+	return NULL;
+}
+
 /*
  * One transaction: the items of f (at most limit; all when 0) are
  * released or deleted; *more 1 when a full chunk was done.  audit_too:
- * the call's audit row goes into this transaction.
+ * the call's audit row goes into this transaction.  edits: see
+ * quarantine_admin_release_edits() (NULL: none).
  */
 static int run_chunk(struct store *st, const char *data_dir, enum quarantine_op op,
-		     const struct store_quarantine_filter *f, int64_t limit, int64_t *after,
+		     const struct store_quarantine_filter *f, const char *const *edits,
+		     int64_t limit, int64_t *after,
 		     enum quarantine_sender_list sl, const struct quarantine_actor *actor,
 		     const char *event, struct quarantine_result *res, int expect_ids,
 		     int write_audit, int *more, int *http_status, char *err, size_t errsz)
@@ -520,7 +514,8 @@ static int run_chunk(struct store *st, const char *data_dir, enum quarantine_op 
 		int added = 0;
 
 		if (op == QUARANTINE_RELEASE &&
-		    release_one(st, data_dir, x, &copies, &dir_dirty, &copy_qid, err, errsz) < 0)
+		    release_one(st, data_dir, x, edit_of(f, edits, x->id), &copies, &dir_dirty,
+				&copy_qid, err, errsz) < 0)
 			goto fail_kept;
 		if (store_quarantine_remove(st, x->id) < 0)
 			goto fail;
@@ -598,10 +593,10 @@ fail_kept:
 	return -1;
 }
 
-int quarantine_admin_apply(struct store *st, const char *data_dir, enum quarantine_op op,
-			   const struct store_quarantine_filter *f, enum quarantine_sender_list sl,
-			   const struct quarantine_actor *actor, struct quarantine_result *res,
-			   int *http_status, char *err, size_t errsz)
+static int apply(struct store *st, const char *data_dir, enum quarantine_op op,
+		 const struct store_quarantine_filter *f, const char *const *edits,
+		 enum quarantine_sender_list sl, const struct quarantine_actor *actor,
+		 struct quarantine_result *res, int *http_status, char *err, size_t errsz)
 {
 	const char *event = op == QUARANTINE_RELEASE ? "quarantine.release"
 						      : "quarantine.delete";
@@ -655,12 +650,12 @@ int quarantine_admin_apply(struct store *st, const char *data_dir, enum quaranti
 		}
 	}
 	if (f->ids != NULL) {
-		if (run_chunk(st, data_dir, op, f, 0, &after, sl, actor, event, res, 1, 1, &more,
+		if (run_chunk(st, data_dir, op, f, edits, 0, &after, sl, actor, event, res, 1, 1, &more,
 			      http_status, err, errsz) < 0)
 			return -1;
 	} else {
 		while (more) {
-			if (run_chunk(st, data_dir, op, f, QUARANTINE_CHUNK, &after, sl, actor,
+			if (run_chunk(st, data_dir, op, f, NULL, QUARANTINE_CHUNK, &after, sl, actor,
 				      event, res, 0, 0, &more, http_status, err, errsz) < 0) {
 				log_warn(NULL, "quarantine", "%s stopped by=%s recipients=%d: %s", name,
 					 actor->name != NULL ? actor->name : "-", res->recipients,
@@ -676,6 +671,30 @@ int quarantine_admin_apply(struct store *st, const char *data_dir, enum quaranti
 	return 0;
 }
 
+int quarantine_admin_apply(struct store *st, const char *data_dir, enum quarantine_op op,
+			   const struct store_quarantine_filter *f, enum quarantine_sender_list sl,
+			   const struct quarantine_actor *actor, struct quarantine_result *res,
+			   int *http_status, char *err, size_t errsz)
+{
+	return apply(st, data_dir, op, f, NULL, sl, actor, res, http_status, err, errsz);
+}
+
+int quarantine_admin_release_edits(struct store *st, const char *data_dir,
+				   const struct store_quarantine_filter *f,
+				   const char *const *edits, const struct quarantine_actor *actor,
+				   struct quarantine_result *res, int *http_status, char *err,
+				   size_t errsz)
+{
+	if (f->ids == NULL) {
+		memset(res, 0, sizeof(*res));
+		snprintf(err, errsz, "ids: required with edits");
+		*http_status = 422;
+		return -1;
+	}
+	return apply(st, data_dir, QUARANTINE_RELEASE, f, edits, QUARANTINE_LIST_NONE, actor,
+		     res, http_status, err, errsz);
+}
+
 int quarantine_purge(struct store *st, const char *data_dir, int64_t now, int max_items,
 		     char *err, size_t errsz)
 {
@@ -689,7 +708,7 @@ int quarantine_purge(struct store *st, const char *data_dir, int64_t now, int ma
 	f.expires_before = now;
 	while (more && res.recipients < max_items) {
 		after = 0; /* removed rows are gone: each chunk starts at the oldest */
-		if (run_chunk(st, data_dir, QUARANTINE_DELETE, &f, QUARANTINE_CHUNK, &after,
+		if (run_chunk(st, data_dir, QUARANTINE_DELETE, &f, NULL, QUARANTINE_CHUNK, &after,
 			      QUARANTINE_LIST_NONE, &sys, "quarantine.expire", &res, 0, 0, &more,
 			      &status, err, errsz) < 0)
 			return -1;

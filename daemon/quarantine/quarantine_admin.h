@@ -66,6 +66,19 @@ int quarantine_admin_apply(struct store *st, const char *data_dir, enum quaranti
 			   int *http_status, char *err, size_t errsz);
 
 /*
+ * Release the items named by f->ids (all or nothing, as above), each
+ * queued with its own delivery edit: edits[i] (queue_rcpt.edit, JSON, see
+ * docs/mailbox-rules.md; NULL: the message as it is) for the item
+ * f->ids[i].  Mailbox rules applied to quarantined mail use it to deliver
+ * an item to the folder its owner's rules choose.
+ */
+int quarantine_admin_release_edits(struct store *st, const char *data_dir,
+				   const struct store_quarantine_filter *f,
+				   const char *const *edits, const struct quarantine_actor *actor,
+				   struct quarantine_result *res, int *http_status, char *err,
+				   size_t errsz);
+
+/*
  * Remove items expired at now (expires_at <= now), at most max_items, in
  * chunks; "quarantine.expire" events; files unlinked after each commit.
  * The count removed, or -1.

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../smtp/smtp_edit.h"
+
 struct conf;
 struct dns;
 struct dynbuf;
@@ -96,6 +98,38 @@ int queue_dsn_build(struct dynbuf *out, const struct queue_dsn *d);
  * rows become due), starts its worker thread and its poll timer.  conf,
  * dns, spool, writer and is_local_arg must outlive it (DSNs go through the writer).  Blocking: call at start-up only.
  */
+/*
+ * A recipient's delivery edit (queue_edit.c; docs/mailbox-rules.md).
+ * queue_edit_parse() reads the JSON of queue_rcpt.edit; queue_edit_spec()
+ * then fills spec (pointing into e) for smtp_edit, with the folder as an
+ * X-Moat-Folder field when folder_header.  Parts that cannot go into a
+ * header safely are left out and named in warn.
+ */
+struct queue_edit {
+	char *folder;              /* NULL: none */
+	char *subject_prefix_raw;  /* as the rule gave it */
+	char **headers;            /* "Name: value" */
+	size_t nheaders;
+	char importance;           /* 'h', 'n', 'l', or 0 */
+	char *add;                 /* built by queue_edit_spec */
+	size_t add_len;
+	char *subject_prefix;      /* encoded (RFC 2047) when not ASCII */
+	struct smtp_edit_spec spec;
+	char warn[256];
+};
+int queue_edit_parse(const char *json, struct queue_edit *e, char *err, size_t errsz);
+void queue_edit_spec(struct queue_edit *e, int folder_header);
+void queue_edit_free(struct queue_edit *e);
+/*
+ * The plus method (RFC 5233): rcpt "local@domain" and folder "A/B" give
+ * "local+A<sep>B@domain".  -1 with *why when the folder cannot be written
+ * into a local part (not ASCII, a character outside atext, a dot at the end
+ * or two in a row, over 64 octets) or the local part is quoted or already
+ * has a +detail.
+ */
+int queue_edit_plus(const char *rcpt, const char *folder, char sep, char *out, size_t outsz,
+		    const char **why);
+
 struct queue_runner *queue_runner_start(struct event_base *base, const struct conf *conf,
 					struct dns *dns, struct spool *spool,
 					struct spool_writer *writer, const char *db_path,

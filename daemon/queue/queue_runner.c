@@ -65,6 +65,7 @@ enum job_kind { J_LEASE, J_OUTCOME, J_PURGE };
 
 struct out_rcpt {
 	char *rcpt;
+	int seq;
 	enum store_outcome o;
 	char text[SMTP_CLIENT_TEXT_MAX];
 	int64_t next_attempt;
@@ -108,6 +109,8 @@ struct row {                   /* a leased recipient, copied out of SQLite */
 	int attempts;
 	int smtputf8;
 	int body_8bit;
+	int seq;
+	char *edit;                /* delivery edit (JSON) or NULL */
 };
 
 /* ---- loop objects -------------------------------------------------------------- */
@@ -122,6 +125,8 @@ struct qmsg {
 	char *auth_user;
 	char **rcpts;
 	int *attempts;
+	int *seqs;
+	char **rcpt_to;            /* plus method: the RCPT TO of rcpts[i], else NULL */
 	size_t nrcpts;
 	size_t cap;
 	int64_t size;
@@ -130,6 +135,14 @@ struct qmsg {
 	int smtputf8;
 	int body_8bit;
 	int fd;
+	/*
+	 * The delivery edit every recipient here shares (recipients of one
+	 * message go into one transaction only when their edits are equal).
+	 */
+	char *edit;
+	int has_edit;              /* qe parsed */
+	int plus;                  /* the folder went into RCPT TO (plus method) */
+	struct queue_edit qe;
 	struct smtp_client_msg cm;
 	int *codes;
 	char (*texts)[SMTP_CLIENT_TEXT_MAX];
@@ -204,7 +217,7 @@ struct queue_runner {
 	uint64_t next_dest_id;
 	struct dest *dest_table[DEST_BUCKETS];
 	struct dest *dests;
-	struct keynode *keys[KEY_BUCKETS]; /* in-flight "qid rcpt" */
+	struct keynode *keys[KEY_BUCKETS]; /* in-flight "qid seq rcpt" */
 };
 
 static uint32_t hash_str(const char *s)
@@ -220,9 +233,9 @@ static uint32_t hash_str(const char *s)
 
 /* ---- in-flight set ------------------------------------------------------------------ */
 
-static void flight_key(char *out, size_t outsz, const char *qid, const char *rcpt)
+static void flight_key(char *out, size_t outsz, const char *qid, int seq, const char *rcpt)
 {
-	snprintf(out, outsz, "%s %s", qid, rcpt);
+	snprintf(out, outsz, "%s %d %s", qid, seq, rcpt);
 }
 
 static int flight_has(struct queue_runner *q, const char *key)
@@ -321,11 +334,14 @@ static int lease_row(const struct store_queue_row *r, void *arg)
 	w->attempts = r->attempts;
 	w->smtputf8 = r->smtputf8;
 	w->body_8bit = r->body_8bit;
+	w->seq = r->seq;
+	w->edit = r->edit != NULL ? xstrdup(r->edit) : NULL;
 	return 0;
 }
 
 static void free_row(struct row *r)
 {
+	free(r->edit);
 	free(r->rcpt);
 	free(r->sender);
 	free(r->auth_user);
@@ -434,7 +450,7 @@ static int apply_outcome(struct queue_runner *q, const struct job *j, struct gon
 	for (i = 0; i < j->nrcpts; i++) {
 		const struct out_rcpt *o = &j->rcpts[i];
 
-		if (store_queue_set_outcome(q->st, j->qid, o->rcpt, o->o, o->text, j->route,
+		if (store_queue_set_outcome(q->st, j->qid, o->rcpt, o->seq, o->o, o->text, j->route,
 					    o->next_attempt, now) < 0)
 			return -1;
 		if (attempt_event(q, j, o) < 0)
@@ -564,6 +580,7 @@ static void do_lease(struct queue_runner *q, struct job *job)
 			j.auth_user = w->auth_user;
 			j.received_at = w->received_at;
 			o.rcpt = w->rcpt;
+			o.seq = w->seq;
 			o.o = STORE_DEAD;
 			snprintf(o.text, sizeof(o.text), "queue lifetime expired");
 			j.rcpts = &o;
@@ -678,10 +695,16 @@ static void qmsg_free(struct qmsg *m)
 
 	if (m->fd >= 0)
 		close(m->fd);
-	for (i = 0; i < m->nrcpts; i++)
+	for (i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i]);
+		free(m->rcpt_to[i]);
+	}
 	free(m->rcpts);
+	free(m->rcpt_to);
 	free(m->attempts);
+	free(m->seqs);
+	free(m->edit);
+	queue_edit_free(&m->qe);
 	free(m->codes);
 	free(m->texts);
 	free(m->sender);
@@ -737,6 +760,7 @@ static void msg_finished(struct queue_runner *q, struct qmsg *m, const char *rel
 		char key[600];
 
 		o->rcpt = xstrdup(m->rcpts[i]);
+		o->seq = m->seqs[i];
 		strlcpy_s(o->text, m->texts[i], sizeof(o->text));
 		if (code >= 200 && code < 300) {
 			o->o = STORE_DONE;
@@ -758,7 +782,7 @@ static void msg_finished(struct queue_runner *q, struct qmsg *m, const char *rel
 		}
 		log_info(m->qid, "delivery", "%s to=<%s> relay=%s attempts=%d reply=\"%s\"", status,
 			 m->rcpts[i], relay, m->attempts[i] + 1, o->text);
-		flight_key(key, sizeof(key), m->qid, m->rcpts[i]);
+		flight_key(key, sizeof(key), m->qid, m->seqs[i], m->rcpts[i]);
 		flight_del(q, key);
 	}
 	post_job(q, j);
@@ -1088,20 +1112,50 @@ static struct dest *dest_get(struct queue_runner *q, const char *key,
 	return d;
 }
 
-static void qmsg_add_rcpt(struct qmsg *m, const struct row *w)
+static void qmsg_add_rcpt(struct qmsg *m, const struct row *w, const char *rcpt_to)
 {
 	if (m->nrcpts == m->cap) {
 		m->cap = m->cap ? m->cap * 2 : 4;
 		m->rcpts = xrealloc(m->rcpts, m->cap * sizeof(*m->rcpts));
+		m->rcpt_to = xrealloc(m->rcpt_to, m->cap * sizeof(*m->rcpt_to));
 		m->attempts = xrealloc(m->attempts, m->cap * sizeof(*m->attempts));
+		m->seqs = xrealloc(m->seqs, m->cap * sizeof(*m->seqs));
 	}
 	m->rcpts[m->nrcpts] = xstrdup(w->rcpt);
+	m->rcpt_to[m->nrcpts] = rcpt_to != NULL ? xstrdup(rcpt_to) : NULL;
 	m->attempts[m->nrcpts] = w->attempts;
+	m->seqs[m->nrcpts] = w->seq;
 	m->nrcpts++;
 }
 
-static void qmsg_seal(struct qmsg *m)
+static int qmsg_has_rcpt(const struct qmsg *m, const char *rcpt)
 {
+	size_t i;
+
+	for (i = 0; i < m->nrcpts; i++)
+		if (strcmp(m->rcpts[i], rcpt) == 0)
+			return 1;
+	return 0;
+}
+
+static int same_edit(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/*
+ * Every delivered copy leaves out a forged X-Moat-Folder field: downstream
+ * filing by that header must see only the one moatd wrote.
+ */
+static const char *const drop_folder[] = { "X-Moat-Folder" };
+static const struct smtp_edit_spec spec_plain = { NULL, 0, NULL, drop_folder, 1 };
+
+static void qmsg_seal(struct queue_runner *q, struct qmsg *m)
+{
+	int folder_header = strcmp(q->conf->folder_method, "plus") != 0 || !m->plus;
+
 	m->codes = xcalloc(m->nrcpts, sizeof(*m->codes));
 	m->texts = xcalloc(m->nrcpts, sizeof(*m->texts));
 	m->cm.qid = m->qid;
@@ -1112,6 +1166,18 @@ static void qmsg_seal(struct qmsg *m)
 	m->cm.fd = m->fd;
 	m->cm.smtputf8 = m->smtputf8;
 	m->cm.body_8bit = m->body_8bit;
+	m->cm.rcpt_to = (const char *const *)m->rcpt_to;
+	m->cm.edit = &spec_plain;
+	if (m->has_edit) {
+		queue_edit_spec(&m->qe, folder_header);
+		if (m->qe.warn[0] != '\0')
+			log_warn(m->qid, "delivery", "EDIT PART LEFT OUT to=<%s> what=\"%s\"",
+				 m->rcpts[0], m->qe.warn);
+		m->cm.edit = &m->qe.spec;
+		/* SIZE= announces at least what is sent; the Subject line is the rest. */
+		m->cm.size += (int64_t)m->qe.add_len + 16 +
+			(m->qe.subject_prefix != NULL ? (int64_t)strlen(m->qe.subject_prefix) : 0);
+	}
 	m->cm.codes = m->codes;
 	m->cm.texts = m->texts;
 }
@@ -1137,20 +1203,52 @@ static void take_rows(struct queue_runner *q, struct row *rows, size_t n)
 		enum queue_route_kind kind;
 		struct qmsg *m = NULL;
 
-		flight_key(fk, sizeof(fk), w->qid, w->rcpt);
+		struct queue_edit qe;
+		int has_edit = 0;
+		char plus[600];
+		int use_plus = 0;
+
+		flight_key(fk, sizeof(fk), w->qid, w->seq, w->rcpt);
 		if (flight_has(q, fk))
 			continue; /* already being delivered (a retry reset its lease) */
 		if (queue_route_for(&q->routes, w->rcpt, &kind, key, sizeof(key)) < 0) {
 			strlcpy_s(key, "invalid", sizeof(key));
 			kind = QUEUE_ROUTE_MX;
 		}
+		memset(&qe, 0, sizeof(qe));
+		if (w->edit != NULL) {
+			char err[128];
+
+			if (queue_edit_parse(w->edit, &qe, err, sizeof(err)) == 0)
+				has_edit = 1;
+			else
+				log_warn(w->qid, "delivery", "EDIT UNREADABLE to=<%s> error=\"%s\";"
+					 " delivered without it", w->rcpt, err);
+		}
+		if (has_edit && qe.folder != NULL && strcmp(q->conf->folder_method, "header") != 0) {
+			const char *why = NULL;
+
+			if (queue_edit_plus(w->rcpt, qe.folder, q->conf->folder_plus_separator[0],
+					    plus, sizeof(plus), &why) == 0)
+				use_plus = 1;
+			else
+				log_warn(w->qid, "delivery", "PLUS FOLDER SKIPPED to=<%s> reason=\"%s\";"
+					 " folder in the X-Moat-Folder field", w->rcpt, why);
+		}
+		/* One transaction only for recipients with equal edits, one copy each. */
 		for (k = 0; k < npm; k++) {
-			if (strcmp(pm[k].m->qid, w->qid) == 0 && strcmp(pm[k].key, key) == 0) {
-				m = pm[k].m;
+			struct qmsg *c = pm[k].m;
+
+			if (strcmp(c->qid, w->qid) == 0 && strcmp(pm[k].key, key) == 0 &&
+			    same_edit(c->has_edit ? c->edit : NULL, has_edit ? w->edit : NULL) &&
+			    c->plus == use_plus && !qmsg_has_rcpt(c, w->rcpt)) {
+				m = c;
 				break;
 			}
 		}
-		if (m == NULL) {
+		if (m != NULL) {
+			queue_edit_free(&qe);
+		} else {
 			m = xcalloc(1, sizeof(*m));
 			strlcpy_s(m->qid, w->qid, sizeof(m->qid));
 			m->sender = xstrdup(w->sender);
@@ -1161,13 +1259,19 @@ static void take_rows(struct queue_runner *q, struct row *rows, size_t n)
 			m->smtputf8 = w->smtputf8;
 			m->body_8bit = w->body_8bit;
 			m->fd = spool_read_open(q->data_dir, w->qid);
+			if (has_edit) {
+				m->edit = xstrdup(w->edit);
+				m->has_edit = 1;
+				m->qe = qe; /* ownership moves to m */
+			}
+			m->plus = use_plus;
 			pm[npm].m = m;
 			strlcpy_s(pm[npm].key, key, sizeof(pm[npm].key));
 			pm[npm].kind = kind;
 			strlcpy_s(pm[npm].first_rcpt, w->rcpt, sizeof(pm[npm].first_rcpt));
 			npm++;
 		}
-		qmsg_add_rcpt(m, w);
+		qmsg_add_rcpt(m, w, use_plus ? plus : NULL);
 		flight_add(q, fk);
 	}
 	for (k = 0; k < npm; k++) {
@@ -1175,7 +1279,7 @@ static void take_rows(struct queue_runner *q, struct row *rows, size_t n)
 		struct dest *d;
 		size_t i2;
 
-		qmsg_seal(m);
+		qmsg_seal(q, m);
 		if (m->fd < 0) {
 			/*
 			 * Deleted meanwhile (the rows are gone too, so the outcome

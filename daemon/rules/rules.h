@@ -56,8 +56,23 @@ enum rules_action_type {
 	RULES_ACT_REDIRECT,     /* final: recipient replaced by address */
 	RULES_ACT_BCC,          /* not final: adds a copy to address */
 	RULES_ACT_STOP,         /* final: deliver with what accumulated */
-	RULES_ACT_CONTINUE      /* not final: only records the hit */
+	RULES_ACT_CONTINUE,     /* not final: only records the hit */
+	/* Mailbox rules only (docs/mailbox-rules.md). */
+	RULES_ACT_KEEP,         /* final: deliver to the inbox */
+	RULES_ACT_MOVE,         /* final for the inbox: deliver to folder instead */
+	RULES_ACT_COPY,         /* not final: also deliver a copy to folder */
+	RULES_ACT_FORWARD,      /* final: deliver to address instead (loop-protected) */
+	RULES_ACT_FORWARD_COPY, /* not final: also deliver a copy to address */
+	RULES_ACT_IMPORTANCE    /* not final: set Importance: high|normal|low */
 };
+
+/* A server rule set has one `action` per rule; a mailbox set (one owner's
+ * rules, run per recipient after the server rules) has `actions`, 1 to
+ * RULES_ACTIONS_MAX of them run in order, and two more fields. */
+enum rules_kind { RULES_KIND_SERVER, RULES_KIND_MAILBOX };
+
+#define RULES_ACTIONS_MAX 8         /* actions of one mailbox rule */
+#define RULES_FOLDER_MAX 255        /* octets of a folder name */
 
 const char *rules_action_name(enum rules_action_type t);
 bool rules_action_final(enum rules_action_type t);
@@ -78,6 +93,29 @@ int rules_def_from_json(const json_t *arr, struct rules_def **out, char *err, si
 /* Validate ONE rule object (the API's POST/PUT body); errors start "rule.". */
 int rules_def_check_one(const json_t *obj, char *err, size_t errsz);
 
+/* Same as rules_def_parse() for a set of the given kind, with no check of
+ * forward addresses against the local domains. */
+int rules_def_parse_kind(const char *json, size_t len, enum rules_kind kind,
+			 struct rules_def **out, char *err, size_t errsz);
+
+/* What a caller that knows the policy adds to the checks of the model. */
+struct rules_parse_opts {
+	enum rules_kind kind;
+	size_t value_max;               /* octets of one value; 0: RULES_VALUE_MAX */
+	/* Forward addresses (mailbox kind): when is_local is set and
+	 * forward_external is false, the address's domain must be local. */
+	bool forward_external;
+	int (*is_local)(void *arg, const char *domain);   /* 1 local, 0 not */
+	void *is_local_arg;
+};
+int rules_def_from_json_opts(const json_t *arr, const struct rules_parse_opts *o,
+			     struct rules_def **out, char *err, size_t errsz);
+int rules_def_check_one_opts(const json_t *obj, const struct rules_parse_opts *o, char *err,
+			     size_t errsz);
+/* True when an enabled rule of the set can refuse (the 452 class). */
+bool rules_def_has_refuse(const struct rules_def *d);
+enum rules_kind rules_def_kind(const struct rules_def *d);
+
 /* Export as a JSON array (new reference); parse(export(d)) equals d. */
 json_t *rules_def_to_json(const struct rules_def *d);
 size_t rules_def_count(const struct rules_def *d);
@@ -90,6 +128,18 @@ struct rules_set;
 
 /* NULL with err naming rules[i] on failure (e.g. a Vectorscan limit). */
 struct rules_set *rules_compile(const struct rules_def *d, char *err, size_t errsz);
+/*
+ * The same, taking from prev (the compiled set d was edited from; NULL: none)
+ * every Vectorscan database whose exact pattern list is unchanged, so an
+ * edit recompiles only the chunks it touched.  The result is identical in
+ * behaviour to rules_compile(d) and independent of prev afterwards (shared
+ * databases are reference-counted): either set may be freed first, from
+ * any thread.  prev must not be freed during the call.
+ */
+struct rules_set *rules_compile_reuse(const struct rules_def *d, const struct rules_set *prev,
+				      char *err, size_t errsz);
+/* Vectorscan databases the last compile of rs built and took from prev. */
+void rules_set_compile_stats(const struct rules_set *rs, unsigned *built, unsigned *reused);
 void rules_set_free(struct rules_set *rs);
 size_t rules_set_count(const struct rules_set *rs);
 const char *rules_set_name(const struct rules_set *rs, size_t i);
@@ -133,6 +183,13 @@ struct rules_verdict {
 	size_t nheaders;
 	const char **bcc;
 	size_t nbcc;
+	/* Mailbox sets only. */
+	const char *folder;             /* move: the folder instead of the inbox; NULL: inbox */
+	const char **copy_folders;      /* copy: extra deliveries to folders */
+	size_t ncopy_folders;
+	const char **forward_copies;    /* forward_copy: extra deliveries to addresses */
+	size_t nforward_copies;
+	const char *importance;         /* "high", "normal", "low"; NULL: unchanged */
 };
 
 struct rules_result {

@@ -4,22 +4,23 @@
  * Every leaf becomes an atom (identical leaves share one); a negative
  * operator is NOT over its positive atom, so "does not contain" is true
  * exactly when no value contains.  Atoms on string fields are grouped by
- * field class (one class per field, one per header name) and each class
- * gets at most four Vectorscan databases:
- *   lit[raw|fold]    "contains": hs_compile_lit_multi, HS_FLAG_SINGLEMATCH;
- *   multi[raw|fold]  starts_with / ends_with / is as escaped literals
- *                    anchored with ^ and \z, and "matches" regexes
- *                    (UTF8, CASELESS unless case-sensitive).  Not UCP:
- *                    Unicode \w \s \d \W classes cost Vectorscan seconds
- *                    and megabytes per pattern (100 patterns with \W{1,3}:
- *                    27 s, 15 MB); classes stay ASCII as in PCRE2's default,
- *                    letters and case folding stay Unicode.
- * Anchored literals go through hs_compile_multi rather than lit_multi plus
- * an offset check: with SINGLEMATCH only one occurrence is reported, and
- * checking ends_with on every occurrence would flood the callback on common
- * literals; the engine applies the anchors itself.  Case-insensitive
- * literals are folded here (rules_fold) and matched against the folded text
- * ("fold" form); regexes run on the raw text with Vectorscan's caseless mode.
+ * field class (one class per field, one per header name); per class and
+ * form (raw, or case-folded with rules_fold):
+ *   "contains"   hs_compile_lit_multi, HS_FLAG_SINGLEMATCH, in chunks;
+ *   "matches"    hs_compile_multi (UTF8, CASELESS unless case-sensitive),
+ *                in chunks.  Not UCP: Unicode \w \s \d \W classes cost
+ *                Vectorscan seconds and megabytes per pattern (100 patterns
+ *                with \W{1,3}: 27 s, 15 MB); classes stay ASCII as in
+ *                PCRE2's default, letters and case folding stay Unicode;
+ *   is / starts_with / ends_with   hash tables of the literals (struct
+ *                rules_lset).  Vectorscan spent 0.5 ms a pattern building
+ *                automata for them (1.25 s for 2,500 "is" values) to
+ *                answer what a hash probe per literal length answers.
+ * Case-insensitive literals are folded here and matched against the folded
+ * text; regexes run on the raw text with Vectorscan's caseless mode.
+ * Chunks (see db_build) are cut by content and keyed by a hash of their
+ * exact pattern list, so rules_compile_reuse() takes every chunk an edit
+ * did not change from the previous set instead of compiling it again.
  * Regexes Vectorscan refuses (back-references, look-around, control
  * verbs) run in PCRE2 JIT with match, depth and heap limits.  A
  * database Vectorscan cannot build (a pattern too large ...) is a
@@ -48,6 +49,7 @@ struct pat_list {
 
 struct cclass {
 	struct pat_list lit[2], multi[2];
+	struct pat_list anch[ANCH_COUNT_][2];
 	struct rules_pcre *pcre;
 	size_t npcre, pcap;
 	uint32_t *empty;
@@ -60,6 +62,9 @@ struct compiler {
 	struct rules_set *rs;
 	GHashTable *atom_ids;       /* key -> atom index + 1 */
 	GHashTable *class_ids;      /* "field\\0hname" -> class index + 1 */
+	GHashTable *prev_dbs;       /* key (32 octets) -> struct rules_hsdb of the previous set */
+	const struct rules_set *prev;
+	size_t acc_cap;
 	char **atom_path;           /* where each atom first appeared */
 	struct cclass *cc;
 	size_t atom_cap, node_cap, kid_cap, class_cap;
@@ -149,29 +154,18 @@ static uint32_t class_get(struct compiler *c, enum rules_field f, const char *he
 	return (uint32_t)rs->nclasses++;
 }
 
-/* Vectorscan literal syntax: ASCII punctuation escaped, other octets as is
- * (UTF-8 sequences then match byte for byte). */
-static char *hs_escape(const char *s, size_t len)
+static int key_cmp(const void *a, const void *b)
 {
-	GString *g = g_string_sized_new(len * 2 + 8);
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch < 0x80 && !g_ascii_isalnum(ch)) {
-			if (ch < 0x20 || ch == 0x7f)
-				g_string_append_printf(g, "\\x%02x", ch);
-			else {
-				g_string_append_c(g, '\\');
-				g_string_append_c(g, (char)ch);
-			}
-		} else {
-			g_string_append_c(g, (char)ch);
-		}
-	}
-	return g_string_free(g, FALSE);
+	return memcmp(a, b, 32);
 }
+
+/*
+ * Does Vectorscan take regex re with flags?  Asking it (hs_expression_info)
+ * costs about 0.1 ms a regex, most of a recompile that reuses every
+ * database, so the answers of the previous set are kept (key: SHA-256 of
+ * flags and text) and each accepted regex is recorded for the next.
+ */
+static bool hs_accepts_cached(struct compiler *c, const char *re, unsigned flags);
 
 static bool hs_accepts(const char *re, unsigned flags)
 {
@@ -183,6 +177,30 @@ static bool hs_accepts(const char *re, unsigned flags)
 		hs_free_compile_error(e);
 	free(info);
 	return rc == HS_SUCCESS;
+}
+
+static bool hs_accepts_cached(struct compiler *c, const char *re, unsigned flags)
+{
+	struct rules_set *rs = c->rs;
+	GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
+	unsigned char key[32];
+	gsize klen = sizeof(key);
+	uint32_t fl = flags;
+
+	g_checksum_update(ck, (const guchar *)&fl, sizeof(fl));
+	g_checksum_update(ck, (const guchar *)re, (gssize)strlen(re));
+	g_checksum_get_digest(ck, key, &klen);
+	g_checksum_free(ck);
+	if ((c->prev == NULL || c->prev->naccepted == 0 ||
+	     bsearch(key, c->prev->accepted, c->prev->naccepted, 32, key_cmp) == NULL) &&
+	    !hs_accepts(re, flags))
+		return false;
+	if (rs->naccepted == c->acc_cap) {
+		c->acc_cap = c->acc_cap ? c->acc_cap * 2 : 16;
+		rs->accepted = xrealloc(rs->accepted, c->acc_cap * 32);
+	}
+	memcpy(rs->accepted[rs->naccepted++], key, 32);
+	return true;
 }
 
 static int add_pcre(struct compiler *c, struct cclass *cc, const struct rules_cond *l,
@@ -221,7 +239,7 @@ static int scan_atom(struct compiler *c, struct rules_atom *a, const struct rule
 	struct cclass *cc = &c->cc[a->cls];
 	int form = (l->sensitive) ? FORM_RAW : FORM_FOLD;
 	size_t len = strlen(l->str), flen;
-	char *lit, *esc, *pat;
+	char *lit;
 	unsigned fl;
 
 	if (a->op == RO_MATCHES) {
@@ -230,7 +248,7 @@ static int scan_atom(struct compiler *c, struct rules_atom *a, const struct rule
 			fl |= HS_FLAG_UTF8;
 		if (!l->sensitive)
 			fl |= HS_FLAG_CASELESS;
-		if (!hs_accepts(l->str, fl))
+		if (!hs_accepts_cached(c, l->str, fl))
 			return add_pcre(c, cc, l, k->bytes, id, path);
 		if (!k->bytes)
 			k->need_utf8 = true;
@@ -255,12 +273,8 @@ static int scan_atom(struct compiler *c, struct rules_atom *a, const struct rule
 		pat_add(&cc->lit[form], lit, flen, HS_FLAG_SINGLEMATCH, id);
 		return 0;
 	}
-	esc = hs_escape(lit, flen);
-	g_free(lit);
-	pat = g_strdup_printf("%s%s%s", a->op == RO_ENDS_WITH ? "" : "^", esc,
-			      a->op == RO_STARTS_WITH ? "" : "\\z");
-	g_free(esc);
-	pat_add(&cc->multi[form], pat, strlen(pat), HS_FLAG_SINGLEMATCH, id);
+	pat_add(&cc->anch[a->op == RO_IS ? ANCH_IS : a->op == RO_STARTS_WITH ? ANCH_START : ANCH_END]
+			 [form], lit, flen, 0, id);
 	return 0;
 }
 
@@ -418,47 +432,199 @@ static int cond_compile(struct compiler *c, const struct rules_cond *cd, const c
 	return -1;
 }
 
-static int db_build(struct compiler *c, struct pat_list *p, bool literal, struct rules_db *out,
-		    const char *cname)
+/*
+ * Chunks.  A class's pattern list is cut where a pattern's own hash says so
+ * (content-defined, as rsync and backup tools cut files): a boundary after
+ * a pattern whose hash is 0 modulo the average, once the chunk holds the
+ * minimum, or at the maximum.  An edit that inserts, removes or changes one
+ * pattern then changes one chunk (two when it moves a boundary) and every
+ * other chunk keeps its exact list, hence its key, and is reused.  Regex
+ * chunks are small because hs_compile_multi costs about 1 ms a regex;
+ * literal chunks are large because hs_compile_lit_multi is some 50 times
+ * cheaper a pattern and each chunk is one more scan of the value.  The
+ * body is the long value: its regex chunks are four times larger, fewer
+ * scans of 5 to 50 KB for a slower rebuild of the chunk an edit touches.
+ */
+#define CHUNK_RE_MIN 16
+#define CHUNK_RE_AVG 32
+#define CHUNK_RE_MAX 128
+#define CHUNK_BODY_SCALE 4
+#define CHUNK_LIT_MIN 512
+#define CHUNK_LIT_AVG 1024
+#define CHUNK_LIT_MAX 4096
+
+static uint64_t fnv(const void *p, size_t len, uint64_t h)
+{
+	const unsigned char *s = p;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= s[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static void db_key(const struct pat_list *p, unsigned from, unsigned n, bool literal,
+		   unsigned char key[32])
+{
+	GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
+	gsize klen = 32;
+	unsigned i;
+	uint8_t kind = literal ? 1 : 2;
+
+	g_checksum_update(ck, &kind, 1);
+	for (i = from; i < from + n; i++) {
+		uint64_t len = p->len[i];
+		uint32_t fl = p->flags[i];
+
+		g_checksum_update(ck, (const guchar *)&len, sizeof(len));
+		g_checksum_update(ck, (const guchar *)p->pat[i], p->len[i]);
+		g_checksum_update(ck, (const guchar *)&fl, sizeof(fl));
+	}
+	g_checksum_get_digest(ck, key, &klen);
+	g_checksum_free(ck);
+}
+
+static void hsdb_unref(struct rules_hsdb *h)
+{
+	if (h == NULL || __atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	hs_free_database(h->db);
+	free(h);
+}
+
+/* Patterns [from, from + n) of p as one database, taken from the previous set when it has it. */
+static int chunk_build(struct compiler *c, struct pat_list *p, unsigned from, unsigned n,
+		       bool literal, struct rules_db *out, const char *cname)
 {
 	hs_compile_error_t *e = NULL;
+	struct rules_hsdb *h;
+	unsigned char key[32];
+	unsigned i, *ids;
 	hs_error_t rc;
-	size_t sz = 0;
+
+	db_key(p, from, n, literal, key);
+	h = c->prev_dbs != NULL ? g_hash_table_lookup(c->prev_dbs, key) : NULL;
+	if (h != NULL) {
+		__atomic_add_fetch(&h->refs, 1, __ATOMIC_ACQ_REL);
+		c->rs->reused++;
+	} else {
+		hs_database_t *db = NULL;
+
+		ids = xcalloc(n, sizeof(*ids));
+		for (i = 0; i < n; i++)
+			ids[i] = i;
+		if (literal)
+			rc = hs_compile_lit_multi((const char *const *)p->pat + from, p->flags + from,
+						  ids, p->len + from, n, HS_MODE_BLOCK, NULL, &db,
+						  &e);
+		else
+			rc = hs_compile_multi((const char *const *)p->pat + from, p->flags + from,
+					      ids, n, HS_MODE_BLOCK, NULL, &db, &e);
+		free(ids);
+		if (rc != HS_SUCCESS) {
+			const char *path = NULL;
+			char what[160];
+
+			if (e != NULL && e->expression >= 0 && (unsigned)e->expression < n)
+				path = c->atom_path[p->atom[from + (unsigned)e->expression]];
+			snprintf(what, sizeof(what), "pattern set of field %s refused by Vectorscan",
+				 cname);
+			cfail(c, path, what, e && e->message ? e->message : "unknown error");
+			if (e != NULL)
+				hs_free_compile_error(e);
+			return -1;
+		}
+		h = xcalloc(1, sizeof(*h));
+		h->db = db;
+		h->refs = 1;
+		memcpy(h->key, key, sizeof(key));
+		if (hs_database_size(db, &h->size) != HS_SUCCESS)
+			h->size = 0;
+		c->rs->built++;
+	}
+	out->h = h;
+	out->n = n;
+	out->atom = xcalloc(n, sizeof(*out->atom));
+	memcpy(out->atom, p->atom + from, n * sizeof(*out->atom));
+	c->rs->mem += h->size + n * sizeof(uint32_t);
+	return 0;
+}
+
+/* All patterns of p, cut into chunks, appended to the class's databases of one form. */
+static int db_build(struct compiler *c, struct pat_list *p, bool literal, struct rules_class *k,
+		    int form, const char *cname)
+{
+	unsigned scale = k->field == RF_BODY || k->field == RF_RAW_BODY ? CHUNK_BODY_SCALE : 1;
+	unsigned lo = literal ? CHUNK_LIT_MIN : CHUNK_RE_MIN * scale;
+	unsigned avg = literal ? CHUNK_LIT_AVG : CHUNK_RE_AVG * scale;
+	unsigned hi = literal ? CHUNK_LIT_MAX : CHUNK_RE_MAX * scale;
+	unsigned from = 0, i;
+
+	for (i = 0; i < p->n; i++) {
+		unsigned m = i + 1 - from;
+		uint64_t h = fnv(p->pat[i], p->len[i], 1469598103934665603ULL);
+		struct rules_db *d;
+
+		if (i + 1 < p->n && m < hi && (m < lo || h % avg != 0))
+			continue;
+		k->db[form] = xrealloc(k->db[form], (k->ndb[form] + 1) * sizeof(*k->db[form]));
+		d = &k->db[form][k->ndb[form]];
+		memset(d, 0, sizeof(*d));
+		k->ndb[form]++;
+		if (chunk_build(c, p, from, m, literal, d, cname) < 0)
+			return -1;
+		from = i + 1;
+	}
+	return 0;
+}
+
+/* The anchored literals of one operator and form as a hash table. */
+static void lset_build(struct rules_set *rs, struct pat_list *p, int kind, struct rules_lset *o)
+{
+	size_t slots = 8, total = 0, i;
 
 	if (p->n == 0)
-		return 0;
-	if (literal)
-		rc = hs_compile_lit_multi((const char *const *)p->pat, p->flags, p->ids, p->len,
-					  p->n, HS_MODE_BLOCK, NULL, &out->db, &e);
-	else
-		rc = hs_compile_multi((const char *const *)p->pat, p->flags, p->ids, p->n,
-				      HS_MODE_BLOCK, NULL, &out->db, &e);
-	if (rc != HS_SUCCESS) {
-		const char *path = NULL;
-		char what[160];
-
-		if (e != NULL && e->expression >= 0 && (unsigned)e->expression < p->n)
-			path = c->atom_path[p->atom[e->expression]];
-		snprintf(what, sizeof(what), "pattern set of field %s refused by Vectorscan", cname);
-		cfail(c, path, what, e && e->message ? e->message : "unknown error");
-		if (e != NULL)
-			hs_free_compile_error(e);
-		return -1;
+		return;
+	while (slots < (size_t)p->n * 2)
+		slots *= 2;
+	for (i = 0; i < p->n; i++) {
+		total += p->len[i];
+		if (p->len[i] > o->maxlen)
+			o->maxlen = p->len[i];
 	}
-	out->atom = p->atom;
-	out->n = p->n;
-	p->atom = NULL;
-	if (hs_database_size(out->db, &sz) == HS_SUCCESS)
-		c->rs->mem += sz;
-	c->rs->mem += out->n * sizeof(uint32_t);
-	return 0;
+	o->ent = xcalloc(p->n, sizeof(*o->ent));
+	o->slot = xcalloc(slots, sizeof(*o->slot));
+	o->mask = slots - 1;
+	o->pool = xmalloc(total + 1);
+	o->haslen = xcalloc(o->maxlen / 8 + 1, 1);
+	o->n = p->n;
+	total = 0;
+	for (i = 0; i < p->n; i++) {
+		struct rules_lent *e = &o->ent[i];
+		size_t j;
+
+		memcpy(o->pool + total, p->pat[i], p->len[i]);
+		e->off = (uint32_t)total;
+		e->len = (uint32_t)p->len[i];
+		e->atom = p->atom[i];
+		e->hash = rules_lset_hash(o->pool + total, e->len, kind == ANCH_END);
+		total += p->len[i];
+		o->haslen[e->len / 8] |= (uint8_t)(1u << (e->len % 8));
+		j = (size_t)e->hash & o->mask;
+		while (o->slot[j] != 0)
+			j = (j + 1) & o->mask;
+		o->slot[j] = (uint32_t)i + 1;
+	}
+	rs->mem += p->n * sizeof(*o->ent) + slots * sizeof(*o->slot) + total + o->maxlen / 8 + 1;
 }
 
 static int classes_build(struct compiler *c)
 {
 	struct rules_set *rs = c->rs;
 	size_t i;
-	int f;
+	int f, a;
 
 	for (i = 0; i < rs->nclasses; i++) {
 		struct rules_class *k = &rs->classes[i];
@@ -470,10 +636,12 @@ static int classes_build(struct compiler *c)
 		else
 			snprintf(cname, sizeof(cname), "%s", rules_field_name(k->field));
 		for (f = 0; f < 2; f++) {
-			if (db_build(c, &cc->lit[f], true, &k->lit[f], cname) < 0)
+			if (db_build(c, &cc->lit[f], true, k, f, cname) < 0)
 				return -1;
-			if (db_build(c, &cc->multi[f], false, &k->multi[f], cname) < 0)
+			if (db_build(c, &cc->multi[f], false, k, f, cname) < 0)
 				return -1;
+			for (a = 0; a < ANCH_COUNT_; a++)
+				lset_build(rs, &cc->anch[a][f], a, &k->anch[a][f]);
 		}
 		k->pcre = cc->pcre;
 		k->npcre = cc->npcre;
@@ -485,7 +653,8 @@ static int classes_build(struct compiler *c)
 		k->lists = cc->lists;
 		k->nlists = cc->nlists;
 		cc->lists = NULL;
-		rs->mem += sizeof(*k) + (k->nempty + k->nlists) * 4;
+		rs->mem += sizeof(*k) + (k->nempty + k->nlists) * 4 +
+			   (k->ndb[0] + k->ndb[1]) * sizeof(struct rules_db);
 		for (size_t j = 0; j < k->npcre; j++) {
 			size_t sz = 0;
 
@@ -512,8 +681,12 @@ static void cc_free(struct cclass *cc)
 	int f;
 
 	for (f = 0; f < 2; f++) {
+		int a;
+
 		pat_free(&cc->lit[f]);
 		pat_free(&cc->multi[f]);
+		for (a = 0; a < ANCH_COUNT_; a++)
+			pat_free(&cc->anch[a][f]);
 	}
 	for (i = 0; i < cc->npcre; i++)
 		pcre2_code_free(cc->pcre[i].code);
@@ -522,7 +695,26 @@ static void cc_free(struct cclass *cc)
 	free(cc->lists);
 }
 
+static guint key_hash(gconstpointer k)
+{
+	guint h;
+
+	memcpy(&h, k, sizeof(h));
+	return h;
+}
+
+static gboolean key_equal(gconstpointer a, gconstpointer b)
+{
+	return memcmp(a, b, 32) == 0;
+}
+
 struct rules_set *rules_compile(const struct rules_def *d, char *err, size_t errsz)
+{
+	return rules_compile_reuse(d, NULL, err, errsz);
+}
+
+struct rules_set *rules_compile_reuse(const struct rules_def *d, const struct rules_set *prev,
+				      char *err, size_t errsz)
 {
 	struct compiler c;
 	struct rules_set *rs = xcalloc(1, sizeof(*rs));
@@ -536,9 +728,25 @@ struct rules_set *rules_compile(const struct rules_def *d, char *err, size_t err
 	c.errsz = errsz;
 	c.atom_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	c.class_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	c.prev = prev;
+	if (prev != NULL) {
+		/* prev stays alive and unchanged for the whole call: its databases are only read */
+		c.prev_dbs = g_hash_table_new(key_hash, key_equal);
+		for (i = 0; i < prev->nclasses; i++) {
+			int f;
+
+			for (f = 0; f < 2; f++)
+				for (size_t j = 0; j < prev->classes[i].ndb[f]; j++) {
+					struct rules_hsdb *h = prev->classes[i].db[f][j].h;
+
+					g_hash_table_insert(c.prev_dbs, h->key, h);
+				}
+		}
+	}
 	pthread_mutex_init(&rs->lock, NULL);
 	for (i = 0; i < RF_COUNT_; i++)
 		rs->field_cls[i] = -1;
+	rs->kind = d ? d->kind : RULES_KIND_SERVER;
 	rs->nrules = d ? d->n : 0;
 	rs->rules = xcalloc(rs->nrules ? rs->nrules : 1, sizeof(*rs->rules));
 	for (i = 0; i < rs->nrules; i++) {
@@ -550,12 +758,16 @@ struct rules_set *rules_compile(const struct rules_def *d, char *err, size_t err
 		cr->enabled = r->enabled;
 		cr->when = -1;
 		cr->except = -1;
-		cr->action = r->action;
-		cr->action.text = r->action.text ? xstrdup(r->action.text) : NULL;
-		cr->action.subject_prefix =
-			r->action.subject_prefix ? xstrdup(r->action.subject_prefix) : NULL;
-		cr->action.header = r->action.header ? xstrdup(r->action.header) : NULL;
-		cr->action.address = r->action.address ? xstrdup(r->action.address) : NULL;
+		rules_action_copy(&cr->action, &r->action);
+		if (r->nactions > 0) {
+			size_t k;
+
+			cr->actions = xcalloc(r->nactions, sizeof(*cr->actions));
+			for (k = 0; k < r->nactions; k++)
+				rules_action_copy(&cr->actions[k], &r->actions[k]);
+			cr->nactions = r->nactions;
+			rs->mem += r->nactions * (sizeof(*cr->actions) + 32);
+		}
 		rs->mem += sizeof(*cr) + strlen(cr->name) + 1;
 		if (!r->enabled)
 			continue;
@@ -585,6 +797,9 @@ struct rules_set *rules_compile(const struct rules_def *d, char *err, size_t err
 		if (a->rcpt)
 			u32_push(&rs->rcpt_atoms, &rs->nrcpt_atoms, &rcap, (uint32_t)i);
 	}
+	if (rs->naccepted > 0)
+		qsort(rs->accepted, rs->naccepted, 32, key_cmp);
+	rs->mem += rs->naccepted * 32;
 	rs->mctx = pcre2_match_context_create(NULL);
 	pcre2_set_match_limit(rs->mctx, RULES_REGEX_MATCH_LIMIT);
 	pcre2_set_depth_limit(rs->mctx, RULES_REGEX_DEPTH_LIMIT);
@@ -602,6 +817,8 @@ out:
 	free(c.cc);
 	g_hash_table_destroy(c.atom_ids);
 	g_hash_table_destroy(c.class_ids);
+	if (c.prev_dbs != NULL)
+		g_hash_table_destroy(c.prev_dbs);
 	if (rc < 0) {
 		rules_set_free(rs);
 		return NULL;
@@ -618,11 +835,13 @@ void rules_set_free(struct rules_set *rs)
 	if (rs == NULL)
 		return;
 	for (i = 0; i < rs->nrules; i++) {
+		size_t k;
+
 		free(rs->rules[i].name);
-		free(rs->rules[i].action.text);
-		free(rs->rules[i].action.subject_prefix);
-		free(rs->rules[i].action.header);
-		free(rs->rules[i].action.address);
+		rules_action_clear(&rs->rules[i].action);
+		for (k = 0; k < rs->rules[i].nactions; k++)
+			rules_action_clear(&rs->rules[i].actions[k]);
+		free(rs->rules[i].actions);
 	}
 	free(rs->rules);
 	for (i = 0; i < rs->natoms; i++) {
@@ -637,10 +856,19 @@ void rules_set_free(struct rules_set *rs)
 		size_t j;
 
 		for (f = 0; f < 2; f++) {
-			hs_free_database(k->lit[f].db);
-			free(k->lit[f].atom);
-			hs_free_database(k->multi[f].db);
-			free(k->multi[f].atom);
+			int a;
+
+			for (j = 0; j < k->ndb[f]; j++) {
+				hsdb_unref(k->db[f][j].h);
+				free(k->db[f][j].atom);
+			}
+			free(k->db[f]);
+			for (a = 0; a < ANCH_COUNT_; a++) {
+				free(k->anch[a][f].ent);
+				free(k->anch[a][f].slot);
+				free(k->anch[a][f].pool);
+				free(k->anch[a][f].haslen);
+			}
 		}
 		for (j = 0; j < k->npcre; j++)
 			pcre2_code_free(k->pcre[j].code);
@@ -650,6 +878,7 @@ void rules_set_free(struct rules_set *rs)
 		g_free(k->hname);
 	}
 	free(rs->classes);
+	free(rs->accepted);
 	free(rs->hdr_cls);
 	free(rs->direct);
 	free(rs->rcpt_atoms);
@@ -672,6 +901,12 @@ size_t rules_set_count(const struct rules_set *rs)
 const char *rules_set_name(const struct rules_set *rs, size_t i)
 {
 	return rs && i < rs->nrules ? rs->rules[i].name : NULL;
+}
+
+void rules_set_compile_stats(const struct rules_set *rs, unsigned *built, unsigned *reused)
+{
+	*built = rs ? rs->built : 0;
+	*reused = rs ? rs->reused : 0;
 }
 
 size_t rules_set_memory(const struct rules_set *rs)

@@ -3,8 +3,9 @@
  *
  * 1. Every field class is scanned once: each value of the field (each
  *    header of that name, each attachment, each URL host ...) goes through
- *    the class's Vectorscan databases, raw and, when a case-insensitive
- *    literal needs it, folded once; then through the few PCRE2 regexes.
+ *    the class's Vectorscan databases and hash tables of anchored literals,
+ *    raw and, when a case-insensitive literal needs it, folded once; then
+ *    through the few PCRE2 regexes.
  *    Matches set bits in a bitset of atoms.  Numbers, networks and flags
  *    are answered directly; list membership (the caller's callback) only
  *    when a rule needs it, then cached.
@@ -131,14 +132,75 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 	return 0;
 }
 
-static void db_scan(struct ev *e, const struct rules_db *db, const char *s, size_t len)
+static void db_scan(struct ev *e, const struct rules_db *db, size_t n, const char *s, size_t len)
 {
-	struct hs_ctx h = { e->bits, db->atom };
+	size_t i;
 
-	if (db->db == NULL)
-		return;
-	/* len is bounded by the MIME limits (max_text) well below 4 GiB */
-	hs_scan(db->db, s, (unsigned)len, 0, e->scr->hs, on_match, &h);
+	for (i = 0; i < n; i++) {
+		struct hs_ctx h = { e->bits, db[i].atom };
+
+		/* len is bounded by the MIME limits (max_text) well below 4 GiB */
+		hs_scan(db[i].h->db, s, (unsigned)len, 0, e->scr->hs, on_match, &h);
+	}
+}
+
+/* Every entry of ls equal to s[0, len) whose hash is h sets its atom. */
+static void lset_probe(struct ev *e, const struct rules_lset *ls, uint64_t h, const char *s,
+		       size_t len)
+{
+	size_t j = (size_t)h & ls->mask;
+
+	while (ls->slot[j] != 0) {
+		const struct rules_lent *en = &ls->ent[ls->slot[j] - 1];
+
+		if (en->hash == h && en->len == len && memcmp(ls->pool + en->off, s, len) == 0)
+			BIT_SET(e->bits, en->atom);
+		j = (j + 1) & ls->mask;
+	}
+}
+
+#define HASLEN(ls, l) ((l) <= (ls)->maxlen && ((ls)->haslen[(l) / 8] >> ((l) % 8)) & 1)
+
+/* The anchored literals of one form: is, starts_with, ends_with. */
+static void anch_scan(struct ev *e, const struct rules_class *k, int form, const char *s,
+		      size_t len)
+{
+	const struct rules_lset *is = &k->anch[ANCH_IS][form];
+	const struct rules_lset *st = &k->anch[ANCH_START][form];
+	const struct rules_lset *en = &k->anch[ANCH_END][form];
+	uint64_t h;
+	size_t i, n;
+
+	if (is->n > 0 && HASLEN(is, len))
+		lset_probe(e, is, rules_lset_hash(s, len, false), s, len);
+	if (st->n > 0) {
+		h = RULES_FNV_BASIS;
+		n = len < st->maxlen ? len : st->maxlen;
+		for (i = 0; i < n; i++) {
+			h = RULES_FNV_STEP(h, s[i]);
+			if (HASLEN(st, i + 1))
+				lset_probe(e, st, h, s, i + 1);
+		}
+	}
+	if (en->n > 0) {
+		h = RULES_FNV_BASIS;
+		n = len < en->maxlen ? len : en->maxlen;
+		for (i = 0; i < n; i++) {
+			h = RULES_FNV_STEP(h, s[len - 1 - i]);
+			if (HASLEN(en, i + 1))
+				lset_probe(e, en, h, s + len - 1 - i, i + 1);
+		}
+	}
+}
+
+static bool anch_any(const struct rules_class *k, int form)
+{
+	int a;
+
+	for (a = 0; a < ANCH_COUNT_; a++)
+		if (k->anch[a][form].n > 0)
+			return true;
+	return false;
 }
 
 static void scan_value(struct ev *e, const struct rules_class *k, const char *s, size_t len)
@@ -156,14 +218,14 @@ static void scan_value(struct ev *e, const struct rules_class *k, const char *s,
 		raw = fixed;
 		rlen = strlen(fixed);
 	}
-	db_scan(e, &k->lit[FORM_RAW], raw, rlen);
-	db_scan(e, &k->multi[FORM_RAW], raw, rlen);
-	if (k->lit[FORM_FOLD].db != NULL || k->multi[FORM_FOLD].db != NULL) {
+	db_scan(e, k->db[FORM_RAW], k->ndb[FORM_RAW], raw, rlen);
+	anch_scan(e, k, FORM_RAW, raw, rlen);
+	if (k->ndb[FORM_FOLD] > 0 || anch_any(k, FORM_FOLD)) {
 		size_t flen;
 		char *f = rules_fold(s, len, k->bytes, &flen);
 
-		db_scan(e, &k->lit[FORM_FOLD], f, flen);
-		db_scan(e, &k->multi[FORM_FOLD], f, flen);
+		db_scan(e, k->db[FORM_FOLD], k->ndb[FORM_FOLD], f, flen);
+		anch_scan(e, k, FORM_FOLD, f, flen);
 		g_free(f);
 	}
 	for (i = 0; i < k->npcre; i++) {
@@ -187,6 +249,87 @@ static void scan_value(struct ev *e, const struct rules_class *k, const char *s,
  * the view's header array (a field class per header name).
  */
 typedef void (*value_fn)(struct ev *e, const void *arg, const char *s, size_t len);
+
+/* Does the header value s start with word w (case-insensitive, then a non-letter)? */
+static bool word_is(const char *s, const char *w)
+{
+	size_t n = strlen(w);
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	return g_ascii_strncasecmp(s, w, n) == 0 && !g_ascii_isalpha(s[n]);
+}
+
+/*
+ * The field importance: "high", "normal" or "low", from the first of
+ * Importance (RFC 2156: high, normal, low), X-Priority (1-2 high, 3 normal,
+ * 4-5 low, as mail readers write it) and Priority (RFC 2156: urgent,
+ * normal, non-urgent) that says something; "normal" when none does.
+ */
+static const char *importance_of(const struct mime_view *v)
+{
+	static const char *const hdrs[] = { "Importance", "X-Priority", "Priority" };
+	size_t h, i;
+
+	for (h = 0; v != NULL && h < ARRAY_LEN(hdrs); h++) {
+		for (i = 0; i < v->nheaders; i++) {
+			const char *val = v->headers[i].value;
+
+			if (v->headers[i].name == NULL || val == NULL ||
+			    g_ascii_strcasecmp(v->headers[i].name, hdrs[h]) != 0)
+				continue;
+			while (*val == ' ' || *val == '\t')
+				val++;
+			if (h == 1) {
+				if (*val == '1' || *val == '2')
+					return "high";
+				if (*val == '4' || *val == '5')
+					return "low";
+				if (*val == '3')
+					return "normal";
+				continue;
+			}
+			if (word_is(val, "high") || word_is(val, "urgent"))
+				return "high";
+			if (word_is(val, "low") || word_is(val, "non-urgent"))
+				return "low";
+			if (word_is(val, "normal"))
+				return "normal";
+		}
+	}
+	return "normal";
+}
+
+static bool addr_char(unsigned char c)
+{
+	return c > ' ' && c != '<' && c != '>' && c != ',' && c != ';' && c != ':' &&
+	       c != '"' && c != '(' && c != ')' && c != '[' && c != ']' && c != '\\';
+}
+
+/*
+ * Every address in an address-list header value (To, Cc), one call each:
+ * the run of address characters around each '@'.  Display names, groups
+ * and comments fall away; a display name that is itself an address gives
+ * that address too, which is what a reader sees.
+ */
+static void addresses_each(struct ev *e, const void *arg, const char *s, value_fn fn)
+{
+	size_t len = strlen(s), i;
+
+	for (i = 0; i < len; i++) {
+		size_t a = i, b = i + 1;
+
+		if (s[i] != '@')
+			continue;
+		while (a > 0 && addr_char((unsigned char)s[a - 1]))
+			a--;
+		while (b < len && addr_char((unsigned char)s[b]))
+			b++;
+		if (a < i && b > i + 1)
+			fn(e, arg, s + a, b - a);
+		i = b - 1;
+	}
+}
 
 static void field_each(struct ev *e, enum rules_field f, const char *hname, value_fn fn,
 		       const void *arg)
@@ -244,6 +387,19 @@ static void field_each(struct ev *e, enum rules_field f, const char *hname, valu
 		for (i = 0; v != NULL && i < v->nurl_hosts; i++)
 			if (v->url_hosts[i] != NULL)
 				fn(e, arg, v->url_hosts[i], strlen(v->url_hosts[i]));
+		break;
+	case RF_IMPORTANCE: {
+		const char *imp = importance_of(v);
+
+		fn(e, arg, imp, strlen(imp));
+		break;
+	}
+	case RF_TO_CC:
+		for (i = 0; v != NULL && i < v->nheaders; i++)
+			if (v->headers[i].name != NULL && v->headers[i].value != NULL &&
+			    (g_ascii_strcasecmp(v->headers[i].name, "To") == 0 ||
+			     g_ascii_strcasecmp(v->headers[i].name, "Cc") == 0))
+				addresses_each(e, arg, v->headers[i].value, fn);
 		break;
 	case RF_DNSBL:
 		for (i = 0; i < in->ndnsbl; i++)
@@ -364,11 +520,55 @@ static void push(const char ***arr, size_t *n, const char *s)
 	(*arr)[(*n)++] = s;
 }
 
+/*
+ * One action of a mailbox rule: 1 when it ends the walk.  move records its
+ * folder and ends it ("final for the inbox"), like keep, forward,
+ * quarantine, discard, refuse and stop; copy, forward_copy, importance and
+ * the tags accumulate.
+ */
+static int mailbox_action(struct rules_verdict *v, const struct rules_crule *r, size_t i,
+			  const struct rules_action_def *a)
+{
+	switch (a->type) {
+	case RULES_ACT_TAG:
+		if (a->subject_prefix != NULL)
+			push(&v->subject_prefixes, &v->nsubject_prefixes, a->subject_prefix);
+		if (a->header != NULL)
+			push(&v->headers, &v->nheaders, a->header);
+		return 0;
+	case RULES_ACT_COPY:
+		if (a->folder != NULL)
+			push(&v->copy_folders, &v->ncopy_folders, a->folder);
+		return 0;
+	case RULES_ACT_FORWARD_COPY:
+		if (a->address != NULL)
+			push(&v->forward_copies, &v->nforward_copies, a->address);
+		return 0;
+	case RULES_ACT_IMPORTANCE:
+		v->importance = a->value;
+		return 0;
+	case RULES_ACT_NONE:
+	case RULES_ACT_CONTINUE:
+		return 0;
+	default:
+		v->action = a->type;
+		v->rule = (long)i;
+		v->rule_name = r->name;
+		v->code = a->code;
+		v->enhanced = a->code ? a->enhanced : NULL;
+		v->text = a->text;
+		v->address = a->address;
+		v->folder = a->type == RULES_ACT_MOVE ? a->folder : NULL;
+		v->kind = a->type == RULES_ACT_QUARANTINE ? "spam" : NULL;
+		return 1;
+	}
+}
+
 /* Walk the rules in order for the current bitset. */
 static void walk(struct ev *e, struct rules_verdict *v, uint64_t *hits)
 {
 	const struct rules_set *rs = e->rs;
-	size_t i;
+	size_t i, k;
 
 	memset(v, 0, sizeof(*v));
 	v->rule = -1;
@@ -381,6 +581,12 @@ static void walk(struct ev *e, struct rules_verdict *v, uint64_t *hits)
 		if (r->except >= 0 && node_eval(e, (uint32_t)r->except))
 			continue;
 		BIT_SET(hits, i);
+		if (rs->kind == RULES_KIND_MAILBOX) {
+			for (k = 0; k < r->nactions; k++)
+				if (mailbox_action(v, r, i, &r->actions[k]))
+					return;
+			continue;
+		}
 		switch (a->type) {
 		case RULES_ACT_TAG:
 			if (a->subject_prefix != NULL)
@@ -426,13 +632,14 @@ static struct rules_scratch *scratch_get(struct rules_set *rs)
 		const struct rules_class *k = &rs->classes[i];
 
 		for (f = 0; f < 2; f++) {
-			if ((k->lit[f].db != NULL &&
-			     hs_alloc_scratch(k->lit[f].db, &s->hs) != HS_SUCCESS) ||
-			    (k->multi[f].db != NULL &&
-			     hs_alloc_scratch(k->multi[f].db, &s->hs) != HS_SUCCESS)) {
-				hs_free_scratch(s->hs);
-				free(s);
-				return NULL;
+			size_t j;
+
+			for (j = 0; j < k->ndb[f]; j++) {
+				if (hs_alloc_scratch(k->db[f][j].h->db, &s->hs) != HS_SUCCESS) {
+					hs_free_scratch(s->hs);
+					free(s);
+					return NULL;
+				}
 			}
 		}
 	}
@@ -531,6 +738,8 @@ static void verdict_clear(struct rules_verdict *v)
 	free(v->subject_prefixes);
 	free(v->headers);
 	free(v->bcc);
+	free(v->copy_folders);
+	free(v->forward_copies);
 }
 
 int rules_eval(const struct rules_set *rs, const struct rules_input *in, struct rules_result *out)

@@ -17,6 +17,9 @@ enum rules_field {
 	RF_SENDER, RF_RECIPIENT, RF_CLIENT_ADDRESS, RF_CLIENT_NAME, RF_HELO, RF_AUTH_USER,
 	RF_HEADER, RF_BODY, RF_RAW_BODY, RF_ATTACHMENT_NAME, RF_ATTACHMENT_TYPE, RF_URL_HOST,
 	RF_SIZE, RF_RECIPIENT_COUNT, RF_DNSBL, RF_FLAG,
+	/* Mailbox rules only: "high", "normal" or "low" from the Importance,
+	 * X-Priority and Priority headers; any address in To or Cc. */
+	RF_IMPORTANCE, RF_TO_CC,
 	RF_COUNT_
 };
 
@@ -58,18 +61,27 @@ struct rules_action_def {
 	char *header;
 	char *address;
 	char kind[8];               /* quarantine: "spam" or "policy" (the default) */
+	char *folder;               /* move, copy */
+	char *value;                /* importance: "high", "normal" or "low" */
 };
+
+/* Deep copy and release of one action (the compiler keeps its own copy). */
+void rules_action_copy(struct rules_action_def *dst, const struct rules_action_def *src);
+void rules_action_clear(struct rules_action_def *a);
 
 struct rules_rule {
 	char *name;
 	bool enabled;
 	struct rules_cond *when;
 	struct rules_cond *except;  /* NULL: none */
-	struct rules_action_def action;
+	struct rules_action_def action;     /* server rules */
+	struct rules_action_def *actions;   /* mailbox rules: 1..RULES_ACTIONS_MAX, in order */
+	size_t nactions;
 	char *comment;              /* NULL: none */
 };
 
 struct rules_def {
+	enum rules_kind kind;
 	struct rules_rule *rules;
 	size_t n;
 };
@@ -113,12 +125,66 @@ struct rules_atom {
 
 enum { FORM_RAW, FORM_FOLD };
 
-/* One Vectorscan database; the pattern id is an index into atom[]. */
-struct rules_db {
+/*
+ * A compiled Vectorscan database, shared between the sets that hold the
+ * same pattern list: key is the SHA-256 of that list (kind, patterns,
+ * flags, in order), so a recompile of an edited set takes every database
+ * whose list did not change from the previous set (rules_compile_reuse).
+ * refs is atomic: the sets may be freed from different threads.
+ */
+struct rules_hsdb {
 	hs_database_t *db;
+	size_t size;
+	unsigned refs;
+	unsigned char key[32];
+};
+
+/* One chunk of a class's patterns; the pattern id is an index into atom[]. */
+struct rules_db {
+	struct rules_hsdb *h;
 	uint32_t *atom;
 	unsigned n;
 };
+
+/*
+ * Anchored literals without an automaton: is (whole value), starts_with
+ * (prefix), ends_with (suffix).  An open-addressed hash table of the
+ * literals; a value is probed once for "is", and once per literal length
+ * present for prefixes (hash of the value's first L octets, computed
+ * incrementally) and suffixes (hash over the octets read backwards).
+ * Equal literals of different atoms (case-insensitive values that fold
+ * alike) are all found: a probe runs to the first empty slot.
+ */
+enum { ANCH_IS, ANCH_START, ANCH_END, ANCH_COUNT_ };
+
+struct rules_lent {
+	uint64_t hash;
+	uint32_t off, len, atom;
+};
+
+struct rules_lset {
+	struct rules_lent *ent;
+	size_t n;
+	uint32_t *slot;         /* entry index + 1, 0: empty */
+	size_t mask;            /* slots - 1, a power of two minus one */
+	char *pool;             /* literal octets */
+	uint8_t *haslen;        /* bitmap: a literal of length L exists */
+	size_t maxlen;
+};
+
+/* FNV-1a of s, read forwards, or backwards for suffixes (the probe extends it octet by octet). */
+#define RULES_FNV_BASIS 1469598103934665603ULL
+#define RULES_FNV_STEP(h, ch) (((h) ^ (unsigned char)(ch)) * 1099511628211ULL)
+
+static inline uint64_t rules_lset_hash(const char *s, size_t len, bool backwards)
+{
+	uint64_t h = RULES_FNV_BASIS;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = RULES_FNV_STEP(h, backwards ? s[len - 1 - i] : s[i]);
+	return h;
+}
 
 struct rules_pcre {
 	pcre2_code *code;
@@ -130,9 +196,11 @@ struct rules_class {
 	uint8_t field;
 	char *hname;                    /* lower-case header name, field header only */
 	bool bytes;                     /* raw_body: octets, ASCII folding, no UTF-8 mode */
-	bool need_utf8;                 /* multi[FORM_RAW] has UTF-8 regexes: repair input */
-	struct rules_db lit[2];         /* contains: hs_compile_lit_multi, per form */
-	struct rules_db multi[2];       /* anchored literals and regexes: hs_compile_multi */
+	bool need_utf8;                 /* a raw-form database has UTF-8 regexes: repair input */
+	/* per form: "contains" chunks (hs_compile_lit_multi), then regex chunks (hs_compile_multi) */
+	struct rules_db *db[2];
+	size_t ndb[2];
+	struct rules_lset anch[ANCH_COUNT_][2];  /* is / starts_with / ends_with, per form */
 	struct rules_pcre *pcre;        /* regexes Vectorscan refuses */
 	size_t npcre;
 	uint32_t *empty;                /* AK_EMPTY atoms */
@@ -155,6 +223,8 @@ struct rules_crule {
 	int32_t when;           /* root node, -1 when disabled */
 	int32_t except;         /* root node, -1 for none */
 	struct rules_action_def action;
+	struct rules_action_def *actions;   /* mailbox sets: run in order */
+	size_t nactions;
 };
 
 struct rules_scratch {
@@ -164,6 +234,7 @@ struct rules_scratch {
 };
 
 struct rules_set {
+	enum rules_kind kind;
 	struct rules_crule *rules;
 	size_t nrules;
 	struct rules_atom *atoms;
@@ -183,6 +254,9 @@ struct rules_set {
 	size_t nrcpt_atoms;
 	pcre2_match_context *mctx;
 	size_t mem;
+	unsigned built, reused;         /* Vectorscan databases compiled / taken from the previous set */
+	unsigned char (*accepted)[32];  /* regexes Vectorscan accepts: SHA-256 of flags + text, sorted */
+	size_t naccepted;
 	pthread_mutex_t lock;           /* guards pool */
 	struct rules_scratch *pool;
 };

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
+
 #include "../util/util.h"
 
 #define PATH_MAX_LEN 512
@@ -32,6 +34,7 @@ static const char *const field_names[RF_COUNT_] = {
 	[RF_ATTACHMENT_NAME] = "attachment_name", [RF_ATTACHMENT_TYPE] = "attachment_type",
 	[RF_URL_HOST] = "url_host", [RF_SIZE] = "size", [RF_RECIPIENT_COUNT] = "recipient_count",
 	[RF_DNSBL] = "dnsbl", [RF_FLAG] = "flag",
+	[RF_IMPORTANCE] = "importance", [RF_TO_CC] = "to_cc",
 };
 
 static const char *const op_names[RO_COUNT_] = {
@@ -47,7 +50,36 @@ static const char *const action_names[] = {
 	[RULES_ACT_QUARANTINE] = "quarantine", [RULES_ACT_HOLD] = "hold",
 	[RULES_ACT_DISCARD] = "discard", [RULES_ACT_REDIRECT] = "redirect",
 	[RULES_ACT_BCC] = "bcc", [RULES_ACT_STOP] = "stop", [RULES_ACT_CONTINUE] = "continue",
+	[RULES_ACT_KEEP] = "keep", [RULES_ACT_MOVE] = "move", [RULES_ACT_COPY] = "copy",
+	[RULES_ACT_FORWARD] = "forward", [RULES_ACT_FORWARD_COPY] = "forward_copy",
+	[RULES_ACT_IMPORTANCE] = "importance",
 };
+
+/*
+ * The vocabulary of a mailbox rule's "actions" items and what each becomes
+ * in the model.  tag_subject and add_header are both RULES_ACT_TAG (with
+ * subject_prefix or header); the rest map one to one.
+ */
+static const struct {
+	const char *name;
+	enum rules_action_type type;
+	const char *params;         /* allowed keys besides "type", space separated */
+} mailbox_actions[] = {
+	{ "keep", RULES_ACT_KEEP, "" },
+	{ "move", RULES_ACT_MOVE, "folder" },
+	{ "copy", RULES_ACT_COPY, "folder" },
+	{ "forward", RULES_ACT_FORWARD, "address" },
+	{ "forward_copy", RULES_ACT_FORWARD_COPY, "address" },
+	{ "quarantine", RULES_ACT_QUARANTINE, "" },
+	{ "discard", RULES_ACT_DISCARD, "" },
+	{ "refuse", RULES_ACT_REFUSE, "text" },
+	{ "tag_subject", RULES_ACT_TAG, "prefix" },
+	{ "importance", RULES_ACT_IMPORTANCE, "value" },
+	{ "add_header", RULES_ACT_TAG, "name value" },
+	{ "stop", RULES_ACT_STOP, "" },
+};
+
+static const char *const importance_names[] = { "high", "normal", "low" };
 
 #define OPS_STRING ((1u << RO_CONTAINS) | (1u << RO_NOT_CONTAINS) | (1u << RO_IS) | \
 		    (1u << RO_IS_NOT) | (1u << RO_STARTS_WITH) | (1u << RO_ENDS_WITH) | \
@@ -73,7 +105,11 @@ static const unsigned field_ops[RF_COUNT_] = {
 	[RF_RECIPIENT_COUNT] = OPS_NUMBER,
 	[RF_DNSBL] = OPS_STRING | (1u << RO_IN_LIST),
 	[RF_FLAG] = (1u << RO_IS) | (1u << RO_IS_NOT),
+	[RF_IMPORTANCE] = (1u << RO_IS) | (1u << RO_IS_NOT),
+	[RF_TO_CC] = OPS_STRING | (1u << RO_IN_LIST),
 };
+
+static const struct rules_parse_opts server_opts = { .kind = RULES_KIND_SERVER };
 
 const char *rules_field_name(enum rules_field f)
 {
@@ -93,7 +129,8 @@ const char *rules_action_name(enum rules_action_type t)
 bool rules_action_final(enum rules_action_type t)
 {
 	return !(t == RULES_ACT_TAG || t == RULES_ACT_BCC || t == RULES_ACT_CONTINUE ||
-		 t == RULES_ACT_NONE);
+		 t == RULES_ACT_NONE || t == RULES_ACT_COPY || t == RULES_ACT_FORWARD_COPY ||
+		 t == RULES_ACT_IMPORTANCE);
 }
 
 bool rules_op_negative(enum rules_op o)
@@ -326,9 +363,11 @@ static int check_regex(const char *s, size_t len, bool bytes, bool sensitive, co
 	return 0;
 }
 
-static int parse_value(const json_t *v, struct rules_cond *c, const char *path, char *err,
-		       size_t errsz)
+static int parse_value(const json_t *v, struct rules_cond *c, const struct rules_parse_opts *o,
+		       const char *path, char *err, size_t errsz)
 {
+	size_t vmax = o->value_max > 0 && o->value_max < RULES_VALUE_MAX ? o->value_max :
+									   RULES_VALUE_MAX;
 	const char *s;
 	size_t len, i;
 
@@ -370,11 +409,14 @@ static int parse_value(const json_t *v, struct rules_cond *c, const char *path, 
 	s = jstr(v, &len);
 	if (s == NULL)
 		return fail(err, errsz, path, "must be a string");
-	if (len > RULES_VALUE_MAX)
-		return fail(err, errsz, path, "longer than %d octets", RULES_VALUE_MAX);
+	if (len > vmax)
+		return fail(err, errsz, path, "longer than %zu octets", vmax);
 	if (memchr(s, '\0', len) != NULL)
 		return fail(err, errsz, path, "contains a NUL character");
-	if (c->op == RO_IN_LIST) {
+	if (c->field == RF_IMPORTANCE) {
+		if (lookup(importance_names, ARRAY_LEN(importance_names), s) < 0)
+			return fail(err, errsz, path, "must be \"high\", \"normal\" or \"low\"");
+	} else if (c->op == RO_IN_LIST) {
 		if (!ident_ok(s, len))
 			return fail(err, errsz, path, "invalid list name (letters, digits, _ . -)");
 	} else if (c->field == RF_FLAG) {
@@ -396,12 +438,12 @@ static int parse_value(const json_t *v, struct rules_cond *c, const char *path, 
 	return 0;
 }
 
-static int parse_cond(const json_t *j, const char *path, int depth, size_t *leaves,
-		      struct rules_cond **out, char *err, size_t errsz);
+static int parse_cond(const json_t *j, const struct rules_parse_opts *o, const char *path,
+		      int depth, size_t *leaves, struct rules_cond **out, char *err, size_t errsz);
 
-static int parse_group(const json_t *j, const char *key, enum rules_cond_kind kind,
-		       const char *path, int depth, size_t *leaves, struct rules_cond *c,
-		       char *err, size_t errsz)
+static int parse_group(const json_t *j, const struct rules_parse_opts *o, const char *key,
+		       enum rules_cond_kind kind, const char *path, int depth, size_t *leaves,
+		       struct rules_cond *c, char *err, size_t errsz)
 {
 	const json_t *arr = json_object_get(j, key);
 	char p[PATH_MAX_LEN];
@@ -414,7 +456,7 @@ static int parse_group(const json_t *j, const char *key, enum rules_cond_kind ki
 		subpath(p, sizeof(p), path, key);
 		c->kids = xcalloc(1, sizeof(*c->kids));
 		c->nkids = 1;
-		return parse_cond(arr, p, depth + 1, leaves, &c->kids[0], err, errsz);
+		return parse_cond(arr, o, p, depth + 1, leaves, &c->kids[0], err, errsz);
 	}
 	if (!json_is_array(arr) || json_array_size(arr) == 0) {
 		subpath(p, sizeof(p), path, key);
@@ -424,15 +466,15 @@ static int parse_group(const json_t *j, const char *key, enum rules_cond_kind ki
 	c->kids = xcalloc(c->nkids, sizeof(*c->kids));
 	for (i = 0; i < c->nkids; i++) {
 		subpath_i(p, sizeof(p), path, key, i);
-		if (parse_cond(json_array_get(arr, i), p, depth + 1, leaves, &c->kids[i], err,
+		if (parse_cond(json_array_get(arr, i), o, p, depth + 1, leaves, &c->kids[i], err,
 			       errsz) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-static int parse_leaf(const json_t *j, const char *path, struct rules_cond *c, char *err,
-		      size_t errsz)
+static int parse_leaf(const json_t *j, const struct rules_parse_opts *o, const char *path,
+		      struct rules_cond *c, char *err, size_t errsz)
 {
 	const char *key, *s;
 	const json_t *v;
@@ -455,7 +497,7 @@ static int parse_leaf(const json_t *j, const char *path, struct rules_cond *c, c
 	if (s == NULL)
 		return fail(err, errsz, p, "required string");
 	k = lookup(field_names, RF_COUNT_, s);
-	if (k < 0)
+	if (k < 0 || (o->kind != RULES_KIND_MAILBOX && (k == RF_IMPORTANCE || k == RF_TO_CC)))
 		return fail(err, errsz, p, "unknown field \"%.40s\"", s);
 	c->field = (enum rules_field)k;
 
@@ -497,14 +539,14 @@ static int parse_leaf(const json_t *j, const char *path, struct rules_cond *c, c
 
 	subpath(p, sizeof(p), path, "value");
 	v = json_object_get(j, "value");
-	if (parse_value(v, c, p, err, errsz) < 0)
+	if (parse_value(v, c, o, p, err, errsz) < 0)
 		return -1;
 	c->orig_value = json_deep_copy(v);
 	return 0;
 }
 
-static int parse_cond(const json_t *j, const char *path, int depth, size_t *leaves,
-		      struct rules_cond **out, char *err, size_t errsz)
+static int parse_cond(const json_t *j, const struct rules_parse_opts *o, const char *path,
+		      int depth, size_t *leaves, struct rules_cond **out, char *err, size_t errsz)
 {
 	struct rules_cond *c;
 	int rc;
@@ -517,16 +559,16 @@ static int parse_cond(const json_t *j, const char *path, int depth, size_t *leav
 	c = xcalloc(1, sizeof(*c));
 	*out = c;
 	if (json_object_get(j, "all") != NULL)
-		rc = parse_group(j, "all", RC_ALL, path, depth, leaves, c, err, errsz);
+		rc = parse_group(j, o, "all", RC_ALL, path, depth, leaves, c, err, errsz);
 	else if (json_object_get(j, "any") != NULL)
-		rc = parse_group(j, "any", RC_ANY, path, depth, leaves, c, err, errsz);
+		rc = parse_group(j, o, "any", RC_ANY, path, depth, leaves, c, err, errsz);
 	else if (json_object_get(j, "not") != NULL)
-		rc = parse_group(j, "not", RC_NOT, path, depth, leaves, c, err, errsz);
+		rc = parse_group(j, o, "not", RC_NOT, path, depth, leaves, c, err, errsz);
 	else {
 		if (++*leaves > RULES_LEAVES_MAX)
 			return fail(err, errsz, path, "more than %d conditions in one rule",
 				    RULES_LEAVES_MAX);
-		rc = parse_leaf(j, path, c, err, errsz);
+		rc = parse_leaf(j, o, path, c, err, errsz);
 	}
 	return rc;
 }
@@ -611,7 +653,7 @@ static int parse_action(const json_t *a, const char *path, struct rules_action_d
 	if (s == NULL)
 		return fail(err, errsz, p, "required string");
 	k = lookup(action_names, ARRAY_LEN(action_names), s);
-	if (k <= 0)
+	if (k <= 0 || k > RULES_ACT_CONTINUE)
 		return fail(err, errsz, p, "unknown action \"%.40s\"", s);
 	ad->type = (enum rules_action_type)k;
 	json_object_foreach((json_t *)a, key, v) {
@@ -685,22 +727,213 @@ static int parse_action(const json_t *a, const char *path, struct rules_action_d
 	}
 }
 
+/* A folder: UTF-8, '/'-separated segments, none empty, "." or "..". */
+static bool folder_ok(const char *s, size_t len)
+{
+	size_t i, seg = 0;
+
+	if (len == 0 || len > RULES_FOLDER_MAX || !text_ok(s, len) ||
+	    !g_utf8_validate(s, (gssize)len, NULL))
+		return false;
+	for (i = 0; i <= len; i++) {
+		if (i < len && s[i] != '/')
+			continue;
+		if (i == seg || (i - seg == 1 && s[seg] == '.') ||
+		    (i - seg == 2 && s[seg] == '.' && s[seg + 1] == '.'))
+			return false;
+		seg = i + 1;
+	}
+	return true;
+}
+
+static int parse_forward(const json_t *a, const struct rules_parse_opts *o, const char *path,
+			 struct rules_action_def *ad, char *err, size_t errsz)
+{
+	char p[PATH_MAX_LEN], dom[256];
+	const char *s, *at;
+	size_t len, i;
+
+	subpath(p, sizeof(p), path, "address");
+	s = jstr(json_object_get(a, "address"), &len);
+	if (s == NULL || !address_ok(s, len))
+		return fail(err, errsz, p, "must be a mail address local@domain");
+	at = memchr(s, '@', len);
+	for (i = 0; at + 1 + i < s + len && i + 1 < sizeof(dom); i++)
+		dom[i] = (char)tolower((unsigned char)at[1 + i]);
+	dom[i] = '\0';
+	if (!o->forward_external && o->is_local != NULL && o->is_local(o->is_local_arg, dom) != 1)
+		return fail(err, errsz, p, "forwarding is allowed to local domains only (%s is not "
+			    "one; see mailbox_forward_external)", dom);
+	ad->address = xstrndup(s, len);
+	return 0;
+}
+
+static int parse_mailbox_action(const json_t *a, const struct rules_parse_opts *o,
+				const char *path, struct rules_action_def *ad, char *err,
+				size_t errsz)
+{
+	char p[PATH_MAX_LEN];
+	const char *key, *s, *name, *params = NULL;
+	const json_t *v;
+	size_t len, nlen, i;
+
+	if (!json_is_object(a))
+		return fail(err, errsz, path, "must be an action object");
+	subpath(p, sizeof(p), path, "type");
+	name = jstr(json_object_get(a, "type"), &len);
+	if (name == NULL)
+		return fail(err, errsz, p, "required string");
+	for (i = 0; i < ARRAY_LEN(mailbox_actions); i++)
+		if (strcmp(mailbox_actions[i].name, name) == 0)
+			break;
+	if (i == ARRAY_LEN(mailbox_actions))
+		return fail(err, errsz, p, "unknown action \"%.40s\" (want keep, move, copy, "
+			    "forward, forward_copy, quarantine, discard, refuse, tag_subject, "
+			    "importance, add_header, stop)", name);
+	ad->type = mailbox_actions[i].type;
+	params = mailbox_actions[i].params;
+	json_object_foreach((json_t *)a, key, v) {
+		const char *hit;
+		size_t kl = strlen(key);
+
+		if (strcmp(key, "type") == 0)
+			continue;
+		hit = kl > 0 ? strstr(params, key) : NULL;
+		if (hit == NULL || (hit[kl] != ' ' && hit[kl] != '\0') ||
+		    (hit != params && hit[-1] != ' ')) {
+			subpath(p, sizeof(p), path, key);
+			return fail(err, errsz, p, "not a parameter of action %s", name);
+		}
+	}
+	switch (ad->type) {
+	case RULES_ACT_MOVE:
+	case RULES_ACT_COPY:
+		subpath(p, sizeof(p), path, "folder");
+		s = jstr(json_object_get(a, "folder"), &len);
+		if (s == NULL || !folder_ok(s, len))
+			return fail(err, errsz, p, "must be a folder name: UTF-8, 1 to %d octets, "
+				    "segments separated by '/', none empty or \"..\", no control "
+				    "characters", RULES_FOLDER_MAX);
+		ad->folder = xstrndup(s, len);
+		return 0;
+	case RULES_ACT_FORWARD:
+	case RULES_ACT_FORWARD_COPY:
+		return parse_forward(a, o, path, ad, err, errsz);
+	case RULES_ACT_QUARANTINE:
+		/* the recipient's own quarantine, which end users may release */
+		strlcpy_s(ad->kind, "spam", sizeof(ad->kind));
+		return 0;
+	case RULES_ACT_REFUSE:
+		ad->code = 550;
+		strlcpy_s(ad->enhanced, "5.7.1", sizeof(ad->enhanced));
+		return reply_text(a, path, "Message refused by the recipient", &ad->text, err,
+				  errsz);
+	case RULES_ACT_IMPORTANCE:
+		subpath(p, sizeof(p), path, "value");
+		s = jstr(json_object_get(a, "value"), &len);
+		if (s == NULL || lookup(importance_names, ARRAY_LEN(importance_names), s) < 0)
+			return fail(err, errsz, p, "must be \"high\", \"normal\" or \"low\"");
+		ad->value = xstrndup(s, len);
+		return 0;
+	case RULES_ACT_TAG:
+		if (strcmp(name, "tag_subject") == 0) {
+			subpath(p, sizeof(p), path, "prefix");
+			s = jstr(json_object_get(a, "prefix"), &len);
+			if (s == NULL || len == 0 || len > RULES_NAME_MAX || !text_ok(s, len))
+				return fail(err, errsz, p, "must be 1 to %d printable characters",
+					    RULES_NAME_MAX);
+			ad->subject_prefix = xstrndup(s, len);
+			return 0;
+		}
+		subpath(p, sizeof(p), path, "name");
+		name = jstr(json_object_get(a, "name"), &nlen);
+		/* X-Moat-* carry the folder and the forward loop guard downstream */
+		if (name == NULL || !header_name_ok(name, nlen) ||
+		    (nlen >= 7 && g_ascii_strncasecmp(name, "X-Moat-", 7) == 0))
+			return fail(err, errsz, p, "must be a header name (printable ASCII, no ':', "
+				    "1 to 76 characters, not X-Moat-*)");
+		subpath(p, sizeof(p), path, "value");
+		s = jstr(json_object_get(a, "value"), &len);
+		if (s == NULL || len > 900 || !text_ok(s, len))
+			return fail(err, errsz, p, "must be at most 900 printable characters, no "
+				    "line breaks");
+		ad->header = xmalloc(nlen + len + 3);
+		memcpy(ad->header, name, nlen);
+		memcpy(ad->header + nlen, ": ", 2);
+		memcpy(ad->header + nlen + 2, s, len);
+		ad->header[nlen + len + 2] = '\0';
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+void rules_action_clear(struct rules_action_def *a)
+{
+	free(a->text);
+	free(a->subject_prefix);
+	free(a->header);
+	free(a->address);
+	free(a->folder);
+	free(a->value);
+	memset(a, 0, sizeof(*a));
+}
+
+void rules_action_copy(struct rules_action_def *dst, const struct rules_action_def *src)
+{
+	*dst = *src;
+	dst->text = src->text ? xstrdup(src->text) : NULL;
+	dst->subject_prefix = src->subject_prefix ? xstrdup(src->subject_prefix) : NULL;
+	dst->header = src->header ? xstrdup(src->header) : NULL;
+	dst->address = src->address ? xstrdup(src->address) : NULL;
+	dst->folder = src->folder ? xstrdup(src->folder) : NULL;
+	dst->value = src->value ? xstrdup(src->value) : NULL;
+}
+
 static void rule_clear(struct rules_rule *r)
 {
+	size_t i;
+
 	free(r->name);
 	cond_free(r->when);
 	cond_free(r->except);
-	free(r->action.text);
-	free(r->action.subject_prefix);
-	free(r->action.header);
-	free(r->action.address);
+	rules_action_clear(&r->action);
+	for (i = 0; i < r->nactions; i++)
+		rules_action_clear(&r->actions[i]);
+	free(r->actions);
 	free(r->comment);
 	memset(r, 0, sizeof(*r));
 }
 
-static int parse_rule(const json_t *j, const char *path, struct rules_rule *r, char *err,
-		      size_t errsz)
+static int parse_actions(const json_t *v, const struct rules_parse_opts *o, const char *path,
+			 struct rules_rule *r, char *err, size_t errsz)
 {
+	char p[PATH_MAX_LEN];
+	size_t i, n;
+
+	if (v == NULL)
+		return fail(err, errsz, path, "required");
+	n = json_is_array(v) ? json_array_size(v) : 0;
+	if (n == 0 || n > RULES_ACTIONS_MAX)
+		return fail(err, errsz, path, "must be an array of 1 to %d actions",
+			    RULES_ACTIONS_MAX);
+	r->actions = xcalloc(n, sizeof(*r->actions));
+	r->nactions = n;
+	for (i = 0; i < n; i++) {
+		if (snprintf(p, sizeof(p), "%s[%zu]", path, i) < 0)
+			p[0] = '\0';
+		if (parse_mailbox_action(json_array_get(v, i), o, p, &r->actions[i], err,
+					 errsz) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int parse_rule(const json_t *j, const struct rules_parse_opts *o, const char *path,
+		      struct rules_rule *r, char *err, size_t errsz)
+{
+	bool mailbox = o->kind == RULES_KIND_MAILBOX;
+	const char *act_key = mailbox ? "actions" : "action";
 	char p[PATH_MAX_LEN];
 	const char *key, *s;
 	const json_t *v;
@@ -711,10 +944,10 @@ static int parse_rule(const json_t *j, const char *path, struct rules_rule *r, c
 	json_object_foreach((json_t *)j, key, v) {
 		if (strcmp(key, "name") != 0 && strcmp(key, "enabled") != 0 &&
 		    strcmp(key, "when") != 0 && strcmp(key, "except") != 0 &&
-		    strcmp(key, "action") != 0 && strcmp(key, "comment") != 0) {
+		    strcmp(key, act_key) != 0 && strcmp(key, "comment") != 0) {
 			subpath(p, sizeof(p), path, key);
 			return fail(err, errsz, p, "unknown key (want name, enabled, when, except, "
-				    "action, comment)");
+				    "%s, comment)", act_key);
 		}
 	}
 	subpath(p, sizeof(p), path, "name");
@@ -744,13 +977,17 @@ static int parse_rule(const json_t *j, const char *path, struct rules_rule *r, c
 	v = json_object_get(j, "when");
 	if (v == NULL)
 		return fail(err, errsz, p, "required");
-	if (parse_cond(v, p, 1, &leaves, &r->when, err, errsz) < 0)
+	if (parse_cond(v, o, p, 1, &leaves, &r->when, err, errsz) < 0)
 		return -1;
 	v = json_object_get(j, "except");
 	if (v != NULL && !json_is_null(v)) {
 		subpath(p, sizeof(p), path, "except");
-		if (parse_cond(v, p, 1, &leaves, &r->except, err, errsz) < 0)
+		if (parse_cond(v, o, p, 1, &leaves, &r->except, err, errsz) < 0)
 			return -1;
+	}
+	if (mailbox) {
+		subpath(p, sizeof(p), path, "actions");
+		return parse_actions(json_object_get(j, "actions"), o, p, r, err, errsz);
 	}
 	subpath(p, sizeof(p), path, "action");
 	v = json_object_get(j, "action");
@@ -760,6 +997,12 @@ static int parse_rule(const json_t *j, const char *path, struct rules_rule *r, c
 }
 
 int rules_def_from_json(const json_t *arr, struct rules_def **out, char *err, size_t errsz)
+{
+	return rules_def_from_json_opts(arr, &server_opts, out, err, errsz);
+}
+
+int rules_def_from_json_opts(const json_t *arr, const struct rules_parse_opts *o,
+			     struct rules_def **out, char *err, size_t errsz)
 {
 	struct rules_def *d;
 	char p[64];
@@ -771,11 +1014,12 @@ int rules_def_from_json(const json_t *arr, struct rules_def **out, char *err, si
 	if (json_array_size(arr) > RULES_COUNT_MAX)
 		return fail(err, errsz, "rules", "more than %d rules", RULES_COUNT_MAX);
 	d = xcalloc(1, sizeof(*d));
+	d->kind = o->kind;
 	d->n = json_array_size(arr);
 	d->rules = xcalloc(d->n ? d->n : 1, sizeof(*d->rules));
 	for (i = 0; i < d->n; i++) {
 		snprintf(p, sizeof(p), "rules[%zu]", i);
-		if (parse_rule(json_array_get(arr, i), p, &d->rules[i], err, errsz) < 0) {
+		if (parse_rule(json_array_get(arr, i), o, p, &d->rules[i], err, errsz) < 0) {
 			rules_def_free(d);
 			return -1;
 		}
@@ -787,6 +1031,13 @@ int rules_def_from_json(const json_t *arr, struct rules_def **out, char *err, si
 int rules_def_parse(const char *json, size_t len, struct rules_def **out, char *err,
 		    size_t errsz)
 {
+	return rules_def_parse_kind(json, len, RULES_KIND_SERVER, out, err, errsz);
+}
+
+int rules_def_parse_kind(const char *json, size_t len, enum rules_kind kind,
+			 struct rules_def **out, char *err, size_t errsz)
+{
+	struct rules_parse_opts o = { .kind = kind };
 	json_error_t jerr;
 	json_t *root;
 	int rc;
@@ -796,20 +1047,49 @@ int rules_def_parse(const char *json, size_t len, struct rules_def **out, char *
 	if (root == NULL)
 		return fail(err, errsz, "rules", "invalid JSON at line %d column %d: %s", jerr.line,
 			    jerr.column, jerr.text);
-	rc = rules_def_from_json(root, out, err, errsz);
+	rc = rules_def_from_json_opts(root, &o, out, err, errsz);
 	json_decref(root);
 	return rc;
 }
 
 int rules_def_check_one(const json_t *obj, char *err, size_t errsz)
 {
+	return rules_def_check_one_opts(obj, &server_opts, err, errsz);
+}
+
+int rules_def_check_one_opts(const json_t *obj, const struct rules_parse_opts *o, char *err,
+			     size_t errsz)
+{
 	struct rules_rule r;
 	int rc;
 
 	memset(&r, 0, sizeof(r));
-	rc = parse_rule(obj, "rule", &r, err, errsz);
+	rc = parse_rule(obj, o, "rule", &r, err, errsz);
 	rule_clear(&r);
 	return rc;
+}
+
+bool rules_def_has_refuse(const struct rules_def *d)
+{
+	size_t i, k;
+
+	for (i = 0; d != NULL && i < d->n; i++) {
+		const struct rules_rule *r = &d->rules[i];
+
+		if (!r->enabled)
+			continue;
+		if (r->action.type == RULES_ACT_REFUSE || r->action.type == RULES_ACT_DEFER)
+			return true;
+		for (k = 0; k < r->nactions; k++)
+			if (r->actions[k].type == RULES_ACT_REFUSE)
+				return true;
+	}
+	return false;
+}
+
+enum rules_kind rules_def_kind(const struct rules_def *d)
+{
+	return d ? d->kind : RULES_KIND_SERVER;
 }
 
 void rules_def_free(struct rules_def *d)
@@ -886,6 +1166,39 @@ static json_t *action_to_json(const struct rules_action_def *a)
 	return o;
 }
 
+static json_t *mailbox_action_to_json(const struct rules_action_def *a)
+{
+	json_t *o = json_object();
+	const char *colon;
+
+	switch (a->type) {
+	case RULES_ACT_TAG:
+		if (a->subject_prefix != NULL) {
+			json_object_set_new(o, "type", json_string("tag_subject"));
+			json_object_set_new(o, "prefix", json_string(a->subject_prefix));
+			break;
+		}
+		/* stored as "Name: value" by parse_mailbox_action */
+		colon = strchr(a->header, ':');
+		json_object_set_new(o, "type", json_string("add_header"));
+		json_object_set_new(o, "name", json_stringn(a->header, (size_t)(colon - a->header)));
+		json_object_set_new(o, "value", json_string(colon + 2));
+		break;
+	default:
+		json_object_set_new(o, "type", json_string(rules_action_name(a->type)));
+		if (a->folder != NULL)
+			json_object_set_new(o, "folder", json_string(a->folder));
+		if (a->address != NULL)
+			json_object_set_new(o, "address", json_string(a->address));
+		if (a->value != NULL)
+			json_object_set_new(o, "value", json_string(a->value));
+		if (a->type == RULES_ACT_REFUSE)
+			json_object_set_new(o, "text", json_string(a->text));
+		break;
+	}
+	return o;
+}
+
 json_t *rules_def_to_json(const struct rules_def *d)
 {
 	json_t *arr = json_array();
@@ -899,7 +1212,16 @@ json_t *rules_def_to_json(const struct rules_def *d)
 		json_object_set_new(o, "enabled", json_boolean(r->enabled));
 		json_object_set_new(o, "when", cond_to_json(r->when));
 		json_object_set_new(o, "except", r->except ? cond_to_json(r->except) : json_null());
-		json_object_set_new(o, "action", action_to_json(&r->action));
+		if (d->kind == RULES_KIND_MAILBOX) {
+			json_t *acts = json_array();
+			size_t k;
+
+			for (k = 0; k < r->nactions; k++)
+				json_array_append_new(acts, mailbox_action_to_json(&r->actions[k]));
+			json_object_set_new(o, "actions", acts);
+		} else {
+			json_object_set_new(o, "action", action_to_json(&r->action));
+		}
 		if (r->comment != NULL)
 			json_object_set_new(o, "comment", json_string(r->comment));
 		json_array_append_new(arr, o);

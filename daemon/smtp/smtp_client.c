@@ -112,6 +112,7 @@ struct smtp_client {
 	size_t acc_cap;
 	int at_sol;
 	int last_lf;
+	struct smtp_edit edit; /* msg->edit applied while streaming */
 
 	/*
 	 * Outstanding commands, oldest first: the output offset (bytes ever
@@ -448,7 +449,9 @@ static void send_expect(struct smtp_client *c, size_t i)
 			snprintf(params + used, sizeof(params) - used, " SMTPUTF8");
 		sendf(c, "MAIL FROM:<%s>%s\r\n", m->sender, params);
 	} else if (i <= m->nrcpts) {
-		sendf(c, "RCPT TO:<%s>\r\n", m->rcpts[i - 1]);
+		sendf(c, "RCPT TO:<%s>\r\n",
+		      m->rcpt_to != NULL && m->rcpt_to[i - 1] != NULL ? m->rcpt_to[i - 1]
+								  : m->rcpts[i - 1]);
 	} else {
 		sendf(c, "DATA\r\n");
 	}
@@ -516,22 +519,45 @@ static void abort_tx(struct smtp_client *c, int code, const char *text)
 	set_timeout(c, c->p.command_ms);
 }
 
+/* Message bytes to the output, dot-stuffed (RFC 5321 4.5.2). */
+static void stuff_add(void *arg, const char *p, size_t n)
+{
+	struct smtp_client *c = arg;
+	char stuffed[2 * BODY_CHUNK];
+
+	while (n > 0) {
+		size_t take = n < BODY_CHUNK ? n : BODY_CHUNK;
+		size_t o = 0;
+		size_t i;
+
+		for (i = 0; i < take; i++) {
+			if (c->at_sol && p[i] == '.')
+				stuffed[o++] = '.';
+			stuffed[o++] = p[i];
+			c->at_sol = p[i] == '\n';
+		}
+		c->last_lf = p[take - 1] == '\n';
+		out_add(c, stuffed, o);
+		p += take;
+		n -= take;
+	}
+}
+
 static int fill_body(struct smtp_client *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	char in[BODY_CHUNK];
-	char stuffed[2 * BODY_CHUNK];
 
 	while (evbuffer_get_length(out) < OUT_HIGH) {
 		ssize_t n = read(c->msg->fd, in, sizeof(in));
-		size_t o = 0;
-		ssize_t i;
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -1;
 		if (n == 0) {
+			if (c->msg->edit != NULL)
+				smtp_edit_finish(&c->edit, stuff_add, c);
 			/* Same buffer as the last block: one write when it fits. */
 			if (!c->last_lf)
 				out_add(c, "\r\n", 2);
@@ -541,14 +567,10 @@ static int fill_body(struct smtp_client *c)
 			set_timeout(c, c->p.dot_ms);
 			return 0;
 		}
-		for (i = 0; i < n; i++) {
-			if (c->at_sol && in[i] == '.')
-				stuffed[o++] = '.';
-			stuffed[o++] = in[i];
-			c->at_sol = in[i] == '\n';
-		}
-		c->last_lf = in[n - 1] == '\n';
-		out_add(c, stuffed, o);
+		if (c->msg->edit != NULL)
+			smtp_edit_push(&c->edit, in, (size_t)n, stuff_add, c);
+		else
+			stuff_add(c, in, (size_t)n);
 	}
 	return 0;
 }
@@ -614,6 +636,8 @@ static int tx_reply(struct smtp_client *c)
 			c->state = C_BODY;
 			c->at_sol = 1;
 			c->last_lf = 1;
+			if (m->edit != NULL)
+				smtp_edit_init(&c->edit, m->edit);
 			set_timeout(c, c->p.block_ms);
 			bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
 			if (fill_body(c) < 0) {

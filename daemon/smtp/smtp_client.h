@@ -22,6 +22,8 @@
 
 #include <openssl/ssl.h>
 
+#include "smtp_edit.h"
+
 struct event_base;
 struct smtp_client;
 
@@ -44,6 +46,13 @@ struct smtp_client_msg {
 	int fd;                    /* the spool file, read from offset 0; owner closes */
 	int smtputf8;
 	int body_8bit;
+	/* Per recipient the RCPT TO address when it is not rcpts[i] (plus
+	 * method), NULL array or entry: rcpts[i]. */
+	const char *const *rcpt_to;
+	/* The header edit of these recipients (smtp_edit.h), NULL: none.
+	 * The size announced with SIZE= is the spool file's; an edit adds a
+	 * few header lines at most. */
+	const struct smtp_edit_spec *edit;
 	/* Filled by the client before done(): one reply per recipient. */
 	int *codes;
 	char (*texts)[SMTP_CLIENT_TEXT_MAX];

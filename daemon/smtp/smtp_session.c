@@ -77,7 +77,8 @@ static void too_many_errors(struct smtp_session *s);
 static void connect_policy(struct smtp_session *s);
 static void commit_tx(struct smtp_session *s, const char *const *rcpts, size_t nrcpts,
 		      const unsigned char *disp, const char *const *reasons,
-		      const char *const *kinds, const struct policy_content_result *res);
+		      const char *const *kinds, const char *const *edits,
+		      const struct policy_content_result *res);
 static void proceed_content(struct smtp_session *s);
 
 static void enter_state(struct smtp_session *s, enum smtp_state st)
@@ -1678,13 +1679,14 @@ static void end_of_data(struct smtp_session *s)
 		bufferevent_disable(s->bev, EV_READ);
 		return;
 	}
-	commit_tx(s, (const char *const *)tx->rcpts, tx->nrcpts, NULL, NULL, NULL, NULL);
+	commit_tx(s, (const char *const *)tx->rcpts, tx->nrcpts, NULL, NULL, NULL, NULL, NULL);
 }
 
 /* Hand the message to the spool writer: durable, then 250 (commit_done). */
 static void commit_tx(struct smtp_session *s, const char *const *rcpts, size_t nrcpts,
 		      const unsigned char *disp, const char *const *reasons,
-		      const char *const *kinds, const struct policy_content_result *res)
+		      const char *const *kinds, const char *const *edits,
+		      const struct policy_content_result *res)
 {
 	struct smtp_tx *tx = s->tx;
 	struct spool_envelope env;
@@ -1697,6 +1699,7 @@ static void commit_tx(struct smtp_session *s, const char *const *rcpts, size_t n
 	env.rcpt_disp = disp;
 	env.rcpt_reason = reasons;
 	env.rcpt_kind = kinds;
+	env.rcpt_edit = edits;
 	env.subject = res != NULL ? res->subject : NULL;
 	env.message_id = res != NULL ? res->message_id : NULL;
 	env.client_addr = s->addr;
@@ -1735,6 +1738,7 @@ static void proceed_content(struct smtp_session *s)
 	const char **rcpts;
 	const char **reasons;
 	const char **kinds;
+	const char **edits;
 	unsigned char *disp;
 	struct logfacts f;
 	size_t i, n = 0, o = 0;
@@ -1766,6 +1770,7 @@ static void proceed_content(struct smtp_session *s)
 	rcpts = xcalloc(res->nrcpts + 1, sizeof(char *));
 	reasons = xcalloc(res->nrcpts + 1, sizeof(char *));
 	kinds = xcalloc(res->nrcpts + 1, sizeof(char *));
+	edits = xcalloc(res->nrcpts + 1, sizeof(char *));
 	disp = xcalloc(res->nrcpts + 1, 1);
 	for (i = 0; i < res->nrcpts; i++) {
 		const struct policy_content_rcpt *r = &res->rcpts[i];
@@ -1784,6 +1789,7 @@ static void proceed_content(struct smtp_session *s)
 		rcpts[n] = r->rcpt;
 		reasons[n] = r->reason;
 		kinds[n] = r->kind[0] != '\0' ? r->kind : NULL;
+		edits[n] = r->edit;
 		disp[n] = r->disp == POLICY_QUARANTINE ? SPOOL_RCPT_QUARANTINE
 			: r->disp == POLICY_HOLD ? SPOOL_RCPT_HOLD : SPOOL_RCPT_QUEUE;
 		n++;
@@ -1797,11 +1803,12 @@ static void proceed_content(struct smtp_session *s)
 		enter_state(s, SMTP_ST_HELO);
 		tx_reset(s);
 	} else {
-		commit_tx(s, rcpts, n, disp, reasons, kinds, res);
+		commit_tx(s, rcpts, n, disp, reasons, kinds, edits, res);
 	}
 	free(rcpts);
 	free(reasons);
 	free(kinds);
+	free(edits);
 	free(disp);
 	policy_content_result_free(res);
 }

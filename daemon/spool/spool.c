@@ -53,7 +53,6 @@ struct spool {
 	int quarantine_fd;   /* spool/quarantine: quarantined messages */
 	int sync_fs;         /* one syncfs() per group commit (spool_set_sync) */
 	int64_t quarantine_lifetime_ms; /* set before the writer starts */
-	uint32_t qid_seq;    /* low 20 bits of queue ids; atomic */
 	uint64_t name_seq;   /* temporary names of pool files; pool thread only */
 
 	pthread_mutex_t mu;  /* guards the pool fields below */
@@ -97,7 +96,6 @@ struct spool *spool_open(const char *data_dir, char *err, size_t errsz)
 	sp->incoming_fd = -1;
 	sp->queue_fd = -1;
 	sp->quarantine_fd = -1;
-	random_bytes(&sp->qid_seq, sizeof(sp->qid_seq));
 	pthread_mutex_init(&sp->mu, NULL);
 	pthread_cond_init(&sp->cond, NULL);
 	snprintf(sp->dir, sizeof(sp->dir), "%s/spool", data_dir);
@@ -294,13 +292,23 @@ int spool_reconcile(struct spool *sp, struct store *st,
 /*
  * Queue ids sort by arrival: 11 hex digits of unix milliseconds, then 5 of
  * a per-process counter that starts at random, so two ids of one process
- * never collide; RENAME_NOREPLACE at publish guards the rest.
+ * never collide; RENAME_NOREPLACE (or link()) at publish guards the rest.
  */
-static void new_qid(struct spool *sp, char *qid)
+static uint32_t qid_seq;
+static pthread_once_t qid_seq_once = PTHREAD_ONCE_INIT;
+
+static void qid_seq_seed(void)
+{
+	random_bytes(&qid_seq, sizeof(qid_seq));
+}
+
+void spool_new_qid(char qid[SPOOL_QID_LEN + 1])
 {
 	int64_t ms = time_now_ms();
-	uint32_t seq = __atomic_fetch_add(&sp->qid_seq, 1, __ATOMIC_RELAXED);
+	uint32_t seq;
 
+	pthread_once(&qid_seq_once, qid_seq_seed);
+	seq = __atomic_fetch_add(&qid_seq, 1, __ATOMIC_RELAXED);
 	snprintf(qid, SPOOL_QID_LEN + 1, "%011llx%05x",
 		 (unsigned long long)ms & 0xfffffffffffULL, (unsigned)(seq & 0xfffff));
 }
@@ -423,7 +431,7 @@ struct spool_file *spool_file_create(struct spool *sp, char *err, size_t errsz)
 	f->failed = 0;
 	f->size = 0;
 	f->buflen = 0;
-	new_qid(sp, f->qid);
+	spool_new_qid(f->qid);
 	if (pool_take(sp, f) == 0)
 		return f;
 	for (tries = 0; tries < 8; tries++) {

@@ -23,6 +23,9 @@
 
 #define SPOOL_QID_LEN 16
 
+/* A new queue id (sorts by time; unique within the process).  Any thread. */
+void spool_new_qid(char qid[SPOOL_QID_LEN + 1]);
+
 struct event_base;
 struct spool;
 struct spool_file;
@@ -121,6 +124,14 @@ struct spool_envelope {
 	const char *const *rcpt_kind;
 	const char *subject;
 	const char *message_id;
+	/*
+	 * Per recipient its delivery edit, or NULL for none (NULL array: none
+	 * for anyone): JSON {"folder", "subject_prefix", "headers",
+	 * "importance"}, applied by the delivery client to that recipient's
+	 * copy only (docs/mailbox-rules.md).  rcpts may name one address
+	 * twice with different edits (the inbox and a folder copy).
+	 */
+	const char *const *rcpt_edit;
 };
 
 enum { SPOOL_RCPT_QUEUE, SPOOL_RCPT_HOLD, SPOOL_RCPT_QUARANTINE };

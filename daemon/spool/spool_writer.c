@@ -45,6 +45,7 @@ struct job {
 	unsigned char *disp;         /* msg.rcpt_disp, owned */
 	const char **reasons;        /* msg.rcpt_reason, owned array (strings in arena) */
 	const char **kinds;          /* msg.rcpt_kind, owned array (strings in arena) */
+	const char **edits;          /* msg.rcpt_edit, owned array (strings in arena) */
 	size_t nquarantine, nqueue;
 };
 
@@ -101,6 +102,8 @@ void spool_writer_commit(struct spool_writer *w, struct spool_file *f,
 			total += str_size(env->rcpt_reason[i]);
 		if (env->rcpt_kind != NULL)
 			total += str_size(env->rcpt_kind[i]);
+		if (env->rcpt_edit != NULL)
+			total += str_size(env->rcpt_edit[i]);
 	}
 	j->arena = xmalloc(total + env->nrcpts * sizeof(char *) + sizeof(char *));
 	rcpts = (const char **)(void *)j->arena;
@@ -143,6 +146,12 @@ void spool_writer_commit(struct spool_writer *w, struct spool_file *f,
 		j->msg.rcpt_disp = j->disp;
 		j->msg.rcpt_reason = j->reasons;
 		j->msg.rcpt_kind = j->kinds;
+	}
+	if (env->rcpt_edit != NULL) {
+		j->edits = xcalloc(env->nrcpts + 1, sizeof(char *));
+		for (i = 0; i < env->nrcpts; i++)
+			j->edits[i] = str_copy(&p, env->rcpt_edit[i]);
+		j->msg.rcpt_edit = j->edits;
 	}
 	j->nqueue = env->nrcpts - j->nquarantine;
 	enqueue(w, j);
@@ -299,6 +308,7 @@ static void done(struct worker_job *wj, void *arg)
 	free(j->disp);
 	free(j->reasons);
 	free(j->kinds);
+	free(j->edits);
 	free(j->arena);
 	free(j);
 }

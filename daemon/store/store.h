@@ -59,6 +59,10 @@ struct store_queue_msg {
 	const char *subject;
 	const char *message_id;
 	int64_t quarantine_expires_at;
+	/* NULL, or per recipient its delivery edit (JSON text; NULL entry: none).
+	 * The same address may appear again with another edit (a folder copy):
+	 * each is its own row (seq 0, 1, ...); an exact repeat is queued once. */
+	const char *const *rcpt_edit;
 };
 
 /* Insert a message and its recipients (state 'queued'); inside a transaction. */
@@ -96,6 +100,8 @@ struct store_queue_row {
 	int attempts;
 	int smtputf8;
 	int body_8bit;
+	int seq;                  /* 0, or which further copy of rcpt in the message */
+	const char *edit;         /* delivery edit (JSON), NULL when none */
 };
 typedef int (*store_queue_row_fn)(const struct store_queue_row *r, void *arg);
 
@@ -116,7 +122,7 @@ int store_queue_next_due(struct store *st, int64_t *when, int *found);
 enum store_outcome { STORE_DONE, STORE_DEFERRED, STORE_DEAD };
 
 /* Record a delivery attempt's outcome for one recipient; lease dropped. */
-int store_queue_set_outcome(struct store *st, const char *qid, const char *rcpt,
+int store_queue_set_outcome(struct store *st, const char *qid, const char *rcpt, int seq,
 			    enum store_outcome o, const char *text, const char *route,
 			    int64_t next_attempt, int64_t now);
 
@@ -153,7 +159,7 @@ struct store_queue_filter {
 	int64_t received_after;   /* unix ms, received_at >= it; 0: any age */
 };
 
-/* Recipient rows matching f, in (received_at, qid, rcpt) order. */
+/* Recipient rows matching f, in (received_at, qid, rcpt, seq) order. */
 int store_queue_list(struct store *st, const struct store_queue_filter *f,
 		     store_queue_row_fn cb, void *arg);
 /* Messages and recipients matching f, grouped; at most limit groups, largest first. */

@@ -504,8 +504,8 @@ static const char SQL_QUEUE_ADD[] =
 	" VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?8, ?9)";
 /* Released: due now, and the queue lifetime counts from the release. */
 static const char SQL_QUEUE_RCPT[] =
-	"INSERT OR IGNORE INTO queue_rcpt (qid, rcpt, next_attempt, state, released_at)"
-	" VALUES (?1, ?2, ?3, 'queued', ?3)";
+	"INSERT OR IGNORE INTO queue_rcpt (qid, rcpt, next_attempt, state, released_at, edit)"
+	" VALUES (?1, ?2, ?3, 'queued', ?3, ?4)";
 static const char SQL_POLICY_ADD[] =
 	"INSERT OR IGNORE INTO policy_entry (list, value, comment, created)"
 	" VALUES (?1, ?2, ?3, ?4)";
@@ -575,6 +575,12 @@ int store_quarantine_queue_add(struct store *st, const struct store_quarantine_e
 int store_quarantine_queue_rcpt(struct store *st, const char *qid, const char *rcpt,
 				int64_t now, int *added)
 {
+	return store_quarantine_queue_rcpt_edit(st, qid, rcpt, NULL, now, added);
+}
+
+int store_quarantine_queue_rcpt_edit(struct store *st, const char *qid, const char *rcpt,
+				     const char *edit, int64_t now, int *added)
+{
 	sqlite3_stmt *s = store_prepare(st, SQL_QUEUE_RCPT);
 
 	*added = 0;
@@ -583,6 +589,10 @@ int store_quarantine_queue_rcpt(struct store *st, const char *qid, const char *r
 	store_bind_text(s, 1, qid);
 	store_bind_text(s, 2, rcpt);
 	sqlite3_bind_int64(s, 3, now);
+	if (edit != NULL)
+		store_bind_text(s, 4, edit);
+	else
+		sqlite3_bind_null(s, 4);
 	if (store_step_done(s) < 0)
 		return -1;
 	*added = sqlite3_changes(store_db(st)) > 0;

@@ -112,6 +112,9 @@ int store_quarantine_queue_add(struct store *st, const struct store_quarantine_e
 /* A queued recipient row for rcpt, due at now; *added 0 when it was there. */
 int store_quarantine_queue_rcpt(struct store *st, const char *qid, const char *rcpt,
 				int64_t now, int *added);
+/* The same with a delivery edit (queue_rcpt.edit, JSON; NULL: none). */
+int store_quarantine_queue_rcpt_edit(struct store *st, const char *qid, const char *rcpt,
+				     const char *edit, int64_t now, int *added);
 
 /*
  * Put sender on a global list of the policy (policy_entry sender_allow or

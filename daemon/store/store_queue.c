@@ -25,8 +25,8 @@ static const char SQL_QUEUE_MSG_INSERT[] =
 	" auth_user, size, received_at, smtputf8, body_8bit)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 static const char SQL_QUEUE_RCPT_INSERT[] =
-	"INSERT OR IGNORE INTO queue_rcpt (qid, rcpt, next_attempt, state, reason)"
-	" VALUES (?1, ?2, ?3, ?4, ?5)";
+	"INSERT OR IGNORE INTO queue_rcpt (qid, rcpt, next_attempt, state, reason, seq, edit)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 static const char SQL_QUARANTINE_INSERT[] =
 	"INSERT OR IGNORE INTO quarantine (qid, rcpt, kind, reason, sender, subject, message_id,"
 	" client_addr, size, created_at, expires_at)"
@@ -66,6 +66,42 @@ static int quarantine_event(struct store *st, const struct store_queue_msg *m, s
 	rc = store_event_add(st, &e);
 	free(detail);
 	return rc;
+}
+
+static const char *rcpt_edit(const struct store_queue_msg *m, size_t i)
+{
+	return m->rcpt_edit != NULL ? m->rcpt_edit[i] : NULL;
+}
+
+static int same_str(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/*
+ * The key of queued recipient i: seq counts the earlier queued entries of
+ * the same address (a folder copy of an inbox delivery is seq 1).  -1 for
+ * an exact repeat (same address, same edit): it is delivered once, as a
+ * repeated RCPT TO always was.  Quadratic in the recipients of one
+ * message, which max_recipients bounds.
+ */
+static int rcpt_seq(const struct store_queue_msg *m, size_t i, int *seq)
+{
+	size_t k;
+
+	*seq = 0;
+	for (k = 0; k < i; k++) {
+		if (m->rcpt_disp != NULL && m->rcpt_disp[k] == 2)
+			continue;
+		if (strcmp(m->rcpts[k], m->rcpts[i]) != 0)
+			continue;
+		if (same_str(rcpt_edit(m, k), rcpt_edit(m, i)))
+			return -1;
+		(*seq)++;
+	}
+	return 0;
 }
 
 int store_queue_insert(struct store *st, const struct store_queue_msg *m,
@@ -123,9 +159,12 @@ int store_queue_insert(struct store *st, const struct store_queue_msg *m,
 		goto fail;
 	for (i = 0; i < m->nrcpts; i++) {
 		int held = m->rcpt_disp != NULL && m->rcpt_disp[i] == 1;
+		int seq;
 
 		if (m->rcpt_disp != NULL && m->rcpt_disp[i] == 2)
 			continue;
+		if (rcpt_seq(m, i, &seq) < 0)
+			continue; /* an exact repeat: one delivery */
 		s = store_prepare(st, SQL_QUEUE_RCPT_INSERT);
 		if (s == NULL)
 			goto fail;
@@ -134,6 +173,8 @@ int store_queue_insert(struct store *st, const struct store_queue_msg *m,
 		sqlite3_bind_int64(s, 3, m->received_at);
 		store_bind_text(s, 4, held ? "held" : "queued");
 		store_bind_text(s, 5, held && m->rcpt_reason ? m->rcpt_reason[i] : NULL);
+		sqlite3_bind_int(s, 6, seq);
+		store_bind_text(s, 7, rcpt_edit(m, i));
 		if (sqlite3_step(s) != SQLITE_DONE)
 			goto fail;
 	}
@@ -192,7 +233,7 @@ int store_queue_mark_lost(struct store *st, const char *qid, const char *reason)
 #define ROW_COLS \
 	"r.qid, r.rcpt, r.state, m.sender, m.client_addr, m.auth_user, r.last_error," \
 	" r.reason, r.route, m.size, m.received_at, r.next_attempt, r.released_at," \
-	" coalesce(r.final_at, 0), r.attempts, m.smtputf8, m.body_8bit"
+	" coalesce(r.final_at, 0), r.attempts, m.smtputf8, m.body_8bit, r.seq, r.edit"
 
 static const char SQL_RESET_LEASES[] =
 	"UPDATE queue_rcpt SET leased = 0, next_attempt = ?1 WHERE leased = 1";
@@ -200,7 +241,8 @@ static const char SQL_DUE[] =
 	"SELECT " ROW_COLS " FROM queue_rcpt r JOIN queue_message m ON m.qid = r.qid"
 	" WHERE r.state = ?1 AND r.next_attempt <= ?2 ORDER BY r.next_attempt LIMIT ?3";
 static const char SQL_LEASE[] =
-	"UPDATE queue_rcpt SET leased = 1, next_attempt = ?3 WHERE qid = ?1 AND rcpt = ?2";
+	"UPDATE queue_rcpt SET leased = 1, next_attempt = ?3 WHERE qid = ?1 AND rcpt = ?2"
+	" AND seq = ?4";
 static const char SQL_NEXT_DUE[] =
 	"SELECT min(next_attempt) FROM (SELECT min(next_attempt) AS next_attempt"
 	" FROM queue_rcpt WHERE state = 'queued' UNION ALL"
@@ -209,7 +251,7 @@ static const char SQL_OUTCOME[] =
 	"UPDATE queue_rcpt SET state = ?3, last_error = ?4, route = ?5, next_attempt = ?6,"
 	" attempts = attempts + 1, leased = 0,"
 	" final_at = CASE WHEN ?3 IN ('done', 'dead') THEN ?7 ELSE NULL END"
-	" WHERE qid = ?1 AND rcpt = ?2 AND state IN ('queued', 'deferred')";
+	" WHERE qid = ?1 AND rcpt = ?2 AND seq = ?8 AND state IN ('queued', 'deferred')";
 static const char SQL_COUNTS[] =
 	"SELECT coalesce(sum(state IN ('queued', 'deferred', 'held')), 0),"
 	" coalesce(sum(state = 'dead'), 0) FROM queue_rcpt WHERE qid = ?1";
@@ -238,7 +280,7 @@ static const char SQL_PURGEABLE[] =
 
 static const char SQL_LIST[] =
 	"SELECT " ROW_COLS " FROM queue_rcpt r JOIN queue_message m ON m.qid = r.qid"
-	" WHERE" FILTER " ORDER BY m.received_at, r.qid, r.rcpt LIMIT ?8";
+	" WHERE" FILTER " ORDER BY m.received_at, r.qid, r.rcpt, r.seq LIMIT ?8";
 static const char SQL_RELEASE[] =
 	"UPDATE queue_rcpt AS r SET state = 'queued', next_attempt = ?8, released_at = ?8,"
 	" leased = 0, reason = NULL, final_at = NULL FROM queue_message AS m"
@@ -254,7 +296,8 @@ static const char SQL_DELETE_QIDS[] =
 	"SELECT DISTINCT r.qid FROM queue_rcpt r JOIN queue_message m ON m.qid = r.qid"
 	" WHERE" FILTER;
 static const char SQL_DELETE_RCPTS[] =
-	"DELETE FROM queue_rcpt WHERE (qid, rcpt) IN (SELECT r.qid, r.rcpt FROM queue_rcpt r"
+	"DELETE FROM queue_rcpt WHERE (qid, rcpt, seq) IN (SELECT r.qid, r.rcpt, r.seq"
+	" FROM queue_rcpt r"
 	" JOIN queue_message m ON m.qid = r.qid WHERE" FILTER ")";
 
 static void read_row(sqlite3_stmt *s, struct store_queue_row *r)
@@ -276,6 +319,8 @@ static void read_row(sqlite3_stmt *s, struct store_queue_row *r)
 	r->attempts = sqlite3_column_int(s, 14);
 	r->smtputf8 = sqlite3_column_int(s, 15);
 	r->body_8bit = sqlite3_column_int(s, 16);
+	r->seq = sqlite3_column_int(s, 17);
+	r->edit = store_col_text(s, 18);
 }
 
 int store_queue_reset_leases(struct store *st, int64_t now)
@@ -318,6 +363,7 @@ int store_queue_lease_due(struct store *st, int64_t now, int64_t lease_until,
 			store_bind_text(u, 1, r.qid);
 			store_bind_text(u, 2, r.rcpt);
 			sqlite3_bind_int64(u, 3, lease_until);
+			sqlite3_bind_int(u, 4, r.seq);
 			if (sqlite3_step(u) != SQLITE_DONE) {
 				sqlite3_reset(u);
 				sqlite3_reset(s);
@@ -347,7 +393,7 @@ int store_queue_next_due(struct store *st, int64_t *when, int *found)
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
-int store_queue_set_outcome(struct store *st, const char *qid, const char *rcpt,
+int store_queue_set_outcome(struct store *st, const char *qid, const char *rcpt, int seq,
 			    enum store_outcome o, const char *text, const char *route,
 			    int64_t next_attempt, int64_t now)
 {
@@ -362,6 +408,7 @@ int store_queue_set_outcome(struct store *st, const char *qid, const char *rcpt,
 	store_bind_text(s, 5, route);
 	sqlite3_bind_int64(s, 6, next_attempt);
 	sqlite3_bind_int64(s, 7, now);
+	sqlite3_bind_int(s, 8, seq);
 	return store_step_done(s);
 }
 

@@ -31,7 +31,8 @@ static const char SQL_POSITION[] = "UPDATE rule SET position = ?2 WHERE id = ?1"
 static const char SQL_RECENT[] =
 	"SELECT qid, sender, client_addr, client_name, helo, auth_user, size FROM queue_message"
 	" ORDER BY received_at DESC, qid LIMIT ?1";
-static const char SQL_RECENT_RCPTS[] = "SELECT rcpt FROM queue_rcpt WHERE qid = ?1 ORDER BY rcpt";
+static const char SQL_RECENT_RCPTS[] =
+	"SELECT DISTINCT rcpt FROM queue_rcpt WHERE qid = ?1 ORDER BY rcpt";
 static const char SQL_HIT[] =
 	"UPDATE rule SET hits = hits + 1, last_hit = max(coalesce(last_hit, 0), ?2) WHERE id = ?1";
 

@@ -557,7 +557,7 @@ test('a user sees no administrator page, link or data', { skip: SKIP || false },
     await shot(page, '20-user-account');
     await page.getByRole('button', { name: 'Menu' }).click();
     const links = await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allInnerTexts();
-    assert.deepEqual(links.map((s) => s.trim()).sort(), ['API tokens', 'My account', 'My quarantine', 'My senders']);
+    assert.deepEqual(links.map((s) => s.trim()).sort(), ['API tokens', 'My account', 'My quarantine', 'My rules', 'My senders']);
     for (const p of ['/', '/queue', '/lists/conn_deny', '/rules', '/directory', '/accounts', '/settings', '/audit', '/messages', '/dnsbl', '/quarantine', '/digest']) {
       await page.goto(base() + p);
       await page.getByRole('button', { name: 'Log out' }).waitFor();

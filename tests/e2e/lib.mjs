@@ -349,3 +349,82 @@ export async function apiOf(page) {
   };
   return { call, get: (p) => ok('GET', p), post: (p, b) => ok('POST', p, b), put: (p, b) => ok('PUT', p, b), patch: (p, b) => ok('PATCH', p, b) };
 }
+
+/* ---- the downstream: an SMTP sink on loopback that keeps every message it is given ---- */
+
+export const sink = {
+  server: null,
+  port: 0,
+  messages: [], /* {from, rcpts, data} */
+  listeners: new Set(),
+  /* The first message (already here or still to come) for which pred holds. */
+  waitFor(pred, what, ms = 20000) {
+    const have = sink.messages.find(pred);
+    if (have) return Promise.resolve(have);
+    return new Promise((resolve, reject) => {
+      const on = (m) => {
+        if (!pred(m)) return;
+        clearTimeout(t);
+        sink.listeners.delete(on);
+        resolve(m);
+      };
+      const t = setTimeout(() => {
+        sink.listeners.delete(on);
+        reject(new Error(`no message ${what} at the downstream within ${ms} ms (have ${sink.messages.length})`));
+      }, ms);
+      sink.listeners.add(on);
+    });
+  },
+};
+
+export function startSink() {
+  return new Promise((resolve) => {
+    sink.server = net.createServer((sock) => {
+      sock.setEncoding('latin1');
+      let buf = '';
+      let tx = { from: '', rcpts: [] };
+      let inData = false;
+      let data = '';
+      sock.write('220 sink.test ESMTP\r\n');
+      sock.on('data', (chunk) => {
+        buf += chunk;
+        for (;;) {
+          if (inData) {
+            data += buf;
+            buf = '';
+            const end = data.startsWith('.\r\n') ? 0 : data.indexOf('\r\n.\r\n');
+            if (end < 0) return;
+            buf = data.slice(end === 0 ? 3 : end + 5);
+            const body = end === 0 ? '' : data.slice(0, end + 2);
+            inData = false;
+            data = '';
+            const m = { from: tx.from, rcpts: tx.rcpts, data: body.replace(/\r\n\.\./g, '\r\n.') };
+            tx = { from: '', rcpts: [] };
+            sink.messages.push(m);
+            sock.write('250 2.0.0 kept\r\n');
+            for (const l of [...sink.listeners]) l(m);
+            continue;
+          }
+          const nl = buf.indexOf('\r\n');
+          if (nl < 0) return;
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 2);
+          const verb = line.slice(0, 4).toUpperCase();
+          if (verb === 'EHLO') sock.write('250-sink.test\r\n250-8BITMIME\r\n250 PIPELINING\r\n');
+          else if (verb === 'HELO') sock.write('250 sink.test\r\n');
+          else if (verb === 'MAIL') { tx.from = /<([^>]*)>/.exec(line)?.[1] ?? ''; sock.write('250 2.1.0 ok\r\n'); }
+          else if (verb === 'RCPT') { tx.rcpts.push((/<([^>]*)>/.exec(line)?.[1] ?? '').toLowerCase()); sock.write('250 2.1.5 ok\r\n'); }
+          else if (verb === 'DATA') { inData = true; sock.write('354 go on\r\n'); }
+          else if (verb === 'QUIT') { sock.end('221 2.0.0 bye\r\n'); return; }
+          else if (verb === 'RSET' || verb === 'NOOP') { tx = { from: '', rcpts: [] }; sock.write('250 ok\r\n'); }
+          else sock.write('502 5.5.1 not here\r\n');
+        }
+      });
+      sock.on('error', () => {});
+    });
+    sink.server.listen(0, '127.0.0.1', () => {
+      sink.port = sink.server.address().port;
+      resolve();
+    });
+  });
+}

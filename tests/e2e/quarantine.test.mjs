@@ -336,7 +336,7 @@ test('end user: sees only their own items, releases one, blocks a sender, sets t
   try {
     await login(page, 'bob', BOB_PASSWORD);
     const links = (await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allInnerTexts()).map((s) => s.trim()).sort();
-    assert.deepEqual(links, ['API tokens', 'My account', 'My quarantine', 'My senders']);
+    assert.deepEqual(links, ['API tokens', 'My account', 'My quarantine', 'My rules', 'My senders']);
     for (const p of ['/quarantine', '/digest', '/timeline/x']) {
       await page.goto(base() + p);
       await page.getByRole('heading', { level: 1, name: 'Page not found' }).waitFor();

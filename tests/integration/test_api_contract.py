@@ -29,7 +29,12 @@ def implemented_routes():
     src = (REPO / "daemon" / "http" / "http.c").read_text()
     table = src[src.index("static const struct http_route routes[]"):]
     table = table[:table.index("};")]
-    return {(m.lower(), p) for m, p in re.findall(r'\{ "([A-Z]+)", "([^"]+)",', table)}
+    routes = {(m.lower(), p) for m, p in re.findall(r'\{ "([A-Z]+)", "([^"]+)",', table)}
+    # MAILBOX_ROUTES(base, flags): one handler set under several bases
+    macro = re.findall(r'\{ "([A-Z]+)", base(?: "([^"]*)")?,', table)
+    for base in re.findall(r'^\s*MAILBOX_ROUTES\("([^"]+)"', table, re.M):
+        routes |= {(m.lower(), base + tail) for m, tail in macro}
+    return routes
 
 
 def spec_routes():
@@ -209,11 +214,34 @@ def quarantine_calls(d, admin):
     admin.post("/api/v1/quarantine/delete", raw=b"{").expect(400)
 
 
+def sieve_calls(admin, uid, group):
+    """{base}/sieve under the three bases of the mailbox rules: export and import."""
+    script = 'require "fileinto";\nif header :contains "Subject" "report" { fileinto "R"; }\n'
+    for base in ("/api/v1/account/rules", f"/api/v1/users/{uid}/rules",
+                 f"/api/v1/directory/groups/{group}/rules"):
+        admin.post(f"{base}/sieve", raw=script.encode(), content_type="text/plain").expect(200)
+        admin.post(f"{base}/sieve", {"script": script, "mode": "append"}).expect(200)
+        admin.get(f"{base}/sieve").expect(200)
+    admin.post("/api/v1/account/rules/sieve", {"script": "keep"}).expect(422, field="script")
+    admin.post("/api/v1/account/rules/sieve", raw=b"keep;", content_type="text/csv").expect(415)
+
+
+def apply_quarantine_calls(admin, uid, group):
+    """{base}/apply-quarantine under the three bases of the mailbox rules."""
+    for base in ("/api/v1/account/rules", f"/api/v1/users/{uid}/rules",
+                 f"/api/v1/directory/groups/{group}/rules"):
+        r = admin.post(f"{base}/apply-quarantine").expect(200)
+        assert set(r.json) == {"released", "deleted", "kept", "examined", "more"}, r.json
+    admin.post("/api/v1/users/999999/rules/apply-quarantine").expect(404)
+
+
 # Routes whose 2xx answers a contract test of their own area below asserts (each needs a
 # setup of its own); the general run leaves them to it.
 AREA_ROUTES = {
     "self_service": lambda path: "/senders" in path or "/managers" in path,
     "digest": lambda path: "digest" in path or path.startswith("/q/"),
+    "mailbox": lambda path: path.startswith(("/api/v1/account/rules", "/api/v1/users/{id}/rules",
+                                             "/api/v1/directory/groups/{address}/rules")),
 }
 
 
@@ -380,6 +408,10 @@ def test_real_responses_match_contract(admin_api):
     admin.post("/api/v1/rules/test", {"message": "x", "rules": [{"name": "r", "when": {
         "field": "sender", "op": "is", "value": ""}, "action": {"type": "refuse"}}]})
     admin.delete(f"/api/v1/rules/{r2['id']}")
+
+    admin.post("/api/v1/directory/groups", {"address": "sieve@example.org"}).expect(201)
+    sieve_calls(admin, u["id"], "sieve@example.org")
+    apply_quarantine_calls(admin, u["id"], "sieve@example.org")
 
     ulla = Api(d.http_port)
     ulla.login("ulla", "ulla-pass-1")
@@ -602,4 +634,59 @@ def test_digest_routes_match_contract(admin_api):
             conn.close()
     mine = area_routes("digest")
     assert len(mine) == 8, mine
+    assert not mine - seen_ok, f"never answered 2xx: {sorted(mine - seen_ok)}"
+
+
+def test_mailbox_rules_routes_match_contract(admin_api):
+    """Mailbox rules (docs/mailbox-rules.md): every route under the three bases answers 2xx,
+    and every JSON answer (errors too) validates against the contract."""
+    d, admin = admin_api
+    api_client.RECORDED.clear()
+    u = admin.post("/api/v1/users", {"name": "mia", "password": "mia-pass-1",
+                                     "addresses": ["mia@example.org"]}).expect(201).json
+    group = "crew@example.org"
+    admin.post("/api/v1/directory/groups", {"address": group}).expect(201)
+    mia = Api(d.http_port)
+    mia.login("mia", "mia-pass-1")
+    rule = {"name": "reports", "comment": "noon",
+            "when": {"field": "header", "header": "Subject", "op": "contains", "value": "report"},
+            "actions": [{"type": "move", "folder": "Reports"}, {"type": "tag_subject",
+                                                                "prefix": "[r] "}]}
+    msg = "From: a@example.net\r\nTo: mia@example.org\r\nSubject: noon report\r\n\r\nhi\r\n"
+    for who, base in ((mia, "/api/v1/account/rules"), (admin, f"/api/v1/users/{u['id']}/rules"),
+                      (admin, f"/api/v1/directory/groups/{group}/rules")):
+        a = who.post(base, rule).expect(201).json
+        b = who.post(base, dict(rule, name="first", position=0)).expect(201).json
+        who.get(base).expect(200)
+        who.get(f"{base}?q=report&enabled=true&limit=1").expect(200)
+        who.get(f"{base}/{a['id']}").expect(200)
+        who.put(f"{base}/{a['id']}", dict(rule, name="renamed")).expect(200)
+        who.patch(f"{base}/{a['id']}", {"enabled": False}).expect(200)
+        c = who.post(f"{base}/{a['id']}/duplicate").expect(201).json
+        order = [r["id"] for r in who.get(base).expect(200).json["items"]][::-1]
+        who.put(f"{base}/order", {"ids": order}).expect(200)
+        who.post(f"{base}/bulk", {"ids": [a["id"], c["id"]], "op": "enable"}).expect(200)
+        exported = who.get(f"{base}/export").expect(200).json
+        who.post(f"{base}/import", {"rules": exported, "mode": "append"}).expect(200)
+        who.post(f"{base}/import", {"rules": exported}).expect(200)
+        who.post(f"{base}/test", {"message": msg}).expect(200)
+        who.post(f"{base}/test", {"message_log_id": 999999}).expect(404, field="message_log_id")
+        ids = [r["id"] for r in who.get(base).expect(200).json["items"]]
+        who.delete(f"{base}/{ids[0]}").expect(204)
+        who.post(f"{base}/bulk", {"ids": ids[1:2], "op": "delete"}).expect(200)
+        # errors name the field
+        who.post(base, dict(rule, actions=[{"type": "move", "folder": "../x"}])).expect(
+            422, field="rule.actions[0].folder")
+        who.put(f"{base}/order", {"ids": [1, 1]}).expect(422, field="ids")
+        who.get(f"{base}/999999").expect(404)
+    sieve_calls(admin, u["id"], group)
+    apply_quarantine_calls(admin, u["id"], group)
+    mia.get(f"/api/v1/users/{u['id']}/rules").expect(404)
+    seen_ok = set()
+    for resp in list(api_client.RECORDED):
+        template = validate(resp)
+        if 200 <= resp.status < 300:
+            seen_ok.add((resp.method.lower(), template))
+    mine = area_routes("mailbox")
+    assert len(mine) == 3 * 15, sorted(mine)
     assert not mine - seen_ok, f"never answered 2xx: {sorted(mine - seen_ok)}"

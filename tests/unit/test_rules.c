@@ -712,6 +712,225 @@ static void test_fold(void **state)
 	}
 }
 
+/*
+ * is / starts_with / ends_with run on hash sets of literals: the cases
+ * the automaton answered by itself must still hold — any value of a
+ * multi-valued field, a literal as long as the value or longer, literals
+ * of many lengths, and two case-insensitive values that fold alike (both
+ * atoms fire: all[] of the two needs both).
+ */
+static void test_anchored(void **state)
+{
+	static const struct {
+		const char *name, *cond;
+		int want;
+	} cases[] = {
+		{ "Received ends_with second value", "{\"field\":\"header\",\"header\":\"received\",\"op\":\"ends_with\",\"value\":\"BY RELAY1.example.net\"}", 1 },
+		{ "Received starts_with second value", "{\"field\":\"header\",\"header\":\"Received\",\"op\":\"starts_with\",\"value\":\"from [198.51\",\"case\":\"sensitive\"}", 1 },
+		{ "Received is second value", "{\"field\":\"header\",\"header\":\"Received\",\"op\":\"is\",\"value\":\"FROM [198.51.100.9] BY RELAY1.EXAMPLE.NET\"}", 1 },
+		{ "Received is_not: a value is", "{\"field\":\"header\",\"header\":\"Received\",\"op\":\"is_not\",\"value\":\"from [198.51.100.9] by relay1.example.net\"}", 0 },
+		{ "url_host ends_with second host", "{\"field\":\"url_host\",\"op\":\"ends_with\",\"value\":\".example.com\"}", 1 },
+		{ "url_host is second host sensitive", "{\"field\":\"url_host\",\"op\":\"is\",\"value\":\"www.example.com\",\"case\":\"sensitive\"}", 1 },
+		{ "url_host is sensitive wrong case", "{\"field\":\"url_host\",\"op\":\"is\",\"value\":\"WWW.example.com\",\"case\":\"sensitive\"}", 0 },
+		{ "starts_with whole value", "{\"field\":\"sender\",\"op\":\"starts_with\",\"value\":\"alice@example.com\"}", 1 },
+		{ "starts_with longer than value", "{\"field\":\"sender\",\"op\":\"starts_with\",\"value\":\"alice@example.com.\"}", 0 },
+		{ "ends_with whole value", "{\"field\":\"sender\",\"op\":\"ends_with\",\"value\":\"ALICE@example.com\"}", 1 },
+		{ "ends_with longer than value", "{\"field\":\"sender\",\"op\":\"ends_with\",\"value\":\"xalice@example.com\"}", 0 },
+		{ "is prefix only", "{\"field\":\"sender\",\"op\":\"is\",\"value\":\"alice@\"}", 0 },
+		{ "many lengths, one fits", "{\"any\":[{\"field\":\"sender\",\"op\":\"starts_with\",\"value\":\"b\"},{\"field\":\"sender\",\"op\":\"starts_with\",\"value\":\"alicf\"},{\"field\":\"sender\",\"op\":\"starts_with\",\"value\":\"alice@example.net\"},{\"field\":\"sender\",\"op\":\"starts_with\",\"value\":\"ALI\"}]}", 1 },
+		{ "many lengths, none fits", "{\"any\":[{\"field\":\"sender\",\"op\":\"ends_with\",\"value\":\"b\"},{\"field\":\"sender\",\"op\":\"ends_with\",\"value\":\"example.org\"},{\"field\":\"sender\",\"op\":\"ends_with\",\"value\":\"@example.co\"}]}", 0 },
+		{ "folded alike: both atoms", "{\"all\":[{\"field\":\"attachment_name\",\"op\":\"is\",\"value\":\"STRASSE.JPG\"},{\"field\":\"attachment_name\",\"op\":\"is\",\"value\":\"straße.jpg\"}]}", 1 },
+		{ "folded alike: ends_with both", "{\"all\":[{\"field\":\"header\",\"header\":\"Subject\",\"op\":\"ends_with\",\"value\":\"ÉTÉ: FREE CD MUSIC\"},{\"field\":\"header\",\"header\":\"Subject\",\"op\":\"ends_with\",\"value\":\"été: free cd music\"}]}", 1 },
+		{ "unicode starts_with sensitive", "{\"field\":\"header\",\"header\":\"Subject\",\"op\":\"starts_with\",\"value\":\"Prix spécial É\",\"case\":\"sensitive\"}", 1 },
+		{ "unicode starts_with sensitive, folded value", "{\"field\":\"header\",\"header\":\"Subject\",\"op\":\"starts_with\",\"value\":\"prix spécial é\",\"case\":\"sensitive\"}", 0 },
+		{ "body starts_with", "{\"field\":\"body\",\"op\":\"starts_with\",\"value\":\"HELLO,\\nclick\"}", 1 },
+		{ "body is whole text", "{\"field\":\"body\",\"op\":\"is\",\"value\":\"hello,\\nclick here to unsubscribe from this offer.\\nbest offer 2026\\n\"}", 1 },
+		{ "raw_body ends_with ASCII folding", "{\"field\":\"raw_body\",\"op\":\"ends_with\",\"value\":\"TEXT/PLAIN\\r\\n\"}", 1 },
+		{ "anchored beside a regex (UTF-8 class)", "{\"all\":[{\"field\":\"header\",\"header\":\"Subject\",\"op\":\"matches\",\"value\":\"cd\\\\s+music$\"},{\"field\":\"header\",\"header\":\"Subject\",\"op\":\"ends_with\",\"value\":\"CD music\",\"case\":\"sensitive\"}]}", 1 },
+	};
+	char err[512];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int got = leaf_matches(cases[i].cond, err, sizeof(err));
+
+		if (got != cases[i].want)
+			fail_msg("%s: got %d, want %d (%s)", cases[i].name, got, cases[i].want,
+				 got < 0 ? err : "");
+	}
+}
+
+/* --- recompiling an edited set with reuse -------------------------------- */
+
+/* Rule i of the reuse base set: every operator over the string fields, regexes included. */
+static void reuse_rule(GString *g, size_t i, const char *tweak)
+{
+	static const char *const fields[] = { "sender", "header\",\"header\":\"Subject",
+					      "body", "url_host", "attachment_name",
+					      "header\",\"header\":\"Received", "recipient" };
+	static const char *const ops[] = { "contains", "not_contains", "is", "is_not",
+					   "starts_with", "ends_with", "matches", "not_matches" };
+	const char *op = ops[i % 8];
+	bool re = strstr(op, "matches") != NULL;
+	char val[160], act[80];
+
+	/* Some rules of each operator match the standard message; the rest carry their number. */
+	if (i % 7 == 0) {
+		static const char *const hit[] = { "example", "zzz", "alice@example.com",
+						   "nobody@example.com", "ali", ".COM",
+						   "^alice", "^zzz" };
+
+		snprintf(val, sizeof(val), "%s%s", hit[i % 8], tweak);
+	} else if (i % 16 < 8) {
+		snprintf(val, sizeof(val), "%sv%zu%s", re ? "\\\\bw" : "w", i, tweak);
+	} else {
+		/* a look-ahead: PCRE2 only */
+		snprintf(val, sizeof(val), "%s%zu%s", re ? "(?=q)q" : "q", i, tweak);
+	}
+	/* mostly non-final, so that a message walks every rule */
+	if (i % 4 == 0)
+		snprintf(act, sizeof(act), "{\"type\":\"tag\",\"header\":\"X-R: %zu\"}", i);
+	else if (i == 590)
+		snprintf(act, sizeof(act), "{\"type\":\"quarantine\"}");
+	else
+		snprintf(act, sizeof(act), "{\"type\":\"continue\"}");
+	g_string_append_printf(g, "%s{\"name\":\"r%zu\",\"enabled\":%s,\"when\":{\"field\":\"%s\","
+			       "\"op\":\"%s\",\"value\":\"%s\"%s},\"action\":%s}",
+			       i > 0 ? "," : "", i, i % 53 == 5 ? "false" : "true",
+			       fields[(i / 8) % 7], op, val,
+			       i % 3 == 0 ? ",\"case\":\"sensitive\"" : "", act);
+}
+
+enum { REUSE_N = 600 };
+
+/* The set with rule `at` changed by `edit`: 0 none, 1 value, 2 removed, 3 inserted before it. */
+static struct rules_set *reuse_set(size_t at, int edit, const struct rules_set *prev)
+{
+	GString *g = g_string_new("[");
+	struct rules_def *d = NULL;
+	struct rules_set *rs;
+	char err[512];
+	size_t i, k = 0;
+
+	for (i = 0; i < REUSE_N; i++) {
+		GString *one = g_string_new(NULL);
+
+		if (edit == 2 && i == at)
+			continue;
+		if (edit == 3 && i == at) {
+			reuse_rule(one, i + 100000, "");
+			g_string_append_printf(g, "%s%s", k++ > 0 ? "," : "",
+					       one->str[0] == ',' ? one->str + 1 : one->str);
+			g_string_truncate(one, 0);
+		}
+		reuse_rule(one, i, edit == 1 && i == at ? "e" : "");
+		g_string_append_printf(g, "%s%s", k++ > 0 ? "," : "",
+				       one->str[0] == ',' ? one->str + 1 : one->str);
+		g_string_free(one, TRUE);
+	}
+	g_string_append_c(g, ']');
+	if (rules_def_parse(g->str, g->len, &d, err, sizeof(err)) < 0)
+		fail_msg("parse: %s", err);
+	rs = rules_compile_reuse(d, prev, err, sizeof(err));
+	if (rs == NULL)
+		fail_msg("compile: %s", err);
+	rules_def_free(d);
+	g_string_free(g, TRUE);
+	return rs;
+}
+
+/* Verdicts of a and b on the standard message and variants must be the same. */
+static void same_verdicts(const struct rules_set *a, const struct rules_set *b, const char *what)
+{
+	/* values that match rules 6 (regex), 336 (contains) and 48, 160 (recipient contains) before their edit, and not after */
+	static const char *const senders[] = { "alice@example.com", "ALICE@EXAMPLE.COM",
+					       "wv336", "x wv6", "bob@example.net" };
+	static const char *const rcpts[] = { "bob@example.org", "wv48", "wv160" };
+	size_t s;
+
+	for (s = 0; s < sizeof(senders) / sizeof(senders[0]); s++) {
+		struct rules_input in;
+		struct rules_result ra, rb;
+		size_t i;
+
+		std_input(&in);
+		in.sender = senders[s];
+		in.rcpts = rcpts;
+		in.nrcpts = 3;
+		assert_int_equal(rules_eval(a, &in, &ra), 0);
+		assert_int_equal(rules_eval(b, &in, &rb), 0);
+		if (ra.nhits != rb.nhits)
+			fail_msg("%s, sender %s: got %zu hits, want %zu", what, senders[s],
+				 rb.nhits, ra.nhits);
+		for (i = 0; i < ra.nhits; i++)
+			if (ra.hits[i] != rb.hits[i])
+				fail_msg("%s: hit %zu is rule %zu, want %zu", what, i, rb.hits[i],
+					 ra.hits[i]);
+		for (i = 0; i < 3; i++)
+			if (ra.rcpt[i]->action != rb.rcpt[i]->action ||
+			    ra.rcpt[i]->rule != rb.rcpt[i]->rule ||
+			    ra.rcpt[i]->nheaders != rb.rcpt[i]->nheaders)
+				fail_msg("%s, recipient %zu: got action %d rule %ld, want %d rule %ld",
+					 what, i, rb.rcpt[i]->action, rb.rcpt[i]->rule,
+					 ra.rcpt[i]->action, ra.rcpt[i]->rule);
+		rules_result_free(&ra);
+		rules_result_free(&rb);
+	}
+}
+
+/*
+ * An edited set compiled with reuse from the set before the edit gives
+ * exactly the verdicts of a full compile of the edited set, for edits of a
+ * value, a removal and an insertion at several places (every operator and
+ * both regex engines among the rules), reuses the databases the edit did
+ * not touch, and outlives the set it reused from.
+ */
+static void test_reuse(void **state)
+{
+	static const size_t at[] = { 0, 6, 7, 48, 160, 304, 336, 599 };
+	struct rules_set *base = reuse_set(0, 0, NULL);
+	unsigned built, reused, total;
+	size_t i;
+	int edit;
+
+	(void)state;
+	rules_set_compile_stats(base, &built, &reused);
+	total = built;
+	assert_int_equal(reused, 0);
+	assert_true(total > 8);
+	{
+		/* no edit: everything reused */
+		struct rules_set *same = reuse_set(0, 0, base);
+
+		rules_set_compile_stats(same, &built, &reused);
+		assert_int_equal(built, 0);
+		assert_int_equal(reused, total);
+		same_verdicts(base, same, "unchanged");
+		rules_set_free(same);
+	}
+	for (edit = 1; edit <= 3; edit++) {
+		for (i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+			struct rules_set *prev = reuse_set(0, 0, NULL);
+			struct rules_set *full = reuse_set(at[i], edit, NULL);
+			struct rules_set *part = reuse_set(at[i], edit, prev);
+			char what[64];
+
+			rules_set_compile_stats(part, &built, &reused);
+			if (built > 3 || reused + 3 < total)
+				fail_msg("edit %d at %zu: built %u reused %u of %u", edit, at[i],
+					 built, reused, total);
+			/* the reused set stands alone once prev is gone */
+			rules_set_free(prev);
+			snprintf(what, sizeof(what), "edit %d at rule %zu", edit, at[i]);
+			same_verdicts(full, part, what);
+			rules_set_free(full);
+			rules_set_free(part);
+		}
+	}
+	rules_set_free(base);
+}
+
 static void test_set_info(void **state)
 {
 	/* names and counts for hit statistics; no content and a null sender */
@@ -886,6 +1105,8 @@ int main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_rcpt_class),
 		cmocka_unit_test(test_fold_runs),
+		cmocka_unit_test(test_anchored),
+		cmocka_unit_test(test_reuse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

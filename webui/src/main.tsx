@@ -23,6 +23,7 @@ import { QuarantinePage } from './pages/quarantine';
 import { MySendersPage } from './pages/selfservice';
 import { DigestPage } from './pages/digest';
 import { TimelinePage } from './pages/timeline';
+import { MailboxRulesPage, rulesOwner } from './pages/mailbox-rules';
 
 interface Route {
   path: string;
@@ -32,6 +33,8 @@ interface Route {
   /* reachable but not in the navigation (hidden), or listed for end users only (an
      administrator's own pages cover it: the quarantine shows them every item) */
   nav?: 'hidden' | 'user';
+  /* matches more than `path` and what lies under it */
+  match?: (path: string) => boolean;
 }
 
 const routes: Route[] = [
@@ -42,6 +45,8 @@ const routes: Route[] = [
   { path: '/queue', title: 'Queue', admin: true, view: () => <QueuePage /> },
   { path: '/quarantine', title: 'Quarantine', admin: true, view: (s) => <QuarantinePage session={s} mine={false} /> },
   { path: '/messages', title: 'Message log', admin: true, view: () => <MessagesPage /> },
+  { path: '/directory/rules', title: 'Mailbox rules', admin: true, view: () => <MailboxRulesPage path={location.pathname} />, nav: 'hidden',
+    match: (p) => p.startsWith('/directory/') && rulesOwner(p) !== null },
   { path: '/directory', title: 'Directory', admin: true, view: (s) => <DirectoryPage session={s} /> },
   { path: '/accounts', title: 'Accounts', admin: true, view: () => <AccountsPage /> },
   { path: '/settings', title: 'Settings', admin: true, view: () => <SettingsPage /> },
@@ -51,12 +56,13 @@ const routes: Route[] = [
   { path: '/tokens', title: 'API tokens', admin: false, view: (s) => <TokensPage session={s} /> },
   { path: '/account', title: 'My account', admin: false, view: (s) => <AccountPage session={s} /> },
   { path: '/my/quarantine', title: 'My quarantine', admin: false, view: (s) => <QuarantinePage session={s} mine />, nav: 'user' },
+  { path: '/my/rules', title: 'My rules', admin: false, view: () => <MailboxRulesPage path={location.pathname} /> },
   { path: '/my/senders', title: 'My senders', admin: false, view: () => <MySendersPage /> },
 ];
 
 function routeFor(path: string): Route | undefined {
   if (path === '/' || path === '') return routes[0];
-  return routes.find((r) => r.path !== '/' && (path === r.path || path.startsWith(r.path + '/')));
+  return routes.find((r) => r.path !== '/' && (r.match ? r.match(path) : path === r.path || path.startsWith(r.path + '/')));
 }
 
 function Login(props: { onLogin: (s: Session) => void }) {

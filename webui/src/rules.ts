@@ -58,6 +58,15 @@ export const FIELDS: { value: string; label: string; ops: string[] }[] = [
   { value: 'flag', label: 'flag', ops: ['is', 'is_not'] },
 ];
 
+/* The two fields only mailbox rules take (docs/mailbox-rules.md): after FIELDS in their editor. */
+export const MAILBOX_FIELDS: { value: string; label: string; ops: string[] }[] = [
+  ...FIELDS,
+  { value: 'to_cc', label: 'To or Cc', ops: [...STRING_OPS, 'in_list'] },
+  { value: 'importance', label: 'importance', ops: ['is', 'is_not'] },
+];
+
+export const IMPORTANCE = ['high', 'normal', 'low'];
+
 export const OP_LABELS: Record<string, string> = {
   contains: 'contains', not_contains: 'does not contain', is: 'is', is_not: 'is not',
   starts_with: 'starts with', ends_with: 'ends with', matches: 'matches regex', not_matches: 'does not match regex',
@@ -84,11 +93,18 @@ export const ACTIONS: { value: string; label: string; params: (keyof ActionForm)
 ];
 
 export function opsFor(field: string): string[] {
-  return FIELDS.find((f) => f.value === field)?.ops ?? STRING_OPS;
+  return MAILBOX_FIELDS.find((f) => f.value === field)?.ops ?? STRING_OPS;
 }
 
 export function fieldLabel(field: string): string {
-  return FIELDS.find((f) => f.value === field)?.label ?? field;
+  return MAILBOX_FIELDS.find((f) => f.value === field)?.label ?? field;
+}
+
+/* Fields whose value is one of a fixed list (a select in the editor). */
+export function fixedValues(field: string): string[] | null {
+  if (field === 'flag') return FLAGS;
+  if (field === 'importance') return IMPORTANCE;
+  return null;
 }
 
 /* ---- the editor's state ---- */
@@ -141,7 +157,8 @@ export function withField(r: RowState, field: string): RowState {
   return {
     ...r, field, op: ops.includes(r.op) ? r.op : ops[0],
     header: field === 'header' ? r.header || 'Subject' : '',
-    value: field === 'flag' ? (FLAGS.includes(r.value) ? r.value : FLAGS[0]) : r.field === 'flag' ? '' : r.value,
+    value: fixedValues(field) ? (fixedValues(field)!.includes(r.value) ? r.value : fixedValues(field)![0])
+      : fixedValues(r.field) ? '' : r.value,
   };
 }
 
@@ -191,7 +208,7 @@ function leafValue(r: RowState): unknown {
     const nets = t.split(/[\s,]+/).filter(Boolean);
     return nets.length === 1 ? nets[0] : nets;
   }
-  if (r.op === 'in_list' || r.field === 'flag' || r.field === 'client_address') return t;
+  if (r.op === 'in_list' || fixedValues(r.field) || r.field === 'client_address') return t;
   return r.value;
 }
 
@@ -205,7 +222,7 @@ export function condFromNode(n: NodeState, path: string, map: PathMap): Cond {
   if (n.kind === 'row') {
     const leaf: Leaf = { field: n.field, op: n.op, value: leafValue(n) };
     if (n.field === 'header') leaf.header = n.header.trim();
-    if (n.sensitive && n.field !== 'size' && n.field !== 'recipient_count' && n.field !== 'flag' &&
+    if (n.sensitive && n.field !== 'size' && n.field !== 'recipient_count' && !fixedValues(n.field) &&
       n.field !== 'client_address' && n.op !== 'in_list') leaf.case = 'sensitive';
     map[path] = `${n.key}.field`;
     for (const k of ['field', 'op', 'value', 'header', 'case']) map[`${path}.${k}`] = `${n.key}.${k === 'case' ? 'sensitive' : k}`;

@@ -27,11 +27,12 @@ export function usePath(): string {
   return path;
 }
 
-export function Link(props: { href: string; children: ComponentChildren; class?: string; current?: boolean }) {
+export function Link(props: { href: string; children: ComponentChildren; class?: string; current?: boolean; label?: string }) {
   return (
     <a
       href={props.href}
       class={props.class}
+      aria-label={props.label}
       aria-current={props.current ? 'page' : undefined}
       onClick={(e) => {
         if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;

@@ -5,7 +5,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, type DirEntry, type List, type Session, type User } from '../api';
 import {
-  Button, ConfirmDialog, type ConfirmState, type Errors, errorsOf, Field, FormError, fmtTime, Loading, PageTitle,
+  Button, ConfirmDialog, type ConfirmState, type Errors, errorsOf, Field, FormError, fmtTime, Link, Loading, PageTitle,
   Pager, plural, Results, usePaged,
 } from '../ui';
 
@@ -184,6 +184,7 @@ function Users(props: { session: Session; onChange: () => void }) {
                         <Button onClick={() => setPw(pw === u.id ? null : u.id)}>Password…</Button>
                         <Button onClick={() => setAddrOpen(addrOpen === u.id ? null : u.id)} label={`Addresses of ${u.name}`}>
                           {addrOpen === u.id ? 'Hide addresses' : 'Addresses…'}</Button>
+                        <Link class="btn plain" href={`/directory/${u.id}/rules`} label={`Rules of ${u.name}`}>Rules</Link>
                         <Button kind="danger" disabled={u.id === props.session.user.id} label={`Delete ${u.name}`} onClick={() => setConfirm({
                           title: `Delete ${u.name}?`,
                           body: `This deletes 1 user (${u.name}) with their addresses, sessions and tokens.`,
@@ -310,6 +311,7 @@ function Addresses(props: { version: number }) {
                   <td>{d.kind === 'group' && (<div class="actions">
                     <Button label={`Members of ${d.address}`} onClick={() => setOpen(open === d.address ? null : d.address)}>
                       {open === d.address ? 'Hide members' : 'Members…'}</Button>
+                    <Link class="btn plain" href={`/directory/groups/${encodeURIComponent(d.address)}/rules`} label={`Rules of ${d.address}`}>Rules</Link>
                     <Button kind="danger" label={`Delete group ${d.address}`} onClick={() => setConfirm({
                       title: `Delete group ${d.address}?`,
                       body: `This removes 1 group (${d.address}) and its ${plural(d.members?.length ?? 0, 'member')}; mail to it is no longer delivered to them.`,
