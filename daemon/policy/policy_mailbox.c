@@ -131,6 +131,7 @@ struct mbox_entry {
 };
 
 #define MBOX_BUCKETS 4096
+#define MBOX_TRIM_RULES 1000 /* sets this large give memory back after compiling */
 #define MBOX_ENTRY_OVERHEAD 256      /* bytes counted for an entry besides its set */
 
 /*
@@ -362,8 +363,11 @@ static int compile_set(struct store *st, int64_t id, const struct rules_set *pre
 		e->rs = rules_compile_reuse(def, prev, err, errsz);
 		if (e->rs == NULL)
 			goto out;
-		/* Vectorscan's compiler frees far more than it keeps. */
-		malloc_trim(0);
+		/* Vectorscan's compiler frees far more than it keeps on a big set;
+		 * a small one leaves little to give back, and trimming the heap
+		 * for every cold set costs more than the compile. */
+		if (lr.n >= MBOX_TRIM_RULES)
+			malloc_trim(0);
 		e->rule_ids = lr.ids;
 		lr.ids = NULL;
 		e->nrules = lr.n;

@@ -193,6 +193,51 @@ static void anch_scan(struct ev *e, const struct rules_class *k, int form, const
 	}
 }
 
+/*
+ * The directly searched "contains" literals of one form: one pass over the
+ * value; where the two octets at a position have a key some literal
+ * starts with, those literals are compared there.
+ */
+static void dlit_scan(struct ev *e, const struct rules_dlit *d, const char *s, size_t len)
+{
+	size_t i, j;
+
+	if (d->n == 0)
+		return;
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		unsigned key;
+		size_t lo, hi;
+
+		if (d->n1 > 0 && (d->one[ch / 8] >> (ch % 8)) & 1)
+			for (j = 0; j < d->n1; j++)
+				if ((unsigned char)d->pool[d->ent[j].off] == ch)
+					BIT_SET(e->bits, d->ent[j].atom);
+		if (i + 1 == len)
+			break;
+		key = RULES_DKEY(s[i], s[i + 1]);
+		if (!((d->first[key / 8] >> (key % 8)) & 1))
+			continue;
+		/* first entry of this key among the longer literals */
+		lo = d->n1;
+		hi = d->n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (d->ent[mid].key < key)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (j = lo; j < d->n && d->ent[j].key == key; j++) {
+			const struct rules_dent *en = &d->ent[j];
+
+			if (en->len <= len - i && memcmp(d->pool + en->off, s + i, en->len) == 0)
+				BIT_SET(e->bits, en->atom);
+		}
+	}
+}
+
 static bool anch_any(const struct rules_class *k, int form)
 {
 	int a;
@@ -219,12 +264,14 @@ static void scan_value(struct ev *e, const struct rules_class *k, const char *s,
 		rlen = strlen(fixed);
 	}
 	db_scan(e, k->db[FORM_RAW], k->ndb[FORM_RAW], raw, rlen);
+	dlit_scan(e, &k->dlit[FORM_RAW], raw, rlen);
 	anch_scan(e, k, FORM_RAW, raw, rlen);
-	if (k->ndb[FORM_FOLD] > 0 || anch_any(k, FORM_FOLD)) {
+	if (k->ndb[FORM_FOLD] > 0 || k->dlit[FORM_FOLD].n > 0 || anch_any(k, FORM_FOLD)) {
 		size_t flen;
 		char *f = rules_fold(s, len, k->bytes, &flen);
 
 		db_scan(e, k->db[FORM_FOLD], k->ndb[FORM_FOLD], f, flen);
+		dlit_scan(e, &k->dlit[FORM_FOLD], f, flen);
 		anch_scan(e, k, FORM_FOLD, f, flen);
 		g_free(f);
 	}

@@ -186,6 +186,42 @@ static inline uint64_t rules_lset_hash(const char *s, size_t len, bool backwards
 	return h;
 }
 
+/*
+ * "contains" literals of one class and form searched directly, without an
+ * automaton: a few literals on a field of short values (not the bodies).
+ * Vectorscan pays about 80 us and 1 KB fixed per database, plus about
+ * 12 us and up to 0.8 KB a literal; these cost a copy of the literals.
+ * Literals of two octets or more are grouped by a 12-bit key of their
+ * first two octets (sorted by key, a bitmap says which keys exist): a
+ * value is read once, and at each position whose two octets have a key
+ * in the bitmap the literals of that key are compared.  One-octet literals
+ * come first (n1 of them) with a bitmap of their octets.  A literal found
+ * sets its atom, as the SINGLEMATCH literal database would.
+ */
+#define RULES_DKEY(a, b) ((((unsigned)(unsigned char)(a) << 4) ^ (unsigned char)(b)) & 0xfff)
+
+struct rules_dent {
+	uint32_t off, len, atom;
+	uint16_t key;
+};
+
+struct rules_dlit {
+	struct rules_dent *ent;     /* one-octet literals, then the others by key */
+	size_t n, n1;
+	char *pool;
+	uint8_t first[4096 / 8];    /* keys present among the longer literals */
+	uint8_t one[256 / 8];       /* octets of the one-octet literals */
+};
+
+/*
+ * The most "contains" literals of one class and form that are searched
+ * directly (struct rules_dlit) instead of compiled into Vectorscan; the
+ * bodies always use Vectorscan.  A variable so that the tests can compare
+ * both paths (0: always Vectorscan).
+ */
+#define RULES_DIRECT_LIT_MAX_DEFAULT 128
+extern size_t rules_direct_lit_max;
+
 struct rules_pcre {
 	pcre2_code *code;
 	uint32_t atom;
@@ -197,9 +233,11 @@ struct rules_class {
 	char *hname;                    /* lower-case header name, field header only */
 	bool bytes;                     /* raw_body: octets, ASCII folding, no UTF-8 mode */
 	bool need_utf8;                 /* a raw-form database has UTF-8 regexes: repair input */
-	/* per form: "contains" chunks (hs_compile_lit_multi), then regex chunks (hs_compile_multi) */
+	/* per form: "contains" chunks (hs_compile_lit_multi) unless searched directly
+	 * (dlit), then regex chunks (hs_compile_multi) */
 	struct rules_db *db[2];
 	size_t ndb[2];
+	struct rules_dlit dlit[2];      /* "contains" searched directly, per form (n 0: none) */
 	struct rules_lset anch[ANCH_COUNT_][2];  /* is / starts_with / ends_with, per form */
 	struct rules_pcre *pcre;        /* regexes Vectorscan refuses */
 	size_t npcre;

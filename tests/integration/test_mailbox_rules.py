@@ -517,5 +517,6 @@ def test_edit_recompiles_from_the_previous_generation(d, downstream):
                    r" databases_reused=(\d+)", d.log_text())
     assert len(m) == 2, m
     built, reused = int(m[1][0]), int(m[1][1])
-    # one Subject literal chunk rebuilt; the regex chunks and the List-Id literals reused
-    assert built == 1 and reused >= 2, m
+    # the few Subject and List-Id literals are searched directly (no database to build);
+    # the Subject regex chunks are reused, none rebuilt
+    assert built == 0 and reused >= 1, m

@@ -1086,6 +1086,144 @@ static void test_threads(void **state)
 	rules_set_free(rs);
 }
 
+/*
+ * "contains" literals searched directly give exactly the verdicts of the
+ * same literals in Vectorscan databases: every field kind (single and
+ * multi-valued, per recipient, the body that always keeps Vectorscan),
+ * case-sensitive and folded, Unicode folding, one-octet literals, literals
+ * at either end of a value and longer than it, with as many literals in
+ * the Subject class as the direct search takes, one less and one more.
+ */
+static void direct_rule(GString *g, size_t i, const char *field, const char *op, const char *val,
+			bool sensitive)
+{
+	g_string_append_printf(g, "%s{\"name\":\"d%zu\",\"enabled\":true,\"when\":{\"field\":\"%s\","
+			       "\"op\":\"%s\",\"value\":\"%s\"%s},\"action\":{\"type\":\"tag\","
+			       "\"header\":\"X-D: %zu\"}}",
+			       i > 0 ? "," : "", i, field, op, val,
+			       sensitive ? ",\"case\":\"sensitive\"" : "", i);
+}
+
+static struct rules_set *direct_set(size_t nsubject, size_t direct_max, unsigned *built)
+{
+	static const char *const fields[] = { "sender", "header\",\"header\":\"Subject",
+					      "header\",\"header\":\"Received", "helo",
+					      "attachment_name", "url_host", "recipient", "body" };
+	/* hits and misses of the standard message and the variants in test_direct_search */
+	static const char *const vals[] = {
+		"example", "EXAMPLE", "alice@", "Prix", "prix", "spécial", "SPÉCIAL", "ÉTÉ",
+		"été", "music", "music!", "Free CD music and more", "P", "c", "x", "é", "ß",
+		"strasse", "STRASSE", "Straße", "relay1", "198.51.100.9", "[198", "by",
+		"invoice.pdf.exe", ".EXE", "spam.example", "www.", "bob@", "carol", "offer",
+		"Offer 2026", "\\u0130stanbul", "zzz", "ample.co", "m",
+	};
+	size_t i, n = 0, f, v;
+	GString *g = g_string_new("[");
+	struct rules_def *d = NULL;
+	struct rules_set *rs;
+	size_t saved = rules_direct_lit_max;
+	char err[256], val[32];
+	unsigned reused;
+
+	for (f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+		for (v = 0; v < sizeof(vals) / sizeof(vals[0]); v++) {
+			bool sens = (v + f) % 3 == 0;
+
+			if (f == 1 && !sens)
+				continue;       /* the folded Subject class is counted below */
+			direct_rule(g, n, fields[f], (v + f) % 5 == 4 ? "not_contains" : "contains",
+				    vals[v], sens);
+			n++;
+		}
+	/* exactly nsubject folded "contains" literals on Subject (distinct after folding) */
+	for (i = 0; i < nsubject; i++) {
+		if (i < sizeof(vals) / sizeof(vals[0]) && strcmp(vals[i], "EXAMPLE") != 0 &&
+		    strcmp(vals[i], "prix") != 0 && strcmp(vals[i], "SPÉCIAL") != 0 &&
+		    strcmp(vals[i], "été") != 0 && strcmp(vals[i], "STRASSE") != 0 &&
+		    strcmp(vals[i], "ß") != 0)
+			snprintf(val, sizeof(val), "%s", vals[i]);
+		else
+			snprintf(val, sizeof(val), "pad %zu", i);
+		direct_rule(g, n++, fields[1], "contains", val, false);
+	}
+	g_string_append_c(g, ']');
+	if (rules_def_parse(g->str, g->len, &d, err, sizeof(err)) < 0)
+		fail_msg("parse: %s", err);
+	rules_direct_lit_max = direct_max;
+	rs = rules_compile(d, err, sizeof(err));
+	rules_direct_lit_max = saved;
+	if (rs == NULL)
+		fail_msg("compile: %s", err);
+	rules_def_free(d);
+	g_string_free(g, TRUE);
+	rules_set_compile_stats(rs, built, &reused);
+	return rs;
+}
+
+static void test_direct_search(void **state)
+{
+	static struct mime_header hdrs2[] = {
+		{ "Subject", "STRASSE m" }, { "Received", "x" }, { "received", "" },
+		{ "To", "Carol <carol@example.org>, bob@example.net" }, { "Cc", "\"ß\" <s@x>" },
+	};
+	static const char *const rcpts[] = { "bob@example.org", "carol@example.org", "m" };
+	const size_t max = RULES_DIRECT_LIT_MAX_DEFAULT;
+	const size_t counts[] = { 1, max - 1, max, max + 1 };
+	size_t c, k;
+
+	(void)state;
+	assert_int_equal(rules_direct_lit_max, max);
+	for (c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+		unsigned built_direct, built_hs;
+		struct rules_set *direct = direct_set(counts[c], max, &built_direct);
+		struct rules_set *hs = direct_set(counts[c], 0, &built_hs);
+
+		/*
+		 * Vectorscan path: body and one database per other class and form
+		 * (raw and folded literal sets on 6 fields, 2 on Subject when
+		 * folded ones exist); direct: the body only, plus the Subject's
+		 * folded literals once they pass the limit.
+		 */
+		assert_true(built_hs > 10);
+		assert_int_equal(built_direct, counts[c] > max ? 3 : 2);
+		for (k = 0; k < 4; k++) {
+			struct rules_input in;
+			struct rules_result ra, rb;
+			size_t i;
+
+			std_input(&in);
+			in.rcpts = rcpts;
+			in.nrcpts = 3;
+			if (k == 1)
+				in.sender = "ALICE@EXAMPLE.COM";
+			if (k == 2) {
+				view.headers = hdrs2;
+				view.nheaders = sizeof(hdrs2) / sizeof(hdrs2[0]);
+				in.sender = "m";
+			}
+			if (k == 3)
+				in.mime = NULL;
+			assert_int_equal(rules_eval(hs, &in, &ra), 0);
+			assert_int_equal(rules_eval(direct, &in, &rb), 0);
+			if (ra.nhits != rb.nhits)
+				fail_msg("%zu Subject literals, input %zu: direct %zu hits, Vectorscan %zu",
+					 counts[c], k, rb.nhits, ra.nhits);
+			for (i = 0; i < ra.nhits; i++)
+				if (ra.hits[i] != rb.hits[i])
+					fail_msg("%zu Subject literals, input %zu: hit %zu is rule %zu, want %zu",
+						 counts[c], k, i, rb.hits[i], ra.hits[i]);
+			if (k == 0)
+				assert_true(ra.nhits > 40);
+			for (i = 0; i < 3; i++)
+				assert_int_equal(ra.rcpt[i]->nheaders, rb.rcpt[i]->nheaders);
+			rules_result_free(&ra);
+			rules_result_free(&rb);
+		}
+		rules_set_free(direct);
+		rules_set_free(hs);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1107,6 +1245,7 @@ int main(void)
 		cmocka_unit_test(test_fold_runs),
 		cmocka_unit_test(test_anchored),
 		cmocka_unit_test(test_reuse),
+		cmocka_unit_test(test_direct_search),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
