@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,5 +153,31 @@ int cli_parse_age(const char *v, int64_t *ms)
 		*ms = n * 86400000;
 	else
 		return -1;
+	return 0;
+}
+
+void cli_print_json(const json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (s != NULL) {
+		fputs(s, stdout);
+		fputc('\n', stdout);
+	}
+	free(s);
+}
+
+int cli_parse_rule_id(const char *who, const char *cmd, const char *s, int64_t *id)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 1) {
+		fprintf(stderr, "moatd %s %s: %s: not a rule id\n", who, cmd, s);
+		return -1;
+	}
+	*id = v;
 	return 0;
 }

@@ -10,6 +10,7 @@
 #ifndef MOAT_CLI_H
 #define MOAT_CLI_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -32,6 +33,10 @@ int cli_load_conf(int *argc, char ***argv, struct conf *conf, char *err, size_t 
 int cli_begin(const char *who, int *argc, char ***argv, struct conf *conf,
 	      const char *const *verbs, void (*usage)(FILE *), const char **verb, int *status);
 
+/* j on stdout, indented, keys in their order, and a newline. */
+void cli_print_json(const json_t *j);
+/* A rule id (>= 1) from s, or -1 after "moatd WHO CMD: S: not a rule id". */
+int cli_parse_rule_id(const char *who, const char *cmd, const char *s, int64_t *id);
 /* "--older-than" ages: N, Ns, Nm, Nh, Nd (N >= 0) in ms.  0 or -1. */
 int cli_parse_age(const char *v, int64_t *ms);
 

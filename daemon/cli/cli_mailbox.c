@@ -58,36 +58,10 @@ static void usage(FILE *out)
 		"                            rules from a Sieve script; what is not imported is listed\n");
 }
 
-static void print_json(const json_t *j)
-{
-	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-
-	if (s != NULL) {
-		fputs(s, stdout);
-		fputc('\n', stdout);
-	}
-	free(s);
-}
-
 static int fail(const char *cmd, const struct policy_rules_err *e)
 {
 	fprintf(stderr, "moatd mailbox-rules %s: %s\n", cmd, e->message);
 	return 1;
-}
-
-static int parse_id(const char *cmd, const char *s, int64_t *id)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < 1) {
-		fprintf(stderr, "moatd mailbox-rules %s: %s: not a rule id\n", cmd, s);
-		return -1;
-	}
-	*id = v;
-	return 0;
 }
 
 /* path ("-": standard input), at most max octets, into b; -1 after a message. */
@@ -269,7 +243,7 @@ static int cmd_test(struct store *st, const struct owner *ow, int argc, char **a
 	dynbuf_free(&b);
 	if (out == NULL)
 		return fail("test", &e);
-	print_json(out);
+	cli_print_json(out);
 	json_decref(out);
 	return 0;
 }
@@ -331,7 +305,7 @@ static int cmd_sieve_import(struct store *st, const struct conf *conf, const str
 		return fail("sieve-import", &e);
 	}
 	json_object_set_new(out, "skipped", skipped);
-	print_json(out);
+	cli_print_json(out);
 	json_decref(out);
 	return 0;
 }
@@ -347,7 +321,7 @@ static int cmd_order(struct store *st, const struct owner *ow, int argc, char **
 		return 2;
 	j = json_array();
 	for (i = 0; i < argc; i++) {
-		if (parse_id("order", argv[i], &id) < 0) {
+		if (cli_parse_rule_id("mailbox-rules", "order", argv[i], &id) < 0) {
 			json_decref(j);
 			return 1;
 		}
@@ -385,7 +359,7 @@ static int run(struct store *st, const struct conf *conf, const struct owner *ow
 		o = policy_mbrules_export(st, &ow->o, &e);
 		if (o == NULL)
 			return fail(cmd, &e);
-		print_json(o);
+		cli_print_json(o);
 		json_decref(o);
 		return 0;
 	}
@@ -418,13 +392,13 @@ static int run(struct store *st, const struct conf *conf, const struct owner *ow
 	/* show, delete, enable, disable: one id */
 	if (argc != 1)
 		return 2;
-	if (parse_id(cmd, argv[0], &id) < 0)
+	if (cli_parse_rule_id("mailbox-rules", cmd, argv[0], &id) < 0)
 		return 1;
 	if (strcmp(cmd, "show") == 0) {
 		o = policy_mbrules_get(st, &ow->o, id, &e);
 		if (o == NULL)
 			return fail(cmd, &e);
-		print_json(o);
+		cli_print_json(o);
 		json_decref(o);
 		return 0;
 	}

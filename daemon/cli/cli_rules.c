@@ -46,36 +46,10 @@ static void usage(FILE *out)
 		"(the same as moatd mailbox-rules, see moatd mailbox-rules help)\n");
 }
 
-static void print_json(const json_t *j)
-{
-	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-
-	if (s != NULL) {
-		fputs(s, stdout);
-		fputc('\n', stdout);
-	}
-	free(s);
-}
-
 static int fail(const char *cmd, const struct policy_rules_err *e)
 {
 	fprintf(stderr, "moatd rules %s: %s\n", cmd, e->message);
 	return 1;
-}
-
-static int parse_id(const char *cmd, const char *s, int64_t *id)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < 1) {
-		fprintf(stderr, "moatd rules %s: %s: not a rule id\n", cmd, s);
-		return -1;
-	}
-	*id = v;
-	return 0;
 }
 
 /* The JSON in path ("-": standard input), at most max octets. */
@@ -219,7 +193,7 @@ static int cmd_test(struct store *st, const struct conf *conf, int argc, char **
 	json_decref(body);
 	if (out == NULL)
 		return fail("test", &e);
-	print_json(out);
+	cli_print_json(out);
 	json_decref(out);
 	return 0;
 }
@@ -240,7 +214,7 @@ static int run(struct store *st, const struct conf *conf, const char *cmd, int a
 		o = policy_rules_export(st, &e);
 		if (o == NULL)
 			return fail(cmd, &e);
-		print_json(o);
+		cli_print_json(o);
 		json_decref(o);
 		return 0;
 	}
@@ -251,7 +225,7 @@ static int run(struct store *st, const struct conf *conf, const char *cmd, int a
 			return 2;
 		j = json_array();
 		for (i = 0; i < argc; i++) {
-			if (parse_id(cmd, argv[i], &id) < 0) {
+			if (cli_parse_rule_id("rules", cmd, argv[i], &id) < 0) {
 				json_decref(j);
 				return 1;
 			}
@@ -294,13 +268,13 @@ static int run(struct store *st, const struct conf *conf, const char *cmd, int a
 	/* show, delete, enable, disable: one id */
 	if (argc != 1)
 		return 2;
-	if (parse_id(cmd, argv[0], &id) < 0)
+	if (cli_parse_rule_id("rules", cmd, argv[0], &id) < 0)
 		return 1;
 	if (strcmp(cmd, "show") == 0) {
 		o = policy_rules_get(st, id, &e);
 		if (o == NULL)
 			return fail(cmd, &e);
-		print_json(o);
+		cli_print_json(o);
 		json_decref(o);
 		return 0;
 	}

@@ -24,61 +24,6 @@
 #include "../store/store_mailbox.h"
 #include "../util/util.h"
 
-static void *set_err(struct policy_rules_err *e, int status, const char *code, const char *field,
-		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void *set_err(struct policy_rules_err *e, int status, const char *code, const char *field,
-		     const char *fmt, ...)
-{
-	va_list ap;
-
-	e->status = status;
-	strlcpy_s(e->code, code, sizeof(e->code));
-	strlcpy_s(e->field, field ? field : "", sizeof(e->field));
-	va_start(ap, fmt);
-	vsnprintf(e->message, sizeof(e->message), fmt, ap);
-	va_end(ap);
-	return NULL;
-}
-
-static void *internal(struct policy_rules_err *e, struct store *st, const char *what)
-{
-	return set_err(e, 500, "internal", NULL, "%s: %s", what, store_auth_errmsg(st));
-}
-
-static void *internal_rollback(struct policy_rules_err *e, struct store *st, const char *what)
-{
-	internal(e, st, what);
-	store_rollback(st);
-	return NULL;
-}
-
-/* "rules[3].actions[0].folder: ..." -> field before ": ", 422. */
-static void *model_err(struct policy_rules_err *e, const char *msg, const char *prefix,
-		       const char *with)
-{
-	char buf[600];
-	const char *colon;
-	size_t plen = prefix ? strlen(prefix) : 0;
-
-	if (prefix != NULL && strncmp(msg, prefix, plen) == 0)
-		snprintf(buf, sizeof(buf), "%s%s", with, msg + plen);
-	else
-		strlcpy_s(buf, msg, sizeof(buf));
-	e->status = 422;
-	strlcpy_s(e->code, strstr(buf, "unknown key") ? "unknown_field" : "invalid_rule",
-		  sizeof(e->code));
-	strlcpy_s(e->message, buf, sizeof(e->message));
-	colon = strstr(buf, ": ");
-	if (colon != NULL && (size_t)(colon - buf) < sizeof(e->field)) {
-		memcpy(e->field, buf, (size_t)(colon - buf));
-		e->field[colon - buf] = '\0';
-	} else {
-		strlcpy_s(e->field, "rules", sizeof(e->field));
-	}
-	return NULL;
-}
-
 static int is_local_cb(void *arg, const char *domain)
 {
 	int yes = 0;
@@ -123,18 +68,18 @@ static json_t *normalise_one(struct store *st, const struct policy_mbrules_owner
 
 	parse_opts(st, o, &po);
 	if (rules_def_check_one_opts(obj, &po, err, sizeof(err)) < 0)
-		return model_err(e, err, NULL, NULL);
+		return policy_rules_model_err(e, err, NULL, NULL);
 	arr = json_array();
 	json_array_append(arr, (json_t *)obj);
 	if (rules_def_from_json_opts(arr, &po, &d, err, sizeof(err)) < 0) {
 		json_decref(arr);
-		return model_err(e, err, "rules[0]", "rule");
+		return policy_rules_model_err(e, err, "rules[0]", "rule");
 	}
 	json_decref(arr);
 	rs = rules_compile(d, err, sizeof(err));
 	if (rs == NULL) {
 		rules_def_free(d);
-		return model_err(e, err, "rules[0]", "rule");
+		return policy_rules_model_err(e, err, "rules[0]", "rule");
 	}
 	rules_set_free(rs);
 	arr = rules_def_to_json(d);
@@ -215,12 +160,12 @@ json_t *policy_mbrules_list(struct store *st, const struct policy_mbrules_owner 
 
 	if (set_of(st, o, &set) < 0) {
 		json_decref(c.items);
-		return internal(e, st, "mailbox rules list");
+		return policy_rules_internal(e, st, "mailbox rules list");
 	}
 	f.limit = q->limit > 0 ? q->limit + 1 : 0;
 	if (set > 0 && store_mailbox_rules_each(st, set, &f, collect_cb, &c) < 0) {
 		json_decref(c.items);
-		return internal(e, st, "mailbox rules list");
+		return policy_rules_internal(e, st, "mailbox rules list");
 	}
 	if (q->limit > 0 && (int64_t)json_array_size(c.items) > q->limit) {
 		json_t *extra = json_array_get(c.items, (size_t)q->limit);
@@ -262,9 +207,9 @@ json_t *policy_mbrules_get(struct store *st, const struct policy_mbrules_owner *
 	json_t *r;
 
 	if (set_of(st, o, &set) < 0 || fetch(st, set, rid, &r) < 0)
-		return internal(e, st, "mailbox rule");
+		return policy_rules_internal(e, st, "mailbox rule");
 	if (r == NULL)
-		return set_err(e, 404, "not_found", NULL, "no such rule");
+		return policy_rules_fail(e, 404, "not_found", NULL, "no such rule");
 	return r;
 }
 
@@ -277,7 +222,7 @@ json_t *policy_mbrules_export(struct store *st, const struct policy_mbrules_owne
 	if (set_of(st, o, &set) < 0 ||
 	    (set > 0 && store_mailbox_rules_each(st, set, NULL, collect_cb, &c) < 0)) {
 		json_decref(c.items);
-		return internal(e, st, "mailbox rules export");
+		return policy_rules_internal(e, st, "mailbox rules export");
 	}
 	return c.items;
 }
@@ -327,7 +272,7 @@ static json_t *finish(struct store *st, const struct policy_mbrules_owner *o, in
 	    audit(st, a, o, action, id, before, after) < 0 || store_commit(st) < 0) {
 		json_decref(before);
 		json_decref(after);
-		return internal_rollback(e, st, action);
+		return policy_rules_internal_rollback(e, st, action);
 	}
 	json_decref(before);
 	return after;
@@ -348,11 +293,11 @@ static void *over_limits(const struct policy_mbrules_owner *o, int64_t count, in
 			 const char *field, struct policy_rules_err *e)
 {
 	if (o->rules_max > 0 && count > o->rules_max)
-		return set_err(e, 422, "limit_exceeded", field,
+		return policy_rules_fail(e, 422, "limit_exceeded", field,
 			       "%s: a rule set holds at most %lld rules (mailbox_rules_max)", field,
 			       (long long)o->rules_max);
 	if (o->total_bytes > 0 && bytes > o->total_bytes)
-		return set_err(e, 422, "limit_exceeded", field,
+		return policy_rules_fail(e, 422, "limit_exceeded", field,
 			       "%s: a rule set holds at most %lld octets of rules "
 			       "(mailbox_rules_total_bytes)", field, (long long)o->total_bytes);
 	return e;
@@ -365,12 +310,12 @@ static int begin_add(struct store *st, const struct policy_mbrules_owner *o, siz
 	int64_t count, end, bytes;
 
 	if (store_begin(st) < 0) {
-		internal(e, st, "mailbox rules begin");
+		policy_rules_internal(e, st, "mailbox rules begin");
 		return -1;
 	}
 	if (store_mailbox_set_ensure(st, o->user_id, o->group_id, set) < 0 ||
 	    store_mailbox_stats(st, *set, &count, &end, &bytes) < 0) {
-		internal_rollback(e, st, "mailbox rules");
+		policy_rules_internal_rollback(e, st, "mailbox rules");
 		return -1;
 	}
 	if (over_limits(o, count + 1, bytes + (int64_t)len, "rule", e) == NULL) {
@@ -397,7 +342,7 @@ static json_t *add_norm(struct store *st, const struct policy_mbrules_owner *o, 
 	    fetch(st, set, id, &after) < 0 || after == NULL) {
 		free(def);
 		json_decref(norm);
-		return internal_rollback(e, st, "mailbox rule add");
+		return policy_rules_internal_rollback(e, st, "mailbox rule add");
 	}
 	free(def);
 	json_decref(norm);
@@ -412,13 +357,13 @@ json_t *policy_mbrules_create(struct store *st, const struct policy_mbrules_owne
 	int64_t position = -1;
 
 	if (!json_is_object(body))
-		return set_err(e, 422, "invalid_body", "rule", "rule: must be a rule object");
+		return policy_rules_fail(e, 422, "invalid_body", "rule", "rule: must be a rule object");
 	copy = json_copy((json_t *)body);
 	pos = json_object_get(copy, "position");
 	if (pos != NULL) {
 		if (!json_is_integer(pos) || json_integer_value(pos) < 0) {
 			json_decref(copy);
-			return set_err(e, 422, "invalid_value", "position",
+			return policy_rules_fail(e, 422, "invalid_value", "position",
 				       "position: must be an integer >= 0");
 		}
 		position = json_integer_value(pos);
@@ -438,12 +383,12 @@ static json_t *begin_with(struct store *st, const struct policy_mbrules_owner *o
 	json_t *before;
 
 	if (store_begin(st) < 0)
-		return internal(e, st, "mailbox rules begin");
+		return policy_rules_internal(e, st, "mailbox rules begin");
 	if (set_of(st, o, set) < 0 || fetch(st, *set, rid, &before) < 0)
-		return internal_rollback(e, st, "mailbox rule");
+		return policy_rules_internal_rollback(e, st, "mailbox rule");
 	if (before == NULL) {
 		store_rollback(st);
-		return set_err(e, 404, "not_found", NULL, "no such rule");
+		return policy_rules_fail(e, 404, "not_found", NULL, "no such rule");
 	}
 	return before;
 }
@@ -462,7 +407,7 @@ static json_t *write_rule(struct store *st, const struct policy_mbrules_owner *o
 		free(def);
 		json_decref(norm);
 		json_decref(before);
-		return internal_rollback(e, st, "mailbox rule update");
+		return policy_rules_internal_rollback(e, st, "mailbox rule update");
 	}
 	free(def);
 	json_decref(norm);
@@ -473,7 +418,7 @@ static json_t *write_rule(struct store *st, const struct policy_mbrules_owner *o
 	}
 	if (fetch(st, set, rid, &after) < 0 || after == NULL) {
 		json_decref(before);
-		return internal_rollback(e, st, "mailbox rule update");
+		return policy_rules_internal_rollback(e, st, "mailbox rule update");
 	}
 	return finish(st, o, set, a, "mailbox_rule.update", rid, before, after, e);
 }
@@ -486,7 +431,7 @@ json_t *policy_mbrules_replace(struct store *st, const struct policy_mbrules_own
 	int64_t set;
 
 	if (!json_is_object(body))
-		return set_err(e, 422, "invalid_body", "rule", "rule: must be a rule object");
+		return policy_rules_fail(e, 422, "invalid_body", "rule", "rule: must be a rule object");
 	norm = normalise_one(st, o, body, e);
 	if (norm == NULL)
 		return NULL;
@@ -517,15 +462,15 @@ json_t *policy_mbrules_patch(struct store *st, const struct policy_mbrules_owner
 	int64_t set;
 
 	if (!json_is_object(body))
-		return set_err(e, 422, "invalid_body", NULL, "expected a JSON object");
+		return policy_rules_fail(e, 422, "invalid_body", NULL, "expected a JSON object");
 	json_object_foreach((json_t *)body, key, v) {
 		if (strcmp(key, "enabled") != 0 && strcmp(key, "name") != 0 &&
 		    strcmp(key, "comment") != 0)
-			return set_err(e, 422, "unknown_field", key,
+			return policy_rules_fail(e, 422, "unknown_field", key,
 				       "%.100s: unknown field (want enabled, name, comment)", key);
 	}
 	if (json_object_size(body) == 0)
-		return set_err(e, 422, "invalid_body", "enabled", "give enabled, name or comment");
+		return policy_rules_fail(e, 422, "invalid_body", "enabled", "give enabled, name or comment");
 	before = begin_with(st, o, rid, &set, e);
 	if (before == NULL)
 		return NULL;
@@ -555,7 +500,7 @@ int policy_mbrules_delete(struct store *st, const struct policy_mbrules_owner *o
 		return -1;
 	if (store_mailbox_rule_delete(st, set, rid, &found) < 0) {
 		json_decref(before);
-		internal_rollback(e, st, "mailbox rule delete");
+		policy_rules_internal_rollback(e, st, "mailbox rule delete");
 		return -1;
 	}
 	after = finish(st, o, set, a, "mailbox_rule.delete", rid, before, NULL, e);
@@ -595,10 +540,10 @@ static int64_t *ids_of(const json_t *ids, size_t *n, struct policy_rules_err *e)
 	size_t i;
 
 	if (!json_is_array(ids))
-		return set_err(e, 422, "invalid_value", "ids", "ids: must be an array of rule ids");
+		return policy_rules_fail(e, 422, "invalid_value", "ids", "ids: must be an array of rule ids");
 	*n = json_array_size(ids);
 	if (*n > RULES_COUNT_MAX)
-		return set_err(e, 422, "invalid_value", "ids", "ids: more than %d ids",
+		return policy_rules_fail(e, 422, "invalid_value", "ids", "ids: more than %d ids",
 			       RULES_COUNT_MAX);
 	v = xcalloc(*n ? *n : 1, sizeof(*v));
 	for (i = 0; i < *n; i++) {
@@ -606,7 +551,7 @@ static int64_t *ids_of(const json_t *ids, size_t *n, struct policy_rules_err *e)
 
 		if (!json_is_integer(x)) {
 			free(v);
-			return set_err(e, 422, "invalid_value", "ids", "ids[%zu]: must be a rule id",
+			return policy_rules_fail(e, 422, "invalid_value", "ids", "ids[%zu]: must be a rule id",
 				       i);
 		}
 		v[i] = json_integer_value(x);
@@ -629,17 +574,17 @@ json_t *policy_mbrules_order(struct store *st, const struct policy_mbrules_owner
 		return NULL;
 	if (store_begin(st) < 0) {
 		free(v);
-		return internal(e, st, "mailbox rules begin");
+		return policy_rules_internal(e, st, "mailbox rules begin");
 	}
 	if (set_of(st, o, &set) < 0 ||
 	    (set > 0 && store_mailbox_set_order(st, set, v, n, &mismatch) < 0)) {
 		free(v);
-		return internal_rollback(e, st, "mailbox rules order");
+		return policy_rules_internal_rollback(e, st, "mailbox rules order");
 	}
 	free(v);
 	if (mismatch || (set == 0 && n != 0)) {
 		store_rollback(st);
-		return set_err(e, 422, "invalid_value", "ids",
+		return policy_rules_fail(e, 422, "invalid_value", "ids",
 			       "ids: must name every rule of the set exactly once (a permutation "
 			       "of the current ids)");
 	}
@@ -667,17 +612,17 @@ json_t *policy_mbrules_bulk(struct store *st, const struct policy_mbrules_owner 
 	int del = strcmp(op, "delete") == 0, en = strcmp(op, "enable") == 0;
 
 	if (!del && !en && strcmp(op, "disable") != 0)
-		return set_err(e, 422, "invalid_value", "op", "op: enable, disable or delete");
+		return policy_rules_fail(e, 422, "invalid_value", "op", "op: enable, disable or delete");
 	v = ids_of(ids, &n, e);
 	if (v == NULL)
 		return NULL;
 	if (store_begin(st) < 0) {
 		free(v);
-		return internal(e, st, "mailbox rules begin");
+		return policy_rules_internal(e, st, "mailbox rules begin");
 	}
 	if (set_of(st, o, &set) < 0) {
 		free(v);
-		return internal_rollback(e, st, "mailbox rules bulk");
+		return policy_rules_internal_rollback(e, st, "mailbox rules bulk");
 	}
 	for (i = 0; i < n; i++) {
 		json_t *r = NULL;
@@ -685,12 +630,12 @@ json_t *policy_mbrules_bulk(struct store *st, const struct policy_mbrules_owner 
 
 		if (fetch(st, set, v[i], &r) < 0) {
 			free(v);
-			return internal_rollback(e, st, "mailbox rules bulk");
+			return policy_rules_internal_rollback(e, st, "mailbox rules bulk");
 		}
 		if (r == NULL) {
 			free(v);
 			store_rollback(st);
-			return set_err(e, 404, "not_found", "ids", "ids[%zu]: no such rule", i);
+			return policy_rules_fail(e, 404, "not_found", "ids", "ids[%zu]: no such rule", i);
 		}
 		if (del) {
 			if (store_mailbox_rule_delete(st, set, v[i], &found) < 0)
@@ -708,7 +653,7 @@ json_t *policy_mbrules_bulk(struct store *st, const struct policy_mbrules_owner 
 		json_decref(r);
 		if (found < 0) {
 			free(v);
-			return internal_rollback(e, st, "mailbox rules bulk");
+			return policy_rules_internal_rollback(e, st, "mailbox rules bulk");
 		}
 		changed += (size_t)found;
 	}
@@ -734,12 +679,12 @@ json_t *policy_mbrules_import(struct store *st, const struct policy_mbrules_owne
 
 	if (json_is_array(rules) && o->rules_max > 0 &&
 	    (int64_t)json_array_size(rules) > o->rules_max)
-		return set_err(e, 422, "limit_exceeded", "rules",
+		return policy_rules_fail(e, 422, "limit_exceeded", "rules",
 			       "rules: a rule set holds at most %lld rules (mailbox_rules_max)",
 			       (long long)o->rules_max);
 	parse_opts(st, o, &po);
 	if (rules_def_from_json_opts(rules, &po, &d, err, sizeof(err)) < 0)
-		return model_err(e, err, NULL, NULL);
+		return policy_rules_model_err(e, err, NULL, NULL);
 	norm = rules_def_to_json(d);
 	rules_def_free(d);
 	d = NULL;
@@ -763,20 +708,20 @@ json_t *policy_mbrules_import(struct store *st, const struct policy_mbrules_owne
 		rules_def_free(d);
 		json_decref(combined);
 		json_decref(norm);
-		return model_err(e, err, NULL, NULL);
+		return policy_rules_model_err(e, err, NULL, NULL);
 	}
 	rules_set_free(rs);
 	rules_def_free(d);
 	json_decref(combined);
 	if (store_begin(st) < 0) {
 		json_decref(norm);
-		return internal(e, st, "mailbox rules begin");
+		return policy_rules_internal(e, st, "mailbox rules begin");
 	}
 	if (store_mailbox_set_ensure(st, o->user_id, o->group_id, &set) < 0 ||
 	    store_mailbox_stats(st, set, &count, &end, &bytes) < 0 ||
 	    (!append && store_mailbox_rules_delete_all(st, set) < 0)) {
 		json_decref(norm);
-		return internal_rollback(e, st, "mailbox rules import");
+		return policy_rules_internal_rollback(e, st, "mailbox rules import");
 	}
 	json_array_foreach(norm, i, x) {
 		char *def;
@@ -787,7 +732,7 @@ json_t *policy_mbrules_import(struct store *st, const struct policy_mbrules_owne
 		if (store_mailbox_rule_add(st, set, jname(x), jenabled(x), def, -1, &id) < 0) {
 			free(def);
 			json_decref(norm);
-			return internal_rollback(e, st, "mailbox rules import");
+			return policy_rules_internal_rollback(e, st, "mailbox rules import");
 		}
 		free(def);
 	}
@@ -868,7 +813,7 @@ json_t *policy_mbrules_test(struct store *st, const struct policy_mbrules_owner 
 	    (set > 0 && store_mailbox_rules_each(st, set, NULL, collect_cb, &c) < 0)) {
 		json_decref(c.items);
 		free(c.ids);
-		return internal(e, st, "mailbox rules test");
+		return policy_rules_internal(e, st, "mailbox rules test");
 	}
 	defs = c.items;
 	/* stored rules were checked when saved: forward targets need no new look */
@@ -879,7 +824,7 @@ json_t *policy_mbrules_test(struct store *st, const struct policy_mbrules_owner 
 		rules_def_free(d);
 		json_decref(defs);
 		free(c.ids);
-		return set_err(e, 500, "internal", NULL, "compiling the set: %s", err);
+		return policy_rules_fail(e, 500, "internal", NULL, "compiling the set: %s", err);
 	}
 	rules_def_free(d);
 	mime_limits_default(&lim);
@@ -887,7 +832,7 @@ json_t *policy_mbrules_test(struct store *st, const struct policy_mbrules_owner 
 		rules_set_free(rs);
 		json_decref(defs);
 		free(c.ids);
-		return set_err(e, 422, "invalid_value", "message", "message: %s", err);
+		return policy_rules_fail(e, 422, "invalid_value", "message", "message: %s", err);
 	}
 	{
 		/* The envelope sender a delivered copy records: Return-Path: <addr>. */
@@ -920,7 +865,7 @@ json_t *policy_mbrules_test(struct store *st, const struct policy_mbrules_owner 
 		rules_set_free(rs);
 		json_decref(defs);
 		free(c.ids);
-		return set_err(e, 500, "internal", NULL, "rule evaluation failed");
+		return policy_rules_fail(e, 500, "internal", NULL, "rule evaluation failed");
 	}
 	list = json_array();
 	for (i = 0, k = 0; i < c.n; i++) {
@@ -995,31 +940,31 @@ char *policy_mbrules_log_message(struct store *st, const char *data_dir, size_t 
 
 	if (store_mailbox_log_message(st, log_id, o->user_id, o->group_id, qid, sizeof(qid),
 				      address, addrsz, &found) < 0)
-		return internal(e, st, "message log");
+		return policy_rules_internal(e, st, "message log");
 	/* another owner's message is "no such message", never a hint that it exists */
 	if (!found)
-		return set_err(e, 404, "not_found", "message_log_id",
+		return policy_rules_fail(e, 404, "not_found", "message_log_id",
 			       "message_log_id: no message %lld to one of your addresses",
 			       (long long)log_id);
 	if (qid[0] == '\0' || !spool_qid_valid(qid, strlen(qid)))
-		return set_err(e, 422, "message_gone", "message_log_id",
+		return policy_rules_fail(e, 422, "message_gone", "message_log_id",
 			       "message_log_id: message %lld was not accepted into the spool "
 			       "(refused or aborted): there is no copy to test",
 			       (long long)log_id);
 	/* still queued (not yet delivered), else quarantined */
 	if (spool_queue_path(data_dir, qid, path, sizeof(path)) < 0)
-		return internal(e, st, "spool path");
+		return policy_rules_internal(e, st, "spool path");
 	rc = read_file_max(path, max, &buf, len);
 	if (rc == -1) {
 		snprintf(path, sizeof(path), "%s/spool/quarantine/%s", data_dir, qid);
 		rc = read_file_max(path, max, &buf, len);
 	}
 	if (rc == -2)
-		return set_err(e, 422, "message_too_large", "message_log_id",
+		return policy_rules_fail(e, 422, "message_too_large", "message_log_id",
 			       "message_log_id: message %lld is larger than %zu octets",
 			       (long long)log_id, max);
 	if (rc < 0)
-		return set_err(e, 422, "message_gone", "message_log_id",
+		return policy_rules_fail(e, 422, "message_gone", "message_log_id",
 			       "message_log_id: message %lld (queue id %s) is no longer kept: "
 			       "delivered or removed from the spool and the quarantine; paste "
 			       "it as \"message\" instead", (long long)log_id, qid);

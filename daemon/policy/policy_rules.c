@@ -32,11 +32,8 @@
 #define TEST_STR_MAX 1000          /* octets of an envelope string in a dry run */
 #define SPOOL_SLACK (64 * 1024)    /* trace headers added to a spooled message */
 
-static void *set_err(struct policy_rules_err *e, int status, const char *code, const char *field,
-		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void *set_err(struct policy_rules_err *e, int status, const char *code, const char *field,
-		     const char *fmt, ...)
+void *policy_rules_fail(struct policy_rules_err *e, int status, const char *code,
+			const char *field, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -49,14 +46,15 @@ static void *set_err(struct policy_rules_err *e, int status, const char *code, c
 	return NULL;
 }
 
-static void *internal(struct policy_rules_err *e, struct store *st, const char *what)
+void *policy_rules_internal(struct policy_rules_err *e, struct store *st, const char *what)
 {
-	return set_err(e, 500, "internal", NULL, "%s: %s", what, store_auth_errmsg(st));
+	return policy_rules_fail(e, 500, "internal", NULL, "%s: %s", what, store_auth_errmsg(st));
 }
 
-static void *internal_rollback(struct policy_rules_err *e, struct store *st, const char *what)
+void *policy_rules_internal_rollback(struct policy_rules_err *e, struct store *st,
+				      const char *what)
 {
-	internal(e, st, what);
+	policy_rules_internal(e, st, what);
 	store_rollback(st);
 	return NULL;
 }
@@ -66,8 +64,8 @@ static void *internal_rollback(struct policy_rules_err *e, struct store *st, con
  * path before the first ": ".  prefix/with rename the first path element
  * (a rule compiled alone is "rules[0]", shown as "rule").
  */
-static void *model_err(struct policy_rules_err *e, const char *msg, const char *prefix,
-		       const char *with)
+void *policy_rules_model_err(struct policy_rules_err *e, const char *msg, const char *prefix,
+			     const char *with)
 {
 	char buf[600];
 	const char *colon;
@@ -112,18 +110,18 @@ static json_t *normalise_one(const json_t *obj, struct policy_rules_err *e)
 	char err[600];
 
 	if (rules_def_check_one(obj, err, sizeof(err)) < 0)
-		return model_err(e, err, NULL, NULL);
+		return policy_rules_model_err(e, err, NULL, NULL);
 	arr = json_array();
 	json_array_append(arr, (json_t *)obj);
 	if (rules_def_from_json(arr, &d, err, sizeof(err)) < 0) {
 		json_decref(arr);
-		return model_err(e, err, "rules[0]", "rule");
+		return policy_rules_model_err(e, err, "rules[0]", "rule");
 	}
 	json_decref(arr);
 	rs = rules_compile(d, err, sizeof(err));
 	if (rs == NULL) {
 		rules_def_free(d);
-		return model_err(e, err, "rules[0]", "rule");
+		return policy_rules_model_err(e, err, "rules[0]", "rule");
 	}
 	rules_set_free(rs);
 	arr = rules_def_to_json(d);
@@ -192,7 +190,7 @@ json_t *policy_rules_list(struct store *st, int enabled, struct policy_rules_err
 
 	if (store_rules_each(st, 0, collect_cb, &c) < 0) {
 		json_decref(c.items);
-		return internal(e, st, "rules list");
+		return policy_rules_internal(e, st, "rules list");
 	}
 	return c.items;
 }
@@ -222,9 +220,9 @@ json_t *policy_rules_get(struct store *st, int64_t id, struct policy_rules_err *
 	json_t *o;
 
 	if (fetch(st, id, &o) < 0)
-		return internal(e, st, "rule");
+		return policy_rules_internal(e, st, "rule");
 	if (o == NULL)
-		return set_err(e, 404, "not_found", NULL, "no such rule");
+		return policy_rules_fail(e, 404, "not_found", NULL, "no such rule");
 	return o;
 }
 
@@ -234,7 +232,7 @@ json_t *policy_rules_export(struct store *st, struct policy_rules_err *e)
 
 	if (store_rules_each(st, 0, collect_cb, &c) < 0) {
 		json_decref(c.items);
-		return internal(e, st, "rules export");
+		return policy_rules_internal(e, st, "rules export");
 	}
 	return c.items;
 }
@@ -275,7 +273,7 @@ static json_t *finish(struct store *st, const struct policy_rules_actor *a, cons
 	if (audit(st, a, action, id, before, after) < 0 || store_commit(st) < 0) {
 		json_decref(before);
 		json_decref(after);
-		return internal_rollback(e, st, action);
+		return policy_rules_internal_rollback(e, st, action);
 	}
 	json_decref(before);
 	return after;
@@ -299,13 +297,13 @@ json_t *policy_rules_create(struct store *st, const json_t *body,
 	char *def;
 
 	if (!json_is_object(body))
-		return set_err(e, 422, "invalid_body", "rule", "rule: must be a rule object");
+		return policy_rules_fail(e, 422, "invalid_body", "rule", "rule: must be a rule object");
 	copy = json_copy((json_t *)body);
 	pos = json_object_get(copy, "position");
 	if (pos != NULL) {
 		if (!json_is_integer(pos) || json_integer_value(pos) < 0) {
 			json_decref(copy);
-			return set_err(e, 422, "invalid_value", "position",
+			return policy_rules_fail(e, 422, "invalid_value", "position",
 				       "position: must be an integer >= 0");
 		}
 		position = json_integer_value(pos);
@@ -319,13 +317,13 @@ json_t *policy_rules_create(struct store *st, const json_t *body,
 	if (store_begin(st) < 0) {
 		free(def);
 		json_decref(norm);
-		return internal(e, st, "rules begin");
+		return policy_rules_internal(e, st, "rules begin");
 	}
 	if (store_rule_add(st, jname(norm), jenabled(norm), def, position, &id) < 0 ||
 	    fetch(st, id, &after) < 0 || after == NULL) {
 		free(def);
 		json_decref(norm);
-		return internal_rollback(e, st, "rule add");
+		return policy_rules_internal_rollback(e, st, "rule add");
 	}
 	free(def);
 	json_decref(norm);
@@ -345,7 +343,7 @@ static json_t *write_rule(struct store *st, int64_t id, json_t *before, json_t *
 		free(def);
 		json_decref(norm);
 		json_decref(before);
-		return internal_rollback(e, st, "rule update");
+		return policy_rules_internal_rollback(e, st, "rule update");
 	}
 	free(def);
 	json_decref(norm);
@@ -358,12 +356,12 @@ static json_t *begin_with(struct store *st, int64_t id, struct policy_rules_err 
 	json_t *before;
 
 	if (store_begin(st) < 0)
-		return internal(e, st, "rules begin");
+		return policy_rules_internal(e, st, "rules begin");
 	if (fetch(st, id, &before) < 0)
-		return internal_rollback(e, st, "rule");
+		return policy_rules_internal_rollback(e, st, "rule");
 	if (before == NULL) {
 		store_rollback(st);
-		return set_err(e, 404, "not_found", NULL, "no such rule");
+		return policy_rules_fail(e, 404, "not_found", NULL, "no such rule");
 	}
 	return before;
 }
@@ -374,7 +372,7 @@ json_t *policy_rules_replace(struct store *st, int64_t id, const json_t *body,
 	json_t *norm, *before;
 
 	if (!json_is_object(body))
-		return set_err(e, 422, "invalid_body", "rule", "rule: must be a rule object");
+		return policy_rules_fail(e, 422, "invalid_body", "rule", "rule: must be a rule object");
 	norm = normalise_one(body, e);
 	if (norm == NULL)
 		return NULL;
@@ -396,15 +394,15 @@ json_t *policy_rules_patch(struct store *st, int64_t id, const json_t *body,
 	size_t i;
 
 	if (!json_is_object(body))
-		return set_err(e, 422, "invalid_body", NULL, "expected a JSON object");
+		return policy_rules_fail(e, 422, "invalid_body", NULL, "expected a JSON object");
 	json_object_foreach((json_t *)body, key, v) {
 		if (strcmp(key, "enabled") != 0 && strcmp(key, "name") != 0 &&
 		    strcmp(key, "comment") != 0)
-			return set_err(e, 422, "unknown_field", key,
+			return policy_rules_fail(e, 422, "unknown_field", key,
 				       "%.100s: unknown field (want enabled, name, comment)", key);
 	}
 	if (json_object_size(body) == 0)
-		return set_err(e, 422, "invalid_body", "enabled", "give enabled, name or comment");
+		return policy_rules_fail(e, 422, "invalid_body", "enabled", "give enabled, name or comment");
 	before = begin_with(st, id, e);
 	if (before == NULL)
 		return NULL;
@@ -433,12 +431,12 @@ int policy_rules_delete(struct store *st, int64_t id, const struct policy_rules_
 		return -1;
 	if (store_rule_delete(st, id, &found) < 0) {
 		json_decref(before);
-		internal_rollback(e, st, "rule delete");
+		policy_rules_internal_rollback(e, st, "rule delete");
 		return -1;
 	}
 	if (audit(st, a, "rule.delete", id, before, NULL) < 0 || store_commit(st) < 0) {
 		json_decref(before);
-		internal_rollback(e, st, "rule delete");
+		policy_rules_internal_rollback(e, st, "rule delete");
 		return -1;
 	}
 	json_decref(before);
@@ -455,10 +453,10 @@ json_t *policy_rules_order(struct store *st, const json_t *ids, const struct pol
 	json_t *before, *after;
 
 	if (!json_is_array(ids))
-		return set_err(e, 422, "invalid_value", "ids", "ids: must be an array of rule ids");
+		return policy_rules_fail(e, 422, "invalid_value", "ids", "ids: must be an array of rule ids");
 	n = json_array_size(ids);
 	if (n > RULES_COUNT_MAX)
-		return set_err(e, 422, "invalid_value", "ids", "ids: more than %d ids",
+		return policy_rules_fail(e, 422, "invalid_value", "ids", "ids: more than %d ids",
 			       RULES_COUNT_MAX);
 	v = xcalloc(n ? n : 1, sizeof(*v));
 	for (i = 0; i < n; i++) {
@@ -466,14 +464,14 @@ json_t *policy_rules_order(struct store *st, const json_t *ids, const struct pol
 
 		if (!json_is_integer(x)) {
 			free(v);
-			return set_err(e, 422, "invalid_value", "ids",
+			return policy_rules_fail(e, 422, "invalid_value", "ids",
 				       "ids[%zu]: must be a rule id", i);
 		}
 		v[i] = json_integer_value(x);
 	}
 	if (store_begin(st) < 0) {
 		free(v);
-		return internal(e, st, "rules begin");
+		return policy_rules_internal(e, st, "rules begin");
 	}
 	c.items = json_array();
 	c.portable = 2; /* ids only */
@@ -481,7 +479,7 @@ json_t *policy_rules_order(struct store *st, const json_t *ids, const struct pol
 		free(v);
 		free(c.ids);
 		json_decref(c.items);
-		return internal_rollback(e, st, "rules order");
+		return policy_rules_internal_rollback(e, st, "rules order");
 	}
 	json_decref(c.items);
 	before = json_array();
@@ -491,13 +489,13 @@ json_t *policy_rules_order(struct store *st, const json_t *ids, const struct pol
 	if (store_rules_set_order(st, v, n, &mismatch) < 0) {
 		free(v);
 		json_decref(before);
-		return internal_rollback(e, st, "rules order");
+		return policy_rules_internal_rollback(e, st, "rules order");
 	}
 	free(v);
 	if (mismatch) {
 		json_decref(before);
 		store_rollback(st);
-		return set_err(e, 422, "invalid_value", "ids",
+		return policy_rules_fail(e, 422, "invalid_value", "ids",
 			       "ids: must name every rule exactly once (a permutation of the "
 			       "current ids)");
 	}
@@ -510,7 +508,7 @@ json_t *policy_rules_order(struct store *st, const json_t *ids, const struct pol
 	if (audit(st, a, "rule.order", 0, before, ids) < 0 || store_commit(st) < 0) {
 		json_decref(before);
 		json_decref(after);
-		return internal_rollback(e, st, "rules order");
+		return policy_rules_internal_rollback(e, st, "rules order");
 	}
 	json_decref(before);
 	return after;
@@ -527,11 +525,11 @@ json_t *policy_rules_import(struct store *st, const json_t *rules, int append,
 	char err[600];
 
 	if (rules_def_from_json(rules, &d, err, sizeof(err)) < 0)
-		return model_err(e, err, NULL, NULL);
+		return policy_rules_model_err(e, err, NULL, NULL);
 	rs = rules_compile(d, err, sizeof(err));
 	if (rs == NULL) {
 		rules_def_free(d);
-		return model_err(e, err, NULL, NULL);
+		return policy_rules_model_err(e, err, NULL, NULL);
 	}
 	rules_set_free(rs);
 	norm = rules_def_to_json(d);
@@ -553,7 +551,7 @@ json_t *policy_rules_import(struct store *st, const json_t *rules, int append,
 			rules_def_free(d);
 			json_decref(combined);
 			json_decref(norm);
-			model_err(e, err, NULL, NULL);
+			policy_rules_model_err(e, err, NULL, NULL);
 			strlcpy_s(e->field, "rules", sizeof(e->field));
 			return NULL;
 		}
@@ -563,11 +561,11 @@ json_t *policy_rules_import(struct store *st, const json_t *rules, int append,
 	}
 	if (store_begin(st) < 0) {
 		json_decref(norm);
-		return internal(e, st, "rules begin");
+		return policy_rules_internal(e, st, "rules begin");
 	}
 	if (store_rules_count(st, &count) < 0 || (!append && store_rules_delete_all(st) < 0)) {
 		json_decref(norm);
-		return internal_rollback(e, st, "rules import");
+		return policy_rules_internal_rollback(e, st, "rules import");
 	}
 	json_array_foreach(norm, i, x) {
 		char *def;
@@ -577,7 +575,7 @@ json_t *policy_rules_import(struct store *st, const json_t *rules, int append,
 		if (store_rule_add(st, jname(x), jenabled(x), def, -1, &id) < 0) {
 			free(def);
 			json_decref(norm);
-			return internal_rollback(e, st, "rules import");
+			return policy_rules_internal_rollback(e, st, "rules import");
 		}
 		free(def);
 	}
@@ -595,7 +593,7 @@ json_t *policy_rules_import(struct store *st, const json_t *rules, int append,
 		json_decref(after);
 		json_decref(items);
 		json_decref(norm);
-		return internal_rollback(e, st, "rules import");
+		return policy_rules_internal_rollback(e, st, "rules import");
 	}
 	json_decref(before);
 	json_decref(after);
@@ -683,7 +681,7 @@ static json_t *eval_one(const struct rules_set *rs, const int64_t *ids, size_t n
 
 	mime_limits_default(&lim);
 	if (mime_parse(buf, len, &lim, &view, err, sizeof(err)) < 0)
-		return set_err(e, 500, "internal", NULL, "reading the message: %s", err);
+		return policy_rules_fail(e, 500, "internal", NULL, "reading the message: %s", err);
 	mf = json_array();
 	for (i = 0; i < ARRAY_LEN(mflags); i++) {
 		if (view->flags & mflags[i].bit) {
@@ -711,7 +709,7 @@ static json_t *eval_one(const struct rules_set *rs, const int64_t *ids, size_t n
 	if (rules_eval(rs, &in, &res) < 0) {
 		json_decref(mf);
 		mime_view_free(view);
-		return set_err(e, 500, "internal", NULL, "rule evaluation failed");
+		return policy_rules_fail(e, 500, "internal", NULL, "rule evaluation failed");
 	}
 	rcpts = json_array();
 	for (i = 0; i < res.nrcpts; i++)
@@ -740,7 +738,7 @@ static int opt_str(const json_t *body, const char *key, const char *def, const c
 		return 0;
 	if (!json_is_string(v) || json_string_length(v) > TEST_STR_MAX ||
 	    strlen(json_string_value(v)) != json_string_length(v)) {
-		set_err(e, 422, "invalid_value", key, "%s: must be a string of at most %d octets",
+		policy_rules_fail(e, 422, "invalid_value", key, "%s: must be a string of at most %d octets",
 			key, TEST_STR_MAX);
 		return -1;
 	}
@@ -800,26 +798,26 @@ json_t *policy_rules_test(struct store *st, const struct policy_rules_env *envp,
 	int64_t nlast = 0;
 
 	if (!json_is_object(body))
-		return set_err(e, 422, "invalid_body", NULL, "expected a JSON object");
+		return policy_rules_fail(e, 422, "invalid_body", NULL, "expected a JSON object");
 	json_object_foreach((json_t *)body, key, v) {
 		for (k = 0; k < ARRAY_LEN(keys) && strcmp(keys[k], key) != 0; k++)
 			;
 		if (k == ARRAY_LEN(keys))
-			return set_err(e, 422, "unknown_field", key, "%.100s: unknown field", key);
+			return policy_rules_fail(e, 422, "unknown_field", key, "%.100s: unknown field", key);
 	}
 	memset(&env, 0, sizeof(env));
 	msg = json_object_get(body, "message");
 	last = json_object_get(body, "last");
 	if ((msg == NULL) == (last == NULL))
-		return set_err(e, 422, "invalid_body", "message",
+		return policy_rules_fail(e, 422, "invalid_body", "message",
 			       "message: give either message or last");
 	if (msg != NULL && !json_is_string(msg))
-		return set_err(e, 422, "invalid_value", "message",
+		return policy_rules_fail(e, 422, "invalid_value", "message",
 			       "message: must be the raw message as a string");
 	if (last != NULL) {
 		if (!json_is_integer(last) || json_integer_value(last) < 1 ||
 		    json_integer_value(last) > TEST_LAST_MAX)
-			return set_err(e, 422, "invalid_value", "last",
+			return policy_rules_fail(e, 422, "invalid_value", "last",
 				       "last: must be an integer in 1..%d", TEST_LAST_MAX);
 		nlast = json_integer_value(last);
 	}
@@ -833,25 +831,25 @@ json_t *policy_rules_test(struct store *st, const struct policy_rules_env *envp,
 	if (rc != NULL) {
 		if (!json_is_array(rc) || json_array_size(rc) == 0 ||
 		    json_array_size(rc) > TEST_RCPTS_MAX)
-			return set_err(e, 422, "invalid_value", "recipients",
+			return policy_rules_fail(e, 422, "invalid_value", "recipients",
 				       "recipients: must be an array of 1 to %d addresses",
 				       TEST_RCPTS_MAX);
 		for (i = 0; i < json_array_size(rc); i++) {
 			v = json_array_get(rc, i);
 			if (!json_is_string(v) || json_string_length(v) > TEST_STR_MAX ||
 			    strlen(json_string_value(v)) != json_string_length(v))
-				return set_err(e, 422, "invalid_value", "recipients",
+				return policy_rules_fail(e, 422, "invalid_value", "recipients",
 					       "recipients[%zu]: must be an address string", i);
 		}
 	}
 	lists = policy_snap_load_store(st, 0, err, sizeof(err));
 	if (lists == NULL)
-		return internal(e, st, "policy lists");
+		return policy_rules_internal(e, st, "policy lists");
 	/* The set: the unsaved one given, or every stored rule (disabled ones keep their index). */
 	set = json_object_get(body, "rules");
 	if (set != NULL) {
 		if (rules_def_from_json(set, &d, err, sizeof(err)) < 0) {
-			model_err(e, err, NULL, NULL);
+			policy_rules_model_err(e, err, NULL, NULL);
 			goto out;
 		}
 	} else {
@@ -859,19 +857,19 @@ json_t *policy_rules_test(struct store *st, const struct policy_rules_env *envp,
 		c.portable = 2;
 		if (store_rules_each(st, 0, collect_cb, &c) < 0) {
 			json_decref(c.items);
-			internal(e, st, "rules");
+			policy_rules_internal(e, st, "rules");
 			goto out;
 		}
 		if (rules_def_from_json(c.items, &d, err, sizeof(err)) < 0) {
 			json_decref(c.items);
-			set_err(e, 500, "internal", NULL, "stored rules: %s", err);
+			policy_rules_fail(e, 500, "internal", NULL, "stored rules: %s", err);
 			goto out;
 		}
 		json_decref(c.items);
 	}
 	rs = rules_compile(d, err, sizeof(err));
 	if (rs == NULL) {
-		model_err(e, err, NULL, NULL);
+		policy_rules_model_err(e, err, NULL, NULL);
 		goto out;
 	}
 	if (rc != NULL) {
@@ -900,7 +898,7 @@ json_t *policy_rules_test(struct store *st, const struct policy_rules_env *envp,
 		json_array_append_new(results, one);
 	} else {
 		if (store_rules_recent(st, (size_t)nlast, &msgs, &nmsgs) < 0) {
-			internal(e, st, "queue");
+			policy_rules_internal(e, st, "queue");
 			goto out;
 		}
 		for (i = 0; i < nmsgs; i++) {

@@ -38,10 +38,27 @@ struct policy_rules_actor {
 /* Why a call failed: status 404, 422 (code and field name the input) or 500. */
 struct policy_rules_err {
 	int status;
-	char code[32];             /* not_found | invalid_rule | unknown_field | invalid_value | internal */
+	/* not_found | invalid_rule | unknown_field | invalid_value | internal */
+	char code[32];
 	char field[200];           /* "" when none */
 	char message[600];
 };
+
+/*
+ * Fill e and return NULL, so that a failing operation ends in one line:
+ * fail (status, code, field, message), internal (500 with the store's error),
+ * internal_rollback (the same, after rolling the transaction back), model_err
+ * (422 for a rule model error "rules[3].when...: reason": the field is the
+ * path before ": "; prefix/with rename its first element, e.g. "rules[0]" to
+ * "rule").  Shared by the server and the mailbox rule operations.
+ */
+void *policy_rules_fail(struct policy_rules_err *e, int status, const char *code,
+			const char *field, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void *policy_rules_internal(struct policy_rules_err *e, struct store *st, const char *what);
+void *policy_rules_internal_rollback(struct policy_rules_err *e, struct store *st,
+				      const char *what);
+void *policy_rules_model_err(struct policy_rules_err *e, const char *msg, const char *prefix,
+			     const char *with);
 
 /* What the dry run needs besides the store. */
 struct policy_rules_env {
