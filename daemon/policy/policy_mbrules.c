@@ -48,46 +48,14 @@ static void parse_opts(struct store *st, const struct policy_mbrules_owner *o,
 	po->is_local_arg = st;
 }
 
-static void fill_defaults(json_t *o)
-{
-	if (json_object_get(o, "except") == NULL)
-		json_object_set_new(o, "except", json_null());
-	if (json_object_get(o, "comment") == NULL || json_is_null(json_object_get(o, "comment")))
-		json_object_set_new(o, "comment", json_string(""));
-}
-
 /* Check one rule and compile it alone; the normalised object or NULL (422 "rule..."). */
 static json_t *normalise_one(struct store *st, const struct policy_mbrules_owner *o,
 			     const json_t *obj, struct policy_rules_err *e)
 {
 	struct rules_parse_opts po;
-	struct rules_def *d = NULL;
-	struct rules_set *rs;
-	json_t *arr, *out;
-	char err[600];
 
 	parse_opts(st, o, &po);
-	if (rules_def_check_one_opts(obj, &po, err, sizeof(err)) < 0)
-		return policy_rules_model_err(e, err, NULL, NULL);
-	arr = json_array();
-	json_array_append(arr, (json_t *)obj);
-	if (rules_def_from_json_opts(arr, &po, &d, err, sizeof(err)) < 0) {
-		json_decref(arr);
-		return policy_rules_model_err(e, err, "rules[0]", "rule");
-	}
-	json_decref(arr);
-	rs = rules_compile(d, err, sizeof(err));
-	if (rs == NULL) {
-		rules_def_free(d);
-		return policy_rules_model_err(e, err, "rules[0]", "rule");
-	}
-	rules_set_free(rs);
-	arr = rules_def_to_json(d);
-	rules_def_free(d);
-	out = json_incref(json_array_get(arr, 0));
-	json_decref(arr);
-	fill_defaults(out);
-	return out;
+	return policy_rules_normalise(obj, &po, e);
 }
 
 /* ---- reading ---- */
@@ -102,7 +70,7 @@ static json_t *definition(const struct store_mailbox_rule *r)
 	}
 	json_object_set_new(o, "name", json_string(r->name));
 	json_object_set_new(o, "enabled", json_boolean(r->enabled));
-	fill_defaults(o);
+	policy_rules_fill_defaults(o);
 	return o;
 }
 
@@ -726,7 +694,7 @@ json_t *policy_mbrules_import(struct store *st, const struct policy_mbrules_owne
 	json_array_foreach(norm, i, x) {
 		char *def;
 
-		fill_defaults(x);
+		policy_rules_fill_defaults(x);
 		def = json_dumps(x, JSON_COMPACT);
 		add_bytes += (int64_t)strlen(def);
 		if (store_mailbox_rule_add(st, set, jname(x), jenabled(x), def, -1, &id) < 0) {

@@ -89,8 +89,7 @@ void *policy_rules_model_err(struct policy_rules_err *e, const char *msg, const 
 	return NULL;
 }
 
-/* Defaults every stored and exported rule carries. */
-static void fill_defaults(json_t *o)
+void policy_rules_fill_defaults(json_t *o)
 {
 	if (json_object_get(o, "except") == NULL)
 		json_object_set_new(o, "except", json_null());
@@ -98,22 +97,22 @@ static void fill_defaults(json_t *o)
 		json_object_set_new(o, "comment", json_string(""));
 }
 
-/*
- * Check one rule object and compile it alone; the normalised object (new
- * reference), or NULL with e (422, field "rule....").
- */
-static json_t *normalise_one(const json_t *obj, struct policy_rules_err *e)
+json_t *policy_rules_normalise(const json_t *obj, const struct rules_parse_opts *po,
+			       struct policy_rules_err *e)
 {
+	static const struct rules_parse_opts server = { RULES_KIND_SERVER, 0, false, NULL, NULL };
 	struct rules_def *d = NULL;
 	struct rules_set *rs;
 	json_t *arr, *out;
 	char err[600];
 
-	if (rules_def_check_one(obj, err, sizeof(err)) < 0)
+	if (po == NULL)
+		po = &server;
+	if (rules_def_check_one_opts(obj, po, err, sizeof(err)) < 0)
 		return policy_rules_model_err(e, err, NULL, NULL);
 	arr = json_array();
 	json_array_append(arr, (json_t *)obj);
-	if (rules_def_from_json(arr, &d, err, sizeof(err)) < 0) {
+	if (rules_def_from_json_opts(arr, po, &d, err, sizeof(err)) < 0) {
 		json_decref(arr);
 		return policy_rules_model_err(e, err, "rules[0]", "rule");
 	}
@@ -128,7 +127,7 @@ static json_t *normalise_one(const json_t *obj, struct policy_rules_err *e)
 	rules_def_free(d);
 	out = json_incref(json_array_get(arr, 0));
 	json_decref(arr);
-	fill_defaults(out);
+	policy_rules_fill_defaults(out);
 	return out;
 }
 
@@ -144,7 +143,7 @@ static json_t *definition(const struct store_rule *r)
 	}
 	json_object_set_new(o, "name", json_string(r->name));
 	json_object_set_new(o, "enabled", json_boolean(r->enabled));
-	fill_defaults(o);
+	policy_rules_fill_defaults(o);
 	return o;
 }
 
@@ -309,7 +308,7 @@ json_t *policy_rules_create(struct store *st, const json_t *body,
 		position = json_integer_value(pos);
 		json_object_del(copy, "position");
 	}
-	norm = normalise_one(copy, e);
+	norm = policy_rules_normalise(copy, NULL, e);
 	json_decref(copy);
 	if (norm == NULL)
 		return NULL;
@@ -373,7 +372,7 @@ json_t *policy_rules_replace(struct store *st, int64_t id, const json_t *body,
 
 	if (!json_is_object(body))
 		return policy_rules_fail(e, 422, "invalid_body", "rule", "rule: must be a rule object");
-	norm = normalise_one(body, e);
+	norm = policy_rules_normalise(body, NULL, e);
 	if (norm == NULL)
 		return NULL;
 	before = begin_with(st, id, e);
@@ -410,7 +409,7 @@ json_t *policy_rules_patch(struct store *st, int64_t id, const json_t *body,
 	for (i = 0; i < ARRAY_LEN(keys); i++)
 		json_object_del(merged, keys[i]);
 	json_object_update(merged, (json_t *)body);
-	norm = normalise_one(merged, e);
+	norm = policy_rules_normalise(merged, NULL, e);
 	json_decref(merged);
 	if (norm == NULL) {
 		json_decref(before);
@@ -570,7 +569,7 @@ json_t *policy_rules_import(struct store *st, const json_t *rules, int append,
 	json_array_foreach(norm, i, x) {
 		char *def;
 
-		fill_defaults(x);
+		policy_rules_fill_defaults(x);
 		def = json_dumps(x, JSON_COMPACT);
 		if (store_rule_add(st, jname(x), jenabled(x), def, -1, &id) < 0) {
 			free(def);

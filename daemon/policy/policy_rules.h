@@ -60,6 +60,17 @@ void *policy_rules_internal_rollback(struct policy_rules_err *e, struct store *s
 void *policy_rules_model_err(struct policy_rules_err *e, const char *msg, const char *prefix,
 			     const char *with);
 
+/*
+ * Check one rule object (po: the parse options; NULL for a server rule) and
+ * compile it alone: the normalised object (new reference), or NULL with e
+ * (422, field "rule....").
+ */
+struct rules_parse_opts;
+json_t *policy_rules_normalise(const json_t *obj, const struct rules_parse_opts *po,
+			       struct policy_rules_err *e);
+/* The defaults every stored and exported rule carries (except, comment). */
+void policy_rules_fill_defaults(json_t *o);
+
 /* What the dry run needs besides the store. */
 struct policy_rules_env {
 	const char *data_dir;
