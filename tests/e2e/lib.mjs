@@ -428,3 +428,34 @@ export function startSink() {
     });
   });
 }
+
+/*
+ * The setup of the tests that follow mail to a downstream: the sink, a moatd
+ * that takes mail for example.org (any local part: no directory needed) and
+ * delivers it there, and the browser; and its teardown.
+ */
+export async function startDeliveringMoatd(prefix) {
+  if (SKIP) return;
+  await startSink();
+  await startMoatd({
+    prefix,
+    conf: ['delivery = yes', `downstream = 127.0.0.1:${sink.port}`, 'downstream_tls = off'],
+    prepare: async () => {
+      await moatd(['policy', '--data-dir', d.data, 'add', 'local_domain', 'example.org']);
+      await moatd(['policy', '--data-dir', d.data, 'set', 'recipient_verify', 'no']);
+    },
+  });
+  await launchBrowser();
+}
+
+export async function stopDeliveringMoatd() {
+  try {
+    await closeBrowser();
+  } finally {
+    try {
+      await finishMoatd();
+    } finally {
+      if (sink.server) sink.server.close();
+    }
+  }
+}

@@ -12,8 +12,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ADMIN_PASSWORD, SKIP, apiOf, base, closeBrowser, d, finishMoatd, launchBrowser, login, moatd, newPage, results, shot,
-  sink, smtpSend, startMoatd, startSink,
+  ADMIN_PASSWORD, apiOf, base, login, newPage, results, shot, sink, SKIP, smtpSend,
+  startDeliveringMoatd, stopDeliveringMoatd,
 } from './lib.mjs';
 
 const BOB_PASSWORD = 'bob-password-1';
@@ -23,31 +23,8 @@ const PHONE = { width: 375, height: 740 };
 
 if (SKIP) console.log(`# e2e skipped: ${SKIP}`);
 
-before(async () => {
-  if (SKIP) return;
-  await startSink();
-  await startMoatd({
-    prefix: 'moat-e2e-mb-',
-    conf: ['delivery = yes', `downstream = 127.0.0.1:${sink.port}`, 'downstream_tls = off'],
-    prepare: async () => {
-      await moatd(['policy', '--data-dir', d.data, 'add', 'local_domain', 'example.org']);
-      await moatd(['policy', '--data-dir', d.data, 'set', 'recipient_verify', 'no']);
-    },
-  });
-  await launchBrowser();
-});
-
-after(async () => {
-  try {
-    await closeBrowser();
-  } finally {
-    try {
-      await finishMoatd();
-    } finally {
-      if (sink.server) sink.server.close();
-    }
-  }
-});
+before(() => startDeliveringMoatd('moat-e2e-mb-'));
+after(stopDeliveringMoatd);
 
 /* rule i (1-based): Subject contains "topic-i" -> move to Topics/i; rule 321 has a name to search for */
 function bulkRules() {
