@@ -90,6 +90,67 @@ void dns_query_ptr(struct dns *d, const struct sockaddr *sa, dns_cb cb,
  */
 int dns_reverse_name(const struct sockaddr *sa, char *out, size_t outsz);
 
+/*
+ * Can a domain receive mail (RFC 5321 5.1, RFC 7505)?  Its MX, else its
+ * own A/AAAA (the implicit MX); with MX hosts, the A and AAAA of the first
+ * DNS_MAIL_MAX_HOSTS of them by preference, all asked at once.
+ * - LIVE as soon as one host has an address (the other answers are not
+ *   waited for).
+ * - DEAD when the domain does not exist, has a null MX (the most preferred
+ *   MX is "."), has neither MX nor address, or every asked host answers
+ *   NXDOMAIN or NODATA for both A and AAAA (a dangling MX).  An MX host
+ *   that is an IP address is not a host name (RFC 5321 5.1: the MX data
+ *   MUST be a domain name that has an address record) and counts as a host
+ *   without address; "." among other MX hosts is skipped.
+ * - TEMPFAIL when a time-out or SERVFAIL left no host live: never DEAD.
+ * Every answer goes through dns_query() and its TTL cache; ttl is the
+ * smallest TTL of the answers the verdict rests on.  The contract of
+ * dns_query() holds: cb runs exactly once, never before the call returns,
+ * with DNS_MAIL_CANCELLED if dns_free() ran first.
+ */
+#define DNS_MAIL_MAX_HOSTS 5
+
+enum dns_mail_status { DNS_MAIL_LIVE, DNS_MAIL_DEAD, DNS_MAIL_TEMPFAIL, DNS_MAIL_CANCELLED };
+
+enum dns_mail_why {
+	DNS_MAIL_WHY_NONE,
+	DNS_MAIL_NXDOMAIN,       /* the domain does not exist (or is not a name) */
+	DNS_MAIL_NULL_MX,        /* RFC 7505 */
+	DNS_MAIL_NO_RECORDS,     /* no MX, no A, no AAAA */
+	DNS_MAIL_MX_NO_ADDRESS,  /* every MX host asked has no address */
+};
+
+struct dns_mail_result {
+	enum dns_mail_status status;
+	enum dns_mail_why why;   /* for DEAD */
+	uint32_t ttl;
+	size_t hosts;            /* MX hosts asked (0: no MX) */
+	char host[DNS_NAME_MAX + 1]; /* LIVE: the host with an address */
+};
+
+typedef void (*dns_mail_cb)(const struct dns_mail_result *r, uint64_t cookie, void *ctx);
+
+void dns_query_mail(struct dns *d, const char *domain, dns_mail_cb cb, uint64_t cookie,
+		    void *ctx);
+/* "nxdomain", "null_mx", "no_records", "mx_no_address", or "" */
+const char *dns_mail_why_name(enum dns_mail_why w);
+
+/*
+ * The pure parts of dns_query_mail(), for tests.  dns_mail_pick() chooses
+ * from an MX answer the hosts to ask (at most max, in preference order,
+ * without duplicates, "." and IP addresses left out): their count, or -1
+ * for a null MX.  *skipped counts the hosts left out as IP addresses.
+ * dns_mail_decide() judges the hosts' answers so far: 1 and *out when
+ * decided, 0 while an answer that could change it is missing.
+ */
+int dns_mail_pick(const struct dns_result *mx, size_t max, const char **names, size_t *skipped);
+
+struct dns_mail_host {
+	enum dns_status a, aaaa;
+	int have_a, have_aaaa;   /* answered */
+};
+int dns_mail_decide(const struct dns_mail_host *h, size_t n, enum dns_mail_status *out);
+
 struct dns_stats {
 	uint64_t queries;
 	uint64_t cache_hits;

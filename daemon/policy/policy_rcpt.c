@@ -11,6 +11,7 @@
 #include "policy_stage.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -249,31 +250,67 @@ static enum policy_action check_user_block(struct policy_sess *ps,
 
 /*
  * An authenticated client's recipient domain must receive mail (RFC 5321
- * 5.1: MX, else A or AAAA; RFC 7505 null MX: no).  Our own domains and
- * address literals are not looked up.  The last domain's answer is kept
- * for the session's next recipients; a DNS failure defers (451) and is
- * asked again next time.  A dead domain is counted against the account.
+ * 5.1, RFC 7505; dns_query_mail() in dns.h): dead is NXDOMAIN, a null MX,
+ * no MX and no address, or MX hosts none of which has an address; a DNS
+ * time-out or SERVFAIL with no live host defers (451) and is asked again
+ * next time, never refused.  Our own domains and address literals are not
+ * looked up.  A verdict is remembered for the session (DOM_MEMO_MAX
+ * domains, no longer than the answers' TTL), so a transaction's recipients
+ * at one domain share it; across sessions the resolver cache answers.
  */
-static void on_dom(struct policy_sess *ps, const struct dns_result *r, int idx)
+static void on_dom(struct policy_sess *ps, const struct dns_mail_result *r)
 {
-	static const enum dns_type next[] = { DNS_A, DNS_AAAA };
-
-	(void)idx;
 	if (ps->dom_state != DOM_PENDING)
 		return;
-	if (r->status == DNS_TEMPFAIL) {
-		ps->dom_state = DOM_TEMPFAIL;
-	} else if (r->status == DNS_OK && r->type == DNS_MX) {
-		/* RFC 7505: a single MX with the root as host says "no mail". */
-		ps->dom_state = r->count == 1 && r->u.mx[0].host[0] == '\0' ? DOM_DEAD : DOM_OK;
-	} else if (r->status == DNS_OK) {
+	ps->dom_why = (int)r->why;
+	ps->dom_ttl = r->ttl;
+	switch (r->status) {
+	case DNS_MAIL_LIVE:
 		ps->dom_state = DOM_OK;
-	} else if (r->status == DNS_NXDOMAIN || r->status == DNS_BADNAME || ps->dom_step >= 2) {
+		break;
+	case DNS_MAIL_DEAD:
 		ps->dom_state = DOM_DEAD;
-	} else {
-		/* NODATA: no MX, then A, then AAAA (RFC 5321 5.1 implicit MX). */
-		policy_query(ps, ps->dom, next[ps->dom_step++], on_dom, 0);
+		log_info(ps->idstr, "policy", "dead domain domain=%s why=%s mx_hosts=%zu",
+			 ps->dom, dns_mail_why_name(r->why), r->hosts);
+		break;
+	default:
+		ps->dom_state = DOM_TEMPFAIL;
+		log_info(ps->idstr, "policy", "domain lookup tempfail domain=%s", ps->dom);
+		break;
 	}
+}
+
+static const struct dom_memo *memo_get(struct policy_sess *ps, const char *dom)
+{
+	int64_t now = time_mono_ms();
+	size_t i;
+
+	for (i = 0; i < DOM_MEMO_MAX; i++) {
+		struct dom_memo *m = &ps->dom_memo[i];
+
+		if (m->name[0] == '\0' || strcmp(m->name, dom) != 0)
+			continue;
+		if (m->expires <= now) {
+			m->name[0] = '\0';
+			return NULL;
+		}
+		return m;
+	}
+	return NULL;
+}
+
+static void memo_put(struct policy_sess *ps, const char *dom, enum dom_state st, int why,
+		     uint32_t ttl)
+{
+	struct dom_memo *m = &ps->dom_memo[ps->dom_memo_next];
+
+	if (ttl == 0)
+		return;
+	ps->dom_memo_next = (ps->dom_memo_next + 1) % DOM_MEMO_MAX;
+	strlcpy_s(m->name, dom, sizeof(m->name));
+	m->state = st;
+	m->why = why;
+	m->expires = time_mono_ms() + (int64_t)ttl * 1000;
 }
 
 static enum policy_action check_rcpt_domain(struct policy_sess *ps,
@@ -281,47 +318,76 @@ static enum policy_action check_rcpt_domain(struct policy_sess *ps,
 					    const struct step_args *a, struct policy_verdict *v)
 {
 	const char *dom = domain_of(a->addr);
+	const struct dom_memo *m;
+	enum dom_state st;
+	int why;
 
 	if (!policy_authenticated(ps) || ps->p->conf == NULL ||
 	    !ps->p->conf->recipient_domain_check || strchr(a->addr, '@') == NULL ||
 	    dom[0] == '[' || strlen(dom) >= sizeof(ps->dom) || policy_is_local(sn, a->addr) ||
 	    policy_sess_dns(ps) == NULL)
 		return POLICY_CONTINUE;
-	if (ps->dom_state == DOM_NONE || strcmp(ps->dom, dom) != 0) {
-		strlcpy_s(ps->dom, dom, sizeof(ps->dom)); /* a->addr is lower case */
+	if (ps->dom_state != DOM_NONE && ps->dom_state != DOM_PENDING &&
+	    strcmp(ps->dom, dom) == 0) {
+		/* Resumed with the answer for this recipient (a->addr is lower case). */
+		st = ps->dom_state;
+		why = ps->dom_why;
+		ps->dom_state = DOM_NONE;
+		if (st != DOM_TEMPFAIL)
+			memo_put(ps, dom, st, why, ps->dom_ttl);
+	} else if ((m = memo_get(ps, dom)) != NULL) {
+		st = m->state;
+		why = m->why;
+	} else {
+		strlcpy_s(ps->dom, dom, sizeof(ps->dom));
 		ps->dom_state = DOM_PENDING;
-		ps->dom_step = 0;
-		policy_query(ps, ps->dom, DNS_MX, on_dom, 0);
+		policy_query_mail(ps, ps->dom, on_dom);
 		return POLICY_PENDING;
 	}
-	switch (ps->dom_state) {
+	switch (st) {
 	case DOM_OK:
 		return POLICY_CONTINUE;
 	case DOM_TEMPFAIL:
-		ps->dom_state = DOM_NONE; /* ask again next time */
 		policy_verdict_set(v, POLICY_DEFER, "451 4.4.3", "rcpt_domain", NULL, "");
 		snprintf(v->text, sizeof(v->text),
-			 "Recipient domain %.200s: DNS lookup failed, try again later", ps->dom);
+			 "Recipient domain %.200s: DNS lookup failed, try again later", dom);
 		return POLICY_DEFER;
-	default:
+	case DOM_DEAD:
 		if (account_rcpt(ps->p->accounts, ps->user, ps->addr, a->raw, 1, v) != POLICY_CONTINUE)
 			return v->action; /* that suspended the account */
 		policy_verdict_set(v, POLICY_REFUSE, "550 5.1.2", "rcpt_domain", NULL, "");
 		snprintf(v->text, sizeof(v->text),
-			 "Recipient address rejected: domain %.180s does not accept mail", ps->dom);
+			 "Recipient address rejected: domain %.180s does not accept mail", dom);
+		/* Why, for the message log: nxdomain, null_mx, no_records, mx_no_address. */
+		snprintf(v->entry, sizeof(v->entry), "%s",
+			 dns_mail_why_name((enum dns_mail_why)why));
 		return POLICY_REFUSE;
+	default:
+		abort(); /* DOM_NONE or DOM_PENDING is not an answer */
 	}
 }
 
-/* An authenticated client's recipient: the account's rate limits and score. */
+/* An authenticated client's recipient: the account's rate limits; its domain noted. */
 static enum policy_action check_account_rcpt(struct policy_sess *ps,
 					     const struct policy_snap *sn,
 					     const struct step_args *a, struct policy_verdict *v)
 {
+	const char *dom = domain_of(a->addr);
+	uint32_t h;
+	size_t i;
+
 	(void)sn;
 	if (!policy_authenticated(ps))
 		return POLICY_CONTINUE;
-	return account_rcpt(ps->p->accounts, ps->user, ps->addr, a->raw, 0, v);
+	if (account_rcpt(ps->p->accounts, ps->user, ps->addr, a->raw, 0, v) != POLICY_CONTINUE)
+		return v->action;
+	/* The transaction's distinct domains, for the identical-content signal. */
+	h = account_hash32(dom, strlen(dom));
+	for (i = 0; i < ps->ntx_doms && ps->tx_doms[i] != h; i++)
+		;
+	if (i == ps->ntx_doms && ps->ntx_doms < TX_DOMS_MAX)
+		ps->tx_doms[ps->ntx_doms++] = h;
+	return POLICY_CONTINUE;
 }
 
 static const struct check rcpt_checks[] = {

@@ -98,7 +98,8 @@ struct smtp_session {
 
 	enum smtp_state state;
 	unsigned flags;
-	int errors;
+	int errors;                  /* protocol errors, bounded by max_errors */
+	int refusals;                /* policy refusals, bounded by max_refusals(_unauth) */
 	int64_t started_ms;
 	struct smtp_tx *tx;
 

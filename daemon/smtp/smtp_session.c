@@ -11,7 +11,11 @@
  * more is processed, and the verdict's callback resumes the same
  * proceed_<cmd>, never the check.  smtp/ sees policy verdicts only; the
  * account defence is policy/'s.  State changes only in enter_state();
- * replies only through reply(), which also counts errors.
+ * replies only through reply(), which also counts what a 4xx/5xx costs
+ * the client: a protocol error (bad syntax, sequence or command; bounded
+ * by max_errors) or a policy refusal of a sender or recipient (bounded
+ * separately by max_refusals, lower before AUTH), as Postfix keeps its
+ * error limits apart from its recipient and rate limits.
  *
  * Lifetime: a session is freed only at the tail of a top-level callback
  * (read, write, event, timer, commit done) by reap(), never in the middle
@@ -74,6 +78,7 @@ static void stress_update(struct smtp_server *srv);
 static void handle_line(struct smtp_session *s, const char *line, size_t len);
 static void command_done(struct smtp_session *s);
 static void too_many_errors(struct smtp_session *s);
+static void check_limits(struct smtp_session *s);
 static void connect_policy(struct smtp_session *s);
 static void commit_tx(struct smtp_session *s, const char *const *rcpts, size_t nrcpts,
 		      const unsigned char *disp, const char *const *reasons,
@@ -96,8 +101,13 @@ static struct timeval ms_to_tv(int64_t ms)
 	return tv;
 }
 
+/* What a 4xx/5xx reply counts toward; 421 ends the session and counts nothing. */
+enum reply_count { COUNT_ERROR, COUNT_REFUSAL, COUNT_NONE };
+
 static void reply(struct smtp_session *s, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+static void reply_as(struct smtp_session *s, enum reply_count count, const char *code,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /*
  * Replies on a plain-text connection are written by the session itself:
@@ -115,19 +125,44 @@ static void output_added(struct smtp_session *s)
 }
 
 /* code is "NNN X.Y.Z"; the line is "<code> <text>\r\n". */
-static void reply(struct smtp_session *s, const char *code, const char *fmt, ...)
+static void vreply(struct smtp_session *s, enum reply_count count, const char *code,
+		   const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void vreply(struct smtp_session *s, enum reply_count count, const char *code,
+		   const char *fmt, va_list ap)
 {
 	char text[512];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
 	evbuffer_add_printf(bufferevent_get_output(s->bev), "%s %s\r\n", code, text);
 	output_added(s);
 	log_debug(s->idstr, "smtp", "reply %s %s", code, text);
-	if ((code[0] == '4' || code[0] == '5') && strncmp(code, "421", 3) != 0)
+	if ((code[0] != '4' && code[0] != '5') || strncmp(code, "421", 3) == 0)
+		return;
+	if (count == COUNT_ERROR)
 		s->errors++;
+	else if (count == COUNT_REFUSAL)
+		s->refusals++;
+}
+
+/* A reply whose 4xx/5xx is the client's protocol error. */
+static void reply(struct smtp_session *s, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreply(s, COUNT_ERROR, code, fmt, ap);
+	va_end(ap);
+}
+
+static void reply_as(struct smtp_session *s, enum reply_count count, const char *code,
+		     const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreply(s, count, code, fmt, ap);
+	va_end(ap);
 }
 
 static void close_session(struct smtp_session *s)
@@ -320,13 +355,20 @@ static void msglog(struct smtp_session *s, const struct logfacts *f, const char 
 	msglog_entry(s, f, result, code, reason, check, NULL);
 }
 
-/* Reply with a refusal and write its message-log row. */
+/* Reply with a refusal, counted as count, and write its message-log row. */
+static void refuse_as(struct smtp_session *s, enum reply_count count, const struct logfacts *f,
+		      const char *code, const char *check, const char *text)
+{
+	reply_as(s, count, code, "%s", text);
+	conv_refusal(s, f, code, text, check, NULL);
+	msglog(s, f, code[0] == '4' ? "deferred" : "refused", code, text, check);
+}
+
+/* A refusal for what the client sent (a protocol error). */
 static void refuse(struct smtp_session *s, const struct logfacts *f, const char *code,
 		   const char *check, const char *text)
 {
-	reply(s, code, "%s", text);
-	conv_refusal(s, f, code, text, check, NULL);
-	msglog(s, f, code[0] == '4' ? "deferred" : "refused", code, text, check);
+	refuse_as(s, COUNT_ERROR, f, code, check, text);
 }
 
 /*
@@ -395,16 +437,25 @@ static void refuse_tx(struct smtp_session *s, const struct logfacts *f, enum tx_
 	refuse(s, f, tx_errors[e].code, tx_errors[e].check, tx_errors[e].text);
 }
 
-/* Reply with a policy verdict; the log row names the check and the entry. */
-static void refuse_verdict(struct smtp_session *s, const struct logfacts *f,
-			   const struct policy_verdict *v)
+/*
+ * Reply with a policy verdict, a refusal (max_refusals) and not a protocol
+ * error; the log row names the check and the entry.
+ */
+static void verdict_as(struct smtp_session *s, enum reply_count count,
+		       const struct logfacts *f, const struct policy_verdict *v)
 {
-	reply(s, v->code, "%s", v->text);
+	reply_as(s, count, v->code, "%s", v->text);
 	conv_refusal(s, f, v->code, v->text, v->check, v->entry);
 	msglog_entry(s, f, v->code[0] == '4' ? "deferred" : "refused", v->code, v->text,
 		     v->check, v->entry);
 	if (v->close)
 		close_session(s);
+}
+
+static void refuse_verdict(struct smtp_session *s, const struct logfacts *f,
+			   const struct policy_verdict *v)
+{
+	verdict_as(s, COUNT_REFUSAL, f, v);
 }
 
 /*
@@ -880,8 +931,9 @@ static void conv_delayed(struct smtp_session *s, const char *stage)
 
 /*
  * delay_reject: the refusal decided at connect or HELO, given now (RCPT,
- * AUTH) with its own log row.  Not the client's error (max_errors):
- * delay_reject_max bounds them instead, then 421 4.7.0 and the end.
+ * AUTH) with its own log row.  Not the client's error (max_errors) nor a
+ * refusal of its own recipients (max_refusals): delay_reject_max, usually
+ * far lower, bounds them instead, then 421 4.7.0 and the end.
  * 1 when the command was answered.  rcpt: the recipient of a RCPT, whose
  * owner may lift a DNSBL refusal (policy_delayed_rcpt); NULL for AUTH.
  */
@@ -910,8 +962,8 @@ static int delayed_refusal(struct smtp_session *s, const struct logfacts *f, con
 	v = *d;
 	v.close = 0;
 	s->delayed_given++;
-	refuse_verdict(s, f, &v);
-	s->errors--; /* counted by delay_reject_max, not max_errors */
+	/* Counted by delay_reject_max, neither max_errors nor max_refusals. */
+	verdict_as(s, COUNT_NONE, f, &v);
 	return 1;
 }
 
@@ -1142,6 +1194,9 @@ static int check_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		reply(s, "501 5.5.4", "Syntax: MAIL FROM:<address>");
 		return -1;
 	case SMTP_PARSE_ADDRESS:
+		/* A login's malformed sender counts against the account. */
+		if (s->pol != NULL)
+			policy_mail_malformed(s->pol, cmd->args, cmd->argslen);
 		reply(s, "501 5.1.7", "Bad sender address syntax");
 		return -1;
 	case SMTP_PARSE_PARAM:
@@ -1241,7 +1296,7 @@ static int check_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 
 		if (s->pol == NULL || policy_sess_postmaster(s->pol, pm, sizeof(pm)) < 0) {
 			rcpt_facts(s, &f, &one);
-			refuse(s, &f, "451 4.3.5", "postmaster",
+			refuse_as(s, COUNT_REFUSAL, &f, "451 4.3.5", "postmaster",
 			       "<Postmaster>: no postmaster address configured"
 			       " (no local domain and no postmaster_address)");
 			return -1;
@@ -1250,7 +1305,9 @@ static int check_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 	if (tx->nrcpts >= (size_t)conf->max_recipients) {
 		rcpt_facts(s, &f, &one);
-		refuse(s, &f, "452 4.5.3", "max_recipients", "Error: too many recipients");
+		/* RFC 5321 4.5.3.1.10: a client must expect it; a refusal, not an error. */
+		refuse_as(s, COUNT_REFUSAL, &f, "452 4.5.3", "max_recipients",
+			  "Error: too many recipients");
 		return -1;
 	}
 	return 0;
@@ -1278,9 +1335,9 @@ static void proceed_rcpt(struct smtp_session *s)
 		/* One SMTP answer after DATA must hold for every recipient. */
 		cls = policy_content_rcpt_class(s->pol, s->arg.rcpt.addr);
 		if (tx->nrcpts > 0 && cls != tx->rcpt_class) {
-			refuse(s, &f, "452 4.5.3", "rcpt_class",
-			       "Recipient needs a separate transaction, send it again");
-			s->errors--; /* asked of the client, not its error */
+			/* Asked of the client, neither its error nor a refusal. */
+			refuse_as(s, COUNT_NONE, &f, "452 4.5.3", "rcpt_class",
+				  "Recipient needs a separate transaction, send it again");
 			return;
 		}
 		tx->rcpt_class = cls;
@@ -1445,8 +1502,7 @@ void smtp_session_reply(struct smtp_session *s, const char *code, const char *te
 void smtp_session_auth_resume(struct smtp_session *s)
 {
 	s->flags &= ~SMTP_F_PAUSED;
-	if (s->errors >= s->srv->conf->max_errors && !(s->flags & SMTP_F_CLOSING))
-		too_many_errors(s);
+	check_limits(s);
 	if (!(s->flags & SMTP_F_CLOSING)) {
 		bufferevent_enable(s->bev, EV_READ);
 		deadline_resume(s);
@@ -1574,11 +1630,43 @@ static void too_many_errors(struct smtp_session *s)
 	close_session(s);
 }
 
-/* After a command (or its resumed proceed_<cmd>): the error limit. */
+/*
+ * Policy refusals past the session's limit: a client that keeps sending
+ * recipients it is refused for (an address harvester, a bot) is closed,
+ * while one that is refused now and then (dead domains in a mailing, a
+ * rate limit) carries on.  Logged REFUSAL LIMIT.
+ */
+static void too_many_refusals(struct smtp_session *s)
+{
+	log_warn(s->idstr, "smtp", "REFUSAL LIMIT from [%s] refused=%d", s->addr, s->refusals);
+	reply(s, "421 4.7.0", "%s Too many refused recipients, closing", s->srv->conf->hostname);
+	smtp_session_note(s, "session", "closed", NULL,
+			  conv_detail("code", "421 4.7.0", "reason", "max_refusals", NULL));
+	close_session(s);
+}
+
+/* Before AUTH the lower limit: harvesters do not log in. */
+static int64_t refusal_limit(const struct smtp_session *s)
+{
+	const struct conf *conf = s->srv->conf;
+
+	return s->auth_user[0] != '\0' ? conf->max_refusals : conf->max_refusals_unauth;
+}
+
+/* After a command (or its resumed proceed_<cmd>): the error and refusal limits. */
+static void check_limits(struct smtp_session *s)
+{
+	if (s->flags & SMTP_F_CLOSING)
+		return;
+	if (s->errors >= s->srv->conf->max_errors)
+		too_many_errors(s);
+	else if (s->refusals >= refusal_limit(s))
+		too_many_refusals(s);
+}
+
 static void command_done(struct smtp_session *s)
 {
-	if (s->errors >= s->srv->conf->max_errors && !(s->flags & SMTP_F_CLOSING))
-		too_many_errors(s);
+	check_limits(s);
 }
 
 static void handle_line(struct smtp_session *s, const char *line, size_t len)
@@ -1962,8 +2050,7 @@ static int next_line(struct smtp_session *s)
 		deadline_command(s);
 		s->flags &= ~SMTP_F_DISCARD;
 		reply(s, "500 5.5.2", "Error: line too long");
-		if (s->errors >= s->srv->conf->max_errors)
-			too_many_errors(s);
+		check_limits(s);
 		return 1;
 	}
 	memcpy(s->srv->line, p, len);

@@ -328,7 +328,8 @@ def test_session_limits(moatd_factory, limit):
 
 
 def test_many_recipients(moatd_factory):
-    d = moatd_factory(max_recipients=100, max_errors=1000)
+    # The 452s are refusals (max_refusals_unauth), not protocol errors (max_errors).
+    d = moatd_factory(max_recipients=100, max_refusals_unauth=1000)
     with d.raw() as c:
         c.ehlo()
         c.expect_cmd("MAIL FROM:<s@example.net>", 250)

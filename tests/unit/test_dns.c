@@ -3,7 +3,10 @@
  * dnsmasq is installed, real queries through c-ares on a libevent loop
  * against a dnsmasq on 127.0.0.1 with a free port: MX (sorted), null MX,
  * A, AAAA, NXDOMAIN, NODATA, TXT, PTR, the cache, cancellation by
- * dns_free(), and a time-out being TEMPFAIL.
+ * dns_free(), and a time-out being TEMPFAIL.  dns_mail: the host choice
+ * and the verdict (pure, table-driven), and dns_query_mail() against
+ * dnsmasq: live, implicit MX, NXDOMAIN, null MX, no records, dangling MX,
+ * an address as MX host, a dangling first MX with a live second.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -83,6 +86,111 @@ static void test_reverse_bad_family(void **state)
 	assert_int_equal(dns_reverse_name(NULL, out, sizeof(out)), -1);
 }
 
+/* ---- dns_mail: the pure parts ------------------------------------------- */
+
+static void mx_add(struct dns_result *r, uint16_t pref, const char *host)
+{
+	r->u.mx[r->count].preference = pref;
+	snprintf(r->u.mx[r->count].host, sizeof(r->u.mx[0].host), "%s", host);
+	r->count++;
+}
+
+static void test_mail_pick(void **state)
+{
+	struct dns_result r;
+	const char *names[DNS_MAIL_MAX_HOSTS];
+	size_t skipped;
+	int n;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.type = DNS_MX;
+	r.status = DNS_OK;
+	mx_add(&r, 0, "");
+	n = dns_mail_pick(&r, DNS_MAIL_MAX_HOSTS, names, &skipped);
+	if (n != -1)
+		fail_msg("null MX: got %d, want -1", n);
+
+	/* "." behind a real host is skipped, as delivery does. */
+	memset(&r, 0, sizeof(r));
+	mx_add(&r, 10, "mx1.example");
+	mx_add(&r, 20, "");
+	mx_add(&r, 30, "MX1.example");      /* a duplicate, case aside */
+	mx_add(&r, 40, "192.0.2.1");        /* an address is not a host name */
+	mx_add(&r, 50, "2001:db8::1");
+	mx_add(&r, 60, "mx2.example");
+	n = dns_mail_pick(&r, DNS_MAIL_MAX_HOSTS, names, &skipped);
+	assert_int_equal(n, 2);
+	assert_string_equal(names[0], "mx1.example");
+	assert_string_equal(names[1], "mx2.example");
+	assert_int_equal(skipped, 2);
+
+	/* Only addresses: nothing to ask. */
+	memset(&r, 0, sizeof(r));
+	mx_add(&r, 10, "192.0.2.1");
+	n = dns_mail_pick(&r, DNS_MAIL_MAX_HOSTS, names, &skipped);
+	assert_int_equal(n, 0);
+	assert_int_equal(skipped, 1);
+
+	/* Bounded: the first max by preference. */
+	memset(&r, 0, sizeof(r));
+	mx_add(&r, 1, "a.example");
+	mx_add(&r, 2, "b.example");
+	mx_add(&r, 3, "c.example");
+	n = dns_mail_pick(&r, 2, names, &skipped);
+	assert_int_equal(n, 2);
+	assert_string_equal(names[1], "b.example");
+}
+
+#define H(a, ha, aaaa, haaaa) { DNS_##a, DNS_##aaaa, ha, haaaa }
+
+struct decide_case {
+	const char *name;
+	struct dns_mail_host h[3];
+	size_t n;
+	int want_decided;
+	enum dns_mail_status want;
+};
+
+static const struct decide_case decide_cases[] = {
+	{ "one host, A", { H(OK, 1, NODATA, 0) }, 1, 1, DNS_MAIL_LIVE },
+	{ "one host, AAAA only", { H(NODATA, 1, OK, 1) }, 1, 1, DNS_MAIL_LIVE },
+	{ "one host, nothing", { H(NXDOMAIN, 1, NXDOMAIN, 1) }, 1, 1, DNS_MAIL_DEAD },
+	{ "one host, nodata", { H(NODATA, 1, NODATA, 1) }, 1, 1, DNS_MAIL_DEAD },
+	{ "one host, AAAA missing", { H(NODATA, 1, NODATA, 0) }, 1, 0, DNS_MAIL_LIVE },
+	{ "time-out is never dead", { H(TEMPFAIL, 1, NODATA, 1) }, 1, 1, DNS_MAIL_TEMPFAIL },
+	{ "live host beats a time-out",
+	  { H(TEMPFAIL, 1, TEMPFAIL, 1), H(OK, 1, NODATA, 0) }, 2, 1, DNS_MAIL_LIVE },
+	{ "live before the others answer",
+	  { H(NODATA, 0, NODATA, 0), H(NODATA, 0, OK, 1) }, 2, 1, DNS_MAIL_LIVE },
+	{ "dangling first, second live",
+	  { H(NXDOMAIN, 1, NXDOMAIN, 1), H(OK, 1, OK, 1) }, 2, 1, DNS_MAIL_LIVE },
+	{ "all dangling", { H(NXDOMAIN, 1, NXDOMAIN, 1), H(NODATA, 1, NXDOMAIN, 1),
+			    H(BADNAME, 1, NODATA, 1) }, 3, 1, DNS_MAIL_DEAD },
+	{ "dangling and a time-out",
+	  { H(NXDOMAIN, 1, NXDOMAIN, 1), H(NODATA, 1, TEMPFAIL, 1) }, 2, 1, DNS_MAIL_TEMPFAIL },
+	{ "dangling, one still asked",
+	  { H(NXDOMAIN, 1, NXDOMAIN, 1), H(NODATA, 1, NODATA, 0) }, 2, 0, DNS_MAIL_LIVE },
+	{ "cancelled", { H(CANCELLED, 1, CANCELLED, 1) }, 1, 1, DNS_MAIL_CANCELLED },
+};
+
+static void test_mail_decide(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(decide_cases) / sizeof(decide_cases[0]); i++) {
+		const struct decide_case *c = &decide_cases[i];
+		enum dns_mail_status got = DNS_MAIL_LIVE;
+		int decided = dns_mail_decide(c->h, c->n, &got);
+
+		if (decided != c->want_decided)
+			fail_msg("%s: decided %d, want %d", c->name, decided, c->want_decided);
+		if (decided && got != c->want)
+			fail_msg("%s: got status %d, want %d", c->name, (int)got, (int)c->want);
+	}
+}
+
 /* ---- against dnsmasq ---------------------------------------------------- */
 
 static pid_t dnsmasq_pid = -1;
@@ -141,6 +249,11 @@ static int start_dnsmasq(void **state)
 		      "--host-record=mx1.mx.test,127.0.0.2", "--host-record=mx2.mx.test,127.0.0.3",
 		      "--host-record=v6.test,::1", "--host-record=ptr.test,127.0.0.9",
 		      "--dns-rr=null.test,15,000000", "--txt-record=txt.test,hello world",
+		      "--mx-host=dangle.test,gone.dangle.test,10",
+		      "--mx-host=txtmx.test,txt.test,10",
+		      "--mx-host=mixed.test,gone.mixed.test,10",
+		      "--mx-host=mixed.test,mx1.mx.test,20",
+		      "--mx-host=ipmx.test,192.0.2.1,10",
 		      "--auth-ttl=300", "--local=/test/", (char *)NULL);
 		_exit(127);
 	}
@@ -303,6 +416,108 @@ static void test_live(void **state)
 	event_base_free(base);
 }
 
+struct mail_answer {
+	int done;
+	struct dns_mail_result r;
+	struct event_base *base;
+};
+
+static void on_mail(const struct dns_mail_result *r, uint64_t cookie, void *ctx)
+{
+	struct mail_answer *a = ctx;
+
+	(void)cookie;
+	a->done++;
+	a->r = *r;
+	event_base_loopbreak(a->base);
+}
+
+static void run_mail(struct event_base *base, struct dns *d, const char *domain,
+		     struct mail_answer *a)
+{
+	struct timeval limit = { 10, 0 };
+
+	memset(a, 0, sizeof(*a));
+	a->base = base;
+	dns_query_mail(d, domain, on_mail, 1, a);
+	assert_int_equal(a->done, 0); /* never from inside the call */
+	event_base_loopexit(base, &limit);
+	event_base_dispatch(base);
+	if (a->done != 1)
+		fail_msg("%s: got %d callbacks, want 1", domain, a->done);
+}
+
+struct mail_case {
+	const char *domain;
+	enum dns_mail_status want;
+	enum dns_mail_why why;
+	const char *host;
+};
+
+static const struct mail_case mail_cases[] = {
+	{ "mx.test", DNS_MAIL_LIVE, DNS_MAIL_WHY_NONE, "mx1.mx.test" },
+	{ "v6.test", DNS_MAIL_LIVE, DNS_MAIL_WHY_NONE, "v6.test" },      /* no MX, AAAA */
+	{ "mx1.mx.test", DNS_MAIL_LIVE, DNS_MAIL_WHY_NONE, "mx1.mx.test" }, /* no MX, A */
+	{ "nothere.test", DNS_MAIL_DEAD, DNS_MAIL_NXDOMAIN, "" },
+	{ "null.test", DNS_MAIL_DEAD, DNS_MAIL_NULL_MX, "" },
+	{ "txt.test", DNS_MAIL_DEAD, DNS_MAIL_NO_RECORDS, "" },
+	{ "dangle.test", DNS_MAIL_DEAD, DNS_MAIL_MX_NO_ADDRESS, "" },
+	{ "txtmx.test", DNS_MAIL_DEAD, DNS_MAIL_MX_NO_ADDRESS, "" },
+	{ "ipmx.test", DNS_MAIL_DEAD, DNS_MAIL_MX_NO_ADDRESS, "" },
+	{ "mixed.test", DNS_MAIL_LIVE, DNS_MAIL_WHY_NONE, "mx1.mx.test" },
+	{ "bad..name", DNS_MAIL_DEAD, DNS_MAIL_NXDOMAIN, "" },
+};
+
+static void test_mail_live(void **state)
+{
+	struct event_base *base;
+	struct dns *d;
+	struct mail_answer a;
+	size_t i;
+
+	(void)state;
+	if (dnsmasq_pid <= 0)
+		skip();
+	base = event_base_new();
+	d = new_dns(base, dnsmasq_port, 2000);
+	for (i = 0; i < sizeof(mail_cases) / sizeof(mail_cases[0]); i++) {
+		const struct mail_case *c = &mail_cases[i];
+
+		run_mail(base, d, c->domain, &a);
+		if (a.r.status != c->want || a.r.why != c->why)
+			fail_msg("%s: got status %d why %s, want %d %s", c->domain,
+				 (int)a.r.status, dns_mail_why_name(a.r.why), (int)c->want,
+				 dns_mail_why_name(c->why));
+		if (strcmp(a.r.host, c->host) != 0)
+			fail_msg("%s: got host \"%s\", want \"%s\"", c->domain, a.r.host, c->host);
+		if (c->want != DNS_MAIL_TEMPFAIL && c->why != DNS_MAIL_NXDOMAIN && a.r.ttl == 0)
+			fail_msg("%s: got ttl 0, want the answers' TTL", c->domain);
+	}
+	dns_free(d);
+	event_base_free(base);
+}
+
+static void test_mail_timeout_and_cancel(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct dns *d;
+	struct mail_answer a;
+	int port = free_udp_port(); /* nobody listens */
+
+	(void)state;
+	d = new_dns(base, port, 300);
+	run_mail(base, d, "x.test", &a);
+	assert_int_equal(a.r.status, DNS_MAIL_TEMPFAIL);
+
+	memset(&a, 0, sizeof(a));
+	a.base = base;
+	dns_query_mail(d, "y.test", on_mail, 7, &a);
+	dns_free(d); /* pending: called with DNS_MAIL_CANCELLED, nothing leaks */
+	assert_int_equal(a.done, 1);
+	assert_int_equal(a.r.status, DNS_MAIL_CANCELLED);
+	event_base_free(base);
+}
+
 static void test_timeout_and_cancel(void **state)
 {
 	struct event_base *base = event_base_new();
@@ -334,6 +549,10 @@ int main(void)
 		cmocka_unit_test(test_reverse_bad_family),
 		cmocka_unit_test(test_live),
 		cmocka_unit_test(test_timeout_and_cancel),
+		cmocka_unit_test(test_mail_pick),
+		cmocka_unit_test(test_mail_decide),
+		cmocka_unit_test(test_mail_live),
+		cmocka_unit_test(test_mail_timeout_and_cancel),
 	};
 
 	return cmocka_run_group_tests(tests, start_dnsmasq, stop_dnsmasq);
