@@ -2,7 +2,8 @@
  * http_health: /healthz (unauthenticated: is the database reachable) and
  * /metrics (Prometheus text exposition 0.0.4, administrators or an admin
  * token: message-log rows by result, queue recipients by state, HTTP
- * requests by status, build info, uptime).  Counts come from SQLite at
+ * requests by status, build info, uptime, the event counters of
+ * util/stats.h).  Counts come from SQLite at
  * scrape time; HTTP counters are the server's atomics.
  */
 #include "http_internal.h"
@@ -13,6 +14,7 @@
 
 #include "../store/store.h"
 #include "../store/store_auth.h"
+#include "../util/stats.h"
 
 #define METRICS_MAX (64 * 1024)
 
@@ -95,6 +97,11 @@ enum MHD_Result http_metrics(struct http_req *r)
 		else
 			dynbuf_addf(&b, "moat_http_requests_total{code=\"other\"} %llu\n", n);
 	}
+	for (i = 0; i < STATS_N; i++)
+		dynbuf_addf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n",
+			    stats_name((enum stats_counter)i), stats_help((enum stats_counter)i),
+			    stats_name((enum stats_counter)i), stats_name((enum stats_counter)i),
+			    (unsigned long long)stats_get((enum stats_counter)i));
 	if (b.data == NULL)
 		goto fail;
 	text = b.data; /* ownership passes to the reply */

@@ -260,6 +260,31 @@ int store_auth_user_addresses(struct store *st, int64_t id,
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+static const char SQL_DIR_STAMP[] =
+	"SELECT coalesce((SELECT generation FROM policy_meta WHERE id = 1), 0), count(*),"
+	" coalesce(max(password_changed), 0), coalesce(sum(disabled), 0),"
+	" coalesce(sum(disabled * id), 0) FROM dir_user";
+
+int store_auth_dir_stamp(struct store *st, struct store_auth_stamp *out)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_DIR_STAMP);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->generation = sqlite3_column_int64(s, 0);
+		out->users = sqlite3_column_int64(s, 1);
+		out->password_changed = sqlite3_column_int64(s, 2);
+		out->disabled = sqlite3_column_int64(s, 3);
+		out->disabled_ids = sqlite3_column_int64(s, 4);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
 /* ---- sessions ---- */
 
 static const char SQL_SESSION_INSERT[] =

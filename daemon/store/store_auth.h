@@ -59,6 +59,20 @@ int store_auth_users(struct store *st, const struct store_user_filter *f,
 int store_auth_user_addresses(struct store *st, int64_t id,
 			      int (*cb)(const char *address, const char *kind, void *arg),
 			      void *arg);
+/*
+ * A stamp of what a login depends on: the policy generation (users and
+ * addresses added or removed), the number of users, the newest password
+ * change, and who is disabled.  Two equal stamps: no login can have changed
+ * its outcome in between (the SMTP credential cache compares them).
+ */
+struct store_auth_stamp {
+	int64_t generation;
+	int64_t users;
+	int64_t password_changed; /* max(dir_user.password_changed) */
+	int64_t disabled;         /* sum(disabled) */
+	int64_t disabled_ids;     /* sum(disabled * id) */
+};
+int store_auth_dir_stamp(struct store *st, struct store_auth_stamp *out);
 
 struct store_session {
 	char csrf[80];

@@ -85,12 +85,12 @@ def test_smtp_attacker_is_throttled_owner_is_not(moatd_factory, monkeypatch):
     d = moatd_factory(auth_fail_delay="0", **SUBMISSION_CONF)
     add_user(d, "alice", ["alice@example.com"], PW)
     attacker = smtp_tls_from(d.smtp_port, "127.0.0.2")
-    for _ in range(5):
-        assert auth_plain(attacker, "alice", "guess")[0] == 535
+    for i in range(5):  # distinct guesses: a repeated one is answered from the cache
+        assert auth_plain(attacker, "alice", f"guess{i}")[0] == 535
     code, resp = auth_plain(attacker, "alice", PW)
     assert code == 454 and resp.startswith(b"4.7.0"), resp  # throttled: not checked
-    for _ in range(3):
-        assert auth_plain(attacker, "alice", "guess")[0] == 454
+    for i in range(3):
+        assert auth_plain(attacker, "alice", f"guess-more{i}")[0] == 454
     attacker.quit()
     assert "AUTH ACCOUNT LIMIT from [127.0.0.2]" in d.log_text()
     # The owner authenticates from 127.0.0.1, by SMTP and by the API.
@@ -132,8 +132,8 @@ def test_smtp_global_limit_spares_known_addresses(moatd_factory):
     s.quit()
     for i in (2, 3):
         a = smtp_tls_from(d.smtp_port, f"127.0.0.{i}")
-        for _ in range(2):
-            assert auth_plain(a, "alice", "guess")[0] == 535
+        for k in range(2):  # distinct guesses: a repeated one is answered from the cache
+            assert auth_plain(a, "alice", f"guess{k}")[0] == 535
         a.quit()
     fresh = smtp_tls_from(d.smtp_port, "127.0.0.9")
     code, resp = auth_plain(fresh, "alice", PW)
