@@ -21,7 +21,9 @@ CREATE TABLE account_state_019 (
     trusted_until INTEGER NOT NULL DEFAULT 0,  -- unix ms: trusted for bulk mail until; 0 not
     signals       TEXT,                        -- JSON: the last score's parts
     volume_day    INTEGER NOT NULL DEFAULT 0,  -- messages accepted in the last 24 h
-    last_client   TEXT                         -- client address of the latest message
+    last_client   TEXT,                        -- client address of the latest message
+    bulk_seen     INTEGER NOT NULL DEFAULT 0   -- unix ms: first seen sending identical content
+                                               -- to many domains unsuspended; 0 never
 ) WITHOUT ROWID;
 INSERT INTO account_state_019 (user, suspended, reason, score, messages, recipients, refused,
                                updated)

@@ -2,32 +2,47 @@
  * account_engine: rate limits and compromised-account detection for
  * authenticated submission (see account.h and docs/submission.md).
  *
- * Loop side (every account_* call): per account a ring of recent events
- * (senders tried, refused bindings, dead-domain recipients, recipient
- * domains, messages) from which the score over account_window is computed
+ * Loop side (every account_* call): per account a tracker
+ * (account_track.c: events over account_window, message counters, client
+ * networks and addresses, identical-content slots, the learned hourly
+ * baseline) from which the score's named signals are computed
+ * (account_score.c) after each MAIL, malformed MAIL and message:
  *
- *   score = 3 x (distinct envelope senders - 1) + 4 x refused bindings
- *         + 2 x recipients in dead domains + (distinct recipient domains - 10)
- *         + (messages - max(account_volume_floor, 3 x usual messages per window))
+ *   senders 3 x (distinct - 1), foreign_from 3 x (distinct - 1),
+ *   bindings 4 x, malformed 4 x, new_network 5, burst <= 10,
+ *   same_content <= 8
  *
- * (each term at least 0).  Crossing account_suspend_score suspends the
- * account at once on the loop; the worker then records it (account_state,
- * account_alert), holds what the account queued in the window (and once
- * more 2 s later, for messages that were committing meanwhile).
+ * Crossing account_suspend_score suspends the account at once on the
+ * loop; the worker then holds what it queued in the window, records the
+ * suspension and its alert (signals, clients, samples of what was held;
+ * notified 0 so that daemon/alert/ sends it), and holds once more 2 s
+ * later, for messages that were committing meanwhile.  RCPT costs a rate
+ * check only (recipients are not a signal).
+ *
+ * Rate limits: per account and per client address, per second (exact:
+ * the times of the last N acceptances), minute, hour and day (two fixed
+ * windows).  Trusted accounts skip the account limits.
  *
  * Worker side (util/worker.h): its own SQLite connection, opened and
- * closed on the worker thread; totals flushed every 2 s; a tick job every
- * 250 ms runs due re-holds and, every second, reads suspensions and limit
- * overrides back, so that `moatd accounts lift` takes effect without a
- * restart.  Jobs run in the order submitted, so a read taken after later
- * jobs were submitted is not used for suspensions (it could undo one).
+ * closed on the worker thread; an account's known networks, baseline and
+ * bulk history loaded when the loop first sees it (until then they count
+ * as unknown: 0 points); totals, signals, networks and the hour just ended
+ * flushed every 2 s; a tick job every 250 ms runs due re-holds and, every
+ * second, reads suspensions, trust and limit overrides back, so that
+ * `moatd accounts lift` takes effect without a restart.  Jobs run in the
+ * order submitted, so a read taken after later jobs were submitted is not
+ * used for suspensions (it could undo one).
+ *
+ * Memory: about 16 KiB per account seen since start (account_internal.h),
+ * plus the rate counters (account_win, bounded by key count).
  *
  * Never: block the loop; touch SQLite from the loop (except at start).
  */
-#include "account.h"
+#include "account_internal.h"
 
 #include <errno.h>
 #include <event2/event.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,68 +51,81 @@
 
 #include "../conf/conf.h"
 #include "../log/log.h"
+#include "../spool/spool_read.h"
 #include "../store/store.h"
 #include "../store/store_account.h"
 #include "../util/util.h"
 #include "../util/worker.h"
 
-#define RING 512
-#define NAME_MAX_ 320
 #define FLUSH_MS 2000
 #define POLL_MS 1000
 #define REHOLD_MS 2000
 #define TICK_MS 250
+#define SAMPLES_MAX 5
+#define SUBJECT_HDR_MAX 16384
 
-enum evkind { EV_SENDER, EV_BIND, EV_DEAD, EV_DOMAIN, EV_MSG };
-
-struct ev {
-	int64_t ts;
-	uint32_t h;
-	uint8_t kind;
-};
-
-struct acct {
-	struct acct *next;
-	char user[NAME_MAX_];
-	struct ev ring[RING];
-	size_t head;
-	size_t n;
-	double usual;            /* messages per window, smoothed */
-	int64_t usual_start;
-	int64_t usual_count;
-	int suspended;
-	int64_t d_msgs, d_rcpts, d_refused;
-	int dirty;
-	int64_t score;
-	int64_t lim[STORE_ACCOUNT_NLIMITS]; /* -1: default */
-};
-
-enum job_kind { JOB_FLUSH, JOB_SUSPEND, JOB_TICK, JOB_STOP };
+enum job_kind { JOB_FLUSH, JOB_SUSPEND, JOB_TICK, JOB_LOAD, JOB_STOP };
 
 struct poll_res;
+
+struct job_net {
+	char net[ACCT_NET_MAX];
+	int64_t first_seen, last_seen, messages;
+};
+
+struct job_client {
+	char addr[ACCT_ADDR_MAX];
+	int64_t messages;
+	int is_new;
+};
+
+struct load_res {
+	struct job_net nets[ACCT_NETS];
+	size_t nnets;
+	float rate[ACCT_HOW];
+	uint16_t weeks[ACCT_HOW];
+	int64_t bulk_seen;
+	int ok;
+};
 
 struct job {
 	struct worker_job base;
 	enum job_kind kind;
-	char user[NAME_MAX_];
-	int64_t msgs, rcpts, refused, score, since, now;
+	char user[ACCT_NAME_MAX];
+	int64_t msgs, rcpts, refused, score, since, now, volume_day, bulk_seen;
+	char last_client[ACCT_ADDR_MAX];
+	struct account_signal sig[ACCOUNT_NSIGNALS];
+	int has_sig;
+	struct job_net nets[ACCT_NETS];
+	size_t nnets;
+	int hour_ok;             /* JOB_FLUSH: an hour to learn */
+	int how;
+	int64_t how_count;
+	struct job_client clients[ACCT_CLIENTS];
+	size_t nclients;
 	char reason[256];
 	char detail[512];
 	int64_t seq;             /* JOB_TICK: jobs submitted up to it */
 	struct poll_res *res;    /* JOB_TICK: state read back, or NULL */
+	struct load_res *load;   /* JOB_LOAD */
 };
 
 struct rehold {
 	struct rehold *next;
-	char user[NAME_MAX_];
+	char user[ACCT_NAME_MAX];
 	char reason[256];
-	int64_t since, at, alert_id;
+	int64_t since, at, alert_id, total;
+};
+
+struct poll_flag {
+	char user[ACCT_NAME_MAX];
+	int64_t suspended, trusted_until;
 };
 
 struct poll_res {
-	char **susp;
-	size_t nsusp;
-	struct { char user[NAME_MAX_]; int64_t v[STORE_ACCOUNT_NLIMITS]; } *lims;
+	struct poll_flag *flags;
+	size_t nflags;
+	struct { char user[ACCT_NAME_MAX]; int64_t v[STORE_ACCOUNT_NLIMITS]; } *lims;
 	size_t nlims;
 };
 
@@ -109,7 +137,7 @@ struct account_engine {
 	size_t size;
 	struct account_win *win;
 	struct account_win *auth_fails;  /* AUTH failures by client address */
-	int64_t lim_am[3], lim_ar[3], lim_cm[3], lim_cr[3];
+	int64_t lim_am[4], lim_ar[4], lim_cm[4], lim_cr[4];
 
 	struct worker *w;
 	int stopping;            /* loop: account_engine_free() has begun */
@@ -123,177 +151,49 @@ struct account_engine {
 	struct rehold *reholds;
 };
 
-static const int64_t win_ms[3] = { 60000, 3600000, 86400000 };
-static const char *const win_name[3] = { "minute", "hour", "day" };
+static const int64_t win_ms[4] = { 1000, 60000, 3600000, 86400000 };
+static const char *const win_name[4] = { "second", "minute", "hour", "day" };
 
-int account_parse_limits(const char *s, int64_t out[3])
+static void enqueue(struct account_engine *e, struct job *j)
 {
-	int i;
-
-	for (i = 0; i < 3; i++) {
-		char *end;
-		long long v;
-
-		errno = 0;
-		v = strtoll(s, &end, 10);
-		if (end == s || errno != 0 || v < 0)
-			return -1;
-		out[i] = v;
-		s = end;
-		if (i < 2) {
-			if (*s != ',')
-				return -1;
-			s++;
-		}
-	}
-	return *s == '\0' ? 0 : -1;
+	e->seq_sent++;
+	worker_submit(e->w, &j->base);
 }
 
-static uint64_t hash64(const char *s)
+static void submit_load(struct account_engine *e, struct acct *a)
 {
-	uint64_t h = 1469598103934665603ULL;
+	struct job *j;
 
-	while (*s != '\0') {
-		unsigned char c = (unsigned char)*s++;
-
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c - 'A' + 'a');
-		h ^= c;
-		h *= 1099511628211ULL;
-	}
-	return h;
+	if (e->w == NULL || e->stopping || a->load_sent)
+		return;
+	a->load_sent = 1;
+	j = xcalloc(1, sizeof(*j));
+	j->kind = JOB_LOAD;
+	strlcpy_s(j->user, a->user, sizeof(j->user));
+	enqueue(e, j);
 }
 
 static struct acct *acct_get(struct account_engine *e, const char *user, int create)
 {
-	size_t b = hash64(user) % e->size;
+	size_t b = acct_hash64(user) % e->size;
 	struct acct *a;
-	int i;
 
 	for (a = e->tab[b]; a != NULL; a = a->next)
 		if (strcmp(a->user, user) == 0)
 			return a;
 	if (!create)
 		return NULL;
-	a = xcalloc(1, sizeof(*a));
-	strlcpy_s(a->user, user, sizeof(a->user));
-	for (i = 0; i < STORE_ACCOUNT_NLIMITS; i++)
-		a->lim[i] = -1;
-	a->usual_start = time_now_ms();
+	a = xmalloc(sizeof(*a));
+	acct_init(a, user, time_now_ms());
 	a->next = e->tab[b];
 	e->tab[b] = a;
+	submit_load(e, a);
 	return a;
 }
 
-static void push(struct acct *a, enum evkind k, const char *v, int64_t now)
+static int trusted(const struct acct *a, int64_t now)
 {
-	struct ev *x = &a->ring[a->head];
-
-	x->ts = now;
-	x->kind = (uint8_t)k;
-	x->h = v != NULL ? (uint32_t)hash64(v) : 0;
-	a->head = (a->head + 1) % RING;
-	if (a->n < RING)
-		a->n++;
-}
-
-static int cmp_u32(const void *x, const void *y)
-{
-	uint32_t a = *(const uint32_t *)x;
-	uint32_t b = *(const uint32_t *)y;
-
-	return a < b ? -1 : a > b;
-}
-
-static int64_t distinct(uint32_t *v, size_t n)
-{
-	size_t i;
-	int64_t d = 0;
-
-	qsort(v, n, sizeof(*v), cmp_u32);
-	for (i = 0; i < n; i++)
-		if (i == 0 || v[i] != v[i - 1])
-			d++;
-	return d;
-}
-
-static void roll_usual(struct account_engine *e, struct acct *a, int64_t now)
-{
-	int64_t w = e->conf->account_window_ms;
-	int64_t k;
-
-	if (now < a->usual_start + w)
-		return;
-	k = (now - a->usual_start) / w;
-	a->usual = a->usual * 0.7 + 0.3 * (double)a->usual_count;
-	while (--k > 0 && a->usual > 0.01)
-		a->usual *= 0.7;
-	a->usual_count = 0;
-	a->usual_start = now - (now - a->usual_start) % w;
-}
-
-static int64_t pos(int64_t v)
-{
-	return v > 0 ? v : 0;
-}
-
-static int64_t compute(struct account_engine *e, struct acct *a, int64_t now, char *detail,
-		       size_t dsz)
-{
-	uint32_t senders[RING];
-	uint32_t domains[RING];
-	size_t ns = 0;
-	size_t nd = 0;
-	int64_t binds = 0, dead = 0, msgs = 0;
-	int64_t dsenders, ddomains, floor_, s;
-	int64_t since = now - e->conf->account_window_ms;
-	size_t i;
-
-	for (i = 0; i < a->n; i++) {
-		const struct ev *x = &a->ring[(a->head + RING - 1 - i) % RING];
-
-		if (x->ts < since)
-			break;
-		switch (x->kind) {
-		case EV_SENDER:
-			senders[ns++] = x->h;
-			break;
-		case EV_DOMAIN:
-			domains[nd++] = x->h;
-			break;
-		case EV_BIND:
-			binds++;
-			break;
-		case EV_DEAD:
-			dead++;
-			break;
-		case EV_MSG:
-			msgs++;
-			break;
-		}
-	}
-	dsenders = distinct(senders, ns);
-	ddomains = distinct(domains, nd);
-	roll_usual(e, a, now);
-	floor_ = e->conf->account_volume_floor;
-	if ((int64_t)(3 * a->usual) > floor_)
-		floor_ = (int64_t)(3 * a->usual);
-	s = 3 * pos(dsenders - 1) + 4 * binds + 2 * dead + pos(ddomains - 10) +
-	    pos(msgs - floor_);
-	if (detail != NULL)
-		snprintf(detail, dsz,
-			 "score=%lld senders=%lld refused_bindings=%lld dead_domain_rcpts=%lld"
-			 " rcpt_domains=%lld messages=%lld volume_floor=%lld window=%llds",
-			 (long long)s, (long long)dsenders, (long long)binds, (long long)dead,
-			 (long long)ddomains, (long long)msgs, (long long)floor_,
-			 (long long)(e->conf->account_window_ms / 1000));
-	return s;
-}
-
-static void enqueue(struct account_engine *e, struct job *j)
-{
-	e->seq_sent++;
-	worker_submit(e->w, &j->base);
+	return a->trusted_until > now;
 }
 
 /* r's action is the one returned: one verdict, never two answers. */
@@ -312,26 +212,61 @@ static void suspended_reply(struct policy_verdict *r)
 	strlcpy_s(r->check, "account_suspended", sizeof(r->check));
 }
 
+static int64_t compute(struct account_engine *e, struct acct *a, int64_t now)
+{
+	struct account_facts f;
+
+	acct_facts(a, now, e->conf->account_window_ms, e->conf->account_volume_floor,
+		   trusted(a, now), &f);
+	a->score = account_score_signals(&f, a->sig);
+	return a->score;
+}
+
+/* The window's clients for the alert: address, messages, network new. */
+static size_t window_clients(struct account_engine *e, const struct acct *a, int64_t now,
+			     struct job_client *out)
+{
+	int64_t w = e->conf->account_window_ms;
+	size_t n = 0;
+	size_t i;
+
+	for (i = 0; i < a->nclients; i++) {
+		const struct acct_client *c = &a->clients[i];
+
+		if (c->last < now - w)
+			continue;
+		strlcpy_s(out[n].addr, c->addr, sizeof(out[n].addr));
+		out[n].messages = acct_client_messages(a, c->h, now, w);
+		out[n].is_new = acct_net_new(a, c->net, now, w);
+		n++;
+	}
+	return n;
+}
+
 /* Score now; suspend when it crosses the threshold.  1 when suspended. */
 static int evaluate(struct account_engine *e, struct acct *a, int64_t now)
 {
 	char detail[512];
 	struct job *j;
 
-	a->score = compute(e, a, now, detail, sizeof(detail));
+	compute(e, a, now);
 	a->dirty = 1;
 	if (a->suspended)
 		return 1;
 	if (e->conf->account_suspend_score <= 0 || a->score < e->conf->account_suspend_score)
 		return 0;
 	a->suspended = 1;
+	account_signals_line(a->sig, a->score, detail, sizeof(detail));
 	log_warn(NULL, "account", "ACCOUNT SUSPENDED user=%s %s", a->user, detail);
 	j = xcalloc(1, sizeof(*j));
 	j->kind = JOB_SUSPEND;
 	strlcpy_s(j->user, a->user, sizeof(j->user));
 	j->score = a->score;
-	j->now = time_now_ms();
-	j->since = j->now - e->conf->account_window_ms;
+	j->now = now;
+	j->since = now - e->conf->account_window_ms;
+	memcpy(j->sig, a->sig, sizeof(j->sig));
+	j->has_sig = 1;
+	j->nclients = window_clients(e, a, now, j->clients);
 	snprintf(j->reason, sizeof(j->reason), "account %.200s suspended (score %lld)", a->user,
 		 (long long)a->score);
 	strlcpy_s(j->detail, detail, sizeof(j->detail));
@@ -339,19 +274,33 @@ static int evaluate(struct account_engine *e, struct acct *a, int64_t now)
 	return 1;
 }
 
-/* Rate limits: 0 fine (and counted), -1 with r filled. */
+/*
+ * Rate limits: 0 fine, -1 with r filled.  commit: count the event in every
+ * window instead of checking (the per-second window exactly, kept only
+ * while it has a limit).
+ */
 static int rate(struct account_engine *e, const char *prefix, const char *who,
-		const int64_t lim[3], const int64_t *over, const char *what, const char *whose,
+		const int64_t lim[4], const int64_t *over, const char *what, const char *whose,
 		struct policy_verdict *r, int64_t now, int commit)
 {
-	char key[NAME_MAX_ + 8];
+	char key[ACCT_NAME_MAX + 8];
 	int i;
 
 	snprintf(key, sizeof(key), "%s:%s", prefix, who);
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		int64_t l = over != NULL && over[i] >= 0 ? over[i] : lim[i];
 
-		if (!commit && l > 0 && account_win_count(e->win, key, win_ms[i], now) >= l) {
+		if (commit) {
+			if (i > 0)
+				account_win_add(e->win, key, win_ms[i], now, 1);
+			else if (l > 0)
+				account_win_add_exact(e->win, key, win_ms[i], now, (size_t)l);
+			continue;
+		}
+		if (l <= 0)
+			continue;
+		if ((i == 0 ? account_win_count_exact(e->win, key, win_ms[i], now)
+		     : account_win_count(e->win, key, win_ms[i], now)) >= l) {
 			strlcpy_s(r->code, "451 4.7.1", sizeof(r->code));
 			snprintf(r->text, sizeof(r->text),
 				 "Rate limit exceeded: %lld %s per %s for this %s, try again later",
@@ -359,8 +308,6 @@ static int rate(struct account_engine *e, const char *prefix, const char *who,
 			snprintf(r->check, sizeof(r->check), "rate_%s_%s", prefix, win_name[i]);
 			return -1;
 		}
-		if (commit)
-			account_win_add(e->win, key, win_ms[i], now, 1);
 	}
 	return 0;
 }
@@ -371,15 +318,16 @@ enum policy_action account_mail(struct account_engine *e, const char *user,
 {
 	struct acct *a = acct_get(e, user, 1);
 	int64_t now = time_now_ms();
+	int trust;
 
 	memset(r, 0, sizeof(*r));
 	if (a->suspended) {
 		suspended_reply(r);
 		return answer(r, POLICY_REFUSE);
 	}
-	push(a, EV_SENDER, sender, now);
 	if (!bound) {
-		push(a, EV_BIND, NULL, now);
+		acct_sender(a, now, sender);
+		acct_binding(a, now);
 		a->d_refused++;
 		if (evaluate(e, a, now)) {
 			suspended_reply(r);
@@ -391,16 +339,20 @@ enum policy_action account_mail(struct account_engine *e, const char *user,
 		strlcpy_s(r->check, "sender_binding", sizeof(r->check));
 		return answer(r, POLICY_REFUSE);
 	}
-	if (rate(e, "am", user, e->lim_am, a->lim, "messages", "account", r, now, 0) < 0 ||
+	trust = trusted(a, now);
+	if ((!trust &&
+	     rate(e, "am", user, e->lim_am, a->lim, "messages", "account", r, now, 0) < 0) ||
 	    rate(e, "cm", addr, e->lim_cm, NULL, "messages", "client address", r, now, 0) < 0) {
 		log_warn(NULL, "account", "RATE LIMIT user=%s client=[%s] %s", user, addr,
 			 r->check);
+		a->dirty = 1;
 		return answer(r, POLICY_DEFER);
 	}
-	rate(e, "am", user, e->lim_am, a->lim, "", "", r, now, 1);
+	rate(e, "am", user, e->lim_am, trust ? NULL : a->lim, "", "", r, now, 1);
 	rate(e, "cm", addr, e->lim_cm, NULL, "", "", r, now, 1);
-	push(a, EV_MSG, NULL, now);
-	a->usual_count++;
+	/* Counted once accepted: a client retrying through 451s does not flood the ring. */
+	acct_sender(a, now, sender);
+	acct_mail(a, now, e->conf->account_window_ms, addr);
 	a->d_msgs++;
 	if (evaluate(e, a, now)) {
 		suspended_reply(r);
@@ -409,64 +361,86 @@ enum policy_action account_mail(struct account_engine *e, const char *user,
 	return answer(r, POLICY_CONTINUE);
 }
 
+void account_malformed(struct account_engine *e, const char *user, const char *addr,
+		       const char *sender)
+{
+	struct acct *a = acct_get(e, user, 1);
+	int64_t now = time_now_ms();
+
+	if (a->suspended)
+		return;
+	acct_malformed(a, now);
+	acct_sender(a, now, sender);
+	a->d_refused++;
+	if (evaluate(e, a, now))
+		log_warn(NULL, "account", "account suspended at a malformed sender user=%s"
+			 " client=[%s]", user, addr);
+}
+
 enum policy_action account_rcpt(struct account_engine *e, const char *user,
 				const char *addr, const char *rcpt, int dead,
 				struct policy_verdict *r)
 {
 	struct acct *a = acct_get(e, user, 1);
 	int64_t now = time_now_ms();
-	const char *at = strrchr(rcpt, '@');
+
+	(void)rcpt;
+	memset(r, 0, sizeof(*r));
+	if (a->suspended) {
+		suspended_reply(r);
+		return answer(r, POLICY_REFUSE);
+	}
+	if (dead) {
+		/* Not a signal: refused at RCPT, it costs nobody anything. */
+		a->d_refused++;
+		a->dirty = 1;
+		return answer(r, POLICY_CONTINUE); /* the caller refuses the recipient itself */
+	}
+	if ((!trusted(a, now) &&
+	     rate(e, "ar", user, e->lim_ar, a->lim + 4, "recipients", "account", r, now, 0) < 0) ||
+	    rate(e, "cr", addr, e->lim_cr, NULL, "recipients", "client address", r, now, 0) < 0) {
+		log_warn(NULL, "account", "RATE LIMIT user=%s client=[%s] %s", user, addr,
+			 r->check);
+		return answer(r, POLICY_DEFER);
+	}
+	rate(e, "ar", user, e->lim_ar, trusted(a, now) ? NULL : a->lim + 4, "", "", r, now, 1);
+	rate(e, "cr", addr, e->lim_cr, NULL, "", "", r, now, 1);
+	a->d_rcpts++;
+	a->dirty = 1;
+	return answer(r, POLICY_CONTINUE);
+}
+
+enum policy_action account_message(struct account_engine *e, const struct account_message *m,
+				   struct policy_verdict *r)
+{
+	struct acct *a = acct_get(e, m->user, 1);
+	int64_t now = time_now_ms();
 
 	memset(r, 0, sizeof(*r));
 	if (a->suspended) {
 		suspended_reply(r);
 		return answer(r, POLICY_REFUSE);
 	}
-	push(a, EV_DOMAIN, at != NULL ? at + 1 : rcpt, now);
-	if (dead) {
-		push(a, EV_DEAD, NULL, now);
+	/* A refused message goes nowhere: its content is not counted. */
+	acct_message(a, now, e->conf->account_window_ms, m->froms, m->nfroms,
+		     m->from_refused ? 0 : m->content, m->domains, m->ndomains);
+	if (m->from_refused) {
+		acct_binding(a, now);
 		a->d_refused++;
-		if (evaluate(e, a, now)) {
-			suspended_reply(r);
-			return answer(r, POLICY_REFUSE);
-		}
-		return answer(r, POLICY_CONTINUE); /* the caller refuses the recipient itself */
 	}
-	if (rate(e, "ar", user, e->lim_ar, a->lim + 3, "recipients", "account", r, now, 0) < 0 ||
-	    rate(e, "cr", addr, e->lim_cr, NULL, "recipients", "client address", r, now, 0) < 0) {
-		log_warn(NULL, "account", "RATE LIMIT user=%s client=[%s] %s", user, addr,
-			 r->check);
-		return answer(r, POLICY_DEFER);
-	}
-	rate(e, "ar", user, e->lim_ar, a->lim + 3, "", "", r, now, 1);
-	rate(e, "cr", addr, e->lim_cr, NULL, "", "", r, now, 1);
-	a->d_rcpts++;
 	if (evaluate(e, a, now)) {
 		suspended_reply(r);
+		return answer(r, POLICY_REFUSE);
+	}
+	if (m->from_refused) {
+		strlcpy_s(r->code, "553 5.7.1", sizeof(r->code));
+		strlcpy_s(r->text,
+			  "Message refused: From: header address not owned by the authenticated user",
+			  sizeof(r->text));
+		strlcpy_s(r->check, "from_binding", sizeof(r->check));
 		return answer(r, POLICY_REFUSE);
 	}
 	return answer(r, POLICY_CONTINUE);
-}
-
-enum policy_action account_from_refused(struct account_engine *e, const char *user,
-					const char *from, struct policy_verdict *r)
-{
-	struct acct *a = acct_get(e, user, 1);
-	int64_t now = time_now_ms();
-
-	memset(r, 0, sizeof(*r));
-	push(a, EV_SENDER, from, now);
-	push(a, EV_BIND, NULL, now);
-	a->d_refused++;
-	if (evaluate(e, a, now)) {
-		suspended_reply(r);
-		return answer(r, POLICY_REFUSE);
-	}
-	strlcpy_s(r->code, "553 5.7.1", sizeof(r->code));
-	strlcpy_s(r->text, "Message refused: From: header address not owned by the authenticated user",
-		  sizeof(r->text));
-	strlcpy_s(r->check, "from_binding", sizeof(r->check));
-	return answer(r, POLICY_REFUSE);
 }
 
 static void auth_key(const char *addr, char *key, size_t keysz)
@@ -502,36 +476,39 @@ int64_t account_score(struct account_engine *e, const char *user, char *detail,
 		      size_t detailsz)
 {
 	struct acct *a = acct_get(e, user, 0);
+	int64_t s;
 
 	if (a == NULL) {
 		if (detail != NULL && detailsz > 0)
 			detail[0] = '\0';
 		return 0;
 	}
-	return compute(e, a, time_now_ms(), detail, detailsz);
+	s = compute(e, a, time_now_ms());
+	if (detail != NULL)
+		account_signals_line(a->sig, s, detail, detailsz);
+	return s;
 }
 
 /* ---- worker ---------------------------------------------------------------- */
 
 static void res_free(struct poll_res *p)
 {
-	size_t i;
-
 	if (p == NULL)
 		return;
-	for (i = 0; i < p->nsusp; i++)
-		free(p->susp[i]);
-	free(p->susp);
+	free(p->flags);
 	free(p->lims);
 	free(p);
 }
 
-static int poll_susp_cb(const struct store_account_state *s, void *arg)
+static int poll_flag_cb(const char *user, int64_t suspended, int64_t trusted_until, void *arg)
 {
 	struct poll_res *p = arg;
 
-	p->susp = xrealloc(p->susp, (p->nsusp + 1) * sizeof(char *));
-	p->susp[p->nsusp++] = xstrdup(s->user);
+	p->flags = xrealloc(p->flags, (p->nflags + 1) * sizeof(p->flags[0]));
+	strlcpy_s(p->flags[p->nflags].user, user, sizeof(p->flags[0].user));
+	p->flags[p->nflags].suspended = suspended;
+	p->flags[p->nflags].trusted_until = trusted_until;
+	p->nflags++;
 	return 0;
 }
 
@@ -550,7 +527,7 @@ static struct poll_res *read_state(struct store *st)
 {
 	struct poll_res *p = xcalloc(1, sizeof(*p));
 
-	if (store_account_states(st, 1, poll_susp_cb, p) < 0 ||
+	if (store_account_flags(st, time_now_ms(), poll_flag_cb, p) < 0 ||
 	    store_account_limits(st, poll_lim_cb, p) < 0) {
 		log_error(NULL, "account", "cannot read account state: %s", store_account_errmsg(st));
 		res_free(p);
@@ -559,8 +536,9 @@ static struct poll_res *read_state(struct store *st)
 	return p;
 }
 
-static void hold(struct store *st, const char *user, const char *reason, int64_t since,
-		 int64_t alert_id, int64_t *total)
+/* again: a later pass, which holds nothing once the account was lifted. */
+static int hold(struct store *st, const char *user, const char *reason, int64_t since,
+		int again)
 {
 	struct store_queue_filter f;
 	int n = 0;
@@ -568,47 +546,188 @@ static void hold(struct store *st, const char *user, const char *reason, int64_t
 	memset(&f, 0, sizeof(f));
 	f.auth_user = user;
 	f.received_after = since;
+	f.while_suspended = again;
 	if (store_queue_hold(st, &f, reason, &n) < 0) {
 		log_error(NULL, "account", "cannot hold mail of %s: %s", user, store_account_errmsg(st));
-		return;
+		return 0;
 	}
-	*total += n;
-	if (n > 0 || alert_id > 0)
-		log_warn(NULL, "account", "ACCOUNT HELD user=%s recipients=%d", user, n);
-	if (alert_id > 0)
-		store_account_alert_held(st, alert_id, *total);
+	return n;
 }
 
-static void save(struct account_engine *e, struct store *st, struct job *j)
+struct samples {
+	json_t *arr;
+	const char *data_dir;
+};
+
+/* The Subject: of a queued message, from its spool file (raw, cut to 200). */
+static void sample_subject(const char *data_dir, const char *qid, char *out, size_t outsz)
 {
-	if (j->kind == JOB_FLUSH) {
-		if (store_account_add(st, j->user, j->msgs, j->rcpts, j->refused, j->score,
-				      j->now) < 0)
-			log_error(NULL, "account", "cannot save counters: %s", store_account_errmsg(st));
+	char *buf = xmalloc(SUBJECT_HDR_MAX + 1);
+	struct dynbuf v;
+	size_t len = 0;
+
+	out[0] = '\0';
+	dynbuf_init(&v, 1024);
+	if (spool_read_headers(data_dir, qid, buf, SUBJECT_HDR_MAX, &len) == 0 &&
+	    spool_header_get(buf, len, "Subject", &v) == 1 && v.len > 0)
+		snprintf(out, outsz, "%.*s", (int)(v.len < 200 ? v.len : 200), v.data);
+	dynbuf_free(&v);
+	free(buf);
+}
+
+static int sample_cb(const char *qid, const char *sender, const char *rcpt, int64_t size,
+		     void *arg)
+{
+	struct samples *s = arg;
+	char subject[256];
+
+	sample_subject(s->data_dir, qid, subject, sizeof(subject));
+	json_array_append_new(s->arr, json_pack("{s:s, s:s, s:s, s:s, s:I}", "qid", qid,
+						"sender", sender, "recipient", rcpt,
+						"subject", subject, "size", (json_int_t)size));
+	return 0;
+}
+
+static char *dumps(json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
+
+	json_decref(j);
+	if (s == NULL)
+		abort(); /* jansson allocation failure */
+	return s;
+}
+
+static void save_suspension(struct account_engine *e, struct store *st, struct job *j)
+{
+	struct store_account_suspension s;
+	struct samples sm;
+	json_t *clients = json_array();
+	char *signals, *cl, *samples;
+	int64_t alert_id = 0;
+	struct rehold *r;
+	size_t i;
+	int n;
+
+	/* Hold first, so that the alert names what was held; one transaction after. */
+	n = hold(st, j->user, j->reason, j->since, 0);
+	log_warn(NULL, "account", "ACCOUNT HELD user=%s recipients=%d", j->user, n);
+	sm.arr = json_array();
+	sm.data_dir = e->conf->data_dir;
+	if (store_account_held_samples(st, j->user, SAMPLES_MAX, sample_cb, &sm) < 0)
+		log_error(NULL, "account", "cannot read held mail of %s: %s", j->user,
+			  store_account_errmsg(st));
+	for (i = 0; i < j->nclients; i++)
+		json_array_append_new(clients, json_pack("{s:s, s:I, s:b}", "addr",
+							 j->clients[i].addr, "messages",
+							 (json_int_t)j->clients[i].messages, "new",
+							 j->clients[i].is_new));
+	signals = account_signals_json(j->sig);
+	cl = dumps(clients);
+	samples = dumps(sm.arr);
+	memset(&s, 0, sizeof(s));
+	s.user = j->user;
+	s.reason = j->reason;
+	s.detail = j->detail;
+	s.score = j->score;
+	s.held = n;
+	s.now = j->now;
+	s.signals = signals;
+	s.clients = cl;
+	s.samples = samples;
+	if (store_account_suspend_alert(st, &s, &alert_id) < 0)
+		log_error(NULL, "account", "cannot record suspension: %s", store_account_errmsg(st));
+	free(signals);
+	free(cl);
+	free(samples);
+	r = xcalloc(1, sizeof(*r));
+	strlcpy_s(r->user, j->user, sizeof(r->user));
+	strlcpy_s(r->reason, j->reason, sizeof(r->reason));
+	r->since = j->since;
+	r->at = time_mono_ms() + REHOLD_MS;
+	r->alert_id = alert_id;
+	r->total = n;
+	r->next = e->reholds;
+	e->reholds = r;
+	log_warn(NULL, "account", "ALERT account=%s alert=%lld %s", j->user,
+		 (long long)alert_id, j->detail);
+}
+
+static void save_flush(struct store *st, struct job *j)
+{
+	struct store_account_flush f;
+	char *signals = j->has_sig ? account_signals_json(j->sig) : NULL;
+	size_t i;
+
+	memset(&f, 0, sizeof(f));
+	f.user = j->user;
+	f.messages = j->msgs;
+	f.recipients = j->rcpts;
+	f.refused = j->refused;
+	f.score = j->score;
+	f.signals = signals;
+	f.volume_day = j->volume_day;
+	f.last_client = j->last_client[0] != '\0' ? j->last_client : NULL;
+	f.bulk_seen = j->bulk_seen;
+	f.now = j->now;
+	if (store_begin(st) < 0)
+		goto fail;
+	if (store_account_flush(st, &f) < 0)
+		goto fail;
+	for (i = 0; i < j->nnets; i++)
+		if (store_account_network_add(st, j->user, j->nets[i].net, j->nets[i].first_seen,
+					      j->nets[i].last_seen, j->nets[i].messages) < 0)
+			goto fail;
+	if (j->hour_ok && store_account_baseline_observe(st, j->user, j->how, j->how_count,
+							 ACCT_BASELINE_ALPHA, j->now) < 0)
+		goto fail;
+	if (store_commit(st) < 0)
+		goto fail;
+	free(signals);
+	return;
+fail:
+	log_error(NULL, "account", "cannot save counters of %s: %s", j->user,
+		  store_account_errmsg(st));
+	store_rollback(st);
+	free(signals);
+}
+
+static int load_net_cb(const char *net, int64_t first_seen, int64_t last_seen,
+		       int64_t messages, void *arg)
+{
+	struct load_res *l = arg;
+
+	if (l->nnets >= ACCT_NETS)
+		return 0;
+	strlcpy_s(l->nets[l->nnets].net, net, sizeof(l->nets[0].net));
+	l->nets[l->nnets].first_seen = first_seen;
+	l->nets[l->nnets].last_seen = last_seen;
+	l->nets[l->nnets].messages = messages;
+	l->nnets++;
+	return 0;
+}
+
+static int load_base_cb(int how, double rate, int64_t weeks, void *arg)
+{
+	struct load_res *l = arg;
+
+	if (how >= 0 && how < ACCT_HOW) {
+		l->rate[how] = (float)rate;
+		l->weeks[how] = (uint16_t)(weeks > 65535 ? 65535 : weeks);
+	}
+	return 0;
+}
+
+static void load(struct store *st, struct job *j)
+{
+	j->load = xcalloc(1, sizeof(*j->load));
+	if (store_account_load(st, j->user, ACCT_NETS, load_net_cb, load_base_cb, j->load,
+			       &j->load->bulk_seen) < 0) {
+		log_error(NULL, "account", "cannot load account %s: %s", j->user,
+			  store_account_errmsg(st));
 		return;
 	}
-	{
-		int64_t alert_id = 0;
-		int64_t total = 0;
-		struct rehold *r;
-
-		if (store_account_suspend(st, j->user, j->reason, j->score, j->detail, j->now,
-					  &alert_id) < 0) {
-			log_error(NULL, "account", "cannot record suspension: %s", store_account_errmsg(st));
-			return;
-		}
-		hold(st, j->user, j->reason, j->since, alert_id, &total);
-		r = xcalloc(1, sizeof(*r));
-		strlcpy_s(r->user, j->user, sizeof(r->user));
-		strlcpy_s(r->reason, j->reason, sizeof(r->reason));
-		r->since = j->since;
-		r->at = time_mono_ms() + REHOLD_MS;
-		r->alert_id = alert_id;
-		r->next = e->reholds;
-		e->reholds = r;
-		log_warn(NULL, "account", "ALERT account=%s alert=%lld %s", j->user,
-			 (long long)alert_id, j->detail);
-	}
+	j->load->ok = 1;
 }
 
 static void run_reholds(struct account_engine *e, struct store *st, int all)
@@ -620,9 +739,17 @@ static void run_reholds(struct account_engine *e, struct store *st, int all)
 		struct rehold *r = *pp;
 
 		if (all || now >= r->at) {
-			int64_t total = 0;
+			int n = hold(st, r->user, r->reason, r->since, 1);
 
-			hold(st, r->user, r->reason, r->since, 0, &total);
+			if (n > 0) {
+				log_warn(NULL, "account", "ACCOUNT HELD user=%s recipients=%d", r->user,
+					 n);
+				if (r->alert_id > 0)
+					store_account_alert_held(st, r->alert_id, r->total + n);
+			} else {
+				log_info(NULL, "account", "account hold again user=%s recipients=0",
+					 r->user);
+			}
 			*pp = r->next;
 			free(r);
 		} else {
@@ -645,8 +772,12 @@ static void run_job(struct worker_job *wj, void *arg)
 	}
 	if (e->st == NULL)
 		return;
-	if (j->kind == JOB_FLUSH || j->kind == JOB_SUSPEND)
-		save(e, e->st, j);
+	if (j->kind == JOB_FLUSH)
+		save_flush(e->st, j);
+	else if (j->kind == JOB_SUSPEND)
+		save_suspension(e, e->st, j);
+	else if (j->kind == JOB_LOAD)
+		load(e->st, j);
 	/* The last job: every re-hold still waiting runs now. */
 	run_reholds(e, e->st, j->kind == JOB_STOP);
 	if (j->kind == JOB_TICK && !worker_stopping(e->w) &&
@@ -660,7 +791,7 @@ static void run_job(struct worker_job *wj, void *arg)
 	}
 }
 
-/* ---- loop: state read back, periodic flush ------------------------------- */
+/* ---- loop: state read back, loads, periodic flush ------------------------ */
 
 static void apply_state(struct account_engine *e, const struct poll_res *p, int suspensions)
 {
@@ -674,24 +805,53 @@ static void apply_state(struct account_engine *e, const struct poll_res *p, int 
 			int found = 0;
 
 			memset(a->lim, 0xff, sizeof(a->lim)); /* -1: defaults */
+			a->trusted_until = 0;
 			if (!suspensions)
 				continue;
-			for (i = 0; i < p->nsusp && !found; i++)
-				found = strcmp(p->susp[i], a->user) == 0;
+			for (i = 0; i < p->nflags && !found; i++)
+				found = p->flags[i].suspended > 0 &&
+					strcmp(p->flags[i].user, a->user) == 0;
 			if (a->suspended && !found) {
 				a->suspended = 0;
 				a->n = 0; /* a fresh window after a lift */
 				a->head = 0;
+				memset(a->content, 0, sizeof(a->content));
+				memset(&a->msg_win, 0, sizeof(a->msg_win));
 				log_notice(NULL, "account", "account lifted user=%s", a->user);
 			}
 		}
 	}
 	for (i = 0; i < p->nlims; i++)
 		memcpy(acct_get(e, p->lims[i].user, 1)->lim, p->lims[i].v, sizeof(p->lims[i].v));
-	if (suspensions) {
-		for (i = 0; i < p->nsusp; i++)
-			acct_get(e, p->susp[i], 1)->suspended = 1;
+	for (i = 0; i < p->nflags; i++) {
+		struct acct *a = acct_get(e, p->flags[i].user, 1);
+
+		a->trusted_until = p->flags[i].trusted_until;
+		if (suspensions && p->flags[i].suspended > 0)
+			a->suspended = 1;
 	}
+}
+
+static void apply_load(struct account_engine *e, struct job *j)
+{
+	struct acct *a = acct_get(e, j->user, 0);
+	size_t i;
+	int h;
+
+	if (a == NULL || j->load == NULL || !j->load->ok) {
+		if (a != NULL)
+			a->load_sent = 0; /* try again at the next flush */
+		return;
+	}
+	for (i = 0; i < j->load->nnets; i++)
+		acct_known_network(a, j->load->nets[i].net, j->load->nets[i].first_seen,
+				   j->load->nets[i].last_seen, j->load->nets[i].messages);
+	for (h = 0; h < ACCT_HOW; h++)
+		if (j->load->weeks[h] > 0)
+			acct_known_baseline(a, h, j->load->rate[h], j->load->weeks[h]);
+	if (j->load->bulk_seen > 0 && (a->bulk_seen == 0 || j->load->bulk_seen < a->bulk_seen))
+		a->bulk_seen = j->load->bulk_seen;
+	a->loaded = 1;
 }
 
 static void done_job(struct worker_job *wj, void *arg)
@@ -706,7 +866,10 @@ static void done_job(struct worker_job *wj, void *arg)
 		res_free(j->res);
 		if (!e->stopping)
 			evtimer_add(e->tick_ev, &tv);
+	} else if (j->kind == JOB_LOAD && !e->stopping) {
+		apply_load(e, j);
 	}
+	free(j->load);
 	free(j);
 }
 
@@ -723,6 +886,62 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	worker_submit(e->w, &j->base);
 }
 
+static void flush_one(struct account_engine *e, struct acct *a, int64_t now)
+{
+	struct job *j;
+	int how = 0;
+	int64_t count = 0;
+	int hour_ok;
+	int nets = 0;
+	size_t i;
+
+	if (!a->load_sent)
+		submit_load(e, a);
+	hour_ok = acct_hour_roll(a, now, &how, &count);
+	if (hour_ok)
+		acct_baseline_observe(a, how, count);
+	for (i = 0; i < a->nnets; i++)
+		nets += a->nets[i].dirty;
+	/* A score above 0 is recomputed until it has decayed (and written once at 0). */
+	if (!a->dirty && a->score == 0 && !a->bulk_dirty && nets == 0 && !hour_ok)
+		return;
+	if (!a->dirty && a->score > 0)
+		compute(e, a, now);
+	j = xcalloc(1, sizeof(*j));
+	j->kind = JOB_FLUSH;
+	strlcpy_s(j->user, a->user, sizeof(j->user));
+	j->msgs = a->d_msgs;
+	j->rcpts = a->d_rcpts;
+	j->refused = a->d_refused;
+	j->score = a->score;
+	j->now = now;
+	j->volume_day = acct_volume_day(a, now);
+	strlcpy_s(j->last_client, a->last_client, sizeof(j->last_client));
+	memcpy(j->sig, a->sig, sizeof(j->sig));
+	j->has_sig = a->sig[0].name != NULL;
+	j->bulk_seen = a->bulk_dirty ? a->bulk_seen : 0;
+	for (i = 0; i < a->nnets; i++) {
+		struct acct_net *n = &a->nets[i];
+
+		if (!n->dirty)
+			continue;
+		strlcpy_s(j->nets[j->nnets].net, n->net, sizeof(j->nets[0].net));
+		j->nets[j->nnets].first_seen = n->first_seen;
+		j->nets[j->nnets].last_seen = n->last_seen;
+		j->nets[j->nnets].messages = n->d_messages;
+		j->nnets++;
+		n->d_messages = 0;
+		n->dirty = 0;
+	}
+	j->hour_ok = hour_ok;
+	j->how = how;
+	j->how_count = count;
+	a->d_msgs = a->d_rcpts = a->d_refused = 0;
+	a->dirty = 0;
+	a->bulk_dirty = 0;
+	enqueue(e, j);
+}
+
 static void flush(struct account_engine *e)
 {
 	size_t b;
@@ -731,23 +950,8 @@ static void flush(struct account_engine *e)
 	for (b = 0; b < e->size; b++) {
 		struct acct *a;
 
-		for (a = e->tab[b]; a != NULL; a = a->next) {
-			struct job *j;
-
-			if (!a->dirty)
-				continue;
-			j = xcalloc(1, sizeof(*j));
-			j->kind = JOB_FLUSH;
-			strlcpy_s(j->user, a->user, sizeof(j->user));
-			j->msgs = a->d_msgs;
-			j->rcpts = a->d_rcpts;
-			j->refused = a->d_refused;
-			j->score = a->score;
-			j->now = now;
-			a->d_msgs = a->d_rcpts = a->d_refused = 0;
-			a->dirty = 0;
-			enqueue(e, j);
-		}
+		for (a = e->tab[b]; a != NULL; a = a->next)
+			flush_one(e, a, now);
 	}
 }
 
@@ -767,6 +971,7 @@ struct account_engine *account_engine_new(struct event_base *base, const struct 
 	struct timeval tick = { 0, TICK_MS * 1000 };
 	struct store *st;
 	struct poll_res *p;
+	size_t b;
 
 	e->base = base;
 	e->conf = conf;
@@ -789,8 +994,9 @@ struct account_engine *account_engine_new(struct event_base *base, const struct 
 
 		for (i = 0; i < 4; i++) {
 			if (account_parse_limits(vals[i], outs[i]) < 0) {
-				snprintf(err, errsz, "%s: '%.64s': expected \"N,N,N\" (per minute,"
-					 " hour, day; 0 none)", names[i], vals[i]);
+				snprintf(err, errsz, "%s: '%.64s': expected \"S,M,H,D\" or \"M,H,D\""
+					 " (per second, minute, hour, day; 0 none; second at most %d)",
+					 names[i], vals[i], ACCOUNT_WIN_KEEP_MAX);
 				goto fail;
 			}
 		}
@@ -808,6 +1014,12 @@ struct account_engine *account_engine_new(struct event_base *base, const struct 
 	e->w = worker_new(base, "account", &ops, e, err, errsz);
 	if (e->w == NULL)
 		goto fail;
+	for (b = 0; b < e->size; b++) {
+		struct acct *a;
+
+		for (a = e->tab[b]; a != NULL; a = a->next)
+			submit_load(e, a);
+	}
 	e->tick_ev = evtimer_new(base, tick_cb, e);
 	e->flush_ev = event_new(base, -1, EV_PERSIST, flush_cb, e);
 	evtimer_add(e->tick_ev, &tick);
@@ -824,11 +1036,12 @@ void account_engine_free(struct account_engine *e)
 
 	if (e == NULL)
 		return;
-	e->stopping = 1;
+	e->stopping = 1; /* no more loads: the last flush only */
 	if (e->w != NULL) {
-		struct job *j = xcalloc(1, sizeof(*j));
+		struct job *j;
 
 		flush(e);
+		j = xcalloc(1, sizeof(*j));
 		j->kind = JOB_STOP;
 		enqueue(e, j);
 		worker_free(e->w); /* runs every job still queued, then joins */

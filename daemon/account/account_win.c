@@ -17,6 +17,9 @@ struct entry {
 	int64_t start;   /* start of the current fixed window */
 	int64_t cur;
 	int64_t prev;
+	/* _exact: the times of the last keep events, a ring (NULL: none). */
+	int64_t *times;
+	size_t keep, nt, ht;
 };
 
 struct account_win {
@@ -58,6 +61,7 @@ void account_win_free(struct account_win *w)
 			struct entry *e = w->tab[i];
 
 			w->tab[i] = e->next;
+			free(e->times);
 			free(e->key);
 			free(e);
 		}
@@ -91,6 +95,7 @@ static void sweep(struct account_win *w, int64_t now)
 
 			if (now >= e->start + 2 * e->window || w->n >= w->max) {
 				*pp = e->next;
+				free(e->times);
 				free(e->key);
 				free(e);
 				w->n--;
@@ -158,6 +163,7 @@ void account_win_clear(struct account_win *w, const char *key)
 
 			if (strcmp(e->key, key) == 0) {
 				*pp = e->next;
+				free(e->times);
 				free(e->key);
 				free(e);
 				w->n--;
@@ -166,4 +172,55 @@ void account_win_clear(struct account_win *w, const char *key)
 			}
 		}
 	}
+}
+
+int64_t account_win_count_exact(struct account_win *w, const char *key, int64_t window_ms,
+				int64_t now)
+{
+	struct entry *e = find(w, key, window_ms, now, 0);
+	int64_t n = 0;
+	size_t i;
+
+	if (e == NULL || e->times == NULL)
+		return 0;
+	/* Newest first; stop at the first one out of the window. */
+	for (i = 0; i < e->nt; i++) {
+		int64_t t = e->times[(e->ht + e->keep - 1 - i) % e->keep];
+
+		if (t <= now - e->window)
+			break;
+		n++;
+	}
+	return n;
+}
+
+void account_win_add_exact(struct account_win *w, const char *key, int64_t window_ms,
+			   int64_t now, size_t keep)
+{
+	struct entry *e = find(w, key, window_ms, now, 1);
+
+	if (keep < 1)
+		keep = 1;
+	if (keep > ACCOUNT_WIN_KEEP_MAX)
+		keep = ACCOUNT_WIN_KEEP_MAX;
+	if (e->keep != keep) {
+		/* A new limit (an override): keep the newest times that fit. */
+		int64_t *t = xcalloc(keep, sizeof(*t));
+		size_t n = e->nt < keep ? e->nt : keep;
+		size_t i;
+
+		for (i = 0; i < n; i++)
+			t[n - 1 - i] = e->times[(e->ht + e->keep - 1 - i) % e->keep];
+		free(e->times);
+		e->times = t;
+		e->keep = keep;
+		e->nt = n;
+		e->ht = n % keep;
+	}
+	e->times[e->ht] = now;
+	e->ht = (e->ht + 1) % e->keep;
+	if (e->nt < e->keep)
+		e->nt++;
+	roll(e, now);
+	e->cur++;
 }

@@ -429,6 +429,39 @@ void policy_query_ptr(struct policy_sess *ps, policy_answer_fn on)
 		      dnsq_new(ps, on, 0));
 }
 
+/* As dns_cb_fn, for dns_query_mail(): q->on is then a policy_mail_answer_fn. */
+struct mailq {
+	struct policy *p;
+	policy_mail_answer_fn on;
+};
+
+static void mail_cb_fn(const struct dns_mail_result *r, uint64_t cookie, void *ctx)
+{
+	struct mailq *q = ctx;
+	struct policy_sess *ps = NULL;
+
+	if (r->status != DNS_MAIL_CANCELLED && q->p != NULL)
+		ps = policy_sess_find(q->p, cookie);
+	if (ps == NULL) {
+		/* The session is gone (or the resolver is shutting down). */
+		free(q);
+		return;
+	}
+	q->on(ps, r);
+	free(q);
+	op_done(ps);
+}
+
+void policy_query_mail(struct policy_sess *ps, const char *domain, policy_mail_answer_fn on)
+{
+	struct mailq *q = xcalloc(1, sizeof(*q));
+
+	q->p = ps->p;
+	q->on = on;
+	ps->npending++;
+	dns_query_mail(ps->p->dns, domain, mail_cb_fn, ps->sid, q);
+}
+
 static void tarpit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct policy_sess *ps = arg;

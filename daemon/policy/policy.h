@@ -115,6 +115,13 @@ enum policy_action policy_helo(struct policy_sess *ps, const char *helo, size_t 
 enum policy_action policy_mail(struct policy_sess *ps, const char *sender,
 			       struct policy_verdict *v);
 /*
+ * A MAIL whose sender smtp/ answered 501 5.1.7 (args: the command's
+ * arguments as received, "FROM:<agds> ...").  For an authenticated
+ * session it counts against the account (malformed sender); smtp/ keeps
+ * its 501.
+ */
+void policy_mail_malformed(struct policy_sess *ps, const char *args, size_t len);
+/*
  * nrcpts: recipients accepted so far in this transaction.  For an
  * authenticated session first the recipient domain (MX, A, AAAA, null MX:
  * may wait for DNS), last the account's rate limits and score.
@@ -149,6 +156,12 @@ int policy_set_accounts(struct policy *p, const struct conf *conf, const char *d
 enum policy_action policy_auth(struct policy_sess *ps, struct policy_verdict *v);
 /* An exchange failed: one failure for the client address. */
 void policy_auth_failed(struct policy_sess *ps);
+/*
+ * 1 when user (as typed in the exchange: dir_user.name, compared exactly,
+ * as the account engine keys it) is suspended: AUTH is then refused at once,
+ * without a password check and without counting a failure.
+ */
+int policy_auth_suspended(struct policy_sess *ps, const char *user);
 /*
  * An exchange succeeded: user, and the addresses it may send as (lower
  * case; the array and its strings are taken over).  NULL user: forget the

@@ -49,6 +49,12 @@ void policy_auth_failed(struct policy_sess *ps)
 		account_auth_failed(ps->p->accounts, ps->addr);
 }
 
+int policy_auth_suspended(struct policy_sess *ps, const char *user)
+{
+	return ps->p != NULL && ps->p->accounts != NULL && user[0] != '\0' &&
+	       account_suspended(ps->p->accounts, user);
+}
+
 void policy_sess_auth_free(struct policy_sess *ps)
 {
 	size_t i;

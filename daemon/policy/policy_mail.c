@@ -4,6 +4,8 @@
  * sender lists (an allow entry skips the rest of the lists), then for an
  * authenticated client the account (account/): binding of the sender to
  * the login, suspension, rate limits, score.  Nothing here waits.
+ * Also the door for MAIL commands smtp/ refused as malformed (501 5.1.7):
+ * for a login they count against the account.
  */
 #include "policy_stage.h"
 
@@ -12,6 +14,8 @@
 #include "../account/account.h"
 #include "../log/log.h"
 #include "../util/util.h"
+
+#define SENDER_RAW_MAX 257 /* a path's longest (RFC 5321 4.5.3.1.3), and a NUL */
 
 static enum policy_action check_sender(struct policy_sess *ps, const struct policy_snap *sn,
 				       const struct step_args *a, struct policy_verdict *v)
@@ -72,8 +76,47 @@ enum policy_action policy_mail(struct policy_sess *ps, const char *sender,
 		ps->sender[i] = (char)((sender[i] >= 'A' && sender[i] <= 'Z') ? sender[i] + 32
 				       : sender[i]);
 	ps->sender[n] = '\0';
+	ps->ntx_doms = 0; /* a new transaction */
 	memset(&a, 0, sizeof(a));
 	a.addr = sender;
 	return policy_run_stage(ps, STEP_MAIL, mail_checks, ARRAY_LEN(mail_checks), &a, v);
 }
 
+/*
+ * The sender path as written, for the distinct-sender count: between the
+ * angle brackets when there are any, else the first word after "FROM:";
+ * cut to outsz - 1.
+ */
+static void raw_sender(const char *args, size_t len, char *out, size_t outsz)
+{
+	const char *p = args;
+	const char *end = args + len;
+	const char *lt = memchr(args, '<', len);
+	size_t n = 0;
+
+	if (lt != NULL) {
+		p = lt + 1;
+		while (p < end && *p != '>' && n + 1 < outsz)
+			out[n++] = *p++;
+	} else {
+		const char *colon = memchr(args, ':', len);
+
+		p = colon != NULL ? colon + 1 : args;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		while (p < end && *p != ' ' && *p != '\t' && n + 1 < outsz)
+			out[n++] = *p++;
+	}
+	out[n] = '\0';
+}
+
+void policy_mail_malformed(struct policy_sess *ps, const char *args, size_t len)
+{
+	char raw[SENDER_RAW_MAX];
+
+	if (!policy_authenticated(ps))
+		return;
+	raw_sender(args, len, raw, sizeof(raw));
+	log_warn(ps->idstr, "policy", "MALFORMED SENDER user=%s from [%s]", ps->user, ps->addr);
+	account_malformed(ps->p->accounts, ps->user, ps->addr, raw);
+}

@@ -124,6 +124,16 @@ const struct policy_setting_def policy_setting_defs[] = {
 	{ "delay_reject_max", POLICY_ST_INT, "20", 1, 1000, NULL,
 	  "delayed refusals a client gets (RCPT, AUTH) before 421 4.7.0 and the end of the"
 	  " session" },
+	{ "alert_recipients", POLICY_ST_TEXT, "", 0, 0, NULL,
+	  "who gets account alert mail (comma list of addresses); empty: the directory's"
+	  " administrators, else the postmaster" },
+	{ "alert_webhook_url", POLICY_ST_TEXT, "", 0, 0, NULL,
+	  "http:// or https:// URL account alerts are POSTed to (signed JSON); empty: none" },
+	{ "alert_webhook_secret", POLICY_ST_TEXT, "", 0, 0, NULL,
+	  "HMAC-SHA256 key of the webhook's X-Moat-Signature (16..300 characters); empty:"
+	  " one is generated at the first alert" },
+	{ "alert_webhook_insecure", POLICY_ST_BOOL, "no", 0, 0, NULL,
+	  "do not check the webhook server's TLS certificate" },
 };
 const size_t policy_setting_count = ARRAY_LEN(policy_setting_defs);
 
@@ -211,6 +221,68 @@ static int postmaster_check(const char *value, char *err, size_t errsz)
 	return 0;
 }
 
+/* The alert settings: empty (the default) or a well-formed value. */
+static int alert_check(const char *key, const char *value, char *err, size_t errsz)
+{
+	size_t len = strlen(value), i;
+
+	if (len == 0)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)value[i] < ' ' || (unsigned char)value[i] >= 127) {
+			snprintf(err, errsz, "%s: text must be printable ASCII on one line", key);
+			return -1;
+		}
+	}
+	if (strcmp(key, "alert_webhook_url") == 0) {
+		size_t scheme = strncmp(value, "http://", 7) == 0 ? 7
+			: strncmp(value, "https://", 8) == 0 ? 8 : 0;
+
+		if (len > 1000 || scheme == 0 || strchr(value, ' ') != NULL ||
+		    strchr(value, '@') != NULL || strchr("/?#:", value[scheme]) != NULL) {
+			snprintf(err, errsz, "%s: expected http://host[:port][/path] or https://..."
+				 " (no user information)", key);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "alert_webhook_secret") == 0) {
+		if (len < 16 || len > 300) {
+			snprintf(err, errsz, "%s: 16 to 300 characters", key);
+			return -1;
+		}
+		return 0;
+	}
+	/* alert_recipients: local@domain, comma separated */
+	{
+		const char *p = value;
+
+		if (len > 1000) {
+			snprintf(err, errsz, "%s: at most 1000 characters", key);
+			return -1;
+		}
+		while (*p != '\0') {
+			const char *at;
+			size_t n;
+
+			while (*p == ',' || *p == ' ')
+				p++;
+			n = strcspn(p, ", ");
+			if (n == 0)
+				break;
+			at = memchr(p, '@', n);
+			if (at == NULL || at == p || memchr(at + 1, '@', n - (size_t)(at + 1 - p)) ||
+			    !policy_domain_ok(at + 1, n - (size_t)(at + 1 - p))) {
+				snprintf(err, errsz, "%s: expected addresses local@domain, comma"
+					 " separated", key);
+				return -1;
+			}
+			p += n;
+		}
+	}
+	return 0;
+}
+
 int policy_setting_check(const char *key, const char *value, char *err, size_t errsz)
 {
 	const struct policy_setting_def *d = policy_setting_find(key);
@@ -245,6 +317,8 @@ int policy_setting_check(const char *key, const char *value, char *err, size_t e
 	case POLICY_ST_TEXT:
 		if (strcmp(key, "postmaster_address") == 0)
 			return postmaster_check(value, err, errsz);
+		if (strncmp(key, "alert_", 6) == 0)
+			return alert_check(key, value, err, errsz);
 		if (value[0] == '\0' || strlen(value) > 300) {
 			snprintf(err, errsz, "%s: text must be 1 to 300 characters", key);
 			return -1;

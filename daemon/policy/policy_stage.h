@@ -95,7 +95,11 @@ struct policy {
 enum step { STEP_NONE, STEP_CONNECT, STEP_HELO, STEP_MAIL, STEP_RCPT, STEP_DATA };
 enum astate { A_NONE, A_WAIT, A_DONE };
 enum dom_state { DOM_NONE, DOM_PENDING, DOM_OK, DOM_DEAD, DOM_TEMPFAIL };
+#define DOM_MEMO_MAX 8  /* recipient-domain verdicts a session remembers */
 enum hdr_state { HDR_OFF, HDR_READING, HDR_DONE, HDR_TOOBIG };
+enum body_state { BODY_OFF, BODY_HEADER, BODY_TEXT };
+#define TX_DOMS_MAX 80           /* recipient domains per transaction the account sees */
+#define BODY_HASH_MAX (64 * 1024) /* body octets hashed for identical content */
 
 struct bl_result {
 	int hit;
@@ -154,15 +158,43 @@ struct policy_sess {
 	/* The content stage's answer, until the session takes it. */
 	struct policy_content_result *content;
 
-	/* Recipient domain of an authenticated session: the last one looked up. */
+	/*
+	 * Recipient domain of an authenticated session (policy_rcpt.c): the
+	 * one being looked up and its answer, and the last few verdicts, which
+	 * the session's later recipients at those domains share until the
+	 * answers' TTL runs out.  dom_state is DOM_PENDING while dom is asked,
+	 * then its answer until the resumed check takes it (DOM_NONE again).
+	 */
 	char dom[256];
 	enum dom_state dom_state;
-	int dom_step;                    /* 0 MX, 1 A, 2 AAAA */
+	int dom_why;                     /* enum dns_mail_why of a dead dom */
+	uint32_t dom_ttl;
+	struct dom_memo {
+		char name[256];          /* "" unused */
+		enum dom_state state;    /* DOM_OK or DOM_DEAD */
+		int why;
+		int64_t expires;         /* time_mono_ms() */
+	} dom_memo[DOM_MEMO_MAX];
+	size_t dom_memo_next;
 
-	/* From: binding: the header section as it arrives (bounded). */
+	/* From: addresses: the header section as it arrives (bounded). */
 	char *hdr;
 	size_t hdrlen;
 	enum hdr_state hdr_state;
+
+	/*
+	 * What the account defence learns of an authenticated transaction
+	 * (policy_mail.c, policy_rcpt.c, policy_data.c): the distinct recipient
+	 * domains accepted (hashes, at most TX_DOMS_MAX), and a hash of the
+	 * body (after the header section, its first BODY_HASH_MAX octets and
+	 * its length) computed as it arrives.
+	 */
+	uint32_t tx_doms[TX_DOMS_MAX];
+	size_t ntx_doms;
+	enum body_state body_state;
+	uint32_t body_tail;              /* the last octets, to find the empty line */
+	uint64_t body_hash;
+	uint64_t body_len;
 
 	/*
 	 * delay_reject: a refusal decided at connect [0] or HELO [1] that is
@@ -223,6 +255,9 @@ struct dns *policy_sess_dns(struct policy_sess *ps);
 void policy_query(struct policy_sess *ps, const char *name, enum dns_type type,
 		  policy_answer_fn on, int idx);
 void policy_query_ptr(struct policy_sess *ps, policy_answer_fn on);
+/* Whether domain receives mail (dns_query_mail()); the stage waits for on(). */
+typedef void (*policy_mail_answer_fn)(struct policy_sess *ps, const struct dns_mail_result *r);
+void policy_query_mail(struct policy_sess *ps, const char *domain, policy_mail_answer_fn on);
 /* The harvest tarpit timer (one per session); the stage waits for it. */
 void policy_tarpit_start(struct policy_sess *ps, int64_t ms);
 /* Allow and deny matched: which wins is the list pair's precedence setting. */

@@ -1,7 +1,9 @@
 """Rate limits per account and per client address (docs/submission.md): messages and
-recipients per minute, hour and day; defaults from limit_* settings, per-account
-overrides with `moatd accounts limits`; past a limit 451 4.7.1 — the client is deferred,
-nothing is dropped."""
+recipients per second, minute, hour and day; defaults from limit_* settings ("S,M,H,D" or
+the older "M,H,D"), per-account overrides with `moatd accounts limits`; past a limit
+451 4.7.1 — the client is deferred, nothing is dropped."""
+
+import time
 
 import pytest
 
@@ -9,8 +11,8 @@ from conftest import message, wait_for
 from submission_util import SUBMISSION_CONF, add_user, moatd_cli, smtp_tls
 
 PW = "alice-password-1"
-NOLIMIT = {"limit_account_messages": "0,0,0", "limit_account_recipients": "0,0,0",
-           "limit_client_messages": "0,0,0", "limit_client_recipients": "0,0,0"}
+NOLIMIT = {"limit_account_messages": "0,0,0,0", "limit_account_recipients": "0,0,0,0",
+           "limit_client_messages": "0,0,0,0", "limit_client_recipients": "0,0,0,0"}
 
 
 def start(moatd_factory, **limits):
@@ -91,7 +93,8 @@ def test_per_account_override(moatd_factory):
     r = moatd_cli(d, "accounts", "limits", "alice", "messages_minute=1")
     assert r.returncode == 0, r.stderr
     r = moatd_cli(d, "accounts", "limits")
-    assert b"alice\tmessages_minute=1\tmessages_hour=default" in r.stdout
+    assert (b"alice\tmessages_second=default\tmessages_minute=1\tmessages_hour=default"
+            in r.stdout)
 
     def alice_limited():
         s = smtp_tls(d.smtp_port)
@@ -118,10 +121,71 @@ def test_default_limits_are_set():
                          timeout=10)
     if out.returncode != 0:
         pytest.skip("no --check-config")
-    assert b"limit_account_messages = 30,300,1000" in out.stdout
+    assert b"limit_account_messages = 10,120,1200,5000" in out.stdout
+    assert b"limit_client_messages = 0,0,0,0" in out.stdout
 
 
 def test_bad_limit_setting_refused_at_start(moatd_factory):
     with pytest.raises(AssertionError) as e:
         moatd_factory(limit_account_messages="30,300", **SUBMISSION_CONF)
+    assert "limit_account_messages" in str(e.value)
+
+
+def test_account_messages_per_second(moatd_factory):
+    """The per-second limit holds from the first message, and frees again a second later."""
+    d = start(moatd_factory, limit_account_messages="3,0,0,0")
+    s = smtp_tls(d.smtp_port)
+    s.login("alice", PW)
+    t0 = time.monotonic()
+    for _ in range(3):
+        assert s.mail("alice@example.com")[0] == 250
+        s.rset()
+    code, resp = s.mail("alice@example.com")
+    if time.monotonic() - t0 < 0.9:  # four MAILs inside one second
+        assert code == 451 and resp.startswith(b"4.7.1"), resp
+        assert b"3 messages per second" in resp, resp
+        assert "rate_am_second" in d.log_text()
+    s.rset()
+
+    def freed():
+        code = s.mail("alice@example.com")[0]
+        s.rset()
+        return code == 250
+    assert wait_for(freed, timeout=3, interval=0.2)
+    s.quit()
+
+
+def test_old_three_value_form_still_accepted(moatd_factory):
+    d = start(moatd_factory, limit_account_messages="2,0,0")  # per minute, hour, day
+    s = smtp_tls(d.smtp_port)
+    s.login("alice", PW)
+    send_n(s, "alice@example.com", 2)
+    code, resp = s.mail("alice@example.com")
+    assert code == 451 and b"2 messages per minute" in resp, resp
+    s.quit()
+
+
+def test_per_second_override(moatd_factory):
+    d = start(moatd_factory)
+    r = moatd_cli(d, "accounts", "limits", "alice", "messages_second=1")
+    assert r.returncode == 0, r.stderr
+    r = moatd_cli(d, "accounts", "limits")
+    assert b"alice\tmessages_second=1\tmessages_minute=default" in r.stdout
+    assert d.query("SELECT messages_second FROM account_limit WHERE user = 'alice'") == [(1,)]
+
+    def alice_limited():
+        s = smtp_tls(d.smtp_port)
+        s.login("alice", PW)
+        s.mail("alice@example.com")
+        s.rset()
+        code, resp = s.mail("alice@example.com")
+        s.quit()
+        return code == 451 and b"per second" in resp
+    assert wait_for(alice_limited, timeout=6, interval=0.5)
+
+
+@pytest.mark.parametrize("value", ["1001,0,0,0", "1,2,3,4,5", "x,1,2,3"])
+def test_bad_four_value_setting_refused_at_start(moatd_factory, value):
+    with pytest.raises(AssertionError) as e:
+        moatd_factory(limit_account_messages=value, **SUBMISSION_CONF)
     assert "limit_account_messages" in str(e.value)
