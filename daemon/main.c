@@ -30,6 +30,7 @@
 
 #include "cli/cli.h"
 #include "conf/conf.h"
+#include "alert/alert.h"
 #include "digest/digest.h"
 #include "dns/dns.h"
 #include "http/http.h"
@@ -60,6 +61,7 @@ struct moatd {
 	struct queue_runner *queue;
 	struct quarantine_purger *purger;
 	struct digest *digest;
+	struct alert *alert;          /* account alerts: mail and webhook */
 	struct policy *policy;
 	struct event *sig_term;
 	struct event *sig_int;
@@ -507,6 +509,11 @@ int main(int argc, char **argv)
 					sizeof(err));
 		if (d.digest == NULL)
 			die("%s", err);
+		/* Alert mail links to the console like digests do; it kicks the runner too. */
+		d.alert = alert_start(d.base, &d.conf, d.db_path, base, digest_kick, &d, err,
+				      sizeof(err));
+		if (d.alert == NULL)
+			die("%s", err);
 	}
 
 	d.sig_term = evsignal_new(d.base, SIGTERM, signal_cb, &d);
@@ -525,6 +532,7 @@ int main(int argc, char **argv)
 	smtp_server_free(d.smtp);
 	dns_free(d.dns);              /* pending lookups are cancelled here */
 	digest_free(d.digest);        /* before the runner: its last round may kick it */
+	alert_free(d.alert);          /* the same */
 	queue_runner_free(d.queue);   /* its in-flight rows stay leased */
 	policy_free(d.policy); /* after every session (and the resolver) is gone */
 	quarantine_purger_free(d.purger);

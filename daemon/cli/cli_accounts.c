@@ -2,11 +2,20 @@
  * cli_accounts: "moatd accounts ..." — authenticated-submission accounts.
  *   passwd USER   set the directory user's password (read from stdin, one
  *                 line), hashed with the API's Argon2id function.
- *   list [--suspended]     totals, score and suspension of every account
+ *   list [--suspended] [--sort name|score|volume]
+ *                          totals, score, volume, trust and suspension
+ *   show USER              one account: state, signals, networks, held mail,
+ *                          latest alerts
+ *   suspend USER [--reason TEXT]      suspend now and hold what it queued
+ *   lift USER [--release|--delete]    end a suspension; what was held is
+ *                          kept, released or deleted
+ *   trust USER --until DATE | --clear trusted for bulk mail until DATE
+ *                          (RFC 3339 or unix ms), or no longer
+ *                          (suspend, lift and trust: daemon/alert's
+ *                          alert_admin_*, the API's very functions, audited)
  *   alerts [USER] [-n N]   suspension and lift alerts, newest first
- *   lift USER              end a suspension (the daemon sees it within 1 s)
  *   limits [USER k=v ...]  show, or set, per-account rate-limit overrides
- *                          (messages_minute ... recipients_day; "default")
+ *                          (messages_second ... recipients_day; "default")
  * Works on the database directly, while moatd runs or not.  Never prints
  * or logs a password; the buffer holding it is wiped.
  */
@@ -17,8 +26,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "../alert/alert.h"
+#include "../http/http_parse.h"
+#include "../queue/queue_admin.h"
 #include "../store/store.h"
 #include "../store/store_account.h"
+#include "../store/store_alert.h"
 #include "../store/store_auth.h"
 #include "../util/util.h"
 
@@ -33,12 +46,18 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: moatd accounts [-c FILE] [--data-dir DIR] COMMAND ...\n"
 		"  passwd USER                      set USER's password from stdin (one line)\n"
-		"  list [--suspended]               accounts: totals, last score, suspension\n"
+		"  list [--suspended] [--sort name|score|volume]\n"
+		"                                   accounts: totals, score, volume, suspension\n"
+		"  show USER                        one account: signals, networks, held, alerts\n"
+		"  suspend USER [--reason TEXT]     suspend now; hold what it queued lately\n"
 		"  alerts [USER] [-n N]             suspension and lift alerts, newest first\n"
-		"  lift USER                        end USER's suspension\n"
+		"  lift USER [--release|--delete]   end USER's suspension; what was held is kept,\n"
+		"                                   released or deleted\n"
+		"  trust USER --until DATE|--clear  trusted for bulk mail until DATE (RFC 3339)\n"
 		"  limits                           per-account rate-limit overrides\n"
-		"  limits USER KEY=N|default ...    set overrides; KEY: messages_minute,\n"
-		"                                   messages_hour, messages_day, recipients_minute,\n"
+		"  limits USER KEY=N|default ...    set overrides; KEY: messages_second,\n"
+		"                                   messages_minute, messages_hour, messages_day,\n"
+		"                                   recipients_second, recipients_minute,\n"
 		"                                   recipients_hour, recipients_day\n");
 }
 
@@ -84,8 +103,8 @@ out:
 }
 
 static const char *const limit_keys[STORE_ACCOUNT_NLIMITS] = {
-	"messages_minute", "messages_hour", "messages_day",
-	"recipients_minute", "recipients_hour", "recipients_day",
+	"messages_second", "messages_minute", "messages_hour", "messages_day",
+	"recipients_second", "recipients_minute", "recipients_hour", "recipients_day",
 };
 
 static void fmt_ms(int64_t ms, char *out, size_t outsz)
@@ -99,18 +118,6 @@ static void fmt_ms(int64_t ms, char *out, size_t outsz)
 	}
 	gmtime_r(&t, &tm);
 	strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static int print_state(const struct store_account_state *a, void *arg)
-{
-	char when[32];
-
-	(void)arg;
-	fmt_ms(a->suspended, when, sizeof(when));
-	printf("%s\tmessages=%lld\trecipients=%lld\trefused=%lld\tscore=%lld\tsuspended=%s%s%s\n",
-	       a->user, (long long)a->messages, (long long)a->recipients, (long long)a->refused,
-	       (long long)a->score, when, a->reason ? "\treason=" : "", a->reason ? a->reason : "");
-	return 0;
 }
 
 static int print_alert(const struct store_account_alert *a, void *arg)
@@ -202,15 +209,246 @@ static int cmd_limits(struct store *st, int argc, char **argv)
 	return 0;
 }
 
-static int cmd_rest(struct store *st, const char *cmd, int argc, char **argv)
-{
-	if (strcmp(cmd, "list") == 0) {
-		int susp = argc == 1 && strcmp(argv[0], "--suspended") == 0;
+/* ---- the administrator's actions and views (alert_admin, store_alert) ---- */
 
-		if (argc > 1 || (argc == 1 && !susp))
+static const struct queue_admin_actor cli_actor = { 0, "cli", "system", NULL };
+
+static int print_account(const struct store_alert_account *a, void *arg)
+{
+	char when[32], until[32];
+
+	(void)arg;
+	fmt_ms(a->suspended, when, sizeof(when));
+	fmt_ms(a->trusted_until > time_now_ms() ? a->trusted_until : 0, until, sizeof(until));
+	printf("%s\tmessages=%lld\trecipients=%lld\trefused=%lld\tscore=%lld\tsuspended=%s"
+	       "\tvolume_day=%lld\ttrusted_until=%s%s%s\n",
+	       a->user, (long long)a->messages, (long long)a->recipients, (long long)a->refused,
+	       (long long)a->score, when, (long long)a->volume_day, until,
+	       a->reason ? "\treason=" : "", a->reason ? a->reason : "");
+	return 0;
+}
+
+static int cmd_list(struct store *st, int argc, char **argv)
+{
+	struct store_alert_account_filter f;
+	int i;
+
+	memset(&f, 0, sizeof(f));
+	f.suspended = -1;
+	f.trusted = -1;
+	f.now = time_now_ms();
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--suspended") == 0) {
+			f.suspended = 1;
+		} else if (strcmp(argv[i], "--sort") == 0 && i + 1 < argc) {
+			i++;
+			if (strcmp(argv[i], "name") == 0)
+				f.sort = STORE_ALERT_BY_NAME;
+			else if (strcmp(argv[i], "score") == 0)
+				f.sort = STORE_ALERT_BY_SCORE;
+			else if (strcmp(argv[i], "volume") == 0)
+				f.sort = STORE_ALERT_BY_VOLUME;
+			else
+				return 2;
+			f.desc = f.sort != STORE_ALERT_BY_NAME; /* the worst first */
+		} else {
 			return 2;
-		return store_account_states(st, susp, print_state, NULL) < 0 ? 1 : 0;
+		}
 	}
+	if (store_alert_accounts(st, &f, 0, INT64_MAX, print_account, NULL) < 0) {
+		fprintf(stderr, "moatd accounts: %s\n", store_account_errmsg(st));
+		return 1;
+	}
+	return 0;
+}
+
+static int print_alert_row(const struct store_alert_row *a, void *arg)
+{
+	char when[32];
+
+	(void)arg;
+	fmt_ms(a->ts, when, sizeof(when));
+	printf("alert\t%lld\t%s\t%s\tscore=%lld\theld=%lld\tby=%s%s%s\t%s\n", (long long)a->id,
+	       when, a->kind, (long long)a->score, (long long)a->held, a->actor ? a->actor : "-",
+	       a->action ? "\taction=" : "", a->action ? a->action : "", a->detail ? a->detail : "");
+	return 0;
+}
+
+static int print_network(const char *net, int64_t first, int64_t last, int64_t msgs, void *arg)
+{
+	char f[32], l[32];
+
+	(void)arg;
+	fmt_ms(first, f, sizeof(f));
+	fmt_ms(last, l, sizeof(l));
+	printf("network\t%s\tfirst_seen=%s\tlast_seen=%s\tmessages=%lld\n", net, f, l,
+	       (long long)msgs);
+	return 0;
+}
+
+static int show_signals(const struct store_alert_account *a, void *arg)
+{
+	json_t *sig = a->signals != NULL ? json_loads(a->signals, 0, NULL) : NULL;
+	size_t i;
+
+	print_account(a, arg);
+	for (i = 0; json_is_array(sig) && i < json_array_size(sig); i++) {
+		json_t *s = json_array_get(sig, i);
+		const char *name = json_string_value(json_object_get(s, "name"));
+
+		printf("signal\t%s\tvalue=%lld\tweight=%lld\tpoints=%lld\n", name ? name : "?",
+		       (long long)json_integer_value(json_object_get(s, "value")),
+		       (long long)json_integer_value(json_object_get(s, "weight")),
+		       (long long)json_integer_value(json_object_get(s, "points")));
+	}
+	json_decref(sig);
+	return 1;
+}
+
+static int cmd_show(struct store *st, const char *user)
+{
+	struct store_alert_filter f;
+	int64_t held = 0;
+	int found, known;
+
+	if (store_alert_user_known(st, user, &known) < 0 ||
+	    store_alert_account_get(st, user, show_signals, NULL, &found) < 0)
+		goto fail;
+	if (!known) {
+		fprintf(stderr, "moatd accounts: no account \"%s\"\n", user);
+		return 1;
+	}
+	if (!found)
+		printf("%s\tmessages=0\trecipients=0\trefused=0\tscore=0\tsuspended=-"
+		       "\tvolume_day=0\ttrusted_until=-\n", user);
+	if (store_alert_held_count(st, user, &held) < 0)
+		goto fail;
+	printf("held\t%lld\n", (long long)held);
+	memset(&f, 0, sizeof(f));
+	f.user = user;
+	if (store_alert_networks(st, user, 50, print_network, NULL) < 0 ||
+	    store_alert_list(st, &f, 10, print_alert_row, NULL) < 0)
+		goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "moatd accounts: %s\n", store_account_errmsg(st));
+	return 1;
+}
+
+static int cmd_suspend(struct store *st, const struct conf *conf, int argc, char **argv)
+{
+	const char *reason = "";
+	char err[200];
+	int64_t id, held;
+	enum alert_result r;
+	size_t i;
+
+	if (argc == 3 && strcmp(argv[1], "--reason") == 0)
+		reason = argv[2];
+	else if (argc != 1)
+		return 2;
+	if (strlen(reason) > ALERT_REASON_MAX) {
+		fprintf(stderr, "moatd accounts: --reason: at most %d bytes\n", ALERT_REASON_MAX);
+		return 2;
+	}
+	for (i = 0; reason[i] != '\0'; i++) {
+		if ((unsigned char)reason[i] < ' ' || reason[i] == 0x7f) {
+			fprintf(stderr, "moatd accounts: --reason: one line of text\n");
+			return 2;
+		}
+	}
+	r = alert_admin_suspend(st, conf->data_dir, argv[0], reason, conf->account_window_ms,
+				&cli_actor, &id, &held, err, sizeof(err));
+	if (r == ALERT_UNKNOWN) {
+		fprintf(stderr, "moatd accounts: no account \"%s\"\n", argv[0]);
+		return 1;
+	}
+	if (r == ALERT_ALREADY) {
+		fprintf(stderr, "moatd accounts: %s is already suspended\n", argv[0]);
+		return 1;
+	}
+	if (r != ALERT_DONE) {
+		fprintf(stderr, "moatd accounts: %s\n", err);
+		return 1;
+	}
+	printf("suspended %s held=%lld alert=%lld\n", argv[0], (long long)held, (long long)id);
+	return 0;
+}
+
+static int cmd_lift(struct store *st, const struct conf *conf, int argc, char **argv)
+{
+	enum alert_held held = ALERT_HELD_KEEP;
+	char err[200];
+	int64_t released, deleted;
+	enum alert_result r;
+
+	if (argc == 2 && strcmp(argv[1], "--release") == 0)
+		held = ALERT_HELD_RELEASE;
+	else if (argc == 2 && strcmp(argv[1], "--delete") == 0)
+		held = ALERT_HELD_DELETE;
+	else if (argc != 1)
+		return 2;
+	r = alert_admin_lift(st, conf->data_dir, argv[0], held, &cli_actor, &released, &deleted,
+			     err, sizeof(err));
+	if (r == ALERT_UNKNOWN || r == ALERT_NOT_SUSPENDED) {
+		fprintf(stderr, "moatd accounts: %s is not suspended\n", argv[0]);
+		return 1;
+	}
+	if (r != ALERT_DONE) {
+		fprintf(stderr, "moatd accounts: %s\n", err);
+		return 1;
+	}
+	printf("lifted %s released=%lld deleted=%lld\n", argv[0], (long long)released,
+	       (long long)deleted);
+	return 0;
+}
+
+static int cmd_trust(struct store *st, int argc, char **argv)
+{
+	int64_t until = 0, now = time_now_ms();
+	char err[200];
+	enum alert_result r;
+
+	if (argc == 2 && strcmp(argv[1], "--clear") == 0) {
+		until = 0;
+	} else if (argc == 3 && strcmp(argv[1], "--until") == 0) {
+		if (http_parse_time(argv[2], strlen(argv[2]), &until) < 0) {
+			fprintf(stderr, "moatd accounts: --until: expected an RFC 3339 time"
+				" (2027-01-31T00:00:00Z) or unix ms\n");
+			return 2;
+		}
+		if (until <= now || until > now + (int64_t)ALERT_TRUST_MAX_DAYS * 86400000) {
+			fprintf(stderr, "moatd accounts: --until: in the future, at most %d days"
+				" ahead\n", ALERT_TRUST_MAX_DAYS);
+			return 2;
+		}
+	} else {
+		return 2;
+	}
+	r = alert_admin_trust(st, argv[0], until, &cli_actor, err, sizeof(err));
+	if (r == ALERT_UNKNOWN) {
+		fprintf(stderr, "moatd accounts: no account \"%s\"\n", argv[0]);
+		return 1;
+	}
+	if (r != ALERT_DONE) {
+		fprintf(stderr, "moatd accounts: %s\n", err);
+		return 1;
+	}
+	printf(until > 0 ? "trusted %s\n" : "untrusted %s\n", argv[0]);
+	return 0;
+}
+
+static int cmd_rest(struct store *st, const struct conf *conf, const char *cmd, int argc,
+		    char **argv)
+{
+	if (strcmp(cmd, "list") == 0)
+		return cmd_list(st, argc, argv);
+	if (strcmp(cmd, "show") == 0)
+		return argc == 1 ? cmd_show(st, argv[0]) : 2;
+	if (strcmp(cmd, "suspend") == 0)
+		return argc >= 1 ? cmd_suspend(st, conf, argc, argv) : 2;
+	if (strcmp(cmd, "trust") == 0)
+		return argc >= 1 ? cmd_trust(st, argc, argv) : 2;
 	if (strcmp(cmd, "alerts") == 0) {
 		const char *user = NULL;
 		int64_t n = 50;
@@ -231,23 +469,8 @@ static int cmd_rest(struct store *st, const char *cmd, int argc, char **argv)
 		}
 		return store_account_alerts(st, user, n, print_alert, NULL) < 0 ? 1 : 0;
 	}
-	if (strcmp(cmd, "lift") == 0) {
-		int changed = 0;
-
-		if (argc != 1)
-			return 2;
-		if (store_account_lift(st, argv[0], "lifted with moatd accounts lift", time_now_ms(),
-				       &changed) < 0) {
-			fprintf(stderr, "moatd accounts: %s\n", store_account_errmsg(st));
-			return 1;
-		}
-		if (!changed) {
-			fprintf(stderr, "moatd accounts: %s is not suspended\n", argv[0]);
-			return 1;
-		}
-		printf("lifted %s\n", argv[0]);
-		return 0;
-	}
+	if (strcmp(cmd, "lift") == 0)
+		return argc >= 1 ? cmd_lift(st, conf, argc, argv) : 2;
 	if (strcmp(cmd, "limits") == 0)
 		return cmd_limits(st, argc, argv);
 	return 2;
@@ -255,7 +478,8 @@ static int cmd_rest(struct store *st, const char *cmd, int argc, char **argv)
 
 int cli_accounts_main(int argc, char **argv)
 {
-	static const char *const verbs[] = { "passwd", "list", "alerts", "lift", "limits", NULL };
+	static const char *const verbs[] = { "passwd", "list", "alerts", "lift", "limits", "show",
+					     "suspend", "trust", NULL };
 	struct conf conf;
 	struct store *st;
 	const char *cmd;
@@ -273,7 +497,7 @@ int cli_accounts_main(int argc, char **argv)
 	if (strcmp(cmd, "passwd") == 0)
 		rc = cmd_passwd(st, argv[0]);
 	else
-		rc = cmd_rest(st, cmd, argc, argv);
+		rc = cmd_rest(st, &conf, cmd, argc, argv);
 	store_close(st);
 	if (rc == 2)
 		usage(stderr);

@@ -4,7 +4,8 @@
  * A round (digest_run_round) runs on the digest worker thread with its own
  * database connection, never on the event loop.  For each interval it
  * takes the due users in chunks of DIGEST_CHUNK: renders each user's
- * digest, writes the messages into spool/incoming under temporary names,
+ * digest, writes the messages (daemon/spool/spool_inject.h, shared with the
+ * account alerts) into spool/incoming under temporary names,
  * renames them to spool/queue/<qid> (RENAME_NOREPLACE), makes the batch
  * durable (one syncfs, or per-file fdatasync and directory fsyncs under
  * spool_sync = file), then commits their queue rows and every user's
@@ -34,6 +35,7 @@
 #include "../conf/conf.h"
 #include "../log/log.h"
 #include "../spool/spool.h"
+#include "../spool/spool_inject.h"
 #include "../store/store.h"
 #include "../store/store_digest.h"
 #include "../util/util.h"
@@ -254,180 +256,43 @@ out:
 	return rc;
 }
 
-/* ---- queueing ---- */
+/* ---- queueing (spool_inject.h: the spool writer's order) ---- */
 
 struct outmsg {
-	char qid[SPOOL_QID_LEN + 1];
-	char tmp[24];                  /* its name in spool/incoming */
+	struct spool_inject_msg m;
 	char to[330];
 	char user[65];
-	int64_t size;
 	int64_t items;
-	int published;
 };
-
-struct spooldirs {
-	int incoming;
-	int queue;
-	int per_file_sync;
-};
-
-static int dirs_open(const struct conf *conf, struct spooldirs *d, char *err, size_t errsz)
-{
-	char path[1200];
-
-	snprintf(path, sizeof(path), "%s/spool/incoming", conf->data_dir);
-	d->incoming = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	snprintf(path, sizeof(path), "%s/spool/queue", conf->data_dir);
-	d->queue = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	d->per_file_sync = strcmp(conf->spool_sync, "file") == 0;
-	if (d->incoming < 0 || d->queue < 0) {
-		snprintf(err, errsz, "%s/spool: %s", conf->data_dir, strerror(errno));
-		if (d->incoming >= 0)
-			close(d->incoming);
-		if (d->queue >= 0)
-			close(d->queue);
-		return -1;
-	}
-	return 0;
-}
-
-static void dirs_close(struct spooldirs *d)
-{
-	close(d->incoming);
-	close(d->queue);
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* The message into spool/incoming/d<hex> (never a queue id, removed at start). */
-static int write_incoming(const struct spooldirs *d, const struct dynbuf *msg,
-			  struct outmsg *o, char *err, size_t errsz)
-{
-	char hex[16];
-	int fd;
-
-	random_hex(hex, 7);
-	snprintf(o->tmp, sizeof(o->tmp), "d%s", hex);
-	fd = openat(d->incoming, o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-	if (fd < 0) {
-		snprintf(err, errsz, "spool/incoming/%s: %s", o->tmp, strerror(errno));
-		return -1;
-	}
-	if (write_all(fd, msg->data, msg->len) < 0 || (d->per_file_sync && fdatasync(fd) < 0)) {
-		snprintf(err, errsz, "spool/incoming/%s: %s", o->tmp, strerror(errno));
-		close(fd);
-		unlinkat(d->incoming, o->tmp, 0);
-		return -1;
-	}
-	close(fd);
-	o->size = (int64_t)msg->len;
-	return 0;
-}
-
-static int publish(const struct spooldirs *d, struct outmsg *o, char *err, size_t errsz)
-{
-	int tries;
-
-	for (tries = 0; tries < 5; tries++) {
-		spool_new_qid(o->qid);
-		if (renameat2(d->incoming, o->tmp, d->queue, o->qid, RENAME_NOREPLACE) == 0) {
-			o->published = 1;
-			return 0;
-		}
-		if (errno != EEXIST)
-			break;
-	}
-	snprintf(err, errsz, "spool rename %s: %s", o->tmp, strerror(errno));
-	unlinkat(d->incoming, o->tmp, 0);
-	return -1;
-}
-
-static int sync_dirs(const struct spooldirs *d, char *err, size_t errsz)
-{
-	if (!d->per_file_sync) {
-		if (syncfs(d->queue) < 0) {
-			snprintf(err, errsz, "spool syncfs: %s", strerror(errno));
-			return -1;
-		}
-		return 0;
-	}
-	if (fsync(d->queue) < 0 || fsync(d->incoming) < 0) {
-		snprintf(err, errsz, "spool directory fsync: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* Undo what a failed batch left: files in incoming/ or already in queue/. */
-static void unspool(const struct spooldirs *d, struct outmsg *o, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (o[i].published)
-			unlinkat(d->queue, o[i].qid, 0);
-		else if (o[i].tmp[0] != '\0')
-			unlinkat(d->incoming, o[i].tmp, 0);
-	}
-}
-
-static int insert_rows(struct store *st, const struct conf *conf, const struct outmsg *o,
-		       int64_t now, char *err, size_t errsz)
-{
-	struct store_queue_msg m;
-	const char *rcpts[1];
-
-	memset(&m, 0, sizeof(m));
-	rcpts[0] = o->to;
-	m.qid = o->qid;
-	m.sender = "";            /* like a DSN: a bounce of a digest goes nowhere */
-	m.client_addr = "127.0.0.1";
-	m.client_name = "localhost";
-	m.helo = conf->hostname;
-	m.size = o->size;
-	m.received_at = now;
-	m.body_8bit = 0;
-	m.rcpts = rcpts;
-	m.nrcpts = 1;
-	return store_queue_insert(st, &m, err, errsz);
-}
 
 /*
  * Publish outs[0..n), make them durable, then commit their rows with every
  * user's last_at = now (users[0..nusers)).  On failure nothing stays.
  */
-static int commit_batch(struct store *st, const struct conf *conf, const struct spooldirs *d,
-			struct outmsg *outs, size_t n, const int64_t *users, size_t nusers,
-			int64_t now, char *err, size_t errsz)
+static int commit_batch(struct store *st, const struct conf *conf,
+			const struct spool_inject_dirs *d, struct outmsg *outs, size_t n,
+			const int64_t *users, size_t nusers, int64_t now, char *err,
+			size_t errsz)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (publish(d, &outs[i], err, errsz) < 0)
+		if (spool_inject_publish(d, &outs[i].m, err, errsz) < 0)
 			goto fail;
-	if (n > 0 && sync_dirs(d, err, errsz) < 0)
+	if (n > 0 && spool_inject_sync(d, err, errsz) < 0)
 		goto fail;
 	if (store_begin(st) < 0) {
 		snprintf(err, errsz, "begin: %s", store_digest_errmsg(st));
 		goto fail;
 	}
-	for (i = 0; i < n; i++)
-		if (insert_rows(st, conf, &outs[i], now, err, errsz) < 0)
+	for (i = 0; i < n; i++) {
+		const char *rcpts[1] = { outs[i].to };
+
+		/* The null sender, like a DSN: a bounce of a digest goes nowhere. */
+		if (spool_inject_rows(st, &outs[i].m, conf->hostname, "", rcpts, 1, now, err,
+				      errsz) < 0)
 			goto rollback;
+	}
 	for (i = 0; i < nusers; i++) {
 		if (store_digest_mark(st, users[i], now) < 0) {
 			snprintf(err, errsz, "mark: %s", store_digest_errmsg(st));
@@ -439,14 +304,15 @@ static int commit_batch(struct store *st, const struct conf *conf, const struct 
 		goto rollback;
 	}
 	for (i = 0; i < n; i++)
-		log_info(outs[i].qid, "digest", "queued user=%s to=<%s> items=%lld size=%lld",
+		log_info(outs[i].m.qid, "digest", "queued user=%s to=<%s> items=%lld size=%lld",
 			 outs[i].user, outs[i].to, (long long)outs[i].items,
-			 (long long)outs[i].size);
+			 (long long)outs[i].m.size);
 	return 0;
 rollback:
 	store_rollback(st);
 fail:
-	unspool(d, outs, n);
+	for (i = 0; i < n; i++)
+		spool_inject_undo(d, &outs[i].m, 1);
 	return -1;
 }
 
@@ -529,15 +395,29 @@ int digest_preview(struct store *st, const struct digest_ctx *c, const char *use
 	return 0;
 }
 
+struct mark_arg {
+	int64_t user_id, now;
+};
+
+/* Inside spool_inject's transaction: the user's last_at moves with the row. */
+static int mark_sent(struct store *st, const char *qid, void *arg)
+{
+	const struct mark_arg *m = arg;
+
+	(void)qid;
+	return store_digest_mark(st, m->user_id, m->now);
+}
+
 int digest_send_now(struct store *st, const struct digest_ctx *c, const char *user,
 		    int64_t *items, char *qid, size_t qidsz, const char **bad, char *err,
 		    size_t errsz)
 {
 	struct store_digest_user u;
-	struct spooldirs d;
-	struct outmsg o;
+	struct mark_arg ma;
 	struct basis b;
 	struct dynbuf msg;
+	const char *rcpts[1];
+	char q[SPOOL_QID_LEN + 1];
 	int found, rc = -1;
 
 	*bad = NULL;
@@ -554,27 +434,22 @@ int digest_send_now(struct store *st, const struct digest_ctx *c, const char *us
 		basis_free(&b);
 		return -1;
 	}
-	if (dirs_open(c->conf, &d, err, errsz) < 0) {
-		basis_free(&b);
-		return -1;
-	}
 	dynbuf_init(&msg, DIGEST_MSG_MAX);
-	memset(&o, 0, sizeof(o));
 	if (build_mail(st, c, &b, &u, 0, &msg, items, err, errsz) < 0)
 		goto out;
-	strlcpy_s(o.to, u.address, sizeof(o.to));
-	strlcpy_s(o.user, u.name, sizeof(o.user));
-	o.items = *items;
-	d.per_file_sync = 1; /* one message: no file system wide sync */
-	if (write_incoming(&d, &msg, &o, err, errsz) < 0)
+	rcpts[0] = u.address;
+	ma.user_id = u.id;
+	ma.now = c->now_ms;
+	/* The null sender, like a DSN: a bounce of a digest goes nowhere. */
+	if (spool_inject(st, c->conf->data_dir, "file", c->conf->hostname, msg.data, msg.len, "",
+			 rcpts, 1, mark_sent, &ma, q, err, errsz) < 0)
 		goto out;
-	if (commit_batch(st, c->conf, &d, &o, 1, &u.id, 1, c->now_ms, err, errsz) < 0)
-		goto out;
-	strlcpy_s(qid, o.qid, qidsz);
+	log_info(q, "digest", "queued user=%s to=<%s> items=%lld size=%lld", u.name, u.address,
+		 (long long)*items, (long long)msg.len);
+	strlcpy_s(qid, q, qidsz);
 	rc = 0;
 out:
 	dynbuf_free(&msg);
-	dirs_close(&d);
 	basis_free(&b);
 	return rc;
 }
@@ -618,7 +493,7 @@ static int64_t slot_start(const struct conf *conf, const char *iv, int64_t now_m
 }
 
 static int run_chunk(struct store *st, const struct digest_ctx *c, const struct basis *b,
-		     const struct spooldirs *d, const int64_t *ids, size_t n,
+		     const struct spool_inject_dirs *d, const int64_t *ids, size_t n,
 		     struct digest_round *r, char *err, size_t errsz)
 {
 	struct outmsg *outs = xcalloc(n, sizeof(*outs));
@@ -658,8 +533,9 @@ static int run_chunk(struct store *st, const struct digest_ctx *c, const struct 
 		strlcpy_s(outs[nouts].to, u.address, sizeof(outs[nouts].to));
 		strlcpy_s(outs[nouts].user, u.name, sizeof(outs[nouts].user));
 		outs[nouts].items = count;
-		if (write_incoming(d, &msg, &outs[nouts], err, errsz) < 0) {
-			unspool(d, outs, nouts);
+		if (spool_inject_write(d, msg.data, msg.len, &outs[nouts].m, err, errsz) < 0) {
+			for (i = 0; i < nouts; i++)
+				spool_inject_undo(d, &outs[i].m, 1);
 			goto out;
 		}
 		nouts++;
@@ -681,7 +557,7 @@ int digest_run_round(struct store *st, const struct digest_ctx *c, struct digest
 	static const char *const ivs[] = { "hourly", "daily", "weekly" };
 	int64_t ids[DIGEST_CHUNK];
 	int64_t started = time_mono_ms();
-	struct spooldirs d;
+	struct spool_inject_dirs d;
 	struct basis b;
 	size_t i, n;
 	int rc = -1;
@@ -697,7 +573,7 @@ int digest_run_round(struct store *st, const struct digest_ctx *c, struct digest
 		basis_free(&b);
 		return -1;
 	}
-	if (dirs_open(c->conf, &d, err, errsz) < 0) {
+	if (spool_inject_open(c->conf->data_dir, c->conf->spool_sync, &d, err, errsz) < 0) {
 		basis_free(&b);
 		return -1;
 	}
@@ -718,7 +594,7 @@ int digest_run_round(struct store *st, const struct digest_ctx *c, struct digest
 	rc = 0;
 out:
 	r->ms = time_mono_ms() - started;
-	dirs_close(&d);
+	spool_inject_close(&d);
 	basis_free(&b);
 	return rc;
 }

@@ -143,7 +143,15 @@ static const struct http_route routes[] = {
 	  http_group_managers_delete },
 	{ "GET", "/api/v1/accounts", HTTP_R_ADMIN, http_accounts_list },
 	{ "GET", "/api/v1/accounts/alerts", HTTP_R_ADMIN, http_accounts_alerts },
-	{ "POST", "/api/v1/accounts/{user}/lift", HTTP_R_ADMIN, http_accounts_lift },
+	{ "GET", "/api/v1/accounts/alerts/{id}", HTTP_R_ADMIN, http_accounts_alert_show },
+	{ "GET", "/api/v1/accounts/{user}", HTTP_R_ADMIN, http_accounts_show },
+	{ "POST", "/api/v1/accounts/{user}/lift", HTTP_R_ADMIN | HTTP_R_BODY | HTTP_R_OPT_BODY,
+	  http_accounts_lift },
+	{ "POST", "/api/v1/accounts/{user}/suspend", HTTP_R_ADMIN | HTTP_R_BODY | HTTP_R_OPT_BODY,
+	  http_accounts_suspend },
+	{ "PUT", "/api/v1/accounts/{user}/trust", HTTP_R_ADMIN | HTTP_R_BODY,
+	  http_accounts_trust_put },
+	{ "DELETE", "/api/v1/accounts/{user}/trust", HTTP_R_ADMIN, http_accounts_trust_delete },
 	{ "GET", "/api/v1/queue", HTTP_R_ADMIN, http_queue_list },
 	{ "GET", "/api/v1/quarantine/digest/template", HTTP_R_ADMIN, http_digest_template_show },
 	{ "PUT", "/api/v1/quarantine/digest/template", HTTP_R_ADMIN | HTTP_R_BODY,
@@ -900,7 +908,7 @@ static enum MHD_Result dispatch(struct http_req *r, const char *url)
 	if (!(rt->flags & HTTP_R_BODY) && r->body.len != 0)
 		return http_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_not_allowed", NULL,
 				  "this resource takes no request body");
-	if ((rt->flags & HTTP_R_BODY) &&
+	if ((rt->flags & HTTP_R_BODY) && !((rt->flags & HTTP_R_OPT_BODY) && r->body.len == 0) &&
 	    !is_json_type(MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Content-Type")) &&
 	    !((rt->flags & HTTP_R_TEXT_BODY) &&
 	      is_text_type(MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Content-Type"))))

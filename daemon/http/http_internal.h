@@ -107,6 +107,7 @@ enum {
 	HTTP_R_BODY = 4,    /* takes a JSON body */
 	HTTP_R_BIG_BODY = 8, /* body bounded by rules_max_body instead of http_max_body */
 	HTTP_R_TEXT_BODY = 16, /* with HTTP_R_BODY: text/plain is accepted as well */
+	HTTP_R_OPT_BODY = 32, /* with HTTP_R_BODY: the body may be left out (no Content-Type) */
 };
 
 struct http_route {
@@ -328,6 +329,11 @@ enum MHD_Result http_sieve_import(struct http_req *r);
 enum MHD_Result http_accounts_list(struct http_req *r);
 enum MHD_Result http_accounts_alerts(struct http_req *r);
 enum MHD_Result http_accounts_lift(struct http_req *r);
+enum MHD_Result http_accounts_show(struct http_req *r);
+enum MHD_Result http_accounts_alert_show(struct http_req *r);
+enum MHD_Result http_accounts_suspend(struct http_req *r);
+enum MHD_Result http_accounts_trust_put(struct http_req *r);
+enum MHD_Result http_accounts_trust_delete(struct http_req *r);
 
 /* ---- http_health.c ---- */
 enum MHD_Result http_healthz(struct http_req *r);

@@ -2,7 +2,9 @@
  * http_queue: the delivery queue (/api/v1/queue), administrators only —
  * filter recipients, show one message with its headers from the spool
  * file, and release / retry / hold / delete every recipient matching a
- * filter (one message is the filter {"qid": ...}).
+ * filter (one message is the filter {"qid": ...}).  The filters: qid,
+ * sender, client, rcpt_domain, reason, state, received_before and
+ * auth_user (the account that submitted the message, exact).
  *
  * Thin: parse, call, format.  Lists go to store_queue.c, headers come
  * from spool_read, and the four actions (with their audit row) are
@@ -73,6 +75,7 @@ static int queue_filter_args(struct http_req *r, struct store_queue_filter *f)
 	    http_arg_str(r, "client", 64, &f->client_addr) < 0 ||
 	    http_arg_str(r, "rcpt_domain", 253, &f->rcpt_domain) < 0 ||
 	    http_arg_str(r, "reason", 200, &f->reason) < 0 ||
+	    http_arg_str(r, "auth_user", 320, &f->auth_user) < 0 ||
 	    http_arg_pick(r, "state", states, &state) < 0 ||
 	    http_arg_time(r, "received_before", &f->received_before) < 0)
 		return -1;
@@ -87,7 +90,7 @@ enum MHD_Result http_queue_list(struct http_req *r)
 {
 	static const char *const args[] = { "limit", "offset", "cursor", "qid", "sender",
 					    "client", "rcpt_domain", "reason", "state",
-					    "received_before", NULL };
+					    "received_before", "auth_user", NULL };
 	struct store_queue_filter f;
 	struct http_page p;
 	struct q_list l;
@@ -130,7 +133,7 @@ enum MHD_Result http_queue_summary(struct http_req *r)
 {
 	static const char *const args[] = { "group", "limit", "qid", "sender", "client",
 					    "rcpt_domain", "reason", "state",
-					    "received_before", NULL };
+					    "received_before", "auth_user", NULL };
 	static const char *const groups[] = { "state", "sender", "client", "domain", "reason",
 					      NULL };
 	static const enum store_queue_group group_of[] = { STORE_QG_STATE, STORE_QG_SENDER,
@@ -223,6 +226,7 @@ static const struct http_field action_fields[] = {
 	{ "reason", HJ_STRING, 0, 200, 0, 0 },
 	{ "state", HJ_STRING, 0, 16, 0, 0 },
 	{ "received_before", HJ_INT, 0, 0, 1, INT64_MAX },
+	{ "auth_user", HJ_STRING, 0, 320, 0, 0 },
 	{ "all", HJ_BOOL, 0, 0, 0, 0 },
 	{ "hold_reason", HJ_STRING, 0, 200, 0, 0 },
 };
@@ -260,6 +264,7 @@ static enum MHD_Result queue_action(struct http_req *r, enum queue_admin_op op)
 	f.reason = json_string_value(json_object_get(body, "reason"));
 	f.state = json_string_value(json_object_get(body, "state"));
 	f.received_before = json_integer_value(json_object_get(body, "received_before"));
+	f.auth_user = json_string_value(json_object_get(body, "auth_user"));
 	if (json_object_get(body, "hold_reason") != NULL)
 		hold_reason = json_string_value(json_object_get(body, "hold_reason"));
 	ret = MHD_YES;

@@ -81,6 +81,10 @@ static char *filter_json(const struct store_queue_filter *f)
 		json_object_set_new(o, "state", json_string(f->state));
 	if (f->received_before != 0)
 		json_object_set_new(o, "received_before", json_integer(f->received_before));
+	if (f->auth_user != NULL)
+		json_object_set_new(o, "auth_user", json_string(f->auth_user));
+	if (f->received_after != 0)
+		json_object_set_new(o, "received_after", json_integer(f->received_after));
 	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	return s;

@@ -157,6 +157,11 @@ struct store_queue_filter {
 	int64_t limit;            /* list only; 0: no limit */
 	const char *auth_user;    /* exact; NULL any (daemon/account holds by it) */
 	int64_t received_after;   /* unix ms, received_at >= it; 0: any age */
+	/*
+	 * 1: only while auth_user's account is suspended (a later pass of a
+	 * suspension's hold must not hold again what a lift released).
+	 */
+	int while_suspended;
 };
 
 /* Recipient rows matching f, in (received_at, qid, rcpt, seq) order. */

@@ -276,7 +276,9 @@ static const char SQL_PURGEABLE[] =
 	" AND (?5 IS NULL OR instr(lower(coalesce(r.last_error, '') || ' ' ||" \
 	" coalesce(r.reason, '')), lower(?5)) > 0)" \
 	" AND (?6 IS NULL OR r.state = ?6) AND (?7 IS NULL OR m.received_at <= ?7)" \
-	" AND (?20 IS NULL OR m.auth_user = ?20) AND (?21 IS NULL OR m.received_at >= ?21)"
+	" AND (?20 IS NULL OR m.auth_user = ?20) AND (?21 IS NULL OR m.received_at >= ?21)" \
+	" AND (?22 IS NULL OR EXISTS (SELECT 1 FROM account_state a" \
+	" WHERE a.user = m.auth_user AND a.suspended != 0))"
 
 static const char SQL_LIST[] =
 	"SELECT " ROW_COLS " FROM queue_rcpt r JOIN queue_message m ON m.qid = r.qid"
@@ -472,6 +474,10 @@ static void bind_filter(sqlite3_stmt *s, const struct store_queue_filter *f)
 		sqlite3_bind_int64(s, 21, f->received_after);
 	else
 		sqlite3_bind_null(s, 21);
+	if (f->while_suspended)
+		sqlite3_bind_int(s, 22, 1);
+	else
+		sqlite3_bind_null(s, 22);
 }
 
 int store_queue_list(struct store *st, const struct store_queue_filter *f,

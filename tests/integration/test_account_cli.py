@@ -41,5 +41,6 @@ def test_cli_errors_and_passwd(moatd_factory):
     r = moatd_cli(d, "accounts", "limits", "carol", "messages_day=default")
     assert r.returncode == 0
     r = moatd_cli(d, "accounts", "limits")
-    assert b"carol\tmessages_minute=default\tmessages_hour=default\tmessages_day=default" \
-           b"\trecipients_minute=default\trecipients_hour=9" in r.stdout
+    assert b"carol\tmessages_second=default\tmessages_minute=default\tmessages_hour=default" \
+           b"\tmessages_day=default\trecipients_second=default\trecipients_minute=default" \
+           b"\trecipients_hour=9" in r.stdout

@@ -242,6 +242,8 @@ AREA_ROUTES = {
     "digest": lambda path: "digest" in path or path.startswith("/q/"),
     "mailbox": lambda path: path.startswith(("/api/v1/account/rules", "/api/v1/users/{id}/rules",
                                              "/api/v1/directory/groups/{address}/rules")),
+    # test_account_alerts.py::test_accounts_routes_match_contract
+    "accounts": lambda path: path.startswith("/api/v1/accounts"),
 }
 
 
