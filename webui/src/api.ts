@@ -1,6 +1,7 @@
 // The JSON API client (api/openapi.yaml). The session cookie travels by itself
 // (same origin); every state-changing request carries X-CSRF-Token. Errors come
 // back as ApiError with the API's code, message and field.
+import type { ApiTime, Signal } from './accounts';
 import type { Cond, RuleAction } from './rules';
 
 export class ApiError extends Error {
@@ -251,21 +252,66 @@ export interface DailyStats {
   totals: Record<string, number>;
 }
 
+/* Times of the accounts API: unix ms or RFC 3339 (accounts.ts toMs reads both). */
 export interface Account {
   user: string;
   suspended: boolean;
-  suspended_at: number | null;
+  suspended_at: ApiTime;
   reason: string | null;
   score: number;
+  /* the last score's parts, every signal in a fixed order (may be []) */
+  signals?: Signal[];
+  trusted_until?: ApiTime;
+  volume_day?: number;
+  last_client?: string | null;
   window: Record<string, number>;
+  auth_failures?: { recent: number; last_at: ApiTime; last_addr: string | null };
+}
+
+export interface AccountClient {
+  addr: string;
+  messages: number;
+  new: boolean;
+}
+
+export interface AccountSample {
+  qid: string;
+  sender: string;
+  recipient: string;
+  subject: string;
+  size: number;
 }
 
 export interface AccountAlert {
   id: number;
   user: string;
-  ts: number;
-  score: number;
-  reason: string;
+  ts: ApiTime;
+  kind?: 'suspended' | 'lifted' | 'trusted' | 'untrusted';
+  score: number | null;
+  detail?: string;
+  /* the older API's name for detail */
+  reason?: string;
+  held?: number;
+  signals?: Signal[];
+  clients?: AccountClient[];
+  samples?: AccountSample[];
+  actor?: string;
+  action?: string | null;
+  notified?: ApiTime;
+}
+
+export interface AccountNetwork {
+  net: string;
+  first_seen: ApiTime;
+  last_seen: ApiTime;
+  messages: number;
+}
+
+/* GET /api/v1/accounts/{user} */
+export interface AccountDetail extends Account {
+  alerts: AccountAlert[];
+  networks: AccountNetwork[];
+  held: number;
 }
 
 export interface TopItem {

@@ -40,9 +40,11 @@ export interface QueueFilter {
   client: string;
   rcpt_domain: string;
   reason: string;
+  /* the authenticated account that submitted the message (exact) */
+  auth_user: string;
 }
 
-export const EMPTY_FILTER: QueueFilter = { state: '', sender: '', client: '', rcpt_domain: '', reason: '' };
+export const EMPTY_FILTER: QueueFilter = { state: '', sender: '', client: '', rcpt_domain: '', reason: '', auth_user: '' };
 
 export type GroupKey = '' | 'state' | 'sender' | 'client' | 'rcpt_domain' | 'reason';
 
@@ -58,7 +60,7 @@ export function groupFilter(f: QueueFilter, k: GroupKey, key: string | null): Qu
   return { ...f, [k]: k === 'sender' && key === '' ? '<>' : key };
 }
 
-/* A filter from a query string (?state=held&client=...). */
+/* A filter from a query string (?state=held&client=..., ?state=held&auth_user=bob). */
 export function filterFromSearch(search: string): QueueFilter {
   const p = new URLSearchParams(search);
   const f = { ...EMPTY_FILTER };
@@ -74,6 +76,7 @@ export function describeFilter(f: QueueFilter): string {
   if (f.client) parts.push(`client ${f.client}`);
   if (f.rcpt_domain) parts.push(`recipient domain ${f.rcpt_domain}`);
   if (f.reason) parts.push(`reason containing “${f.reason}”`);
+  if (f.auth_user) parts.push(`account ${f.auth_user}`);
   return parts.join(', ');
 }
 

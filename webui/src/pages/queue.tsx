@@ -1,8 +1,10 @@
 // The queue (/api/v1/queue): recipients filtered by state, sender, client
-// address, recipient domain or reason; grouped by state or any of those
-// (counted by the server, /api/v1/queue/summary) with release and delete per
-// group; bulk release, retry and delete by the same filter after a
-// confirmation that counts what the action touches; one message's details.
+// address, recipient domain, reason or submitting account (auth_user: the
+// Accounts page links an account's held mail here); grouped by state or any
+// of those but the account (counted by the server, /api/v1/queue/summary)
+// with release and delete per group; bulk release, retry and delete by the
+// same filter after a confirmation that counts what the action touches; one
+// message's details.
 import { useEffect, useState } from 'preact/hooks';
 import { api, type List, type Query, type QueueGroup, type QueueRcpt } from '../api';
 import {
@@ -152,6 +154,7 @@ export function QueuePage() {
         <Field label="Client address" name="client" value={form.client} onInput={set('client')} />
         <Field label="Recipient domain" name="rcpt_domain" value={form.rcpt_domain} onInput={set('rcpt_domain')} />
         <Field label="Reason contains" name="reason" value={form.reason} onInput={set('reason')} />
+        <Field label="Account" name="auth_user" value={form.auth_user} onInput={set('auth_user')} hint="authenticated sender, exact" />
         <div class="actions">
           <Button type="submit" kind="primary">Apply filter</Button>
           <Button onClick={() => { setForm(EMPTY); setFilter(EMPTY); }}>Clear</Button>
