@@ -65,6 +65,8 @@ static const struct conf_key keys[] = {
 	{ "max_message_size", T_SIZE, NUM(max_message_size), "25M", 1024,
 	  (int64_t)2 * 1024 * 1024 * 1024 },
 	{ "max_errors", T_INT, NUM(max_errors), "10", 1, 1000 },
+	{ "max_refusals", T_INT, NUM(max_refusals), "1000", 1, 1000000 },
+	{ "max_refusals_unauth", T_INT, NUM(max_refusals_unauth), "100", 1, 1000000 },
 	{ "timeline_max_bytes", T_SIZE, NUM(timeline_max_bytes), "16k", 1024, 262144 },
 	{ "max_sessions", T_INT, NUM(max_sessions), "1000", 1, 100000 },
 	{ "max_sessions_per_client", T_INT, NUM(max_sessions_per_client), "20", 1, 100000 },
@@ -173,13 +175,19 @@ static const struct conf_key keys[] = {
 	{ "auth_fail_max_per_addr", T_INT, NUM(auth_fail_max_per_addr), "10", 1, 1000000 },
 	{ "auth_fail_max_per_account", T_INT, NUM(auth_fail_max_per_account), "100", 1,
 	  1000000 },
+	{ "auth_cache_ttl", T_DURATION, NUM(auth_cache_ttl_ms), "5m", 0, 86400000 },
+	{ "auth_cache_negative_ttl", T_DURATION, NUM(auth_cache_negative_ttl_ms), "1m", 0,
+	  86400000 },
+	{ "auth_cache_size", T_INT, NUM(auth_cache_size), "10000", 0, 1000000 },
+	{ "auth_workers", T_INT, NUM(auth_workers), "2", 1, 16 },
 	/* account defence */
-	{ "limit_account_messages", T_STRING, STR(limit_account_messages), "30,300,1000", 0, 0 },
-	{ "limit_account_recipients", T_STRING, STR(limit_account_recipients), "100,1000,3000",
+	/* "second,minute,hour,day" (or "minute,hour,day"), checked by account_parse_limits() */
+	{ "limit_account_messages", T_STRING, STR(limit_account_messages), "10,120,1200,5000",
 	  0, 0 },
-	{ "limit_client_messages", T_STRING, STR(limit_client_messages), "60,600,3000", 0, 0 },
-	{ "limit_client_recipients", T_STRING, STR(limit_client_recipients), "200,2000,6000",
-	  0, 0 },
+	{ "limit_account_recipients", T_STRING, STR(limit_account_recipients),
+	  "0,2000,10000,20000", 0, 0 },
+	{ "limit_client_messages", T_STRING, STR(limit_client_messages), "0,0,0,0", 0, 0 },
+	{ "limit_client_recipients", T_STRING, STR(limit_client_recipients), "0,0,0,0", 0, 0 },
 	{ "account_window", T_DURATION, NUM(account_window_ms), "10m", 1000, 86400000 },
 	{ "account_suspend_score", T_INT, NUM(account_suspend_score), "20", 0, 1000000 },
 	{ "account_volume_floor", T_INT, NUM(account_volume_floor), "50", 1, 1000000 },
@@ -193,6 +201,9 @@ static const struct conf_key keys[] = {
 	{ "digest_weekday", T_INT, NUM(digest_weekday), "1", 0, 6 },
 	{ "digest_check", T_DURATION, NUM(digest_check_ms), "5m", 1000, 86400000 },
 	{ "digest_max_items", T_INT, NUM(digest_max_items), "500", 1, 10000 },
+	/* account alerts (daemon/alert): the webhook's bounds */
+	{ "alert_webhook_timeout", T_DURATION, NUM(alert_webhook_timeout_ms), "5s", 1000, 60000 },
+	{ "alert_webhook_retry", T_DURATION, NUM(alert_webhook_retry_ms), "1m", 1000, 3600000 },
 };
 
 static const struct conf_key *find_key(const char *name)

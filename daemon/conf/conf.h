@@ -35,7 +35,9 @@ struct conf {
 	int64_t max_text_line;
 	int64_t max_recipients;
 	int64_t max_message_size;
-	int64_t max_errors;
+	int64_t max_errors;             /* protocol errors in a session */
+	int64_t max_refusals;           /* policy refusals in an authenticated session */
+	int64_t max_refusals_unauth;    /* ... and before AUTH */
 	int64_t timeline_max_bytes;     /* a session's conversation kept for the message log */
 	int64_t max_sessions;
 	int64_t max_sessions_per_client;
@@ -130,8 +132,13 @@ struct conf {
 	int64_t auth_fail_window_ms;  /* sliding window of failed AUTH */
 	int64_t auth_fail_max_per_addr;
 	int64_t auth_fail_max_per_account;
+	int64_t auth_cache_ttl_ms;    /* credential cache: successes kept; 0 none */
+	int64_t auth_cache_negative_ttl_ms; /* failures kept; 0 none */
+	int64_t auth_cache_size;      /* entries at most; 0: no cache */
+	int64_t auth_workers;         /* password-checking threads */
 
-	/* account defence (daemon/account): rate limits "per minute,hour,day", 0 none */
+	/* account defence (daemon/account): rate limits "per second,minute,hour,day"
+	 * (or "minute,hour,day"), 0 none */
 	char limit_account_messages[64];
 	char limit_account_recipients[64];
 	char limit_client_messages[64];   /* per client address, authenticated sessions */
@@ -149,6 +156,9 @@ struct conf {
 	int64_t digest_weekday;           /* weekly digests: 0 Sunday .. 6 Saturday */
 	int64_t digest_check_ms;          /* how often the digest job looks for due users */
 	int64_t digest_max_items;         /* items listed in one digest */
+	/* account alerts (daemon/alert) */
+	int64_t alert_webhook_timeout_ms; /* connect + request + response head of one POST */
+	int64_t alert_webhook_retry_ms;   /* first retry after it, the second 9 times it later */
 };
 
 /* Fill every key with its default. */
