@@ -8,14 +8,15 @@ scenario, with a fresh data directory, a submission port and 11 accounts:
   b) "bot" is not suspended and hammers with its correct password;
   c) "bot" hammers with a wrong password;
 
-meanwhile 10 ordinary accounts each do a fresh connection + STARTTLS + AUTH every 200 ms.
+meanwhile 10 ordinary accounts (a process each) do a fresh connection + STARTTLS + AUTH every
+200 ms.
 All clients connect from 127.0.0.1, the bot's address too (one NAT).  Prints, per binary and
 scenario: ordinary logins done / refused, their latency p50/p95/p99 (connect to 235), bot
 exchanges, the Argon2 checks the daemon ran (moat_auth_checks_total from /metrics where the
 binary has it, else counted from its log: "auth ok" + "AUTH FAILED" lines, one check each) and
 moatd's CPU time (utime + stime from /proc/PID/stat) per AUTH exchange.
 
-    /usr/bin/python3 bench/auth_flood.py /work/before/moatd build/moatd
+    /usr/bin/python3 bench/auth_flood.py OLD/moatd build/moatd
 
 Knobs (environment): DURATION=8 (seconds of measurement per scenario), BOTS=40, USERS=10.
 Bounded: every socket has a time-out, every phase a deadline; moatd is stopped and the
@@ -32,12 +33,10 @@ import re
 import shutil
 import signal
 import smtplib
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 DURATION = float(os.environ.get("DURATION", "8"))
@@ -192,6 +191,35 @@ def bot_process(port, pw, n, count, seconds):
     asyncio.run(run())
 
 
+def ordinary_process(port, u, seconds, results):
+    """One ordinary user in a process of its own (so that the clients' TLS handshakes do not
+    queue behind each other on one interpreter): a fresh connection, STARTTLS and AUTH every
+    200 ms for seconds; puts (latencies, refusals) on results."""
+    lat, refused = [], []
+    nxt = time.monotonic()
+    end = nxt + seconds
+    while time.monotonic() < end:
+        nxt += 0.2
+        t0 = time.monotonic()
+        try:
+            s = smtplib.SMTP("127.0.0.1", port, timeout=IO_TIMEOUT)
+            s.ehlo("pc.example")
+            s.starttls(context=tls_context())
+            s.ehlo("pc.example")
+            code, resp = s.docmd("AUTH", "PLAIN " + b64(f"\0{u}\0{u}-password-1"))
+            dt = time.monotonic() - t0
+            s.quit()
+        except (OSError, smtplib.SMTPException) as e:
+            refused.append(repr(e))
+            code, dt = None, None
+        if code == 235:
+            lat.append(dt)
+        elif code is not None:
+            refused.append(f"{code} {resp!r}")
+        time.sleep(max(0.0, nxt - time.monotonic()))
+    results.put((lat, refused))
+
+
 def suspend(d):
     """Sets account_state.suspended and waits for the daemon to refuse the bot (1 s read-back)."""
     import sqlite3
@@ -228,31 +256,8 @@ def run_scenario(binary, work, scenario, idx):
         if scenario == "a":
             suspend(d)
         bot_pw = "wrong-password" if scenario == "c" else "bot-password-1"
-        stop = threading.Event()
         lat, refused = [], []
         count = multiprocessing.Value("q", 0)
-
-        def ordinary(u):
-            nxt = time.monotonic()
-            while not stop.is_set():
-                nxt += 0.2
-                t0 = time.monotonic()
-                try:
-                    s = smtplib.SMTP("127.0.0.1", d.smtp_port, timeout=IO_TIMEOUT)
-                    s.ehlo("pc.example")
-                    s.starttls(context=tls_context())
-                    s.ehlo("pc.example")
-                    code, resp = s.docmd("AUTH", "PLAIN " + b64(f"\0{u}\0{u}-password-1"))
-                    dt = time.monotonic() - t0
-                    s.quit()
-                except (OSError, smtplib.SMTPException) as e:
-                    refused.append(repr(e))
-                    code, dt = None, None
-                if code == 235:
-                    lat.append(dt)
-                elif code is not None:
-                    refused.append(f"{code} {resp!r}")
-                time.sleep(max(0.0, nxt - time.monotonic()))
 
         botp = multiprocessing.Process(target=bot_process,
                                        args=(d.smtp_port, bot_pw, BOTS, count, DURATION + 3))
@@ -261,14 +266,19 @@ def run_scenario(binary, work, scenario, idx):
         checks0, how = d.checks()
         cpu0 = d.cpu_ms()
         bot0 = count.value
-        workers = [threading.Thread(target=ordinary, args=(u,), daemon=True) for u in users]
-        for t in workers:
-            t.start()
-        time.sleep(DURATION)
-        stop.set()
+        results = multiprocessing.Queue()
+        workers = [multiprocessing.Process(target=ordinary_process,
+                                           args=(d.smtp_port, u, DURATION, results))
+                   for u in users]
+        for w in workers:
+            w.start()
+        for _ in workers:
+            got_lat, got_refused = results.get(timeout=DURATION + 2 * IO_TIMEOUT)
+            lat.extend(got_lat)
+            refused.extend(got_refused)
         bot_done = count.value - bot0
-        for t in workers:
-            t.join(timeout=IO_TIMEOUT + 5)
+        for w in workers:
+            w.join(timeout=IO_TIMEOUT)
         cpu = d.cpu_ms() - cpu0
         checks1, _ = d.checks()
         botp.join(timeout=IO_TIMEOUT + 5)

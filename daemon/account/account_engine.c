@@ -61,6 +61,7 @@
 #define POLL_MS 1000
 #define REHOLD_MS 2000
 #define TICK_MS 250
+#define IDLE_EVICT_MS 3600000 /* an idle account leaves memory (and after two windows) */
 #define SAMPLES_MAX 5
 #define SUBJECT_HDR_MAX 16384
 
@@ -948,10 +949,24 @@ static void flush(struct account_engine *e)
 	int64_t now = time_now_ms();
 
 	for (b = 0; b < e->size; b++) {
-		struct acct *a;
+		struct acct **pp = &e->tab[b];
 
-		for (a = e->tab[b]; a != NULL; a = a->next)
+		while (*pp != NULL) {
+			struct acct *a = *pp;
+
 			flush_one(e, a, now);
+			/*
+			 * Idle, flushed, nothing the poll brings straight back: its
+			 * state is in SQLite, loaded again when it next sends.
+			 */
+			if (!e->stopping &&
+			    acct_evictable(a, now, IDLE_EVICT_MS, 2 * e->conf->account_window_ms)) {
+				*pp = a->next;
+				free(a);
+				continue;
+			}
+			pp = &a->next;
+		}
 	}
 }
 

@@ -88,6 +88,7 @@ struct acct {
 	int64_t bulk_seen;       /* unix ms the account was first seen sending bulk; 0 never */
 	int bulk_dirty;
 	char last_client[ACCT_ADDR_MAX];
+	int64_t created;         /* unix ms the engine took the account into memory */
 
 	/* Engine state. */
 	int suspended;
@@ -136,6 +137,11 @@ int64_t acct_client_messages(const struct acct *a, uint32_t h, int64_t now,
 			     int64_t window_ms);
 /* Messages accepted in the last 24 h (estimate). */
 int64_t acct_volume_day(struct acct *a, int64_t now);
+/*
+ * 1 when a may leave memory: no event for idle_ms nor min_ms, flushed, not
+ * suspended, not trusted, no limit override, no load from SQLite in flight.
+ */
+int acct_evictable(const struct acct *a, int64_t now, int64_t idle_ms, int64_t min_ms);
 /* Case-insensitive FNV-1a. */
 uint64_t acct_hash64(const char *s);
 

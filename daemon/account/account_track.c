@@ -103,6 +103,7 @@ void acct_init(struct acct *a, const char *user, int64_t now)
 		a->lim[i] = -1;
 	a->hour_start = now - now % HOUR_MS;
 	a->hour_partial = 1;
+	a->created = now;
 }
 
 static void push(struct acct *a, enum acct_evkind k, uint32_t h, int64_t now)
@@ -486,4 +487,21 @@ void acct_facts(struct acct *a, int64_t now, int64_t window_ms, int64_t volume_f
 int64_t acct_volume_day(struct acct *a, int64_t now)
 {
 	return cnt_get(&a->msg_day, DAY_MS, now);
+}
+
+int acct_evictable(const struct acct *a, int64_t now, int64_t idle_ms, int64_t min_ms)
+{
+	int64_t last = a->n > 0 ? a->ring[(a->head + ACCT_RING - 1) % ACCT_RING].ts : a->created;
+	size_t i;
+
+	if (a->suspended || a->trusted_until > 0 || a->dirty || a->bulk_dirty || a->score > 0 ||
+	    (a->load_sent && !a->loaded))
+		return 0;
+	for (i = 0; i < sizeof(a->lim) / sizeof(a->lim[0]); i++)
+		if (a->lim[i] >= 0)
+			return 0;
+	for (i = 0; i < a->nnets; i++)
+		if (a->nets[i].dirty)
+			return 0;
+	return now - last >= idle_ms && now - last >= min_ms;
 }

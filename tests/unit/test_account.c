@@ -605,6 +605,50 @@ static void test_from_addresses(void **state)
 	}
 }
 
+/* ---- which accounts may leave memory ----------------------------------- */
+
+static void test_evictable(void **state)
+{
+	static const int64_t H = 3600000;
+	struct acct *a = malloc(sizeof(*a));
+	int64_t t0 = 1764460800000LL; /* a Monday, 00h UTC */
+
+	(void)state;
+	assert_non_null(a);
+	acct_init(a, "alice", t0);
+	a->loaded = 1;
+	assert_int_equal(acct_evictable(a, t0 + H - 1, H, 20 * 60000), 0); /* not idle yet */
+	assert_int_equal(acct_evictable(a, t0 + H, H, 20 * 60000), 1);
+	assert_int_equal(acct_evictable(a, t0 + H, H, 2 * H), 0);          /* two long windows */
+	acct_mail(a, t0 + H, 600000, "192.0.2.7");
+	assert_int_equal(acct_evictable(a, t0 + H + 1000, H, 0), 0);       /* just sent */
+	assert_int_equal(acct_evictable(a, t0 + 2 * H, H, 0), 0);          /* network unwritten */
+	assert_int_equal(a->nnets, 1);
+	a->nets[0].dirty = 0;                                             /* the flush wrote it */
+	assert_int_equal(acct_evictable(a, t0 + 2 * H, H, 0), 1);
+	a->suspended = 1;
+	assert_int_equal(acct_evictable(a, t0 + 3 * H, H, 0), 0);
+	a->suspended = 0;
+	a->trusted_until = t0 + 10 * H;
+	assert_int_equal(acct_evictable(a, t0 + 3 * H, H, 0), 0);
+	a->trusted_until = 0;
+	a->lim[1] = 5;
+	assert_int_equal(acct_evictable(a, t0 + 3 * H, H, 0), 0);           /* an override */
+	a->lim[1] = -1;
+	a->dirty = 1;
+	assert_int_equal(acct_evictable(a, t0 + 3 * H, H, 0), 0);           /* not flushed */
+	a->dirty = 0;
+	a->score = 3;
+	assert_int_equal(acct_evictable(a, t0 + 3 * H, H, 0), 0);
+	a->score = 0;
+	a->loaded = 0;
+	a->load_sent = 1;
+	assert_int_equal(acct_evictable(a, t0 + 3 * H, H, 0), 0);           /* load in flight */
+	a->loaded = 1;
+	assert_int_equal(acct_evictable(a, t0 + 3 * H, H, 0), 1);
+	free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -622,6 +666,7 @@ int main(void)
 		cmocka_unit_test(test_client_net),
 		cmocka_unit_test(test_submission_listen),
 		cmocka_unit_test(test_from_addresses),
+		cmocka_unit_test(test_evictable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
