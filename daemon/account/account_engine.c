@@ -54,6 +54,7 @@
 #include "../spool/spool_read.h"
 #include "../store/store.h"
 #include "../store/store_account.h"
+#include "../store/store_alert.h"
 #include "../util/util.h"
 #include "../util/worker.h"
 
@@ -746,7 +747,7 @@ static void run_reholds(struct account_engine *e, struct store *st, int all)
 				log_warn(NULL, "account", "ACCOUNT HELD user=%s recipients=%d", r->user,
 					 n);
 				if (r->alert_id > 0)
-					store_account_alert_held(st, r->alert_id, r->total + n);
+					store_alert_set_held(st, r->alert_id, r->total + n);
 			} else {
 				log_info(NULL, "account", "account hold again user=%s recipients=0",
 					 r->user);

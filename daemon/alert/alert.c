@@ -22,6 +22,7 @@
 #include "../log/log.h"
 #include "../spool/spool_inject.h"
 #include "../store/store.h"
+#include "../store/store_policy.h"
 #include "../store/store_alert.h"
 #include "../store/store_digest.h"
 #include "../util/worker.h"
@@ -76,12 +77,12 @@ static int load_settings(struct alert *a, struct settings *s)
 	int found;
 
 	memset(s, 0, sizeof(*s));
-	if (store_alert_setting(a->st, "alert_recipients", s->recipients, sizeof(s->recipients),
+	if (store_policy_setting(a->st, "alert_recipients", s->recipients, sizeof(s->recipients),
 				&found) < 0 ||
-	    store_alert_setting(a->st, "alert_webhook_url", s->url, sizeof(s->url), &found) < 0 ||
-	    store_alert_setting(a->st, "alert_webhook_secret", s->secret, sizeof(s->secret),
+	    store_policy_setting(a->st, "alert_webhook_url", s->url, sizeof(s->url), &found) < 0 ||
+	    store_policy_setting(a->st, "alert_webhook_secret", s->secret, sizeof(s->secret),
 				&found) < 0 ||
-	    store_alert_setting(a->st, "alert_webhook_insecure", v, sizeof(v), &found) < 0)
+	    store_policy_setting(a->st, "alert_webhook_insecure", v, sizeof(v), &found) < 0)
 		return -1;
 	s->insecure = found && (strcmp(v, "yes") == 0 || strcmp(v, "on") == 0 ||
 				strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
@@ -89,7 +90,7 @@ static int load_settings(struct alert *a, struct settings *s)
 		/* Like the digest's link key: made once, kept; the administrator reads it
 		 * in the Settings page (or `moatd policy show`) to verify signatures. */
 		random_hex(s->secret, ALERT_SECRET_BYTES);
-		if (store_alert_setting_set(a->st, "alert_webhook_secret", s->secret) < 0)
+		if (store_policy_setting_set(a->st, "alert_webhook_secret", s->secret) < 0)
 			return -1;
 		log_notice(NULL, "alert", "webhook secret generated (setting alert_webhook_secret)");
 	}

@@ -120,7 +120,7 @@ static void fmt_ms(int64_t ms, char *out, size_t outsz)
 	strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int print_alert(const struct store_account_alert *a, void *arg)
+static int print_alert(const struct store_alert_row *a, void *arg)
 {
 	char when[32];
 
@@ -467,7 +467,11 @@ static int cmd_rest(struct store *st, const struct conf *conf, const char *cmd, 
 				return 2;
 			}
 		}
-		return store_account_alerts(st, user, n, print_alert, NULL) < 0 ? 1 : 0;
+		{
+			struct store_alert_filter f = { user, NULL, 0 };
+
+			return store_alert_list(st, &f, n, print_alert, NULL) < 0 ? 1 : 0;
+		}
 	}
 	if (strcmp(cmd, "lift") == 0)
 		return argc >= 1 ? cmd_lift(st, conf, argc, argv) : 2;

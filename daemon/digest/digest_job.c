@@ -37,6 +37,7 @@
 #include "../spool/spool.h"
 #include "../spool/spool_inject.h"
 #include "../store/store.h"
+#include "../store/store_policy.h"
 #include "../store/store_digest.h"
 #include "../util/util.h"
 #include "../util/worker.h"
@@ -92,7 +93,7 @@ static int basis_load(struct store *st, const struct conf *conf, struct basis *b
 		return -1;
 	if (b->from[0] == '\0')
 		snprintf(b->from, sizeof(b->from), "postmaster@%s", conf->hostname);
-	if (store_digest_setting(st, "quarantine_user_release_kinds", b->kinds,
+	if (store_policy_setting(st, "quarantine_user_release_kinds", b->kinds,
 				 sizeof(b->kinds), &found) < 0)
 		return -1;
 	if (!found)

@@ -76,10 +76,6 @@ static const char SQL_ADMINS[] =
 	"SELECT a.address FROM dir_user u JOIN dir_address a ON a.user_id = u.id"
 	" WHERE u.role = 'admin' AND u.disabled = 0 AND a.kind = 'primary'"
 	" ORDER BY u.name, a.address";
-static const char SQL_SETTING[] = "SELECT value FROM policy_setting WHERE key = ?1";
-static const char SQL_SETTING_SET[] =
-	"INSERT INTO policy_setting (key, value, updated) VALUES (?1, ?2, ?3)"
-	" ON CONFLICT(key) DO UPDATE SET value = ?2, updated = ?3";
 
 static int account_rows(sqlite3_stmt *s, store_alert_account_fn cb, void *arg, int *found)
 {
@@ -412,37 +408,3 @@ int store_alert_admin_addresses(struct store *st,
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-int store_alert_setting(struct store *st, const char *key, char *out, size_t outsz,
-			int *found)
-{
-	sqlite3_stmt *s = store_prepare(st, SQL_SETTING);
-	int rc;
-
-	*found = 0;
-	out[0] = '\0';
-	if (s == NULL)
-		return -1;
-	store_bind_text(s, 1, key);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		const char *v = store_col_text(s, 0);
-
-		*found = 1;
-		strlcpy_s(out, v != NULL ? v : "", outsz);
-		rc = SQLITE_DONE;
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-int store_alert_setting_set(struct store *st, const char *key, const char *value)
-{
-	sqlite3_stmt *s = store_prepare(st, SQL_SETTING_SET);
-
-	if (s == NULL)
-		return -1;
-	store_bind_text(s, 1, key);
-	store_bind_text(s, 2, value);
-	sqlite3_bind_int64(s, 3, time_now_ms());
-	return store_step_done(s);
-}

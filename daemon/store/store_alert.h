@@ -117,10 +117,5 @@ int store_alert_trust_tx(struct store *st, const char *user, int64_t until, int6
 /* Primary addresses of enabled administrators, by name. */
 int store_alert_admin_addresses(struct store *st,
 				int (*cb)(const char *address, void *arg), void *arg);
-/* A policy setting's stored value; *found 0 when unset (out ""). */
-int store_alert_setting(struct store *st, const char *key, char *out, size_t outsz,
-			int *found);
-/* Store a policy setting (the generated webhook secret). */
-int store_alert_setting_set(struct store *st, const char *key, const char *value);
 
 #endif

@@ -6,6 +6,7 @@
  * the index quarantine_rcpt (rcpt, created_at) once per address.
  */
 #include "store_digest.h"
+#include "store_policy.h"
 #include "store.h"
 #include "store_internal.h"
 
@@ -58,7 +59,6 @@ static const char SQL_TPL_SET[] =
 	"INSERT INTO digest_template (id, subject, text, html, updated) VALUES (1, ?1, ?2, ?3, ?4)"
 	" ON CONFLICT (id) DO UPDATE SET subject = ?1, text = ?2, html = ?3, updated = ?4";
 static const char SQL_TPL_RESET[] = "DELETE FROM digest_template";
-static const char SQL_SETTING[] = "SELECT value FROM policy_setting WHERE key = ?1";
 static const char SQL_FIRST_LOCAL[] =
 	"SELECT lower(value) FROM policy_entry WHERE list = 'local_domain'"
 	" AND instr(value, '*') = 0 ORDER BY id LIMIT 1";
@@ -321,35 +321,12 @@ int store_digest_template_reset(struct store *st)
 	return store_step_done(s);
 }
 
-int store_digest_setting(struct store *st, const char *key, char *out, size_t outsz,
-			 int *found)
-{
-	sqlite3_stmt *s = store_prepare(st, SQL_SETTING);
-	int rc;
-
-	*found = 0;
-	out[0] = '\0';
-	if (s == NULL)
-		return -1;
-	store_bind_text(s, 1, key);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		const char *v = store_col_text(s, 0);
-
-		*found = 1;
-		strlcpy_s(out, v != NULL ? v : "", outsz);
-		rc = SQLITE_DONE;
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
 int store_digest_postmaster(struct store *st, char *out, size_t outsz)
 {
 	sqlite3_stmt *s;
 	int found, rc;
 
-	if (store_digest_setting(st, "postmaster_address", out, outsz, &found) < 0)
+	if (store_policy_setting(st, "postmaster_address", out, outsz, &found) < 0)
 		return -1;
 	if (out[0] != '\0')
 		return 0;

@@ -102,9 +102,6 @@ int store_digest_template_reset(struct store *st);
  */
 int store_digest_postmaster(struct store *st, char *out, size_t outsz);
 
-/* A policy setting's value into out ("" and *found 0 when unset). */
-int store_digest_setting(struct store *st, const char *key, char *out, size_t outsz,
-			 int *found);
 
 const char *store_digest_errmsg(struct store *st);
 

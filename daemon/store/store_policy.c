@@ -35,6 +35,7 @@ static const char SQL_SETTING_SET[] =
 	"INSERT INTO policy_setting (key, value, updated) VALUES (?1, ?2, ?3)"
 	" ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated";
 static const char SQL_SETTING_DEL[] = "DELETE FROM policy_setting WHERE key = ?1";
+static const char SQL_SETTING_GET[] = "SELECT value FROM policy_setting WHERE key = ?1";
 static const char SQL_SETTINGS[] = "SELECT key, value FROM policy_setting ORDER BY key";
 static const char SQL_SITE_ADD[] =
 	"INSERT INTO dnsbl_site (zone, kind, enabled, action, message, codes, weight,"
@@ -265,6 +266,28 @@ int store_policy_setting_set(struct store *st, const char *key, const char *valu
 	store_bind_text(s, 2, value);
 	sqlite3_bind_int64(s, 3, time_now_ms());
 	return store_step_done(s);
+}
+
+int store_policy_setting(struct store *st, const char *key, char *out, size_t outsz, int *found)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_SETTING_GET);
+	int rc;
+
+	*found = 0;
+	out[0] = '\0';
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, key);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *v = store_col_text(s, 0);
+
+		*found = 1;
+		strlcpy_s(out, v != NULL ? v : "", outsz);
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int store_policy_setting_unset(struct store *st, const char *key, int *removed)

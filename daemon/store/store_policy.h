@@ -53,6 +53,8 @@ int store_policy_entry_get(struct store *st, int64_t id,
 			   int *found);
 
 int store_policy_setting_set(struct store *st, const char *key, const char *value);
+/* A setting's stored value into out ("" and *found 0 when unset). */
+int store_policy_setting(struct store *st, const char *key, char *out, size_t outsz, int *found);
 int store_policy_setting_unset(struct store *st, const char *key, int *removed);
 int store_policy_settings(struct store *st,
 			  int (*cb)(const char *key, const char *value, void *arg), void *arg);
