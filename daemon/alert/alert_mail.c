@@ -10,7 +10,6 @@
 #include "alert.h"
 
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -166,22 +165,6 @@ static int add_links(struct dynbuf *t, const struct alert_mail *m)
 	return rc;
 }
 
-static int add_base64(struct dynbuf *b, const char *s, size_t n)
-{
-	unsigned char line[80];
-	size_t i;
-	int rc = 0;
-
-	for (i = 0; i < n && rc == 0; i += 57) {
-		size_t take = n - i < 57 ? n - i : 57;
-		int len = EVP_EncodeBlock(line, (const unsigned char *)s + i, (int)take);
-
-		rc |= dynbuf_add(b, line, (size_t)len);
-		rc |= dynbuf_add(b, "\r\n", 2);
-	}
-	return rc;
-}
-
 /* The comma list of addresses, one a line (folded), each as <addr>. */
 static int add_to(struct dynbuf *b, const char *list)
 {
@@ -266,7 +249,7 @@ int alert_mail_render(struct dynbuf *out, const struct alert_mail *m)
 			  "\r\n",
 			  uascii, (long long)m->score, date, (long long)m->id, id,
 			  m->hostname, (long long)m->id);
-	rc |= add_base64(out, t.data, t.len);
+	rc |= dynbuf_add_base64(out, t.data, t.len);
 	dynbuf_free(&t);
 	return rc != 0 ? -1 : 0;
 }

@@ -378,22 +378,6 @@ static int add_subject(struct dynbuf *b, const char *s)
 	return rc;
 }
 
-static int add_base64(struct dynbuf *b, const char *s, size_t n)
-{
-	unsigned char line[80];
-	size_t i;
-	int rc = 0;
-
-	for (i = 0; i < n && rc == 0; i += 57) {
-		size_t take = n - i < 57 ? n - i : 57;
-		int len = EVP_EncodeBlock(line, (const unsigned char *)s + i, (int)take);
-
-		rc |= dynbuf_add(b, line, (size_t)len);
-		rc |= dynbuf_add(b, "\r\n", 2);
-	}
-	return rc;
-}
-
 int digest_message(struct dynbuf *out, const struct digest_mail *m)
 {
 	time_t t = (time_t)(m->now_ms / 1000);
@@ -420,13 +404,13 @@ int digest_message(struct dynbuf *out, const struct digest_mail *m)
 		"Content-Transfer-Encoding: base64\r\n"
 		"\r\n",
 		date, m->id, m->hostname, m->id, m->id);
-	rc |= add_base64(out, m->text, strlen(m->text));
+	rc |= dynbuf_add_base64(out, m->text, strlen(m->text));
 	rc |= dynbuf_addf(out,
 		"\r\n--=_moat_%s\r\n"
 		"Content-Type: text/html; charset=utf-8\r\n"
 		"Content-Transfer-Encoding: base64\r\n"
 		"\r\n", m->id);
-	rc |= add_base64(out, m->html, strlen(m->html));
+	rc |= dynbuf_add_base64(out, m->html, strlen(m->html));
 	rc |= dynbuf_addf(out, "\r\n--=_moat_%s--\r\n", m->id);
 	return rc != 0 ? -1 : 0;
 }

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <sys/random.h>
 
+#include <openssl/evp.h>
+
 static void oom(size_t n)
 {
 	fprintf(stderr, "moatd: out of memory allocating %zu bytes\n", n);
@@ -180,6 +182,22 @@ int dynbuf_addf(struct dynbuf *b, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= sizeof(tmp))
 		return -1;
 	return dynbuf_add(b, tmp, (size_t)n);
+}
+
+int dynbuf_add_base64(struct dynbuf *b, const char *s, size_t n)
+{
+	unsigned char line[80];
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < n && rc == 0; i += 57) {
+		size_t take = n - i < 57 ? n - i : 57;
+		int len = EVP_EncodeBlock(line, (const unsigned char *)s + i, (int)take);
+
+		rc |= dynbuf_add(b, line, (size_t)len);
+		rc |= dynbuf_add(b, "\r\n", 2);
+	}
+	return rc;
 }
 
 void dynbuf_reset(struct dynbuf *b)

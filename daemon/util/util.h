@@ -56,6 +56,8 @@ void dynbuf_init(struct dynbuf *b, size_t max);
 int dynbuf_add(struct dynbuf *b, const void *p, size_t n);
 int dynbuf_addf(struct dynbuf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* n octets of s as base64 in lines of 76 and CRLF (a MIME body part).  0 or -1. */
+int dynbuf_add_base64(struct dynbuf *b, const char *s, size_t n);
 void dynbuf_reset(struct dynbuf *b);
 void dynbuf_free(struct dynbuf *b);
 
