@@ -182,7 +182,7 @@ static const struct conf_key keys[] = {
 	{ "auth_workers", T_INT, NUM(auth_workers), "2", 1, 16 },
 	/* account defence */
 	/* "second,minute,hour,day" (or "minute,hour,day"), checked by account_parse_limits() */
-	{ "limit_account_messages", T_STRING, STR(limit_account_messages), "10,120,1200,5000",
+	{ "limit_account_messages", T_STRING, STR(limit_account_messages), "10,300,1200,5000",
 	  0, 0 },
 	{ "limit_account_recipients", T_STRING, STR(limit_account_recipients),
 	  "0,2000,10000,20000", 0, 0 },

@@ -249,6 +249,16 @@ static void mx_cb(const struct dns_result *r, uint64_t cookie, void *ctx)
 			finish(q, DNS_MAIL_DEAD, DNS_MAIL_NULL_MX, NULL);
 			break;
 		}
+		if (q->skipped > 0) {
+			/*
+			 * An MX host written as an IP address is not a host name (RFC
+			 * 5321 5.1), but delivery (queue_runner.c) connects to it, so
+			 * the domain is not refused as dead for it.
+			 */
+			q->ttl = q->mx_ttl;
+			finish(q, DNS_MAIL_LIVE, DNS_MAIL_WHY_NONE, NULL);
+			break;
+		}
 		if (n == 0) {
 			finish(q, DNS_MAIL_DEAD, DNS_MAIL_MX_NO_ADDRESS, NULL);
 			break;

@@ -121,7 +121,7 @@ def test_default_limits_are_set():
                          timeout=10)
     if out.returncode != 0:
         pytest.skip("no --check-config")
-    assert b"limit_account_messages = 10,120,1200,5000" in out.stdout
+    assert b"limit_account_messages = 10,300,1200,5000" in out.stdout
     assert b"limit_client_messages = 0,0,0,0" in out.stdout
 
 
