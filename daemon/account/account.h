@@ -121,8 +121,8 @@ void account_signals_line(const struct account_signal s[ACCOUNT_NSIGNALS], int64
 			  char *out, size_t outsz);
 
 /* Parse "S,M,H,D" (per second, minute, hour, day) or the older "M,H,D"
- * (the second then 0: none); 0 is no limit; the second at most
- * ACCOUNT_WIN_KEEP_MAX.  0 or -1. */
+ * (the second then -1: the setting's default per-second value); 0 is no
+ * limit; the second at most ACCOUNT_WIN_KEEP_MAX.  0 or -1. */
 int account_parse_limits(const char *s, int64_t out[4]);
 
 /* The client network of a textual address: "192.0.2.0/24", "2001:db8::/64".  0 or -1. */

@@ -352,8 +352,11 @@ enum policy_action account_mail(struct account_engine *e, const char *user,
 	}
 	rate(e, "am", user, e->lim_am, trust ? NULL : a->lim, "", "", r, now, 1);
 	rate(e, "cm", addr, e->lim_cm, NULL, "", "", r, now, 1);
-	/* Counted once accepted: a client retrying through 451s does not flood the ring. */
-	acct_sender(a, now, sender);
+	/*
+	 * Counted once accepted (a client retrying through 451s does not flood
+	 * the ring); the account's own senders are not a signal, its aliases
+	 * included.
+	 */
 	acct_mail(a, now, e->conf->account_window_ms, addr);
 	a->d_msgs++;
 	if (evaluate(e, a, now)) {
@@ -611,9 +614,16 @@ static void save_suspension(struct account_engine *e, struct store *st, struct j
 	size_t i;
 	int n;
 
-	/* Hold first, so that the alert names what was held; one transaction after. */
+	/*
+	 * One transaction: the hold, the state and the alert (which names what
+	 * was held) are seen together or not at all.
+	 */
+	if (store_begin(st) < 0) {
+		log_error(NULL, "account", "cannot record suspension of %s: %s", j->user,
+			  store_account_errmsg(st));
+		return;
+	}
 	n = hold(st, j->user, j->reason, j->since, 0);
-	log_warn(NULL, "account", "ACCOUNT HELD user=%s recipients=%d", j->user, n);
 	sm.arr = json_array();
 	sm.data_dir = e->conf->data_dir;
 	if (store_account_held_samples(st, j->user, SAMPLES_MAX, sample_cb, &sm) < 0)
@@ -637,8 +647,13 @@ static void save_suspension(struct account_engine *e, struct store *st, struct j
 	s.signals = signals;
 	s.clients = cl;
 	s.samples = samples;
-	if (store_account_suspend_alert(st, &s, &alert_id) < 0)
+	if (store_account_suspend_alert(st, &s, &alert_id) < 0 || store_commit(st) < 0) {
 		log_error(NULL, "account", "cannot record suspension: %s", store_account_errmsg(st));
+		store_rollback(st);
+		alert_id = 0;
+		n = 0;
+	}
+	log_warn(NULL, "account", "ACCOUNT HELD user=%s recipients=%d", j->user, n);
 	free(signals);
 	free(cl);
 	free(samples);
@@ -1006,6 +1021,8 @@ struct account_engine *account_engine_new(struct event_base *base, const struct 
 			conf->limit_client_messages, conf->limit_client_recipients,
 		};
 		int64_t *outs[4] = { e->lim_am, e->lim_ar, e->lim_cm, e->lim_cr };
+		/* The older "M,H,D" form keeps the default per-second limit (conf.c). */
+		static const int64_t second_default[4] = { 10, 0, 0, 0 };
 		int i;
 
 		for (i = 0; i < 4; i++) {
@@ -1015,6 +1032,8 @@ struct account_engine *account_engine_new(struct event_base *base, const struct 
 					 names[i], vals[i], ACCOUNT_WIN_KEEP_MAX);
 				goto fail;
 			}
+			if (outs[i][0] < 0)
+				outs[i][0] = second_default[i];
 		}
 	}
 	/* Start-up only: suspensions from the last run apply from the first session. */

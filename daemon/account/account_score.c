@@ -53,8 +53,9 @@ int64_t account_score_signals(const struct account_facts *f,
 
 	memset(out, 0, sizeof(struct account_signal) * ACCOUNT_NSIGNALS);
 	s = &out[ACCOUNT_SIG_SENDERS];
-	sig(s, "senders", f->senders, ACCOUNT_W_SENDERS, ACCOUNT_W_SENDERS * pos(f->senders - 1));
-	strlcpy_s(s->label, "distinct envelope senders tried", sizeof(s->label));
+	sig(s, "senders", f->senders, ACCOUNT_W_SENDERS, ACCOUNT_W_SENDERS * f->senders);
+	strlcpy_s(s->label, "distinct envelope senders tried that are not the account's",
+		  sizeof(s->label));
 
 	s = &out[ACCOUNT_SIG_FOREIGN_FROM];
 	sig(s, "foreign_from", f->foreign_from, ACCOUNT_W_FOREIGN_FROM,
@@ -194,7 +195,7 @@ int account_parse_limits(const char *s, int64_t out[4])
 		s++;
 	}
 	if (n == 3) {
-		out[0] = 0;
+		out[0] = -1;
 		memcpy(out + 1, v, sizeof(int64_t) * 3);
 	} else if (n == 4) {
 		memcpy(out, v, sizeof(int64_t) * 4);

@@ -103,7 +103,8 @@ enum alert_result {
 	ALERT_ERROR = -1,        /* err filled; nothing changed */
 	ALERT_UNKNOWN = -2,      /* no such account */
 	ALERT_ALREADY = -3,      /* suspend: already suspended */
-	ALERT_NOT_SUSPENDED = -4 /* lift: not suspended */
+	ALERT_NOT_SUSPENDED = -4, /* lift: not suspended */
+	ALERT_NOT_TRUSTED = -5   /* end of trust: not trusted */
 };
 
 enum alert_held { ALERT_HELD_KEEP, ALERT_HELD_RELEASE, ALERT_HELD_DELETE };

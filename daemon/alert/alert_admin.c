@@ -359,6 +359,8 @@ enum alert_result alert_admin_trust(struct store *st, const char *user, int64_t 
 	free(s.signals);
 	if (!known)
 		return ALERT_UNKNOWN;
+	if (until == 0 && s.trusted_until <= now)
+		return ALERT_NOT_TRUSTED; /* nothing to end, nothing recorded */
 	if (until > 0) {
 		fmt_time(until, when, sizeof(when));
 		snprintf(detail, sizeof(detail), "trusted for bulk mail until %s by %s", when,

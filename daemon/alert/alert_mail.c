@@ -87,8 +87,9 @@ static int add_signals(struct dynbuf *t, const char *signals, const char *detail
 
 		clean(jstr(s, "name"), 0, v, sizeof(v));
 		clean(jstr(s, "label"), 0, label, sizeof(label));
-		rc |= dynbuf_addf(t, "  - %s (%s): value %lld, weight %lld, %lld points\n", v,
-				  label, jint(s, "value"), jint(s, "weight"), jint(s, "points"));
+		rc |= dynbuf_addf(t, "  - %s (%s): value %lld, weight %g, %lld points\n", v,
+				  label, jint(s, "value"), json_number_value(json_object_get(s, "weight")),
+				  jint(s, "points"));
 		shown++;
 	}
 	json_decref(a);
@@ -111,7 +112,8 @@ static int add_clients(struct dynbuf *t, const char *clients)
 		json_t *c = json_array_get(a, i);
 
 		clean(jstr(c, "addr"), 0, v, sizeof(v));
-		rc |= dynbuf_addf(t, "  - %s: %lld messages%s\n", v, jint(c, "messages"),
+		rc |= dynbuf_addf(t, "  - %s: %lld message%s%s\n", v, jint(c, "messages"),
+				  jint(c, "messages") == 1 ? "" : "s",
 				  json_is_true(json_object_get(c, "new")) ? " (new for this account)"
 				  : "");
 	}

@@ -53,7 +53,8 @@ static void usage(FILE *out)
 		"  alerts [USER] [-n N]             suspension and lift alerts, newest first\n"
 		"  lift USER [--release|--delete]   end USER's suspension; what was held is kept,\n"
 		"                                   released or deleted\n"
-		"  trust USER --until DATE|--clear  trusted for bulk mail until DATE (RFC 3339)\n"
+		"  trust USER --until DATE|--clear  trusted for bulk mail until DATE (2027-01-31: to\n"
+		"                                    the end of that day, UTC; or RFC 3339)\n"
 		"  limits                           per-account rate-limit overrides\n"
 		"  limits USER KEY=N|default ...    set overrides; KEY: messages_second,\n"
 		"                                   messages_minute, messages_hour, messages_day,\n"
@@ -412,15 +413,23 @@ static int cmd_trust(struct store *st, int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "--clear") == 0) {
 		until = 0;
 	} else if (argc == 3 && strcmp(argv[1], "--until") == 0) {
-		if (http_parse_time(argv[2], strlen(argv[2]), &until) < 0) {
-			fprintf(stderr, "moatd accounts: --until: expected an RFC 3339 time"
-				" (2027-01-31T00:00:00Z) or unix ms\n");
-			return 2;
+		char day_end[32];
+		const char *t = argv[2];
+
+		/* A date alone (2027-01-31) is trusted to the end of that day, UTC. */
+		if (strlen(t) == 10 && t[4] == '-' && t[7] == '-') {
+			snprintf(day_end, sizeof(day_end), "%sT23:59:59Z", t);
+			t = day_end;
+		}
+		if (http_parse_time(t, strlen(t), &until) < 0) {
+			fprintf(stderr, "moatd accounts: --until: expected a date (2027-01-31), an"
+				" RFC 3339 time (2027-01-31T18:00:00Z) or unix ms\n");
+			return 1;
 		}
 		if (until <= now || until > now + (int64_t)ALERT_TRUST_MAX_DAYS * 86400000) {
-			fprintf(stderr, "moatd accounts: --until: in the future, at most %d days"
-				" ahead\n", ALERT_TRUST_MAX_DAYS);
-			return 2;
+			fprintf(stderr, "moatd accounts: --until: must be in the future, at most %d"
+				" days ahead\n", ALERT_TRUST_MAX_DAYS);
+			return 1;
 		}
 	} else {
 		return 2;
@@ -428,6 +437,10 @@ static int cmd_trust(struct store *st, int argc, char **argv)
 	r = alert_admin_trust(st, argv[0], until, &cli_actor, err, sizeof(err));
 	if (r == ALERT_UNKNOWN) {
 		fprintf(stderr, "moatd accounts: no account \"%s\"\n", argv[0]);
+		return 1;
+	}
+	if (r == ALERT_NOT_TRUSTED) {
+		fprintf(stderr, "moatd accounts: %s is not trusted\n", argv[0]);
 		return 1;
 	}
 	if (r != ALERT_DONE) {

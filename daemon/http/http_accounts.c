@@ -429,6 +429,9 @@ static enum MHD_Result trust(struct http_req *r, int64_t until)
 	res = alert_admin_trust(r->st, user, until, &actor, err, sizeof(err));
 	if (res == ALERT_UNKNOWN)
 		return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such account");
+	if (res == ALERT_NOT_TRUSTED)
+		return http_error(r, MHD_HTTP_NOT_FOUND, "not_trusted", NULL,
+				  "the account is not trusted for bulk mail");
 	if (res != ALERT_DONE)
 		return http_internal(r, "trust");
 	return reply_account(r, user, MHD_HTTP_OK);

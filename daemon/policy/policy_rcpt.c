@@ -252,12 +252,16 @@ static enum policy_action check_user_block(struct policy_sess *ps,
  * An authenticated client's recipient domain must receive mail (RFC 5321
  * 5.1, RFC 7505; dns_query_mail() in dns.h): dead is NXDOMAIN, a null MX,
  * no MX and no address, or MX hosts none of which has an address; a DNS
- * time-out or SERVFAIL with no live host defers (451) and is asked again
- * next time, never refused.  Our own domains and address literals are not
- * looked up.  A verdict is remembered for the session (DOM_MEMO_MAX
- * domains, no longer than the answers' TTL), so a transaction's recipients
- * at one domain share it; across sessions the resolver cache answers.
+ * time-out or SERVFAIL with no live host defers (451), never refuses.  Our
+ * own domains and address literals are not looked up.  A verdict is
+ * remembered for the session (DOM_MEMO_MAX domains, no longer than the
+ * answers' TTL; a time-out for DOM_TEMPFAIL_MEMO_S, so that the other
+ * recipients at a domain whose servers do not answer are deferred at once
+ * instead of each waiting out dns_timeout x dns_tries again); across
+ * sessions the resolver cache answers.
  */
+#define DOM_TEMPFAIL_MEMO_S 60
+
 static void on_dom(struct policy_sess *ps, const struct dns_mail_result *r)
 {
 	if (ps->dom_state != DOM_PENDING)
@@ -333,8 +337,7 @@ static enum policy_action check_rcpt_domain(struct policy_sess *ps,
 		st = ps->dom_state;
 		why = ps->dom_why;
 		ps->dom_state = DOM_NONE;
-		if (st != DOM_TEMPFAIL)
-			memo_put(ps, dom, st, why, ps->dom_ttl);
+		memo_put(ps, dom, st, why, st == DOM_TEMPFAIL ? DOM_TEMPFAIL_MEMO_S : ps->dom_ttl);
 	} else if ((m = memo_get(ps, dom)) != NULL) {
 		st = m->state;
 		why = m->why;

@@ -43,9 +43,11 @@
  * addresses but never for an address that logged in to the account
  * before); a throttled try gets 454 4.7.0 without a check.  An answer from
  * the cache neither consults nor feeds that throttle (it costs nothing and
- * repeats a known answer); a cached failure still counts for the address
- * (policy_auth_failed).  Each failure is answered after auth_fail_delay
- * (a timer).
+ * repeats a known answer).  Only failures a check found count for the
+ * address (policy_auth_failed): the same wrong password again, from the
+ * cache or coalesced, is a stale password, not a guess.  Each failure is
+ * answered after auth_fail_delay (a timer).  From AUTH on a session counts
+ * against its account, not its address (count_as_account).
  *
  * Never: log a password, a decoded response or a failed account name; keep
  * a password anywhere but in its job until checked (wiped), nor in the
@@ -508,6 +510,31 @@ static void tarpit(struct smtp_session *s, const char *code, const char *text)
 }
 
 /*
+ * From AUTH on (a login, or a suspended account's refusal) a session counts
+ * against its account, not its client address, under the same
+ * max_sessions_per_client: offices share one NAT address, and one
+ * account's bot must not take its neighbours' places.  0, or -1 when the
+ * account already has that many (421 sent, the session closing).
+ */
+static int count_as_account(struct smtp_session *s, const char *user)
+{
+	char key[SMTP_COUNT_KEY_MAX];
+	size_t i;
+
+	key[0] = '@';
+	for (i = 0; user[i] != '\0' && i + 2 < sizeof(key); i++)
+		key[i + 1] = (char)tolower((unsigned char)user[i]);
+	key[i + 1] = '\0';
+	if (smtp_server_client_rekey(s->srv, s, key) <= s->srv->conf->max_sessions_per_client)
+		return 0;
+	log_warn(s->idstr, "smtp", "ACCOUNT SESSION LIMIT from [%s]", s->addr);
+	smtp_session_reply(s, "421 4.7.0", "Too many connections for this account, try again later");
+	s->flags |= SMTP_F_CLOSING;
+	bufferevent_disable(s->bev, EV_READ);
+	return -1;
+}
+
+/*
  * resume: the session was paused for the answer (a check's done()); else
  * the answer comes within the AUTH command itself, which must not resume
  * (the session's input loop is still on the stack).
@@ -515,6 +542,12 @@ static void tarpit(struct smtp_session *s, const char *code, const char *text)
 static void login_ok(struct smtp_session *s, const char *name, char *const *addrs,
 		     size_t naddrs, const char *via, int resume)
 {
+	if (count_as_account(s, name) < 0) {
+		s->auth->step = AUTH_NONE;
+		if (resume)
+			smtp_session_auth_resume(s);
+		return;
+	}
 	strlcpy_s(s->auth_user, name, sizeof(s->auth_user));
 	if (s->pol != NULL) /* the addresses it may send as: policy/'s from here on */
 		policy_auth_login(s->pol, name, copy_addrs(addrs, naddrs), naddrs);
@@ -527,9 +560,16 @@ static void login_ok(struct smtp_session *s, const char *name, char *const *addr
 		smtp_session_auth_resume(s);
 }
 
-static void login_failed(struct smtp_session *s)
+/*
+ * checked: a password check ran for this answer.  Only those count toward
+ * the address's limit (auth_fail_max_per_addr): the same wrong password
+ * again (answered from the cache, or by the check it waited for) is a
+ * client with a stale password, not someone guessing, and must not lock
+ * out everyone behind the same address.
+ */
+static void login_failed(struct smtp_session *s, int checked)
 {
-	if (s->pol != NULL)
+	if (s->pol != NULL && checked)
 		policy_auth_failed(s->pol);
 	log_warn(s->idstr, "smtp", "AUTH FAILED from [%s]", s->addr);
 	smtp_session_note(s, "auth", "failure", NULL, json_pack("{s:s}", "user", s->auth->user));
@@ -583,7 +623,7 @@ static void deliver(struct smtp_authsrv *a, uint64_t sid, const struct job *r, i
 	else if (r->ok)
 		login_ok(s, r->name, r->addrs, r->naddrs, coalesced ? "coalesced" : "check", 1);
 	else
-		login_failed(s);
+		login_failed(s, !coalesced);
 }
 
 static void answer_cached(struct smtp_session *s, const struct centry *e, int resume)
@@ -592,7 +632,7 @@ static void answer_cached(struct smtp_session *s, const struct centry *e, int re
 	if (e->ok)
 		login_ok(s, e->name, e->addrs, e->naddrs, "cache", resume);
 	else
-		login_failed(s);
+		login_failed(s, 0);
 }
 
 /* ---- loop side: one check per account -------------------------------------- */
@@ -976,6 +1016,8 @@ static void submit(struct smtp_session *s, const char *user, size_t ulen, const 
 	 */
 	if (s->pol != NULL && policy_auth_suspended(s->pol, sa->user)) {
 		stats_add(STATS_AUTH_SUSPENDED, 1);
+		if (count_as_account(s, sa->user) < 0)
+			return;
 		log_warn(s->idstr, "smtp", "AUTH SUSPENDED from [%s]", s->addr);
 		smtp_session_note(s, "auth", "suspended", NULL, json_pack("{s:s}", "user", sa->user));
 		tarpit(s, "535 5.7.8",

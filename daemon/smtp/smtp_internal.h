@@ -17,6 +17,8 @@ struct evconnlistener;
 struct event;
 
 #define SMTP_ADDR_MAX 64 /* textual IPv6 address with room to spare */
+/* A session-count key: a client address, or "@" and an account name. */
+#define SMTP_COUNT_KEY_MAX (SMTP_ADDR_MAX + 330)
 
 struct smtp_client;  /* per-address connection count, in smtp_server.c */
 struct policy;
@@ -165,6 +167,12 @@ struct smtp_server {
 void smtp_server_link(struct smtp_server *srv, struct smtp_session *s);
 /* Count s against its client address; returns that address's sessions. */
 int smtp_server_client_acquire(struct smtp_server *srv, struct smtp_session *s);
+void smtp_server_client_release(struct smtp_server *srv, struct smtp_session *s);
+/*
+ * Count s against key instead (an account, "@" and its name, once the
+ * client authenticates); returns the sessions counted against key.
+ */
+int smtp_server_client_rekey(struct smtp_server *srv, struct smtp_session *s, const char *key);
 struct smtp_session *smtp_server_lookup(struct smtp_server *srv, uint64_t id);
 void smtp_server_unlink(struct smtp_server *srv, struct smtp_session *s);
 

@@ -23,9 +23,10 @@
 #include "../util/net.h"
 #include "../util/util.h"
 
+/* Sessions per client address, or per account ("@" name) once authenticated. */
 struct smtp_client {
 	struct smtp_client *next;
-	char addr[SMTP_ADDR_MAX];
+	char addr[SMTP_COUNT_KEY_MAX];
 	int sessions;
 };
 
@@ -162,23 +163,34 @@ void smtp_server_start(struct smtp_server *srv, struct spool *spool,
 		evconnlistener_enable(srv->listeners[i]);
 }
 
-int smtp_server_client_acquire(struct smtp_server *srv, struct smtp_session *s)
+static int acquire_key(struct smtp_server *srv, struct smtp_session *s, const char *key)
 {
-	size_t b = hash_str(s->addr) % srv->clients_size;
+	size_t b = hash_str(key) % srv->clients_size;
 	struct smtp_client *c;
 
 	for (c = srv->clients[b]; c != NULL; c = c->next)
-		if (strcmp(c->addr, s->addr) == 0)
+		if (strcmp(c->addr, key) == 0)
 			break;
 	if (c == NULL) {
 		c = xcalloc(1, sizeof(*c));
-		strlcpy_s(c->addr, s->addr, sizeof(c->addr));
+		strlcpy_s(c->addr, key, sizeof(c->addr));
 		c->next = srv->clients[b];
 		srv->clients[b] = c;
 	}
 	c->sessions++;
 	s->client = c;
 	return c->sessions;
+}
+
+int smtp_server_client_acquire(struct smtp_server *srv, struct smtp_session *s)
+{
+	return acquire_key(srv, s, s->addr);
+}
+
+int smtp_server_client_rekey(struct smtp_server *srv, struct smtp_session *s, const char *key)
+{
+	smtp_server_client_release(srv, s);
+	return acquire_key(srv, s, key);
 }
 
 void smtp_server_client_release(struct smtp_server *srv, struct smtp_session *s)

@@ -1191,10 +1191,12 @@ static int check_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	case SMTP_PARSE_OK:
 		break;
 	case SMTP_PARSE_SYNTAX:
+		/* A login's malformed sender counts against the account, <> or not (agds). */
+		if (s->pol != NULL)
+			policy_mail_malformed(s->pol, cmd->args, cmd->argslen);
 		reply(s, "501 5.5.4", "Syntax: MAIL FROM:<address>");
 		return -1;
 	case SMTP_PARSE_ADDRESS:
-		/* A login's malformed sender counts against the account. */
 		if (s->pol != NULL)
 			policy_mail_malformed(s->pol, cmd->args, cmd->argslen);
 		reply(s, "501 5.1.7", "Bad sender address syntax");

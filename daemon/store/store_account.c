@@ -225,21 +225,19 @@ int store_account_suspend_alert(struct store *st, const struct store_account_sus
 	sqlite3_stmt *s;
 
 	*alert_id = 0;
-	if (store_begin(st) < 0)
-		return -1;
 	s = store_prepare(st, SQL_SUSPEND_STATE);
 	if (s == NULL)
-		goto fail;
+		return -1;
 	store_bind_text(s, 1, a->user);
 	store_bind_text(s, 2, a->reason);
 	sqlite3_bind_int64(s, 3, a->score);
 	sqlite3_bind_int64(s, 4, a->now);
 	store_bind_text(s, 5, a->signals);
 	if (store_step_done(s) < 0)
-		goto fail;
+		return -1;
 	s = store_prepare(st, SQL_SUSPEND_ALERT);
 	if (s == NULL)
-		goto fail;
+		return -1;
 	sqlite3_bind_int64(s, 1, a->now);
 	store_bind_text(s, 2, a->user);
 	sqlite3_bind_int64(s, 3, a->score);
@@ -249,12 +247,9 @@ int store_account_suspend_alert(struct store *st, const struct store_account_sus
 	store_bind_text(s, 7, a->clients);
 	store_bind_text(s, 8, a->samples);
 	if (store_step_done(s) < 0)
-		goto fail;
+		return -1;
 	*alert_id = sqlite3_last_insert_rowid(store_db(st));
-	return store_commit(st);
-fail:
-	store_rollback(st);
-	return -1;
+	return 0;
 }
 
 int store_account_held_samples(struct store *st, const char *user, int64_t limit,

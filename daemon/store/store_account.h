@@ -65,6 +65,11 @@ struct store_account_suspension {
 	int64_t score, held, now;
 	const char *signals, *clients, *samples; /* JSON */
 };
+/*
+ * The suspension in account_state and its alert row (notified 0), inside
+ * the caller's transaction (the engine holds the account's mail in the
+ * same one, so that no one sees held mail of an account not suspended).
+ */
 int store_account_suspend_alert(struct store *st, const struct store_account_suspension *s,
 				int64_t *alert_id);
 /* Up to limit messages of user with held recipients, newest first. */

@@ -327,11 +327,22 @@ def test_trust_lifts_rate_limits_and_cli(world):
     assert [a["user"] for a in listed] == ["carol"]
     acc = api.delete("/api/v1/accounts/carol/trust").expect(200).json
     assert acc["trusted_until"] is None
+    n_alerts = len(api.get("/api/v1/accounts/alerts?user=carol").json["items"])
+    api.delete("/api/v1/accounts/carol/trust").expect(404, "not_trusted")  # nothing to end
+    assert len(api.get("/api/v1/accounts/alerts?user=carol").json["items"]) == n_alerts
 
     # the CLI: trust, show, list --sort, suspend, lift (keep)
     r = moatd_cli(d, "accounts", "trust", "carol", "--until", until)
     assert r.returncode == 0 and b"trusted carol" in r.stdout, r.stderr
-    assert moatd_cli(d, "accounts", "trust", "carol", "--until", "yesterday").returncode == 2
+    r = moatd_cli(d, "accounts", "trust", "carol", "--until", "yesterday")
+    assert r.returncode == 1 and b"expected a date" in r.stderr, r.stderr
+    r = moatd_cli(d, "accounts", "trust", "carol", "--until", "2020-01-01")
+    assert r.returncode == 1 and b"must be in the future" in r.stderr, r.stderr
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 3 * 86400))
+    r = moatd_cli(d, "accounts", "trust", "carol", "--until", day)  # to the end of that day
+    assert r.returncode == 0, r.stderr
+    (t_until,), = d.query("SELECT trusted_until FROM account_state WHERE user = 'carol'")
+    assert time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t_until // 1000)) == day + "T23:59:59"
     assert moatd_cli(d, "accounts", "trust", "carol", "--clear").returncode == 0
     r = moatd_cli(d, "accounts", "suspend", "carol", "--reason", "on holiday")
     assert r.returncode == 0 and r.stdout.startswith(b"suspended carol"), r.stderr
@@ -349,7 +360,8 @@ def test_trust_lifts_rate_limits_and_cli(world):
     r = moatd_cli(d, "accounts", "lift", "carol")
     assert r.returncode == 0 and b"released=0 deleted=0" in r.stdout
     kinds = [k for k, in d.query("SELECT kind FROM account_alert WHERE user='carol' ORDER BY id")]
-    assert kinds == ["trusted", "untrusted", "trusted", "untrusted", "suspended", "lifted"]
+    assert kinds == ["trusted", "untrusted", "trusted", "trusted", "untrusted", "suspended",
+                     "lifted"]
     # the CLI's manual suspension is mailed too (to the postmaster by default)
     assert wait_for(lambda: alert_mails(down, "postmaster@example.com"), timeout=15)
 

@@ -3,7 +3,7 @@
 domains, and uses 40 parallel connections, while ten ordinary accounts each send a message
 every 200 ms (their own sender and From:, 2-3 recipients).
 
-The numbers (defaults: limit_account_messages 10,120,1200,5000, account_suspend_score 20):
+The numbers (defaults: limit_account_messages 10,300,1200,5000, account_suspend_score 20):
   the per-second limit holds from the first message: at most 10 of the bot's MAILs are
   accepted in its first second, the rest get 451 4.7.1 and retry; every message adds a new
   foreign From: (3 x (distinct - 1)), so the 8th scores 21 and is refused at the end of

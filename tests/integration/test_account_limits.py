@@ -165,6 +165,20 @@ def test_old_three_value_form_still_accepted(moatd_factory):
     s.quit()
 
 
+def test_old_three_value_form_keeps_the_default_second(moatd_factory):
+    """An upgraded configuration written as "minute,hour,day" still stops a first-second
+    burst: the per-second limit is the default's (10)."""
+    d = start(moatd_factory, limit_account_messages="120,1200,5000")
+    s = smtp_tls(d.smtp_port)
+    s.login("alice", PW)
+    codes = []
+    for _ in range(11):
+        codes.append(s.mail("alice@example.com")[0])
+        s.rset()
+    s.quit()
+    assert codes[:10] == [250] * 10 and codes[10] == 451, codes
+
+
 def test_per_second_override(moatd_factory):
     d = start(moatd_factory)
     r = moatd_cli(d, "accounts", "limits", "alice", "messages_second=1")

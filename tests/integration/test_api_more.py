@@ -147,7 +147,7 @@ def test_group_members_edit(admin_api):
 # ---- 3. compromised accounts ----
 
 def suspend_eve(d):
-    """eve suspends herself (account_suspend_score 5): two senders she does not own."""
+    """eve suspends herself (account_suspend_score 10): two senders she does not own."""
     add_user(d, "eve", ["eve@example.com"], "eve-password-1")
     s = smtp_tls(d.smtp_port)
     s.login("eve", "eve-password-1")
@@ -172,7 +172,7 @@ def eve_can_send(d):
 
 
 def test_accounts_list_alerts_and_lift_while_running(api_moatd):
-    d = api_moatd(account_suspend_score="5", **SUBMISSION_CONF)
+    d = api_moatd(account_suspend_score="10", **SUBMISSION_CONF)
     api = Api(d.http_port)
     api.login("admin", ADMIN_PASSWORD)
     suspend_eve(d)

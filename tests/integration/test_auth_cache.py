@@ -178,17 +178,55 @@ def test_identical_wrong_credentials_one_check_per_negative_ttl(api_moatd):
     assert metric(api, "moat_auth_cache_hits_total") >= 14
 
 
-def test_cached_failures_count_for_the_address(api_moatd):
+def test_stale_password_does_not_lock_the_address_but_guesses_do(api_moatd):
+    """The same wrong password again (a PC with its owner's old password) is answered from
+    the cache and counts nowhere, so the address is not locked out for everyone behind it;
+    distinct wrong passwords (guessing) are real checks and do lock it."""
     d, api = start(api_moatd, auth_fail_delay="0", auth_fail_max_per_addr="5")
     add_user(d, "alice", ["alice@example.com"], "alice-password-1")
+    add_user(d, "bob", ["bob@example.com"], "bob-password-1")
     before = checks(api)
+    for _ in range(4):  # a new session every 5 tries: max_errors counts 535s per session
+        s = plain_session(d)
+        for _ in range(5):
+            assert auth_plain(s, "alice", "her-old-password")[0] == 535
+        s.quit()
+    assert checks(api) == before + 1  # one real check, nineteen from the cache
     s = plain_session(d)
-    for _ in range(5):
-        assert auth_plain(s, "alice", "wrong-password")[0] == 535
+    assert auth_plain(s, "bob", "bob-password-1")[0] == 235  # same address, not locked
+    s.quit()
+    assert "AUTH ADDRESS LIMIT" not in d.log_text()
+    s = plain_session(d)
+    for i in range(4):
+        assert auth_plain(s, "alice", f"guess-{i}")[0] == 535
     code, resp = s.docmd("AUTH", "PLAIN")
     assert code == 421 and resp.startswith(b"4.7.0"), (code, resp)
     assert "AUTH ADDRESS LIMIT from [127.0.0.1]" in d.log_text()
-    assert checks(api) == before + 1  # four of the five came from the cache
+
+
+def test_authenticated_sessions_count_against_the_account(api_moatd):
+    """A suspended account's bot holding many connections from one address does not take the
+    places of other accounts behind that address: from AUTH on, sessions count per account."""
+    d, api = start(api_moatd, max_sessions_per_client="5")
+    add_user(d, "bot", ["bot@example.com"], "bot-password-1")
+    add_user(d, "carol", ["carol@example.com"], "carol-password-1")
+    suspend(d, "bot")
+    assert wait_for(lambda: bot_refused(d), timeout=10)
+    bots = []
+    for _ in range(5):  # the account's five places, held after the 535
+        s = plain_session(d)
+        assert auth_plain(s, "bot", "bot-password-1")[0] == 535
+        bots.append(s)
+    s = plain_session(d)  # a sixth: its address place is free, its account has none left
+    code, resp = auth_plain(s, "bot", "bot-password-1")
+    assert code == 421 and b"this account" in resp, (code, resp)
+    assert "ACCOUNT SESSION LIMIT from [127.0.0.1]" in d.log_text()
+    # carol, on the same address, still connects and logs in
+    c = plain_session(d)
+    assert auth_plain(c, "carol", "carol-password-1")[0] == 235
+    c.quit()
+    for b in bots:
+        b.close()
 
 
 def test_cached_login_cleared_by_password_change_and_disable(api_moatd):

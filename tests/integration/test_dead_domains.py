@@ -119,6 +119,12 @@ def test_live_dead_and_temporary_verdicts(moatd_factory, world):
     for rcpt in SLOW:
         code, resp = s.rcpt(rcpt)
         assert code == 451 and resp.startswith(b"4.4.3"), (rcpt, code, resp)
+    # A second recipient at a domain that timed out is deferred from the session's memory,
+    # without asking (and waiting for) the silent server again.
+    asked = len(silent.seen)
+    code, resp = s.rcpt("other@mxslow.test")
+    assert code == 451 and resp.startswith(b"4.4.3"), (code, resp)
+    assert len(silent.seen) == asked
     # A second recipient at a dead domain shares the session's verdict.
     assert s.rcpt("other@dangle.test")[0] == 550
     code, resp = s.data(message())
@@ -132,8 +138,8 @@ def test_live_dead_and_temporary_verdicts(moatd_factory, world):
     got = {json_rcpt(r): r["entry"] for r in refused}
     assert got == dict(DEAD, **{"other@dangle.test": "mx_no_address"})
     assert all(r["code"] == "550 5.1.2" for r in refused)
-    deferred = d.log_rows("result = 'deferred' AND check_name = 'rcpt_domain'", want=3)
-    assert sorted(json_rcpt(r) for r in deferred) == sorted(SLOW)
+    deferred = d.log_rows("result = 'deferred' AND check_name = 'rcpt_domain'", want=4)
+    assert sorted(json_rcpt(r) for r in deferred) == sorted(SLOW + ["other@mxslow.test"])
     assert all(r["code"] == "451 4.4.3" for r in deferred)
     # The silent server was asked for the MX host of mxslow.test: the time-out is real.
     assert "mx.slow.test" in silent.seen

@@ -14,7 +14,7 @@ from peers_dns import Dnsmasq
 from submission_util import SUBMISSION_CONF, add_user, smtp_tls
 
 PW = "alice-password-1"
-NOLIMIT = {"limit_account_messages": "0,0,0", "limit_account_recipients": "0,0,0",
+NOLIMIT = {"limit_account_messages": "0,0,0,0", "limit_account_recipients": "0,0,0,0",
            "limit_client_messages": "0,0,0", "limit_client_recipients": "0,0,0"}
 
 
