@@ -22,6 +22,9 @@ const struct cli_command cli_commands[] = {
 	{ "rules", cli_rules_main, "server mail rules: list, add, order, import, export, test" },
 	{ "mailbox-rules", cli_mailbox_main, "one user's or group's mailbox rules (also rules --user)" },
 	{ "users", cli_users_main, "directory users' personal sender lists" },
+	{ "authcheck", cli_authcheck_main, "SPF, DKIM and DMARC of a message file against live DNS" },
+	{ "learn", cli_learn_main, "train the statistical filter from files, directories, mboxes" },
+	{ "classify", cli_classify_main, "spam probability of messages, and the tokens that decided" },
 	{ NULL, NULL, NULL },
 };
 

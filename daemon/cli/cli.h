@@ -70,6 +70,11 @@ int cli_rules_main(int argc, char **argv);
 int cli_mailbox_main(int argc, char **argv);
 /* daemon/cli/cli_users.c */
 int cli_users_main(int argc, char **argv);
+/* daemon/cli/cli_authcheck.c */
+int cli_authcheck_main(int argc, char **argv);
+/* daemon/cli/cli_learn.c */
+int cli_learn_main(int argc, char **argv);
+int cli_classify_main(int argc, char **argv);
 
 /* Run argv[1] as a subcommand when it names one; -1 when it does not. */
 int cli_dispatch(int argc, char **argv);

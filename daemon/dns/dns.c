@@ -13,7 +13,7 @@
  * ARES_EDESTRUCTION) and completes every request with DNS_CANCELLED.
  *
  * The cache maps (type, lower-cased name) to a compact copy of the answer
- * (only `count` records), expiring at now + ttl; negative answers use the
+ * (only `count` records, or the bytes in use of a DNS_TXT_FULL answer), expiring at now + ttl; negative answers use the
  * SOA minimum capped at max_negative_ttl; TEMPFAIL is never cached.  Full
  * cache: the least recently used entry goes.
  */
@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ struct cache_entry {
 	enum dns_type type;
 	enum dns_status status;
 	size_t count;
+	size_t bytes;               /* of records */
 	char *name;
 	void *records;
 };
@@ -96,8 +98,30 @@ static size_t record_size(enum dns_type t)
 	case DNS_PTR:
 	case DNS_TXT:
 		return DNS_NAME_MAX + 1;
+	case DNS_TXT_FULL:
+		break;
 	}
 	abort();
+}
+
+/* Bytes of r->u that hold the answer (what the cache keeps). */
+static size_t result_bytes(const struct dns_result *r)
+{
+	if (r->type == DNS_TXT_FULL)
+		return offsetof(struct dns_txt_full, buf) + r->u.txt_full.len;
+	return r->count * record_size(r->type);
+}
+
+const char *dns_txt_next(const struct dns_result *r, const char *prev)
+{
+	const struct dns_txt_full *t = &r->u.txt_full;
+	const char *end = t->buf + t->len;
+	const char *p;
+
+	if (r->type != DNS_TXT_FULL || r->status != DNS_OK)
+		return NULL;
+	p = prev == NULL ? t->buf : prev + strlen(prev) + 1;
+	return p < end ? p : NULL;
 }
 
 static int ares_type(enum dns_type t)
@@ -112,6 +136,7 @@ static int ares_type(enum dns_type t)
 	case DNS_PTR:
 		return ns_t_ptr;
 	case DNS_TXT:
+	case DNS_TXT_FULL:
 		return ns_t_txt;
 	}
 	abort();
@@ -210,7 +235,8 @@ static void cache_store(struct dns *d, const char *name, const struct dns_result
 	e->count = r->count;
 	e->name = xstrdup(name);
 	e->expires_ms = time_mono_ms() + (int64_t)r->ttl * 1000;
-	n = r->count * record_size(r->type);
+	n = result_bytes(r);
+	e->bytes = n;
 	if (n > 0) {
 		e->records = xmalloc(n);
 		memcpy(e->records, &r->u, n);
@@ -458,6 +484,56 @@ static int mx_cmp(const void *a, const void *b)
 	return (int)x->preference - (int)y->preference;
 }
 
+/*
+ * Whole TXT records into t (see dns.h); *n the records kept.  A record is
+ * kept only when all of it fits; otherwise it is dropped and t->cut set.
+ */
+static int parse_txt_full(struct dns_txt_full *t, const unsigned char *abuf, int alen,
+			  size_t *n)
+{
+	struct ares_txt_ext *txt = NULL;
+	struct ares_txt_ext *p;
+	size_t used = 0;
+	size_t start = 0;
+	int open = 0;
+	int over = 0;
+	int rc;
+
+	t->len = 0;
+	t->cut = 0;
+	*n = 0;
+	rc = ares_parse_txt_reply_ext(abuf, alen, &txt);
+	for (p = txt; rc == ARES_SUCCESS; p = p->next) {
+		if (p == NULL || p->record_start) {
+			if (open && over) {
+				used = start;
+				t->cut = 1;
+			} else if (open) {
+				t->buf[used++] = '\0';
+				(*n)++;
+			}
+			if (p == NULL)
+				break;
+			open = 1;
+			over = 0;
+			start = used;
+		}
+		if (!open || over)
+			continue;
+		/* Room for this string and the record's NUL. */
+		if (p->length >= DNS_TXT_FULL_MAX - used) {
+			over = 1;
+			continue;
+		}
+		for (size_t i = 0; i < p->length; i++)
+			t->buf[used++] = p->txt[i] == '\0' ? '?' : (char)p->txt[i];
+	}
+	t->len = (uint16_t)used;
+	if (txt != NULL)
+		ares_free_data(txt);
+	return rc;
+}
+
 /* Fill r->res from a successful answer; 0 ok (status set), -1 parse error. */
 static int parse_answer(struct dns_result *res, const unsigned char *abuf, int alen)
 {
@@ -549,6 +625,9 @@ static int parse_answer(struct dns_result *res, const unsigned char *abuf, int a
 			ares_free_data(txt);
 		break;
 	}
+	case DNS_TXT_FULL:
+		rc = parse_txt_full(&res->u.txt_full, abuf, alen, &n);
+		break;
 	}
 	if (rc == ARES_ENODATA) {
 		res->status = DNS_NODATA;
@@ -558,6 +637,9 @@ static int parse_answer(struct dns_result *res, const unsigned char *abuf, int a
 		return -1;
 	res->count = n;
 	res->status = n > 0 ? DNS_OK : DNS_NODATA;
+	/* Records exist but none fitted: not "no record". */
+	if (res->type == DNS_TXT_FULL && res->u.txt_full.cut)
+		res->status = DNS_OK;
 	return 0;
 }
 
@@ -653,8 +735,8 @@ void dns_query(struct dns *d, const char *name, enum dns_type type, dns_cb cb,
 		r->res.count = e->count;
 		r->res.from_cache = 1;
 		r->res.ttl = (uint32_t)((e->expires_ms - time_mono_ms() + 999) / 1000);
-		if (e->count > 0)
-			memcpy(&r->res.u, e->records, e->count * record_size(type));
+		if (e->bytes > 0)
+			memcpy(&r->res.u, e->records, e->bytes);
 		make_ready(d, r);
 		return;
 	}

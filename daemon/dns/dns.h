@@ -2,8 +2,9 @@
  * dns: asynchronous DNS on the mail event loop (c-ares driven by libevent),
  * with a cache that honours TTLs (negative answers cached for the SOA
  * minimum, capped).  Used by the delivery client (MX, A/AAAA), the
- * front-door policy (DNSBL A/TXT, PTR, forward confirmation, HELO) and the
- * recipient-domain check.
+ * front-door policy (DNSBL A/TXT, PTR, forward confirmation, HELO), the
+ * recipient-domain check and sender authentication (whole TXT records for
+ * SPF, DKIM keys and DMARC: DNS_TXT_FULL).
  *
  * Contract:
  * - dns_query() never calls cb before it returns (even on a cache hit the
@@ -27,7 +28,12 @@
 struct event_base;
 struct dns;
 
-enum dns_type { DNS_A, DNS_AAAA, DNS_MX, DNS_PTR, DNS_TXT };
+/*
+ * DNS_TXT keeps up to DNS_MAX_RECORDS records cut at DNS_NAME_MAX bytes
+ * (DNSBL reasons).  DNS_TXT_FULL keeps whole records (SPF, DKIM keys,
+ * DMARC policies): see struct dns_txt_full and dns_txt_next().
+ */
+enum dns_type { DNS_A, DNS_AAAA, DNS_MX, DNS_PTR, DNS_TXT, DNS_TXT_FULL };
 
 enum dns_status {
 	DNS_OK,        /* at least one record */
@@ -46,6 +52,21 @@ struct dns_mx {
 	char host[DNS_NAME_MAX + 1]; /* "" for a null MX ("." , RFC 7505) */
 };
 
+/*
+ * Whole TXT records, each one's strings joined (RFC 7208 3.3, RFC 6376
+ * 3.6.2.2) and NUL-ended, packed in answer order.  A NUL byte inside a
+ * record becomes '?' (no record these serve may contain one).  A record
+ * that does not fit is left out and cut is set, so that a caller can tell
+ * "no such record" from "record not kept".
+ */
+#define DNS_TXT_FULL_MAX 8192
+
+struct dns_txt_full {
+	uint16_t len;    /* bytes of buf in use */
+	uint8_t cut;     /* a record was left out */
+	char buf[DNS_TXT_FULL_MAX];
+};
+
 struct dns_result {
 	enum dns_type type;
 	enum dns_status status;
@@ -58,6 +79,7 @@ struct dns_result {
 		struct dns_mx mx[DNS_MAX_RECORDS];     /* sorted by preference */
 		char ptr[DNS_MAX_RECORDS][DNS_NAME_MAX + 1];
 		char txt[DNS_MAX_RECORDS][DNS_NAME_MAX + 1]; /* strings joined, cut */
+		struct dns_txt_full txt_full;          /* DNS_TXT_FULL */
 	} u;
 };
 
@@ -79,6 +101,12 @@ void dns_free(struct dns *d);
 /* name: a domain for A/AAAA/MX/TXT, or an already reversed name for PTR. */
 void dns_query(struct dns *d, const char *name, enum dns_type type, dns_cb cb,
 	       uint64_t cookie, void *ctx);
+
+/*
+ * The records of a DNS_TXT_FULL answer: dns_txt_next(r, NULL) is the
+ * first, dns_txt_next(r, prev) the one after prev; NULL after the last.
+ */
+const char *dns_txt_next(const struct dns_result *r, const char *prev);
 
 /* PTR for an address: builds in-addr.arpa / ip6.arpa (nibbles) itself. */
 void dns_query_ptr(struct dns *d, const struct sockaddr *sa, dns_cb cb,

@@ -226,15 +226,25 @@ static int free_udp_port(void)
 	return -1;
 }
 
+/* A TXT record of two 200-octet strings, and a second record at the same name. */
+static char long_txt[500];
+
 static int start_dnsmasq(void **state)
 {
 	char port[32];
+	char a200[201];
+	char b200[201];
 
 	(void)state;
 	if (access("/usr/sbin/dnsmasq", X_OK) != 0)
 		return 0;
 	dnsmasq_port = free_udp_port();
 	snprintf(port, sizeof(port), "--port=%d", dnsmasq_port);
+	memset(a200, 'a', 200);
+	a200[200] = '\0';
+	memset(b200, 'b', 200);
+	b200[200] = '\0';
+	snprintf(long_txt, sizeof(long_txt), "--txt-record=long.test,%s,%s", a200, b200);
 	dnsmasq_pid = fork();
 	if (dnsmasq_pid == 0) {
 		int devnull = open("/dev/null", 1);
@@ -254,6 +264,7 @@ static int start_dnsmasq(void **state)
 		      "--mx-host=mixed.test,gone.mixed.test,10",
 		      "--mx-host=mixed.test,mx1.mx.test,20",
 		      "--mx-host=ipmx.test,192.0.2.1,10",
+		      long_txt, "--txt-record=long.test,v=spf1 -all",
 		      "--auth-ttl=300", "--local=/test/", (char *)NULL);
 		_exit(127);
 	}
@@ -401,6 +412,41 @@ static void test_live(void **state)
 	run_one(base, d, "txt.test", DNS_TXT, &a);
 	assert_int_equal(a.r.status, DNS_OK);
 	assert_string_equal(a.r.u.txt[0], "hello world");
+
+	/* DNS_TXT cuts at 255 octets (unchanged); DNS_TXT_FULL keeps records whole. */
+	run_one(base, d, "long.test", DNS_TXT, &a);
+	assert_int_equal(a.r.status, DNS_OK);
+	assert_int_equal(a.r.count, 2);
+	assert_int_equal(strlen(a.r.u.txt[strlen(a.r.u.txt[0]) == 11 ? 1 : 0]), DNS_NAME_MAX);
+	{
+		const char *t1;
+		const char *t2;
+		const char *want_long = NULL;
+		const char *want_spf = NULL;
+		int pass;
+
+		for (pass = 0; pass < 2; pass++) {
+			run_one(base, d, "long.test", DNS_TXT_FULL, &a);
+			assert_int_equal(a.r.status, DNS_OK);
+			assert_int_equal(a.r.count, 2);
+			assert_int_equal(a.r.from_cache, pass == 1);
+			assert_false(a.r.u.txt_full.cut);
+			t1 = dns_txt_next(&a.r, NULL);
+			assert_non_null(t1);
+			t2 = dns_txt_next(&a.r, t1);
+			assert_non_null(t2);
+			assert_null(dns_txt_next(&a.r, t2));
+			want_long = strlen(t1) == 400 ? t1 : t2;
+			want_spf = want_long == t1 ? t2 : t1;
+			assert_int_equal(strlen(want_long), 400);
+			assert_int_equal(want_long[199], 'a');
+			assert_int_equal(want_long[200], 'b');
+			assert_string_equal(want_spf, "v=spf1 -all");
+		}
+	}
+	run_one(base, d, "nothere.test", DNS_TXT_FULL, &a);
+	assert_int_equal(a.r.status, DNS_NXDOMAIN);
+	assert_null(dns_txt_next(&a.r, NULL));
 
 	run_one(base, d, "9.0.0.127.in-addr.arpa", DNS_PTR, &a);
 	assert_int_equal(a.r.status, DNS_OK);

@@ -1,0 +1,66 @@
+/*
+ * store_bayes: SQL of the statistical filter's token store (schema/020):
+ * tokens per model (uid 0 global, else a directory user's id), messages
+ * learned per class, learned message digests and the hash key.
+ *
+ * Called by daemon/score/score_bayes.c only (learning, loading a model for
+ * classification, expiry), on whatever thread owns the store; never on the
+ * mail loop.  Writes never commit: the caller wraps a batch in one
+ * transaction (store_begin / store_commit).  Returns 0 or -1.
+ */
+#ifndef MOAT_STORE_BAYES_H
+#define MOAT_STORE_BAYES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* The hash key (16 bytes); *found 0 when none was made yet. */
+int store_bayes_key_get(struct store *st, uint8_t key[16], int *found);
+/* Keep key unless one exists already (then key is left as it was stored:
+ * read it back with store_bayes_key_get). */
+int store_bayes_key_set(struct store *st, const uint8_t key[16]);
+
+/* Messages learned per class of model uid (0 and 0 when none). */
+int store_bayes_model_get(struct store *st, int64_t uid, int64_t *spam_msgs,
+			  int64_t *ham_msgs);
+/* Add dspam / dham (may be negative; counts never go below 0). */
+int store_bayes_model_add(struct store *st, int64_t uid, int64_t dspam, int64_t dham,
+			  int64_t now_ms);
+
+/* Add to one token's counts (never below 0) and set its last_seen to day
+ * when a count grows. */
+int store_bayes_token_add(struct store *st, int64_t uid, uint64_t hash, int64_t dspam,
+			  int64_t dham, int64_t day);
+/* One token's counts; 0 and 0 when unknown. */
+int store_bayes_token_get(struct store *st, int64_t uid, uint64_t hash, int64_t *spam,
+			  int64_t *ham);
+
+typedef int (*store_bayes_token_cb)(uint64_t hash, int64_t spam, int64_t ham, void *arg);
+/* Every token of model uid; cb returns non-zero to stop. */
+int store_bayes_tokens_foreach(struct store *st, int64_t uid, store_bayes_token_cb cb,
+			       void *arg);
+/* Tokens of model uid. */
+int store_bayes_token_count(struct store *st, int64_t uid, int64_t *n);
+
+/* How a message (SHA-256 digest) was learned into model uid: 's', 'h', or 0
+ * when it was not. */
+int store_bayes_learned_get(struct store *st, int64_t uid, const uint8_t digest[32],
+			    char *cls);
+int store_bayes_learned_set(struct store *st, int64_t uid, const uint8_t digest[32],
+			    char cls, int64_t now_ms);
+int store_bayes_learned_del(struct store *st, int64_t uid, const uint8_t digest[32]);
+
+/*
+ * Expiry of model uid: drop tokens last learned before day before_day whose
+ * spam + ham is at most max_count, and tokens whose counts are both 0.
+ * *removed is how many went.
+ */
+int store_bayes_expire(struct store *st, int64_t uid, int64_t before_day, int64_t max_count,
+		       int64_t *removed);
+
+/* The connection's last error, for messages. */
+const char *store_bayes_errmsg(struct store *st);
+
+#endif
