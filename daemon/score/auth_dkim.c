@@ -54,6 +54,49 @@ static int copy_val(const struct auth_tag *t, char *out, size_t outsz)
 	return 0;
 }
 
+static int is_fws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/*
+ * The next item of a colon-separated tag value (h=, q=, a key's h=) from
+ * *pos, folding white space trimmed, as [*a, *b); 0 once the value is
+ * done.  An empty item (between two colons, or after a last one) is an
+ * item too, for the callers that refuse it.
+ */
+static int colon_item(const char *v, size_t len, size_t *pos, size_t *a, size_t *b)
+{
+	size_t e = *pos;
+
+	if (*pos > len)
+		return 0;
+	while (e < len && v[e] != ':')
+		e++;
+	*a = *pos;
+	*b = e;
+	while (*a < *b && is_fws(v[*a]))
+		(*a)++;
+	while (*b > *a && is_fws(v[*b - 1]))
+		(*b)--;
+	*pos = e + 1;
+	return 1;
+}
+
+/* 1 when the colon-separated value lists word (case-insensitive). */
+static int colon_list_has(const char *v, size_t len, const char *word)
+{
+	size_t wl = strlen(word);
+	size_t k = 0;
+	size_t a;
+	size_t b;
+
+	while (colon_item(v, len, &k, &a, &b))
+		if (b - a == wl && strncasecmp(v + a, word, wl) == 0)
+			return 1;
+	return 0;
+}
+
 static int parse_num(const char *s, size_t len, int64_t *out)
 {
 	int64_t v = 0;
@@ -193,22 +236,10 @@ int auth_dkim_sig_parse(const char *v, size_t len, struct auth_dkim_sig *out,
 			}
 		} else if (tag_is(&t, "h")) {
 			size_t k = 0;
+			size_t a;
+			size_t b;
 
-			while (k <= t.value_len) {
-				size_t e = k;
-				size_t a;
-				size_t b;
-
-				while (e < t.value_len && t.value[e] != ':')
-					e++;
-				a = k;
-				b = e;
-				while (a < b && (t.value[a] == ' ' || t.value[a] == '\t' ||
-						 t.value[a] == '\r' || t.value[a] == '\n'))
-					a++;
-				while (b > a && (t.value[b - 1] == ' ' || t.value[b - 1] == '\t' ||
-						 t.value[b - 1] == '\r' || t.value[b - 1] == '\n'))
-					b--;
+			while (colon_item(t.value, t.value_len, &k, &a, &b)) {
 				if (b == a || b - a >= sizeof(out->h[0]) ||
 				    out->nh == AUTH_DKIM_MAX_HNAMES) {
 					snprintf(err, errsz, "h= has an empty, long or %dth name",
@@ -222,7 +253,6 @@ int auth_dkim_sig_parse(const char *v, size_t len, struct auth_dkim_sig *out,
 				}
 				out->h[out->nh][b - a] = '\0';
 				out->nh++;
-				k = e + 1;
 			}
 		} else if (tag_is(&t, "l")) {
 			if (parse_num(t.value, t.value_len, &out->l) < 0) {
@@ -231,19 +261,7 @@ int auth_dkim_sig_parse(const char *v, size_t len, struct auth_dkim_sig *out,
 			}
 		} else if (tag_is(&t, "q")) {
 			/* a colon-separated list that must offer dns/txt */
-			int ok = 0;
-			size_t k = 0;
-
-			while (k < t.value_len) {
-				size_t e = k;
-
-				while (e < t.value_len && t.value[e] != ':')
-					e++;
-				if (e - k == 7 && strncasecmp(t.value + k, "dns/txt", 7) == 0)
-					ok = 1;
-				k = e + 1;
-			}
-			if (!ok) {
+			if (!colon_list_has(t.value, t.value_len, "dns/txt")) {
 				snprintf(err, errsz, "q= does not offer dns/txt");
 				return -1;
 			}
@@ -325,28 +343,7 @@ int auth_dkim_key_parse(const char *rec, size_t len, struct auth_dkim_key *out,
 				return -1;
 			}
 		} else if (tag_is(&t, "h")) {
-			int ok = 0;
-			size_t k = 0;
-
-			while (k < t.value_len) {
-				size_t e = k;
-
-				while (e < t.value_len && t.value[e] != ':')
-					e++;
-				{
-					size_t a = k;
-					size_t b = e;
-
-					while (a < b && t.value[a] == ' ')
-						a++;
-					while (b > a && t.value[b - 1] == ' ')
-						b--;
-					if (b - a == 6 && strncasecmp(t.value + a, "sha256", 6) == 0)
-						ok = 1;
-				}
-				k = e + 1;
-			}
-			if (!ok) {
+			if (!colon_list_has(t.value, t.value_len, "sha256")) {
 				snprintf(err, errsz, "key does not allow sha256");
 				return -1;
 			}
