@@ -9,7 +9,14 @@
  * and HTTP start and one "ready" line is logged.
  * Stop (SIGTERM/SIGINT): stop accepting, let sessions finish their current
  * message for up to shutdown_timeout, 421 the rest, drain the writer, exit 0.
- * SIGHUP reopens a log file.  Errors at start are fatal with exit 1.
+ * SIGHUP reloads: the config file is read again (the flags still win) and
+ * log_level, tls_cert and tls_key take effect; a log file is reopened and
+ * the STARTTLS pair loaded again (a pair that fails to load leaves the old
+ * one in use); other changed keys are logged as needing a restart.
+ * Under systemd (NOTIFY_SOCKET) moatd says READY=1 once ready, RELOADING=1
+ * around a reload, STOPPING=1, and WATCHDOG=1 from the loop at half of
+ * WATCHDOG_USEC, so a loop that is stuck stops the pings.
+ * Errors at start are fatal with exit 1.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -24,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,6 +51,7 @@
 #include "smtp/smtp.h"
 #include "spool/spool.h"
 #include "store/store.h"
+#include "util/sdnotify.h"
 #include "util/util.h"
 
 /* The API's Argon2id check (daemon/http/http_auth.c), shared with SMTP AUTH. */
@@ -67,6 +76,7 @@ struct moatd {
 	struct event *sig_int;
 	struct event *sig_hup;
 	struct event *stop_poll;
+	struct event *watchdog;       /* WATCHDOG=1 to the service manager */
 	int64_t stop_deadline;
 	int lock_fd;
 	char db_path[1200];
@@ -104,6 +114,38 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
+/* What the config came from, read again on SIGHUP: the file, then the flags. */
+static const char *conf_file;
+static char *conf_overrides[MAX_OVERRIDES]; /* "key=value" */
+static int conf_noverrides;
+
+static int apply_config(struct conf *conf, char *err, size_t errsz)
+{
+	int i;
+
+	conf_defaults(conf);
+	if (conf_file != NULL && conf_load_file(conf, conf_file, err, errsz) < 0)
+		return -1;
+	for (i = 0; i < conf_noverrides; i++) {
+		const char *o = conf_overrides[i];
+		const char *eq = strchr(o, '=');
+		char key[128];
+		char sub[1200];
+
+		if (eq == NULL || (size_t)(eq - o) >= sizeof(key)) {
+			snprintf(err, errsz, "-o %s: expected key=value", o);
+			return -1;
+		}
+		memcpy(key, o, (size_t)(eq - o));
+		key[eq - o] = '\0';
+		if (conf_set(conf, key, eq + 1, sub, sizeof(sub)) < 0) {
+			snprintf(err, errsz, "command line: %s", sub);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void load_config(struct conf *conf, int argc, char **argv, int *check_only)
 {
 	static const struct option longopts[] = {
@@ -117,13 +159,11 @@ static void load_config(struct conf *conf, int argc, char **argv, int *check_onl
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *file = NULL;
-	char *overrides[MAX_OVERRIDES];
+	char **overrides = conf_overrides;
 	int noverrides = 0;
 	char err[1400];
 	int opt;
-	int i;
 
-	conf_defaults(conf);
 	while ((opt = getopt_long(argc, argv, "c:o:tVh", longopts, NULL)) != -1) {
 		char buf[1200];
 		const char *key = NULL;
@@ -168,18 +208,10 @@ static void load_config(struct conf *conf, int argc, char **argv, int *check_onl
 		usage(stderr);
 		exit(1);
 	}
-	if (file != NULL && conf_load_file(conf, file, err, sizeof(err)) < 0)
+	conf_file = file;
+	conf_noverrides = noverrides;
+	if (apply_config(conf, err, sizeof(err)) < 0)
 		die("%s", err);
-	for (i = 0; i < noverrides; i++) {
-		char *eq = strchr(overrides[i], '=');
-
-		if (eq == NULL)
-			die("-o %s: expected key=value", overrides[i]);
-		*eq = '\0';
-		if (conf_set(conf, overrides[i], eq + 1, err, sizeof(err)) < 0)
-			die("command line: %s", err);
-		free(overrides[i]);
-	}
 }
 
 static void make_data_dir(const struct conf *conf, const struct passwd *pw)
@@ -305,6 +337,128 @@ static void start_dns(struct moatd *d)
 	smtp_server_set_dns(d->smtp, d->dns);
 }
 
+static enum log_level parse_level(const char *s)
+{
+	return strcmp(s, "debug") == 0 ? LOG_LVL_DEBUG
+		: strcmp(s, "warn") == 0 ? LOG_LVL_WARN
+		: strcmp(s, "error") == 0 ? LOG_LVL_ERROR
+		: LOG_LVL_INFO;
+}
+
+static void notify(const char *state)
+{
+	char err[200];
+
+	if (sdnotify_send(state, err, sizeof(err)) < 0)
+		log_warn(NULL, "main", "sd_notify failed error=\"%s\"", err);
+}
+
+/* conf_dump()'s "key = value" lines, NUL-terminated; NULL if memfd fails. */
+static char *conf_text(const struct conf *c)
+{
+	int fd = memfd_create("moatd-conf", MFD_CLOEXEC);
+	struct stat sb;
+	char *buf = NULL;
+
+	if (fd < 0)
+		return NULL;
+	conf_dump(c, fd);
+	if (fstat(fd, &sb) == 0) {
+		buf = xmalloc((size_t)sb.st_size + 1);
+		if (pread(fd, buf, (size_t)sb.st_size, 0) != sb.st_size) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[sb.st_size] = '\0';
+		}
+	}
+	close(fd);
+	return buf;
+}
+
+/* Keys of nc that differ from the running config and need a restart: logged. */
+static void log_restart_keys(const struct conf *running, const struct conf *nc)
+{
+	static const char *const live[] = { "log_level", "tls_cert", "tls_key", NULL };
+	char *a = conf_text(running);
+	char *b = conf_text(nc);
+	const char *la = a;
+	const char *lb = b;
+
+	/* Both dumps list the same keys in the same order, one a line. */
+	for (; la != NULL && lb != NULL && *la != '\0' && *lb != '\0';
+	     la += strcspn(la, "\n") + 1, lb += strcspn(lb, "\n") + 1) {
+		size_t na = strcspn(la, "\n");
+		size_t nb = strcspn(lb, "\n");
+		size_t klen = strcspn(lb, " ");
+		int i;
+
+		if (la[na] == '\0' || lb[nb] == '\0')
+			break; /* conf_dump ends every line with a newline */
+		if (na == nb && memcmp(la, lb, na) == 0)
+			continue;
+		for (i = 0; live[i] != NULL; i++)
+			if (strlen(live[i]) == klen && strncmp(lb, live[i], klen) == 0)
+				break;
+		if (live[i] == NULL)
+			log_warn(NULL, "main", "reload key=%.*s changed; needs a restart",
+				 (int)klen, lb);
+	}
+	free(a);
+	free(b);
+}
+
+/*
+ * SIGHUP.  The file is read again with the same flags on top; a file with
+ * an error changes nothing.  Live: log_level, tls_cert, tls_key, the log
+ * file (reopened for logrotate) and the STARTTLS pair (loaded again even
+ * when its paths are unchanged, for renewed certificates).
+ */
+static void reload(struct moatd *d)
+{
+	struct conf *nc = xmalloc(sizeof(*nc));
+	char err[1400];
+	char status[900];
+	char addrs[700];
+
+	if (sdnotify_reloading(err, sizeof(err)) < 0)
+		log_warn(NULL, "main", "sd_notify failed error=\"%s\"", err);
+	log_notice(NULL, "main", "reloading");
+	if (apply_config(nc, err, sizeof(err)) < 0) {
+		log_error(NULL, "main", "reload config error=\"%s\"; keeping the running"
+			  " configuration", err);
+	} else {
+		log_restart_keys(&d->conf, nc);
+		strlcpy_s(d->conf.log_level, nc->log_level, sizeof(d->conf.log_level));
+		strlcpy_s(d->conf.tls_cert, nc->tls_cert, sizeof(d->conf.tls_cert));
+		strlcpy_s(d->conf.tls_key, nc->tls_key, sizeof(d->conf.tls_key));
+		log_set_level(parse_level(d->conf.log_level));
+	}
+	free(nc);
+	if (log_reopen() < 0)
+		log_error(NULL, "main", "reload cannot reopen the log");
+	else
+		log_info(NULL, "main", "log reopened");
+	if (smtp_server_reload_tls(d->smtp, &d->conf, err, sizeof(err)) < 0)
+		log_error(NULL, "main", "reload tls failed error=\"%s\"; keeping the old"
+			  " certificate", err);
+	else
+		log_info(NULL, "main", "reload tls certificate loaded");
+	smtp_server_addresses(d->smtp, addrs, sizeof(addrs));
+	snprintf(status, sizeof(status), "READY=1\nSTATUS=ready smtp=%s http=%s", addrs,
+		 http_server_address(d->http));
+	notify(status);
+	log_notice(NULL, "main", "reloaded");
+}
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	notify("WATCHDOG=1");
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct moatd *d = arg;
@@ -312,14 +466,12 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		if (log_reopen() < 0)
-			log_error(NULL, "main", "SIGHUP: cannot reopen the log");
-		else
-			log_info(NULL, "main", "log reopened");
+		reload(d);
 		return;
 	}
 	if (d->stop_poll != NULL)
 		return;
+	notify("STOPPING=1");
 	log_notice(NULL, "main", "stopping sessions=%d", smtp_server_session_count(d->smtp));
 	smtp_server_shutdown(d->smtp);
 	d->stop_deadline = time_mono_ms() + d->conf.shutdown_timeout_ms;
@@ -380,7 +532,6 @@ int main(int argc, char **argv)
 	struct passwd *pw = NULL;
 	struct spool_reconcile_stats rs;
 	struct store *st;
-	enum log_level level;
 	char err[1400];
 	char smtp_addrs[700];
 	int check_only = 0;
@@ -396,22 +547,24 @@ int main(int argc, char **argv)
 		conf_dump(&d.conf, 1);
 		return 0;
 	}
-	level = strcmp(d.conf.log_level, "debug") == 0 ? LOG_LVL_DEBUG
-		: strcmp(d.conf.log_level, "warn") == 0 ? LOG_LVL_WARN
-		: strcmp(d.conf.log_level, "error") == 0 ? LOG_LVL_ERROR
-		: LOG_LVL_INFO;
-	if (log_open(d.conf.log, level, err, sizeof(err)) < 0)
+	if (log_open(d.conf.log, parse_level(d.conf.log_level), err, sizeof(err)) < 0)
+		die("%s", err);
+	if (sdnotify_init(err, sizeof(err)) < 0)
 		die("%s", err);
 	mime_init(); /* before any thread: GMime's one-time set-up */
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(&d.conf);
 
 	if (d.conf.user[0] != '\0') {
-		if (geteuid() != 0)
-			die("user = %s needs moatd to start as root", d.conf.user);
 		pw = getpwnam(d.conf.user);
 		if (pw == NULL)
 			die("user %s: no such user", d.conf.user);
+		/* Started as that user already (a systemd unit's User=): nothing to drop. */
+		if (geteuid() != 0 && geteuid() == pw->pw_uid && getuid() == pw->pw_uid)
+			pw = NULL;
+		else if (geteuid() != 0)
+			die("user = %s needs moatd to start as root or as %s", d.conf.user,
+			    d.conf.user);
 	} else if (geteuid() == 0) {
 		log_warn(NULL, "main", "running as root; set 'user' to drop privileges");
 	}
@@ -526,6 +679,27 @@ int main(int argc, char **argv)
 	smtp_server_addresses(d.smtp, smtp_addrs, sizeof(smtp_addrs));
 	log_notice(NULL, "main", "ready smtp=%s http=%s pid=%ld version=%s", smtp_addrs,
 		 http_server_address(d.http), (long)getpid(), MOAT_VERSION);
+	{
+		char status[900];
+		uint64_t wd_usec;
+		int wd = sdnotify_watchdog_usec(&wd_usec);
+
+		snprintf(status, sizeof(status), "READY=1\nSTATUS=ready smtp=%s http=%s\nMAINPID=%ld",
+			 smtp_addrs, http_server_address(d.http), (long)getpid());
+		notify(status);
+		if (wd < 0)
+			log_warn(NULL, "main", "WATCHDOG_USEC is malformed; no watchdog pings");
+		if (wd == 1) {
+			/* Half the manager's interval, as sd_watchdog_enabled(3) advises. */
+			struct timeval tv = { (time_t)(wd_usec / 2 / 1000000),
+					      (suseconds_t)(wd_usec / 2 % 1000000) };
+
+			d.watchdog = event_new(d.base, -1, EV_PERSIST, watchdog_cb, &d);
+			event_add(d.watchdog, &tv);
+			log_info(NULL, "main", "watchdog interval_ms=%llu",
+				 (unsigned long long)(wd_usec / 2 / 1000));
+		}
+	}
 
 	event_base_dispatch(d.base);
 
@@ -541,6 +715,8 @@ int main(int argc, char **argv)
 	spool_free(d.spool);
 	if (d.stop_poll != NULL)
 		event_free(d.stop_poll);
+	if (d.watchdog != NULL)
+		event_free(d.watchdog);
 	event_free(d.sig_term);
 	event_free(d.sig_int);
 	event_free(d.sig_hup);
@@ -548,6 +724,9 @@ int main(int argc, char **argv)
 	mime_shutdown();
 	log_notice(NULL, "main", "stopped");
 	log_close();
+	sdnotify_close();
+	for (int i = 0; i < conf_noverrides; i++)
+		free(conf_overrides[i]);
 	close(d.lock_fd);
 	libevent_global_shutdown();
 	return 0;

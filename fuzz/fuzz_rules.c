@@ -32,6 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char *hosts[] = { "example.net" };
 	static const char *rcpts[] = { "bob@example.org", "carol@example.org" };
 	static const char *flags[] = { "tls" };
+	static const char *part_names[] = { "BAYES", "DNSBL_zen.spamhaus.org", "BAYES" };
+	static const double part_values[] = { 2.5, 3, -0.25 };
 	static const char body[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab unsubscribe \xff offer";
 	struct mime_view v;
 	struct rules_input in;
@@ -80,6 +82,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	in.flags = flags;
 	in.nflags = 1;
 	in.in_list = in_list;
+	in.score = 7.25;
+	in.score_part_names = part_names;
+	in.score_part_values = part_values;
+	in.nscore_parts = 3;
 	if (rules_eval(rs, &in, &res) == 0)
 		rules_result_free(&res);
 	rules_set_free(rs);

@@ -7,6 +7,7 @@
 #   scripts/dev.sh up           deps + build, then start moatd in the background
 #   scripts/dev.sh down         stop the moatd started by `up`
 #   scripts/dev.sh test         everything CI runs (see .ci/run)
+#   scripts/dev.sh package      the Debian package (build-deb/moatd_*.deb, docs/install.md)
 #
 # Runs from any directory; always works on the repository that contains it.
 set -euo pipefail
@@ -20,9 +21,10 @@ PACKAGES=(
     libevent-dev libc-ares-dev libssl-dev libsqlite3-dev sqlite3
     libmicrohttpd-dev libjansson-dev libcmocka-dev libargon2-dev
     libgmime-3.0-dev libvectorscan-dev libpcre2-dev libpsl-dev
-    python3-pytest python3-aiosmtpd python3-jsonschema python3-yaml
+    python3-pytest python3-aiosmtpd python3-jsonschema python3-yaml python3-dkim
     swaks postfix rbldnsd dnsmasq-base nmap dovecot-sieve
     clang libclang-rt-14-dev wrk ca-certificates chromium
+    debhelper dpkg-dev
 )
 
 DATA_DIR="$ROOT/moat-data"
@@ -83,6 +85,25 @@ build_webui() {
         return 0
     fi
     (cd webui && npm ci --no-audit --no-fund && npm run build)
+}
+
+# The Debian package from a copy of the sources in build-deb/src, so that
+# dpkg-buildpackage's files never land in the work tree.  MOAT_PKG_VERSION
+# overrides the version of debian/changelog.  Prints the .deb's path last.
+PKG_DIR="$ROOT/build-deb"
+cmd_package() {
+    local parts=(CMakeLists.txt cmake daemon schema etc debian docs/install.md)
+    cmd_deps >&2
+    [ -f webui/dist/index.html ] || build_webui >&2
+    [ -f webui/dist/index.html ] && parts+=(webui/dist)
+    rm -rf "$PKG_DIR"
+    mkdir -p "$PKG_DIR/src"
+    tar -cf - "${parts[@]}" | tar -xf - -C "$PKG_DIR/src"
+    if [ -n "${MOAT_PKG_VERSION:-}" ]; then
+        sed -i "1s/([^)]*)/($MOAT_PKG_VERSION)/" "$PKG_DIR/src/debian/changelog"
+    fi
+    (cd "$PKG_DIR/src" && dpkg-buildpackage -b -us -uc -j"$(jobs_n)" </dev/null) >&2
+    ls "$PKG_DIR"/moatd_*.deb
 }
 
 cmd_build_asan() {
@@ -255,10 +276,14 @@ cmd_test() {
     CURRENT_STEP="ctest build"
     ctest --test-dir build --output-on-failure --timeout "$CTEST_TIMEOUT" </dev/null
 
+    # The Debian package: build, install, upgrade, purge (root only; undone after).
+    CURRENT_STEP="package"
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/package </dev/null
+
     CURRENT_STEP="fuzz"; run_fuzz
 
     CURRENT_STEP="done"
-    printf '\ndev.sh test: PASSED (api lint, asan+ubsan ctest, release ctest, fuzz: %s) in %ds\n' \
+    printf '\ndev.sh test: PASSED (api lint, asan+ubsan ctest, release ctest, package, fuzz: %s) in %ds\n' \
         "$FUZZ_SUMMARY" $((SECONDS - t0))
 }
 
@@ -273,6 +298,7 @@ case "${1:-help}" in
     up) cmd_up ;;
     down) cmd_down ;;
     test) cmd_test ;;
+    package) cmd_package ;;
     help|-h|--help) usage ;;
     *) usage >&2; exit 2 ;;
 esac

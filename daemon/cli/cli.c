@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../mime/mime.h"
 #include "../store/store.h"
 #include "../util/util.h"
 
@@ -22,9 +23,13 @@ const struct cli_command cli_commands[] = {
 	{ "rules", cli_rules_main, "server mail rules: list, add, order, import, export, test" },
 	{ "mailbox-rules", cli_mailbox_main, "one user's or group's mailbox rules (also rules --user)" },
 	{ "users", cli_users_main, "directory users' personal sender lists" },
+	{ "score", cli_score_main, "score thresholds per domain and per user" },
 	{ "authcheck", cli_authcheck_main, "SPF, DKIM and DMARC of a message file against live DNS" },
+	{ "dkim", cli_dkim_main, "DKIM signing keys: list, generate, enable, delete; sign a message" },
 	{ "learn", cli_learn_main, "train the statistical filter from files, directories, mboxes" },
 	{ "classify", cli_classify_main, "spam probability of messages, and the tokens that decided" },
+	{ "backup", cli_backup_main, "copy the database, spool, quarantine and keys while moatd runs" },
+	{ "restore", cli_restore_main, "check a backup and put it into an empty data directory" },
 	{ NULL, NULL, NULL },
 };
 
@@ -76,9 +81,18 @@ int cli_dispatch(int argc, char **argv)
 
 	if (argc < 2)
 		return -1;
-	for (c = cli_commands; c->name != NULL; c++)
-		if (strcmp(argv[1], c->name) == 0)
-			return c->main(argc - 1, argv + 1);
+	for (c = cli_commands; c->name != NULL; c++) {
+		if (strcmp(argv[1], c->name) == 0) {
+			int rc;
+
+			/* Any command may read a message (a dry run, learning, a
+			 * release that learns): GMime's one-time set-up first. */
+			mime_init();
+			rc = c->main(argc - 1, argv + 1);
+			mime_shutdown();
+			return rc;
+		}
+	}
 	return -1;
 }
 

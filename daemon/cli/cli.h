@@ -70,11 +70,18 @@ int cli_rules_main(int argc, char **argv);
 int cli_mailbox_main(int argc, char **argv);
 /* daemon/cli/cli_users.c */
 int cli_users_main(int argc, char **argv);
+/* daemon/cli/cli_score.c */
+int cli_score_main(int argc, char **argv);
 /* daemon/cli/cli_authcheck.c */
 int cli_authcheck_main(int argc, char **argv);
+/* daemon/cli/cli_dkim.c */
+int cli_dkim_main(int argc, char **argv);
 /* daemon/cli/cli_learn.c */
 int cli_learn_main(int argc, char **argv);
 int cli_classify_main(int argc, char **argv);
+/* daemon/cli/cli_backup.c */
+int cli_backup_main(int argc, char **argv);
+int cli_restore_main(int argc, char **argv);
 
 /* Run argv[1] as a subcommand when it names one; -1 when it does not. */
 int cli_dispatch(int argc, char **argv);

@@ -308,7 +308,6 @@ int cli_learn_main(int argc, char **argv)
 		store_close(st);
 		return 1;
 	}
-	mime_init();
 	memset(&w, 0, sizeof(w));
 	w.who = "learn";
 	w.max_message = (size_t)conf.max_message_size;
@@ -341,7 +340,6 @@ int cli_learn_main(int argc, char **argv)
 	status = r.failed || w.errors > 0 ? 1 : 0;
 	bayes_learner_free(r.l);
 	store_close(st);
-	mime_shutdown();
 	return status;
 }
 
@@ -513,7 +511,6 @@ int cli_classify_main(int argc, char **argv)
 		fprintf(stderr, "moatd classify: the model has %lld spam and %lld ham learned:"
 			" every message is unsure until both are learned (moatd learn)\n",
 			(long long)ns, (long long)nh);
-	mime_init();
 	c.m = m;
 	c.key = key;
 	mime_limits_default(&c.lim);
@@ -532,6 +529,5 @@ int cli_classify_main(int argc, char **argv)
 		c.n ? c.tok_ms * 1000.0 / (double)c.n : 0.0,
 		c.n ? c.mime_ms * 1000.0 / (double)c.n : 0.0);
 	bayes_model_free(m);
-	mime_shutdown();
 	return c.failed || w.errors > 0 ? 1 : 0;
 }

@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include "../conf/conf.h"
-#include "../mime/mime.h"
 #include "../policy/policy_mbrules.h"
 #include "../rules/rules.h"
 #include "../rules/rules_sieve.h"
@@ -237,9 +236,7 @@ static int cmd_test(struct store *st, const struct owner *ow, int argc, char **a
 		dynbuf_free(&b);
 		return 1;
 	}
-	mime_init();
 	out = policy_mbrules_test(st, &ow->o, addr, b.data, b.len, &e);
-	mime_shutdown();
 	dynbuf_free(&b);
 	if (out == NULL)
 		return fail("test", &e);

@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "../conf/conf.h"
-#include "../mime/mime.h"
 #include "../rules/rules.h"
 #include "../policy/policy_rules.h"
 #include "../store/store.h"
@@ -187,9 +186,7 @@ static int cmd_test(struct store *st, const struct conf *conf, int argc, char **
 	dynbuf_free(&b);
 	env.data_dir = conf->data_dir;
 	env.max_message_size = conf->max_message_size;
-	mime_init();
 	out = policy_rules_test(st, &env, body, &e);
-	mime_shutdown();
 	json_decref(body);
 	if (out == NULL)
 		return fail("test", &e);

@@ -78,6 +78,8 @@ static const struct http_route routes[] = {
 	{ "PUT", "/api/v1/account/password", HTTP_R_BODY, http_account_password },
 	{ "GET", "/api/v1/account/digest", 0, http_account_digest_show },
 	{ "PUT", "/api/v1/account/digest", HTTP_R_BODY, http_account_digest_put },
+	{ "GET", "/api/v1/account/score", 0, http_account_score_show },
+	{ "PUT", "/api/v1/account/score", HTTP_R_BODY, http_account_score_put },
 	{ "GET", "/q/{token}", HTTP_R_PUBLIC, http_link_show },
 	{ "POST", "/q/{token}", HTTP_R_PUBLIC, http_link_act },
 	{ "GET", "/api/v1/users", HTTP_R_ADMIN, http_users_list },
@@ -103,6 +105,10 @@ static const struct http_route routes[] = {
 	{ "GET", "/api/v1/messages", HTTP_R_ADMIN, http_messages_list },
 	{ "GET", "/api/v1/messages/{id}", HTTP_R_ADMIN, http_messages_show },
 	{ "GET", "/api/v1/messages/{id}/timeline", HTTP_R_ADMIN, http_timeline_message },
+	{ "POST", "/api/v1/messages/{id}/learn", HTTP_R_ADMIN | HTTP_R_BODY, http_messages_learn },
+	{ "POST", "/api/v1/learn", HTTP_R_ADMIN | HTTP_R_BODY | HTTP_R_BIG_BODY | HTTP_R_MSG_BODY,
+	  http_learn_post },
+	{ "GET", "/api/v1/bayes", HTTP_R_ADMIN, http_bayes_show },
 	{ "GET", "/api/v1/timeline", HTTP_R_ADMIN, http_timeline_find },
 	{ "GET", "/api/v1/stats/messages", HTTP_R_ADMIN, http_stats_messages },
 	{ "GET", "/api/v1/stats/top", HTTP_R_ADMIN, http_stats_top },
@@ -121,6 +127,11 @@ static const struct http_route routes[] = {
 	{ "PUT", "/api/v1/policy/settings/{key}", HTTP_R_ADMIN | HTTP_R_BODY,
 	  http_policy_settings_put },
 	{ "DELETE", "/api/v1/policy/settings/{key}", HTTP_R_ADMIN, http_policy_settings_delete },
+	{ "GET", "/api/v1/score/thresholds", HTTP_R_ADMIN, http_score_thresholds_list },
+	{ "PUT", "/api/v1/score/thresholds/{scope}/{name}", HTTP_R_ADMIN | HTTP_R_BODY,
+	  http_score_thresholds_put },
+	{ "DELETE", "/api/v1/score/thresholds/{scope}/{name}", HTTP_R_ADMIN,
+	  http_score_thresholds_delete },
 	{ "GET", "/api/v1/policy/dnsbl", HTTP_R_ADMIN, http_policy_dnsbl_list },
 	{ "POST", "/api/v1/policy/dnsbl", HTTP_R_ADMIN | HTTP_R_BODY, http_policy_dnsbl_create },
 	{ "PATCH", "/api/v1/policy/dnsbl/{zone}", HTTP_R_ADMIN | HTTP_R_BODY,
@@ -166,6 +177,12 @@ static const struct http_route routes[] = {
 	{ "GET", "/api/v1/quarantine/{id}", 0, http_quarantine_show },
 	{ "GET", "/api/v1/quarantine/{id}/raw", 0, http_quarantine_raw },
 	{ "GET", "/api/v1/quarantine/{id}/html", 0, http_quarantine_html },
+	{ "POST", "/api/v1/quarantine/{id}/learn", HTTP_R_BODY, http_quarantine_learn },
+	{ "GET", "/api/v1/greylist", HTTP_R_ADMIN, http_greylist_list },
+	{ "DELETE", "/api/v1/greylist", HTTP_R_ADMIN | HTTP_R_BODY, http_greylist_delete_all },
+	{ "GET", "/api/v1/greylist/allowed", HTTP_R_ADMIN, http_greylist_allowed_list },
+	{ "DELETE", "/api/v1/greylist/allowed/{id}", HTTP_R_ADMIN, http_greylist_allowed_delete },
+	{ "DELETE", "/api/v1/greylist/{id}", HTTP_R_ADMIN, http_greylist_delete },
 	{ "GET", "/api/v1/queue/summary", HTTP_R_ADMIN, http_queue_summary },
 	{ "POST", "/api/v1/queue/release", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_release },
 	{ "POST", "/api/v1/queue/retry", HTTP_R_ADMIN | HTTP_R_BODY, http_queue_retry },
@@ -182,6 +199,11 @@ static const struct http_route routes[] = {
 	{ "PUT", "/api/v1/rules/{id}", HTTP_R_ADMIN | HTTP_R_BODY, http_rules_replace },
 	{ "PATCH", "/api/v1/rules/{id}", HTTP_R_ADMIN | HTTP_R_BODY, http_rules_patch },
 	{ "DELETE", "/api/v1/rules/{id}", HTTP_R_ADMIN, http_rules_delete },
+	{ "GET", "/api/v1/dkim/keys", HTTP_R_ADMIN, http_dkim_list },
+	{ "POST", "/api/v1/dkim/keys", HTTP_R_ADMIN | HTTP_R_BODY, http_dkim_create },
+	{ "GET", "/api/v1/dkim/keys/{id}", HTTP_R_ADMIN, http_dkim_show },
+	{ "PATCH", "/api/v1/dkim/keys/{id}", HTTP_R_ADMIN | HTTP_R_BODY, http_dkim_patch },
+	{ "DELETE", "/api/v1/dkim/keys/{id}", HTTP_R_ADMIN, http_dkim_delete },
 	/* Mailbox rules: three bases, one handler set (http_mailbox.c checks the scope). */
 #define MAILBOX_ROUTES(base, fl)                                                          \
 	{ "GET", base, fl, http_mailbox_list },                                           \
@@ -859,6 +881,15 @@ static int is_json_type(const char *ct)
 	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
+static int is_type(const char *ct, const char *want)
+{
+	size_t n = strlen(want);
+
+	if (ct == NULL || strncasecmp(ct, want, n) != 0)
+		return 0;
+	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
 static int is_text_type(const char *ct)
 {
 	size_t n = strlen("text/plain");
@@ -908,7 +939,13 @@ static enum MHD_Result dispatch(struct http_req *r, const char *url)
 	if (!(rt->flags & HTTP_R_BODY) && r->body.len != 0)
 		return http_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_not_allowed", NULL,
 				  "this resource takes no request body");
-	if ((rt->flags & HTTP_R_BODY) && !((rt->flags & HTTP_R_OPT_BODY) && r->body.len == 0) &&
+	if ((rt->flags & HTTP_R_MSG_BODY) &&
+	    !is_type(MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Content-Type"),
+		     "message/rfc822"))
+		return http_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+				  NULL, "send Content-Type: message/rfc822");
+	if ((rt->flags & HTTP_R_BODY) && !(rt->flags & HTTP_R_MSG_BODY) &&
+	    !((rt->flags & HTTP_R_OPT_BODY) && r->body.len == 0) &&
 	    !is_json_type(MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Content-Type")) &&
 	    !((rt->flags & HTTP_R_TEXT_BODY) &&
 	      is_text_type(MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, "Content-Type"))))

@@ -108,6 +108,7 @@ enum {
 	HTTP_R_BIG_BODY = 8, /* body bounded by rules_max_body instead of http_max_body */
 	HTTP_R_TEXT_BODY = 16, /* with HTTP_R_BODY: text/plain is accepted as well */
 	HTTP_R_OPT_BODY = 32, /* with HTTP_R_BODY: the body may be left out (no Content-Type) */
+	HTTP_R_MSG_BODY = 64, /* with HTTP_R_BODY: the body is a message (message/rfc822) */
 };
 
 struct http_route {
@@ -302,6 +303,13 @@ enum MHD_Result http_rules_export(struct http_req *r);
 enum MHD_Result http_rules_import(struct http_req *r);
 enum MHD_Result http_rules_test(struct http_req *r);
 
+/* ---- http_dkim.c: DKIM signing keys ---- */
+enum MHD_Result http_dkim_list(struct http_req *r);
+enum MHD_Result http_dkim_create(struct http_req *r);
+enum MHD_Result http_dkim_show(struct http_req *r);
+enum MHD_Result http_dkim_patch(struct http_req *r);
+enum MHD_Result http_dkim_delete(struct http_req *r);
+
 /* ---- http_mailbox.c: mailbox rules under /account/rules, /users/{id}/rules and
  * /directory/groups/{address}/rules ---- */
 enum MHD_Result http_mailbox_list(struct http_req *r);
@@ -335,6 +343,13 @@ enum MHD_Result http_accounts_suspend(struct http_req *r);
 enum MHD_Result http_accounts_trust_put(struct http_req *r);
 enum MHD_Result http_accounts_trust_delete(struct http_req *r);
 
+/* ---- http_score.c: score thresholds per domain and user ---- */
+enum MHD_Result http_score_thresholds_list(struct http_req *r);
+enum MHD_Result http_score_thresholds_put(struct http_req *r);
+enum MHD_Result http_score_thresholds_delete(struct http_req *r);
+enum MHD_Result http_account_score_show(struct http_req *r);
+enum MHD_Result http_account_score_put(struct http_req *r);
+
 /* ---- http_health.c ---- */
 enum MHD_Result http_healthz(struct http_req *r);
 enum MHD_Result http_metrics(struct http_req *r);
@@ -346,6 +361,13 @@ enum MHD_Result http_static_serve(struct http_req *r, const char *url);
 /* Why the console in dir cannot be served (a short text), or NULL: it can, or dir is "". */
 const char *http_static_missing(const char *dir);
 
+/* ---- http_greylist.c: triplets and auto-allowed networks ---- */
+enum MHD_Result http_greylist_list(struct http_req *r);
+enum MHD_Result http_greylist_delete(struct http_req *r);
+enum MHD_Result http_greylist_delete_all(struct http_req *r);
+enum MHD_Result http_greylist_allowed_list(struct http_req *r);
+enum MHD_Result http_greylist_allowed_delete(struct http_req *r);
+
 /* http_quarantine.c */
 enum MHD_Result http_quarantine_list(struct http_req *r);
 enum MHD_Result http_quarantine_count(struct http_req *r);
@@ -354,5 +376,16 @@ enum MHD_Result http_quarantine_raw(struct http_req *r);
 enum MHD_Result http_quarantine_html(struct http_req *r);
 enum MHD_Result http_quarantine_release(struct http_req *r);
 enum MHD_Result http_quarantine_delete(struct http_req *r);
+enum MHD_Result http_quarantine_learn(struct http_req *r);
 
+/* ---- http_learn.c: teaching the statistical filter ---- */
+enum MHD_Result http_learn_post(struct http_req *r);
+enum MHD_Result http_messages_learn(struct http_req *r);
+enum MHD_Result http_bayes_show(struct http_req *r);
+/* {"class": "spam"|"ham"|"forget"} from the body: *cls 's', 'h' or 0; -1 fills r->fail. */
+int http_learn_class(struct http_req *r, char *cls, const char **name);
+/* Learn the message file at path into the global model and, with uid, the
+ * user's own; 409 (field id) when the file is gone. */
+enum MHD_Result http_learn_file(struct http_req *r, const char *path, char cls,
+				const char *cls_name, int64_t uid, const char *what);
 #endif

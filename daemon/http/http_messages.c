@@ -11,6 +11,7 @@
  */
 #include "http_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,12 +31,18 @@ static json_t *str_or_null(const char *s)
 static json_t *row_json(const struct store_log_row *r)
 {
 	json_t *rcpts = r->recipients ? json_loads(r->recipients, 0, NULL) : NULL;
+	json_t *parts = r->score_parts ? json_loads(r->score_parts, 0, NULL) : NULL;
+	json_t *o;
 
 	if (!json_is_array(rcpts)) {
 		json_decref(rcpts);
 		rcpts = json_array();
 	}
-	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+	if (!json_is_array(parts)) {
+		json_decref(parts);
+		parts = json_null();
+	}
+	o = json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
 			 " s:o, s:o, s:o}",
 			 "id", (json_int_t)r->id, "ts", (json_int_t)r->ts, "session_id",
 			 str_or_null(r->session_id), "qid", str_or_null(r->qid), "client_addr",
@@ -47,6 +54,11 @@ static json_t *row_json(const struct store_log_row *r)
 			 str_or_null(r->reason), "check_name", str_or_null(r->check_name),
 			 "entry", str_or_null(r->entry), "auth_user", str_or_null(r->auth_user),
 			 "tls", str_or_null(r->tls));
+	/* Two decimals, as the X-Moat-Score field shows it. */
+	json_object_set_new(o, "score", r->scored ? json_real(round(r->score * 100) / 100)
+			    : json_null());
+	json_object_set_new(o, "score_parts", parts);
+	return o;
 }
 
 struct msg_list {

@@ -333,6 +333,8 @@ static const char *type_name(enum policy_set_type t)
 		return "enum";
 	case POLICY_ST_TEXT:
 		return "text";
+	case POLICY_ST_NUM:
+		return "number";
 	}
 	return "text";
 }
@@ -345,7 +347,7 @@ static json_t *setting_json(const struct policy_setting_def *d, json_t *set)
 			      v ? "set" : "default", "type", type_name(d->type), "summary",
 			      d->summary ? d->summary : "");
 
-	if (d->type == POLICY_ST_INT) {
+	if (d->type == POLICY_ST_INT || d->type == POLICY_ST_NUM) {
 		json_object_set_new(o, "min", json_integer(d->min));
 		json_object_set_new(o, "max", json_integer(d->max));
 	}

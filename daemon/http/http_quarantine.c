@@ -468,7 +468,7 @@ static enum MHD_Result change(struct http_req *r, enum quarantine_op op)
 	json_t *body, *v, *filt;
 	const char *key, *field = NULL, *kind = NULL, *since = NULL, *until = NULL;
 	char err[300], fname[40];
-	int status = 0, all = 0;
+	int status = 0, all = 0, rc;
 	size_t i;
 
 	if (http_json_parse(r->body.data ? r->body.data : "", r->body.len, &body,
@@ -580,8 +580,10 @@ static enum MHD_Result change(struct http_req *r, enum quarantine_op op)
 	actor.via = r->auth.via == HTTP_VIA_TOKEN ? "token" : "session";
 	actor.client_addr = r->client_addr;
 	actor.sender_list_max = r->h->conf->user_sender_list_max;
-	if (quarantine_admin_apply(r->st, r->h->conf->data_dir, op, &f, sl, &actor, &res, &status,
-				   err, sizeof(err)) < 0) {
+	memset(&res, 0, sizeof(res));
+	rc = quarantine_admin_apply(r->st, r->h->conf->data_dir, op, &f, sl, &actor, &res,
+				    &status, err, sizeof(err));
+	if (rc < 0) {
 		json_decref(body);
 		switch (status) {
 		case 403:
@@ -612,4 +614,33 @@ enum MHD_Result http_quarantine_release(struct http_req *r)
 enum MHD_Result http_quarantine_delete(struct http_req *r)
 {
 	return change(r, QUARANTINE_DELETE);
+}
+
+/*
+ * Learn one item's message as spam or ham (or forget it).  An
+ * administrator teaches the global model; a user, whose own item it is,
+ * teaches the global model and their own (docs/score.md, "Learning").
+ */
+enum MHD_Result http_quarantine_learn(struct http_req *r)
+{
+	static const char *const args[] = { NULL };
+	char path[1400];
+	const char *name;
+	struct one o;
+	char cls;
+	int n;
+
+	if (http_args_allow(r, args) < 0)
+		return http_fail_reply(r);
+	if (find(r, &o) < 0)
+		return find_fail(r);
+	json_decref(o.item);
+	if (http_learn_class(r, &cls, &name) < 0)
+		return http_fail_reply(r);
+	n = snprintf(path, sizeof(path), "%s/spool/quarantine/%s", r->h->conf->data_dir, o.qid);
+	if (n < 0 || (size_t)n >= sizeof(path) || !spool_qid_valid(o.qid, strlen(o.qid)))
+		return http_error(r, MHD_HTTP_CONFLICT, "gone", "id",
+				  "the message's content is no longer kept");
+	return http_learn_file(r, path, cls, name, r->auth.admin ? 0 : r->auth.user_id,
+			       "quarantine item");
 }

@@ -71,6 +71,11 @@ int log_reopen(void)
 	return 0;
 }
 
+void log_set_level(enum log_level min)
+{
+	__atomic_store_n(&min_level, min, __ATOMIC_RELAXED);
+}
+
 void log_close(void)
 {
 	if (target == TARGET_FILE && log_fd > 2)
@@ -92,7 +97,7 @@ void log_msg(enum log_level lvl, const char *id, const char *module,
 	int n;
 	int m;
 
-	if (lvl < min_level)
+	if (lvl < __atomic_load_n(&min_level, __ATOMIC_RELAXED))
 		return;
 	if (target == TARGET_SYSLOG) {
 		static const int prio[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR,

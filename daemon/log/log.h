@@ -19,6 +19,8 @@ int log_open(const char *target, enum log_level min, char *err, size_t errsz);
 /* Reopen a file target (after rotation); no-op for stderr and syslog. */
 int log_reopen(void);
 void log_close(void);
+/* SIGHUP: lines below min are dropped from now on (any thread may log meanwhile). */
+void log_set_level(enum log_level min);
 
 /* id: a session or queue id, or NULL for "-". */
 void log_msg(enum log_level lvl, const char *id, const char *module,

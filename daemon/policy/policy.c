@@ -42,12 +42,15 @@
 #include "../dns/dns.h"
 #include "../log/log.h"
 #include "../store/store.h"
+#include "../score/score_models.h"
+#include "../store/store_bayes.h"
 #include "../store/store_mailbox.h"
 #include "../store/store_policy.h"
 #include "../util/util.h"
 #include "../util/worker.h"
 
 #define POLL_MS 500
+#define BAYES_RELOAD_MS 2000
 
 struct dnsq {
 	struct policy *p;
@@ -613,14 +616,27 @@ static void watch_run(struct worker_job *wj, void *arg)
 		 * themselves; here the recently used sets are compiled ahead. */
 		int mbox = store_mailbox_fingerprint(p->watch_st, fp) == 0;
 		int moved = mbox && memcmp(fp, p->last_mbox_fp, 3 * sizeof(fp[0])) != 0;
+		int64_t bgen = 0;
+		/* Learning moved the bayes generation: new models reach the mail
+		 * side without a policy change.  p->cur is only replaced by done(),
+		 * after this job, so reading it here is safe.  While learning goes
+		 * on, one reload every BAYES_RELOAD_MS at most: loading a large
+		 * model costs about a second of CPU. */
+		int learned = p->cur != NULL && p->cur->set.score_enabled &&
+			      store_bayes_generation(p->watch_st, &bgen) == 0 &&
+			      bgen != p->last_bayes_gen &&
+			      time_mono_ms() - p->bayes_reload_ms >= BAYES_RELOAD_MS;
 
-		if (gen != p->last_gen || moved) {
+		if (gen != p->last_gen || moved || learned) {
 			j->snap = policy_snap_load(p->db_path, err, sizeof(err));
 			if (j->snap == NULL) {
 				log_error(NULL, "policy", "reload failed: %s", err);
 			} else {
 				p->last_gen = j->snap->generation;
 				memcpy(p->last_mbox_fp, j->snap->mbox_fp, sizeof(p->last_mbox_fp));
+				p->last_bayes_gen = j->snap->bayes_generation;
+				if (learned)
+					p->bayes_reload_ms = time_mono_ms();
 			}
 		}
 		if (mbox && fp[3] != p->last_mbox_fp[3]) {
@@ -656,9 +672,10 @@ static void watch_done(struct worker_job *wj, void *arg)
 		 * a snapshot follows, so a wait for a new set can name what it waits for. */
 		log_info(NULL, "policy",
 			 "loaded generation=%lld entries=%zu sites=%zu mailbox_sets=%lld"
-			 " mailbox_refuse=%lld",
+			 " mailbox_refuse=%lld bayes=%lld",
 			 (long long)j->snap->generation, j->snap->nentries, j->snap->nsites,
-			 (long long)j->snap->mbox_fp[0], (long long)j->snap->mbox_fp[2]);
+			 (long long)j->snap->mbox_fp[0], (long long)j->snap->mbox_fp[2],
+			 (long long)j->snap->bayes_generation);
 		policy_snap_unref(p->cur);
 		p->cur = j->snap;
 	}
@@ -714,6 +731,7 @@ struct policy *policy_new(struct event_base *base, const char *db_path,
 	}
 	p->last_gen = p->cur->generation;
 	memcpy(p->last_mbox_fp, p->cur->mbox_fp, sizeof(p->last_mbox_fp));
+	p->last_bayes_gen = p->cur->bayes_generation;
 	p->mbox = policy_mbox_cache_new(lim->mailbox_rules_cache > 0
 					? (size_t)lim->mailbox_rules_cache
 					: (size_t)256 * 1024 * 1024);
@@ -785,6 +803,7 @@ void policy_free(struct policy *p)
 	account_engine_free(p->accounts); /* flushes its totals */
 	policy_mbox_cache_free(p->mbox);  /* workers and watcher have stopped */
 	policy_snap_unref(p->cur);
+	score_models_cache_drop(); /* the token data the next load would share */
 	free(p->stats);
 	free(p->db_path);
 	free(p);

@@ -223,7 +223,12 @@ struct policy_content_result {
 	char message_id[256];
 	struct spool_file *file;   /* the message, back to the session */
 	int io_error;              /* the file could not be read or tagged */
-	int64_t parse_us, elapsed_ms;
+	int64_t parse_us, elapsed_ms, started_ms;
+	/* The score (docs/score.md): the highest recipient's, with its parts. */
+	int scored;
+	double score;
+	char score_action[16];     /* none, tag, quarantine, refuse, greylist */
+	char *score_json;          /* [{"name","points","detail"}], or NULL */
 };
 
 /* The envelope the rules see; copied by policy_content_start(). */

@@ -22,6 +22,7 @@
  */
 #include "policy_stage.h"
 
+#include <event2/event.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,14 +30,21 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../account/account.h"
 #include "../log/log.h"
 #include "../mime/mime.h"
 #include "../rules/rules.h"
+#include "../score/auth.h"
+#include "../score/dkim_sign.h"
+#include "../score/greylist.h"
+#include "../score/score_bayes.h"
+#include "../score/score_models.h"
 #include "../spool/spool.h"
 #include "../store/store.h"
 #include "../store/store_rules.h"
 #include "../util/util.h"
 #include "../util/worker.h"
+#include "policy_sheet.h"
 
 #define TAGGED_HEADERS_MAX (16 * 1024) /* octets of headers rules may add */
 
@@ -61,6 +69,34 @@ struct content_job {
 	size_t nflags;
 	/* Result, filled on the worker. */
 	struct policy_content_result *res;
+
+	/*
+	 * The score (docs/score.md).  Two rounds on the worker when sender
+	 * authentication runs: PREPARE reads, parses and classifies; the loop
+	 * then asks DNS (auth_check_start) and sends the job back for DECIDE.
+	 * msg and view live from PREPARE to the end of DECIDE.
+	 */
+	enum { CJ_PREPARE, CJ_DECIDE } phase;
+	int score;                         /* score_enabled */
+	int inbound;                       /* not authenticated, relay_net or conn_allow */
+	int want_auth;                     /* inbound, sender_auth on, a resolver */
+	int outbound;                      /* authenticated, relay_net or conn_allow: signed */
+	struct sockaddr_storage sa;        /* the client, for SPF */
+	double *dnsbl_w;                   /* weight of each dnsbl[] site */
+	char **dnswl;                      /* allow-sites that listed the client */
+	double *dnswl_w;
+	size_t ndnswl;
+	int64_t account_score;             /* the account defence's score, or 0 */
+	char *msg;
+	size_t len;
+	struct mime_view *view;
+	double *bayes_prob;                /* per recipient; < 0: no usable model */
+	int64_t *bayes_uid;                /* whose model (0: the global one) */
+	double bayes_msg_prob;             /* the global model's; < 0: none */
+	struct auth_result *auth;          /* NULL: not checked */
+	struct auth_check *ac;             /* in flight (loop) */
+	struct event *auth_timer;          /* sender_auth_timeout (loop) */
+	struct content_job *anext;         /* in p's list of jobs waiting for DNS */
 };
 
 static char *dup_or_null(const char *s)
@@ -79,6 +115,7 @@ void policy_content_result_free(struct policy_content_result *r)
 		free(r->rcpts[i].edit);
 	}
 	free(r->rcpts);
+	free(r->score_json);
 	spool_file_discard(r->file);
 	free(r);
 }
@@ -469,55 +506,382 @@ static void mailbox_disposition(struct policy_content_result *res, size_t *cap,
 	mbox_log(idstr, rcpt, o, what);
 }
 
-static void run_job(struct worker_job *wj, void *arg)
+/*
+ * PREPARE: read the message back, walk it, and classify it with the
+ * statistical filter: once with the global model, and again for each
+ * recipient whose own model is trained enough.
+ */
+static void prepare(struct content_job *j)
 {
-	struct content_job *j = (struct content_job *)wj;
 	struct policy_content_result *res = xcalloc(1, sizeof(*res));
 	struct policy_snap *sn = j->snap;
 	struct mime_limits lim;
-	struct mime_view *view = NULL;
-	struct rules_input in;
-	struct rules_result rr;
-	const char *prefixes[16], *headers[16];
-	size_t nprefix = 0, nheader = 0, cap = 0, i, k, nrefuse = 0, ndefer = 0;
-	char *msg = NULL, err[200], label[300], idstr[20];
-	size_t len = 0;
-	int64_t t0 = time_mono_ms();
-	const struct rules_verdict **sv = NULL, **eff = NULL;
-	struct policy_mbox_out *mo = NULL;
-	struct policy_mbox_msg *mb = NULL;
-	bool *run = NULL;
+	char err[200];
+	size_t i;
 
-	(void)arg;
-	snprintf(idstr, sizeof(idstr), "%016llx", (unsigned long long)j->sid);
 	res->sid = j->sid;
 	res->file = j->file;
 	j->file = NULL;
 	j->res = res;
-	memset(&rr, 0, sizeof(rr));
 	res->verdict.action = POLICY_CONTINUE;
-	if (spool_file_read_all(res->file, &msg, &len) < 0) {
+	res->started_ms = time_mono_ms();
+	if (spool_file_read_all(res->file, &j->msg, &j->len) < 0) {
 		res->io_error = 1;
-		goto out;
+		return;
 	}
 	lim = j->p->mime;
-	if (mime_parse(msg, len, &lim, &view, err, sizeof(err)) < 0) {
+	if (mime_parse(j->msg, j->len, &lim, &j->view, err, sizeof(err)) < 0) {
 		log_warn(NULL, "policy", "content mime failed: %s", err);
-		view = NULL;
+		j->view = NULL;
 	}
-	if (view != NULL) {
+	if (j->view != NULL) {
 		size_t pos = 0;
-		const char *hv = mime_header_next(view, "Subject", &pos);
+		const char *hv = mime_header_next(j->view, "Subject", &pos);
 
 		/* What the quarantine list shows; cut at a character boundary. */
 		if (hv != NULL)
 			copy_utf8(res->subject, sizeof(res->subject), hv);
 		pos = 0;
-		hv = mime_header_next(view, "Message-ID", &pos);
+		hv = mime_header_next(j->view, "Message-ID", &pos);
 		if (hv != NULL)
 			copy_utf8(res->message_id, sizeof(res->message_id), hv);
 	}
+	j->bayes_msg_prob = -1;
+	j->bayes_prob = xcalloc(j->nrcpts + 1, sizeof(double));
+	j->bayes_uid = xcalloc(j->nrcpts + 1, sizeof(int64_t));
+	for (i = 0; i < j->nrcpts; i++)
+		j->bayes_prob[i] = -1;
+	if (j->score && j->view != NULL && sn->bayes != NULL) {
+		const struct bayes_model *global, *seen[8];
+		double seen_prob[8];
+		size_t nseen = 0, k;
+		int64_t used;
+		int tokenized = 0;
+		struct bayes_tokens t;
+		struct bayes_params bp;
+		struct bayes_result br;
+
+		memset(&t, 0, sizeof(t));
+		bayes_params_default(&bp);
+		global = score_models_for(sn->bayes, 0, sn->set.bayes_min_learned, &used);
+		for (i = 0; i <= j->nrcpts; i++) {
+			const struct bayes_model *m = global;
+			int64_t uid = 0;
+
+			/* i == nrcpts: the message's own probability, the global model's. */
+			used = 0;
+			if (i < j->nrcpts && score_models_user_of(sn, j->rcpts[i], &uid) == 0)
+				m = score_models_for(sn->bayes, uid, sn->set.bayes_min_learned, &used);
+			if (m == NULL)
+				continue;
+			for (k = 0; k < nseen && seen[k] != m; k++)
+				;
+			if (k == nseen) {
+				/* Tokenized once, and only when some model can use it. */
+				if (!tokenized) {
+					bayes_tokenize(j->view, score_models_key(sn->bayes), 0, &t);
+					tokenized = 1;
+				}
+				bayes_classify(m, &t, &bp, &br);
+				if (nseen == ARRAY_LEN(seen))
+					nseen--; /* more models than that: the last slot is reused */
+				seen[nseen] = m;
+				seen_prob[nseen++] = br.prob;
+				k = nseen - 1;
+			}
+			if (i == j->nrcpts) {
+				j->bayes_msg_prob = seen_prob[k];
+			} else {
+				j->bayes_prob[i] = seen_prob[k];
+				j->bayes_uid[i] = used;
+			}
+		}
+		bayes_tokens_free(&t);
+	}
+}
+
+/* The message's header section and body as sender authentication reads them. */
+static void split_message(const char *msg, size_t len, struct auth_facts *f)
+{
+	const char *p;
+
+	f->header = msg;
+	f->header_len = len;
+	f->body = msg + len;
+	f->body_len = 0;
+	for (p = msg; p + 3 < msg + len; p++) {
+		if (p[0] == '\r' && p[1] == '\n' && p[2] == '\r' && p[3] == '\n') {
+			f->header_len = (size_t)(p + 2 - msg);
+			f->body = p + 4;
+			f->body_len = len - (size_t)(p + 4 - msg);
+			return;
+		}
+	}
+}
+
+static const struct rules_verdict score_refuse_v = {
+	.action = RULES_ACT_REFUSE, .rule = -1, .code = 550, .enhanced = "5.7.1",
+	.text = "Message refused as spam",
+};
+static const struct rules_verdict score_quarantine_v = {
+	.action = RULES_ACT_QUARANTINE, .rule = -1, .kind = "spam",
+};
+
+static int is_score_verdict(const struct rules_verdict *v)
+{
+	return v == &score_refuse_v || v == &score_quarantine_v;
+}
+
+/* What the score of one recipient came to. */
+struct rcpt_score {
+	double total;                /* every part, rule points included */
+	double bayes;                /* the BAYES part, 0 when none */
+	struct score_thresholds th;
+	const char *scope;
+	const char *action;          /* "none", "tag", "quarantine", "refuse" */
+};
+
+/*
+ * The common parts of the message: DNS blocklists and allow-lists, sender
+ * authentication, the sending account.
+ */
+static void common_parts(const struct content_job *j, const struct policy_snap *sn,
+			 struct score_sheet *sh, const char **flags, size_t *nflags, size_t max)
+{
+	char name[80], detail[80];
+	size_t i;
+
+	for (i = 0; i < j->ndnsbl; i++) {
+		snprintf(name, sizeof(name), "DNSBL_%.70s", j->dnsbl[i]);
+		score_add(sh, name, j->dnsbl_w[i], NULL);
+	}
+	for (i = 0; i < j->ndnswl; i++) {
+		snprintf(name, sizeof(name), "DNSWL_%.70s", j->dnswl[i]);
+		score_add(sh, name, -j->dnswl_w[i], NULL);
+	}
+	if (j->auth != NULL)
+		score_auth_parts(sh, &sn->set, j->auth, flags, nflags, max);
+	if (j->account_score > 0 && sn->set.score_account > 0) {
+		snprintf(detail, sizeof(detail), "account score %lld", (long long)j->account_score);
+		score_add(sh, "ACCOUNT", (double)j->account_score * sn->set.score_account, detail);
+	}
+}
+
+static void bayes_part(struct score_sheet *sh, const struct policy_snap *sn, double prob,
+		       int64_t uid)
+{
+	char detail[80];
+
+	if (prob < 0)
+		return;
+	snprintf(detail, sizeof(detail), "p=%.3f%s", prob, uid != 0 ? " (own model)" : "");
+	score_add(sh, "BAYES", score_bayes_points(&sn->set, prob), detail);
+}
+
+/* The label a score verdict leaves in the message log and the queue. */
+static void score_label(const struct rcpt_score *rs, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "score %.2f (%s, %s)", rs->total, rs->action,
+		 rs->scope != NULL ? rs->scope : "global");
+}
+
+static void verdict_label(const struct rules_verdict *v, const struct policy_snap *sn,
+			  const struct rcpt_score *rs, char *out, size_t outsz)
+{
+	if (is_score_verdict(v))
+		score_label(rs, out, outsz);
+	else
+		rule_label(v, sn, out, outsz);
+}
+
+/*
+ * Greylisting (docs/score.md): inbound mail whose score is in a
+ * recipient's band [greylist, refuse) waits for a retry.  1 with the
+ * deferral in res->verdict.
+ */
+static int greylisted(struct content_job *j, const struct policy_snap *sn,
+		      const struct rcpt_score *rs, const bool *decided)
+{
+	struct greylist_params gp;
+	const char *spf_domain = NULL;
+	int64_t now = time_now_ms(), wait = 0;
+	size_t i;
+	int defer = 0;
+
+	if (!j->inbound || j->cw->st == NULL)
+		return 0;
+	gp.delay_ms = sn->set.greylist_delay_s * 1000;
+	gp.window_ms = sn->set.greylist_window_s * 1000;
+	gp.lifetime_ms = sn->set.greylist_lifetime_s * 1000;
+	gp.auto_allow = sn->set.greylist_auto_allow;
+	if (j->auth != NULL && j->auth->spf.res == AUTH_PASS && j->auth->spf.domain[0] != '\0')
+		spf_domain = j->auth->spf.domain;
+	for (i = 0; i < j->nrcpts; i++) {
+		struct greylist_key k;
+		enum greylist_res gr;
+		int64_t retry = 0;
+
+		if (decided[i] || rs[i].total < rs[i].th.greylist || rs[i].total >= rs[i].th.refuse)
+			continue;
+		k.client_addr = j->client_addr;
+		k.sender = j->sender != NULL ? j->sender : "";
+		k.spf_domain = spf_domain;
+		k.rcpt = j->rcpts[i];
+		if (greylist_check(j->cw->st, &k, &gp, now, &gr, &retry) < 0) {
+			log_warn(NULL, "policy", "greylist check failed: let through");
+			continue;
+		}
+		if (gr == GREYLIST_DEFER) {
+			defer = 1;
+			if (retry > wait)
+				wait = retry;
+		}
+	}
+	if (!defer)
+		return 0;
+	j->res->verdict.action = POLICY_DEFER;
+	strlcpy_s(j->res->verdict.code, "451 4.7.1", sizeof(j->res->verdict.code));
+	snprintf(j->res->verdict.text, sizeof(j->res->verdict.text),
+		 "Greylisted, please try again in %lld seconds", (long long)((wait + 999) / 1000));
+	strlcpy_s(j->res->verdict.check, "greylist", sizeof(j->res->verdict.check));
+	snprintf(j->res->verdict.entry, sizeof(j->res->verdict.entry), "score %.2f",
+		 rs[0].total);
+	return 1;
+}
+
+/* The texts the score adds to a delivered recipient: X-Moat-Score, Authentication-Results. */
+static size_t score_fields(const struct content_job *j, const struct policy_snap *sn,
+			   const struct score_sheet *sh, const struct rcpt_score *rs,
+			   char **out, size_t max)
+{
+	struct dynbuf b;
+	size_t n = 0;
+
+	if (!j->inbound || sn->set.score_headers == 2 ||
+	    (sn->set.score_headers == 1 && rs->total < rs->th.tag))
+		return 0;
+	dynbuf_init(&b, 4000);
+	if (score_header(sh, rs->total, rs->action, &b) == 0 && b.len > 0 && n < max)
+		out[n++] = xstrndup(b.data, b.len);
+	dynbuf_reset(&b);
+	if (j->auth != NULL && dynbuf_add(&b, "Authentication-Results: ", 24) == 0 &&
+	    auth_results_format(j->auth, j->p->hostname, &b) == 0 && n < max)
+		out[n++] = xstrndup(b.data, b.len);
+	dynbuf_free(&b);
+	return n;
+}
+
+/*
+ * The score's fields in each delivered row of a recipient: the DKIM
+ * signature of outbound mail, X-Moat-Score and Authentication-Results of
+ * inbound mail, and the tag (subject prefix, X-Spam-Flag).
+ */
+static void apply_score_edits(struct content_job *j, const struct policy_snap *sn,
+			      const struct score_sheet *common, const struct rcpt_score *rs,
+			      const size_t *row_from, const size_t *row_to, const char *msg,
+			      size_t len)
+{
+	struct policy_content_result *res = j->res;
+	char *signature = NULL, err[200];
+	size_t i, r;
+
+	if (j->outbound && sn->dkim != NULL) {
+		int rc = dkim_sign_message(sn->dkim, msg, len, &signature, err, sizeof(err));
+
+		if (rc < 0)
+			log_warn(NULL, "policy", "dkim signing failed: %s", err);
+		if (rc != 1)
+			signature = NULL;
+	}
+	for (i = 0; i < j->nrcpts; i++) {
+		char *fields[4];
+		const char *hdrs[4];
+		size_t nfields = 0, n = 0;
+		const char *prefix = NULL;
+		struct score_sheet sh;
+
+		if (row_from[i] == row_to[i])
+			continue;
+		if (signature != NULL)
+			hdrs[n++] = signature;
+		if (j->score) {
+			sh = *common;
+			bayes_part(&sh, sn, j->bayes_prob[i], j->bayes_uid[i]);
+			if (rs[i].total - sh.total > 0.0005 || sh.total - rs[i].total > 0.0005)
+				score_add(&sh, "RULES", rs[i].total - sh.total, NULL);
+			nfields = score_fields(j, sn, &sh, &rs[i], fields, ARRAY_LEN(fields));
+			for (r = 0; r < nfields; r++)
+				hdrs[n++] = fields[r];
+			if (strcmp(rs[i].action, "tag") == 0) {
+				hdrs[n++] = "X-Spam-Flag: YES";
+				prefix = sn->set.score_tag_subject;
+			}
+		}
+		for (r = row_from[i]; r < row_to[i] && n > 0; r++)
+			if (res->rcpts[r].disp == POLICY_CONTINUE)
+				res->rcpts[r].edit = score_edit_merge(res->rcpts[r].edit, prefix,
+								      hdrs, n);
+		for (r = 0; r < nfields; r++)
+			free(fields[r]);
+	}
+	free(signature);
+}
+
+/* bayes_autolearn (docs/score.md): score is the message's without its BAYES part. */
+static void autolearn(struct content_job *j, const struct policy_snap *sn, double score)
+{
+	char cls = 0, err[200];
+
+	if (!sn->set.bayes_autolearn || !j->inbound || j->cw->st == NULL)
+		return;
+	if (score >= sn->set.bayes_autolearn_spam)
+		cls = 's';
+	else if (score <= sn->set.bayes_autolearn_ham)
+		cls = 'h';
+	if (cls == 0)
+		return;
+	if (score_autolearn(j->cw->st, j->msg, j->len, cls, 0, err, sizeof(err)) < 0)
+		log_warn(NULL, "policy", "autolearn failed: %s", err);
+}
+
+
+/*
+ * DECIDE: the server rules (which see the score so far), the score's
+ * thresholds per recipient, greylisting, the mailbox rules, and the
+ * disposition of every recipient.
+ */
+static void decide(struct content_job *j)
+{
+	struct policy_content_result *res = j->res;
+	struct policy_snap *sn = j->snap;
+	struct mime_view *view = j->view;
+	struct rules_input in;
+	struct rules_result rr;
+	struct score_sheet common, msgsheet;
+	const char *prefixes[16], *headers[16], *fl[48], *part_names[SCORE_PARTS_MAX];
+	double part_values[SCORE_PARTS_MAX];
+	size_t nprefix = 0, nheader = 0, cap = 0, i, k, nrefuse = 0, ndefer = 0, nf = 0;
+	size_t nscore_refuse = 0;
+	char label[300], idstr[20];
+	const char *msg = j->msg;
+	size_t len = j->len;
+	char *tagged = NULL;
+	size_t tlen = 0;
+	const struct rules_verdict **sv = NULL, **eff = NULL;
+	struct policy_mbox_out *mo = NULL;
+	struct policy_mbox_msg *mb = NULL;
+	struct rcpt_score *rs = NULL;
+	size_t *row_from = NULL, *row_to = NULL;
+	bool *run = NULL, *decided = NULL;
+	double msg_score;
+	size_t best = 0;
+
+	snprintf(idstr, sizeof(idstr), "%016llx", (unsigned long long)j->sid);
+	memset(&rr, 0, sizeof(rr));
+	memset(&common, 0, sizeof(common));
 	memset(&in, 0, sizeof(in));
+	if (res->io_error || j->msg == NULL)
+		goto out;
 	in.mime = view;
 	in.sender = j->sender != NULL ? j->sender : "";
 	in.rcpts = (const char *const *)j->rcpts;
@@ -529,45 +893,107 @@ static void run_job(struct worker_job *wj, void *arg)
 	in.size = (int64_t)len;
 	in.dnsbl = (const char *const *)j->dnsbl;
 	in.ndnsbl = j->ndnsbl;
+	for (i = 0; i < j->nflags; i++)
+		fl[nf++] = j->flags[i];
+	if (view != NULL && (view->flags & MIME_F_LIMIT))
+		fl[nf++] = "mime_limit";
+	if (view != NULL && (view->flags & MIME_F_MALFORMED))
+		fl[nf++] = "mime_malformed";
+	if (view != NULL && (view->flags & MIME_F_HTML_ONLY))
+		fl[nf++] = "html_only";
+	if (view != NULL && (view->flags & MIME_F_ENCRYPTED))
+		fl[nf++] = "encrypted";
+	if (j->score) {
+		common_parts(j, sn, &common, fl, &nf, ARRAY_LEN(fl));
+		if (j->bayes_msg_prob >= 0)
+			fl[nf++] = j->bayes_msg_prob >= BAYES_SPAM_CUTOFF ? "bayes_spam"
+				 : j->bayes_msg_prob <= BAYES_HAM_CUTOFF ? "bayes_ham" : "bayes_unsure";
+	}
+	in.flags = fl;
+	in.nflags = nf;
+	in.in_list = policy_snap_in_list_cb;
+	in.in_list_arg = sn;
+	/* The rules see the score before their own points: the common parts and
+	 * the global model's BAYES. */
 	{
-		const char *fl[16];
-		size_t nf = 0;
-
-		for (i = 0; i < j->nflags; i++)
-			fl[nf++] = j->flags[i];
-		if (view != NULL && (view->flags & MIME_F_LIMIT))
-			fl[nf++] = "mime_limit";
-		if (view != NULL && (view->flags & MIME_F_MALFORMED))
-			fl[nf++] = "mime_malformed";
-		if (view != NULL && (view->flags & MIME_F_HTML_ONLY))
-			fl[nf++] = "html_only";
-		if (view != NULL && (view->flags & MIME_F_ENCRYPTED))
-			fl[nf++] = "encrypted";
-		in.flags = fl;
-		in.nflags = nf;
-		in.in_list = policy_snap_in_list_cb;
-		in.in_list_arg = sn;
+		msgsheet = common;
+		bayes_part(&msgsheet, sn, j->bayes_msg_prob, 0);
+		for (i = 0; i < msgsheet.n; i++) {
+			part_names[i] = msgsheet.p[i].name;
+			part_values[i] = msgsheet.p[i].points;
+		}
+		in.score = msgsheet.total;
+		in.score_part_names = part_names;
+		in.score_part_values = part_values;
+		in.nscore_parts = msgsheet.n;
 		if (sn->rules != NULL && rules_eval(sn->rules, &in, &rr) < 0) {
 			log_error(NULL, "policy", "content rules evaluation failed sid=%llu",
 				  (unsigned long long)j->sid);
 			res->io_error = 1;
 			goto out;
 		}
-		/* Each recipient's server verdict, then its owner's mailbox rules
-		 * where the server let it through (on the same view). */
-		sv = xcalloc(j->nrcpts + 1, sizeof(*sv));
-		eff = xcalloc(j->nrcpts + 1, sizeof(*eff));
-		run = xcalloc(j->nrcpts + 1, sizeof(*run));
-		mo = xcalloc(j->nrcpts + 1, sizeof(*mo));
-		for (i = 0; i < j->nrcpts; i++) {
-			sv[i] = i < rr.nrcpts ? rr.rcpt[i] : &no_verdict;
-			run[i] = mailbox_may_run(sv[i]->action);
+	}
+	sv = xcalloc(j->nrcpts + 1, sizeof(*sv));
+	eff = xcalloc(j->nrcpts + 1, sizeof(*eff));
+	run = xcalloc(j->nrcpts + 1, sizeof(*run));
+	decided = xcalloc(j->nrcpts + 1, sizeof(*decided));
+	mo = xcalloc(j->nrcpts + 1, sizeof(*mo));
+	rs = xcalloc(j->nrcpts + 1, sizeof(*rs));
+	row_from = xcalloc(j->nrcpts + 1, sizeof(*row_from));
+	row_to = xcalloc(j->nrcpts + 1, sizeof(*row_to));
+	for (i = 0; i < j->nrcpts; i++) {
+		enum rules_action_type a;
+
+		sv[i] = i < rr.nrcpts ? rr.rcpt[i] : &no_verdict;
+		a = sv[i]->action;
+		/* An allow rule (accept) or an administrator's own final action
+		 * leaves the score nothing to decide. */
+		decided[i] = !j->score || !(a == RULES_ACT_NONE || a == RULES_ACT_STOP ||
+					     a == RULES_ACT_CONTINUE);
+		rs[i].bayes = j->bayes_prob[i] >= 0 ? score_bayes_points(&sn->set, j->bayes_prob[i])
+			    : 0;
+		rs[i].total = common.total + rs[i].bayes + sv[i]->points;
+		rs[i].action = "none";
+		policy_score_thresholds(sn, j->rcpts[i], &rs[i].th, &rs[i].scope);
+	}
+	if (j->score && greylisted(j, sn, rs, decided)) {
+		res->scored = 1;
+		res->score = j->nrcpts > 0 ? rs[0].total : common.total;
+		strlcpy_s(res->score_action, "greylist", sizeof(res->score_action));
+		goto hits;
+	}
+	/* The score's refusals and quarantines; the rest may meet mailbox rules. */
+	for (i = 0; i < j->nrcpts; i++) {
+		eff[i] = sv[i];
+		if (!decided[i] && rs[i].total >= rs[i].th.refuse) {
+			eff[i] = &score_refuse_v;
+			rs[i].action = "refuse";
+			nscore_refuse++;
+		} else if (!decided[i] && rs[i].total >= rs[i].th.quarantine) {
+			eff[i] = &score_quarantine_v;
+			rs[i].action = "quarantine";
 		}
-		if (sn->nmbox_sets > 0)
-			mb = policy_mbox_eval(j->p->mbox, j->cw->st, sn, &in, run, mo, idstr);
-		for (i = 0; i < j->nrcpts; i++)
-			eff[i] = mo[i].v != NULL && mo[i].v->action == RULES_ACT_REFUSE ? mo[i].v
-											 : sv[i];
+		run[i] = !is_score_verdict(eff[i]) && mailbox_may_run(sv[i]->action);
+	}
+	/* Refused as a whole only when every recipient is: else quarantined. */
+	for (i = 0; i < j->nrcpts && nscore_refuse > 0; i++) {
+		if (eff[i] == &score_refuse_v && !(nscore_refuse == j->nrcpts))
+			eff[i] = &score_quarantine_v;
+	}
+	if (sn->nmbox_sets > 0) {
+		/* Mailbox rules see the message's score with the server rules' points. */
+		in.score = j->nrcpts > 0 ? rs[0].total : common.total;
+		mb = policy_mbox_eval(j->p->mbox, j->cw->st, sn, &in, run, mo, idstr);
+	}
+	for (i = 0; i < j->nrcpts; i++) {
+		if (mo[i].v != NULL) {
+			rs[i].total += mo[i].v->points;
+			if (mo[i].v->action == RULES_ACT_REFUSE)
+				eff[i] = mo[i].v;
+		}
+		if (!decided[i] && !is_score_verdict(eff[i]) && rs[i].total >= rs[i].th.tag &&
+		    j->score)
+			rs[i].action = "tag";
 	}
 	/* Whole-message answers first. */
 	for (i = 0; i < j->nrcpts; i++) {
@@ -592,7 +1018,10 @@ static void run_job(struct worker_job *wj, void *arg)
 			 v->enhanced ? v->enhanced : (v->code >= 500 ? "5.7.1" : "4.7.1"));
 		strlcpy_s(res->verdict.text, v->text ? v->text : "Message refused by policy",
 			  sizeof(res->verdict.text));
-		if (v != sv[vi]) {
+		if (is_score_verdict(v)) {
+			strlcpy_s(res->verdict.check, "score", sizeof(res->verdict.check));
+			score_label(&rs[vi], res->verdict.entry, sizeof(res->verdict.entry));
+		} else if (v != sv[vi]) {
 			strlcpy_s(res->verdict.check, "mailbox_rules", sizeof(res->verdict.check));
 			mbox_label(&mo[vi], res->verdict.entry, sizeof(res->verdict.entry));
 			mbox_log(idstr, j->rcpts[vi], &mo[vi], "refused");
@@ -604,10 +1033,11 @@ static void run_job(struct worker_job *wj, void *arg)
 		for (i = 0; i < j->nrcpts; i++) {
 			const struct rules_verdict *v = eff[i];
 
-			if (v != sv[i])
+			row_from[i] = res->nrcpts;
+			if (v != sv[i] && !is_score_verdict(v))
 				mbox_label(&mo[i], label, sizeof(label));
 			else
-				rule_label(v, sn, label, sizeof(label));
+				verdict_label(v, sn, &rs[i], label, sizeof(label));
 			if (mo[i].v != NULL && v == sv[i])
 				mailbox_disposition(res, &cap, view, j->rcpts[i], &mo[i], idstr);
 			else switch (v->action) {
@@ -628,6 +1058,7 @@ static void run_job(struct worker_job *wj, void *arg)
 					add_rcpt(res, &cap, j->rcpts[i], POLICY_CONTINUE, "");
 					if (res->nrcpts > before)
 						res->user_allowed++;
+					rs[i].action = "none";
 					break;
 				}
 				add_rcpt(res, &cap, j->rcpts[i], POLICY_QUARANTINE, label);
@@ -654,24 +1085,52 @@ static void run_job(struct worker_job *wj, void *arg)
 			/* The server's own tags and copies, whatever the owner's rules did. */
 			v = sv[i];
 			if (v->action == RULES_ACT_REFUSE || v->action == RULES_ACT_DEFER ||
-			    v->action == RULES_ACT_DISCARD)
+			    v->action == RULES_ACT_DISCARD) {
+				row_to[i] = res->nrcpts;
 				continue;
+			}
 			for (k = 0; k < v->nbcc; k++)
 				add_rcpt(res, &cap, v->bcc[k], POLICY_CONTINUE, "bcc");
+			row_to[i] = res->nrcpts;
 			for (k = 0; k < v->nsubject_prefixes; k++)
 				uniq_add(prefixes, &nprefix, ARRAY_LEN(prefixes), v->subject_prefixes[k]);
 			for (k = 0; k < v->nheaders; k++)
 				uniq_add(headers, &nheader, ARRAY_LEN(headers), v->headers[k]);
 		}
 		if (nprefix > 0 || nheader > 0) {
-			size_t tlen = 0;
-			char *tagged = apply_tags(msg, len, prefixes, nprefix, headers, nheader, &tlen);
-
+			tagged = apply_tags(msg, len, prefixes, nprefix, headers, nheader, &tlen);
 			if (tagged != NULL && spool_file_rewrite(res->file, tagged, tlen) < 0)
 				res->io_error = 1;
-			free(tagged);
+			if (tagged != NULL) {
+				msg = tagged;
+				len = tlen;
+			}
 		}
+		apply_score_edits(j, sn, &common, rs, row_from, row_to, msg, len);
 	}
+	/* The message's score in the log: its highest recipient's. */
+	for (i = 1; i < j->nrcpts; i++)
+		if (rs[i].total > rs[best].total)
+			best = i;
+	msg_score = j->nrcpts > 0 ? rs[best].total : common.total;
+	if (j->score) {
+		struct score_sheet sh = common;
+
+		if (j->nrcpts > 0) {
+			bayes_part(&sh, sn, j->bayes_prob[best], j->bayes_uid[best]);
+			if (sv[best]->points != 0)
+				score_add(&sh, "RULES", sv[best]->points, NULL);
+			if (mo[best].v != NULL && mo[best].v->points != 0)
+				score_add(&sh, "MAILBOX_RULES", mo[best].v->points, NULL);
+		}
+		res->scored = 1;
+		res->score = msg_score;
+		res->score_json = score_json(&sh);
+		strlcpy_s(res->score_action, j->nrcpts > 0 ? rs[best].action : "none",
+			  sizeof(res->score_action));
+		autolearn(j, sn, msg_score - (j->nrcpts > 0 ? rs[best].bayes : 0));
+	}
+hits:
 	/* Which rules decided, for the message log. */
 	{
 		size_t o = 0;
@@ -684,9 +1143,12 @@ static void run_job(struct worker_job *wj, void *arg)
 					      (long long)(idx < sn->nrules ? sn->rule_ids[idx] : -1));
 		}
 		if (res->user_allowed > 0 && o + 40 < sizeof(res->summary))
-			snprintf(res->summary + o, sizeof(res->summary) - o,
+			o += (size_t)snprintf(res->summary + o, sizeof(res->summary) - o,
 				 "%suser_allow=%d (quarantine lifted by the recipient's sender list)",
 				 o ? "; " : "", res->user_allowed);
+		if (res->scored && o + 40 < sizeof(res->summary))
+			snprintf(res->summary + o, sizeof(res->summary) - o, "%sscore=%.2f (%s)",
+				 o ? "; " : "", res->score, res->score_action);
 	}
 	if (rr.nhits > 0 && j->cw->st != NULL) {
 		int64_t ids[64];
@@ -704,16 +1166,36 @@ static void run_job(struct worker_job *wj, void *arg)
 		}
 	}
 	res->parse_us = view != NULL ? view->parse_us : 0;
-	res->elapsed_ms = time_mono_ms() - t0;
+	res->elapsed_ms = time_mono_ms() - res->started_ms;
 out:
+	free(tagged);
+	free(row_to);
+	free(row_from);
+	free(rs);
 	policy_mbox_msg_free(mb);
 	free(mo);
+	free(decided);
 	free(run);
 	free(eff);
 	free(sv);
 	rules_result_free(&rr);
-	mime_view_free(view);
-	free(msg);
+}
+
+static void run_job(struct worker_job *wj, void *arg)
+{
+	struct content_job *j = (struct content_job *)wj;
+
+	(void)arg;
+	if (j->phase == CJ_PREPARE) {
+		prepare(j);
+		if (j->want_auth && !j->res->io_error)
+			return; /* the loop asks DNS, then DECIDE */
+	}
+	decide(j);
+	mime_view_free(j->view);
+	j->view = NULL;
+	free(j->msg);
+	j->msg = NULL;
 }
 
 static void free_job(struct content_job *j)
@@ -730,15 +1212,114 @@ static void free_job(struct content_job *j)
 	for (i = 0; i < j->ndnsbl; i++)
 		free(j->dnsbl[i]);
 	free(j->dnsbl);
+	free(j->dnsbl_w);
+	for (i = 0; i < j->ndnswl; i++)
+		free(j->dnswl[i]);
+	free(j->dnswl);
+	free(j->dnswl_w);
+	mime_view_free(j->view);
+	free(j->msg);
+	free(j->bayes_prob);
+	free(j->bayes_uid);
+	free(j->auth);
 	free(j);
+}
+
+static void unlink_auth_job(struct policy *p, struct content_job *j)
+{
+	struct content_job **pp;
+
+	for (pp = &p->auth_jobs; *pp != NULL; pp = &(*pp)->anext) {
+		if (*pp == j) {
+			*pp = j->anext;
+			j->anext = NULL;
+			return;
+		}
+	}
+}
+
+/* Sender authentication answered (loop): back to the same worker for DECIDE. */
+static void auth_done(const struct auth_result *r, void *arg)
+{
+	struct content_job *j = arg;
+
+	j->ac = NULL;
+	event_free(j->auth_timer);
+	j->auth_timer = NULL;
+	unlink_auth_job(j->p, j);
+	j->auth = xmalloc(sizeof(*j->auth));
+	*j->auth = *r;
+	j->phase = CJ_DECIDE;
+	worker_submit(j->cw->w, &j->base);
+}
+
+/*
+ * sender_auth_timeout ran out (loop): the message is judged without sender
+ * authentication, never held up by a slow name server.  The check frees
+ * itself when its queries come back.
+ */
+static void auth_timed_out(evutil_socket_t fd, short what, void *arg)
+{
+	struct content_job *j = arg;
+	char idstr[20];
+
+	(void)fd;
+	(void)what;
+	snprintf(idstr, sizeof(idstr), "%016llx", (unsigned long long)j->sid);
+	log_info(idstr, "policy", "sender_auth timeout after %llds: judged without it",
+		 (long long)j->snap->set.sender_auth_timeout_s);
+	auth_check_cancel(j->ac);
+	j->ac = NULL;
+	event_free(j->auth_timer);
+	j->auth_timer = NULL;
+	unlink_auth_job(j->p, j);
+	j->phase = CJ_DECIDE;
+	worker_submit(j->cw->w, &j->base);
+}
+
+/* PREPARE is done (loop): ask DNS about the sender.  0, or -1 when it cannot start. */
+static int start_auth(struct content_job *j)
+{
+	struct auth_facts f;
+
+	memset(&f, 0, sizeof(f));
+	split_message(j->msg, j->len, &f);
+	f.ip = (const struct sockaddr *)&j->sa;
+	f.helo = j->helo != NULL ? j->helo : "";
+	f.mail_from = j->sender != NULL ? j->sender : "";
+	j->ac = auth_check_start(j->p->dns, &f, auth_done, j);
+	if (j->ac == NULL)
+		return -1;
+	{
+		struct timeval tv = { j->snap->set.sender_auth_timeout_s, 0 };
+
+		j->auth_timer = evtimer_new(j->p->base, auth_timed_out, j);
+		evtimer_add(j->auth_timer, &tv);
+	}
+	j->anext = j->p->auth_jobs;
+	j->p->auth_jobs = j;
+	return 0;
 }
 
 static void done_job(struct worker_job *wj, void *arg)
 {
 	struct content_job *j = (struct content_job *)wj;
 	struct policy *p = arg;
-	struct policy_sess *ps = policy_sess_find(p, j->sid);
+	struct policy_sess *ps;
 
+	if (j->phase == CJ_PREPARE && j->want_auth && j->res != NULL && !j->res->io_error) {
+		if (!p->stopping && start_auth(j) == 0)
+			return;
+		/* No DNS round: decided without sender authentication. */
+		j->want_auth = 0;
+		j->phase = CJ_DECIDE;
+		if (!p->stopping) {
+			worker_submit(j->cw->w, &j->base);
+			return;
+		}
+		j->res->io_error = 1;
+	}
+	ps = policy_sess_find(p, j->sid);
 	j->cw->busy--;
 	policy_snap_unref(j->snap);
 	if (j->res == NULL) {
@@ -793,6 +1374,19 @@ void policy_content_fini(struct policy *p)
 {
 	size_t i;
 
+	/* Jobs waiting for DNS: their sessions are gone, their files never acknowledged. */
+	while (p->auth_jobs != NULL) {
+		struct content_job *j = p->auth_jobs;
+
+		p->auth_jobs = j->anext;
+		auth_check_cancel(j->ac);
+		event_free(j->auth_timer);
+		j->cw->busy--;
+		policy_snap_unref(j->snap);
+		policy_content_result_free(j->res);
+		free_job(j);
+	}
+
 	for (i = 0; i < p->ncontent; i++) {
 		worker_free(p->content[i].w);
 		store_close(p->content[i].st);
@@ -804,8 +1398,29 @@ void policy_content_fini(struct policy *p)
 
 int policy_content_wanted(const struct policy_sess *ps)
 {
-	return ps != NULL && ps->p != NULL && ps->p->ncontent > 0 && ps->snap != NULL &&
-	       (ps->snap->rules != NULL || ps->snap->nmbox_sets > 0);
+	const struct policy_snap *sn;
+	int inbound;
+	int64_t used;
+
+	if (ps == NULL || ps->p == NULL || ps->p->ncontent == 0 || ps->snap == NULL)
+		return 0;
+	sn = ps->snap;
+	if (sn->rules != NULL || sn->nmbox_sets > 0)
+		return 1;
+	inbound = ps->user[0] == '\0' && !ps->trusted && !ps->relay_client;
+	if (!inbound && sn->dkim != NULL)
+		return 1;
+	if (!sn->set.score_enabled)
+		return 0;
+	/*
+	 * Inbound mail is always scored (thresholds per domain or user may act
+	 * on any score).  Outbound mail only with something to score it with, a
+	 * trained filter or the account's signals (docs/score.md), so plain
+	 * relaying costs no MIME walk.
+	 */
+	return inbound ||
+	       score_models_for(sn->bayes, 0, sn->set.bayes_min_learned, &used) != NULL ||
+	       ps->user[0] != '\0';
 }
 
 /*
@@ -848,9 +1463,22 @@ void policy_content_start(struct policy_sess *ps, struct spool_file *f,
 	j->auth_user = dup_or_null(ps->user);
 	if (ps->bl != NULL) {
 		j->dnsbl = xcalloc(ps->snap->nsites + 1, sizeof(char *));
-		for (i = 0; i < ps->snap->nsites; i++)
-			if (ps->bl[i].hit && !ps->snap->sites[i].allow)
-				j->dnsbl[j->ndnsbl++] = xstrdup(ps->snap->sites[i].zone);
+		j->dnsbl_w = xcalloc(ps->snap->nsites + 1, sizeof(double));
+		j->dnswl = xcalloc(ps->snap->nsites + 1, sizeof(char *));
+		j->dnswl_w = xcalloc(ps->snap->nsites + 1, sizeof(double));
+		for (i = 0; i < ps->snap->nsites; i++) {
+			const struct policy_dnsbl_site *site = &ps->snap->sites[i];
+
+			if (!ps->bl[i].hit || !site->enabled)
+				continue;
+			if (site->allow) {
+				j->dnswl_w[j->ndnswl] = site->weight;
+				j->dnswl[j->ndnswl++] = xstrdup(site->zone);
+			} else {
+				j->dnsbl_w[j->ndnsbl] = site->weight;
+				j->dnsbl[j->ndnsbl++] = xstrdup(site->zone);
+			}
+		}
 	}
 	if (env->tls)
 		j->flags[j->nflags++] = "tls";
@@ -860,6 +1488,13 @@ void policy_content_start(struct policy_sess *ps, struct spool_file *f,
 		j->flags[j->nflags++] = "trusted";
 	if (ps->relay_client)
 		j->flags[j->nflags++] = "relay_client";
+	j->score = ps->snap->set.score_enabled;
+	j->outbound = ps->user[0] != '\0' || ps->trusted || ps->relay_client;
+	j->inbound = !j->outbound;
+	j->want_auth = j->score && j->inbound && ps->snap->set.sender_auth && ps->p->dns != NULL;
+	memcpy(&j->sa, &ps->sa, sizeof(j->sa));
+	if (ps->user[0] != '\0' && ps->p->accounts != NULL)
+		j->account_score = account_score(ps->p->accounts, ps->user, NULL, 0);
 	submit_least_busy(ps->p, j);
 }
 

@@ -15,6 +15,7 @@
 
 #include "policy.h"
 #include "policy_validate.h"
+#include "policy_score.h"
 
 /* The entry that fired: shown in replies' log rows and the message log. */
 struct policy_ref {
@@ -154,6 +155,22 @@ struct policy_settings {
 	char harvest_text[400];
 	int delay_reject;             /* connect and HELO refusals wait for RCPT */
 	int64_t delay_reject_max;     /* delayed refusals before 421 and close */
+	/* The score (docs/score.md). */
+	int score_enabled;
+	int sender_auth;
+	int64_t sender_auth_timeout_s;
+	int score_headers;            /* 0 always, 1 tagged, 2 never */
+	double score_tag, score_quarantine, score_refuse, score_greylist;
+	char score_tag_subject[64];
+	double score_spf_pass, score_spf_fail, score_spf_softfail;
+	double score_dkim_pass, score_dkim_fail;
+	double score_dmarc_pass, score_dmarc_fail, score_dmarc_fail_none;
+	double score_bayes_spam, score_bayes_ham, score_account;
+	int64_t greylist_delay_s, greylist_window_s, greylist_lifetime_s, greylist_auto_allow;
+	int64_t bayes_min_learned;
+	int bayes_autolearn;
+	double bayes_autolearn_spam, bayes_autolearn_ham;
+	int bayes_learn_on_release;
 };
 /* Defaults, then each (key, value) given; unknown keys and bad values are skipped. */
 void policy_settings_defaults(struct policy_settings *s);
@@ -170,6 +187,8 @@ enum policy_list_id {
 enum policy_dir_kind { POLICY_DIR_USER = 1, POLICY_DIR_ALIAS, POLICY_DIR_GROUP };
 
 struct rules_set;
+struct score_models;
+struct dkim_keyset;
 struct store;
 
 /* A mailbox rule set as the snapshot knows it (its rules live in the cache). */
@@ -179,6 +198,12 @@ struct policy_mbox_set {
 	int64_t group_id;             /* 0 for a user's set */
 	int64_t generation;           /* when the snapshot was built; the cache asks again */
 	int has_refuse;
+};
+
+/* A threshold row as the snapshot holds it; label is "domain:x" or "user:name". */
+struct policy_score_row {
+	struct score_override o;
+	const char *label;
 };
 
 struct policy_snap {
@@ -208,6 +233,20 @@ struct policy_snap {
 	size_t nmbox_sets;
 	struct policy_strset mbox_owner;
 	int64_t mbox_fp[4];
+	/* The statistical filter's models (score/score_models.h), NULL when the
+	 * score is off; shared with the snapshots before and after it while the
+	 * store's bayes generation stays bayes_generation. */
+	struct score_models *bayes;
+	int64_t bayes_generation;
+	/* Score thresholds (policy_score.c): the domain and user rows, and
+	 * domain -> row, user name -> row, a row's user's address -> row
+	 * (ref->id = index into score_rows). */
+	struct policy_score_row *score_rows;
+	size_t nscore_rows;
+	struct policy_strset score_domain, score_user, score_addr;
+	/* DKIM signing keys (score/dkim_sign.h): the enabled keys, parsed;
+	 * NULL when there is none. */
+	struct dkim_keyset *dkim;
 	/* Owned storage of every ref and value. */
 	struct policy_ref *refs_arr;
 	size_t nrefs, refs_cap;

@@ -753,6 +753,9 @@ static json_t *outcome_json(const struct rules_verdict *v)
 	json_object_set_new(o, "headers", str_array(v->headers, v->nheaders));
 	if (v->action == RULES_ACT_REFUSE)
 		json_object_set_new(o, "text", json_string(v->text ? v->text : ""));
+	/* the points the rules add to the recipient's spam score; the test has no score itself */
+	json_object_set_new(o, "points", v->points == (double)(int64_t)v->points ?
+				 json_integer((json_int_t)v->points) : json_real(v->points));
 	return o;
 }
 

@@ -30,6 +30,7 @@
 #define TEST_LAST_MAX 100          /* messages one dry run over the queue reads */
 #define TEST_RCPTS_MAX 1000        /* recipients one dry run takes */
 #define TEST_STR_MAX 1000          /* octets of an envelope string in a dry run */
+#define TEST_PARTS_MAX 64          /* named score parts one dry run takes */
 #define SPOOL_SLACK (64 * 1024)    /* trace headers added to a spooled message */
 
 void *policy_rules_fail(struct policy_rules_err *e, int status, const char *code,
@@ -612,7 +613,22 @@ struct envelope {
 	const char *client_name;
 	const char *helo;
 	const char *auth_user;
+	/* the score the rules see (the fields score and score_part) */
+	double score;
+	const char **part_names;
+	double *part_values;
+	size_t nparts;
 };
+
+/* A sum of decimals as JSON: rounded to 1e-6, an integer when it is one. */
+static json_t *points_json(double d)
+{
+	double r = (double)(int64_t)(d * 1e6 + (d < 0 ? -0.5 : 0.5)) / 1e6;
+
+	if (r == (double)(int64_t)r)
+		return json_integer((json_int_t)r);
+	return json_real(r);
+}
 
 static json_t *ref_json(const int64_t *ids, size_t nids, long idx, const char *name)
 {
@@ -653,6 +669,7 @@ static json_t *verdict_json(const char *rcpt, const struct rules_verdict *v, con
 							     v->nsubject_prefixes));
 	json_object_set_new(o, "headers", str_array(v->headers, v->nheaders));
 	json_object_set_new(o, "bcc", str_array(v->bcc, v->nbcc));
+	json_object_set_new(o, "points", points_json(v->points));
 	return o;
 }
 
@@ -704,6 +721,10 @@ static json_t *eval_one(const struct rules_set *rs, const int64_t *ids, size_t n
 	in.nflags = nflags;
 	in.in_list = policy_snap_in_list_cb;
 	in.in_list_arg = lists;
+	in.score = env->score;
+	in.score_part_names = env->part_names;
+	in.score_part_values = env->part_values;
+	in.nscore_parts = env->nparts;
 	memset(&res, 0, sizeof(res));
 	if (rules_eval(rs, &in, &res) < 0) {
 		json_decref(mf);
@@ -724,6 +745,58 @@ static json_t *eval_one(const struct rules_set *rs, const int64_t *ids, size_t n
 	rules_result_free(&res);
 	mime_view_free(view);
 	return o;
+}
+
+/*
+ * The score the rules see in a dry run: "score" (a number, default 0) and
+ * "score_parts" ({"BAYES": 4.2, ...}, default none).  The arrays point into
+ * body; the caller frees them.
+ */
+static int test_score(const json_t *body, struct envelope *env, struct policy_rules_err *e)
+{
+	const json_t *v = json_object_get(body, "score"), *parts = json_object_get(body, "score_parts");
+	const char *name;
+	size_t i = 0, nl, k;
+
+	if (v != NULL) {
+		if (!json_is_number(v) || json_number_value(v) < -RULES_SCORE_VALUE_MAX ||
+		    json_number_value(v) > RULES_SCORE_VALUE_MAX) {
+			policy_rules_fail(e, 422, "invalid_value", "score",
+					  "score: must be a number from -%d to %d",
+					  RULES_SCORE_VALUE_MAX, RULES_SCORE_VALUE_MAX);
+			return -1;
+		}
+		env->score = json_number_value(v);
+	}
+	if (parts == NULL)
+		return 0;
+	if (!json_is_object(parts) || json_object_size(parts) > TEST_PARTS_MAX) {
+		policy_rules_fail(e, 422, "invalid_value", "score_parts",
+				  "score_parts: must be an object of at most %d parts, name to number",
+				  TEST_PARTS_MAX);
+		return -1;
+	}
+	env->part_names = xcalloc(json_object_size(parts) + 1, sizeof(*env->part_names));
+	env->part_values = xcalloc(json_object_size(parts) + 1, sizeof(*env->part_values));
+	json_object_foreach((json_t *)parts, name, v) {
+		nl = strlen(name);
+		for (k = 0; k < nl && name[k] > ' ' && name[k] < 0x7f; k++)
+			;
+		if (nl == 0 || nl > RULES_PART_NAME_MAX || k != nl || !json_is_number(v) ||
+		    json_number_value(v) < -RULES_SCORE_VALUE_MAX ||
+		    json_number_value(v) > RULES_SCORE_VALUE_MAX) {
+			policy_rules_fail(e, 422, "invalid_value", "score_parts",
+					  "score_parts.%.100s: must be a part name (1 to %d printable "
+					  "ASCII characters, no space) with a number", name,
+					  RULES_PART_NAME_MAX);
+			return -1;
+		}
+		env->part_names[i] = name;
+		env->part_values[i] = json_number_value(v);
+		i++;
+	}
+	env->nparts = i;
+	return 0;
 }
 
 /* A string member of body, its default when absent; -1 (e) when not a bounded string. */
@@ -780,7 +853,8 @@ json_t *policy_rules_test(struct store *st, const struct policy_rules_env *envp,
 			 const json_t *body, struct policy_rules_err *e)
 {
 	static const char *const keys[] = { "message", "sender", "recipients", "client_address",
-					    "client_name", "helo", "auth_user", "rules", "last" };
+					    "client_name", "helo", "auth_user", "rules", "last",
+					    "score", "score_parts" };
 	struct collect c = { NULL, -1, 1, NULL, 0 };
 	struct rules_def *d = NULL;
 	struct rules_set *rs = NULL;
@@ -826,6 +900,8 @@ json_t *policy_rules_test(struct store *st, const struct policy_rules_env *envp,
 	    opt_str(body, "helo", "", &env.helo, e) < 0 ||
 	    opt_str(body, "auth_user", NULL, &env.auth_user, e) < 0)
 		return NULL;
+	if (test_score(body, &env, e) < 0)
+		goto out;
 	rc = json_object_get(body, "recipients");
 	if (rc != NULL) {
 		if (!json_is_array(rc) || json_array_size(rc) == 0 ||
@@ -917,6 +993,10 @@ json_t *policy_rules_test(struct store *st, const struct policy_rules_env *envp,
 			me.client_name = m->client_name[0] ? m->client_name : NULL;
 			me.helo = m->helo;
 			me.auth_user = m->auth_user;
+			me.score = env.score;
+			me.part_names = env.part_names;
+			me.part_values = env.part_values;
+			me.nparts = env.nparts;
 			one = eval_one(rs, c.ids, c.n, lists, m->qid, buf, len, &me, e);
 			free(buf);
 			if (one == NULL)
@@ -929,6 +1009,8 @@ out:
 	json_decref(results);
 	store_rules_recent_free(msgs, nmsgs);
 	free(rcpts);
+	free(env.part_names);
+	free(env.part_values);
 	free(c.ids);
 	rules_set_free(rs);
 	rules_def_free(d);

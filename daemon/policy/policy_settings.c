@@ -134,6 +134,64 @@ const struct policy_setting_def policy_setting_defs[] = {
 	  " one is generated at the first alert" },
 	{ "alert_webhook_insecure", POLICY_ST_BOOL, "no", 0, 0, NULL,
 	  "do not check the webhook server's TLS certificate" },
+	{ "score_enabled", POLICY_ST_BOOL, "yes", 0, 0, NULL,
+	  "give every message a score at end of DATA (docs/score.md)" },
+	{ "sender_auth", POLICY_ST_BOOL, "yes", 0, 0, NULL,
+	  "check SPF, DKIM and DMARC of mail from outside (not authenticated, relay_net or"
+	  " conn_allow clients) and add their parts to the score" },
+	{ "sender_auth_timeout", POLICY_ST_INT, "5", 1, 60, NULL,
+	  "seconds the end of DATA waits for SPF, DKIM and DMARC answers; after that the"
+	  " message is judged without them" },
+	{ "score_headers", POLICY_ST_ENUM, "always", 0, 0, "always|tagged|never",
+	  "when inbound mail gets X-Moat-Score and Authentication-Results: always, only when"
+	  " the score reaches its tag threshold, or never" },
+	{ "score_tag", POLICY_ST_NUM, "5", -1000, 1000, NULL,
+	  "score at which mail is tagged (subject prefix and X-Spam-Flag: YES)" },
+	{ "score_tag_subject", POLICY_ST_TEXT, "[SPAM] ", 0, 0, NULL,
+	  "subject prefix of tagged mail; empty: the subject is left alone" },
+	{ "score_quarantine", POLICY_ST_NUM, "10", -1000, 1000, NULL,
+	  "score at which mail is quarantined (kind spam)" },
+	{ "score_refuse", POLICY_ST_NUM, "15", -1000, 1000, NULL,
+	  "score at which mail is refused at end of DATA (550 5.7.1)" },
+	{ "score_greylist", POLICY_ST_NUM, "4", -1000, 1000, NULL,
+	  "inbound mail scoring from here to below score_refuse is greylisted" },
+	{ "score_spf_pass", POLICY_ST_NUM, "-0.5", -100, 100, NULL, "points for SPF pass" },
+	{ "score_spf_fail", POLICY_ST_NUM, "2", -100, 100, NULL, "points for SPF fail" },
+	{ "score_spf_softfail", POLICY_ST_NUM, "1", -100, 100, NULL,
+	  "points for SPF softfail" },
+	{ "score_dkim_pass", POLICY_ST_NUM, "-0.5", -100, 100, NULL,
+	  "points for a valid DKIM signature" },
+	{ "score_dkim_fail", POLICY_ST_NUM, "2", -100, 100, NULL,
+	  "points for DKIM signatures that all fail" },
+	{ "score_dmarc_pass", POLICY_ST_NUM, "-1", -100, 100, NULL, "points for DMARC pass" },
+	{ "score_dmarc_fail", POLICY_ST_NUM, "4", -100, 100, NULL,
+	  "points for DMARC fail where the domain asks for quarantine or reject" },
+	{ "score_dmarc_fail_none", POLICY_ST_NUM, "1", -100, 100, NULL,
+	  "points for DMARC fail where the domain's policy is none" },
+	{ "score_bayes_spam", POLICY_ST_NUM, "5", 0, 100, NULL,
+	  "points the statistical filter adds at spam probability 1 (in proportion above 0.5)" },
+	{ "score_bayes_ham", POLICY_ST_NUM, "3", 0, 100, NULL,
+	  "points the statistical filter takes at spam probability 0 (in proportion below 0.5)" },
+	{ "score_account", POLICY_ST_NUM, "0.25", 0, 100, NULL,
+	  "points per point of the sending account's defence score" },
+	{ "greylist_delay", POLICY_ST_INT, "300", 0, 86400, NULL,
+	  "seconds a greylisted sender must wait before its retry is accepted" },
+	{ "greylist_window", POLICY_ST_INT, "86400", 60, 604800, NULL,
+	  "seconds after the delay within which the retry must come" },
+	{ "greylist_lifetime", POLICY_ST_INT, "2592000", 3600, 31536000, NULL,
+	  "seconds a passed triplet or an auto-allowed network is kept after its last use" },
+	{ "greylist_auto_allow", POLICY_ST_INT, "5", 0, 1000, NULL,
+	  "passed retries after which a client network is no longer greylisted; 0: never" },
+	{ "bayes_min_learned", POLICY_ST_INT, "200", 0, 100000, NULL,
+	  "spam and ham messages a model must have learned (each) before it is used" },
+	{ "bayes_autolearn", POLICY_ST_BOOL, "no", 0, 0, NULL,
+	  "learn mail whose score is confidently spam or ham" },
+	{ "bayes_autolearn_spam", POLICY_ST_NUM, "12", -1000, 1000, NULL,
+	  "auto-learn as spam at this score or above" },
+	{ "bayes_autolearn_ham", POLICY_ST_NUM, "-1", -1000, 1000, NULL,
+	  "auto-learn as ham at this score or below" },
+	{ "bayes_learn_on_release", POLICY_ST_BOOL, "yes", 0, 0, NULL,
+	  "a release of spam-kind quarantined mail learns it as ham" },
 };
 const size_t policy_setting_count = ARRAY_LEN(policy_setting_defs);
 
@@ -160,6 +218,36 @@ static int parse_bool(const char *v, int *out)
 		return 0;
 	}
 	return -1;
+}
+
+/* A decimal number: optional '-', digits, optional '.' and at most 3 digits. */
+static int parse_num(const char *v, int64_t min, int64_t max, double *out)
+{
+	const char *p = v;
+	char *end;
+	double d;
+
+	if (*p == '-')
+		p++;
+	if (*p < '0' || *p > '9' || strlen(v) > 16)
+		return -1;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return -1;
+		while (*p >= '0' && *p <= '9' && p - strchr(v, '.') <= 3)
+			p++;
+	}
+	if (*p != '\0')
+		return -1;
+	errno = 0;
+	d = strtod(v, &end);
+	if (errno != 0 || *end != '\0' || d < (double)min || d > (double)max)
+		return -1;
+	*out = d;
+	return 0;
 }
 
 static int parse_int(const char *v, int64_t min, int64_t max, int64_t *out)
@@ -314,7 +402,23 @@ int policy_setting_check(const char *key, const char *value, char *err, size_t e
 			return -1;
 		}
 		return 0;
+	case POLICY_ST_NUM: {
+		double dv;
+
+		if (parse_num(value, d->min, d->max, &dv) < 0) {
+			snprintf(err, errsz, "%s: expected a number from %lld to %lld (at most 3"
+				 " decimals)", key, (long long)d->min, (long long)d->max);
+			return -1;
+		}
+		return 0;
+	}
 	case POLICY_ST_TEXT:
+		if (strcmp(key, "score_tag_subject") == 0 && value[0] == '\0')
+			return 0;
+		if (strcmp(key, "score_tag_subject") == 0 && strlen(value) > 60) {
+			snprintf(err, errsz, "%s: at most 60 characters", key);
+			return -1;
+		}
 		if (strcmp(key, "postmaster_address") == 0)
 			return postmaster_check(value, err, errsz);
 		if (strncmp(key, "alert_", 6) == 0)
@@ -349,6 +453,7 @@ void policy_settings_apply(struct policy_settings *s, const char *key, const cha
 	const struct policy_setting_def *d = policy_setting_find(key);
 	char err[200];
 	int64_t n = 0;
+	double num = 0;
 	int b = 0;
 	int e = 0;
 
@@ -360,10 +465,13 @@ void policy_settings_apply(struct policy_settings *s, const char *key, const cha
 		parse_int(value, d->min, d->max, &n);
 	else if (d->type == POLICY_ST_ENUM)
 		e = enum_index(d->choices, value);
+	else if (d->type == POLICY_ST_NUM)
+		parse_num(value, d->min, d->max, &num);
 
 #define TEXT(k, f) else if (strcmp(key, k) == 0) strlcpy_s(s->f, value, sizeof(s->f))
 #define BOOL(k, f) else if (strcmp(key, k) == 0) s->f = b
 #define INT(k, f) else if (strcmp(key, k) == 0) s->f = n
+#define NUM(k, f) else if (strcmp(key, k) == 0) s->f = num
 	if (strcmp(key, "conn_precedence") == 0)
 		s->conn_allow_wins = e == 0;
 	else if (strcmp(key, "sender_precedence") == 0)
@@ -377,6 +485,8 @@ void policy_settings_apply(struct policy_settings *s, const char *key, const cha
 			: e == 1 ? POLICY_RELAY_EXTERNAL : POLICY_RELAY_NONE;
 	else if (strcmp(key, "dnsbl_threshold") == 0)
 		s->dnsbl_threshold = (int)n;
+	else if (strcmp(key, "score_headers") == 0)
+		s->score_headers = e;
 	TEXT("conn_deny_text", conn_deny_text);
 	TEXT("sender_deny_text", sender_deny_text);
 	TEXT("rcpt_deny_text", rcpt_deny_text);
@@ -408,7 +518,36 @@ void policy_settings_apply(struct policy_settings *s, const char *key, const cha
 	TEXT("harvest_text", harvest_text);
 	BOOL("delay_reject", delay_reject);
 	INT("delay_reject_max", delay_reject_max);
+	BOOL("score_enabled", score_enabled);
+	BOOL("sender_auth", sender_auth);
+	INT("sender_auth_timeout", sender_auth_timeout_s);
+	NUM("score_tag", score_tag);
+	TEXT("score_tag_subject", score_tag_subject);
+	NUM("score_quarantine", score_quarantine);
+	NUM("score_refuse", score_refuse);
+	NUM("score_greylist", score_greylist);
+	NUM("score_spf_pass", score_spf_pass);
+	NUM("score_spf_fail", score_spf_fail);
+	NUM("score_spf_softfail", score_spf_softfail);
+	NUM("score_dkim_pass", score_dkim_pass);
+	NUM("score_dkim_fail", score_dkim_fail);
+	NUM("score_dmarc_pass", score_dmarc_pass);
+	NUM("score_dmarc_fail", score_dmarc_fail);
+	NUM("score_dmarc_fail_none", score_dmarc_fail_none);
+	NUM("score_bayes_spam", score_bayes_spam);
+	NUM("score_bayes_ham", score_bayes_ham);
+	NUM("score_account", score_account);
+	INT("greylist_delay", greylist_delay_s);
+	INT("greylist_window", greylist_window_s);
+	INT("greylist_lifetime", greylist_lifetime_s);
+	INT("greylist_auto_allow", greylist_auto_allow);
+	INT("bayes_min_learned", bayes_min_learned);
+	BOOL("bayes_autolearn", bayes_autolearn);
+	NUM("bayes_autolearn_spam", bayes_autolearn_spam);
+	NUM("bayes_autolearn_ham", bayes_autolearn_ham);
+	BOOL("bayes_learn_on_release", bayes_learn_on_release);
 #undef TEXT
 #undef BOOL
 #undef INT
+#undef NUM
 }

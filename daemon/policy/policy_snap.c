@@ -23,6 +23,9 @@
 #include "../store/store_rules.h"
 #include "../store/store_userlist.h"
 #include "../rules/rules.h"
+#include "../score/score_models.h"
+#include "../score/dkim_sign.h"
+#include "../store/store_bayes.h"
 #include "../util/util.h"
 
 /* Refs are allocated in fixed chunks so that pointers to them stay valid. */
@@ -164,6 +167,10 @@ void policy_snap_free(struct policy_snap *sn)
 	policy_strset_free(&sn->user_owner);
 	policy_strset_free(&sn->user_senders);
 	policy_strset_free(&sn->mbox_owner);
+	policy_strset_free(&sn->score_domain);
+	policy_strset_free(&sn->score_user);
+	policy_strset_free(&sn->score_addr);
+	free(sn->score_rows);
 	free(sn->mbox_sets);
 	for (i = 0; i < sn->nsites; i++) {
 		free(sn->sites[i].zone);
@@ -182,6 +189,8 @@ void policy_snap_free(struct policy_snap *sn)
 	free(sn->strings);
 	rules_set_free(sn->rules);
 	free(sn->rule_ids);
+	score_models_free(sn->bayes);
+	dkim_keyset_free(sn->dkim);
 	free(sn);
 }
 
@@ -378,11 +387,32 @@ struct policy_snap *policy_snap_load_store(struct store *st, int with_rules, cha
 	    store_userlist_all(st, load_user_entry, &l) < 0 ||
 	    store_userlist_owners(st, load_user_owner, &l) < 0 ||
 	    policy_snap_load_mbox(st, l.sn) < 0 ||
+	    policy_snap_load_score(st, l.sn, &l.skipped) < 0 ||
+	    dkim_keyset_load(st, &l.sn->dkim, &l.skipped) < 0 ||
 	    (with_rules && load_rules(st, l.sn) < 0)) {
 		snprintf(err, errsz, "policy load: %s", store_policy_errmsg(st));
 		store_policy_read_end(st);
 		policy_snap_free(l.sn);
 		return NULL;
+	}
+	/* In the same read transaction: the models match the generation read.
+	 * Tokens already in memory at this generation are shared, not read. */
+	if (store_bayes_generation(st, &l.sn->bayes_generation) < 0) {
+		snprintf(err, errsz, "policy load: %s", store_policy_errmsg(st));
+		store_policy_read_end(st);
+		policy_snap_free(l.sn);
+		return NULL;
+	}
+	if (l.sn->set.score_enabled) {
+		char berr[300];
+
+		l.sn->bayes = score_models_load(st, l.sn->set.bayes_min_learned, berr,
+						sizeof(berr));
+		if (l.sn->bayes == NULL)
+			log_error(NULL, "policy", "statistical filter models not loaded: %s;"
+				  " scoring without them", berr);
+	} else {
+		score_models_cache_drop(); /* the score is off: keep no tokens for it */
 	}
 	store_policy_read_end(st);
 	l.sn->generation = gen;

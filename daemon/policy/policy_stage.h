@@ -44,6 +44,8 @@ struct client_rec {
 	int64_t last_ms;
 };
 
+struct content_job;
+
 struct stat_delta {
 	char name[128];
 	int zone;
@@ -73,6 +75,8 @@ struct policy {
 	struct store *watch_st;          /* watcher thread only */
 	int watch_tried;                 /* watcher thread only */
 	int64_t last_gen;                /* watcher thread only */
+	int64_t last_bayes_gen;          /* watcher thread only */
+	int64_t bayes_reload_ms;         /* watcher thread only: last reload for it */
 
 	struct event *prune_ev;
 	/* The content stage (policy_content.c): its workers, each with its
@@ -83,6 +87,7 @@ struct policy {
 		size_t busy;             /* jobs submitted and not done (loop only) */
 	} content[POLICY_MAX_CONTENT_WORKERS];
 	size_t ncontent;
+	struct content_job *auth_jobs;   /* loop: content jobs waiting for sender auth */
 	struct mime_limits mime;
 	/* Compiled mailbox rule sets (policy_mailbox.c), shared by the content
 	 * workers and the watcher; last_mbox_fp: watcher thread only. */

@@ -60,7 +60,8 @@ int policy_codes_parse(const char *s, size_t len, struct policy_codes *c, char *
 
 /* --- settings ------------------------------------------------------------------ */
 
-enum policy_set_type { POLICY_ST_BOOL, POLICY_ST_INT, POLICY_ST_ENUM, POLICY_ST_TEXT };
+/* NUM: a decimal number ("5", "-0.5") between min and max. */
+enum policy_set_type { POLICY_ST_BOOL, POLICY_ST_INT, POLICY_ST_ENUM, POLICY_ST_TEXT, POLICY_ST_NUM };
 
 struct policy_setting_def {
 	const char *key;

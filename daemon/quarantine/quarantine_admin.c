@@ -20,6 +20,7 @@
  * file without items, which quarantine_reconcile() removes.
  */
 #include "quarantine_admin.h"
+#include "quarantine_learn.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -676,7 +677,14 @@ int quarantine_admin_apply(struct store *st, const char *data_dir, enum quaranti
 			   const struct quarantine_actor *actor, struct quarantine_result *res,
 			   int *http_status, char *err, size_t errsz)
 {
-	return apply(st, data_dir, op, f, NULL, sl, actor, res, http_status, err, errsz);
+	/* A person's release of spam is ham the filter got wrong (quarantine_learn.h);
+	 * read and learned before the files go, written once released. */
+	struct quarantine_learn *rl = op == QUARANTINE_RELEASE
+		? quarantine_learn_begin(st, data_dir, f, actor) : NULL;
+	int rc = apply(st, data_dir, op, f, NULL, sl, actor, res, http_status, err, errsz);
+
+	quarantine_learn_end(rl, rc == 0 || res->recipients > 0);
+	return rc;
 }
 
 int quarantine_admin_release_edits(struct store *st, const char *data_dir,

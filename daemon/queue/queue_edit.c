@@ -18,6 +18,7 @@
 #include "../util/util.h"
 
 #define EDIT_LINE_MAX 900    /* a header value longer than this is left out */
+#define EDIT_FIELD_MAX 4000  /* octets of a folded header value of an edit */
 #define EDIT_HEADERS_MAX 32  /* header lines of one edit */
 #define EW_RAW_MAX 45        /* octets per encoded word: 60 base64 + 12 <= 75 */
 #define LOCAL_PART_MAX 64    /* RFC 5321 4.5.3.1.1 */
@@ -99,15 +100,52 @@ static void encoded_words(struct dynbuf *b, const char *s)
 	}
 }
 
+/* ASCII text that may be folded (CRLF and a space or tab): written as it is. */
+static int is_ascii_folded(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (s[0] == '\r' && s[1] == '\n' && (s[2] == ' ' || s[2] == '\t')) {
+			s++;
+			continue;
+		}
+		if ((unsigned char)*s > 0x7e || ((unsigned char)*s < 0x20 && *s != '\t'))
+			return 0;
+	}
+	return 1;
+}
+
 static void add_field(struct dynbuf *b, const char *name, size_t name_len, const char *value)
 {
 	dynbuf_add(b, name, name_len);
 	dynbuf_add(b, ": ", 2);
-	if (is_ascii_text(value))
+	if (is_ascii_folded(value))
 		dynbuf_add(b, value, strlen(value));
 	else
 		encoded_words(b, value);
 	dynbuf_add(b, "\r\n", 2);
+}
+
+/*
+ * A header value written by moatd itself (a DKIM signature, the score): it
+ * may be folded, CRLF followed by a space or a tab, each line at most 998
+ * octets (RFC 5322 2.1.1) and the whole at most EDIT_FIELD_MAX; no other
+ * control character but tab.
+ */
+static int is_safe_folded(const char *s)
+{
+	size_t line = 0, total = 0;
+
+	for (; *s != '\0'; s++, line++, total++) {
+		if (s[0] == '\r' && s[1] == '\n' && (s[2] == ' ' || s[2] == '\t')) {
+			s++;
+			total++;
+			line = 0;
+			continue;
+		}
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f || line > 990)
+			return 0;
+	}
+	return total <= EDIT_FIELD_MAX;
 }
 
 /* "Name: value" of an edit's headers: a field name of printable ASCII, a safe value. */
@@ -126,7 +164,7 @@ static int add_header_line(struct queue_edit *e, struct dynbuf *b, const char *l
 	v = colon + 1;
 	while (*v == ' ' || *v == '\t')
 		v++;
-	if (!is_safe_value(v) || strlen(v) > EDIT_LINE_MAX)
+	if (!is_safe_folded(v))
 		return -1;
 	(void)e;
 	add_field(b, line, nlen, v);

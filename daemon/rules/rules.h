@@ -43,6 +43,10 @@ struct mime_view;
 #define RULES_REGEX_MATCH_LIMIT 100000   /* PCRE2 match limit per value */
 #define RULES_REGEX_DEPTH_LIMIT 5000     /* PCRE2 backtracking depth limit */
 #define RULES_REGEX_HEAP_KIB 4096        /* PCRE2 heap limit per match, KiB */
+#define RULES_POINTS_MAX 1000            /* |points| of one "score" action */
+#define RULES_SCORE_VALUE_MAX 1000000    /* |value| a "score"/"score_part" condition compares with */
+#define RULES_PART_NAME_MAX 100          /* octets of a score part name */
+#define RULES_SCORE_EPSILON 1e-9         /* scores closer than this are equal */
 
 enum rules_action_type {
 	RULES_ACT_NONE = 0,     /* no final rule matched: deliver normally */
@@ -63,7 +67,9 @@ enum rules_action_type {
 	RULES_ACT_COPY,         /* not final: also deliver a copy to folder */
 	RULES_ACT_FORWARD,      /* final: deliver to address instead (loop-protected) */
 	RULES_ACT_FORWARD_COPY, /* not final: also deliver a copy to address */
-	RULES_ACT_IMPORTANCE    /* not final: set Importance: high|normal|low */
+	RULES_ACT_IMPORTANCE,   /* not final: set Importance: high|normal|low */
+	/* Both kinds. */
+	RULES_ACT_SCORE         /* not final: add points (signed) to the recipient's score */
 };
 
 /* A server rule set has one `action` per rule; a mailbox set (one owner's
@@ -165,6 +171,14 @@ struct rules_input {
 	/* Membership in a named list of the policy: 1 yes, 0 no.  NULL: never a member. */
 	int (*in_list)(void *arg, const char *list, const char *value);
 	void *in_list_arg;
+	/* The message's spam score before any rule's points, and its named
+	 * parts ("BAYES", "SPF_FAIL", "DNSBL_zen.spamhaus.org" ...).  The
+	 * fields "score" and "score_part" test them; a part not listed counts
+	 * as 0 (so does the score when nothing computed one). */
+	double score;
+	const char *const *score_part_names;
+	const double *score_part_values;
+	size_t nscore_parts;
 };
 
 struct rules_verdict {
@@ -190,6 +204,10 @@ struct rules_verdict {
 	const char **forward_copies;    /* forward_copy: extra deliveries to addresses */
 	size_t nforward_copies;
 	const char *importance;         /* "high", "normal", "low"; NULL: unchanged */
+	/* The sum of the "score" actions of every rule that matched for this
+	 * recipient and was reached (not behind an earlier final rule), the
+	 * deciding rule included; 0 when none. */
+	double points;
 };
 
 struct rules_result {
@@ -219,7 +237,9 @@ void rules_result_free(struct rules_result *r);
  * get the same refuse/defer outcome from this set whatever the message
  * (what differs between them matters only to rules that cannot refuse or
  * defer, or to rules after the last one that can).  0 when no rule that
- * can refuse or defer looks at the recipient.  A session gives a recipient
+ * can refuse or defer looks at the recipient.  The score and its parts are
+ * message-wide (one rules_input.score for all recipients), so conditions on
+ * them never make two recipients' classes differ.  A session gives a recipient
  * of another class than the transaction's first a 452 4.5.3, so that one
  * SMTP answer after DATA holds for every recipient.
  */

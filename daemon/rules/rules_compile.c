@@ -41,7 +41,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../log/log.h"
 #include "../util/util.h"
+
+static int jit_failure_logged; /* the JIT fallback is logged once */
 
 /* Growable arrays used while compiling. */
 struct pat_list {
@@ -225,8 +228,18 @@ static int add_pcre(struct compiler *c, struct cclass *cc, const struct rules_co
 		pcre2_get_error_message(ec, msg, sizeof(msg));
 		return cfail(c, path, "invalid regular expression", (const char *)msg);
 	}
-	/* JIT failure (e.g. no executable memory) still leaves the interpreter. */
-	(void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+	/*
+	 * JIT failure (no writable and executable memory, as under systemd's
+	 * MemoryDenyWriteExecute=) still leaves the interpreter, which
+	 * pcre2_match() uses with the same match context and so the same
+	 * limits.  Said once per process: it is a property of the host.
+	 */
+	ec = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+	if (ec != 0 && !__atomic_exchange_n(&jit_failure_logged, 1, __ATOMIC_RELAXED)) {
+		pcre2_get_error_message(ec, msg, sizeof(msg));
+		log_warn(NULL, "rules", "pcre2 jit unavailable error=\"%s\"; regular expressions"
+			 " use the interpreter", (const char *)msg);
+	}
 	if (cc->npcre == cc->pcap) {
 		cc->pcap = cc->pcap ? cc->pcap * 2 : 4;
 		cc->pcre = xrealloc(cc->pcre, cc->pcap * sizeof(*cc->pcre));
@@ -303,10 +316,14 @@ static int atom_get(struct compiler *c, const struct rules_cond *l, const char *
 		op = RO_MATCHES;
 
 	key = g_string_new(NULL);
-	g_string_append_printf(key, "%d|%d|%d|%lld|", (int)l->field, (int)op, (int)l->sensitive,
-			       (long long)l->num);
+	g_string_append_printf(key, "%d|%d|%d|%lld|%a|", (int)l->field, (int)op, (int)l->sensitive,
+			       (long long)l->num, l->dnum);
 	for (i = 0; l->header != NULL && l->header[i] != '\0'; i++)
 		g_string_append_c(key, g_ascii_tolower(l->header[i]));
+	g_string_append_c(key, '|');
+	/* part names are matched without regard to case, as header names are */
+	for (i = 0; l->part != NULL && l->part[i] != '\0'; i++)
+		g_string_append_c(key, g_ascii_tolower(l->part[i]));
 	g_string_append_c(key, '|');
 	for (i = 0; i < l->nnets; i++) {
 		size_t j;
@@ -337,11 +354,19 @@ static int atom_get(struct compiler *c, const struct rules_cond *l, const char *
 	a->op = (uint8_t)op;
 	a->rcpt = l->field == RF_RECIPIENT;
 	a->num = l->num;
+	a->dnum = l->dnum;
 	*out = id;
 	switch (l->field) {
 	case RF_SIZE:
 	case RF_RECIPIENT_COUNT:
 		a->kind = AK_NUM;
+		break;
+	case RF_SCORE:
+	case RF_SCORE_PART:
+		/* message-wide, answered up front: never a recipient atom, so
+		 * it does not change rules_rcpt_class() */
+		a->kind = AK_SCORE;
+		a->str = l->part != NULL ? xstrdup(l->part) : NULL;
 		break;
 	case RF_FLAG:
 		a->kind = AK_FLAG;
@@ -846,7 +871,8 @@ struct rules_set *rules_compile_reuse(const struct rules_def *d, const struct ru
 	for (i = 0; i < rs->natoms; i++) {
 		const struct rules_atom *a = &rs->atoms[i];
 
-		if (a->kind == AK_NUM || a->kind == AK_NET || a->kind == AK_FLAG)
+		if (a->kind == AK_NUM || a->kind == AK_NET || a->kind == AK_FLAG ||
+		    a->kind == AK_SCORE)
 			u32_push(&rs->direct, &rs->ndirect, &dcap, (uint32_t)i);
 		if (a->rcpt)
 			u32_push(&rs->rcpt_atoms, &rs->nrcpt_atoms, &rcap, (uint32_t)i);

@@ -14,7 +14,9 @@
  *    content is scanned once and the rules walked once per distinct
  *    outcome, whatever the number of recipients.
  * 3. The walk goes through the rules in order over the bitset: non-final
- *    actions (tag, bcc, continue) accumulate, the first final one decides.
+ *    actions (tag, bcc, score, continue) accumulate, the first final one
+ *    decides.  The score and its parts are the caller's numbers, answered
+ *    up front like sizes: rules see the score before any rule's points.
  *
  * Scratch: Vectorscan needs writable scratch per concurrent scan.  The set
  * keeps a small pool (mutex, taken and returned once per call) that grows
@@ -488,6 +490,34 @@ static bool net_match(const struct rules_net *n, const uint8_t ip[16])
 	return ((n->addr[full] ^ ip[full]) & (0xff << (8 - rest))) == 0;
 }
 
+/*
+ * score / score_part against the atom's number.  A part named twice counts
+ * with its sum, a part not named as 0.  Sums of decimals are not exact
+ * (0.1 + 0.2 is not 0.3), so values within RULES_SCORE_EPSILON are equal,
+ * and "gt" and "lt" hold only beyond it: for any score exactly one of gt,
+ * lt and is holds.
+ */
+static bool score_cmp(const struct rules_input *in, const struct rules_atom *a)
+{
+	double v = 0;
+	size_t i;
+
+	if (a->field == RF_SCORE) {
+		v = in->score;
+	} else {
+		for (i = 0; i < in->nscore_parts; i++)
+			if (in->score_part_names != NULL && in->score_part_values != NULL &&
+			    in->score_part_names[i] != NULL &&
+			    g_ascii_strcasecmp(in->score_part_names[i], a->str) == 0)
+				v += in->score_part_values[i];
+	}
+	if (a->op == RO_GT)
+		return v > a->dnum + RULES_SCORE_EPSILON;
+	if (a->op == RO_LT)
+		return v < a->dnum - RULES_SCORE_EPSILON;
+	return v >= a->dnum - RULES_SCORE_EPSILON && v <= a->dnum + RULES_SCORE_EPSILON;
+}
+
 static bool direct_eval(struct ev *e, const struct rules_atom *a)
 {
 	const struct rules_input *in = e->in;
@@ -514,6 +544,8 @@ static bool direct_eval(struct ev *e, const struct rules_atom *a)
 			if (in->flags[i] != NULL && strcasecmp(in->flags[i], a->str) == 0)
 				return true;
 		return false;
+	case AK_SCORE:
+		return score_cmp(in, a);
 	default:
 		return false;
 	}
@@ -596,6 +628,8 @@ static int mailbox_action(struct rules_verdict *v, const struct rules_crule *r, 
 		return 0;
 	case RULES_ACT_NONE:
 	case RULES_ACT_CONTINUE:
+	case RULES_ACT_SCORE:
+		/* counted for the whole rule by walk() */
 		return 0;
 	default:
 		v->action = a->type;
@@ -629,6 +663,11 @@ static void walk(struct ev *e, struct rules_verdict *v, uint64_t *hits)
 			continue;
 		BIT_SET(hits, i);
 		if (rs->kind == RULES_KIND_MAILBOX) {
+			/* a rule that matched adds all its points, also those
+			 * listed after the action that decides */
+			for (k = 0; k < r->nactions; k++)
+				if (r->actions[k].type == RULES_ACT_SCORE)
+					v->points += r->actions[k].points;
 			for (k = 0; k < r->nactions; k++)
 				if (mailbox_action(v, r, i, &r->actions[k]))
 					return;
@@ -643,6 +682,9 @@ static void walk(struct ev *e, struct rules_verdict *v, uint64_t *hits)
 			break;
 		case RULES_ACT_BCC:
 			push(&v->bcc, &v->nbcc, a->address);
+			break;
+		case RULES_ACT_SCORE:
+			v->points += a->points;
 			break;
 		case RULES_ACT_CONTINUE:
 		case RULES_ACT_NONE:

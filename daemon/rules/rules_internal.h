@@ -20,6 +20,9 @@ enum rules_field {
 	/* Mailbox rules only: "high", "normal" or "low" from the Importance,
 	 * X-Priority and Priority headers; any address in To or Cc. */
 	RF_IMPORTANCE, RF_TO_CC,
+	/* Both kinds: the message's spam score and one of its named parts
+	 * (rules_input.score, score_part_*), compared as decimals. */
+	RF_SCORE, RF_SCORE_PART,
 	RF_COUNT_
 };
 
@@ -47,6 +50,8 @@ struct rules_cond {
 	bool sensitive;             /* "case": "sensitive" */
 	char *str;                  /* string value (NUL-free) */
 	int64_t num;                /* size, recipient_count */
+	double dnum;                /* score, score_part */
+	char *part;                 /* score_part: the part's name as given */
 	struct rules_net *nets;     /* in_network, and client_address is */
 	size_t nnets;
 	json_t *orig_value;         /* value as given, for export */
@@ -63,6 +68,7 @@ struct rules_action_def {
 	char kind[8];               /* quarantine: "spam" or "policy" (the default) */
 	char *folder;               /* move, copy */
 	char *value;                /* importance: "high", "normal" or "low" */
+	double points;              /* score: signed, 0 < |points| <= RULES_POINTS_MAX */
 };
 
 /* Deep copy and release of one action (the compiler keeps its own copy). */
@@ -108,7 +114,8 @@ enum rules_atom_kind {
 	AK_NUM,         /* size / recipient_count against num */
 	AK_NET,         /* client_address against nets */
 	AK_FLAG,        /* flag str is set */
-	AK_LIST         /* a value of the field is in list str (caller's callback) */
+	AK_LIST,        /* a value of the field is in list str (caller's callback) */
+	AK_SCORE        /* score / score_part (str: the part) against dnum */
 };
 
 struct rules_atom {
@@ -119,6 +126,7 @@ struct rules_atom {
 	uint32_t cls;           /* scan class (string fields) */
 	const char *str;        /* list or flag name (owned by the set) */
 	int64_t num;
+	double dnum;
 	struct rules_net *nets; /* owned */
 	size_t nnets;
 };

@@ -35,6 +35,7 @@ static const char *const field_names[RF_COUNT_] = {
 	[RF_URL_HOST] = "url_host", [RF_SIZE] = "size", [RF_RECIPIENT_COUNT] = "recipient_count",
 	[RF_DNSBL] = "dnsbl", [RF_FLAG] = "flag",
 	[RF_IMPORTANCE] = "importance", [RF_TO_CC] = "to_cc",
+	[RF_SCORE] = "score", [RF_SCORE_PART] = "score_part",
 };
 
 static const char *const op_names[RO_COUNT_] = {
@@ -52,7 +53,7 @@ static const char *const action_names[] = {
 	[RULES_ACT_BCC] = "bcc", [RULES_ACT_STOP] = "stop", [RULES_ACT_CONTINUE] = "continue",
 	[RULES_ACT_KEEP] = "keep", [RULES_ACT_MOVE] = "move", [RULES_ACT_COPY] = "copy",
 	[RULES_ACT_FORWARD] = "forward", [RULES_ACT_FORWARD_COPY] = "forward_copy",
-	[RULES_ACT_IMPORTANCE] = "importance",
+	[RULES_ACT_IMPORTANCE] = "importance", [RULES_ACT_SCORE] = "score",
 };
 
 /*
@@ -77,6 +78,7 @@ static const struct {
 	{ "importance", RULES_ACT_IMPORTANCE, "value" },
 	{ "add_header", RULES_ACT_TAG, "name value" },
 	{ "stop", RULES_ACT_STOP, "" },
+	{ "score", RULES_ACT_SCORE, "points" },
 };
 
 static const char *const importance_names[] = { "high", "normal", "low" };
@@ -107,6 +109,8 @@ static const unsigned field_ops[RF_COUNT_] = {
 	[RF_FLAG] = (1u << RO_IS) | (1u << RO_IS_NOT),
 	[RF_IMPORTANCE] = (1u << RO_IS) | (1u << RO_IS_NOT),
 	[RF_TO_CC] = OPS_STRING | (1u << RO_IN_LIST),
+	[RF_SCORE] = OPS_NUMBER,
+	[RF_SCORE_PART] = OPS_NUMBER,
 };
 
 static const struct rules_parse_opts server_opts = { .kind = RULES_KIND_SERVER };
@@ -130,7 +134,7 @@ bool rules_action_final(enum rules_action_type t)
 {
 	return !(t == RULES_ACT_TAG || t == RULES_ACT_BCC || t == RULES_ACT_CONTINUE ||
 		 t == RULES_ACT_NONE || t == RULES_ACT_COPY || t == RULES_ACT_FORWARD_COPY ||
-		 t == RULES_ACT_IMPORTANCE);
+		 t == RULES_ACT_IMPORTANCE || t == RULES_ACT_SCORE);
 }
 
 bool rules_op_negative(enum rules_op o)
@@ -315,6 +319,65 @@ static const char *jstr(const json_t *v, size_t *len)
 	return json_string_value(v);
 }
 
+/*
+ * A signed decimal: a JSON number, or a string such as "5", "-0.5" or
+ * "+2.5" (digits, at most one '.', no exponent), within [-max, max].
+ * g_ascii_strtod: the decimal point is '.' whatever the locale.
+ */
+static int decimal_of(const json_t *v, double max, double *out)
+{
+	const char *s;
+	size_t len, i, digits = 0, dots = 0;
+	double d;
+
+	if (json_is_integer(v)) {
+		d = (double)json_integer_value(v);
+	} else if (json_is_real(v)) {
+		d = json_real_value(v);
+	} else {
+		s = jstr(v, &len);
+		if (s == NULL || len == 0 || len > 32)
+			return -1;
+		for (i = (s[0] == '-' || s[0] == '+') ? 1 : 0; i < len; i++) {
+			if (s[i] == '.' && digits > 0 && dots == 0)
+				dots++;
+			else if (s[i] >= '0' && s[i] <= '9')
+				digits++;
+			else
+				return -1;
+		}
+		if (digits == 0 || s[len - 1] == '.')
+			return -1;
+		d = g_ascii_strtod(s, NULL);
+	}
+	/* NaN fails both comparisons */
+	if (!(d >= -max && d <= max))
+		return -1;
+	*out = d;
+	return 0;
+}
+
+/* The export form of a decimal: an integer when it is one, else a real. */
+static json_t *decimal_json(double d)
+{
+	if (d >= -1e15 && d <= 1e15 && d == (double)(int64_t)d)
+		return json_integer((json_int_t)d);
+	return json_real(d);
+}
+
+/* A score part name: 1..RULES_PART_NAME_MAX printable ASCII, no space. */
+static bool part_name_ok(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > RULES_PART_NAME_MAX)
+		return false;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 33 || (unsigned char)s[i] > 126)
+			return false;
+	return true;
+}
+
 static void cond_free(struct rules_cond *c)
 {
 	size_t i;
@@ -325,6 +388,7 @@ static void cond_free(struct rules_cond *c)
 		cond_free(c->kids[i]);
 	free(c->kids);
 	free(c->header);
+	free(c->part);
 	free(c->str);
 	free(c->nets);
 	json_decref(c->orig_value);
@@ -373,6 +437,13 @@ static int parse_value(const json_t *v, struct rules_cond *c, const struct rules
 
 	if (v == NULL)
 		return fail(err, errsz, path, "required");
+	if (c->field == RF_SCORE || c->field == RF_SCORE_PART) {
+		if (decimal_of(v, RULES_SCORE_VALUE_MAX, &c->dnum) < 0)
+			return fail(err, errsz, path, "must be a decimal number from -%d to %d "
+				    "(e.g. 5, -0.5 or \"7.5\")", RULES_SCORE_VALUE_MAX,
+				    RULES_SCORE_VALUE_MAX);
+		return 0;
+	}
 	if (c->field == RF_SIZE || c->field == RF_RECIPIENT_COUNT) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0)
 			return fail(err, errsz, path, "must be a non-negative integer");
@@ -486,10 +557,10 @@ static int parse_leaf(const json_t *j, const struct rules_parse_opts *o, const c
 	json_object_foreach((json_t *)j, key, v) {
 		if (strcmp(key, "field") != 0 && strcmp(key, "op") != 0 &&
 		    strcmp(key, "value") != 0 && strcmp(key, "header") != 0 &&
-		    strcmp(key, "case") != 0) {
+		    strcmp(key, "name") != 0 && strcmp(key, "case") != 0) {
 			subpath(p, sizeof(p), path, key);
 			return fail(err, errsz, p, "unknown key (want field, op, value, header, "
-				    "case; or all, any, not)");
+				    "name, case; or all, any, not)");
 		}
 	}
 	subpath(p, sizeof(p), path, "field");
@@ -506,6 +577,11 @@ static int parse_leaf(const json_t *j, const struct rules_parse_opts *o, const c
 	if (s == NULL)
 		return fail(err, errsz, p, "required string");
 	k = lookup(op_names, RO_COUNT_, s);
+	/* the long names of the numeric operators; exported as gt and lt */
+	if (k < 0 && strcmp(s, "greater_than") == 0)
+		k = RO_GT;
+	else if (k < 0 && strcmp(s, "less_than") == 0)
+		k = RO_LT;
 	if (k < 0)
 		return fail(err, errsz, p, "unknown operator \"%.40s\"", s);
 	c->op = (enum rules_op)k;
@@ -527,6 +603,21 @@ static int parse_leaf(const json_t *j, const struct rules_parse_opts *o, const c
 		return fail(err, errsz, p, "only for field header");
 	}
 
+	subpath(p, sizeof(p), path, "name");
+	v = json_object_get(j, "name");
+	if (c->field == RF_SCORE_PART) {
+		s = jstr(v, &len);
+		if (s == NULL)
+			return fail(err, errsz, p, "required for field score_part (a part such as "
+				    "BAYES, SPF_FAIL or DNSBL_zone)");
+		if (!part_name_ok(s, len))
+			return fail(err, errsz, p, "invalid score part name (1 to %d printable "
+				    "ASCII characters, no space)", RULES_PART_NAME_MAX);
+		c->part = xstrndup(s, len);
+	} else if (v != NULL) {
+		return fail(err, errsz, p, "only for field score_part");
+	}
+
 	subpath(p, sizeof(p), path, "case");
 	v = json_object_get(j, "case");
 	if (v != NULL) {
@@ -541,7 +632,11 @@ static int parse_leaf(const json_t *j, const struct rules_parse_opts *o, const c
 	v = json_object_get(j, "value");
 	if (parse_value(v, c, o, p, err, errsz) < 0)
 		return -1;
-	c->orig_value = json_deep_copy(v);
+	/* a decimal given as a string exports as the number it is */
+	if (c->field == RF_SCORE || c->field == RF_SCORE_PART)
+		c->orig_value = decimal_json(c->dnum);
+	else
+		c->orig_value = json_deep_copy(v);
 	return 0;
 }
 
@@ -632,6 +727,23 @@ static int parse_reply(const json_t *a, const char *path, struct rules_action_de
 			  &ad->text, err, errsz);
 }
 
+/* The "score" action's points: a signed decimal, not 0, |points| <= RULES_POINTS_MAX. */
+static int parse_points(const json_t *a, const char *path, struct rules_action_def *ad,
+			char *err, size_t errsz)
+{
+	char p[PATH_MAX_LEN];
+	const json_t *v = json_object_get(a, "points");
+
+	subpath(p, sizeof(p), path, "points");
+	if (v == NULL)
+		return fail(err, errsz, p, "required (a signed decimal such as 2.5 or -1)");
+	if (decimal_of(v, RULES_POINTS_MAX, &ad->points) < 0 ||
+	    (ad->points > -RULES_SCORE_EPSILON && ad->points < RULES_SCORE_EPSILON))
+		return fail(err, errsz, p, "must be a decimal number from -%d to %d, not 0 "
+			    "(e.g. 2.5, -1 or \"+20\")", RULES_POINTS_MAX, RULES_POINTS_MAX);
+	return 0;
+}
+
 static int parse_action(const json_t *a, const char *path, struct rules_action_def *ad,
 			char *err, size_t errsz)
 {
@@ -639,6 +751,7 @@ static int parse_action(const json_t *a, const char *path, struct rules_action_d
 		[RULES_ACT_REFUSE] = "code enhanced text", [RULES_ACT_DEFER] = "code enhanced text",
 		[RULES_ACT_TAG] = "subject_prefix header", [RULES_ACT_REDIRECT] = "address",
 		[RULES_ACT_BCC] = "address", [RULES_ACT_QUARANTINE] = "kind",
+		[RULES_ACT_SCORE] = "points",
 	};
 	char p[PATH_MAX_LEN];
 	const char *key, *s;
@@ -653,7 +766,7 @@ static int parse_action(const json_t *a, const char *path, struct rules_action_d
 	if (s == NULL)
 		return fail(err, errsz, p, "required string");
 	k = lookup(action_names, ARRAY_LEN(action_names), s);
-	if (k <= 0 || k > RULES_ACT_CONTINUE)
+	if (k <= 0 || (k > RULES_ACT_CONTINUE && k != RULES_ACT_SCORE))
 		return fail(err, errsz, p, "unknown action \"%.40s\"", s);
 	ad->type = (enum rules_action_type)k;
 	json_object_foreach((json_t *)a, key, v) {
@@ -700,6 +813,8 @@ static int parse_action(const json_t *a, const char *path, struct rules_action_d
 		if (ad->subject_prefix == NULL && ad->header == NULL)
 			return fail(err, errsz, path, "tag needs subject_prefix or header");
 		return 0;
+	case RULES_ACT_SCORE:
+		return parse_points(a, path, ad, err, errsz);
 	case RULES_ACT_REDIRECT:
 	case RULES_ACT_BCC:
 		subpath(p, sizeof(p), path, "address");
@@ -789,7 +904,7 @@ static int parse_mailbox_action(const json_t *a, const struct rules_parse_opts *
 	if (i == ARRAY_LEN(mailbox_actions))
 		return fail(err, errsz, p, "unknown action \"%.40s\" (want keep, move, copy, "
 			    "forward, forward_copy, quarantine, discard, refuse, tag_subject, "
-			    "importance, add_header, stop)", name);
+			    "importance, add_header, stop, score)", name);
 	ad->type = mailbox_actions[i].type;
 	params = mailbox_actions[i].params;
 	json_object_foreach((json_t *)a, key, v) {
@@ -819,6 +934,8 @@ static int parse_mailbox_action(const json_t *a, const struct rules_parse_opts *
 	case RULES_ACT_FORWARD:
 	case RULES_ACT_FORWARD_COPY:
 		return parse_forward(a, o, path, ad, err, errsz);
+	case RULES_ACT_SCORE:
+		return parse_points(a, path, ad, err, errsz);
 	case RULES_ACT_QUARANTINE:
 		/* the recipient's own quarantine, which end users may release */
 		strlcpy_s(ad->kind, "spam", sizeof(ad->kind));
@@ -1136,6 +1253,8 @@ static json_t *cond_to_json(const struct rules_cond *c)
 		json_object_set_new(o, "field", json_string(rules_field_name(c->field)));
 		if (c->header != NULL)
 			json_object_set_new(o, "header", json_string(c->header));
+		if (c->part != NULL)
+			json_object_set_new(o, "name", json_string(c->part));
 		json_object_set_new(o, "op", json_string(rules_op_name(c->op)));
 		json_object_set(o, "value", c->orig_value);
 		if (c->sensitive)
@@ -1163,6 +1282,8 @@ static json_t *action_to_json(const struct rules_action_def *a)
 		json_object_set_new(o, "address", json_string(a->address));
 	if (a->type == RULES_ACT_QUARANTINE && a->kind[0] != '\0' && strcmp(a->kind, "policy") != 0)
 		json_object_set_new(o, "kind", json_string(a->kind));
+	if (a->type == RULES_ACT_SCORE)
+		json_object_set_new(o, "points", decimal_json(a->points));
 	return o;
 }
 
@@ -1194,6 +1315,8 @@ static json_t *mailbox_action_to_json(const struct rules_action_def *a)
 			json_object_set_new(o, "value", json_string(a->value));
 		if (a->type == RULES_ACT_REFUSE)
 			json_object_set_new(o, "text", json_string(a->text));
+		if (a->type == RULES_ACT_SCORE)
+			json_object_set_new(o, "points", decimal_json(a->points));
 		break;
 	}
 	return o;

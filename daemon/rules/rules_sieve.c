@@ -5,8 +5,9 @@
  * rule with `stop` where its actions are final in the gateway (keep, move,
  * forward, discard, refuse, stop), so that the script delivers the message
  * as the gateway would.  Conditions the mail server cannot evaluate at
- * delivery (client address, DNSBL, lists, attachments ...) and the
- * gateway's own quarantine are left out with a comment and listed.
+ * delivery (client address, DNSBL, lists, attachments, the spam score ...)
+ * and the gateway's own quarantine and score points are left out with a
+ * comment and listed.
  *
  * Import is a small hand-written parser: a tokenizer, a recursive descent
  * into a tree of commands (bounded in input size, depth, nodes and list
@@ -205,6 +206,9 @@ static int exp_leaf(struct exp *x, const json_t *c)
 		return skip_rule(x, "%s", "a condition without field or op");
 	if (strcmp(op, "in_list") == 0 || strcmp(op, "in_network") == 0)
 		return skip_rule(x, "operator %s has no Sieve test", op);
+	if (strcmp(field, "score") == 0 || strcmp(field, "score_part") == 0)
+		return skip_rule(x, "field %s (the gateway's spam score) has no Sieve test at "
+				 "delivery", field);
 	if (strcmp(field, "size") == 0) {
 		if (!json_is_integer(val))
 			return skip_rule(x, "%s", "size without a number");
@@ -411,6 +415,14 @@ static int exp_rule(struct exp *x, const json_t *r)
 		return skip_rule(x, "%s", "a rule without a one-line name");
 	if (!json_is_array(acts) || json_array_size(acts) == 0)
 		return skip_rule(x, "%s", "a rule without actions");
+	/* also after the deciding action, where the loop below stops: the rule is left out whole */
+	json_array_foreach(acts, i, a) {
+		const char *t = jget_str(a, "type");
+
+		if (t != NULL && strcmp(t, "score") == 0)
+			return skip_rule(x, "%s", "action score (points for the gateway's spam score) "
+					 "has no Sieve equivalent at the mail server");
+	}
 	put(x, "# rule: ");
 	put(x, name);
 	put(x, "\nif ");

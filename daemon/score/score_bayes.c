@@ -238,14 +238,16 @@ static int joiner(unsigned char c)
 	return c == '.' || c == '-' || c == '\'' || c == '_' || c == '@';
 }
 
-enum { W_OSB = 1, W_HOSTS = 2 };
+enum { W_OSB = 1, W_HOSTS = 2, W_ADDR = 4 };
 
 /*
  * The words of s[0..len): runs of letters, digits, non-ASCII octets and
  * '$', joined by . - ' _ @ between them; ASCII case-folded.  Numbers become
  * "#<digits>" ("$#<digits>" for money), over-long words "skip:<c><len/10>"
  * (SpamBayes).  With W_HOSTS only words with a dot and a letter (host
- * names) are kept.  At most max_words; -1 when the feature bound is hit.
+ * names) are kept.  With W_ADDR an address also gives "<prefix>@<domain>":
+ * a sender's or a list's domain recurs where local parts do not.  At most
+ * max_words; -1 when the feature bound is hit.
  */
 static int words(struct tok *k, const char *prefix, const char *s, size_t len, int flags,
 		 size_t max_words)
@@ -311,6 +313,13 @@ static int words(struct tok *k, const char *prefix, const char *s, size_t len, i
 			return -1;
 		if ((flags & W_OSB) && osb(k, h, text, plen + tlen) < 0)
 			return -1;
+		if (flags & W_ADDR) {
+			const char *at = memchr(w, '@', tlen);
+
+			if (at != NULL && at + 1 < w + tlen &&
+			    single(k, prefix, at, (size_t)(w + tlen - at), NULL) < 0)
+				return -1;
+		}
 	}
 	return 0;
 }
@@ -347,6 +356,8 @@ static int headers(struct tok *k, const struct mime_view *v)
 		} else if (strcmp(prefix, "received:") == 0) {
 			flags = W_HOSTS;
 			max_words = 8;
+		} else {
+			flags = W_ADDR;
 		}
 		if (words(k, prefix, val, vlen, flags, max_words) < 0)
 			return -1;
@@ -498,6 +509,7 @@ void bayes_params_default(struct bayes_params *p)
 	p->s = 0.02;
 	p->x = 0.5;
 	p->min_dev = 0.375;
+	p->pair_esf = BAYES_PAIR_ESF;
 	p->max_used = 0;
 	p->max_distance = BAYES_WINDOW - 1;
 }
@@ -593,20 +605,33 @@ static double clampf(double f)
 	return f;
 }
 
-double bayes_combine(const double *f, const uint8_t *kind, size_t n, enum bayes_combiner c,
-		     double *evidence)
+/*
+ * The combination of n f values; kind[i] > 0 marks an OSB pair, which counts
+ * pair_esf of a token in Fisher's method (its "effective size", as
+ * bogofilter's ESF): a word's 4 pairs share that word and its neighbours,
+ * so they are far from the independent tokens chi-square assumes, and
+ * counted whole they make a phrase shout.  Each pair's ln f is weighted and
+ * the degrees of freedom are those of the weighted count.  Geometric means
+ * are means already and take every token once.
+ */
+static double combine(const double *f, const uint8_t *kind, size_t n, enum bayes_combiner c,
+		      double pair_esf, double *evidence)
 {
-	double lh = 0, ls = 0, qh, qs;
+	double lh = 0, ls = 0, qh, qs, wsum = 0;
+	long df;
 
-	(void)kind;
 	*evidence = 0.0;
 	if (n == 0)
 		return 0.5;
+	if (c == BAYES_GEOMEAN)
+		pair_esf = 1.0;
 	for (size_t i = 0; i < n; i++) {
 		double v = clampf(f[i]);
+		double w = kind != NULL && kind[i] > 0 ? pair_esf : 1.0;
 
-		lh += log(v);
-		ls += log1p(-v);
+		lh += w * log(v);
+		ls += w * log1p(-v);
+		wsum += w;
 	}
 	if (c == BAYES_GEOMEAN) {
 		double pp = -expm1(ls / (double)n);  /* spamminess */
@@ -617,15 +642,28 @@ double bayes_combine(const double *f, const uint8_t *kind, size_t n, enum bayes_
 		*evidence = log(pp) - log(qq);
 		return pp / (pp + qq);
 	}
+	/* chi-square takes an even number of degrees of freedom: 2 per
+	 * (weighted) token, at least one token's worth */
+	df = lround(wsum);
+	if (df < 1)
+		df = 1;
+	if (df > BAYES_MAX_FEATURES)
+		df = BAYES_MAX_FEATURES;
 	/*
 	 * Fisher: how unlikely the f values would be if they were uniform,
 	 * each way; prob = (S - H + 1) / 2 with S = 1 - qs, H = 1 - qh.  The
 	 * evidence (ln qh - ln qs) orders messages where prob saturates.
 	 */
-	qh = bayes_chi2q_ln(-2.0 * lh, (int)(2 * n));
-	qs = bayes_chi2q_ln(-2.0 * ls, (int)(2 * n));
+	qh = bayes_chi2q_ln(-2.0 * lh, (int)(2 * df));
+	qs = bayes_chi2q_ln(-2.0 * ls, (int)(2 * df));
 	*evidence = qh - qs;
 	return (1.0 + exp(qh) - exp(qs)) / 2.0;
+}
+
+double bayes_combine(const double *f, const uint8_t *kind, size_t n, enum bayes_combiner c,
+		     double *evidence)
+{
+	return combine(f, kind, n, c, BAYES_PAIR_ESF, evidence);
 }
 
 /* ---- model ------------------------------------------------------------- */
@@ -792,7 +830,7 @@ void bayes_classify(const struct bayes_model *m, const struct bayes_tokens *t,
 		kind[i] = c[i].kind;
 	}
 	r->used = use;
-	r->prob = bayes_combine(f, kind, use, p->combiner, &r->evidence);
+	r->prob = combine(f, kind, use, p->combiner, p->pair_esf, &r->evidence);
 	for (size_t i = 0; i < use && r->nclues < BAYES_MAX_CLUES; i++) {
 		struct bayes_clue *cl = &r->clues[r->nclues++];
 

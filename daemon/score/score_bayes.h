@@ -29,6 +29,9 @@ struct store;
 #define BAYES_WORD_MIN 2              /* shorter words are skipped */
 #define BAYES_WORD_MAX 40             /* longer ones become "skip:<c><len/10>" */
 #define BAYES_WINDOW 5                /* OSB window: a word and its 4 predecessors */
+/* What an OSB pair counts in Fisher's method: a word's BAYES_WINDOW-1 pairs
+ * together count as one more token (docs/score.md, "Combiner"). */
+#define BAYES_PAIR_ESF (1.0 / (BAYES_WINDOW - 1))
 
 /* Verdicts at the default thresholds (SpamBayes' cut-offs for chi-square). */
 #define BAYES_HAM_CUTOFF 0.20
@@ -95,6 +98,7 @@ struct bayes_params {
 	double min_dev;     /* |f - 0.5| below this: token not used (0.375) */
 	size_t max_used;    /* at most this many tokens, strongest first (0: all) */
 	int max_distance;   /* OSB pairs up to this distance are used (0: single tokens only) */
+	double pair_esf;    /* weight of an OSB pair in fisher and osb (BAYES_PAIR_ESF; 1: whole) */
 };
 
 void bayes_params_default(struct bayes_params *p);
@@ -124,6 +128,10 @@ int bayes_model_get(const struct bayes_model *m, uint64_t hash, uint32_t *spam,
 		    uint32_t *ham);
 size_t bayes_model_size(const struct bayes_model *m);
 void bayes_model_counts(const struct bayes_model *m, int64_t *nspam, int64_t *nham);
+
+/* A store_bayes_tokens_foreach() callback that sets one token's counts in
+ * the model arg (negative counts as 0, larger than 32 bits cut). */
+int bayes_model_load_token(uint64_t hash, int64_t spam, int64_t ham, void *model);
 
 /*
  * Load model uid from the store (the global one, 0, when uid's own has
@@ -156,7 +164,8 @@ struct bayes_result {
 /* Classify t against m.  A model without both classes gives 0.5. */
 void bayes_classify(const struct bayes_model *m, const struct bayes_tokens *t,
 		    const struct bayes_params *p, struct bayes_result *r);
-/* The combination alone, over given f values (tests). */
+/* The combination alone, over given f values (tests); kind NULL: all single
+ * tokens, else kind[i] > 0 marks a pair, weighted BAYES_PAIR_ESF. */
 double bayes_combine(const double *f, const uint8_t *kind, size_t n,
 		     enum bayes_combiner c, double *evidence);
 

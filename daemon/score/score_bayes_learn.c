@@ -305,6 +305,9 @@ int bayes_learner_flush(struct bayes_learner *l, char *err, size_t errsz)
 	}
 	if (store_bayes_model_add(l->st, l->uid, l->dspam_msgs, l->dham_msgs, now) < 0)
 		goto fail_tx;
+	/* Readers (the policy watcher) reload the models when this moves. */
+	if (store_bayes_generation_bump(l->st) < 0)
+		goto fail_tx;
 	for (size_t i = 0; i < l->npd; i++) {
 		int rc = l->pd[i].cls != 0
 				 ? store_bayes_learned_set(l->st, l->uid, l->pd[i].digest,
@@ -331,7 +334,7 @@ fail:
 
 /* ---- loading a model ---------------------------------------------------- */
 
-static int load_token(uint64_t hash, int64_t spam, int64_t ham, void *arg)
+int bayes_model_load_token(uint64_t hash, int64_t spam, int64_t ham, void *arg)
 {
 	struct bayes_model *m = arg;
 
@@ -365,7 +368,7 @@ int bayes_model_load(struct store *st, int64_t uid, struct bayes_model **out,
 	if (uid == 0 && store_bayes_model_get(st, 0, &ns, &nh) < 0)
 		goto fail;
 	m = bayes_model_new(ns, nh);
-	if (store_bayes_tokens_foreach(st, uid, load_token, m) < 0) {
+	if (store_bayes_tokens_foreach(st, uid, bayes_model_load_token, m) < 0) {
 		bayes_model_free(m);
 		goto fail;
 	}
@@ -382,7 +385,8 @@ int bayes_expire(struct store *st, int64_t uid, int64_t today, int64_t days,
 {
 	if (store_begin(st) < 0)
 		return -1;
-	if (store_bayes_expire(st, uid, today - days, max_count, removed) < 0) {
+	if (store_bayes_expire(st, uid, today - days, max_count, removed) < 0 ||
+	    (*removed > 0 && store_bayes_generation_bump(st) < 0)) {
 		store_rollback(st);
 		return -1;
 	}

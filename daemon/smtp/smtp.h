@@ -56,6 +56,13 @@ void smtp_server_shutdown(struct smtp_server *srv);
 /* After the shutdown grace time: 421 to every session still open. */
 void smtp_server_close_all(struct smtp_server *srv);
 int smtp_server_session_count(const struct smtp_server *srv);
+/*
+ * SIGHUP: the STARTTLS certificate and key from conf's tls_cert/tls_key (or
+ * the self-signed pair) for new handshakes.  0, or -1 with err and the old
+ * pair still served.
+ */
+int smtp_server_reload_tls(struct smtp_server *srv, const struct conf *conf, char *err,
+			   size_t errsz);
 void smtp_server_free(struct smtp_server *srv);
 
 #endif

@@ -53,6 +53,10 @@ struct smtp_tx {
 	uint64_t rcpt_class; /* server rules' class of the recipients (rules_rcpt_class) */
 	char message_id[SMTP_DATA_MSGID_MAX + 1]; /* "" until end of DATA found one */
 	int nqueue, nquarantine, nhold;            /* the committed recipients by disposition */
+	/* The content stage's score (docs/score.md), for the message log. */
+	int scored;
+	double score;
+	char *score_json;
 };
 
 /*
@@ -179,6 +183,8 @@ void smtp_server_unlink(struct smtp_server *srv, struct smtp_session *s);
 /* smtp_tls.c: the server context; self-signed pair made on first run. */
 struct smtp_tls *smtp_tls_new(const struct conf *conf, char *err, size_t errsz);
 void smtp_tls_free(struct smtp_tls *t);
+/* SIGHUP: load the pair again; the old context stays on failure. */
+int smtp_tls_reload(struct smtp_tls *t, const struct conf *conf, char *err, size_t errsz);
 /*
  * After the 220 to STARTTLS has been written: swap s->bev for a TLS
  * bufferevent on the same socket (server side).  0, or -1 (s must close).

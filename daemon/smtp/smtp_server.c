@@ -321,6 +321,12 @@ int smtp_server_session_count(const struct smtp_server *srv)
 	return srv->nsessions;
 }
 
+int smtp_server_reload_tls(struct smtp_server *srv, const struct conf *conf, char *err,
+			   size_t errsz)
+{
+	return smtp_tls_reload(srv->tls, conf, err, errsz);
+}
+
 void smtp_server_free(struct smtp_server *srv)
 {
 	size_t b;

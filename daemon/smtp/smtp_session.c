@@ -63,6 +63,9 @@ static const char *const state_name[] = {
 /* Facts for one message-log row. */
 struct logfacts {
 	const char *qid;
+	int scored;              /* the content stage gave the message a score */
+	double score;
+	const char *score_json;
 	const char *sender;
 	const char *const *rcpts;
 	size_t nrcpts;
@@ -331,6 +334,9 @@ static void msglog_entry(struct smtp_session *s, const struct logfacts *f, const
 	e.auth_user = s->auth_user[0] != '\0' ? s->auth_user : NULL;
 	e.tls = s->tls ? s->tls_info : NULL;
 	e.message_id = f->message_id;
+	e.scored = f->scored;
+	e.score = f->score;
+	e.score_json = f->score_json;
 	timeline = conv_json(s);
 	e.timeline_json = timeline;
 	if (s->srv->writer != NULL)
@@ -490,6 +496,7 @@ static void tx_free(struct smtp_tx *tx)
 		free(tx->rcpts[i]);
 	free(tx->rcpts);
 	free(tx->sender);
+	free(tx->score_json);
 	free(tx);
 }
 
@@ -510,6 +517,9 @@ static void tx_facts(const struct smtp_session *s, struct logfacts *f)
 		f->nrcpts = s->tx->nrcpts;
 		if (s->tx->message_id[0] != '\0')
 			f->message_id = s->tx->message_id;
+		f->scored = s->tx->scored;
+		f->score = s->tx->score;
+		f->score_json = s->tx->score_json;
 	}
 }
 
@@ -1838,6 +1848,22 @@ static void proceed_content(struct smtp_session *s)
 	tx->file = res->file;
 	res->file = NULL;
 	s->conv_stage = "rules";
+	if (res->scored) {
+		json_error_t je;
+		json_t *d = json_object();
+		json_t *parts = res->score_json != NULL ? json_loads(res->score_json, 0, &je) : NULL;
+
+		tx->scored = 1;
+		tx->score = res->score;
+		free(tx->score_json);
+		tx->score_json = res->score_json;
+		res->score_json = NULL;
+		json_object_set_new(d, "score", json_real(res->score));
+		json_object_set_new(d, "action", json_string(res->score_action));
+		if (parts != NULL)
+			json_object_set_new(d, "parts", parts);
+		smtp_session_note(s, "score", res->score_action, NULL, d);
+	}
 	tx_facts(s, &f);
 	f.size = tx->data.size;
 	if (res->summary[0] != '\0')

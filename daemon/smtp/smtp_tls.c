@@ -13,6 +13,10 @@
  * it (CVE-2011-0411), and resets HELO, transaction and AUTH state when the
  * handshake completes (BEV_EVENT_CONNECTED).
  *
+ * smtp_tls_reload() (SIGHUP, on the loop) builds a new context from the
+ * files and swaps it in only when it loaded; sessions keep the one they
+ * started their handshake with.
+ *
  * Owns: the SSL_CTX.  The session owns its bufferevent (and through it the
  * SSL object and the socket).
  */
@@ -133,54 +137,97 @@ out:
 	return rc;
 }
 
-struct smtp_tls *smtp_tls_new(const struct conf *conf, char *err, size_t errsz)
+/*
+ * The certificate and key files: tls_cert/tls_key, or the self-signed pair
+ * in <data_dir>/tls (made when missing).
+ */
+static int tls_paths(const struct conf *conf, char *cert, size_t certsz, char *key,
+		     size_t keysz, char *err, size_t errsz)
 {
-	struct smtp_tls *t = xcalloc(1, sizeof(*t));
 	char dir[1100];
-	char cert[1200];
-	char key[1200];
 
 	if (conf->tls_cert[0] == '\0' && conf->tls_key[0] == '\0') {
 		snprintf(dir, sizeof(dir), "%s/tls", conf->data_dir);
-		snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
-		snprintf(key, sizeof(key), "%s/key.pem", dir);
+		snprintf(cert, certsz, "%s/cert.pem", dir);
+		snprintf(key, keysz, "%s/key.pem", dir);
 		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 			snprintf(err, errsz, "tls: %s: %s", dir, strerror(errno));
-			goto fail;
+			return -1;
 		}
 		if ((access(cert, R_OK) < 0 || access(key, R_OK) < 0) &&
 		    make_self_signed(conf->hostname[0] ? conf->hostname : "localhost", cert, key,
 				     err, errsz) < 0)
-			goto fail;
-	} else if (conf->tls_cert[0] == '\0' || conf->tls_key[0] == '\0') {
+			return -1;
+		return 0;
+	}
+	if (conf->tls_cert[0] == '\0' || conf->tls_key[0] == '\0') {
 		snprintf(err, errsz, "tls: set both tls_cert and tls_key, or neither");
-		goto fail;
-	} else {
-		strlcpy_s(cert, conf->tls_cert, sizeof(cert));
-		strlcpy_s(key, conf->tls_key, sizeof(key));
+		return -1;
 	}
-	t->ctx = SSL_CTX_new(TLS_server_method());
-	if (t->ctx == NULL) {
+	strlcpy_s(cert, conf->tls_cert, certsz);
+	strlcpy_s(key, conf->tls_key, keysz);
+	return 0;
+}
+
+/* A server context holding the pair; NULL with err.  Nothing is half-loaded. */
+static SSL_CTX *tls_ctx_new(const struct conf *conf, char *err, size_t errsz)
+{
+	char cert[1200];
+	char key[1200];
+	SSL_CTX *ctx;
+
+	if (tls_paths(conf, cert, sizeof(cert), key, sizeof(key), err, errsz) < 0)
+		return NULL;
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
 		ssl_err(err, errsz, "cannot create context", "");
-		goto fail;
+		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(t->ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
 			    SSL_OP_CIPHER_SERVER_PREFERENCE);
-	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
-	if (SSL_CTX_use_certificate_chain_file(t->ctx, cert) != 1) {
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		ssl_err(err, errsz, "cannot load certificate", cert);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(t->ctx) != 1) {
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
 		ssl_err(err, errsz, "cannot load key", key);
 		goto fail;
 	}
-	return t;
+	return ctx;
 fail:
-	smtp_tls_free(t);
+	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+struct smtp_tls *smtp_tls_new(const struct conf *conf, char *err, size_t errsz)
+{
+	struct smtp_tls *t = xcalloc(1, sizeof(*t));
+
+	t->ctx = tls_ctx_new(conf, err, errsz);
+	if (t->ctx == NULL) {
+		smtp_tls_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/*
+ * SIGHUP: a new context from the files named in conf.  Sessions already in
+ * TLS keep the old context through their SSL object's reference; new
+ * STARTTLS handshakes get the new one.  On failure the old one stays.
+ */
+int smtp_tls_reload(struct smtp_tls *t, const struct conf *conf, char *err, size_t errsz)
+{
+	SSL_CTX *ctx = tls_ctx_new(conf, err, errsz);
+
+	if (ctx == NULL)
+		return -1;
+	SSL_CTX_free(t->ctx);
+	t->ctx = ctx;
+	return 0;
 }
 
 void smtp_tls_free(struct smtp_tls *t)

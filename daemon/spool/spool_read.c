@@ -9,8 +9,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../util/util.h"
@@ -159,4 +161,40 @@ int spool_header_get(const char *buf, size_t len, const char *name, struct dynbu
 			return 1;
 	dynbuf_reset(value);
 	return 0;
+}
+
+char *spool_read_file(const char *path, size_t max, size_t *len, int *too_big)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t got = 0;
+	char *buf;
+
+	*len = 0;
+	*too_big = 0;
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &sb) < 0) {
+		close(fd);
+		return NULL;
+	}
+	if ((size_t)sb.st_size > max) {
+		*too_big = 1;
+		close(fd);
+		return NULL;
+	}
+	buf = xmalloc((size_t)sb.st_size + 1);
+	while (got < (size_t)sb.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[got] = '\0';
+	*len = got;
+	return buf;
 }

@@ -44,4 +44,11 @@ int spool_header_next(const char *buf, size_t len, size_t *pos, const char **nam
 /* The value of the first field called name (any case) into value: 1, or 0 if none. */
 int spool_header_get(const char *buf, size_t len, const char *name, struct dynbuf *value);
 
+/*
+ * The whole file at path (a queue or quarantine file), NUL-terminated; at
+ * most max octets.  NULL when it cannot be read (gone) or, with *too_big
+ * set, is larger than max.  Not on the mail loop.
+ */
+char *spool_read_file(const char *path, size_t max, size_t *len, int *too_big);
+
 #endif

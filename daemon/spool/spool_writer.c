@@ -169,7 +169,8 @@ void spool_writer_log(struct spool_writer *w, const struct store_log_entry *e)
 			       str_size(e->code) + str_size(e->reason) +
 			       str_size(e->check_name) + str_size(e->entry) +
 			       str_size(e->auth_user) + str_size(e->tls) +
-			       str_size(e->timeline_json) + str_size(e->message_id) + 1);
+			       str_size(e->timeline_json) + str_size(e->message_id) +
+			       str_size(e->score_json) + 1);
 	j->kind = JOB_LOG;
 	j->log = *e;
 	j->log.session_id = str_copy(&p, e->session_id);
@@ -188,6 +189,7 @@ void spool_writer_log(struct spool_writer *w, const struct store_log_entry *e)
 	j->log.tls = str_copy(&p, e->tls);
 	j->log.timeline_json = str_copy(&p, e->timeline_json);
 	j->log.message_id = str_copy(&p, e->message_id);
+	j->log.score_json = str_copy(&p, e->score_json);
 	enqueue(w, j);
 }
 

@@ -8,6 +8,7 @@
  */
 #include "store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store_internal.h"
 #include "store_schema.h"
@@ -155,6 +157,94 @@ fail:
 }
 
 /*
+ * The one copy of a live database, for the copy before a migration and for
+ * `moatd backup`: SQLite's online backup of src into <dst>.tmp, which is
+ * made a plain rollback-journal file (synced by its close) and only then
+ * renamed to dst, so a half-made copy never carries the name.  step_pages
+ * < 0 copies in one step; otherwise in steps of that many pages, so that a
+ * copy of a large file never holds the source's lock for long.  A caller
+ * that needs a consistent copy of a database other connections write to
+ * holds a read transaction on src around this call (WAL: it pins one
+ * snapshot, and the copy does not restart when a writer commits).
+ */
+static int busy_wait(void *arg, int count);
+
+int store_copy_db(sqlite3 *src, const char *dst, int step_pages, char *err, size_t errsz)
+{
+	char tmp[1300];
+	sqlite3 *out = NULL;
+	sqlite3_backup *b;
+	int rc;
+	int waits = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", dst) >= sizeof(tmp)) {
+		snprintf(err, errsz, "%s: path too long", dst);
+		return -1;
+	}
+	(void)unlink(tmp);
+	if (sqlite3_open_v2(tmp, &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errsz, "%s", out ? sqlite3_errmsg(out) : "no memory");
+		goto fail;
+	}
+	b = sqlite3_backup_init(out, "main", src, "main");
+	if (b == NULL) {
+		snprintf(err, errsz, "%s", sqlite3_errmsg(out));
+		goto fail;
+	}
+	do {
+		rc = sqlite3_backup_step(b, step_pages < 0 ? -1 : step_pages);
+		/* Another process holds a lock for a moment: wait as a writer would. */
+		if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && busy_wait(NULL, waits++))
+			rc = SQLITE_OK;
+	} while (rc == SQLITE_OK);
+	sqlite3_backup_finish(b);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errsz, "%s", sqlite3_errstr(rc));
+		goto fail;
+	}
+	if (exec(out, "PRAGMA journal_mode = DELETE", err, errsz) < 0)
+		goto fail;
+	if (sqlite3_close(out) != SQLITE_OK) {
+		snprintf(err, errsz, "close failed");
+		out = NULL;
+		goto fail;
+	}
+	out = NULL;
+	if (rename(tmp, dst) < 0) {
+		snprintf(err, errsz, "rename: %s", strerror(errno));
+		goto fail;
+	}
+	return 0;
+fail:
+	sqlite3_close(out);
+	(void)unlink(tmp);
+	return -1;
+}
+
+/*
+ * Before migrating a database that has data (schema version > 0), a copy as
+ * it is: <path>.pre-migration-<version> (store_copy_db).  A copy already
+ * there (a migration that failed before) is the older one and stays.  No
+ * copy, no migration.
+ */
+static int backup_before_migrate(sqlite3 *db, const char *path, int version, char *err,
+				 size_t errsz)
+{
+	char dst[1200];
+	char sub[400];
+
+	snprintf(dst, sizeof(dst), "%s.pre-migration-%d", path, version);
+	if (access(dst, F_OK) == 0)
+		return 0;
+	if (store_copy_db(db, dst, -1, sub, sizeof(sub)) < 0) {
+		snprintf(err, errsz, "copy to .pre-migration-%d: %s", version, sub);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Waits for a lock held by another connection: short sleeps (0.1 ms
  * doubling to 2 ms) so that a lock freed soon is taken soon, and at most
  * BUSY_TIMEOUT_MS in all, as sqlite3_busy_timeout() would.
@@ -208,6 +298,11 @@ struct store *store_open(const char *path, int flags, char *err, size_t errsz)
 		if (!(flags & STORE_MIGRATE)) {
 			snprintf(err, errsz, "%s: schema version %d, expected %d", path,
 				 version, store_migration_count);
+			goto fail;
+		}
+		if (version > 0 && backup_before_migrate(db, path, version, sub, sizeof(sub)) < 0) {
+			snprintf(err, errsz, "%s: not migrated, no copy of the old database: %s",
+				 path, sub);
 			goto fail;
 		}
 		if (migrate(db, version, sub, sizeof(sub)) < 0) {

@@ -18,7 +18,9 @@ struct store;
 
 /*
  * Open the database at path.  With STORE_MIGRATE the file is created when
- * missing and brought to the newest schema.  A file that is not a database,
+ * missing and brought to the newest schema; a database that has data is
+ * first copied to <path>.pre-migration-<its version> (kept; no copy, no
+ * migration).  A file that is not a database,
  * or whose schema is newer than this binary knows, is an error and the file
  * is left untouched.
  */
@@ -210,6 +212,9 @@ struct store_log_entry {
 	const char *tls;            /* "version=TLSv1.3 cipher=..."; NULL: plaintext */
 	const char *timeline_json;  /* the SMTP conversation, a JSON array; NULL: none */
 	const char *message_id;     /* Message-ID without <>; NULL: none */
+	int scored;                 /* score and score_json are set (docs/score.md) */
+	double score;
+	const char *score_json;     /* the parts, a JSON array; NULL: none */
 };
 
 int store_log_insert(struct store *st, const struct store_log_entry *e,

@@ -207,6 +207,9 @@ struct store_log_row {
 	int64_t size;             /* -1 unknown */
 	const char *result, *code, *reason, *check_name;
 	const char *entry, *auth_user, *tls;  /* NULL when none */
+	int scored;                           /* score and score_parts are set */
+	double score;
+	const char *score_parts;              /* JSON array (docs/score.md) */
 };
 
 struct store_log_filter {

@@ -60,6 +60,28 @@ int store_bayes_learned_del(struct store *st, int64_t uid, const uint8_t digest[
 int store_bayes_expire(struct store *st, int64_t uid, int64_t before_day, int64_t max_count,
 		       int64_t *removed);
 
+/*
+ * The bayes generation: moved by every learning flush and every expiry
+ * that removed tokens, in the same transaction, so that a reader that sees
+ * a generation also sees the tokens it names (0 when nothing was learned).
+ */
+int store_bayes_generation(struct store *st, int64_t *gen);
+int store_bayes_generation_bump(struct store *st);
+
+/* Every model (uid, messages learned per class), uid 0 first. */
+typedef int (*store_bayes_model_cb)(int64_t uid, int64_t spam_msgs, int64_t ham_msgs,
+				    void *arg);
+int store_bayes_models_each(struct store *st, store_bayes_model_cb cb, void *arg);
+/* The addresses (primary and aliases) of directory users with a model of
+ * their own: cb(address, user id). */
+int store_bayes_user_addresses(struct store *st,
+			       int (*cb)(const char *address, int64_t uid, void *arg),
+			       void *arg);
+/* Statistics of model uid: tokens, and the learned digests kept. */
+int store_bayes_stats(struct store *st, int64_t uid, int64_t *tokens, int64_t *learned);
+/* Bytes the database file takes (page_count * page_size). */
+int store_bayes_db_bytes(struct store *st, int64_t *bytes);
+
 /* The connection's last error, for messages. */
 const char *store_bayes_errmsg(struct store *st);
 

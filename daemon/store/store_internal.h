@@ -32,6 +32,8 @@ int store_step_done(sqlite3_stmt *s);
 /* Bind a string, or NULL as SQL NULL; the string must outlive the step. */
 void store_bind_text(sqlite3_stmt *s, int i, const char *v);
 const char *store_errmsg(struct store *st);
+/* A copy of the database src into dst, made whole or not at all (store.c). */
+int store_copy_db(sqlite3 *src, const char *dst, int step_pages, char *err, size_t errsz);
 
 /* Column i as text, NULL for SQL NULL; valid until the next step or reset. */
 static inline const char *store_col_text(sqlite3_stmt *s, int i)

@@ -14,9 +14,9 @@
 static const char SQL_LOG_INSERT[] =
 	"INSERT INTO message_log (ts, session_id, qid, client_addr, client_name,"
 	" helo, sender, recipients, size, result, code, reason, check_name, entry,"
-	" auth_user, tls, timeline, message_id)"
+	" auth_user, tls, timeline, message_id, score, score_parts)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-	" ?17, ?18)";
+	" ?17, ?18, ?19, ?20)";
 
 int store_log_insert(struct store *st, const struct store_log_entry *e,
 		     char *err, size_t errsz)
@@ -47,6 +47,11 @@ int store_log_insert(struct store *st, const struct store_log_entry *e,
 	store_bind_text(s, 16, e->tls);
 	store_bind_text(s, 17, e->timeline_json);
 	store_bind_text(s, 18, e->message_id);
+	if (e->scored)
+		sqlite3_bind_double(s, 19, e->score);
+	else
+		sqlite3_bind_null(s, 19);
+	store_bind_text(s, 20, e->scored ? e->score_json : NULL);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc == SQLITE_DONE)

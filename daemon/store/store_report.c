@@ -21,7 +21,8 @@
 #include "../util/util.h"
 
 #define LOG_COLS "id, ts, session_id, qid, client_addr, client_name, helo, sender," \
-	" recipients, coalesce(size, -1), result, code, reason, check_name, entry, auth_user, tls"
+	" recipients, coalesce(size, -1), result, code, reason, check_name, entry, auth_user, tls," \
+	" score, score_parts"
 
 /*
  * The chosen lead term picks the index: qid, client_addr or sender when
@@ -114,6 +115,9 @@ static void read_row(sqlite3_stmt *s, struct store_log_row *r)
 	r->entry = store_col_text(s, 14);
 	r->auth_user = store_col_text(s, 15);
 	r->tls = store_col_text(s, 16);
+	r->scored = sqlite3_column_type(s, 17) != SQLITE_NULL;
+	r->score = sqlite3_column_double(s, 17);
+	r->score_parts = store_col_text(s, 18);
 }
 
 static int each_row(sqlite3_stmt *s, int (*cb)(const struct store_log_row *r, void *arg),

@@ -80,9 +80,9 @@ def stop_process(proc):
 class Dnsmasq:
     START_TRIES = 5
 
-    def __init__(self, mx=(), hosts=(), a=(), ptrs=(), null_mx=()):
+    def __init__(self, mx=(), hosts=(), a=(), ptrs=(), null_mx=(), txt=()):
         self.port = None
-        args = []
+        args = [f"--txt-record={name},{value}" for name, value in txt]
         for domain, host, pref in mx:
             args.append(f"--mx-host={domain},{host},{pref}")
         for name, ip in hosts:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -207,6 +208,13 @@ def quarantine_calls(d, admin):
     admin.get(f"/api/v1/quarantine/{ids[0]}/html?x=1").expect(422)
     admin.post("/api/v1/quarantine/release", {"ids": [ids[0]]}).expect(200)
     admin.post("/api/v1/quarantine/release", {"ids": [ids[0]]}).expect(404, field="ids")
+    # Learning from the item still held and from its message log entry.
+    admin.post(f"/api/v1/quarantine/{ids[1]}/learn", {"class": "spam"}).expect(200)
+    admin.post(f"/api/v1/quarantine/{ids[1]}/learn", {"class": "maybe"}).expect(
+        422, field="class")
+    log_id = d.log_rows("qid = ?", (qid,))[0]["id"]
+    admin.post(f"/api/v1/messages/{log_id}/learn", {"class": "ham"}).expect(200)
+    admin.post("/api/v1/messages/99999999/learn", {"class": "ham"}).expect(404)
     admin.post("/api/v1/quarantine/release", {"ids": []}).expect(422, field="ids")
     admin.post("/api/v1/quarantine/delete", {"filter": {}}).expect(422, field="all")
     admin.post("/api/v1/quarantine/delete", {"filter": {"subject": "contract held"},
@@ -410,6 +418,17 @@ def test_real_responses_match_contract(admin_api):
     admin.post("/api/v1/rules/test", {"message": "x", "rules": [{"name": "r", "when": {
         "field": "sender", "op": "is", "value": ""}, "action": {"type": "refuse"}}]})
     admin.delete(f"/api/v1/rules/{r2['id']}")
+    # DKIM signing keys.
+    admin.post("/api/v1/dkim/keys", {"domain": "example.org", "selector": "c1"})  # 422: not local
+    admin.post("/api/v1/policy/entries", {"list": "local_domain", "value": "example.org"})
+    k = admin.post("/api/v1/dkim/keys", {"domain": "example.org", "selector": "c1",
+                                         "algorithm": "ed25519-sha256"}).json
+    admin.post("/api/v1/dkim/keys", {"domain": "example.org", "selector": "c1"})  # 409
+    admin.get("/api/v1/dkim/keys")
+    admin.get(f"/api/v1/dkim/keys/{k['id']}")
+    admin.get("/api/v1/dkim/keys/999999")
+    admin.patch(f"/api/v1/dkim/keys/{k['id']}", {"enabled": False})
+    admin.delete(f"/api/v1/dkim/keys/{k['id']}")
 
     admin.post("/api/v1/directory/groups", {"address": "sieve@example.org"}).expect(201)
     sieve_calls(admin, u["id"], "sieve@example.org")
@@ -420,6 +439,19 @@ def test_real_responses_match_contract(admin_api):
     ulla.get("/api/v1/users")
     ulla.get(f"/api/v1/users/{me}")
     ulla.get("/api/v1/messages")
+    # Score thresholds: the overrides (administrators) and the caller's own.
+    admin.get("/api/v1/score/thresholds")
+    admin.put("/api/v1/score/thresholds/domain/example.org", {"tag": 4, "quarantine": 8})
+    admin.put("/api/v1/score/thresholds/domain/example.org", {"quarantine": 1})
+    admin.put("/api/v1/score/thresholds/user/ulla", {"refuse": 30, "greylist": None})
+    admin.put("/api/v1/score/thresholds/user/nobody", {"tag": 1})
+    admin.put("/api/v1/score/thresholds/group/staff", {"tag": 1})
+    ulla.get("/api/v1/account/score")
+    ulla.put("/api/v1/account/score", {"tag": 3, "quarantine": 9})
+    ulla.put("/api/v1/account/score", {"refuse": 1})
+    ulla.get("/api/v1/score/thresholds")
+    admin.delete("/api/v1/score/thresholds/user/ulla")
+    admin.delete("/api/v1/score/thresholds/user/ulla")
     ulla.post("/api/v1/tokens", {"name": "x", "scope": "admin"})
     ulla.post("/api/v1/users", {"name": "x"}, csrf=False)
     ulla.put("/api/v1/account/password", {"current_password": "nope-nope", "new_password": "z" * 9})
@@ -427,6 +459,38 @@ def test_real_responses_match_contract(admin_api):
     ulla.delete("/api/v1/session")
     admin.delete(f"/api/v1/users/{u['id']}")
     admin.get("/api/v1/users", raw=b"{}")
+
+    # Greylist: a triplet of each state and an allowed network, as the check writes them.
+    con = sqlite3.connect(str(d.db_path), timeout=10)
+    with con:
+        con.executemany(
+            "INSERT INTO greylist_triplet (network, sender, rcpt, first_seen, last_seen,"
+            " attempts, passed_at, passes, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [("192.0.2.0/24", "a@example.net", "u@example.org", now, now, 1, 0, 0,
+              now + 3600000),
+             ("2001:db8::/64", "<>", "v@example.org", now, now, 2, now, 1, now + 86400000)])
+        con.execute("INSERT INTO greylist_network (network, passes, first_seen, last_seen,"
+                    " expires) VALUES ('198.51.100.0/24', 9, ?, ?, ?)", (now, now, now + 86400000))
+    con.close()
+    gl = admin.get("/api/v1/greylist?state=waiting&network=192.0.2.9").json["items"]
+    admin.get("/api/v1/greylist?limit=1")
+    admin.get("/api/v1/greylist?network=example.org")
+    admin.get("/api/v1/greylist?state=gone")
+    admin.delete(f"/api/v1/greylist/{gl[0]['id']}")
+    admin.delete("/api/v1/greylist/999999")
+    allowed = admin.get("/api/v1/greylist/allowed").json["items"]
+    admin.delete(f"/api/v1/greylist/allowed/{allowed[0]['id']}")
+    admin.delete("/api/v1/greylist/allowed/999999")
+    admin.delete("/api/v1/greylist", body={"confirm": False})
+    admin.delete("/api/v1/greylist", body={"confirm": True})
+
+    # The statistical filter: a message learned, the counts.
+    admin.post("/api/v1/learn?class=spam", raw=message(subject="contract learn"),
+               content_type="message/rfc822").expect(200)
+    admin.post("/api/v1/learn", raw=b"x", content_type="message/rfc822").expect(
+        400, field="class")
+    admin.post("/api/v1/learn?class=spam", {"x": 1}).expect(415)
+    admin.get("/api/v1/bayes").expect(200)
 
     limited = Api(d.http_port)
     for _ in range(6):

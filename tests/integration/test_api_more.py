@@ -366,6 +366,9 @@ def test_migration_backfills_recipients(api_moatd):
         db.execute("DROP INDEX message_log_message_id")
         for col in ("timeline", "message_id"):
             db.execute(f"ALTER TABLE message_log DROP COLUMN {col}")
+        db.execute("DROP INDEX message_log_score")
+        for col in ("score", "score_parts"):
+            db.execute(f"ALTER TABLE message_log DROP COLUMN {col}")
         for col in ("digest_interval", "digest_last_at"):
             db.execute(f"ALTER TABLE dir_user DROP COLUMN {col}")
         db.execute("DROP TABLE digest_link_used")

@@ -64,6 +64,10 @@ static int in_list(void *arg, const char *list, const char *value)
 static const char *rcpt1[] = { "bob@example.org" };
 static const char *dnsbl[] = { "zen.spamhaus.org" };
 static const char *flags[] = { "tls", "html_only" };
+/* ACCOUNT twice: a part named twice counts with its sum (0.1 + 0.2, not exactly 0.3) */
+static const char *part_names[] = { "BAYES", "SPF_FAIL", "DNSBL_zen.spamhaus.org", "RULE_12",
+				    "ACCOUNT", "ACCOUNT" };
+static const double part_values[] = { 4.2, 2, 3, -1, 0.1, 0.2 };
 
 static void std_input(struct rules_input *in)
 {
@@ -94,6 +98,10 @@ static void std_input(struct rules_input *in)
 	in->flags = flags;
 	in->nflags = 2;
 	in->in_list = in_list;
+	in->score = 8.5;
+	in->score_part_names = part_names;
+	in->score_part_values = part_values;
+	in->nscore_parts = sizeof(part_values) / sizeof(part_values[0]);
 }
 
 static struct rules_set *compile_json(const char *json, char *err, size_t errsz)
@@ -1224,6 +1232,266 @@ static void test_direct_search(void **state)
 	}
 }
 
+#define SCORE_C(op, v) "{\"field\":\"score\",\"op\":\"" op "\",\"value\":" v "}"
+#define PART_C(name, op, v) \
+	"{\"field\":\"score_part\",\"name\":\"" name "\",\"op\":\"" op "\",\"value\":" v "}"
+#define POINTS(v) "{\"type\":\"score\",\"points\":" v "}"
+
+/* The fields score and score_part against std_input: score 8.5 and its parts. */
+static void test_score_fields(void **state)
+{
+	static const struct {
+		const char *name, *cond;
+		int want;
+	} cases[] = {
+		{ "score gt below", SCORE_C("gt", "8"), 1 },
+		{ "score gt equal", SCORE_C("gt", "8.5"), 0 },
+		{ "score gt above", SCORE_C("gt", "9"), 0 },
+		{ "score lt above", SCORE_C("lt", "10"), 1 },
+		{ "score lt equal", SCORE_C("lt", "8.5"), 0 },
+		{ "score is", SCORE_C("is", "8.5"), 1 },
+		{ "score is string", SCORE_C("is", "\"8.5\""), 1 },
+		{ "score is other", SCORE_C("is", "8"), 0 },
+		{ "score is_not", SCORE_C("is_not", "8.5"), 0 },
+		{ "score is_not other", SCORE_C("is_not", "-8.5"), 1 },
+		{ "greater_than alias", SCORE_C("greater_than", "\"+5\""), 1 },
+		{ "less_than alias", SCORE_C("less_than", "-1"), 0 },
+		{ "negative value", SCORE_C("gt", "\"-0.5\""), 1 },
+		{ "part gt", PART_C("BAYES", "gt", "4"), 1 },
+		{ "part name any case", PART_C("bayes", "gt", "4"), 1 },
+		{ "part lt", PART_C("BAYES", "lt", "4"), 0 },
+		{ "part is integer", PART_C("SPF_FAIL", "is", "2"), 1 },
+		{ "part with dots", PART_C("DNSBL_zen.spamhaus.org", "gt", "2.5"), 1 },
+		{ "negative part", PART_C("RULE_12", "lt", "-0.5"), 1 },
+		{ "absent part is 0", PART_C("DKIM_PASS", "is", "0"), 1 },
+		{ "absent part not below 0", PART_C("DKIM_PASS", "lt", "0"), 0 },
+		{ "absent part not above 0", PART_C("DKIM_PASS", "gt", "\"-0.001\""), 1 },
+		{ "part named twice sums, within epsilon", PART_C("ACCOUNT", "is", "0.3"), 1 },
+		{ "sum not above its value", PART_C("ACCOUNT", "gt", "0.3"), 0 },
+		{ "sum not below its value", PART_C("ACCOUNT", "lt", "0.3"), 0 },
+		{ "and", "{\"all\":[" SCORE_C("gt", "5") "," PART_C("BAYES", "lt", "5") "]}", 1 },
+		{ "not", "{\"not\":" SCORE_C("gt", "100") "}", 1 },
+	};
+	char err[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int got = leaf_matches(cases[i].cond, err, sizeof(err));
+
+		if (got < 0)
+			fail_msg("%s: compile: %s", cases[i].name, err);
+		if (got != cases[i].want)
+			fail_msg("%s: got %d, want %d", cases[i].name, got, cases[i].want);
+	}
+}
+
+/* rules_verdict.points: the score actions of the rules reached that matched. */
+static void test_score_points(void **state)
+{
+	static const struct {
+		const char *name, *rules;
+		enum rules_action_type want;
+		double points;
+		size_t nhits;
+	} cases[] = {
+		{ "no rules", "[]", RULES_ACT_NONE, 0, 0 },
+		{ "points add up",
+		  "[" R("a", TRUE_C, POINTS("2.5")) "," R("b", TRUE_C, POINTS("\"-1\"")) ","
+		  R("t", TRUE_C, "{\"type\":\"tag\",\"subject_prefix\":\"[S]\"}") "]",
+		  RULES_ACT_NONE, 1.5, 3 },
+		{ "not final: the next rule decides",
+		  "[" R("a", TRUE_C, POINTS("20")) "," R("q", TRUE_C, "{\"type\":\"quarantine\"}") ","
+		  R("late", TRUE_C, POINTS("5")) "]",
+		  RULES_ACT_QUARANTINE, 20, 2 },
+		{ "rules that do not match add nothing",
+		  "[" R("f", FALSE_C, POINTS("7")) "," R("a", TRUE_C, POINTS("0.25")) "]",
+		  RULES_ACT_NONE, 0.25, 1 },
+		{ "disabled rules add nothing",
+		  "[{\"name\":\"d\",\"enabled\":false,\"when\":" TRUE_C ",\"action\":" POINTS("9") "},"
+		  R("a", TRUE_C, POINTS("-3")) "]",
+		  RULES_ACT_NONE, -3, 1 },
+		{ "except holds: no points",
+		  "[{\"name\":\"e\",\"when\":" TRUE_C ",\"except\":" SCORE_C("gt", "1")
+		  ",\"action\":" POINTS("4") "}]",
+		  RULES_ACT_NONE, 0, 0 },
+		/* the score rules see is the one before any rule's points */
+		{ "score before points",
+		  "[" R("big", TRUE_C, POINTS("100")) ","
+		  R("r", SCORE_C("gt", "50"), "{\"type\":\"refuse\"}") "]",
+		  RULES_ACT_NONE, 100, 1 },
+		{ "subject adds points",
+		  "[" R("v", "{\"field\":\"header\",\"header\":\"Subject\",\"op\":\"contains\",\"value\":\"music\"}",
+		        POINTS("\"+20\"")) "," R("r", PART_C("BAYES", "gt", "1"), "{\"type\":\"hold\"}") "]",
+		  RULES_ACT_HOLD, 20, 2 },
+	};
+	char err[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rules_set *rs = compile_json(cases[i].rules, err, sizeof(err));
+		struct rules_input in;
+		struct rules_result res;
+		const struct rules_verdict *v;
+
+		if (rs == NULL)
+			fail_msg("%s: compile: %s", cases[i].name, err);
+		std_input(&in);
+		assert_int_equal(rules_eval(rs, &in, &res), 0);
+		v = res.message;
+		if (v->action != cases[i].want || v->points < cases[i].points - 1e-9 ||
+		    v->points > cases[i].points + 1e-9 || res.nhits != cases[i].nhits)
+			fail_msg("%s: got %s points %g hits %zu, want %s points %g hits %zu",
+				 cases[i].name, rules_action_name(v->action), v->points, res.nhits,
+				 rules_action_name(cases[i].want), cases[i].points, cases[i].nhits);
+		rules_result_free(&res);
+		rules_set_free(rs);
+	}
+}
+
+/* Points per recipient, mailbox points, the 452 class, errors, round trip. */
+static void test_score_rules(void **state)
+{
+	static const char *const rcpts[] = { "bob@example.org", "carol@example.org",
+					     "dave@other.example" };
+	static const char per_rcpt[] =
+		"[" R("c", "{\"field\":\"recipient\",\"op\":\"is\",\"value\":\"carol@example.org\"}",
+		      POINTS("3")) "," R("all", TRUE_C, POINTS("1")) "]";
+	/* the refusing rule tests the score and the recipient's domain */
+	static const char cls[] =
+		"[" R("r", "{\"all\":[" SCORE_C("gt", "5") ",{\"field\":\"recipient\",\"op\":"
+		      "\"ends_with\",\"value\":\"@example.org\"}]}", "{\"type\":\"refuse\"}") "]";
+	static const char mbox[] =
+		"[{\"name\":\"m\",\"when\":" TRUE_C ",\"actions\":[" POINTS("3") ","
+		"{\"type\":\"move\",\"folder\":\"Junk\"}," POINTS("2") "]},"
+		"{\"name\":\"after\",\"when\":" TRUE_C ",\"actions\":[" POINTS("50") "]}]";
+	static const struct {
+		const char *name, *json, *want;
+		enum rules_kind kind;
+	} errs[] = {
+		{ "points missing", "[" R("a", TRUE_C, "{\"type\":\"score\"}") "]",
+		  "rules[0].action.points: required", RULES_KIND_SERVER },
+		{ "points zero", "[" R("a", TRUE_C, POINTS("0")) "]",
+		  "rules[0].action.points: must be a decimal number from -1000 to 1000, not 0", RULES_KIND_SERVER },
+		{ "points too large", "[" R("a", TRUE_C, POINTS("1000.5")) "]",
+		  "rules[0].action.points: must be", RULES_KIND_SERVER },
+		{ "points not a number", "[" R("a", TRUE_C, POINTS("\"lots\"")) "]",
+		  "rules[0].action.points: must be", RULES_KIND_SERVER },
+		{ "points exponent", "[" R("a", TRUE_C, POINTS("\"1e3\"")) "]",
+		  "rules[0].action.points: must be", RULES_KIND_SERVER },
+		{ "points trailing dot", "[" R("a", TRUE_C, POINTS("\"2.\"")) "]",
+		  "rules[0].action.points: must be", RULES_KIND_SERVER },
+		{ "points bool", "[" R("a", TRUE_C, POINTS("true")) "]",
+		  "rules[0].action.points: must be", RULES_KIND_SERVER },
+		{ "points on other action", "[" R("a", TRUE_C, "{\"type\":\"hold\",\"points\":1}") "]",
+		  "rules[0].action.points: not a parameter of action hold", RULES_KIND_SERVER },
+		{ "score value string", "[" R("a", SCORE_C("gt", "\"high\""), "{\"type\":\"hold\"}") "]",
+		  "rules[0].when.value: must be a decimal number", RULES_KIND_SERVER },
+		{ "score value too large", "[" R("a", SCORE_C("gt", "1000001"), "{\"type\":\"hold\"}") "]",
+		  "rules[0].when.value: must be a decimal number", RULES_KIND_SERVER },
+		{ "score op", "[" R("a", SCORE_C("contains", "1"), "{\"type\":\"hold\"}") "]",
+		  "rules[0].when.op: operator contains does not apply to field score", RULES_KIND_SERVER },
+		{ "part name missing",
+		  "[" R("a", "{\"field\":\"score_part\",\"op\":\"gt\",\"value\":1}", "{\"type\":\"hold\"}") "]",
+		  "rules[0].when.name: required for field score_part", RULES_KIND_SERVER },
+		{ "part name space", "[" R("a", "{\"all\":[" TRUE_C "," PART_C("SPF FAIL", "gt", "1") "]}", "{\"type\":\"hold\"}") "]",
+		  "rules[0].when.all[1].name: invalid score part name", RULES_KIND_SERVER },
+		{ "name on other field",
+		  "[" R("a", "{\"field\":\"score\",\"name\":\"BAYES\",\"op\":\"gt\",\"value\":1}", "{\"type\":\"hold\"}") "]",
+		  "rules[0].when.name: only for field score_part", RULES_KIND_SERVER },
+		{ "mailbox points", "[{\"name\":\"m\",\"when\":" TRUE_C ",\"actions\":[{\"type\":\"keep\"}," POINTS("\"x\"") "]}]",
+		  "rules[0].actions[1].points: must be", RULES_KIND_MAILBOX },
+	};
+	static const char round[] =
+		"[" R("a", "{\"any\":[" SCORE_C("greater_than", "\"5.5\"") "," PART_C("DNSBL_zen.spamhaus.org", "lt", "-0.5") "]}",
+		      POINTS("\"+20\"")) "," R("b", TRUE_C, POINTS("-0.5")) "]";
+	static const char round_want[] =
+		"[{\"name\":\"a\",\"enabled\":true,\"when\":{\"any\":["
+		"{\"field\":\"score\",\"op\":\"gt\",\"value\":5.5},"
+		"{\"field\":\"score_part\",\"name\":\"DNSBL_zen.spamhaus.org\",\"op\":\"lt\",\"value\":-0.5}]},"
+		"\"except\":null,\"action\":{\"type\":\"score\",\"points\":20}},"
+		"{\"name\":\"b\",\"enabled\":true,\"when\":" TRUE_C ",\"except\":null,"
+		"\"action\":{\"type\":\"score\",\"points\":-0.5}}]";
+	struct rules_def *d = NULL, *d2 = NULL;
+	struct rules_set *rs;
+	struct rules_input in;
+	struct rules_result res;
+	char err[300], *s1, *s2;
+	json_t *j1, *j2;
+	size_t i;
+
+	(void)state;
+	/* each recipient gets the points of the rules that matched for it */
+	rs = compile_json(per_rcpt, err, sizeof(err));
+	assert_non_null(rs);
+	std_input(&in);
+	in.rcpts = rcpts;
+	in.nrcpts = 3;
+	assert_int_equal(rules_eval(rs, &in, &res), 0);
+	assert_true(res.rcpt[0]->points == 1 && res.rcpt[1]->points == 4 && res.rcpt[2]->points == 1);
+	rules_result_free(&res);
+	rules_set_free(rs);
+
+	/* conditions on the score never split recipients into classes */
+	rs = compile_json(cls, err, sizeof(err));
+	assert_non_null(rs);
+	assert_true(rules_rcpt_class(rs, rcpts[0], NULL, NULL) ==
+		    rules_rcpt_class(rs, rcpts[1], NULL, NULL));
+	assert_true(rules_rcpt_class(rs, rcpts[0], NULL, NULL) !=
+		    rules_rcpt_class(rs, rcpts[2], NULL, NULL));
+	rules_set_free(rs);
+
+	/* a mailbox rule adds all its points, those after its deciding action too */
+	assert_int_equal(rules_def_parse_kind(mbox, strlen(mbox), RULES_KIND_MAILBOX, &d, err,
+					      sizeof(err)), 0);
+	rs = rules_compile(d, err, sizeof(err));
+	assert_non_null(rs);
+	std_input(&in);
+	assert_int_equal(rules_eval(rs, &in, &res), 0);
+	if (res.message->action != RULES_ACT_MOVE || res.message->points != 5)
+		fail_msg("mailbox: got %s points %g, want move points 5",
+			 rules_action_name(res.message->action), res.message->points);
+	assert_string_equal(res.message->folder, "Junk");
+	rules_result_free(&res);
+	rules_set_free(rs);
+	j1 = rules_def_to_json(d);
+	s1 = json_dumps(j1, JSON_COMPACT);
+	assert_non_null(strstr(s1, "{\"type\":\"score\",\"points\":3},{\"type\":\"move\""));
+	free(s1);
+	json_decref(j1);
+	rules_def_free(d);
+	d = NULL;
+
+	for (i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		err[0] = '\0';
+		if (rules_def_parse_kind(errs[i].json, strlen(errs[i].json), errs[i].kind, &d, err,
+					 sizeof(err)) == 0) {
+			rules_def_free(d);
+			fail_msg("%s: parsed, want error %s", errs[i].name, errs[i].want);
+		}
+		if (strstr(err, errs[i].want) == NULL)
+			fail_msg("%s: got \"%s\", want \"%s\"", errs[i].name, err, errs[i].want);
+	}
+
+	/* export: numbers as numbers, the long operator names as gt/lt; parse(export) == export */
+	assert_int_equal(rules_def_parse(round, strlen(round), &d, err, sizeof(err)), 0);
+	j1 = rules_def_to_json(d);
+	s1 = json_dumps(j1, JSON_COMPACT);
+	if (strcmp(s1, round_want) != 0)
+		fail_msg("export: got %s, want %s", s1, round_want);
+	assert_int_equal(rules_def_parse(s1, strlen(s1), &d2, err, sizeof(err)), 0);
+	j2 = rules_def_to_json(d2);
+	s2 = json_dumps(j2, JSON_COMPACT);
+	assert_string_equal(s1, s2);
+	free(s1);
+	free(s2);
+	json_decref(j1);
+	json_decref(j2);
+	rules_def_free(d);
+	rules_def_free(d2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1246,6 +1514,9 @@ int main(void)
 		cmocka_unit_test(test_anchored),
 		cmocka_unit_test(test_reuse),
 		cmocka_unit_test(test_direct_search),
+		cmocka_unit_test(test_score_fields),
+		cmocka_unit_test(test_score_points),
+		cmocka_unit_test(test_score_rules),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

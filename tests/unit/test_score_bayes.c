@@ -20,6 +20,7 @@
 
 #include "mime/mime.h"
 #include "score/score_bayes.h"
+#include "score/score_models.h"
 #include "store/store.h"
 #include "store/store_bayes.h"
 #include "util/util.h"
@@ -106,6 +107,12 @@ static const struct {
 	  { "from:alice", "from:alice@example.org", "subject:free", "subject:money",
 	    "subject:free subject:money", "x-mailer:foo", "hdr:x-mailer", NULL },
 	  { "free", "alice", NULL } },
+	{ "addresses in header fields give their domain too, body words do not",
+	  "From: Alice <alice@example.org>\nReply-To: bob@Shop.Example.NET\nSubject: a@b.example\n"
+	  "\nmail carol@example.com\n",
+	  { "from:@example.org", "reply-to:@shop.example.net", "reply-to:bob@shop.example.net",
+	    "carol@example.com", NULL },
+	  { "subject:@b.example", "@example.com", "received:@example.org", NULL } },
 	{ "label headers are never read",
 	  "X-Spam-Status: Yes, score=20\nX-Spam-Flag: YES\nDelivered-To: trap@example.net\n"
 	  "X-Bogosity: Spam\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nSubject: hi there\n\nbody\n",
@@ -314,6 +321,24 @@ static void test_combine(void **state)
 			 ev50, ev100);
 	p = bayes_combine(hammy, NULL, 100, BAYES_FISHER, &ev);
 	assert_true(p < 1e-6 && ev < 0);
+
+	/* A word's 4 OSB pairs count as one token in Fisher's method: a word
+	 * and its pairs weigh what two single tokens weigh; geometric means
+	 * take every token once. */
+	static const double f5[] = { 0.9, 0.8, 0.8, 0.8, 0.8 };
+	static const uint8_t kind5[] = { 0, 1, 2, 3, 4 };
+	double ev2;
+
+	p = bayes_combine(f5, kind5, 5, BAYES_FISHER, &ev);
+	if (fabs(p - 0.9291412340556515) > 1e-12 || fabs(ev - 2.275886611646114) > 1e-9)
+		fail_msg("fisher, a word and its 4 pairs: got %.15g ev %.15g, want those of {.9,.8}",
+			 p, ev);
+	p = bayes_combine(f5, NULL, 5, BAYES_FISHER, &ev2);
+	if (!(ev2 > ev))
+		fail_msg("fisher, 5 single tokens: got evidence %g, want more than %g", ev2, ev);
+	p = bayes_combine(f5, kind5, 5, BAYES_GEOMEAN, &ev);
+	if (fabs(p - bayes_combine(f5, NULL, 5, BAYES_GEOMEAN, &ev2)) > 1e-15)
+		fail_msg("geomean: pairs weighted, want every token once");
 }
 
 static const char SPAM_MSG[] =
@@ -564,6 +589,102 @@ static void test_expiry(void **state)
 	tmpdb_close(&d);
 }
 
+/*
+ * The models the mail side uses: a model counts once it has min_learned of
+ * each class (the global one and a user's own alike); a user without
+ * enough falls back to the global model; loads at one generation share the
+ * token data, and learning moves the generation.
+ */
+static void test_models(void **state)
+{
+	static const struct {
+		int64_t min_learned, uid;
+		int want;            /* 0 none, 1 the global model, 2 the user's own */
+	} cases[] = {
+		{ 1, 0, 1 }, { 1, 7, 2 }, { 1, 8, 1 },
+		{ 2, 7, 1 },         /* the user has 1 of each: not enough, the global one */
+		{ 2, 0, 1 },
+		{ 3, 0, 0 }, { 3, 7, 0 }, /* nothing has 3 of each */
+	};
+	struct tmpdb d;
+	struct bayes_learner *l;
+	struct score_models *a, *b;
+	const struct bayes_model *ga, *gb;
+	char err[300], spam2[600], ham2[600];
+	int64_t used, g1, g2;
+
+	(void)state;
+	tmpdb_open(&d);
+	snprintf(spam2, sizeof(spam2), "%s\nAnother cheap offer.\n", SPAM_MSG);
+	snprintf(ham2, sizeof(ham2), "%s\nSee you on Monday.\n", HAM_MSG);
+	l = bayes_learner_open(d.st, 0, err, sizeof(err));
+	if (l == NULL)
+		fail_msg("learner: %s", err);
+	learn(l, SPAM_MSG, 's');
+	learn(l, spam2, 's');
+	learn(l, HAM_MSG, 'h');
+	learn(l, ham2, 'h');
+	flush(l);
+	bayes_learner_free(l);
+	l = bayes_learner_open(d.st, 7, err, sizeof(err));
+	learn(l, SPAM_MSG, 's');
+	learn(l, HAM_MSG, 'h');
+	flush(l);
+	bayes_learner_free(l);
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		struct score_models *m = score_models_load(d.st, cases[i].min_learned, err,
+							   sizeof(err));
+		const struct bayes_model *bm;
+		int64_t ns, nh;
+		int got;
+
+		if (m == NULL)
+			fail_msg("load: %s", err);
+		bm = score_models_for(m, cases[i].uid, cases[i].min_learned, &used);
+		got = 0;
+		if (bm != NULL) {
+			bayes_model_counts(bm, &ns, &nh);
+			got = used == 0 && ns == 2 && nh == 2 ? 1 : used == 7 && ns == 1 ? 2 : -1;
+		}
+		if (got != cases[i].want)
+			fail_msg("min_learned %lld uid %lld: got %d (used %lld), want %d",
+				 (long long)cases[i].min_learned, (long long)cases[i].uid, got,
+				 (long long)used, cases[i].want);
+		score_models_free(m);
+	}
+
+	/* Two loads at one generation share the tokens; learning moves it. */
+	a = score_models_load(d.st, 1, err, sizeof(err));
+	b = score_models_load(d.st, 1, err, sizeof(err));
+	assert_non_null(a);
+	assert_non_null(b);
+	ga = score_models_for(a, 0, 1, &used);
+	gb = score_models_for(b, 0, 1, &used);
+	assert_ptr_equal(ga, gb);
+	assert_memory_equal(score_models_key(a), score_models_key(b), 16);
+	g1 = score_models_generation(a);
+	score_models_free(b);
+	l = bayes_learner_open(d.st, 0, err, sizeof(err));
+	learn(l, "Subject: third\n\nA third ham.\n", 'h');
+	flush(l);
+	bayes_learner_free(l);
+	b = score_models_load(d.st, 1, err, sizeof(err));
+	assert_non_null(b);
+	g2 = score_models_generation(b);
+	if (g2 != g1 + 1)
+		fail_msg("generation after a flush: got %lld, want %lld", (long long)g2,
+			 (long long)g1 + 1);
+	gb = score_models_for(b, 0, 1, &used);
+	assert_true(gb != ga);
+	/* a still holds the old tokens, readable after the shared slot moved on */
+	assert_true(bayes_model_size(ga) > 0);
+	score_models_free(a);
+	score_models_free(b);
+	score_models_cache_drop();
+	tmpdb_close(&d);
+}
+
 static void test_digest(void **state)
 {
 	uint8_t a[32], b[32], c[32], e[32];
@@ -622,6 +743,7 @@ int main(void)
 		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_learning),
 		cmocka_unit_test(test_expiry),
+		cmocka_unit_test(test_models),
 	};
 	int rc;
 

@@ -281,6 +281,25 @@ static void test_export(void **state)
 	json_decref(skipped);
 	json_decref(set);
 	assert_null(rules_sieve_export(json_null(), &skipped));
+	/* the gateway's spam score: neither its test nor its points exist at delivery */
+	set = json_loads("[{\"name\":\"s\",\"when\":{\"field\":\"score\",\"op\":\"gt\","
+			 "\"value\":5},\"actions\":[{\"type\":\"move\",\"folder\":\"Junk\"}]},"
+			 "{\"name\":\"p\",\"when\":{\"field\":\"size\",\"op\":\"gt\",\"value\":1},"
+			 "\"actions\":[{\"type\":\"score\",\"points\":2.5}]},"
+			 "{\"name\":\"q\",\"when\":{\"field\":\"size\",\"op\":\"gt\",\"value\":1},"
+			 "\"actions\":[{\"type\":\"move\",\"folder\":\"Junk\"},{\"type\":\"score\",\"points\":1}]}]",
+			 0, NULL);
+	text = rules_sieve_export(set, &skipped);
+	assert_non_null(strstr(text, "# not exported: rule s: field score (the gateway's spam "
+				     "score) has no Sieve test at delivery\n"));
+	assert_non_null(strstr(text, "# not exported: rule p: action score (points for the "
+				     "gateway's spam score) has no Sieve equivalent"));
+	/* points after the deciding action count in the gateway too: that rule is left out whole */
+	assert_non_null(strstr(text, "# not exported: rule q: action score"));
+	assert_int_equal(json_array_size(skipped), 3);
+	free(text);
+	json_decref(skipped);
+	json_decref(set);
 }
 
 int main(void)

@@ -197,6 +197,14 @@ static void test_edit_build(void **state)
 	assert_string_equal(e.subject_prefix, "=?UTF-8?B?W8OcXSA=?= ");
 	queue_edit_free(&e);
 
+	/* A folded field moatd wrote (a DKIM signature, the score): kept as it is. */
+	assert_int_equal(queue_edit_parse("{\"headers\":[\"DKIM-Signature: v=1; a=rsa-sha256;\\r\\n\\t"
+					  "b=abc\",\"X-Bad: a\\r\\nb\"]}", &e, err, sizeof(err)), 0);
+	queue_edit_spec(&e, 1);
+	assert_string_equal(e.add, "DKIM-Signature: v=1; a=rsa-sha256;\r\n\tb=abc\r\n");
+	assert_non_null(strstr(e.warn, "header left out"));
+	queue_edit_free(&e);
+
 	assert_int_equal(queue_edit_parse("[1]", &e, err, sizeof(err)), -1);
 	queue_edit_free(&e);
 	assert_int_equal(queue_edit_parse("{\"folder\":\"a", &e, err, sizeof(err)), -1);

@@ -144,7 +144,7 @@ export interface Setting {
   value: string;
   default: string;
   source: 'set' | 'default';
-  type: 'bool' | 'int' | 'enum' | 'text';
+  type: 'bool' | 'int' | 'number' | 'enum' | 'text';
   summary: string;
   min?: number;
   max?: number;
@@ -363,6 +363,7 @@ export interface RuleTestResult {
     subject_prefixes: string[];
     headers: string[];
     bcc: string[];
+    points: number; /* the sum of the matching rules' score actions */
   }[];
   matched: RuleRef[];
 }

@@ -17,6 +17,15 @@ describe('mailbox actions', () => {
       { type: 'importance', value: 'low' }, { type: 'stop' },
     ]);
   });
+  it('score points: a signed decimal, in the forms and the summary', () => {
+    const rows = [{ ...newAction('score'), points: ' -0.5 ' }, { ...newAction('move'), folder: 'Junk' }];
+    const acts = actionsFromRows(rows);
+    expect(acts).toEqual([{ type: 'score', points: -0.5 }, { type: 'move', folder: 'Junk' }]);
+    expect(actionsFromRows(actionRows(acts))).toEqual(acts);
+    expect(mailboxErrorKey('rule.actions[0].points', rows, {})).toBe(`actions.${rows[0].key}.points`);
+    expect(mailboxSummary({ when: { field: 'score', op: 'gt', value: 6 }, except: null, actions: acts }))
+      .toBe('score > 6 → score -0.5, move to Junk');
+  });
   it('round-trips through the forms', () => {
     const a = [{ type: 'forward_copy', address: 'a@example.org' }, { type: 'add_header', name: 'X-Sorted', value: 'yes' }];
     expect(actionsFromRows(actionRows(a))).toEqual(a);

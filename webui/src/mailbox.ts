@@ -2,7 +2,7 @@
 // unit-tested in mailbox.test.ts): the actions list <-> its forms, the API's error
 // paths for actions ("rule.actions[1].folder") -> the control they name, one-line
 // summaries, the filters of the list and a move within a filtered view.
-import { type Cond, condSummary, errorKey, type PathMap } from './rules';
+import { type Cond, condSummary, errorKey, type PathMap, pointsText } from './rules';
 
 export interface MailboxAction {
   type: string;
@@ -12,6 +12,7 @@ export interface MailboxAction {
   prefix?: string;
   value?: string;
   name?: string;
+  points?: number | string;
 }
 
 /* A mailbox rule as POST/PUT and the import take it. */
@@ -36,7 +37,7 @@ export interface MailboxRule extends MailboxRuleBody {
 
 export const ACTIONS_MAX = 8;
 
-type Param = 'folder' | 'address' | 'text' | 'prefix' | 'value' | 'name';
+type Param = 'folder' | 'address' | 'text' | 'prefix' | 'value' | 'name' | 'points';
 
 export const MAILBOX_ACTIONS: { value: string; label: string; params: Param[] }[] = [
   { value: 'move', label: 'move to folder', params: ['folder'] },
@@ -51,10 +52,12 @@ export const MAILBOX_ACTIONS: { value: string; label: string; params: Param[] }[
   { value: 'discard', label: 'discard', params: [] },
   { value: 'refuse', label: 'refuse (550 5.7.1)', params: ['text'] },
   { value: 'stop', label: 'stop here', params: [] },
+  { value: 'score', label: 'Add score points (and continue)', params: ['points'] },
 ];
 
 export const PARAM_LABELS: Record<Param, string> = {
   folder: 'Folder', address: 'Address', text: 'Reply text', prefix: 'Subject prefix', value: 'Value', name: 'Header name',
+  points: 'Points',
 };
 
 export function paramsOf(type: string): Param[] {
@@ -70,11 +73,14 @@ export interface ActionRow {
   prefix: string;
   value: string;
   name: string;
+  points: string;
 }
 
 let seq = 0;
 export function newAction(type = 'move'): ActionRow {
-  return { key: ++seq, type, folder: '', address: '', text: '', prefix: '', value: type === 'importance' ? 'high' : '', name: '' };
+  return {
+    key: ++seq, type, folder: '', address: '', text: '', prefix: '', value: type === 'importance' ? 'high' : '', name: '', points: '',
+  };
 }
 
 export function actionRows(actions: MailboxAction[] | undefined): ActionRow[] {
@@ -82,6 +88,7 @@ export function actionRows(actions: MailboxAction[] | undefined): ActionRow[] {
   return actions.map((a) => ({
     ...newAction(a.type), folder: a.folder ?? '', address: a.address ?? '', text: a.text ?? '', prefix: a.prefix ?? '',
     value: a.value ?? (a.type === 'importance' ? 'high' : ''), name: a.name ?? '',
+    points: a.points !== undefined ? String(a.points) : '',
   }));
 }
 
@@ -92,6 +99,11 @@ export function actionsFromRows(rows: ActionRow[]): MailboxAction[] {
     for (const p of paramsOf(r.type)) {
       const v = p === 'prefix' || (p === 'value' && r.type === 'add_header') ? r[p] : r[p].trim();
       if (p === 'text' && v === '') continue; /* refuse: the default text */
+      if (p === 'points') {
+        /* a decimal as a number; anything else as typed, for the server to name */
+        a.points = /^[+-]?\d+(\.\d+)?$/.test(v) ? Number(v) : v;
+        continue;
+      }
       a[p] = v;
     }
     return a;
@@ -122,6 +134,7 @@ export function actionSummary(a: MailboxAction): string {
     case 'importance': return `importance ${a.value ?? ''}`;
     case 'add_header': return `header ${a.name ?? ''}: ${a.value ?? ''}`;
     case 'refuse': return a.text ? `refuse “${a.text}”` : 'refuse';
+    case 'score': return `score ${pointsText(a.points)}`;
     default: return a.type;
   }
 }

@@ -10,7 +10,10 @@ import { Button, Errors, errorsOf, Field, FormError, Link, Loading, navigate, us
 import { Dashboard } from './pages/dashboard';
 import { ListsPage } from './pages/lists';
 import { DnsblPage } from './pages/dnsbl';
+import { GreylistPage } from './pages/greylist';
 import { SettingsPage } from './pages/settings';
+import { ScorePage } from './pages/score';
+import { DkimPage } from './pages/dkim';
 import { DirectoryPage } from './pages/directory';
 import { QueuePage } from './pages/queue';
 import { MessagesPage } from './pages/messages';
@@ -42,6 +45,7 @@ const routes: Route[] = [
   { path: '/lists', title: 'Lists', admin: true, view: () => <ListsPage /> },
   { path: '/dnsbl', title: 'DNS blocklists', admin: true, view: () => <DnsblPage /> },
   { path: '/rules', title: 'Server rules', admin: true, view: () => <RulesPage /> },
+  { path: '/greylist', title: 'Greylist', admin: true, view: () => <GreylistPage /> },
   { path: '/queue', title: 'Queue', admin: true, view: () => <QueuePage /> },
   { path: '/quarantine', title: 'Quarantine', admin: true, view: (s) => <QuarantinePage session={s} mine={false} /> },
   { path: '/messages', title: 'Message log', admin: true, view: () => <MessagesPage /> },
@@ -49,6 +53,8 @@ const routes: Route[] = [
     match: (p) => p.startsWith('/directory/') && rulesOwner(p) !== null },
   { path: '/directory', title: 'Directory', admin: true, view: (s) => <DirectoryPage session={s} /> },
   { path: '/accounts', title: 'Accounts', admin: true, view: () => <AccountsPage /> },
+  { path: '/score', title: 'Spam score', admin: true, view: () => <ScorePage /> },
+  { path: '/dkim', title: 'DKIM', admin: true, view: () => <DkimPage /> },
   { path: '/settings', title: 'Settings', admin: true, view: () => <SettingsPage /> },
   { path: '/digest', title: 'Digest', admin: true, view: () => <DigestPage /> },
   { path: '/timeline', title: 'Timeline', admin: true, view: () => <TimelinePage />, nav: 'hidden' },

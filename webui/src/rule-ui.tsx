@@ -7,7 +7,7 @@ import { api } from './api';
 import { Button, type ConfirmState, type Errors, errorsOf, Field, FormError, plural } from './ui';
 import {
   FIELDS, fixedValues, type GroupState, newGroup, newRow, type NodeState, OP_LABELS, opsFor, parseImport, type RowState,
-  withField,
+  SCORE_FIELDS, SCORE_PARTS, withField,
 } from './rules';
 
 type FieldList = { value: string; label: string }[];
@@ -20,6 +20,7 @@ function placeholderFor(r: RowState): string {
   if (r.op === 'in_list') return 'list name';
   if (r.op === 'in_network') return '10.0.0.0/8, 2001:db8::/32';
   if (NUMERIC.includes(r.field)) return 'a whole number';
+  if (SCORE_FIELDS.includes(r.field)) return 'a decimal, e.g. 5 or -0.5';
   if (r.field === 'client_address') return '192.0.2.7';
   return '';
 }
@@ -31,7 +32,8 @@ export function CondRow(props: {
   const k = r.key;
   const set = (p: Partial<RowState>) => props.onChange({ ...r, ...p });
   const fixed = fixedValues(r.field);
-  const caseApplies = !NUMERIC.includes(r.field) && !fixed && r.field !== 'client_address' && r.op !== 'in_list';
+  const caseApplies = !NUMERIC.includes(r.field) && !SCORE_FIELDS.includes(r.field) && !fixed && r.field !== 'client_address' &&
+    r.op !== 'in_list';
   return (
     <div class={'cond-row' + (r.not ? ' negated' : '')} role="group" aria-label={props.label}>
       <label class="check"><input type="checkbox" checked={r.not} onChange={(e) => set({ not: (e.target as HTMLInputElement).checked })} /> not</label>
@@ -41,6 +43,10 @@ export function CondRow(props: {
       {r.field === 'header' && (
         <Field label="Header name" name={`${k}.header`} value={r.header} errors={props.errors} onInput={(v) => set({ header: v })}
           placeholder="Subject" />
+      )}
+      {r.field === 'score_part' && (
+        <Field label="Part name" name={`${k}.part`} value={r.part} errors={props.errors} onInput={(v) => set({ part: v })}
+          placeholder="BAYES" hint={`e.g. ${SCORE_PARTS.join(', ')}zone`} />
       )}
       <Field label="Operator" name={`${k}.op`} value={r.op} errors={props.errors}
         options={opsFor(r.field).map((o) => ({ value: o, label: OP_LABELS[o] ?? o }))} onInput={(v) => set({ op: v })} />

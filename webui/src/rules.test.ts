@@ -133,6 +133,42 @@ describe('summaries', () => {
   });
 });
 
+describe('the spam score', () => {
+  it('score and score part rows: numeric operators, decimals as numbers, the part as name', () => {
+    expect(opsFor('score')).toEqual(['gt', 'lt', 'is', 'is_not']);
+    expect(opsFor('score_part')).toEqual(['gt', 'lt', 'is', 'is_not']);
+    const p = withField(newRow('header'), 'score_part');
+    expect(p.op).toBe('gt');
+    expect(p.part).toBe('BAYES');
+    const map: PathMap = {};
+    const c = condFromNode({ ...p, value: ' -0.5 ', sensitive: true }, 'rule.when', map);
+    expect(c).toEqual({ field: 'score_part', name: 'BAYES', op: 'gt', value: -0.5 });
+    expect(errorKey('rule.when.name', map)).toBe(`${p.key}.part`);
+    const s = withField(newRow('header'), 'score');
+    expect(condFromNode({ ...s, value: '+5' }, 'rule.when', {})).toEqual({ field: 'score', op: 'gt', value: 5 });
+    /* not a decimal: sent as typed, so the API names the value */
+    expect(condFromNode({ ...s, value: 'high' }, 'rule.when', {})).toEqual({ field: 'score', op: 'gt', value: 'high' });
+    const back = nodeFromCond({ field: 'score_part', name: 'DKIM_PASS', op: 'is', value: 0 }) as RowState;
+    expect([back.field, back.part, back.op, back.value]).toEqual(['score_part', 'DKIM_PASS', 'is', '0']);
+  });
+  it('the score action: signed decimal points', () => {
+    const f = { ...actionForm(), type: 'score', points: ' +2.5 ', address: 'x@y' };
+    expect(actionFromForm(f)).toEqual({ type: 'score', points: 2.5 });
+    expect(actionFromForm({ ...f, points: '-1' })).toEqual({ type: 'score', points: -1 });
+    expect(actionFromForm({ ...f, points: 'lots' })).toEqual({ type: 'score', points: 'lots' });
+    expect(actionForm({ type: 'score', points: -0.5 })).toMatchObject({ type: 'score', points: '-0.5' });
+    expect(errorKey('rule.action.points', {})).toBe('action.points');
+  });
+  it('the list shows "score +2.5"', () => {
+    expect(ruleSummary({ when: subject('Viagra'), except: null, action: { type: 'score', points: 2.5 } }))
+      .toBe('Subject contains “Viagra” → score +2.5');
+    expect(ruleSummary({
+      when: { all: [{ field: 'score_part', name: 'BAYES', op: 'gt', value: 1 }, { field: 'score', op: 'lt', value: 15 }] },
+      except: null, action: { type: 'score', points: -3 },
+    })).toBe('score part BAYES > 1 and score < 15 → score -3');
+  });
+});
+
 describe('order', () => {
   it('move up and down, clamped', () => {
     expect(moveBy([1, 2, 3], 3, -1)).toEqual([1, 3, 2]);

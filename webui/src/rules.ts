@@ -8,6 +8,7 @@
 export interface Leaf {
   field: string;
   header?: string;
+  name?: string; /* score_part: the part, e.g. BAYES */
   op: string;
   value: unknown;
   case?: 'sensitive' | 'insensitive';
@@ -22,6 +23,7 @@ export interface RuleAction {
   subject_prefix?: string;
   header?: string;
   address?: string;
+  points?: number | string;
 }
 
 /* A rule as POST/PUT /rules, /rules/import and /rules/test take it. */
@@ -56,7 +58,15 @@ export const FIELDS: { value: string; label: string; ops: string[] }[] = [
   { value: 'recipient_count', label: 'number of recipients', ops: NUMBER_OPS },
   { value: 'dnsbl', label: 'DNS blocklist', ops: [...STRING_OPS, 'in_list'] },
   { value: 'flag', label: 'flag', ops: ['is', 'is_not'] },
+  { value: 'score', label: 'Spam score', ops: NUMBER_OPS },
+  { value: 'score_part', label: 'Score part', ops: NUMBER_OPS },
 ];
+
+/* Fields compared as decimals (the spam score), and the part names the score has (docs/rules.md). */
+export const SCORE_FIELDS = ['score', 'score_part'];
+export const SCORE_PARTS = ['BAYES', 'SPF_PASS', 'SPF_FAIL', 'SPF_SOFTFAIL', 'DKIM_PASS', 'DKIM_FAIL', 'DMARC_PASS',
+  'DMARC_FAIL', 'ACCOUNT', 'DNSBL_'];
+const DECIMAL = /^[+-]?\d+(\.\d+)?$/;
 
 /* The two fields only mailbox rules take (docs/mailbox-rules.md): after FIELDS in their editor. */
 export const MAILBOX_FIELDS: { value: string; label: string; ops: string[] }[] = [
@@ -90,6 +100,7 @@ export const ACTIONS: { value: string; label: string; params: (keyof ActionForm)
   { value: 'tag', label: 'tag (and continue)', params: ['subject_prefix', 'header'] },
   { value: 'bcc', label: 'copy to (and continue)', params: ['address'] },
   { value: 'continue', label: 'count only (and continue)', params: [] },
+  { value: 'score', label: 'Add score points (and continue)', params: ['points'] },
 ];
 
 export function opsFor(field: string): string[] {
@@ -118,6 +129,7 @@ export interface RowState {
   op: string;
   value: string;
   sensitive: boolean;
+  part: string; /* score_part only */
 }
 export interface GroupState {
   kind: 'group';
@@ -136,6 +148,7 @@ export interface ActionForm {
   subject_prefix: string;
   header: string;
   address: string;
+  points: string;
 }
 
 let keySeq = 0;
@@ -144,7 +157,11 @@ export function nextKey(): number {
 }
 
 export function newRow(field = 'header'): RowState {
-  return { kind: 'row', key: nextKey(), not: false, field, header: field === 'header' ? 'Subject' : '', op: 'contains', value: '', sensitive: false };
+  const op = opsFor(field).includes('contains') ? 'contains' : opsFor(field)[0];
+  return {
+    kind: 'row', key: nextKey(), not: false, field, header: field === 'header' ? 'Subject' : '', op, value: '', sensitive: false,
+    part: field === 'score_part' ? 'BAYES' : '',
+  };
 }
 
 export function newGroup(mode: 'all' | 'any' = 'all', items: NodeState[] = []): GroupState {
@@ -157,6 +174,7 @@ export function withField(r: RowState, field: string): RowState {
   return {
     ...r, field, op: ops.includes(r.op) ? r.op : ops[0],
     header: field === 'header' ? r.header || 'Subject' : '',
+    part: field === 'score_part' ? r.part || 'BAYES' : '',
     value: fixedValues(field) ? (fixedValues(field)!.includes(r.value) ? r.value : fixedValues(field)![0])
       : fixedValues(r.field) ? '' : r.value,
   };
@@ -185,7 +203,7 @@ export function nodeFromCond(c: Cond): NodeState {
   }
   return {
     kind: 'row', key: nextKey(), not: false, field: c.field, header: c.header ?? '', op: c.op,
-    value: valueText(c.value), sensitive: c.case === 'sensitive',
+    value: valueText(c.value), sensitive: c.case === 'sensitive', part: c.name ?? '',
   };
 }
 
@@ -204,6 +222,8 @@ export type PathMap = Record<string, string>;
 function leafValue(r: RowState): unknown {
   const t = r.value.trim();
   if (r.field === 'size' || r.field === 'recipient_count') return /^\d+$/.test(t) ? Number(t) : r.value;
+  /* a decimal as a number; anything else as typed, for the server to name */
+  if (SCORE_FIELDS.includes(r.field)) return DECIMAL.test(t) ? Number(t) : r.value;
   if (r.op === 'in_network') {
     const nets = t.split(/[\s,]+/).filter(Boolean);
     return nets.length === 1 ? nets[0] : nets;
@@ -222,10 +242,12 @@ export function condFromNode(n: NodeState, path: string, map: PathMap): Cond {
   if (n.kind === 'row') {
     const leaf: Leaf = { field: n.field, op: n.op, value: leafValue(n) };
     if (n.field === 'header') leaf.header = n.header.trim();
+    if (n.field === 'score_part') leaf.name = n.part.trim();
     if (n.sensitive && n.field !== 'size' && n.field !== 'recipient_count' && !fixedValues(n.field) &&
-      n.field !== 'client_address' && n.op !== 'in_list') leaf.case = 'sensitive';
+      !SCORE_FIELDS.includes(n.field) && n.field !== 'client_address' && n.op !== 'in_list') leaf.case = 'sensitive';
     map[path] = `${n.key}.field`;
     for (const k of ['field', 'op', 'value', 'header', 'case']) map[`${path}.${k}`] = `${n.key}.${k === 'case' ? 'sensitive' : k}`;
+    map[`${path}.name`] = `${n.key}.part`;
     return leaf;
   }
   if (n.items.length === 1) {
@@ -253,6 +275,7 @@ export function actionForm(a?: RuleAction): ActionForm {
     subject_prefix: a?.subject_prefix ?? '',
     header: a?.header ?? '',
     address: a?.address ?? '',
+    points: a?.points !== undefined ? String(a.points) : '',
   };
 }
 
@@ -265,6 +288,9 @@ export function actionFromForm(f: ActionForm): RuleAction {
     if (p === 'code') {
       const t = v.trim();
       if (t) a.code = /^\d+$/.test(t) ? Number(t) : t;
+    } else if (p === 'points') {
+      const t = v.trim();
+      if (t) a.points = DECIMAL.test(t) ? Number(t) : t;
     } else if (p === 'subject_prefix') {
       if (v !== '') a.subject_prefix = v; /* its trailing space is meant */
     } else if (v.trim()) {
@@ -305,8 +331,9 @@ function quote(s: string): string {
 }
 
 function leafSummary(l: Leaf): string {
-  const what = l.field === 'header' ? `${l.header ?? ''}` : fieldLabel(l.field).replace(/ \(octets\)$/, '');
-  const v = l.field === 'size' || l.field === 'recipient_count' ? valueText(l.value)
+  const what = l.field === 'header' ? `${l.header ?? ''}` : l.field === 'score_part' ? `score part ${l.name ?? ''}`
+    : l.field === 'score' ? 'score' : fieldLabel(l.field).replace(/ \(octets\)$/, '');
+  const v = l.field === 'size' || l.field === 'recipient_count' || SCORE_FIELDS.includes(l.field) ? valueText(l.value)
     : l.op === 'in_network' ? valueText(l.value) : quote(valueText(l.value));
   return `${what} ${OP_SHORT[l.op] ?? l.op} ${v}`;
 }
@@ -340,9 +367,17 @@ export function actionSummary(a: RuleAction): string {
       return `redirect to ${a.address ?? ''}`;
     case 'bcc':
       return `copy to ${a.address ?? ''}`;
+    case 'score':
+      return `score ${pointsText(a.points)}`;
     default:
       return a.type;
   }
+}
+
+/* Signed points as the list shows them: "+2.5", "-1". */
+export function pointsText(p: number | string | undefined): string {
+  const t = String(p ?? '').trim();
+  return /^[-+]/.test(t) ? t : `+${t}`;
 }
 
 /* "Subject contains “Viagra” and size > 100 except sender is “a@b” → quarantine" */

@@ -4,6 +4,7 @@ import { useState } from 'preact/hooks';
 import { api, type List, type Message } from '../api';
 import { Button, Field, FormError, fmtTime, PageTitle, Pager, Results, usePaged } from '../ui';
 import { TimelineView } from './timeline';
+import { LearnButtons } from '../learn';
 
 interface Search { from: string; to: string; client: string; sender: string; recipient: string; result: string; reason: string; qid: string; check: string; auth_user: string }
 const EMPTY: Search = { from: '', to: '', client: '', sender: '', recipient: '', result: '', reason: '', qid: '', check: '', auth_user: '' };
@@ -88,6 +89,7 @@ export function MessagesPage() {
                           <dt>Fired</dt><dd>{m.entry ?? '—'}</dd><dt>Account</dt><dd>{m.auth_user ?? '—'}</dd>
                           <dt>TLS</dt><dd>{m.tls ?? 'none'}</dd>
                         </dl>
+                        {m.qid && <LearnButtons path={`/api/v1/messages/${m.id}/learn`} what={`message ${m.id}`} />}
                         <TimelineView path={`/api/v1/messages/${m.id}/timeline`} query={{}} what={`message ${m.id}`} />
                       </td></tr>
                     )}

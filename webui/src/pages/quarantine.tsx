@@ -19,6 +19,7 @@ import {
   pageOf, QUARANTINE_KINDS, type QuarantineDetail, type QuarantineFilter, type QuarantineItem, type QuarantineResult,
   qFilterFromSearch, releaseKinds, type Sort, type SortKey,
 } from '../quarantine';
+import { LearnButtons } from '../learn';
 
 type Op = 'release' | 'release_allow' | 'delete' | 'delete_block';
 
@@ -127,6 +128,7 @@ function Preview(props: {
             })}
             <a class="btn plain" href={`/api/v1/quarantine/${m.id}/raw`} download={`${m.qid}.eml`}>Download raw message</a>
           </div>
+          <LearnButtons path={`/api/v1/quarantine/${m.id}/learn`} what={`item ${m.id}`} />
           {!props.canRelease(m.kind) && <p class="muted">You may not release items of kind {m.kind}; an administrator can.</p>}
           {m.recipients && m.recipients.length > 0 && (
             <p>Also quarantined from this message: {m.recipients.map((r) => `${r.recipient} (${r.kind})`).join(', ')}</p>

@@ -14,7 +14,7 @@ import {
 } from '../ui';
 import {
   ACTIONS, actionForm, actionFromForm, type ActionForm, condFromRoot, errorKey, type GroupState,
-  moveBy, moveTo, newGroup, newRow, type PathMap, rootFromCond, type RuleBody, ruleSummary, splitRecipients,
+  moveBy, moveTo, newGroup, newRow, type PathMap, pointsText, rootFromCond, type RuleBody, ruleSummary, splitRecipients,
 } from '../rules';
 import { CondGroup, ImportExport } from '../rule-ui';
 
@@ -81,7 +81,7 @@ function RuleEditor(props: {
   const setA = (k: keyof ActionForm) => (v: string) => setAction({ ...action, [k]: v });
   const reply = action.type === 'refuse' || action.type === 'defer';
   const known = ['name', 'comment', 'enabled', 'action.type', 'action.code', 'action.enhanced', 'action.text',
-    'action.subject_prefix', 'action.header', 'action.address'];
+    'action.subject_prefix', 'action.header', 'action.address', 'action.points'];
   const formLevel: Errors = {};
   for (const [k, v] of Object.entries(shown)) if (k === '_' || (!known.includes(k) && !/^\d+(\.|$)/.test(k))) formLevel[k] = v;
   return (
@@ -118,6 +118,8 @@ function RuleEditor(props: {
             errors={shown} placeholder="X-Moat-Rule: listed" />}
           {params.includes('address') && <Field label="Address" name="action.address" value={action.address} onInput={setA('address')}
             errors={shown} placeholder="helpdesk@example.org" />}
+          {params.includes('points') && <Field label="Points" name="action.points" value={action.points} onInput={setA('points')}
+            errors={shown} placeholder="+2.5 or -1" hint="Added to the spam score of each recipient the rule matches (not 0, at most 1000 either way)." />}
         </div>
         {reply && <p class="hint">Empty fields take the defaults shown.</p>}
       </fieldset>
@@ -167,6 +169,7 @@ function extras(o: RuleTestResult['recipients'][number]): string {
   if (o.subject_prefixes?.length) parts.push(`subject prefix ${o.subject_prefixes.map((s) => `“${s}”`).join(' ')}`);
   if (o.headers?.length) parts.push(`headers ${o.headers.join('; ')}`);
   if (o.bcc?.length) parts.push(`copies to ${o.bcc.join(', ')}`);
+  if (o.points) parts.push(`score ${pointsText(o.points)}`);
   return parts.join('; ');
 }
 

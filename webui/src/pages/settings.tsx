@@ -3,8 +3,9 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, type Setting } from '../api';
 import { Button, type Errors, errorsOf, Field, Loading, PageTitle } from '../ui';
+import { BayesPanel } from '../learn';
 
-function SettingRow(props: { s: Setting; onChange: (s: Setting | null) => void }) {
+export function SettingRow(props: { s: Setting; onChange: (s: Setting | null) => void }) {
   const { s } = props;
   const [value, setValue] = useState(s.value);
   const [errors, setErrors] = useState<Errors>({});
@@ -13,7 +14,7 @@ function SettingRow(props: { s: Setting; onChange: (s: Setting | null) => void }
   useEffect(() => setValue(s.value), [s.value]);
   const options = s.type === 'bool' ? [{ value: 'yes', label: 'yes' }, { value: 'no', label: 'no' }]
     : s.type === 'enum' && s.choices ? s.choices.split('|').map((c) => ({ value: c, label: c })) : undefined;
-  const range = s.type === 'int' && s.min !== undefined ? `${s.min}…${s.max}` : '';
+  const range = (s.type === 'int' || s.type === 'number') && s.min !== undefined ? `${s.min}…${s.max}` : '';
   async function save(e: Event) {
     e.preventDefault();
     setBusy(true); setErrors({}); setSaved('');
@@ -67,6 +68,7 @@ export function SettingsPage() {
       <PageTitle>Settings</PageTitle>
       <p class="muted">Limits, checks and rejection texts. A change applies to the next SMTP connection. Policy generation {generation}.</p>
       {err && <p class="error" role="alert">{err}</p>}
+      <BayesPanel />
       <Field label="Filter settings" name="filter" value={filter} onInput={setFilter} />
       {!items ? <Loading what="settings" /> : (
         <div class="settings">
