@@ -10,6 +10,7 @@
  * loop below advances its index on every turn; unterminated constructs
  * (a comment, a tag, a quoted attribute) run to the end of the input.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -87,6 +88,27 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 	return len;
 }
 
+/* Eight octets at s are ASCII without NUL (each one 0x01..0x7f). */
+static int ascii8(const unsigned char *s)
+{
+	uint64_t x;
+
+	memcpy(&x, s, sizeof(x));
+	return ((x | (x - 0x0101010101010101ULL)) & 0x8080808080808080ULL) == 0;
+}
+
+size_t mime_ascii_len(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (n - i >= 8 && ascii8(u + i))
+		i += 8;
+	while (i < n && u[i] != 0 && u[i] < 0x80)
+		i++;
+	return i;
+}
+
 int mime_utf8_fix(const char *in, size_t n, struct dynbuf *out)
 {
 	const unsigned char *s = (const unsigned char *)in;
@@ -99,6 +121,9 @@ int mime_utf8_fix(const char *in, size_t n, struct dynbuf *out)
 		unsigned cp;
 
 		for (;;) {
+			/* Most mail text is ASCII: take it eight octets a step. */
+			while (n - run >= 8 && ascii8(s + run))
+				run += 8;
 			if (run >= n)
 				break;
 			k = utf8_seq(s + run, n - run);
@@ -154,7 +179,16 @@ static int host_char(unsigned char c)
 /* Octets that end a URL's authority in running text or an attribute. */
 static int auth_end(unsigned char c)
 {
-	return c <= ' ' || c == 0x7f || strchr("/?#\\\"'<>()[]{},;|^`", c) != NULL;
+	if (c <= ' ' || c == 0x7f)
+		return 1;
+	switch (c) {
+	case '/': case '?': case '#': case '\\': case '"': case '\'': case '<': case '>':
+	case '(': case ')': case '[': case ']': case '{': case '}': case ',': case ';':
+	case '|': case '^': case '`':
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 /*
@@ -185,24 +219,45 @@ static size_t host_span(const char *s, size_t n, int www, mime_url_cb cb, void *
 	return end;
 }
 
-static int prefix(const char *s, size_t n, const char *p)
+/* s starts with the k octets of lower-case p, ASCII letters in any case. */
+static int prefix_n(const char *s, size_t n, const char *p, size_t k)
 {
-	size_t k = strlen(p);
+	if (n < k)
+		return 0;
+	for (size_t i = 0; i < k; i++) {
+		unsigned char c = (unsigned char)s[i];
 
-	return n >= k && strncasecmp(s, p, k) == 0;
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c + 32);
+		if (c != (unsigned char)p[i])
+			return 0;
+	}
+	return 1;
 }
+
+#define prefix(s, n, p) prefix_n((s), (n), (p), sizeof(p) - 1)
 
 /* Length of a URL scheme prefix at s ("http://" ...), 0 if none. */
 static size_t scheme_len(const char *s, size_t n)
 {
-	if (prefix(s, n, "http://"))
-		return 7;
-	if (prefix(s, n, "https://"))
-		return 8;
-	if (prefix(s, n, "ftp://"))
+	unsigned char c = n > 0 ? (unsigned char)s[0] | 0x20 : 0;
+
+	if (c == 'h') {
+		if (prefix(s, n, "http://"))
+			return 7;
+		if (prefix(s, n, "https://"))
+			return 8;
+	} else if (c == 'f' && prefix(s, n, "ftp://")) {
 		return 6;
+	}
 	return 0;
 }
+
+/* Octets that can start "http://", "https://", "ftp://" or "www.": a table,
+ * as the text scan asks for every octet of the text. */
+static const unsigned char url_first[256] = {
+	['h'] = 1, ['H'] = 1, ['f'] = 1, ['F'] = 1, ['w'] = 1, ['W'] = 1,
+};
 
 void mime_url_host(const char *s, size_t n, mime_url_cb cb, void *ctx)
 {
@@ -226,9 +281,15 @@ void mime_url_scan(const char *s, size_t n, mime_url_cb cb, void *ctx)
 	size_t i = 0;
 
 	while (i < n) {
-		unsigned char c = (unsigned char)s[i] | 0x20;
+		unsigned char c;
 		size_t k = 0;
 
+		/* Most octets cannot start a URL: skip them in a tight loop. */
+		while (i < n && !url_first[(unsigned char)s[i]])
+			i++;
+		if (i >= n)
+			break;
+		c = (unsigned char)s[i] | 0x20;
 		if (c == 'h' || c == 'f')
 			k = scheme_len(s + i, n - i);
 		if (k > 0) {
@@ -382,11 +443,43 @@ static size_t find_close(const char *s, size_t n, size_t i, const char *name)
 	return n;
 }
 
-static const char *const block_tags[] = {
-	"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table",
-	"ul", "ol", "blockquote", "title", "hr", "dd", "dt", "pre", "section",
-	"article", "header", "footer",
-};
+/*
+ * Tags that end a line of text: br p div tr li h1..h6 table ul ol
+ * blockquote title hr dd dt pre section article header footer.  A switch
+ * on the first letter: every tag of an HTML part passes here.
+ */
+static int block_tag(const char *name)
+{
+	switch (name[0]) {
+	case 'a':
+		return strcmp(name, "article") == 0;
+	case 'b':
+		return strcmp(name, "br") == 0 || strcmp(name, "blockquote") == 0;
+	case 'd':
+		return strcmp(name, "div") == 0 || strcmp(name, "dd") == 0 ||
+		       strcmp(name, "dt") == 0;
+	case 'f':
+		return strcmp(name, "footer") == 0;
+	case 'h':
+		return (name[1] >= '1' && name[1] <= '6' && name[2] == '\0') ||
+		       strcmp(name, "hr") == 0 || strcmp(name, "header") == 0;
+	case 'l':
+		return strcmp(name, "li") == 0;
+	case 'o':
+		return strcmp(name, "ol") == 0;
+	case 'p':
+		return name[1] == '\0' || strcmp(name, "pre") == 0;
+	case 's':
+		return strcmp(name, "section") == 0;
+	case 't':
+		return strcmp(name, "tr") == 0 || strcmp(name, "table") == 0 ||
+		       strcmp(name, "title") == 0;
+	case 'u':
+		return strcmp(name, "ul") == 0;
+	default:
+		return 0;
+	}
+}
 
 /*
  * s[i] is '<' and a tag name follows.  Parses the tag to its '>' and
@@ -485,12 +578,8 @@ int mime_html_to_text(const char *in, size_t n, struct dynbuf *outbuf, mime_url_
 					i = find_close(in, n, i, name);
 				else if (strcmp(name, "td") == 0 || strcmp(name, "th") == 0)
 					owe(&o, ' ');
-				for (size_t b = 0; b < sizeof(block_tags) / sizeof(block_tags[0]); b++) {
-					if (strcmp(name, block_tags[b]) == 0) {
-						owe(&o, '\n');
-						break;
-					}
-				}
+				if (block_tag(name))
+					owe(&o, '\n');
 				continue;
 			}
 			put(&o, "<", 1);

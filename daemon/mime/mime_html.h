@@ -46,6 +46,9 @@ size_t mime_utf8_put(char *out, unsigned cp);
  */
 int mime_utf8_fix(const char *in, size_t n, struct dynbuf *out);
 
+/* Length of the leading run of s that is ASCII without NUL (octets 0x01..0x7f). */
+size_t mime_ascii_len(const char *s, size_t n);
+
 /* Length of the valid UTF-8 prefix of s that ends on a character boundary. */
 size_t mime_utf8_valid_len(const char *s, size_t n);
 

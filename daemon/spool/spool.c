@@ -507,17 +507,28 @@ static int flush_buffer(struct spool_file *f)
 
 int spool_file_read_all(struct spool_file *f, char **out, size_t *len)
 {
-	size_t n, got = 0;
+	size_t n, disk, got = 0;
 	char *buf;
 
 	*out = NULL;
 	*len = 0;
-	if (flush_buffer(f) < 0 || f->size < 0)
+	if (f->failed || f->size < 0 || (uint64_t)f->size < f->buflen)
 		return -1;
 	n = (size_t)f->size;
 	buf = xmalloc(n + 1);
-	while (got < n) {
-		ssize_t r = pread(f->fd, buf + got, n - got, (off_t)got);
+	/*
+	 * The tail still in the write buffer is copied from there before it is
+	 * flushed; only what went to the file earlier is read back.  A message
+	 * smaller than the buffer (most mail) costs no read at all.
+	 */
+	disk = n - f->buflen;
+	memcpy(buf + disk, f->buf, f->buflen);
+	if (flush_buffer(f) < 0) {
+		free(buf);
+		return -1;
+	}
+	while (got < disk) {
+		ssize_t r = pread(f->fd, buf + got, disk - got, (off_t)got);
 
 		if (r < 0 && errno == EINTR)
 			continue;

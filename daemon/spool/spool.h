@@ -92,7 +92,8 @@ int64_t spool_file_size(const struct spool_file *f);
 /*
  * The whole message as written so far (flushed first), in a buffer of
  * size + 1 with a NUL after it; *out is the caller's.  Not on the loop: it
- * reads the file back (from the page cache, normally).
+ * flushes, and reads back the part that left the write buffer earlier
+ * (from the page cache, normally; none for a message smaller than it).
  */
 int spool_file_read_all(struct spool_file *f, char **out, size_t *len);
 /* Replace the file's content with p (a tagged message); size follows. */

@@ -209,6 +209,13 @@ static const struct {
 	{ "numeric without semicolon", "&#86&#105agra", "Viagra", "" },
 	{ "whitespace collapsed", "  a \r\n\t b  ", "a b", "" },
 	{ "block tags break lines", "a<br>b<div>c</div>d", "a\nb\nc\nd", "" },
+	{ "every block tag",
+	  "0<P>1<H1>2<h6>3<hr>4<header>5<dd>6<dt>7<pre>8<section>9<article>a<footer>b"
+	  "<table>c<ul>d<ol>e<li>f<tr>g<title>h<blockquote>i<br/>j",
+	  "0\n1\n2\n3\n4\n5\n6\n7\n8\n9\na\nb\nc\nd\ne\nf\ng\nh\ni\nj", "" },
+	{ "near block tags are inline",
+	  "0<h7>1<h10>2<hx>3<param>4<pr>5<brx>6<d>7<tab>8<u>9<b>a<span>b<td>c",
+	  "0123456789ab c", "" },
 	{ "unknown entity kept", "AT&T &bogus; &", "AT&T &bogus; &", "" },
 	{ "lone < kept", "1 < 2", "1 < 2", "" },
 	{ "unterminated comment", "a<!-- never closed", "a", "" },
@@ -287,6 +294,120 @@ static void test_urls(void **state)
 		fail_msg("got %zu hosts, want %zu (unique)", v->nurl_hosts,
 			 sizeof(want) / sizeof(want[0]));
 	mime_view_free(v);
+}
+
+/* The text scan: schemes in any case, "www." only after a non-host
+ * octet, every octet that ends an authority, URLs at the very end. */
+static void test_url_scan(void **state)
+{
+	static const struct {
+		const char *in;
+		const char *want;   /* hosts as written, space-separated */
+	} scans[] = {
+		{ "HTTPS://A.example/ FtP://b.example hTtP://c.example", "A.example b.example c.example" },
+		{ "wWw.d.example xwww.no.example 1www.no.example", "wWw.d.example" },
+		{ "(www.e.example)", "www.e.example" },
+		{ "http://f.example|x http://g.example^y http://h.example`z", "f.example g.example h.example" },
+		{ "http://i.example{ http://j.example} http://k.example\\", "i.example j.example k.example" },
+		{ "http://l.example\x7fq http://m.example\x01", "l.example m.example" },
+		{ "hhhhhhhhhhhhhhhhhttp://n.example wwwwwwww.o.example", "n.example" },
+		{ "ends with http://p.ex", "p.ex" },
+		{ "http://", "" },
+		{ "www.", "" },
+		{ "ftp:/", "" },
+		{ "www.http://q.example", "www.http" },
+	};
+
+	for (size_t i = 0; i < sizeof(scans) / sizeof(scans[0]); i++) {
+		struct hosts hs = { .n = 0 };
+		GString *joined = g_string_new("");
+
+		mime_url_scan(scans[i].in, strlen(scans[i].in), collect, &hs);
+		for (size_t k = 0; k < hs.n; k++)
+			g_string_append_printf(joined, "%s%s", k > 0 ? " " : "", hs.list[k]);
+		if (strcmp(joined->str, scans[i].want) != 0)
+			fail_msg("'%s': got hosts '%s', want '%s'", scans[i].in, joined->str,
+				 scans[i].want);
+		g_string_free(joined, TRUE);
+	}
+}
+
+/*
+ * UTF-8 repair takes ASCII eight octets at a time: an octet that is not
+ * ASCII, or a NUL, must be seen at every position of such a block.
+ */
+static void test_utf8_fix_positions(void **state)
+{
+	static const struct {
+		const char *name;
+		const char *in;
+		size_t n;
+		const char *want;
+	} odd[] = {
+		{ "NUL", "\0", 1, "\xef\xbf\xbd" },
+		{ "0x80 (windows-1252 euro)", "\x80", 1, "\xe2\x82\xac" },
+		{ "0xff", "\xff", 1, "\xc3\xbf" },
+		{ "valid two-octet", "\xc3\xa9", 2, "\xc3\xa9" },
+		{ "valid four-octet", "\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80" },
+		{ "0x7f", "\x7f", 1, "\x7f" },
+	};
+	const char *base = "abcdefghijklmnopqrstuvwxyz0123456789ABCD"; /* 40 octets */
+	size_t blen = strlen(base);
+
+	for (size_t k = 0; k < sizeof(odd) / sizeof(odd[0]); k++) {
+		for (size_t p = 0; p <= blen; p++) {
+			char in[64], want[64];
+			size_t wl = strlen(odd[k].want);
+			struct dynbuf out;
+
+			memcpy(in, base, p);
+			memcpy(in + p, odd[k].in, odd[k].n);
+			memcpy(in + p + odd[k].n, base + p, blen - p);
+			memcpy(want, base, p);
+			memcpy(want + p, odd[k].want, wl);
+			memcpy(want + p + wl, base + p, blen - p);
+			dynbuf_init(&out, 1024);
+			if (mime_utf8_fix(in, blen + odd[k].n, &out) != 0 ||
+			    out.len != blen + wl || memcmp(out.data, want, out.len) != 0)
+				fail_msg("%s at %zu: got %zu octets '%.*s', want %zu", odd[k].name, p,
+					 out.len, (int)out.len, out.data ? out.data : "", blen + wl);
+			if (mime_ascii_len(in, blen + odd[k].n) !=
+			    (odd[k].in[0] > 0 && (unsigned char)odd[k].in[0] < 0x80 ? blen + 1 : p))
+				fail_msg("%s at %zu: got ascii_len %zu", odd[k].name, p,
+					 mime_ascii_len(in, blen + odd[k].n));
+			dynbuf_free(&out);
+		}
+	}
+}
+
+/*
+ * The header cut is set up only when the message has more lines than the
+ * cut's bound (max_headers + 8 * max_parts), since every field needs a line:
+ * a part with more fields than that is still cut; one with fewer is whole.
+ */
+static void test_header_cut_lines(void **state)
+{
+	struct mime_limits lim;
+	struct mime_view *v;
+
+	mime_limits_default(&lim);
+	lim.max_headers = 1;
+	lim.max_parts = 2;      /* cut after 1 + 8 * 2 = 17 fields */
+	for (int n = 8; n <= 30; n += 22) {
+		GString *g = g_string_new("Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n");
+
+		for (int i = 0; i < n; i++)
+			g_string_append_printf(g, "X-%d: y\r\n", i);
+		g_string_append(g, "\r\nbody text\r\n--x--\r\n");
+		v = parse_lim(g->str, g->len, &lim);
+		if (n == 8 && (v->flags != 0 || strcmp(v->text, "body text") != 0))
+			fail_msg("%d fields: got flags %#x text '%s', want 0 and the body", n,
+				 v->flags, v->text);
+		if (n == 30 && !(v->flags & MIME_F_LIMIT))
+			fail_msg("%d fields: got flags %#x, want LIMIT (header cut)", n, v->flags);
+		mime_view_free(v);
+		g_string_free(g, TRUE);
+	}
 }
 
 /* ---- attachments and nesting ----------------------------------------- */
@@ -705,6 +826,9 @@ int main(void)
 		cmocka_unit_test(test_html),
 		cmocka_unit_test(test_html_cut),
 		cmocka_unit_test(test_urls),
+		cmocka_unit_test(test_url_scan),
+		cmocka_unit_test(test_utf8_fix_positions),
+		cmocka_unit_test(test_header_cut_lines),
 		cmocka_unit_test(test_attachments),
 		cmocka_unit_test(test_nested_message),
 		cmocka_unit_test(test_depth_limit),

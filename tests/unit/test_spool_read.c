@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "spool/spool.h"
 #include "spool/spool_read.h"
 #include "util/util.h"
 
@@ -148,6 +149,76 @@ static void test_read_headers_file(void **state)
 	rmdir(dir);
 }
 
+/*
+ * spool_file_read_all() returns every octet written so far, whether it is
+ * still in the 64 KiB write buffer, already in the file, or split between
+ * the two; writing may go on afterwards.
+ */
+static void test_read_all(void **state)
+{
+	static const struct {
+		const char *name;
+		size_t total;   /* octets written ... */
+		size_t chunk;   /* ... in writes of this size */
+	} cases[] = {
+		{ "small, buffer only", 100, 100 },
+		{ "empty", 0, 1 },
+		{ "exactly the buffer", 64 * 1024, 4096 },
+		{ "buffer overflowed in small writes", 70000, 1000 },
+		{ "one write larger than the buffer", 200000, 200000 },
+		{ "large then small", 200010, 200000 },
+	};
+	static const char *const subdirs[] = { "spool/incoming", "spool/queue", "spool/quarantine",
+					       "spool" };
+	char dir[] = "/tmp/test_spool_read_all.XXXXXX";
+	char err[256], path[128];
+	struct spool *sp;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	sp = spool_open(dir, err, sizeof(err));
+	assert_non_null(sp);
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct spool_file *f = spool_file_create(sp, err, sizeof(err));
+		char *want = xmalloc(cases[c].total + 3);
+		char *got = NULL;
+		size_t len = 0, done = 0;
+
+		assert_non_null(f);
+		for (size_t i = 0; i < cases[c].total + 3; i++)
+			want[i] = (char)('a' + (i * 7 + i / 251) % 26);
+		while (done < cases[c].total) {
+			size_t n = cases[c].total - done < cases[c].chunk ? cases[c].total - done
+									 : cases[c].chunk;
+
+			assert_int_equal(spool_file_write(f, want + done, n), 0);
+			done += n;
+		}
+		if (spool_file_read_all(f, &got, &len) != 0 || len != cases[c].total ||
+		    memcmp(got, want, len) != 0 || got[len] != '\0')
+			fail_msg("%s: got %zu octets (or different ones), want %zu", cases[c].name, len,
+				 cases[c].total);
+		free(got);
+		/* Written on after a read: the second read has it all, from the file. */
+		assert_int_equal(spool_file_write(f, want + done, 3), 0);
+		if (spool_file_read_all(f, &got, &len) != 0 || len != cases[c].total + 3 ||
+		    memcmp(got, want, len) != 0)
+			fail_msg("%s, read again: got %zu octets (or different ones), want %zu",
+				 cases[c].name, len, cases[c].total + 3);
+		free(got);
+		free(want);
+		spool_file_discard(f);
+	}
+	spool_free(sp);
+	/* Every file was discarded: the directories are empty. */
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, subdirs[i]);
+		if (rmdir(path) != 0)
+			fail_msg("rmdir %s: %s", path, strerror(errno));
+	}
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -155,6 +226,7 @@ int main(void)
 		cmocka_unit_test(test_header_walk),
 		cmocka_unit_test(test_header_get),
 		cmocka_unit_test(test_read_headers_file),
+		cmocka_unit_test(test_read_all),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
