@@ -189,3 +189,28 @@ def test_a_silent_name_server_does_not_hold_the_message(api_moatd, downstream, t
         assert header_value(content, b"X-Moat-Score").startswith("0.00 (none)")
     finally:
         hole.close()
+
+
+def test_autolearn_learns_confident_mail(api_moatd, downstream, dns):
+    """bayes_autolearn: inbound mail whose score (without BAYES) reaches bayes_autolearn_spam
+    is learned as spam, at or below bayes_autolearn_ham as ham; off by default."""
+    d, api = start(api_moatd, downstream, dns,
+                   settings=[("bayes_autolearn_spam", "5"), ("bayes_autolearn_ham", "-1")])
+
+    def counts():
+        m = [x for x in api.get("/api/v1/bayes").expect(200).json["models"]
+             if x["user_id"] == 0]
+        return (m[0]["spam"], m[0]["ham"]) if m else (0, 0)
+    assert send(d, "ceo@bad.test", ["bob@example.org"], subject="off").code == 250
+    delivered(downstream)
+    assert counts() == (0, 0)  # off by default
+    api.put("/api/v1/policy/settings/bayes_autolearn", {"value": "yes"}).expect(200)
+
+    def learned():
+        n = len(downstream.messages)
+        assert send(d, "ceo@bad.test", ["bob@example.org"], subject="x").code == 250
+        delivered(downstream, n + 1)
+        return counts()[0] >= 1
+    assert wait_for(learned, 15, 0.5)            # 6 >= 5: spam
+    assert send(d, "alice@good.test", ["bob@example.org"], subject="y").code == 250
+    assert wait_for(lambda: counts()[1] == 1, 10)  # -1.5 <= -1: ham
