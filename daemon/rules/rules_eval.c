@@ -56,6 +56,16 @@ static void fold_segment(GString *out, const char *s, size_t len)
 	g_free(fixed);
 }
 
+/* ASCII lower case of n octets into o (octets >= 0x80 copied as they are). */
+static void lower_ascii(char *o, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		o[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+}
+
 /*
  * Unicode case folding plus NFC, as a fold of the whole text would give,
  * but paid only where the text is not ASCII: an ASCII character followed
@@ -72,13 +82,23 @@ char *rules_fold(const char *s, size_t len, bool bytes_only, size_t *outlen)
 	if (bytes_only) {
 		char *o = g_malloc(len + 1);
 
-		for (i = 0; i < len; i++)
-			o[i] = g_ascii_tolower(s[i]);
+		lower_ascii(o, s, len);
+		o[len] = '\0';
+		*outlen = len;
+		return o;
+	}
+	while (i < len && (unsigned char)s[i] < 0x80)
+		i++;
+	if (i == len) {
+		char *o = g_malloc(len + 1);
+
+		lower_ascii(o, s, len);
 		o[len] = '\0';
 		*outlen = len;
 		return o;
 	}
 	out = g_string_sized_new(len + 16);
+	i = 0;
 	while (i < len) {
 		size_t a, b;
 
@@ -91,14 +111,23 @@ char *rules_fold(const char *s, size_t len, bool bytes_only, size_t *outlen)
 		b = i;
 		while (b < len && (unsigned char)s[b] >= 0x80)
 			b++;
-		for (; emitted < a; emitted++)
-			g_string_append_c(out, g_ascii_tolower(s[emitted]));
+		if (a > emitted) {
+			size_t at = out->len;
+
+			g_string_set_size(out, at + (a - emitted));
+			lower_ascii(out->str + at, s + emitted, a - emitted);
+		}
+		emitted = a;
 		fold_segment(out, s + a, b - a);
 		emitted = b;
 		i = b;
 	}
-	for (; emitted < len; emitted++)
-		g_string_append_c(out, g_ascii_tolower(s[emitted]));
+	if (len > emitted) {
+		size_t at = out->len;
+
+		g_string_set_size(out, at + (len - emitted));
+		lower_ascii(out->str + at, s + emitted, len - emitted);
+	}
 	*outlen = out->len;
 	return g_string_free(out, FALSE);
 }
