@@ -1019,6 +1019,7 @@ static int parse_block(struct lex *l, int depth, struct scmd ***kids, size_t *nk
 struct imp {
 	json_t *rules;
 	json_t *skipped;
+	json_t *lines;          /* the line of each of rules */
 	const struct rules_parse_opts *o;
 	char why[240];
 	unsigned why_line;
@@ -1186,8 +1187,16 @@ static json_t *imp_leaf(struct imp *m, unsigned line, const char *field, const c
 	free(v);
 	if (o == NULL)
 		return imp_why(m, line, "%s", "a key that is not UTF-8");
-	if (header != NULL)
-		json_object_set_new(o, "header", json_string(header));
+	if (header != NULL) {
+		json_t *h = json_string(header);
+
+		/* NULL: not UTF-8, as a header name that is not a field name can be. */
+		if (h == NULL) {
+			json_decref(o);
+			return imp_why(m, line, "%s", "a header name that is not UTF-8");
+		}
+		json_object_set_new(o, "header", h);
+	}
 	if (sensitive)
 		json_object_set_new(o, "case", json_string("sensitive"));
 	return o;
@@ -1609,6 +1618,37 @@ static void imp_rule(struct imp *m, unsigned line, const char *name, bool enable
 		return;
 	}
 	json_array_append_new(m->rules, r);
+	json_array_append_new(m->lines, json_integer(line));
+}
+
+/*
+ * What export could not write back is not taken in, so that import and
+ * export stay each other's inverse: a value with "${" in a set that uses
+ * Sieve variables (the subject pattern) would be expanded there.  Leaving
+ * rules out never makes another rule unexportable, so this ends.
+ */
+static void imp_keep_exportable(struct imp *m)
+{
+	for (;;) {
+		json_t *sk = NULL;
+		char *script = rules_sieve_export(m->rules, &sk);
+		size_t n = json_array_size(sk), k;
+
+		free(script);
+		for (k = n; k > 0; k--) {
+			json_t *e = json_array_get(sk, k - 1);
+			size_t idx = (size_t)json_integer_value(json_object_get(e, "rule"));
+			const char *why = json_string_value(json_object_get(e, "reason"));
+
+			imp_skip(m, (unsigned)json_integer_value(json_array_get(m->lines, idx)),
+				 why != NULL ? why : "a rule that cannot be exported again");
+			json_array_remove(m->rules, idx);
+			json_array_remove(m->lines, idx);
+		}
+		json_decref(sk);
+		if (n == 0)
+			return;
+	}
 }
 
 /* allof (false, X): a disabled rule; allof (W, not anyof (E)): when W except E. */
@@ -1786,12 +1826,16 @@ int rules_sieve_import(const char *text, size_t len, const struct rules_parse_op
 		goto out;
 	}
 	m.rules = json_array();
+	m.lines = json_array();
 	m.skipped = json_array();
 	if (imp_top(&m, kids, nkids, e) < 0) {
 		json_decref(m.rules);
+		json_decref(m.lines);
 		json_decref(m.skipped);
 		goto out;
 	}
+	imp_keep_exportable(&m);
+	json_decref(m.lines);
 	*rules = m.rules;
 	*skipped = m.skipped;
 	rc = 0;

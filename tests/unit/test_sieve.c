@@ -103,6 +103,16 @@ static const struct import_case import_cases[] = {
 	  "[{\"name\":\"Sieve line 1\",\"enabled\":true,\"when\":{\"not\":{\"field\":\"size\","
 	  "\"op\":\"lt\",\"value\":0}},\"actions\":[{\"type\":\"importance\",\"value\":\"low\"},"
 	  "{\"type\":\"tag_subject\",\"prefix\":\"[x] \"}]}]", "[]" },
+	{ "what export could not write back is not imported",
+	  "if true { if header :matches \"Subject\" \"*\" { deleteheader \"Subject\";"
+	  " addheader \"Subject\" \"[x] ${1}\"; } }\n"
+	  "if true { addheader \"X-A\" \"${1}\"; }\n"
+	  "if header :contains \"\xaaubject\" \"y\" { discard; }\n",
+	  "[{\"name\":\"Sieve line 1\",\"enabled\":true,\"when\":{\"not\":{\"field\":\"size\","
+	  "\"op\":\"lt\",\"value\":0}},\"actions\":[{\"type\":\"tag_subject\",\"prefix\":\"[x] \"}]}]",
+	  "[{\"line\":3,\"reason\":\"a header name that is not UTF-8\"},"
+	  "{\"line\":2,\"reason\":\"a value holds \\\"${\\\", which Sieve variables would "
+	  "expand\"}]" },
 };
 
 static void test_import(void **state)
