@@ -24,6 +24,7 @@
 #include "store/store.h"
 #include "store/store_bayes.h"
 #include "util/util.h"
+#include "tmpdb.h"
 
 static const uint8_t KEY[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 
@@ -428,37 +429,6 @@ static void test_model_map(void **state)
 
 /* ---- learning and expiry through a real store ------------------------------ */
 
-struct tmpdb {
-	char dir[64];
-	char path[128];
-	struct store *st;
-};
-
-static void tmpdb_open(struct tmpdb *d)
-{
-	char err[300];
-
-	snprintf(d->dir, sizeof(d->dir), "/tmp/test_score_bayes.XXXXXX");
-	if (mkdtemp(d->dir) == NULL)
-		fail_msg("mkdtemp");
-	snprintf(d->path, sizeof(d->path), "%s/moat.db", d->dir);
-	d->st = store_open(d->path, STORE_MIGRATE, err, sizeof(err));
-	if (d->st == NULL)
-		fail_msg("store_open: %s", err);
-}
-
-static void tmpdb_close(struct tmpdb *d)
-{
-	char p[160];
-
-	store_close(d->st);
-	unlink(d->path);
-	snprintf(p, sizeof(p), "%s-wal", d->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", d->path);
-	unlink(p);
-	rmdir(d->dir);
-}
 
 static enum bayes_outcome learn(struct bayes_learner *l, const char *msg, char cls)
 {

@@ -18,6 +18,7 @@
 #include "policy/policy_internal.h"
 #include "store/store.h"
 #include "store/store_policy.h"
+#include "tmpdb.h"
 
 static struct score_override ov(unsigned set, double tag, double q, double refuse, double grey)
 {
@@ -172,37 +173,6 @@ static void test_add_refused(void **state)
 	policy_snap_free(sn);
 }
 
-struct tmpdb {
-	char dir[64];
-	char path[128];
-	struct store *st;
-};
-
-static void tmpdb_open(struct tmpdb *d)
-{
-	char err[300];
-
-	snprintf(d->dir, sizeof(d->dir), "/tmp/test_score_thresholds.XXXXXX");
-	if (mkdtemp(d->dir) == NULL)
-		fail_msg("mkdtemp");
-	snprintf(d->path, sizeof(d->path), "%s/moat.db", d->dir);
-	d->st = store_open(d->path, STORE_MIGRATE, err, sizeof(err));
-	if (d->st == NULL)
-		fail_msg("store_open: %s", err);
-}
-
-static void tmpdb_close(struct tmpdb *d)
-{
-	char p[160];
-
-	store_close(d->st);
-	unlink(d->path);
-	snprintf(p, sizeof(p), "%s-wal", d->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", d->path);
-	unlink(p);
-	rmdir(d->dir);
-}
 
 /* One write in its own transaction; the failure's kind and field, or 0 and "". */
 static int put(struct store *st, const char *scope, const char *name, struct score_override o,
