@@ -20,7 +20,8 @@ PACKAGES=(
     build-essential cmake pkg-config
     libevent-dev libc-ares-dev libssl-dev libsqlite3-dev sqlite3
     libmicrohttpd-dev libjansson-dev libcmocka-dev libargon2-dev
-    libgmime-3.0-dev libvectorscan-dev libpcre2-dev libpsl-dev
+    libgmime-3.0-dev libvectorscan-dev libpcre2-dev libpsl-dev libpq-dev libhiredis-dev
+    postgresql redis-server
     python3-pytest python3-aiosmtpd python3-jsonschema python3-yaml python3-dkim
     swaks postfix rbldnsd dnsmasq-base nmap dovecot-sieve
     clang libclang-rt-14-dev wrk ca-certificates chromium

@@ -204,6 +204,11 @@ static const struct conf_key keys[] = {
 	/* account alerts (daemon/alert): the webhook's bounds */
 	{ "alert_webhook_timeout", T_DURATION, NUM(alert_webhook_timeout_ms), "5s", 1000, 60000 },
 	{ "alert_webhook_retry", T_DURATION, NUM(alert_webhook_retry_ms), "1m", 1000, 3600000 },
+	{ "cluster_node", T_INT, NUM(cluster_node), "0", 0, 1023 },
+	{ "cluster_pg", T_STRING, STR(cluster_pg), "", 0, 0 },
+	{ "cluster_redis", T_STRING, STR(cluster_redis), "", 0, 0 },
+	{ "cluster_redis_timeout", T_DURATION, NUM(cluster_redis_timeout_ms), "250ms", 10, 10000 },
+	{ "cluster_retry", T_DURATION, NUM(cluster_retry_ms), "1s", 100, 60000 },
 };
 
 static const struct conf_key *find_key(const char *name)

@@ -159,6 +159,13 @@ struct conf {
 	/* account alerts (daemon/alert) */
 	int64_t alert_webhook_timeout_ms; /* connect + request + response head of one POST */
 	int64_t alert_webhook_retry_ms;   /* first retry after it, the second 9 times it later */
+
+	/* cluster mode (daemon/cluster, docs/cluster.md): both "" = one node on SQLite */
+	int64_t cluster_node;             /* this node's number, 1..1023; 0 = not in a cluster */
+	char cluster_pg[1024];            /* libpq conninfo of the shared PostgreSQL; "" none */
+	char cluster_redis[300];          /* host:port of the shared Redis; "" none */
+	int64_t cluster_redis_timeout_ms; /* one Redis answer awaited; past it local counters */
+	int64_t cluster_retry_ms;         /* reconnect to an unreachable engine every */
 };
 
 /* Fill every key with its default. */

@@ -3,7 +3,9 @@
  * /metrics (Prometheus text exposition 0.0.4, administrators or an admin
  * token: message-log rows by result, queue recipients by state, HTTP
  * requests by status, build info, uptime, the event counters of
- * util/stats.h).  Counts come from SQLite at
+ * util/stats.h, the cluster engines' states).  A node whose cluster engine
+ * is unreachable answers /healthz 200 with "status": "degraded": it still
+ * takes and relays mail.  Counts come from SQLite at
  * scrape time; HTTP counters are the server's atomics.
  */
 #include "http_internal.h"
@@ -12,23 +14,52 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../cluster/cluster.h"
 #include "../store/store.h"
 #include "../store/store_auth.h"
 #include "../util/stats.h"
 
 #define METRICS_MAX (64 * 1024)
 
+/* {"postgresql": {...}, "redis": {...}} for the engines configured, or NULL. */
+static json_t *cluster_json(void)
+{
+	json_t *o = NULL;
+	int i;
+
+	for (i = 0; i < CLUSTER_NENGINES; i++) {
+		struct cluster_status cs;
+
+		cluster_status_get((enum cluster_engine)i, &cs);
+		if (cs.state == CLUSTER_OFF)
+			continue;
+		if (o == NULL)
+			o = json_object();
+		json_object_set_new(o, cluster_engine_name((enum cluster_engine)i),
+				    json_pack("{s:s, s:I, s:I, s:I, s:s}", "state",
+					      cluster_state_name(cs.state), "since_ms",
+					      (json_int_t)cs.since_ms, "outages",
+					      (json_int_t)cs.outages, "backlog",
+					      (json_int_t)cs.backlog, "error", cs.error));
+	}
+	return o;
+}
+
 enum MHD_Result http_healthz(struct http_req *r)
 {
 	char err[256];
+	json_t *body, *cl;
 
 	if (store_ping(r->st, err, sizeof(err)) < 0)
 		return http_reply(r, MHD_HTTP_SERVICE_UNAVAILABLE,
 				  json_pack("{s:s, s:s}", "status", "error", "database",
 					    "unavailable"));
-	return http_reply(r, MHD_HTTP_OK,
-			  json_pack("{s:s, s:s, s:i}", "status", "ok", "version", MOAT_VERSION,
-				    "schema", store_schema_version()));
+	body = json_pack("{s:s, s:s, s:i}", "status", cluster_degraded() ? "degraded" : "ok",
+			 "version", MOAT_VERSION, "schema", store_schema_version());
+	cl = cluster_json();
+	if (cl != NULL)
+		json_object_set_new(body, "cluster", cl);
+	return http_reply(r, MHD_HTTP_OK, body);
 }
 
 struct metric_ctx {
@@ -102,6 +133,26 @@ enum MHD_Result http_metrics(struct http_req *r)
 			    stats_name((enum stats_counter)i), stats_help((enum stats_counter)i),
 			    stats_name((enum stats_counter)i), stats_name((enum stats_counter)i),
 			    (unsigned long long)stats_get((enum stats_counter)i));
+	dynbuf_addf(&b, "# HELP moat_cluster_engine_up 1 when the cluster engine answers, 0 "
+			"when the node runs alone (degraded).\n"
+			"# TYPE moat_cluster_engine_up gauge\n"
+			"# HELP moat_cluster_backlog Work waiting for the cluster engine.\n"
+			"# TYPE moat_cluster_backlog gauge\n"
+			"# HELP moat_cluster_outages_total Times the engine became unreachable.\n"
+			"# TYPE moat_cluster_outages_total counter\n");
+	for (i = 0; i < CLUSTER_NENGINES; i++) {
+		struct cluster_status cs;
+		const char *en = cluster_engine_name((enum cluster_engine)i);
+
+		cluster_status_get((enum cluster_engine)i, &cs);
+		if (cs.state == CLUSTER_OFF)
+			continue;
+		dynbuf_addf(&b, "moat_cluster_engine_up{engine=\"%s\"} %d\n"
+				"moat_cluster_backlog{engine=\"%s\"} %lld\n"
+				"moat_cluster_outages_total{engine=\"%s\"} %lld\n",
+			    en, cs.state == CLUSTER_UP, en, (long long)cs.backlog, en,
+			    (long long)cs.outages);
+	}
 	if (b.data == NULL)
 		goto fail;
 	text = b.data; /* ownership passes to the reply */
