@@ -21,8 +21,13 @@
  *    read.  Hostile input never fails the call.
  *  - the view owns its strings (an arena, the text buffer, two arrays);
  *    raw_body points into buf.
+ *  - a message of one text part is read without GMime's parser
+ *    (fast_path(), with GMime's decoders); the view must be the one
+ *    GMime's walk gives, octet for octet, and anything the fast path is
+ *    not sure of goes to GMime.
  */
 #include <iconv.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -96,6 +101,7 @@ void mime_limits_default(struct mime_limits *lim)
 	lim->max_urls = 1000;
 	lim->max_ms = 2000;
 	lim->keep_parts = 0;
+	lim->gmime_only = 0;
 }
 
 /*
@@ -346,11 +352,36 @@ static void on_header(GMimeParser *parser, const char *name, const char *value, 
 		cut_input(w);
 }
 
+/*
+ * The fields a message or part has at most once (RFC 5322 3.6, RFC 2045
+ * and RFC 2183): two copies with different values are malformed.  GMime's
+ * part parser reports any repeated field with another value, trace and
+ * list fields (Received, X-*) included, which nearly every real message
+ * has; those are not a fault.
+ */
+static int single_field(const char *name, size_t len)
+{
+	static const char *const once[] = {
+		"Date", "From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Message-ID",
+		"In-Reply-To", "References", "Subject", "MIME-Version", "Content-Type",
+		"Content-Transfer-Encoding", "Content-Disposition", "Content-ID",
+	};
+
+	for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++)
+		if (strlen(once[i]) == len && strncasecmp(once[i], name, len) == 0)
+			return 1;
+	return 0;
+}
+
 static void on_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpointer data)
 {
 	struct walk *w = data;
 
 	switch (code) {
+	case GMIME_CRIT_CONFLICTING_HEADER:
+		if (item != NULL && single_field(item, strlen(item)))
+			w->v->flags |= MIME_F_MALFORMED;
+		break;
 	case GMIME_WARN_UNENCODED_8BIT_HEADER:
 		w->v->flags |= MIME_F_8BIT_HEADERS;
 		break;
@@ -431,6 +462,11 @@ static void add_text(struct walk *w, const char *s, size_t n)
 	dynbuf_add(&w->text, s, n);
 }
 
+/* Charsets that mime_utf8_fix() repairs without iconv (see decode_text()). */
+static const char *const utf8_names[] = { "utf-8", "utf8", "us-ascii", "ascii", NULL };
+static const char *const latin_names[] = { "iso-8859-1", "latin1", "iso_8859-1", "windows-1252",
+					   "cp1252", "x-user-defined", NULL };
+
 static int is_charset(const char *cs, const char *const *names)
 {
 	for (; *names != NULL; names++) {
@@ -446,9 +482,6 @@ static int is_charset(const char *cs, const char *const *names)
  */
 static void decode_text(struct walk *w, GMimePart *part)
 {
-	static const char *const utf8[] = { "utf-8", "utf8", "us-ascii", "ascii", NULL };
-	static const char *const latin[] = { "iso-8859-1", "latin1", "iso_8859-1", "windows-1252",
-					     "cp1252", "x-user-defined", NULL };
 	const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
 	GMimeDataWrapper *dw = g_mime_part_get_content(part);
 	GMimeContentEncoding enc;
@@ -472,7 +505,7 @@ static void decode_text(struct walk *w, GMimePart *part)
 	}
 	/* UTF-8, ASCII and Latin-1 are repaired by mime_utf8_fix below:
 	 * cheaper than an iconv descriptor for the commonest charsets. */
-	if (cs != NULL && !is_charset(cs, utf8) && !is_charset(cs, latin)) {
+	if (cs != NULL && !is_charset(cs, utf8_names) && !is_charset(cs, latin_names)) {
 		GMimeFilter *c = g_mime_filter_charset_new(cs, "UTF-8");
 
 		if (c != NULL) {
@@ -536,6 +569,8 @@ static void add_attachment(struct walk *w, GMimePart *part, const char *type, co
 	a->size = size > 0 ? (size_t)size : 0;
 }
 
+static void leaf_text(struct walk *w, int text);
+
 static void leaf(struct walk *w, GMimePart *part)
 {
 	GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(part));
@@ -560,6 +595,12 @@ static void leaf(struct walk *w, GMimePart *part)
 		return;
 	}
 	decode_text(w, part);
+	leaf_text(w, text);
+}
+
+/* One text part, decoded to UTF-8 in w->fix, into the view (either walk). */
+static void leaf_text(struct walk *w, int text)
+{
 	if (w->fix.len == 0)
 		return;
 	if (text) {
@@ -659,6 +700,269 @@ static void headers(struct walk *w, GMimeObject *top)
 	v->nheaders = total;
 }
 
+/* ---- the fast path: one text part ------------------------------------- */
+
+/*
+ * Most mail is one text part: a header and a text/plain or text/html body
+ * in 7bit, 8bit, quoted-printable or base64, in UTF-8, ASCII or Latin-1.
+ * Such a message is read here without GMime's parser, whose objects (one
+ * per header field, the part, streams, filters) and their teardown were
+ * most of the walk.  Whatever GMime would compute is computed by GMime's
+ * own functions with the same parser options, so with the same results
+ * and the same warnings: header unfolding and RFC 2047 decoding, the
+ * Content-Type parse, the Content-Transfer-Encoding name, the transfer
+ * decoders.  The rest follows what GMime's parser does with such a
+ * message (gmime-parser.c: step_headers(), header_buffer_parse(),
+ * check_header_conflict(), parser_scan_content()).
+ *
+ * Anything this path is not sure of (a line GMime would warn about, a
+ * NUL or bare CR in the header, a second Content-Type, a disposition,
+ * another type, charset or encoding, a body larger than max_part_text,
+ * a message the gate or the header cut would touch) makes it return -1
+ * before the view is changed, and GMime reads the message.  The views are
+ * the same octet for octet: test_mime compares the two walks over the
+ * corpus, fuzz/fuzz_mime_fast.c over whatever the fuzzer makes.
+ */
+#define FAST_MAX_FIELDS 256
+
+struct fast_field {
+	const char *name;   /* in buf, without the blanks before the colon */
+	size_t name_len;
+	const char *raw;    /* after the colon, through the last line's LF (GMime's raw value) */
+	size_t raw_len;
+};
+
+static int name_is(const struct fast_field *f, const char *name)
+{
+	return f->name_len == strlen(name) && strncasecmp(f->name, name, f->name_len) == 0;
+}
+
+/* A value GMime's RFC 2047 decoder leaves as it is: ASCII, no "=?". */
+static int plain_ascii(const char *s, size_t n)
+{
+	const char *p = s, *end = s + n;
+
+	if (mime_ascii_len(s, n) != n)
+		return 0;
+	while ((p = memchr(p, '=', (size_t)(end - p))) != NULL) {
+		if (p + 1 < end && p[1] == '?')
+			return 0;
+		p++;
+	}
+	return 1;
+}
+
+/*
+ * GMime's g_mime_utils_header_unfold() of a raw value into out (room for
+ * raw_len + 1): white space (space, tab, CR, LF) cut at both ends, CR and
+ * LF removed.  Returns the length; out is NUL-terminated.
+ */
+static size_t unfold(const struct fast_field *f, char *out)
+{
+	const char *p = f->raw, *end = f->raw + f->raw_len;
+	size_t n = 0;
+
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+		end--;
+	for (; p < end; p++) {
+		if (*p != '\r' && *p != '\n')
+			out[n++] = *p;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/*
+ * The header fields of [start, hdr_end), a block that ends with a line
+ * feed; -1 on anything GMime would warn about or treat specially.
+ */
+static int fast_fields(const char *buf, size_t start, size_t hdr_end, struct fast_field *f,
+		       size_t *nf)
+{
+	size_t i = start;
+
+	*nf = 0;
+	if (memchr(buf + start, '\0', hdr_end - start) != NULL)
+		return -1;
+	while (i < hdr_end) {
+		const char *nl = memchr(buf + i, '\n', hdr_end - i);
+		size_t e, k;
+		const char *cr;
+
+		if (nl == NULL)
+			return -1;
+		e = (size_t)(nl - buf);
+		/* A CR is only allowed as the line's CRLF. */
+		cr = memchr(buf + i, '\r', e - i);
+		if (cr != NULL && cr != nl - 1)
+			return -1;
+		if (buf[i] == ' ' || buf[i] == '\t') {
+			if (*nf == 0)
+				return -1;
+			f[*nf - 1].raw_len = (size_t)(nl + 1 - f[*nf - 1].raw);
+			i = e + 1;
+			continue;
+		}
+		k = i;
+		while (k < e && buf[k] > ' ' && buf[k] < 0x7f && buf[k] != ':')
+			k++;
+		if (k == i || *nf == FAST_MAX_FIELDS)
+			return -1;
+		f[*nf].name = buf + i;
+		f[*nf].name_len = k - i;
+		while (k < e && (buf[k] == ' ' || buf[k] == '\t'))
+			k++;
+		if (k == e || buf[k] != ':')
+			return -1;
+		f[*nf].raw = buf + k + 1;
+		f[*nf].raw_len = e - k;
+		(*nf)++;
+		i = e + 1;
+	}
+	return *nf > 0 ? 0 : -1;
+}
+
+static int fast_path(struct walk *w, const char *buf, size_t start, size_t hdr_end, size_t body,
+		     size_t len, GMimeParserOptions *opts)
+{
+	struct mime_view *v = w->v;
+	struct fast_field f[FAST_MAX_FIELDS];
+	size_t nf = 0, i;
+	const struct fast_field *ct = NULL, *cte = NULL;
+	GMimeContentEncoding enc = GMIME_CONTENT_ENCODING_DEFAULT;
+	unsigned flags0 = v->flags;
+	int text = 1;
+	size_t umax = 0;
+	char *u = NULL;     /* one unfolded value at a time */
+
+	if (w->lim->gmime_only || start >= hdr_end || hdr_end >= len ||
+	    len - body > w->lim->max_part_text)
+		return -1;
+	if (fast_fields(buf, start, hdr_end, f, &nf) < 0 || nf > w->lim->max_headers)
+		return -1;
+	for (i = 0; i < nf; i++) {
+		const struct fast_field *x = &f[i];
+
+		if (x->raw_len > umax)
+			umax = x->raw_len;
+		if (x->name_len < 8 || strncasecmp(x->name, "Content-", 8) != 0)
+			continue;
+		if (name_is(x, "Content-Disposition"))
+			return -1;
+		if (name_is(x, "Content-Type")) {
+			if (ct != NULL)
+				return -1;
+			ct = x;
+		} else if (name_is(x, "Content-Transfer-Encoding")) {
+			if (cte != NULL)
+				return -1;
+			cte = x;
+		}
+	}
+	u = xmalloc(umax + 1);
+	if (cte != NULL) {
+		if (!plain_ascii(cte->raw, cte->raw_len))
+			goto decline;
+		unfold(cte, u);
+		enc = g_mime_content_encoding_from_string(u);
+		if (enc == GMIME_CONTENT_ENCODING_UUENCODE)
+			goto decline;
+	}
+	if (ct != NULL) {
+		const char *nl = memchr(ct->raw, '\n', ct->raw_len);
+		const char *semi = memchr(ct->raw, ';', ct->raw_len);
+		const char *cs, *type, *sub;
+		GMimeContentType *t;
+
+		/* GMime picks the part's class from the raw value and its type
+		 * from the unfolded one: take only values where the two agree,
+		 * type and subtype on the first line, no comment before them. */
+		if (!plain_ascii(ct->raw, ct->raw_len))
+			goto decline;
+		if (semi == NULL ? (size_t)(nl - ct->raw) + 1 != ct->raw_len : semi > nl)
+			goto decline;
+		if (memchr(ct->raw, '(', semi != NULL ? (size_t)(semi - ct->raw) : ct->raw_len) != NULL)
+			goto decline;
+		unfold(ct, u);
+		t = g_mime_content_type_parse(opts, u);
+		type = g_mime_content_type_get_media_type(t);
+		sub = g_mime_content_type_get_media_subtype(t);
+		cs = g_mime_content_type_get_parameter(t, "charset");
+		if (type == NULL || sub == NULL || g_ascii_strcasecmp(type, "text") != 0 ||
+		    (g_ascii_strcasecmp(sub, "plain") != 0 && g_ascii_strcasecmp(sub, "html") != 0) ||
+		    (cs != NULL && !is_charset(cs, utf8_names) && !is_charset(cs, latin_names))) {
+			g_object_unref(t);
+			v->flags = flags0; /* the parse may have warned */
+			goto decline;
+		}
+		text = g_ascii_strcasecmp(sub, "plain") == 0;
+		g_object_unref(t);
+	}
+
+	/* From here on the message is this path's. */
+	v->fast = 1;
+	v->nparts = 1;
+	v->headers = arena_alloc(w->vp, nf * sizeof(*v->headers));
+	for (i = 0; i < nf; i++) {
+		size_t un = unfold(&f[i], u), k;
+
+		v->headers[i].name = arena_strndup(w->vp, f[i].name, f[i].name_len);
+		if (plain_ascii(u, un)) {
+			v->headers[i].value = arena_strndup(w->vp, u, un);
+		} else {
+			char *d = g_mime_utils_header_decode_text(opts, u);
+
+			v->headers[i].value = arena_utf8(w, d);
+			g_free(d);
+		}
+		/* GMime's check_header_conflict(): the first field of the same
+		 * name with another raw value (on_warning: single fields only). */
+		for (k = 0; k < i; k++) {
+			if (f[k].name_len != f[i].name_len ||
+			    strncasecmp(f[k].name, f[i].name, f[i].name_len) != 0)
+				continue;
+			if ((f[k].raw_len != f[i].raw_len ||
+			     memcmp(f[k].raw, f[i].raw, f[i].raw_len) != 0) &&
+			    single_field(f[i].name, f[i].name_len))
+				v->flags |= MIME_F_MALFORMED;
+			break;
+		}
+	}
+	v->nheaders = nf;
+	free(u);
+
+	/* The body is the part's content, to the end of the input. */
+	dynbuf_reset(&w->part);
+	dynbuf_reset(&w->fix);
+	if (len > body) {
+		const char *in = buf + body;
+		size_t n = len - body;
+
+		if (enc == GMIME_CONTENT_ENCODING_BASE64 ||
+		    enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
+			GMimeEncoding st;
+			char *out;
+			size_t k;
+
+			g_mime_encoding_init_decode(&st, enc);
+			out = xmalloc(g_mime_encoding_outlen(&st, n) + 1);
+			k = g_mime_encoding_step(&st, in, n, out);
+			if (k > 0 && mime_utf8_fix(out, k, &w->fix) != 0)
+				v->flags |= MIME_F_LIMIT;
+			free(out);
+		} else if (mime_utf8_fix(in, n, &w->fix) != 0) {
+			v->flags |= MIME_F_LIMIT;
+		}
+	}
+	leaf_text(w, text);
+	return 0;
+decline:
+	free(u);
+	return -1;
+}
+
 int mime_parse(const char *buf, size_t len, const struct mime_limits *limits,
 	       struct mime_view **out, char *err, size_t errsz)
 {
@@ -726,11 +1030,14 @@ int mime_parse(const char *buf, size_t len, const struct mime_limits *limits,
 
 		skip = nl != NULL ? (size_t)(nl - buf) + 1 : glen;
 	}
+	w.hdr_cap = lim.max_headers + (size_t)lim.max_parts * MIME_HDRS_PER_PART;
+	if (glen == len && nlines <= w.hdr_cap &&
+	    fast_path(&w, buf, skip, hdr_end, body, len, opts) == 0)
+		goto tail;
 	/* Borrow buf: GMime reads it in place; freed below with FALSE. */
 	w.ba = g_byte_array_new_take((guint8 *)(uintptr_t)(buf + skip), glen - skip);
 	w.stream = g_mime_stream_mem_new_with_byte_array(w.ba);
 	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(w.stream), FALSE);
-	w.hdr_cap = lim.max_headers + (size_t)lim.max_parts * MIME_HDRS_PER_PART;
 	parser = g_mime_parser_new_with_stream(w.stream);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	/*
@@ -761,6 +1068,7 @@ int mime_parse(const char *buf, size_t len, const struct mime_limits *limits,
 		add_text(&w, w.fix.data, w.fix.len);
 		w.had_plain = 1;
 	}
+tail:
 	if (w.had_html && !w.had_plain)
 		v->flags |= MIME_F_HTML_ONLY;
 	if (w.text.len > 0)
@@ -824,4 +1132,57 @@ const char *mime_header_next(const struct mime_view *v, const char *name, size_t
 	}
 	*pos = v->nheaders;
 	return NULL;
+}
+
+static int str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+static int mem_differs(const char *a, size_t an, const char *b, size_t bn)
+{
+	return an != bn || (an > 0 && memcmp(a, b, an) != 0);
+}
+
+int mime_view_cmp(const struct mime_view *a, const struct mime_view *b, char *what, size_t whatsz)
+{
+	size_t i;
+
+#define DIFF(...) do { snprintf(what, whatsz, __VA_ARGS__); return -1; } while (0)
+	if (a->flags != b->flags)
+		DIFF("flags %#x vs %#x", a->flags, b->flags);
+	if (a->nparts != b->nparts || a->depth != b->depth)
+		DIFF("parts %d/%d depth %d/%d", a->nparts, b->nparts, a->depth, b->depth);
+	if (a->nheaders != b->nheaders)
+		DIFF("nheaders %zu vs %zu", a->nheaders, b->nheaders);
+	for (i = 0; i < a->nheaders; i++) {
+		if (str_differs(a->headers[i].name, b->headers[i].name) ||
+		    str_differs(a->headers[i].value, b->headers[i].value))
+			DIFF("header %zu: \"%s: %s\" vs \"%s: %s\"", i, a->headers[i].name,
+			     a->headers[i].value, b->headers[i].name, b->headers[i].value);
+	}
+	if (mem_differs(a->text, a->text_len, b->text, b->text_len))
+		DIFF("text (%zu vs %zu octets)", a->text_len, b->text_len);
+	if (mem_differs(a->raw_body, a->raw_body_len, b->raw_body, b->raw_body_len))
+		DIFF("raw body (%zu vs %zu octets)", a->raw_body_len, b->raw_body_len);
+	if (mem_differs(a->plain, a->plain_len, b->plain, b->plain_len) ||
+	    mem_differs(a->html, a->html_len, b->html, b->html_len) ||
+	    mem_differs(a->html_text, a->html_text_len, b->html_text, b->html_text_len))
+		DIFF("kept parts");
+	if (a->nattachments != b->nattachments)
+		DIFF("nattachments %zu vs %zu", a->nattachments, b->nattachments);
+	for (i = 0; i < a->nattachments; i++) {
+		if (str_differs(a->attachments[i].name, b->attachments[i].name) ||
+		    str_differs(a->attachments[i].type, b->attachments[i].type) ||
+		    a->attachments[i].size != b->attachments[i].size)
+			DIFF("attachment %zu", i);
+	}
+	if (a->nurl_hosts != b->nurl_hosts)
+		DIFF("nurl_hosts %zu vs %zu", a->nurl_hosts, b->nurl_hosts);
+	for (i = 0; i < a->nurl_hosts; i++) {
+		if (str_differs(a->url_hosts[i], b->url_hosts[i]))
+			DIFF("url host %zu: %s vs %s", i, a->url_hosts[i], b->url_hosts[i]);
+	}
+#undef DIFF
+	return 0;
 }

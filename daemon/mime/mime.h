@@ -1,7 +1,8 @@
 /*
  * mime: reads a whole message once, with GMime 3, into a read-only view
  * that every content check shares (server rules, mailbox rules, later the
- * statistical filter and DKIM).
+ * statistical filter and DKIM).  A message of one text part is read
+ * without GMime's parser (same view; docs/content.md).
  *
  * mime_parse() is a pure function over (buf, len): no I/O, no global state
  * but GMime's one-time init (mime_init(), from main before any thread).  It
@@ -37,6 +38,8 @@ struct mime_limits {
 				   between parts, per 4 KiB of text and per header field */
 	int keep_parts;         /* also fill plain/html/html_text of the view (the
 				   quarantine preview; default 0: the checks do not need them) */
+	int gmime_only;         /* never take the single-part fast path (tests and
+				   the fuzzer compare the two; default 0) */
 };
 
 void mime_limits_default(struct mime_limits *lim);
@@ -93,6 +96,8 @@ struct mime_view {
 	int nparts;                    /* parts visited */
 	int depth;                     /* deepest nesting seen */
 	int64_t parse_us;              /* time the walk took */
+	int fast;                      /* 1: read by the single-part fast path, 0: by
+					  GMime (the view is the same either way) */
 };
 
 /* Once, before any thread starts. */
@@ -103,6 +108,14 @@ void mime_shutdown(void);
 int mime_parse(const char *buf, size_t len, const struct mime_limits *lim,
 	       struct mime_view **out, char *err, size_t errsz);
 void mime_view_free(struct mime_view *v);
+
+/*
+ * 0 when two views of one message are the same (headers, text, raw body,
+ * attachments, URL hosts, flags, parts, depth; not parse_us or fast),
+ * else -1 and the first difference described in what.  Tests and the
+ * fuzzer compare the fast path's view with GMime's.
+ */
+int mime_view_cmp(const struct mime_view *a, const struct mime_view *b, char *what, size_t whatsz);
 
 /*
  * Values of header `name` (ASCII case-insensitive), in order: start with

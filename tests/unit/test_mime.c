@@ -114,6 +114,11 @@ static const struct {
 	{ "empty buffer", "", NULL, NULL, "", 0, ~0u },
 	{ "mbox From line skipped", "From a@b.example Wed Oct  2 21:15:45 2002\r\nSubject: s\r\n\r\nb",
 	  "Subject", "s", "b", 0, MIME_F_MALFORMED },
+	{ "repeated trace fields are not malformed",
+	  "Received: from a\r\nReceived: from b\r\nX-A: 1\r\nX-A: 2\r\nSubject: s\r\n\r\nb",
+	  "Subject", "s", "b", 0, MIME_F_MALFORMED },
+	{ "two different subjects are malformed", "Subject: s\r\nSubject: t\r\n\r\nb", "Subject",
+	  "s", "b", MIME_F_MALFORMED, 0 },
 	{ "no header at all: text", "just some text\r\nSubject: not a header\r\n\r\nmore", NULL,
 	  NULL, "just some text\r\nSubject: not a header\r\n\r\nmore", MIME_F_MALFORMED, 0 },
 	{ "multipart/alternative joins text",
@@ -739,6 +744,138 @@ static void test_threads(void **state)
 	}
 }
 
+/* ---- the single-part fast path against GMime's walk ------------------ */
+
+/*
+ * Parse msg with the fast path allowed and with GMime only; the views
+ * must be the same.  Returns whether the fast path took the message.
+ */
+static int same_both_ways(const char *what, const char *msg, size_t len,
+			  const struct mime_limits *base)
+{
+	struct mime_limits lim, slow;
+	struct mime_view *a, *b;
+	char diff[600];
+	int fast;
+
+	if (base != NULL)
+		lim = *base;
+	else
+		mime_limits_default(&lim);
+	slow = lim;
+	slow.gmime_only = 1;
+	a = parse_lim(msg, len, &lim);
+	b = parse_lim(msg, len, &slow);
+	if (b->fast)
+		fail_msg("%s: got the fast path with gmime_only, want GMime", what);
+	if (mime_view_cmp(a, b, diff, sizeof(diff)) != 0)
+		fail_msg("%s (fast=%d): views differ: %s", what, a->fast, diff);
+	fast = a->fast;
+	mime_view_free(a);
+	mime_view_free(b);
+	return fast;
+}
+
+static const struct {
+	const char *name;
+	const char *msg;
+	int fast;       /* want the fast path to take it */
+} fast_cases[] = {
+	/* Taken: the common single text part. */
+	{ "no content-type", "From: a@b\r\nSubject: hi\r\n\r\nhello\r\n", 1 },
+	{ "lf only", "From: a@b\nSubject: hi\n\nhello\n", 1 },
+	{ "mbox line", "From a@b Mon Jan  1 00:00:00 2024\nSubject: x\n\nbody\n", 1 },
+	{ "empty body", "Subject: x\r\n\r\n", 1 },
+	{ "plain qp latin1",
+	  "Subject: x\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+	  "Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9 au lait=\r\n soft\r\n", 1 },
+	{ "html base64",
+	  "Subject: x\r\nContent-Type: text/html; charset=\"utf-8\"\r\n"
+	  "Content-Transfer-Encoding: base64\r\n\r\n"
+	  "PGh0bWw+PGEgaHJlZj0iaHR0cDovL0V4YW1wbGUuQ09NL3giPmNsaWNrPC9hPiAmYW1wOyBz\r\n"
+	  "ZWUgd3d3LmZvby5vcmc8L2h0bWw+\r\n", 1 },
+	{ "charset on a folded line",
+	  "Subject: x\r\nContent-Type: text/plain;\r\n\tcharset=\"us-ascii\"\r\n\r\nhi\r\n", 1 },
+	{ "rfc 2047 subject",
+	  "Subject: =?utf-8?q?caf=C3=A9?= =?iso-8859-1?b?6Q==?=\r\n\r\nx\r\n", 1 },
+	{ "invalid rfc 2047", "Subject: =?utf-8?q?a b?=\r\n\r\nx\r\n", 1 },
+	{ "raw 8-bit header", "Subject: caf\xe9\r\nContent-Type: text/plain; charset=koi8-r\r\n"
+	  "\r\nx\r\n", 0 },
+	{ "raw utf-8 header", "Subject: caf\xc3\xa9\r\n\r\nx\r\n", 1 },
+	{ "folded subject", "Subject: a\r\n  b\r\n\tc \r\n\r\nx\r\n", 1 },
+	{ "conflicting received",
+	  "Received: from a\r\nReceived: from b\r\nSubject: x\r\n\r\nx\r\n", 1 },
+	{ "duplicate subject same value", "Subject: x\r\nsubject: x\r\n\r\nx\r\n", 1 },
+	{ "conflicting subject", "Subject: x\r\nSubject: y\r\n\r\nx\r\n", 1 },
+	{ "conflicting content-transfer-encoding",
+	  "Content-Transfer-Encoding: 7bit\r\nContent-Transfer-Encoding: 8bit\r\n\r\nx\r\n", 0 },
+	{ "blank before colon", "Subject : x\r\nX-A\t: y\r\n\r\nx\r\n", 1 },
+	{ "nul and 8-bit in body", "Subject: x\r\n\r\na\x00b\xff\xe9t\xc3\xa9\r\n", 1 },
+	{ "unknown encoding", "Content-Transfer-Encoding: x-foo\r\n\r\nx\r\n", 1 },
+	{ "bad base64", "Content-Transfer-Encoding: base64\r\n\r\n!!a=b===c\r\n", 1 },
+	/* Left to GMime. */
+	{ "multipart",
+	  "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n", 0 },
+	{ "koi8-r body", "Content-Type: text/plain; charset=koi8-r\r\n\r\n\xf0\xd2\r\n", 0 },
+	{ "uuencode", "Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 a\r\n", 0 },
+	{ "disposition", "Content-Disposition: attachment\r\n\r\nx\r\n", 0 },
+	{ "attachment type", "Content-Type: application/pdf\r\n\r\nx\r\n", 0 },
+	{ "two content-types",
+	  "Content-Type: text/plain\r\nContent-Type: text/html\r\n\r\nx\r\n", 0 },
+	{ "comment in type", "Content-Type: (c) text/plain\r\n\r\nx\r\n", 0 },
+	{ "bare cr", "Subject: a\rb\r\n\r\nx\r\n", 0 },
+	{ "no empty line", "Subject: x\r\nFrom: y\r\n", 0 },
+	{ "first line no field", "hello world\r\n\r\nx\r\n", 0 },
+	{ "continuation first", " Subject: x\r\n\r\nx\r\n", 0 },
+	{ "invalid name later", "Subject: x\r\nbad name: y\r\n\r\nx\r\n", 0 },
+	{ "no header", "\r\nbody only\r\n", 0 },
+	{ "encoded content-type", "Content-Type: =?us-ascii?q?text/html?=\r\n\r\nx\r\n", 0 },
+};
+
+static void test_fast_path(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(fast_cases) / sizeof(fast_cases[0]); i++) {
+		size_t len = strlen(fast_cases[i].msg);
+		int fast;
+
+		/* "nul and 8-bit in body" has a NUL: its length is its literal's. */
+		if (strcmp(fast_cases[i].name, "nul and 8-bit in body") == 0)
+			len = sizeof("Subject: x\r\n\r\na\x00b\xff\xe9t\xc3\xa9\r\n") - 1;
+		fast = same_both_ways(fast_cases[i].name, fast_cases[i].msg, len, NULL);
+		if (fast != fast_cases[i].fast)
+			fail_msg("%s: got fast=%d, want %d", fast_cases[i].name, fast,
+				 fast_cases[i].fast);
+	}
+}
+
+/* Small limits: the fast path must cut where GMime's walk cuts. */
+static void test_fast_path_limits(void **state)
+{
+	static const char msg[] =
+		"Subject: x\r\nTo: a\r\nCc: b\r\n\r\n"
+		"see http://a.example/ http://b.example/ http://c.example/ and more text\r\n";
+	struct mime_limits lim;
+
+	(void)state;
+	mime_limits_default(&lim);
+	lim.max_headers = 2;
+	if (same_both_ways("max_headers", msg, sizeof(msg) - 1, &lim))
+		fail_msg("max_headers: got the fast path past the header bound, want GMime");
+	mime_limits_default(&lim);
+	lim.max_urls = 2;
+	lim.max_text = 20;
+	if (!same_both_ways("max_urls, max_text", msg, sizeof(msg) - 1, &lim))
+		fail_msg("max_urls, max_text: got GMime, want the fast path");
+	mime_limits_default(&lim);
+	lim.max_part_text = 16;
+	if (same_both_ways("max_part_text", msg, sizeof(msg) - 1, &lim))
+		fail_msg("max_part_text: got the fast path for a body past it, want GMime");
+	mime_limits_default(&lim);
+	lim.keep_parts = 1;
+	same_both_ways("keep_parts", msg, sizeof(msg) - 1, &lim);
+}
+
 /* ---- the SpamAssassin corpus ----------------------------------------- */
 
 /* scripts/corpus.sh of this source tree (found from this file's path). */
@@ -770,7 +907,7 @@ static void test_corpus(void **state)
 	static const char *const groups[] = { "easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1",
 					      "spam-2" };
 	char dir[1024];
-	size_t total = 0, with_text = 0;
+	size_t total = 0, with_text = 0, nfast = 0, nfast_crlf = 0;
 
 	if (getenv("MOAT_SKIP_CORPUS") != NULL || corpus_dir(dir, sizeof(dir)) != 0) {
 		print_message("corpus not available (scripts/corpus.sh), skipped\n");
@@ -807,6 +944,25 @@ static void test_corpus(void **state)
 			total++;
 			with_text += v->text_len > 0;
 			mime_view_free(v);
+			/* The fast path and GMime agree, as stored and as SMTP brings
+			 * it (no mbox line, CRLF). */
+			nfast += same_both_ways(file, buf, len, NULL);
+			{
+				GString *crlf = g_string_sized_new(len + len / 16);
+				const char *p = buf, *end = buf + len;
+				const char *nl = len > 5 && memcmp(buf, "From ", 5) == 0 ?
+						 memchr(buf, '\n', len) : NULL;
+
+				if (nl != NULL)
+					p = nl + 1;
+				for (; p < end; p++) {
+					if (*p == '\n' && (p == buf || p[-1] != '\r'))
+						g_string_append_c(crlf, '\r');
+					g_string_append_c(crlf, *p);
+				}
+				nfast_crlf += same_both_ways(file, crlf->str, crlf->len, NULL);
+				g_string_free(crlf, TRUE);
+			}
 			g_free(buf);
 		}
 		closedir(d);
@@ -815,7 +971,13 @@ static void test_corpus(void **state)
 	if (total < 6000 || with_text < total * 95 / 100)
 		fail_msg("corpus: got %zu messages, %zu with text, want >= 6000 and 95%% with text",
 			 total, with_text);
-	print_message("corpus: %zu messages parsed, %zu with text\n", total, with_text);
+	print_message("corpus: %zu messages parsed, %zu with text; fast path took %zu as stored "
+		      "and %zu as sent over SMTP, each the same as GMime's view\n", total, with_text,
+		      nfast, nfast_crlf);
+	/* Most of the corpus is one text part: the fast path must take them. */
+	if (nfast_crlf < total / 2)
+		fail_msg("corpus: got %zu messages on the fast path, want at least half of %zu",
+			 nfast_crlf, total);
 }
 
 int main(void)
@@ -840,6 +1002,8 @@ int main(void)
 		cmocka_unit_test(test_raw_body),
 		cmocka_unit_test(test_header_next),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_fast_path),
+		cmocka_unit_test(test_fast_path_limits),
 		cmocka_unit_test(test_corpus),
 	};
 	int rc;
