@@ -37,6 +37,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cluster/cluster_pg.h"
+#include "cluster/cluster_redis.h"
 #include "conf/conf.h"
 #include "alert/alert.h"
 #include "digest/digest.h"
@@ -47,10 +49,12 @@
 #include "mime/mime.h"
 #include "quarantine/quarantine_admin.h"
 #include "quarantine/quarantine_purge.h"
+#include "score/greylist.h"
 #include "queue/queue.h"
 #include "smtp/smtp.h"
 #include "spool/spool.h"
 #include "store/store.h"
+#include "store/store_cluster.h"
 #include "util/sdnotify.h"
 #include "util/util.h"
 
@@ -72,6 +76,8 @@ struct moatd {
 	struct digest *digest;
 	struct alert *alert;          /* account alerts: mail and webhook */
 	struct policy *policy;
+	struct cluster_redis *redis;  /* cluster counters; NULL: not in a Redis cluster */
+	struct cluster_pg *pg;        /* shared tables; NULL: not in a PostgreSQL cluster */
 	struct event *sig_term;
 	struct event *sig_int;
 	struct event *sig_hup;
@@ -547,6 +553,10 @@ int main(int argc, char **argv)
 		conf_dump(&d.conf, 1);
 		return 0;
 	}
+	if ((d.conf.cluster_pg[0] != '\0' || d.conf.cluster_redis[0] != '\0') &&
+	    d.conf.cluster_node == 0)
+		die("cluster_pg or cluster_redis is set but cluster_node is 0: give every node"
+		    " of the cluster its own cluster_node (1..1023)");
 	if (log_open(d.conf.log, parse_level(d.conf.log_level), err, sizeof(err)) < 0)
 		die("%s", err);
 	if (sdnotify_init(err, sizeof(err)) < 0)
@@ -592,6 +602,10 @@ int main(int argc, char **argv)
 	st = store_open(d.db_path, STORE_MIGRATE, err, sizeof(err));
 	if (st == NULL)
 		die("%s", err);
+	/* Before anything writes: from here every change to a shared table is captured. */
+	if (store_cluster_install(st, d.conf.cluster_node, d.conf.cluster_pg[0] != '\0', err,
+				  sizeof(err)) < 0)
+		die("%s", err);
 	d.spool = spool_open(d.conf.data_dir, err, sizeof(err));
 	if (d.spool == NULL)
 		die("%s", err);
@@ -604,7 +618,8 @@ int main(int argc, char **argv)
 	{
 		struct quarantine_reconcile_stats qs;
 
-		if (quarantine_reconcile(st, d.conf.data_dir, &qs, err, sizeof(err)) < 0)
+		if (quarantine_reconcile(st, d.conf.data_dir, d.conf.cluster_pg[0] != '\0', &qs,
+					 err, sizeof(err)) < 0)
 			die("%s", err);
 		log_info(NULL, "quarantine", "reconciled kept=%d orphans_removed=%d lost=%d",
 			 qs.kept, qs.files_removed, qs.rows_removed);
@@ -612,6 +627,12 @@ int main(int argc, char **argv)
 	store_close(st);
 	if (spool_pool_start(d.spool, err, sizeof(err)) < 0)
 		die("%s", err);
+	if (d.conf.cluster_pg[0] != '\0') {
+		/* Connects in the background: the node works on its SQLite copy until then. */
+		d.pg = cluster_pg_start(&d.conf, d.db_path, err, sizeof(err));
+		if (d.pg == NULL)
+			die("%s", err);
+	}
 
 	start_dns(&d);
 	d.writer = spool_writer_start(d.base, d.spool, d.db_path, commit_done,
@@ -640,6 +661,15 @@ int main(int argc, char **argv)
 		if (d.policy == NULL)
 			die("%s", err);
 		policy_set_dns(d.policy, d.dns);
+		if (d.conf.cluster_redis[0] != '\0') {
+			/* Connects in the background: mail flows on local counters until then. */
+			d.redis = cluster_redis_new(d.base, &d.conf, err, sizeof(err));
+			if (d.redis == NULL)
+				die("%s", err);
+			policy_set_cluster(d.policy, d.redis);
+			greylist_set_cluster(d.conf.cluster_redis, d.conf.cluster_redis_timeout_ms,
+					     d.conf.cluster_retry_ms);
+		}
 		smtp_server_set_policy(d.smtp, d.policy);
 	}
 	if (smtp_server_set_auth(d.smtp, d.db_path, http_password_verify, err, sizeof(err)) < 0)
@@ -708,10 +738,13 @@ int main(int argc, char **argv)
 	digest_free(d.digest);        /* before the runner: its last round may kick it */
 	alert_free(d.alert);          /* the same */
 	queue_runner_free(d.queue);   /* its in-flight rows stay leased */
+	policy_set_cluster(d.policy, NULL);
+	cluster_redis_free(d.redis);  /* pending answers find their sessions gone */
 	policy_free(d.policy); /* after every session (and the resolver) is gone */
 	quarantine_purger_free(d.purger);
 	spool_writer_stop(d.writer);
 	http_server_free(d.http);
+	cluster_pg_stop(d.pg);        /* what it has not pushed stays in the outbox */
 	spool_free(d.spool);
 	if (d.stop_poll != NULL)
 		event_free(d.stop_poll);

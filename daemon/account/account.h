@@ -158,10 +158,12 @@ void account_engine_free(struct account_engine *e);
  * MAIL from authenticated user at client addr; bound: the sender belongs
  * to the user.  Counts the attempt; refuses (suspended, binding), defers
  * (rate limit), and may suspend the account when the score crosses the
- * threshold.
+ * threshold.  rated: the cluster's Redis already decided the rate limits
+ * and let this one through (account_limits()): the local windows still
+ * count it, but do not decide.
  */
 enum policy_action account_mail(struct account_engine *e, const char *user,
-				const char *addr, const char *sender, int bound,
+				const char *addr, const char *sender, int bound, int rated,
 				struct policy_verdict *v);
 /*
  * A MAIL FROM of an authenticated user that smtp/ answered 501 5.1.7
@@ -176,8 +178,36 @@ void account_malformed(struct account_engine *e, const char *user, const char *a
  * refuses the recipient itself).  Else the recipient rate limits.
  */
 enum policy_action account_rcpt(struct account_engine *e, const char *user,
-				const char *addr, const char *rcpt, int dead,
+				const char *addr, const char *rcpt, int dead, int rated,
 				struct policy_verdict *v);
+
+/* ---- cluster mode (docs/cluster.md): the rate limits decided in Redis ---- */
+
+struct cluster_redis;
+/*
+ * The node's Redis connection (NULL: none): a suspension sets the
+ * account's flag there, a lift clears it, and the users other nodes
+ * suspended are read back every half second and refused here too
+ * (account_suspended: AUTH).  Not owned; NULL before it is freed.
+ */
+void account_engine_set_cluster(struct account_engine *e, struct cluster_redis *cr);
+/*
+ * The limits that apply now to user at client addr, for messages (rcpt 0)
+ * or recipients (rcpt 1): the account's (its overrides applied; none for a
+ * trusted account) and the client address's, per second, minute, hour and
+ * day; 0 where there is none.
+ */
+void account_limits(struct account_engine *e, const char *user, int rcpt, int64_t account[4],
+		    int64_t client[4]);
+/*
+ * v: the deferral for a limit the cluster refused, the same reply as the
+ * local one (451 4.7.1 "Rate limit exceeded: ..."); client: the client
+ * address's limit, else the account's; window 0..3.  Logged.
+ */
+void account_rate_refused(const char *user, const char *addr, int rcpt, int client,
+			  int window, int64_t limit, struct policy_verdict *v);
+/* v: the refusal of a suspended account (550 5.7.1). */
+void account_suspended_verdict(struct policy_verdict *v);
 
 /* One message of an authenticated session at the end of DATA, before the 250. */
 struct account_message {
@@ -196,7 +226,7 @@ struct account_message {
  */
 enum policy_action account_message(struct account_engine *e, const struct account_message *m,
 				   struct policy_verdict *v);
-/* 1 when user is suspended (checked again at end of DATA). */
+/* 1 when user is suspended, here or in the cluster (checked again at end of DATA). */
 int account_suspended(struct account_engine *e, const char *user);
 
 /* The 32-bit hash the engine uses for recipient domains (case-insensitive). */

@@ -33,6 +33,13 @@
  * order submitted, so a read taken after later jobs were submitted is not
  * used for suspensions (it could undo one).
  *
+ * Cluster (account_engine_set_cluster): a suspension sets the account's
+ * flag in Redis and a lift clears it, so that every node refuses the
+ * account at once (policy/ asks Redis at MAIL and RCPT); a lift Redis did
+ * not take, and every suspension, is sent again when Redis is back.  When
+ * Redis decided a MAIL's or RCPT's rate limits (rated), the local windows
+ * count but do not decide.
+ *
  * Memory: about 16 KiB per account seen since start (account_internal.h),
  * plus the rate counters (account_win, bounded by key count).
  *
@@ -42,6 +49,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +57,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "../cluster/cluster_redis.h"
 #include "../conf/conf.h"
 #include "../log/log.h"
 #include "../spool/spool_read.h"
@@ -62,6 +71,7 @@
 #define POLL_MS 1000
 #define REHOLD_MS 2000
 #define TICK_MS 250
+#define CLUSTER_POLL_MS 500   /* the cluster's suspended users read again */
 #define IDLE_EVICT_MS 3600000 /* an idle account leaves memory (and after two windows) */
 #define SAMPLES_MAX 5
 #define SUBJECT_HDR_MAX 16384
@@ -141,6 +151,9 @@ struct account_engine {
 	struct account_win *auth_fails;  /* AUTH failures by client address */
 	int64_t lim_am[4], lim_ar[4], lim_cm[4], lim_cr[4];
 
+	struct cluster_redis *redis;     /* cluster: suspension flags; NULL none */
+	struct event *cluster_ev;        /* loop: reads the cluster's suspended users */
+	int cluster_asking;              /* loop: a read is under way */
 	struct worker *w;
 	int stopping;            /* loop: account_engine_free() has begun */
 	int64_t seq_sent;        /* loop: jobs submitted */
@@ -191,6 +204,12 @@ static struct acct *acct_get(struct account_engine *e, const char *user, int cre
 	e->tab[b] = a;
 	submit_load(e, a);
 	return a;
+}
+
+/* Suspended here, or on another node of the cluster. */
+static int refused(const struct acct *a)
+{
+	return a->suspended || a->remote_suspended;
 }
 
 static int trusted(const struct acct *a, int64_t now)
@@ -245,6 +264,48 @@ static size_t window_clients(struct account_engine *e, const struct acct *a, int
 	return n;
 }
 
+/* ---- cluster: the suspension flag in Redis ------------------------------------ */
+
+struct flag_req {
+	struct account_engine *e;
+	char user[ACCT_NAME_MAX];
+	int on;
+};
+
+/*
+ * A lift Redis did not take is sent again when it is up (cluster_up); so is
+ * every suspension, which a restarted Redis has lost.
+ */
+static void flag_done(void *arg, int ok, const redisReply *r)
+{
+	struct flag_req *q = arg;
+	struct acct *a;
+
+	(void)r;
+	if (!ok && !q->on && !q->e->stopping) {
+		a = acct_get(q->e, q->user, 0);
+		if (a != NULL && !a->suspended)
+			a->flag_pending = 1;
+	}
+	free(q);
+}
+
+static void flag_send(struct account_engine *e, struct acct *a, int on)
+{
+	struct flag_req *q = xcalloc(1, sizeof(*q));
+
+	q->e = e;
+	strlcpy_s(q->user, a->user, sizeof(q->user));
+	q->on = on;
+	a->flag_pending = !on;
+	if (cluster_redis_suspend(e->redis, a->user, on, flag_done, q) < 0) {
+		free(q);
+		return; /* still pending: sent again when Redis is up */
+	}
+	if (!on)
+		a->flag_pending = 0; /* flag_done sets it again if Redis does not take it */
+}
+
 /* Score now; suspend when it crosses the threshold.  1 when suspended. */
 static int evaluate(struct account_engine *e, struct acct *a, int64_t now)
 {
@@ -260,6 +321,9 @@ static int evaluate(struct account_engine *e, struct acct *a, int64_t now)
 	a->suspended = 1;
 	account_signals_line(a->sig, a->score, detail, sizeof(detail));
 	log_warn(NULL, "account", "ACCOUNT SUSPENDED user=%s %s", a->user, detail);
+	/* Every node of the cluster refuses the account from its next MAIL. */
+	if (e->redis != NULL)
+		flag_send(e, a, 1);
 	j = xcalloc(1, sizeof(*j));
 	j->kind = JOB_SUSPEND;
 	strlcpy_s(j->user, a->user, sizeof(j->user));
@@ -274,6 +338,17 @@ static int evaluate(struct account_engine *e, struct acct *a, int64_t now)
 	strlcpy_s(j->detail, detail, sizeof(j->detail));
 	enqueue(e, j);
 	return 1;
+}
+
+/* The deferral of a rate limit: the same reply locally and from the cluster. */
+static void rate_reply(struct policy_verdict *r, const char *prefix, const char *what,
+		       const char *whose, int i, int64_t l)
+{
+	strlcpy_s(r->code, "451 4.7.1", sizeof(r->code));
+	snprintf(r->text, sizeof(r->text),
+		 "Rate limit exceeded: %lld %s per %s for this %s, try again later",
+		 (long long)l, what, win_name[i], whose);
+	snprintf(r->check, sizeof(r->check), "rate_%s_%s", prefix, win_name[i]);
 }
 
 /*
@@ -303,11 +378,7 @@ static int rate(struct account_engine *e, const char *prefix, const char *who,
 			continue;
 		if ((i == 0 ? account_win_count_exact(e->win, key, win_ms[i], now)
 		     : account_win_count(e->win, key, win_ms[i], now)) >= l) {
-			strlcpy_s(r->code, "451 4.7.1", sizeof(r->code));
-			snprintf(r->text, sizeof(r->text),
-				 "Rate limit exceeded: %lld %s per %s for this %s, try again later",
-				 (long long)l, what, win_name[i], whose);
-			snprintf(r->check, sizeof(r->check), "rate_%s_%s", prefix, win_name[i]);
+			rate_reply(r, prefix, what, whose, i, l);
 			return -1;
 		}
 	}
@@ -315,7 +386,7 @@ static int rate(struct account_engine *e, const char *prefix, const char *who,
 }
 
 enum policy_action account_mail(struct account_engine *e, const char *user,
-				const char *addr, const char *sender, int bound,
+				const char *addr, const char *sender, int bound, int rated,
 				struct policy_verdict *r)
 {
 	struct acct *a = acct_get(e, user, 1);
@@ -323,7 +394,7 @@ enum policy_action account_mail(struct account_engine *e, const char *user,
 	int trust;
 
 	memset(r, 0, sizeof(*r));
-	if (a->suspended) {
+	if (refused(a)) {
 		suspended_reply(r);
 		return answer(r, POLICY_REFUSE);
 	}
@@ -342,9 +413,10 @@ enum policy_action account_mail(struct account_engine *e, const char *user,
 		return answer(r, POLICY_REFUSE);
 	}
 	trust = trusted(a, now);
-	if ((!trust &&
-	     rate(e, "am", user, e->lim_am, a->lim, "messages", "account", r, now, 0) < 0) ||
-	    rate(e, "cm", addr, e->lim_cm, NULL, "messages", "client address", r, now, 0) < 0) {
+	if (!rated &&
+	    ((!trust &&
+	      rate(e, "am", user, e->lim_am, a->lim, "messages", "account", r, now, 0) < 0) ||
+	     rate(e, "cm", addr, e->lim_cm, NULL, "messages", "client address", r, now, 0) < 0)) {
 		log_warn(NULL, "account", "RATE LIMIT user=%s client=[%s] %s", user, addr,
 			 r->check);
 		a->dirty = 1;
@@ -383,7 +455,7 @@ void account_malformed(struct account_engine *e, const char *user, const char *a
 }
 
 enum policy_action account_rcpt(struct account_engine *e, const char *user,
-				const char *addr, const char *rcpt, int dead,
+				const char *addr, const char *rcpt, int dead, int rated,
 				struct policy_verdict *r)
 {
 	struct acct *a = acct_get(e, user, 1);
@@ -391,7 +463,7 @@ enum policy_action account_rcpt(struct account_engine *e, const char *user,
 
 	(void)rcpt;
 	memset(r, 0, sizeof(*r));
-	if (a->suspended) {
+	if (refused(a)) {
 		suspended_reply(r);
 		return answer(r, POLICY_REFUSE);
 	}
@@ -401,9 +473,10 @@ enum policy_action account_rcpt(struct account_engine *e, const char *user,
 		a->dirty = 1;
 		return answer(r, POLICY_CONTINUE); /* the caller refuses the recipient itself */
 	}
-	if ((!trusted(a, now) &&
-	     rate(e, "ar", user, e->lim_ar, a->lim + 4, "recipients", "account", r, now, 0) < 0) ||
-	    rate(e, "cr", addr, e->lim_cr, NULL, "recipients", "client address", r, now, 0) < 0) {
+	if (!rated &&
+	    ((!trusted(a, now) &&
+	      rate(e, "ar", user, e->lim_ar, a->lim + 4, "recipients", "account", r, now, 0) < 0) ||
+	     rate(e, "cr", addr, e->lim_cr, NULL, "recipients", "client address", r, now, 0) < 0)) {
 		log_warn(NULL, "account", "RATE LIMIT user=%s client=[%s] %s", user, addr,
 			 r->check);
 		return answer(r, POLICY_DEFER);
@@ -422,7 +495,7 @@ enum policy_action account_message(struct account_engine *e, const struct accoun
 	int64_t now = time_now_ms();
 
 	memset(r, 0, sizeof(*r));
-	if (a->suspended) {
+	if (refused(a)) {
 		suspended_reply(r);
 		return answer(r, POLICY_REFUSE);
 	}
@@ -446,6 +519,124 @@ enum policy_action account_message(struct account_engine *e, const struct accoun
 		return answer(r, POLICY_REFUSE);
 	}
 	return answer(r, POLICY_CONTINUE);
+}
+
+/*
+ * Redis is up (again): it may have restarted empty, or missed a lift while
+ * it was away.  Every suspension this node holds is set again, and every
+ * lift not yet sent is.
+ */
+static void cluster_up(void *arg)
+{
+	struct account_engine *e = arg;
+	struct acct *a;
+	size_t b;
+
+	for (b = 0; b < e->size; b++)
+		for (a = e->tab[b]; a != NULL; a = a->next)
+			if (a->suspended || a->flag_pending)
+				flag_send(e, a, a->suspended);
+}
+
+/*
+ * The cluster's suspended users (SMEMBERS moat:susp): refused here too, at
+ * AUTH, MAIL, RCPT and DATA, until the list no longer has them.  Without an
+ * answer the last list stands.
+ */
+static void suspended_list(void *arg, int ok, const redisReply *r)
+{
+	struct account_engine *e = arg;
+	struct acct *a;
+	size_t b, i;
+
+	e->cluster_asking = 0;
+	if (!ok || r->type != REDIS_REPLY_ARRAY || e->stopping)
+		return;
+	for (b = 0; b < e->size; b++)
+		for (a = e->tab[b]; a != NULL; a = a->next)
+			a->remote_suspended = 0;
+	for (i = 0; i < r->elements; i++) {
+		if (r->element[i]->type != REDIS_REPLY_STRING ||
+		    r->element[i]->len >= ACCT_NAME_MAX)
+			continue;
+		a = acct_get(e, r->element[i]->str, 1);
+		if (!a->remote_suspended && !a->suspended)
+			log_info(NULL, "account", "account suspended in the cluster user=%s",
+				 a->user);
+		a->remote_suspended = 1;
+	}
+}
+
+static void cluster_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct account_engine *e = arg;
+
+	(void)fd;
+	(void)what;
+	if (e->redis == NULL || e->cluster_asking)
+		return;
+	if (cluster_redis_suspended_list(e->redis, suspended_list, e) == 0)
+		e->cluster_asking = 1;
+}
+
+void account_engine_set_cluster(struct account_engine *e, struct cluster_redis *cr)
+{
+	struct timeval tv = { CLUSTER_POLL_MS / 1000, (CLUSTER_POLL_MS % 1000) * 1000 };
+
+	if (e->redis != NULL && e->redis != cr)
+		cluster_redis_on_up(e->redis, NULL, NULL);
+	e->redis = cr;
+	cluster_redis_on_up(cr, cluster_up, e);
+	if (cluster_redis_up(cr))
+		cluster_up(e);
+	if (cr != NULL && e->cluster_ev == NULL) {
+		e->cluster_ev = event_new(e->base, -1, EV_PERSIST, cluster_poll_cb, e);
+		event_add(e->cluster_ev, &tv);
+	} else if (cr == NULL && e->cluster_ev != NULL) {
+		event_free(e->cluster_ev);
+		e->cluster_ev = NULL;
+	}
+}
+
+void account_limits(struct account_engine *e, const char *user, int rcpt, int64_t account[4],
+		    int64_t client[4])
+{
+	struct acct *a = acct_get(e, user, 1);
+	const int64_t *def = rcpt ? e->lim_ar : e->lim_am;
+	const int64_t *over = a->lim + (rcpt ? 4 : 0);
+	int trust = trusted(a, time_now_ms());
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		int64_t l = over[i] >= 0 ? over[i] : def[i];
+
+		account[i] = trust || l < 0 ? 0 : l;
+		client[i] = (rcpt ? e->lim_cr : e->lim_cm)[i];
+		if (client[i] < 0)
+			client[i] = 0;
+	}
+}
+
+void account_rate_refused(const char *user, const char *addr, int rcpt, int client,
+			  int window, int64_t limit, struct policy_verdict *v)
+{
+	static const char *const prefix[2][2] = { { "am", "cm" }, { "ar", "cr" } };
+
+	memset(v, 0, sizeof(*v));
+	if (window < 0 || window > 3)
+		window = 0;
+	rate_reply(v, prefix[rcpt != 0][client != 0], rcpt ? "recipients" : "messages",
+		   client ? "client address" : "account", window, limit);
+	log_warn(NULL, "account", "RATE LIMIT user=%s client=[%s] %s cluster=yes", user, addr,
+		 v->check);
+	v->action = POLICY_DEFER;
+}
+
+void account_suspended_verdict(struct policy_verdict *v)
+{
+	memset(v, 0, sizeof(*v));
+	suspended_reply(v);
+	v->action = POLICY_REFUSE;
 }
 
 static void auth_key(const char *addr, char *key, size_t keysz)
@@ -474,7 +665,7 @@ int account_suspended(struct account_engine *e, const char *user)
 {
 	struct acct *a = acct_get(e, user, 0);
 
-	return a != NULL && a->suspended;
+	return a != NULL && refused(a);
 }
 
 int64_t account_score(struct account_engine *e, const char *user, char *detail,
@@ -835,6 +1026,10 @@ static void apply_state(struct account_engine *e, const struct poll_res *p, int 
 				memset(a->content, 0, sizeof(a->content));
 				memset(&a->msg_win, 0, sizeof(a->msg_win));
 				log_notice(NULL, "account", "account lifted user=%s", a->user);
+				if (e->redis != NULL) {
+					a->remote_suspended = 0; /* the next list agrees */
+					flag_send(e, a, 0);
+				}
 			}
 		}
 	}
@@ -1092,6 +1287,8 @@ void account_engine_free(struct account_engine *e)
 		event_free(e->tick_ev);
 	if (e->flush_ev != NULL)
 		event_free(e->flush_ev);
+	if (e->cluster_ev != NULL)
+		event_free(e->cluster_ev);
 	for (b = 0; b < e->size; b++) {
 		while (e->tab[b] != NULL) {
 			struct acct *a = e->tab[b];

@@ -92,6 +92,8 @@ struct acct {
 
 	/* Engine state. */
 	int suspended;
+	int flag_pending;        /* the cluster's suspension flag not yet cleared in Redis */
+	int remote_suspended;    /* suspended by another node (the cluster's Redis says) */
 	int64_t trusted_until;
 	int64_t d_msgs, d_rcpts, d_refused;
 	int dirty;
@@ -139,7 +141,8 @@ int64_t acct_client_messages(const struct acct *a, uint32_t h, int64_t now,
 int64_t acct_volume_day(struct acct *a, int64_t now);
 /*
  * 1 when a may leave memory: no event for idle_ms nor min_ms, flushed, not
- * suspended, not trusted, no limit override, no load from SQLite in flight.
+ * suspended here or in the cluster (nor a lift still to send to it), not trusted, no
+ * limit override, no load from SQLite in flight.
  */
 int acct_evictable(const struct acct *a, int64_t now, int64_t idle_ms, int64_t min_ms);
 /* Case-insensitive FNV-1a. */

@@ -494,7 +494,8 @@ int acct_evictable(const struct acct *a, int64_t now, int64_t idle_ms, int64_t m
 	int64_t last = a->n > 0 ? a->ring[(a->head + ACCT_RING - 1) % ACCT_RING].ts : a->created;
 	size_t i;
 
-	if (a->suspended || a->trusted_until > 0 || a->dirty || a->bulk_dirty || a->score > 0 ||
+	if (a->suspended || a->flag_pending || a->remote_suspended || a->trusted_until > 0 ||
+	    a->dirty || a->bulk_dirty || a->score > 0 ||
 	    (a->load_sent && !a->loaded))
 		return 0;
 	for (i = 0; i < sizeof(a->lim) / sizeof(a->lim[0]); i++)

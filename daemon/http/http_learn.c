@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../cluster/cluster_pg.h"
 #include "../conf/conf.h"
 #include "../log/log.h"
 #include "../score/score_models.h"
@@ -195,6 +196,7 @@ enum MHD_Result http_messages_learn(struct http_req *r)
 			     qid);
 		if (n < 0 || (size_t)n >= sizeof(path))
 			return http_error(r, MHD_HTTP_CONFLICT, "gone", "id", "no content kept");
+		(void)cluster_pg_fetch_quarantine(r->h->conf->data_dir, qid);
 	}
 	return http_learn_file(r, path, cls, name, 0, "log entry");
 }

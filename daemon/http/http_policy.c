@@ -17,6 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
+#include "../cluster/cluster_redis.h"
+#include "../conf/conf.h"
 #include "../log/log.h"
 #include "../policy/policy_validate.h"
 #include "../store/store.h"
@@ -523,6 +527,41 @@ static json_t *zero_stats(void)
 			 "hits_today", 0, "last_hit");
 }
 
+/*
+ * In a cluster, each zone's statistics are the cluster's totals from Redis
+ * (a blocking connection: at most cluster_redis_timeout per step); when
+ * Redis does not answer, the node's own counts stay.
+ */
+static void cluster_stats(struct http_req *r, json_t *items)
+{
+	const struct conf *conf = r->h->conf;
+	struct redisContext *c;
+	char err[256];
+	json_t *it;
+	size_t i;
+
+	if (conf == NULL || conf->cluster_redis[0] == '\0')
+		return;
+	c = cluster_redis_connect_sync(conf->cluster_redis, conf->cluster_redis_timeout_ms, err,
+				       sizeof(err));
+	if (c == NULL)
+		return;
+	json_array_foreach(items, i, it) {
+		struct cluster_dnsbl_stat cs;
+		const char *zone = json_string_value(json_object_get(it, "zone"));
+
+		if (zone == NULL || cluster_redis_dnsbl_get(c, zone, time_now_ms() / DAY_MS, &cs) < 0)
+			break;
+		json_object_set_new(it, "stats",
+				    json_pack("{s:I, s:I, s:I, s:I, s:o}", "queries",
+					      (json_int_t)cs.queries, "hits", (json_int_t)cs.hits,
+					      "tempfails", (json_int_t)cs.tempfails, "hits_today",
+					      (json_int_t)cs.hits_today, "last_hit",
+					      http_time(cs.last_hit)));
+	}
+	redisFree(c);
+}
+
 enum MHD_Result http_policy_dnsbl_list(struct http_req *r)
 {
 	static const char *const args[] = { NULL };
@@ -539,6 +578,7 @@ enum MHD_Result http_policy_dnsbl_list(struct http_req *r)
 		json_object_set_new(it, "stats", zero_stats());
 	if (store_policy_dnsbl_stats(r->st, time_now_ms() / DAY_MS, add_stat, f.items) < 0)
 		goto fail;
+	cluster_stats(r, f.items);
 	return http_reply(r, MHD_HTTP_OK, http_list(f.items, NULL));
 fail:
 	json_decref(f.items);

@@ -22,6 +22,7 @@
 
 #include "../conf/conf.h"
 #include "../mime/mime.h"
+#include "../cluster/cluster_pg.h"
 #include "../quarantine/quarantine_admin.h"
 #include "../quarantine/quarantine_html.h"
 #include "../spool/spool_read.h"
@@ -224,6 +225,7 @@ static int open_message(struct http_req *r, const char *qid, struct stat *sb)
 	n = snprintf(path, sizeof(path), "%s/spool/quarantine/%s", r->h->conf->data_dir, qid);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return -1;
+	(void)cluster_pg_fetch_quarantine(r->h->conf->data_dir, qid); /* quarantined elsewhere */
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0 && fstat(fd, sb) < 0) {
 		close(fd);
@@ -641,6 +643,7 @@ enum MHD_Result http_quarantine_learn(struct http_req *r)
 	if (n < 0 || (size_t)n >= sizeof(path) || !spool_qid_valid(o.qid, strlen(o.qid)))
 		return http_error(r, MHD_HTTP_CONFLICT, "gone", "id",
 				  "the message's content is no longer kept");
+	(void)cluster_pg_fetch_quarantine(r->h->conf->data_dir, o.qid);
 	return http_learn_file(r, path, cls, name, r->auth.admin ? 0 : r->auth.user_id,
 			       "quarantine item");
 }

@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "../account/account.h"
+#include "../cluster/cluster_redis.h"
 #include "../dns/dns.h"
 #include "../log/log.h"
 #include "../store/store.h"
@@ -49,7 +50,9 @@
 #include "../util/util.h"
 #include "../util/worker.h"
 
-#define POLL_MS 500
+/* A change made on another node of a cluster must bite here within a second
+ * (docs/cluster.md): apply (tens of ms) + one poll + the snapshot build. */
+#define POLL_MS 200
 #define BAYES_RELOAD_MS 2000
 
 struct dnsq {
@@ -97,32 +100,47 @@ void policy_vtext(struct policy_sess *ps, struct policy_verdict *v, const char *
 	strlcpy_s(v->text, buf, sizeof(v->text));
 }
 
+/* Add to the delta of (name, zone) in *arr. */
+static void delta_add(struct stat_delta **arr, size_t *n, size_t *cap, const char *name,
+		      int zone, int64_t count, int64_t queries, int64_t hits, int64_t tempfails,
+		      int64_t last_hit)
+{
+	struct stat_delta *d;
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		if ((*arr)[i].zone == zone && strcmp((*arr)[i].name, name) == 0)
+			break;
+	if (i == *n) {
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : 32;
+			*arr = xrealloc(*arr, *cap * sizeof(**arr));
+		}
+		memset(&(*arr)[i], 0, sizeof((*arr)[i]));
+		strlcpy_s((*arr)[i].name, name, sizeof((*arr)[i].name));
+		(*arr)[i].zone = zone;
+		(*n)++;
+	}
+	d = &(*arr)[i];
+	d->count += count;
+	d->queries += queries;
+	d->hits += hits;
+	d->tempfails += tempfails;
+	if (last_hit > d->last_hit)
+		d->last_hit = last_hit;
+}
+
 void policy_stat_add(struct policy *p, const char *name, int zone, int64_t count,
 		     int64_t queries, int64_t hits, int64_t tempfails, int64_t last_hit)
 {
-	size_t i;
-
 	if (p == NULL)
 		return;
-	for (i = 0; i < p->nstats; i++)
-		if (p->stats[i].zone == zone && strcmp(p->stats[i].name, name) == 0)
-			break;
-	if (i == p->nstats) {
-		if (p->nstats == p->stats_cap) {
-			p->stats_cap = p->stats_cap ? p->stats_cap * 2 : 32;
-			p->stats = xrealloc(p->stats, p->stats_cap * sizeof(*p->stats));
-		}
-		memset(&p->stats[i], 0, sizeof(p->stats[i]));
-		strlcpy_s(p->stats[i].name, name, sizeof(p->stats[i].name));
-		p->stats[i].zone = zone;
-		p->nstats++;
-	}
-	p->stats[i].count += count;
-	p->stats[i].queries += queries;
-	p->stats[i].hits += hits;
-	p->stats[i].tempfails += tempfails;
-	if (last_hit > p->stats[i].last_hit)
-		p->stats[i].last_hit = last_hit;
+	delta_add(&p->stats, &p->nstats, &p->stats_cap, name, zone, count, queries, hits,
+		  tempfails, last_hit);
+	/* A cluster's DNSBL statistics: sent to Redis with the next poll. */
+	if (zone && p->redis != NULL)
+		delta_add(&p->cstats, &p->ncstats, &p->cstats_cap, name, zone, count, queries,
+			  hits, tempfails, last_hit);
 }
 
 void policy_snap_unref(struct policy_snap *sn)
@@ -375,7 +393,7 @@ int64_t policy_delay_reject_max(const struct policy_sess *ps)
 }
 
 /* One asynchronous operation of ps finished; wake the caller when all have. */
-static void op_done(struct policy_sess *ps)
+void policy_op_done(struct policy_sess *ps)
 {
 	if (ps->npending > 0 && --ps->npending == 0 && ps->p != NULL && ps->p->done != NULL)
 		ps->p->done(ps->sid, ps->p->done_arg);
@@ -406,7 +424,7 @@ static void dns_cb_fn(const struct dns_result *r, uint64_t cookie, void *ctx)
 	}
 	q->on(ps, r, q->idx);
 	free(q);
-	op_done(ps);
+	policy_op_done(ps);
 }
 
 static struct dnsq *dnsq_new(struct policy_sess *ps, policy_answer_fn on, int idx)
@@ -452,7 +470,7 @@ static void mail_cb_fn(const struct dns_mail_result *r, uint64_t cookie, void *c
 	}
 	q->on(ps, r);
 	free(q);
-	op_done(ps);
+	policy_op_done(ps);
 }
 
 void policy_query_mail(struct policy_sess *ps, const char *domain, policy_mail_answer_fn on)
@@ -472,7 +490,7 @@ static void tarpit_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	ps->tarpit = A_DONE;
-	op_done(ps);
+	policy_op_done(ps);
 }
 
 void policy_tarpit_start(struct policy_sess *ps, int64_t ms)
@@ -661,8 +679,9 @@ static void watch_done(struct worker_job *wj, void *arg)
 	for (i = 0; j->stats != NULL && i < j->nstats; i++) {
 		const struct stat_delta *d = &j->stats[i];
 
-		policy_stat_add(p, d->name, d->zone, d->count, d->queries, d->hits, d->tempfails,
-				d->last_hit);
+		/* Not written: back into the deltas (Redis already has them). */
+		delta_add(&p->stats, &p->nstats, &p->stats_cap, d->name, d->zone, d->count,
+			  d->queries, d->hits, d->tempfails, d->last_hit);
 	}
 	free(j->stats);
 	if (j->snap != NULL && p->stopping) {
@@ -688,7 +707,14 @@ static void watch_done(struct worker_job *wj, void *arg)
 static void watch_submit(struct policy *p, int last)
 {
 	struct watch_job *j = xcalloc(1, sizeof(*j));
+	size_t i;
 
+	/* The cluster's totals: sent while Redis is up, else counted on this node only. */
+	for (i = 0; i < p->ncstats; i++)
+		cluster_redis_dnsbl_add(p->redis, p->cstats[i].name, today(), p->cstats[i].queries,
+					p->cstats[i].hits, p->cstats[i].tempfails,
+					p->cstats[i].last_hit);
+	p->ncstats = 0;
 	j->stats = p->stats;
 	j->nstats = p->nstats;
 	j->last = last;
@@ -805,6 +831,7 @@ void policy_free(struct policy *p)
 	policy_snap_unref(p->cur);
 	score_models_cache_drop(); /* the token data the next load would share */
 	free(p->stats);
+	free(p->cstats);
 	free(p->db_path);
 	free(p);
 }

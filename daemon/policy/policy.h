@@ -149,6 +149,15 @@ struct conf;
  */
 int policy_set_accounts(struct policy *p, const struct conf *conf, const char *db_path,
 			char *err, size_t errsz);
+struct cluster_redis;
+/*
+ * Cluster mode (docs/cluster.md): the node's Redis connection, asked for
+ * the rate limits at MAIL and RCPT of authenticated sessions (the stage
+ * waits at most cluster_redis_timeout; without an answer the local
+ * counters decide).  Before policy_set_accounts().  Not owned: it must
+ * outlive every session, and policy_free() comes after it is freed.
+ */
+void policy_set_cluster(struct policy *p, struct cluster_redis *cr);
 /*
  * The AUTH step, before an exchange starts: a client address past
  * auth_fail_max_per_addr failures is refused (421, close).

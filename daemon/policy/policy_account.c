@@ -8,6 +8,12 @@
  * Owns: the account engine (started by policy_set_accounts() when AUTH is
  * offered, freed by policy_free()), and per session the login name and
  * the addresses it may send as.
+ *
+ * In a cluster (policy_set_cluster) also the door to the cluster's rate
+ * limits in Redis: policy_cluster_rate() asks once per MAIL or RCPT, the
+ * stage waits (PENDING) for the answer, which cluster_redis.c gives within
+ * cluster_redis_timeout; the callback carries the session id (the session
+ * may be gone) and leaves the answer in the session for the resumed check.
  */
 #include "policy_stage.h"
 
@@ -15,7 +21,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <hiredis/hiredis.h>
+
 #include "../account/account.h"
+#include "../cluster/cluster_redis.h"
 #include "../log/log.h"
 #include "../util/util.h"
 
@@ -26,7 +35,82 @@ int policy_set_accounts(struct policy *p, const struct conf *conf, const char *d
 	if (p->accounts == NULL)
 		return -1;
 	p->conf = conf;
+	account_engine_set_cluster(p->accounts, p->redis);
 	return 0;
+}
+
+void policy_set_cluster(struct policy *p, struct cluster_redis *cr)
+{
+	p->redis = cr;
+	if (p->accounts != NULL)
+		account_engine_set_cluster(p->accounts, cr);
+}
+
+/* ---- the cluster's rate check ----------------------------------------------- */
+
+/* The callback's argument: a session id, not a pointer (the session may be gone). */
+struct crlq {
+	struct policy *p;
+	uint64_t sid;
+};
+
+static void on_rate(void *arg, int ok, const redisReply *r)
+{
+	struct crlq *q = arg;
+	struct policy_sess *ps = policy_sess_find(q->p, q->sid);
+	enum cluster_rate_res res;
+	size_t subj = 0;
+	int window = 0;
+	int64_t limit = 0;
+
+	free(q);
+	if (ps == NULL || ps->crl != CRL_WAIT)
+		return;
+	if (!ok || cluster_redis_rate_result(r, &res, &subj, &window, &limit) < 0) {
+		log_warn(ps->idstr, "policy", "cluster rate check unanswered: local limits user=%s",
+			 ps->user);
+		ps->crl = CRL_DOWN;
+	} else if (res == CLUSTER_RATE_SUSPENDED) {
+		ps->crl = CRL_SUSPENDED;
+	} else if (res == CLUSTER_RATE_LIMIT) {
+		ps->crl = CRL_LIMIT;
+		ps->crl_client = subj == 1;
+		ps->crl_window = window;
+		ps->crl_limit = limit;
+	} else {
+		ps->crl = CRL_OK;
+	}
+	policy_op_done(ps);
+}
+
+enum crl_state policy_cluster_rate(struct policy_sess *ps, int rcpt)
+{
+	struct cluster_redis_rate subj[2];
+	struct crlq *q;
+	enum crl_state st = ps->crl;
+
+	if (st != CRL_NONE && st != CRL_WAIT) {
+		ps->crl = CRL_NONE; /* taken: the next check asks again */
+		return st;
+	}
+	if (ps->p == NULL || ps->p->redis == NULL || !cluster_redis_up(ps->p->redis))
+		return CRL_DOWN;
+	memset(subj, 0, sizeof(subj));
+	subj[0].kind = rcpt ? "ar" : "am";
+	subj[0].subject = ps->user;
+	subj[1].kind = rcpt ? "cr" : "cm";
+	subj[1].subject = ps->addr;
+	account_limits(ps->p->accounts, ps->user, rcpt, subj[0].lim, subj[1].lim);
+	q = xcalloc(1, sizeof(*q));
+	q->p = ps->p;
+	q->sid = ps->sid;
+	if (cluster_redis_rate(ps->p->redis, ps->user, subj, 2, on_rate, q) < 0) {
+		free(q);
+		return CRL_DOWN;
+	}
+	ps->crl = CRL_WAIT;
+	ps->npending++;
+	return CRL_WAIT;
 }
 
 enum policy_action policy_auth(struct policy_sess *ps, struct policy_verdict *v)

@@ -3,7 +3,10 @@
  * smtp_session.c once per MAIL whose syntax and size smtp/ accepted.  The
  * sender lists (an allow entry skips the rest of the lists), then for an
  * authenticated client the account (account/): binding of the sender to
- * the login, suspension, rate limits, score.  Nothing here waits.
+ * the login, suspension, rate limits, score.  In a cluster the rate
+ * limits and the suspension flag are asked of Redis first (the stage waits
+ * at most cluster_redis_timeout; without an answer the local counters
+ * decide, as on a single node).
  * Also the door for MAIL commands smtp/ refused as malformed (501 5.1.7):
  * for a login they count against the account.
  */
@@ -47,15 +50,37 @@ static enum policy_action check_account_mail(struct policy_sess *ps,
 					     const struct step_args *a, struct policy_verdict *v)
 {
 	int bound;
+	int rated = 0;
 
 	(void)sn;
 	if (!policy_authenticated(ps))
 		return POLICY_CONTINUE;
 	bound = policy_sender_ok(ps, a->addr);
-	if (!bound)
+	if (bound && !account_suspended(ps->p->accounts, ps->user)) {
+		/* A refused binding is not counted anywhere: it needs no cluster answer. */
+		switch (policy_cluster_rate(ps, 0)) {
+		case CRL_WAIT:
+			return POLICY_PENDING;
+		case CRL_OK:
+			rated = 1;
+			break;
+		case CRL_LIMIT:
+			account_rate_refused(ps->user, ps->addr, 0, ps->crl_client, ps->crl_window,
+					     ps->crl_limit, v);
+			return POLICY_DEFER;
+		case CRL_SUSPENDED:
+			log_warn(ps->idstr, "policy", "ACCOUNT SUSPENDED IN CLUSTER user=%s from [%s]",
+				 ps->user, ps->addr);
+			account_suspended_verdict(v);
+			return POLICY_REFUSE;
+		default:
+			break; /* no cluster answer: the local counters decide */
+		}
+	} else if (!bound) {
 		log_warn(ps->idstr, "policy", "SENDER BINDING user=%s from [%s]", ps->user,
 			 ps->addr);
-	return account_mail(ps->p->accounts, ps->user, ps->addr, a->addr, bound, v);
+	}
+	return account_mail(ps->p->accounts, ps->user, ps->addr, a->addr, bound, rated, v);
 }
 
 static const struct check mail_checks[] = {

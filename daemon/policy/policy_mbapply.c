@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "policy_stage.h"
+#include "../cluster/cluster_pg.h"
 #include "../log/log.h"
 #include "../mime/mime.h"
 #include "../quarantine/quarantine_admin.h"
@@ -155,6 +156,7 @@ static int read_message(const char *data_dir, const char *qid, char **out, size_
 	if (!spool_qid_valid(qid, strlen(qid)))
 		return -1;
 	snprintf(path, sizeof(path), "%s/spool/quarantine/%s", data_dir, qid);
+	(void)cluster_pg_fetch_quarantine(data_dir, qid); /* quarantined on another node */
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;

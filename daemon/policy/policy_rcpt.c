@@ -5,7 +5,8 @@
  * client's recipient domain (may wait for DNS), the harvest limit (may
  * wait for its tarpit), max_recipients, the recipient lists, routing in
  * the local part, relay control, the directory (unknown recipients feed
- * the harvest count), and last the account's rate limits and score.
+ * the harvest count), and last the account's rate limits and score (in a
+ * cluster asked of Redis first: may wait up to cluster_redis_timeout).
  * Also: local domains and <Postmaster> for smtp/ and the queue.
  */
 #include "policy_stage.h"
@@ -356,7 +357,8 @@ static enum policy_action check_rcpt_domain(struct policy_sess *ps,
 			 "Recipient domain %.200s: DNS lookup failed, try again later", dom);
 		return POLICY_DEFER;
 	case DOM_DEAD:
-		if (account_rcpt(ps->p->accounts, ps->user, ps->addr, a->raw, 1, v) != POLICY_CONTINUE)
+		if (account_rcpt(ps->p->accounts, ps->user, ps->addr, a->raw, 1, 0, v) !=
+		    POLICY_CONTINUE)
 			return v->action; /* that suspended the account */
 		policy_verdict_set(v, POLICY_REFUSE, "550 5.1.2", "rcpt_domain", NULL, "");
 		snprintf(v->text, sizeof(v->text),
@@ -376,13 +378,33 @@ static enum policy_action check_account_rcpt(struct policy_sess *ps,
 					     const struct step_args *a, struct policy_verdict *v)
 {
 	const char *dom = domain_of(a->addr);
+	int rated = 0;
 	uint32_t h;
 	size_t i;
 
 	(void)sn;
 	if (!policy_authenticated(ps))
 		return POLICY_CONTINUE;
-	if (account_rcpt(ps->p->accounts, ps->user, ps->addr, a->raw, 0, v) != POLICY_CONTINUE)
+	/* In a cluster, Redis decides the recipient limits first (policy_cluster_rate). */
+	switch (account_suspended(ps->p->accounts, ps->user) ? CRL_DOWN
+		: policy_cluster_rate(ps, 1)) {
+	case CRL_WAIT:
+		return POLICY_PENDING;
+	case CRL_OK:
+		rated = 1;
+		break;
+	case CRL_LIMIT:
+		account_rate_refused(ps->user, ps->addr, 1, ps->crl_client, ps->crl_window,
+				     ps->crl_limit, v);
+		return POLICY_DEFER;
+	case CRL_SUSPENDED:
+		account_suspended_verdict(v);
+		return POLICY_REFUSE;
+	default:
+		break; /* no cluster answer: the local counters decide */
+	}
+	if (account_rcpt(ps->p->accounts, ps->user, ps->addr, a->raw, 0, rated, v) !=
+	    POLICY_CONTINUE)
 		return v->action;
 	/* The transaction's distinct domains, for the identical-content signal. */
 	h = account_hash32(dom, strlen(dom));

@@ -64,6 +64,7 @@ struct policy {
 	struct policy_snap *cur;
 	const struct conf *conf;          /* with the account defence; else NULL */
 	struct account_engine *accounts;  /* NULL: AUTH not offered */
+	struct cluster_redis *redis;      /* cluster rate limits; NULL: local only */
 
 	/* The snapshot watcher (policy.c): a worker whose poll jobs a loop
 	 * timer submits, one at a time. */
@@ -72,6 +73,8 @@ struct policy {
 	int stopping;                    /* loop: policy_free() has begun */
 	struct stat_delta *stats;        /* loop: not yet handed to a poll */
 	size_t nstats, stats_cap;
+	struct stat_delta *cstats;       /* loop: DNSBL deltas not yet sent to Redis */
+	size_t ncstats, cstats_cap;
 	struct store *watch_st;          /* watcher thread only */
 	int watch_tried;                 /* watcher thread only */
 	int64_t last_gen;                /* watcher thread only */
@@ -98,6 +101,12 @@ struct policy {
 };
 
 enum step { STEP_NONE, STEP_CONNECT, STEP_HELO, STEP_MAIL, STEP_RCPT, STEP_DATA };
+/*
+ * The cluster's answer to a rate check (policy_account.c): WAIT while Redis
+ * is asked, then the answer until the resumed check takes it (NONE again).
+ * DOWN: no answer in time; the local counters decide.
+ */
+enum crl_state { CRL_NONE, CRL_WAIT, CRL_OK, CRL_LIMIT, CRL_SUSPENDED, CRL_DOWN };
 enum astate { A_NONE, A_WAIT, A_DONE };
 enum dom_state { DOM_NONE, DOM_PENDING, DOM_OK, DOM_DEAD, DOM_TEMPFAIL };
 #define DOM_MEMO_MAX 8  /* recipient-domain verdicts a session remembers */
@@ -155,6 +164,11 @@ struct policy_sess {
 	char user[320];
 	char **user_addrs;               /* lower case */
 	size_t nuser_addrs;
+
+	/* Cluster rate check: its answer; for CRL_LIMIT which limit refused. */
+	enum crl_state crl;
+	int crl_client, crl_window;
+	int64_t crl_limit;
 
 	/* The transaction's sender (MAIL), lower case; "" for the null sender
 	 * or one too long to be on a personal list. */
@@ -276,6 +290,18 @@ void policy_harvest_add(struct client_rec *c, int64_t now, int64_t window_ms, si
 
 /* policy_rcpt.c */
 int policy_is_local(const struct policy_snap *sn, const char *addr);
+
+/* policy.c: one asynchronous operation of ps finished (the stage resumes after the last). */
+void policy_op_done(struct policy_sess *ps);
+
+/*
+ * policy_account.c: the cluster's rate check for ps's login and client
+ * address (rcpt 0 messages, 1 recipients).  Returns the state to act on:
+ * CRL_WAIT (the check returns PENDING and is called again), or the
+ * answer taken (ps->crl is NONE again; for CRL_LIMIT ps->crl_* say which).
+ * CRL_DOWN also when the node has no Redis or it is down: decide locally.
+ */
+enum crl_state policy_cluster_rate(struct policy_sess *ps, int rcpt);
 
 /* policy_account.c: ps's login may send as address (case-insensitive). */
 int policy_sender_ok(const struct policy_sess *ps, const char *address);

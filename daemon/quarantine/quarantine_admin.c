@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../cluster/cluster_pg.h"
 #include "../log/log.h"
 #include "../policy/policy_validate.h"
 #include "../spool/spool.h"
@@ -429,6 +430,8 @@ static int release_one(struct store *st, const char *data_dir, const struct item
 			snprintf(err, errsz, "bad queue id %.40s", x->qid);
 			return -1;
 		}
+		/* Quarantined on another node of a cluster: its file comes first. */
+		(void)cluster_pg_fetch_quarantine(data_dir, x->qid);
 		if (read_env(qpath, x, &e, helo, sizeof(helo), name, sizeof(name)) < 0) {
 			snprintf(err, errsz, "message %s: %s", x->qid, strerror(errno));
 			return -1;
@@ -729,6 +732,7 @@ struct rec_ctx {
 	const char *data_dir;
 	struct quarantine_reconcile_stats *stats;
 	int failed;
+	int cluster; /* files may live in PostgreSQL: keep items without one */
 };
 
 static int check_qid(const char *qid, void *arg)
@@ -743,6 +747,11 @@ static int check_qid(const char *qid, void *arg)
 		c->stats->kept++;
 		return 0;
 	}
+	if (c->cluster) {
+		/* Quarantined on another node: fetched when it is first read. */
+		c->stats->kept++;
+		return 0;
+	}
 	if (store_quarantine_remove_qid(c->st, qid, &n) < 0) {
 		c->failed = 1;
 		return 1;
@@ -753,10 +762,10 @@ static int check_qid(const char *qid, void *arg)
 	return 0;
 }
 
-int quarantine_reconcile(struct store *st, const char *data_dir,
+int quarantine_reconcile(struct store *st, const char *data_dir, int cluster,
 			 struct quarantine_reconcile_stats *stats, char *err, size_t errsz)
 {
-	struct rec_ctx c = { st, data_dir, stats, 0 };
+	struct rec_ctx c = { st, data_dir, stats, 0, cluster };
 	char dir[1200];
 	struct dirent *de;
 	DIR *d;

@@ -91,8 +91,12 @@ struct quarantine_reconcile_stats {
 	int rows_removed;       /* items whose file is missing */
 	int kept;               /* messages with items and a file */
 };
-/* At start, before any session: make quarantine/ and the items agree. */
-int quarantine_reconcile(struct store *st, const char *data_dir,
+/*
+ * At start, before any session: make quarantine/ and the items agree.  In a
+ * cluster (cluster != 0) items without a file stay: their file is in
+ * PostgreSQL (cluster_pg_fetch_quarantine).
+ */
+int quarantine_reconcile(struct store *st, const char *data_dir, int cluster,
 			 struct quarantine_reconcile_stats *stats, char *err, size_t errsz);
 
 #endif

@@ -16,18 +16,30 @@
  * big provider's pool whose SPF passes is not delayed per address), the
  * recipient lower-cased.  Must never refuse permanently: the only answer
  * that stops mail is a deferral.
+ *
+ * In a cluster (greylist_set_cluster) the same decision is one Lua script
+ * in Redis over moat:gl:t:<net>|<sender>|<rcpt> (a hash: first, passed;
+ * TTL delay + window while waiting, lifetime once passed) and
+ * moat:gl:n:<net> (passes; TTL lifetime), on Redis's clock, through a
+ * blocking connection per worker thread (freed when the thread ends).
+ * Any Redis error: SQLite decides, as on a single node.
  */
 #include "greylist.h"
 
 #include <arpa/inet.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "../cluster/cluster_redis.h"
 #include "../store/store.h"
 #include "../store/store_greylist.h"
+#include "../util/util.h"
 
 /* When the last purge ran (unix ms), shared by every worker. */
 static _Atomic int64_t purged_ms;
@@ -214,6 +226,153 @@ static int decide(struct store *st, const char *net, const char *sender, const c
 	return store_greylist_net_pass(st, net, now, keep);
 }
 
+/* ---- cluster: the decision in Redis ----------------------------------------- */
+
+/* ARGV: triplet key, network key, delay, window, lifetime, auto_allow (ms, count). */
+static const char gl_lua[] =
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"local delay, window = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+	"local life, auto = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+	"if auto > 0 then\n"
+	"  local p = tonumber(redis.call('HGET', ARGV[2], 'passes') or '0')\n"
+	"  if p >= auto then redis.call('PEXPIRE', ARGV[2], life) return {2, 0} end\n"
+	"end\n"
+	"local first = redis.call('HGET', ARGV[1], 'first')\n"
+	"if redis.call('HEXISTS', ARGV[1], 'passed') == 1 then\n"
+	"  redis.call('PEXPIRE', ARGV[1], life) return {0, 0}\n"
+	"end\n"
+	"local el = -1\n"
+	"if first then el = now - tonumber(first) end\n"
+	"if not first or el < 0 or el > delay + window then\n"
+	"  redis.call('DEL', ARGV[1])\n"
+	"  redis.call('HSET', ARGV[1], 'first', now)\n"
+	"  redis.call('PEXPIRE', ARGV[1], delay + window)\n"
+	"  return {1, delay}\n"
+	"end\n"
+	"if el < delay then return {1, delay - el} end\n"
+	"redis.call('HSET', ARGV[1], 'passed', now)\n"
+	"redis.call('PEXPIRE', ARGV[1], life)\n"
+	"redis.call('HINCRBY', ARGV[2], 'passes', 1)\n"
+	"redis.call('PEXPIRE', ARGV[2], life)\n"
+	"return {0, 0}\n";
+
+static char cl_address[300];     /* "" : not in a cluster */
+static int64_t cl_timeout_ms, cl_retry_ms;
+static pthread_key_t cl_key;
+static pthread_once_t cl_once = PTHREAD_ONCE_INIT;
+
+/* One per worker thread. */
+struct gl_conn {
+	redisContext *c;
+	int64_t failed_at;       /* time_mono_ms() of the last error, 0 none */
+};
+
+static void gl_conn_free(void *arg)
+{
+	struct gl_conn *g = arg;
+
+	if (g->c != NULL)
+		redisFree(g->c);
+	free(g);
+}
+
+static void cl_key_init(void)
+{
+	if (pthread_key_create(&cl_key, gl_conn_free) != 0)
+		abort(); /* at start, before any worker: out of keys is a broken build */
+}
+
+void greylist_set_cluster(const char *address, int64_t timeout_ms, int64_t retry_ms)
+{
+	pthread_once(&cl_once, cl_key_init);
+	strlcpy_s(cl_address, address, sizeof(cl_address));
+	cl_timeout_ms = timeout_ms;
+	cl_retry_ms = retry_ms;
+}
+
+/* The thread's connection, connected; NULL while Redis is failing. */
+static redisContext *gl_conn_get(void)
+{
+	struct gl_conn *g = pthread_getspecific(cl_key);
+	char err[256];
+
+	if (g == NULL) {
+		g = xcalloc(1, sizeof(*g));
+		if (pthread_setspecific(cl_key, g) != 0) {
+			free(g);
+			return NULL;
+		}
+	}
+	if (g->c != NULL)
+		return g->c;
+	if (g->failed_at != 0 && time_mono_ms() - g->failed_at < cl_retry_ms)
+		return NULL;
+	g->c = cluster_redis_connect_sync(cl_address, cl_timeout_ms, err, sizeof(err));
+	if (g->c == NULL)
+		g->failed_at = time_mono_ms();
+	return g->c;
+}
+
+static void gl_conn_failed(void)
+{
+	struct gl_conn *g = pthread_getspecific(cl_key);
+
+	if (g == NULL)
+		return;
+	if (g->c != NULL)
+		redisFree(g->c);
+	g->c = NULL;
+	g->failed_at = time_mono_ms();
+}
+
+/* 0 with the decision, or -1: Redis did not decide (the caller asks SQLite). */
+static int redis_decide(const char *net, const char *sender, const char *rcpt,
+			const struct greylist_params *p, enum greylist_res *res,
+			int64_t *retry_in)
+{
+	char tkey[3 * GREYLIST_KEY_MAX + 64], nkey[GREYLIST_NETWORK_MAX + 16];
+	char num[4][24];
+	const char *argv[9];
+	redisContext *c = gl_conn_get();
+	redisReply *r;
+	int ok = 0;
+
+	if (c == NULL)
+		return -1;
+	snprintf(tkey, sizeof(tkey), "moat:gl:t:%s|%s|%s", net, sender, rcpt);
+	snprintf(nkey, sizeof(nkey), "moat:gl:n:%s", net);
+	snprintf(num[0], sizeof(num[0]), "%" PRId64, p->delay_ms);
+	snprintf(num[1], sizeof(num[1]), "%" PRId64, p->window_ms);
+	snprintf(num[2], sizeof(num[2]), "%" PRId64, p->lifetime_ms);
+	snprintf(num[3], sizeof(num[3]), "%" PRId64, p->auto_allow);
+	argv[0] = "EVAL";
+	argv[1] = gl_lua;
+	argv[2] = "0";
+	argv[3] = tkey;
+	argv[4] = nkey;
+	argv[5] = num[0];
+	argv[6] = num[1];
+	argv[7] = num[2];
+	argv[8] = num[3];
+	r = redisCommandArgv(c, 9, argv, NULL);
+	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[0]->type == REDIS_REPLY_INTEGER &&
+	    r->element[1]->type == REDIS_REPLY_INTEGER) {
+		ok = 1;
+		*res = r->element[0]->integer == 1 ? GREYLIST_DEFER
+		       : r->element[0]->integer == 2 ? GREYLIST_ALLOWED : GREYLIST_PASS;
+		*retry_in = *res == GREYLIST_DEFER ? r->element[1]->integer : 0;
+	}
+	if (r != NULL)
+		freeReplyObject(r);
+	if (!ok) {
+		gl_conn_failed();
+		return -1;
+	}
+	return 0;
+}
+
 int greylist_check(struct store *st, const struct greylist_key *k, const struct greylist_params *p,
 		   int64_t now_ms, enum greylist_res *res, int64_t *retry_in_ms)
 {
@@ -228,6 +387,8 @@ int greylist_check(struct store *st, const struct greylist_key *k, const struct 
 	    greylist_sender_key(k->sender, k->spf_domain, sender, sizeof(sender)) < 0 ||
 	    lower_copy(k->rcpt, strlen(k->rcpt), rcpt, sizeof(rcpt)) < 0)
 		return -1;
+	if (cl_address[0] != '\0' && redis_decide(net, sender, rcpt, p, res, retry_in_ms) == 0)
+		return 0;
 	if (store_begin(st) < 0)
 		return -1;
 	if (decide(st, net, sender, rcpt, p, now_ms, res, retry_in_ms) < 0 ||

@@ -54,6 +54,17 @@ int greylist_check(struct store *st, const struct greylist_key *k, const struct 
 		   int64_t now_ms, enum greylist_res *res, int64_t *retry_in_ms);
 
 /*
+ * Cluster mode (docs/cluster.md): triplets and auto-allowed networks live
+ * in the cluster's Redis at address ("host:port"), so that a retry passes
+ * whichever node it reaches.  Each content worker thread keeps its own
+ * blocking connection (timeout_ms for the connect and for each reply);
+ * on any Redis error the SQLite greylist decides that message, and Redis
+ * is not tried again on that thread for retry_ms.  Called once at start,
+ * before the first greylist_check().
+ */
+void greylist_set_cluster(const char *address, int64_t timeout_ms, int64_t retry_ms);
+
+/*
  * The network of a textual client address: IPv4 a.b.c.0/24, IPv6 its /64
  * in RFC 5952 form, an IPv4-mapped IPv6 address as IPv4.  Accepts an
  * optional "IPv6:" prefix or brackets, refuses zone ids.  0 or -1.

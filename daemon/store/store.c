@@ -265,6 +265,7 @@ static int busy_wait(void *arg, int count)
 struct store *store_open(const char *path, int flags, char *err, size_t errsz)
 {
 	struct store *st = NULL;
+	struct store_cluster_conn *cluster = NULL;
 	sqlite3 *db = NULL;
 	char sub[512];
 	int version;
@@ -278,6 +279,12 @@ struct store *store_open(const char *path, int flags, char *err, size_t errsz)
 		goto fail;
 	}
 	sqlite3_busy_handler(db, busy_wait, NULL);
+	/* Before the migrations: a re-run one may touch a table with cluster triggers. */
+	cluster = store_cluster_conn_new(db);
+	if (cluster == NULL) {
+		snprintf(err, errsz, "%s: cannot register SQL functions", path);
+		goto fail;
+	}
 	if (read_user_version(db, &version, sub, sizeof(sub)) < 0) {
 		snprintf(err, errsz, "%s: not a usable database: %s", path, sub);
 		goto fail;
@@ -312,8 +319,10 @@ struct store *store_open(const char *path, int flags, char *err, size_t errsz)
 	}
 	st = xcalloc(1, sizeof(*st));
 	st->db = db;
+	st->cluster = cluster;
 	return st;
 fail:
+	store_cluster_conn_free(cluster);
 	sqlite3_close(db);
 	return NULL;
 }
@@ -333,6 +342,7 @@ void store_close(struct store *st)
 	}
 	for (i = 0; i < st->nstmts; i++)
 		sqlite3_finalize(st->stmts[i].stmt);
+	store_cluster_conn_free(st->cluster);
 	sqlite3_close(st->db);
 	free(st);
 }

@@ -48,9 +48,9 @@ static const char SQL_SUSPEND_STATE[] =
 	" VALUES (?1, ?4, ?2, ?3, ?4, ?5) ON CONFLICT(user) DO UPDATE SET"
 	" suspended = ?4, reason = ?2, score = ?3, updated = ?4, signals = ?5";
 static const char SQL_SUSPEND_ALERT[] =
-	"INSERT INTO account_alert (ts, user, kind, score, detail, held, signals, clients,"
+	"INSERT INTO account_alert (id, ts, user, kind, score, detail, held, signals, clients,"
 	" samples, actor, notified)"
-	" VALUES (?1, ?2, 'suspended', ?3, ?4, ?5, ?6, ?7, ?8, 'moatd', 0)";
+	" VALUES (moat_next_id('account_alert'), ?1, ?2, 'suspended', ?3, ?4, ?5, ?6, ?7, ?8, 'moatd', 0)";
 static const char SQL_HELD_SAMPLES[] =
 	"SELECT m.qid, m.sender, min(r.rcpt), m.size FROM queue_message m"
 	" JOIN queue_rcpt r ON r.qid = m.qid WHERE m.auth_user = ?1 AND r.state = 'held'"

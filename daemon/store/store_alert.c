@@ -51,17 +51,21 @@ static const char SQL_ALERTS[] =
 	ALERT_COLS " WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR kind = ?2)"
 	" AND (?3 = 0 OR id < ?3) ORDER BY id DESC LIMIT ?4";
 static const char SQL_ALERT_GET[] = ALERT_COLS " WHERE id = ?1";
+/* In a cluster each node mails only the alerts it raised (its id range,
+ * docs/cluster.md): the others' copies arrive here before they are marked. */
 static const char SQL_PENDING[] =
-	ALERT_COLS " WHERE notified = 0 AND ts <= ?1 ORDER BY id LIMIT ?2";
+	ALERT_COLS " WHERE notified = 0 AND ts <= ?1"
+	" AND (id >> 40) = coalesce((SELECT node FROM cluster_state WHERE id = 1), 0)"
+	" ORDER BY id LIMIT ?2";
 static const char SQL_MARK[] = "UPDATE account_alert SET notified = ?2 WHERE id = ?1";
 static const char SQL_SAMPLES[] =
 	"UPDATE account_alert SET samples = ?2 WHERE id = ?1"
 	" AND (samples IS NULL OR samples = '' OR samples = '[]')";
 static const char SQL_HELD_SET[] = "UPDATE account_alert SET held = ?2 WHERE id = ?1";
 static const char SQL_INSERT[] =
-	"INSERT INTO account_alert (ts, user, kind, score, detail, held, signals, clients,"
+	"INSERT INTO account_alert (id, ts, user, kind, score, detail, held, signals, clients,"
 	" samples, actor, action, notified)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+	" VALUES (moat_next_id('account_alert'), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 static const char SQL_SUSPEND[] =
 	"INSERT INTO account_state (user, suspended, reason, updated) VALUES (?1, ?3, ?2, ?3)"
 	" ON CONFLICT(user) DO UPDATE SET suspended = ?3, reason = ?2, updated = ?3"

@@ -89,8 +89,9 @@ int store_auth_admin_count(struct store *st, int64_t *all, int64_t *enabled)
 
 static const char SQL_USER_EXISTS[] = "SELECT 1 FROM dir_user WHERE name = ?1";
 static const char SQL_USER_INSERT[] =
-	"INSERT INTO dir_user (name, created, password_hash, role, disabled,"
-	" password_changed) VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?3 IS NULL THEN NULL"
+	"INSERT INTO dir_user (id, name, created, password_hash, role, disabled,"
+	" password_changed) VALUES (moat_next_id('dir_user'), ?1, ?2, ?3, ?4, ?5,"
+	" CASE WHEN ?3 IS NULL THEN NULL"
 	" ELSE ?2 END)";
 
 int store_auth_user_create(struct store *st, const char *name, const char *hash,
@@ -414,8 +415,8 @@ static void read_token(sqlite3_stmt *s, struct store_token *t)
 static const char SQL_TOKEN_DUP[] =
 	"SELECT 1 FROM api_token WHERE user_id = ?1 AND name = ?2 AND revoked IS NULL";
 static const char SQL_TOKEN_INSERT[] =
-	"INSERT INTO api_token (user_id, name, hash, prefix, scope, created)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+	"INSERT INTO api_token (id, user_id, name, hash, prefix, scope, created)"
+	" VALUES (moat_next_id('api_token'), ?1, ?2, ?3, ?4, ?5, ?6)";
 
 int store_auth_token_create(struct store *st, int64_t user_id, const char *name,
 			    const char *hash, const char *prefix, const char *scope,
@@ -765,9 +766,9 @@ int store_auth_failures_purge(struct store *st, int64_t before)
 /* ---- audit ---- */
 
 static const char SQL_AUDIT_ADD[] =
-	"INSERT INTO api_audit (ts, actor_id, actor, via, client_addr, action,"
+	"INSERT INTO api_audit (id, ts, actor_id, actor, via, client_addr, action,"
 	" object_type, object_id, before, after)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+	" VALUES (moat_next_id('api_audit'), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 int store_auth_audit_add(struct store *st, const struct store_audit *a)
 {

@@ -26,8 +26,8 @@ static const char SQL_GET_PRIV[] =
 	"SELECT " KEY_COLS ", private_pem FROM dkim_key WHERE id = ?1";
 static const char SQL_DUP[] = "SELECT 1 FROM dkim_key WHERE domain = ?1 AND selector = ?2";
 static const char SQL_ADD[] =
-	"INSERT INTO dkim_key (domain, selector, algorithm, bits, private_pem, public_b64,"
-	" enabled, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+	"INSERT INTO dkim_key (id, domain, selector, algorithm, bits, private_pem, public_b64,"
+	" enabled, created_ms) VALUES (moat_next_id('dkim_key'), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 static const char SQL_ENABLE[] =
 	"UPDATE dkim_key SET enabled = ?2 WHERE id = ?1 AND enabled <> ?2";
 static const char SQL_EXISTS[] = "SELECT 1 FROM dkim_key WHERE id = ?1";

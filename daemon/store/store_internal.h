@@ -21,7 +21,12 @@ struct store {
 	} stmts[STORE_MAX_STMTS];
 	size_t nstmts;
 	int holds_write; /* store_begin() took the process's writer mutex */
+	struct store_cluster_conn *cluster; /* SQL functions' state (store_cluster.c) */
 };
+
+/* The cluster SQL functions on a new connection; NULL on error (store_cluster.c). */
+struct store_cluster_conn *store_cluster_conn_new(sqlite3 *db);
+void store_cluster_conn_free(struct store_cluster_conn *c);
 
 /* The cached statement for sql (a static array), reset; NULL on error. */
 sqlite3_stmt *store_prepare(struct store *st, const char *sql);

@@ -12,10 +12,11 @@
 #include <stdio.h>
 
 static const char SQL_LOG_INSERT[] =
-	"INSERT INTO message_log (ts, session_id, qid, client_addr, client_name,"
+	"INSERT INTO message_log (id, ts, session_id, qid, client_addr, client_name,"
 	" helo, sender, recipients, size, result, code, reason, check_name, entry,"
 	" auth_user, tls, timeline, message_id, score, score_parts)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+	" VALUES (moat_next_id('message_log'), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+	" ?12, ?13, ?14, ?15, ?16,"
 	" ?17, ?18, ?19, ?20)";
 
 int store_log_insert(struct store *st, const struct store_log_entry *e,

@@ -19,7 +19,8 @@
 
 static const char SQL_SET_FIND_USER[] = "SELECT id FROM mailbox_ruleset WHERE user_id = ?1";
 static const char SQL_SET_FIND_GROUP[] = "SELECT id FROM mailbox_ruleset WHERE group_id = ?1";
-static const char SQL_SET_ADD[] = "INSERT INTO mailbox_ruleset (user_id, group_id) VALUES (?1, ?2)";
+static const char SQL_SET_ADD[] = "INSERT INTO mailbox_ruleset (id, user_id, group_id)"
+	" VALUES (moat_next_id('mailbox_ruleset'), ?1, ?2)";
 static const char SQL_SETS[] =
 	"SELECT id, coalesce(user_id, 0), coalesce(group_id, 0), generation, has_refuse"
 	" FROM mailbox_ruleset ORDER BY id";
@@ -39,8 +40,8 @@ static const char SQL_END[] =
 static const char SQL_SHIFT[] =
 	"UPDATE mailbox_rule SET position = position + 1 WHERE ruleset_id = ?1 AND position >= ?2";
 static const char SQL_ADD[] =
-	"INSERT INTO mailbox_rule (ruleset_id, position, name, enabled, definition, created_at,"
-	" updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)";
+	"INSERT INTO mailbox_rule (id, ruleset_id, position, name, enabled, definition, created_at,"
+	" updated_at) VALUES (moat_next_id('mailbox_rule'), ?1, ?2, ?3, ?4, ?5, ?6, ?6)";
 static const char SQL_UPDATE[] =
 	"UPDATE mailbox_rule SET name = ?3, enabled = ?4, definition = ?5, updated_at = ?6"
 	" WHERE ruleset_id = ?1 AND id = ?2";

@@ -19,7 +19,8 @@ static const char SQL_READ_BEGIN[] = "BEGIN";
 static const char SQL_READ_END[] = "COMMIT";
 static const char SQL_GENERATION[] = "SELECT generation FROM policy_meta WHERE id = 1";
 static const char SQL_ENTRY_ADD[] =
-	"INSERT INTO policy_entry (list, value, comment, created) VALUES (?1, ?2, ?3, ?4)";
+	"INSERT INTO policy_entry (id, list, value, comment, created)"
+	" VALUES (moat_next_id('policy_entry'), ?1, ?2, ?3, ?4)";
 static const char SQL_ENTRY_UPDATE[] =
 	"UPDATE policy_entry SET value = coalesce(?2, value), comment = coalesce(?3, comment)"
 	" WHERE id = ?1";
@@ -38,8 +39,8 @@ static const char SQL_SETTING_DEL[] = "DELETE FROM policy_setting WHERE key = ?1
 static const char SQL_SETTING_GET[] = "SELECT value FROM policy_setting WHERE key = ?1";
 static const char SQL_SETTINGS[] = "SELECT key, value FROM policy_setting ORDER BY key";
 static const char SQL_SITE_ADD[] =
-	"INSERT INTO dnsbl_site (zone, kind, enabled, action, message, codes, weight,"
-	" comment, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+	"INSERT INTO dnsbl_site (id, zone, kind, enabled, action, message, codes, weight,"
+	" comment, created) VALUES (moat_next_id('dnsbl_site'), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 static const char SQL_SITE_UPDATE[] =
 	"UPDATE dnsbl_site SET kind = ?2, enabled = ?3, action = ?4, message = ?5,"
 	" codes = ?6, weight = ?7, comment = ?8 WHERE zone = ?1";
@@ -47,12 +48,14 @@ static const char SQL_SITE_DEL[] = "DELETE FROM dnsbl_site WHERE zone = ?1";
 static const char SQL_SITES[] =
 	"SELECT id, zone, kind, enabled, action, message, codes, weight, comment, created"
 	" FROM dnsbl_site ORDER BY id";
-static const char SQL_USER_ADD[] = "INSERT INTO dir_user (name, created) VALUES (?1, ?2)";
+static const char SQL_USER_ADD[] =
+	"INSERT INTO dir_user (id, name, created) VALUES (moat_next_id('dir_user'), ?1, ?2)";
 static const char SQL_ADDR_ADD[] =
 	"INSERT INTO dir_address (address, user_id, kind) VALUES (?1, ?2, ?3)";
 static const char SQL_USER_DEL[] = "DELETE FROM dir_user WHERE name = ?1";
 static const char SQL_GROUP_ADD[] =
-	"INSERT INTO dir_group (address, name, created) VALUES (?1, ?2, ?3)";
+	"INSERT INTO dir_group (id, address, name, created)"
+	" VALUES (moat_next_id('dir_group'), ?1, ?2, ?3)";
 static const char SQL_MEMBER_ADD[] =
 	"INSERT OR IGNORE INTO dir_group_member (group_id, member) VALUES (?1, ?2)";
 static const char SQL_GROUP_DEL[] = "DELETE FROM dir_group WHERE address = ?1";

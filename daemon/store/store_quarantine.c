@@ -507,8 +507,8 @@ static const char SQL_QUEUE_RCPT[] =
 	"INSERT OR IGNORE INTO queue_rcpt (qid, rcpt, next_attempt, state, released_at, edit)"
 	" VALUES (?1, ?2, ?3, 'queued', ?3, ?4)";
 static const char SQL_POLICY_ADD[] =
-	"INSERT OR IGNORE INTO policy_entry (list, value, comment, created)"
-	" VALUES (?1, ?2, ?3, ?4)";
+	"INSERT OR IGNORE INTO policy_entry (id, list, value, comment, created)"
+	" VALUES (moat_next_id('policy_entry'), ?1, ?2, ?3, ?4)";
 static const char SQL_SETTING[] = "SELECT value FROM policy_setting WHERE key = ?1";
 static const char SQL_QIDS[] = "SELECT DISTINCT qid FROM quarantine ORDER BY qid";
 static const char SQL_REMOVE_QID[] = "DELETE FROM quarantine WHERE qid = ?1";

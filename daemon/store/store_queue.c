@@ -28,9 +28,9 @@ static const char SQL_QUEUE_RCPT_INSERT[] =
 	"INSERT OR IGNORE INTO queue_rcpt (qid, rcpt, next_attempt, state, reason, seq, edit)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 static const char SQL_QUARANTINE_INSERT[] =
-	"INSERT OR IGNORE INTO quarantine (qid, rcpt, kind, reason, sender, subject, message_id,"
+	"INSERT OR IGNORE INTO quarantine (id, qid, rcpt, kind, reason, sender, subject, message_id,"
 	" client_addr, size, created_at, expires_at)"
-	" VALUES (?1, lower(?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+	" VALUES (moat_next_id('quarantine'), ?1, lower(?2), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 static const char SQL_QUEUE_EXISTS[] = "SELECT 1 FROM queue_message WHERE qid = ?1";
 static const char SQL_QUEUE_FOREACH[] = "SELECT qid FROM queue_message ORDER BY qid";
 static const char SQL_QUEUE_MARK_LOST[] =

@@ -20,8 +20,8 @@ static const char SQL_GET[] = "SELECT " RULE_COLS " FROM rule WHERE id = ?1";
 static const char SQL_COUNT[] = "SELECT count(*), coalesce(max(position) + 1, 0) FROM rule";
 static const char SQL_SHIFT[] = "UPDATE rule SET position = position + 1 WHERE position >= ?1";
 static const char SQL_ADD[] =
-	"INSERT INTO rule (position, name, enabled, definition, created_at, updated_at)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
+	"INSERT INTO rule (id, position, name, enabled, definition, created_at, updated_at)"
+	" VALUES (moat_next_id('rule'), ?1, ?2, ?3, ?4, ?5, ?5)";
 static const char SQL_UPDATE[] =
 	"UPDATE rule SET name = ?2, enabled = ?3, definition = ?4, updated_at = ?5 WHERE id = ?1";
 static const char SQL_DELETE[] = "DELETE FROM rule WHERE id = ?1";

@@ -17,8 +17,8 @@ static const char SQL_GET[] =
 	"SELECT id, scope, name, tag, quarantine, refuse, greylist, updated FROM score_threshold"
 	" WHERE scope = ?1 AND name = ?2";
 static const char SQL_PUT[] =
-	"INSERT INTO score_threshold (scope, name, tag, quarantine, refuse, greylist, updated)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	"INSERT INTO score_threshold (id, scope, name, tag, quarantine, refuse, greylist, updated)"
+	" VALUES (moat_next_id('score_threshold'), ?1, ?2, ?3, ?4, ?5, ?6, ?7)"
 	" ON CONFLICT (scope, name) DO UPDATE SET tag = excluded.tag,"
 	" quarantine = excluded.quarantine, refuse = excluded.refuse,"
 	" greylist = excluded.greylist, updated = excluded.updated"

@@ -18,7 +18,8 @@ static const char SQL_GET[] =
 	"SELECT id, user_id, kind, value, created FROM user_sender_list"
 	" WHERE user_id = ?1 AND id = ?2";
 static const char SQL_ADD[] =
-	"INSERT INTO user_sender_list (user_id, kind, value, created) VALUES (?1, ?2, ?3, ?4)"
+	"INSERT INTO user_sender_list (id, user_id, kind, value, created)"
+	" VALUES (moat_next_id('user_sender_list'), ?1, ?2, ?3, ?4)"
 	" ON CONFLICT (user_id, value) DO NOTHING";
 static const char SQL_DEL[] = "DELETE FROM user_sender_list WHERE user_id = ?1 AND id = ?2";
 static const char SQL_ALL[] =

@@ -1,7 +1,7 @@
 """Real cluster engines on loopback for the tests: PostgreSQL 15 and Redis 7 from Debian,
 each in its own temporary directory on a free port, stopped (and restarted) at will.
 
-    pg = Postgres(tmp_path / "pg").start()     # database "moat", trust auth on 127.0.0.1
+    pg = Postgres().start()                    # database "moat", trust auth on 127.0.0.1
     pg.conninfo                                # "host=127.0.0.1 port=N dbname=moat user=moat"
     pg.sql("SELECT count(*) FROM ...")         # psql -At, returns stdout text
     pg.stop(); pg.start()                      # same data directory, same port
@@ -14,13 +14,16 @@ each in its own temporary directory on a free port, stopped (and restarted) at w
     nodes = cluster_nodes(moatd_factory, 3, pg=pg, redis=redis, **conf)
 
 Every start waits (bounded) until the engine answers; stop() always reaps it.  As root
-(CI), PostgreSQL runs as the "postgres" system user, which initdb requires.
+(CI), PostgreSQL runs as the "postgres" system user, which initdb requires; its directory
+is then a fresh one under the system's temporary directory (pytest's tmp_path has root-only
+parents that user cannot enter), removed by cleanup().
 """
 
 import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import time
 
 from peers_delivery import free_port
@@ -36,7 +39,12 @@ def _as_pg_user(argv):
 
 
 class Postgres:
-    def __init__(self, workdir):
+    def __init__(self, workdir=None):
+        self._top = None
+        if workdir is None:
+            self._top = tempfile.mkdtemp(prefix="moat-pg-")
+            os.chmod(self._top, 0o755)
+            workdir = os.path.join(self._top, "pg")
         self.dir = str(workdir)
         self.data = os.path.join(self.dir, "data")
         self.port = free_port()
@@ -106,6 +114,8 @@ class Postgres:
     def cleanup(self):
         self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self._top is not None:
+            shutil.rmtree(self._top, ignore_errors=True)
 
 
 class Redis:
