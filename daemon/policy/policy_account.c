@@ -113,6 +113,30 @@ enum crl_state policy_cluster_rate(struct policy_sess *ps, int rcpt)
 	return CRL_WAIT;
 }
 
+enum policy_action policy_cluster_rate_verdict(struct policy_sess *ps, int rcpt, int *rated,
+					       struct policy_verdict *v)
+{
+	*rated = 0;
+	switch (policy_cluster_rate(ps, rcpt)) {
+	case CRL_WAIT:
+		return POLICY_PENDING;
+	case CRL_OK:
+		*rated = 1;
+		return POLICY_CONTINUE;
+	case CRL_LIMIT:
+		account_rate_refused(ps->user, ps->addr, rcpt, ps->crl_client, ps->crl_window,
+				     ps->crl_limit, v);
+		return POLICY_DEFER;
+	case CRL_SUSPENDED:
+		log_warn(ps->idstr, "policy", "ACCOUNT SUSPENDED IN CLUSTER user=%s from [%s]",
+			 ps->user, ps->addr);
+		account_suspended_verdict(v);
+		return POLICY_REFUSE;
+	default:
+		return POLICY_CONTINUE; /* no cluster answer: the local counters decide */
+	}
+}
+
 enum policy_action policy_auth(struct policy_sess *ps, struct policy_verdict *v)
 {
 	memset(v, 0, sizeof(*v));

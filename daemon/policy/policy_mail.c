@@ -58,24 +58,10 @@ static enum policy_action check_account_mail(struct policy_sess *ps,
 	bound = policy_sender_ok(ps, a->addr);
 	if (bound && !account_suspended(ps->p->accounts, ps->user)) {
 		/* A refused binding is not counted anywhere: it needs no cluster answer. */
-		switch (policy_cluster_rate(ps, 0)) {
-		case CRL_WAIT:
-			return POLICY_PENDING;
-		case CRL_OK:
-			rated = 1;
-			break;
-		case CRL_LIMIT:
-			account_rate_refused(ps->user, ps->addr, 0, ps->crl_client, ps->crl_window,
-					     ps->crl_limit, v);
-			return POLICY_DEFER;
-		case CRL_SUSPENDED:
-			log_warn(ps->idstr, "policy", "ACCOUNT SUSPENDED IN CLUSTER user=%s from [%s]",
-				 ps->user, ps->addr);
-			account_suspended_verdict(v);
-			return POLICY_REFUSE;
-		default:
-			break; /* no cluster answer: the local counters decide */
-		}
+		enum policy_action r = policy_cluster_rate_verdict(ps, 0, &rated, v);
+
+		if (r != POLICY_CONTINUE)
+			return r;
 	} else if (!bound) {
 		log_warn(ps->idstr, "policy", "SENDER BINDING user=%s from [%s]", ps->user,
 			 ps->addr);

@@ -385,23 +385,12 @@ static enum policy_action check_account_rcpt(struct policy_sess *ps,
 	(void)sn;
 	if (!policy_authenticated(ps))
 		return POLICY_CONTINUE;
-	/* In a cluster, Redis decides the recipient limits first (policy_cluster_rate). */
-	switch (account_suspended(ps->p->accounts, ps->user) ? CRL_DOWN
-		: policy_cluster_rate(ps, 1)) {
-	case CRL_WAIT:
-		return POLICY_PENDING;
-	case CRL_OK:
-		rated = 1;
-		break;
-	case CRL_LIMIT:
-		account_rate_refused(ps->user, ps->addr, 1, ps->crl_client, ps->crl_window,
-				     ps->crl_limit, v);
-		return POLICY_DEFER;
-	case CRL_SUSPENDED:
-		account_suspended_verdict(v);
-		return POLICY_REFUSE;
-	default:
-		break; /* no cluster answer: the local counters decide */
+	/* In a cluster, Redis decides the recipient limits first. */
+	if (!account_suspended(ps->p->accounts, ps->user)) {
+		enum policy_action r = policy_cluster_rate_verdict(ps, 1, &rated, v);
+
+		if (r != POLICY_CONTINUE)
+			return r;
 	}
 	if (account_rcpt(ps->p->accounts, ps->user, ps->addr, a->raw, 0, rated, v) !=
 	    POLICY_CONTINUE)

@@ -302,6 +302,14 @@ void policy_op_done(struct policy_sess *ps);
  * CRL_DOWN also when the node has no Redis or it is down: decide locally.
  */
 enum crl_state policy_cluster_rate(struct policy_sess *ps, int rcpt);
+/*
+ * The same as the check's verdict: PENDING while Redis is asked, DEFER past
+ * a cluster-wide limit, REFUSE for an account suspended in the cluster, else
+ * CONTINUE with *rated 1 when Redis counted it (the local windows then count
+ * but do not decide) or 0 (the local counters decide).
+ */
+enum policy_action policy_cluster_rate_verdict(struct policy_sess *ps, int rcpt, int *rated,
+					       struct policy_verdict *v);
 
 /* policy_account.c: ps's login may send as address (case-insensitive). */
 int policy_sender_ok(const struct policy_sess *ps, const char *address);

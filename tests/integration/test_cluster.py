@@ -1,0 +1,169 @@
+"""Three moatd nodes on one real PostgreSQL and one real Redis together (docs/cluster.md):
+a user created with the CLI of one node logs in on the others, a per-account limit holds for
+the cluster as a whole, and with both engines gone in the middle of a load every node goes on
+alone (degraded on /healthz, nothing lost) and catches up when they are back."""
+
+import json
+import smtplib
+import threading
+import time
+
+import pytest
+
+from api_client import ADMIN_PASSWORD, Api, api_moatd  # noqa: F401 (fixture)
+from conftest import message, wait_for
+from peers_cluster import Postgres, Redis, cluster_nodes
+from peers_delivery import Downstream, delivery_conf
+from submission_util import SUBMISSION_CONF, add_user, smtp_tls
+
+PW = "alice-password-1"
+LIMIT = 5  # messages per minute for the account, the cluster as a whole
+
+
+@pytest.fixture
+def engines(tmp_path):
+    pg = Postgres()
+    redis = Redis(tmp_path / "redis")
+    try:
+        yield pg.start(), redis.start()
+    finally:
+        redis.cleanup()
+        pg.cleanup()
+
+
+@pytest.fixture
+def downstream():
+    ds = Downstream().start()
+    yield ds
+    ds.stop()
+
+
+def health(d):
+    status, _, body = d.http_get("/healthz")
+    assert status == 200
+    return json.loads(body)
+
+
+def engine_states(d):
+    cl = health(d).get("cluster", {})
+    return cl.get("postgresql", {}).get("state"), cl.get("redis", {}).get("state")
+
+
+def can_login(d):
+    s = smtp_tls(d.smtp_port)
+    try:
+        s.login("alice", PW)
+        return True
+    except smtplib.SMTPAuthenticationError:
+        return False
+    finally:
+        s.close()
+
+
+def submit(d, i):
+    """One message from alice on a new session: the reply code of MAIL or of the DATA."""
+    s = smtp_tls(d.smtp_port)
+    try:
+        s.login("alice", PW)
+        code, _ = s.mail("alice@example.org")
+        if code != 250:
+            return code
+        code, _ = s.rcpt("friend@example.net")
+        if code != 250:
+            return code
+        code, _ = s.data(message(subject=f"submitted {i}"))
+        return code
+    finally:
+        s.close()
+
+
+def sender_refused(d, sender):
+    c = d.raw()
+    try:
+        c.ehlo()
+        c.send(f"MAIL FROM:<{sender}>\r\n")
+        return c.readreply().code == 550
+    finally:
+        c.close()
+
+
+def test_three_nodes_on_postgres_and_redis(api_moatd, engines, downstream):
+    pg, redis = engines
+    conf = dict(delivery_conf(downstream.addr), **SUBMISSION_CONF)
+    conf.update(limit_account_messages=f"0,{LIMIT},0,0", limit_account_recipients="0,0,0,0",
+                limit_client_messages="0,0,0,0", limit_client_recipients="0,0,0,0",
+                cluster_retry="300ms", cluster_redis_timeout="200ms")
+    nodes = cluster_nodes(api_moatd, 3, pg=pg, redis=redis, **conf)
+    a, b, c = nodes
+    for d in nodes:
+        assert wait_for(lambda: "cluster joined" in d.log_text(), timeout=15)
+        assert wait_for(lambda: engine_states(d) == ("up", "up"), timeout=10), health(d)
+
+    # The directory through PostgreSQL: alice exists only through A's CLI.
+    add_user(a, "alice", ["alice@example.org"], PW)
+    for d in (b, c):
+        assert wait_for(lambda: d.query("SELECT count(*) FROM dir_user WHERE name = 'alice'"
+                                        " AND password_hash IS NOT NULL")[0][0] == 1,
+                        timeout=5)
+    assert can_login(c)
+
+    # The limit through Redis: LIMIT a minute for the three nodes together.
+    codes = [submit(nodes[i % 3], i) for i in range(3 * LIMIT)]
+    assert codes.count(250) == LIMIT, codes
+    assert all(code == 451 for code in codes if code != 250), codes
+
+    # Both engines gone in the middle of a load: every node goes on alone.
+    total = 120
+    sent, errors = [], []
+
+    def load():
+        for i in range(total):
+            d = nodes[i % 3]
+            try:
+                with smtplib.SMTP("127.0.0.1", d.smtp_port, timeout=10) as s:
+                    s.sendmail("load@example.net", [f"r{i}@example.org"],
+                               message(subject=f"load {i}", body_lines=(f"load-{i}",)))
+                sent.append(i)
+            except (smtplib.SMTPException, OSError) as e:
+                errors.append((i, repr(e)))
+            time.sleep(0.01)
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        assert wait_for(lambda: len(sent) >= 20, timeout=30)
+        pg.stop()
+        redis.stop()
+        assert wait_for(lambda: engine_states(a) == ("down", "down"), timeout=10), health(a)
+        assert health(a)["status"] == "degraded"
+        api = Api(a.http_port)
+        api.login("admin", ADMIN_PASSWORD)
+        api.post("/api/v1/policy/entries", {"list": "sender_deny",
+                                            "value": "outage@bad.example"}).expect(201)
+        # A submission while Redis is gone is judged by the node's own counters at once.
+        started = time.monotonic()
+        assert submit(b, "outage") in (250, 451)
+        assert time.monotonic() - started < 5
+    finally:
+        t.join(120)
+    assert not t.is_alive()
+    assert errors == [] and len(sent) == total
+
+    pg.start()
+    redis.start()
+    for d in nodes:
+        assert wait_for(lambda: health(d)["status"] == "ok", timeout=15), health(d)
+    assert wait_for(lambda: sender_refused(c, "outage@bad.example"), timeout=5)
+    want = {f"load-{i}" for i in range(total)}
+
+    def received():
+        got = set()
+        for m in downstream.messages:
+            for line in m["content"].splitlines():
+                w = line.decode("ascii", "replace").strip()
+                if w in want:
+                    got.add(w)
+        return got
+    assert wait_for(lambda: received() == want, timeout=60), len(received())
+    # Redis came back empty: the limit holds for the cluster again from there.
+    codes = [submit(nodes[i % 3], i) for i in range(2 * LIMIT)]
+    assert codes.count(250) == LIMIT, codes
