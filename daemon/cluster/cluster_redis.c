@@ -701,3 +701,24 @@ struct redisContext *cluster_redis_connect_sync(const char *address, int64_t tim
 	}
 	return c;
 }
+
+int cluster_redis_claim(struct redisContext *c, const char *key, int64_t ttl_ms)
+{
+	char ttl[24];
+	const char *argv[6] = { "SET", key, "1", "NX", "PX", ttl };
+	redisReply *r;
+	int rc;
+
+	snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
+	r = redisCommandArgv(c, 6, argv, NULL);
+	if (r == NULL)
+		return -1;
+	if (r->type == REDIS_REPLY_STATUS)
+		rc = 1;            /* +OK: ours */
+	else if (r->type == REDIS_REPLY_NIL)
+		rc = 0;            /* someone else's */
+	else
+		rc = -1;
+	freeReplyObject(r);
+	return rc;
+}

@@ -136,4 +136,11 @@ int cluster_redis_dnsbl_get(struct redisContext *c, const char *zone, int64_t da
 struct redisContext *cluster_redis_connect_sync(const char *address, int64_t timeout_ms,
 						char *err, size_t errsz);
 
+/*
+ * Once-per-cluster work on a blocking connection: SET key NX with a TTL.
+ * 1 when this node won the claim (it does the work), 0 when another node
+ * holds it, -1 on a Redis error (the caller decides alone: degraded).
+ */
+int cluster_redis_claim(struct redisContext *c, const char *key, int64_t ttl_ms);
+
 #endif

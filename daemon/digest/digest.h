@@ -143,10 +143,15 @@ int digest_message(struct dynbuf *out, const struct digest_mail *m);
 void digest_url_base(const struct conf *conf, const char *http_address, int tls,
 		     char *out, size_t outsz);
 
+struct redisContext;
+
 struct digest_ctx {
 	const struct conf *conf;
 	const char *url_base;
 	int64_t now_ms;
+	/* In a cluster with Redis: each user's digest of a slot is claimed
+	 * there first, so one node sends it; NULL: this node sends alone. */
+	struct redisContext *claims;
 };
 
 /*

@@ -20,6 +20,12 @@
  * digest_weekday at digest_hour (local time).  A due user with no new item
  * gets no mail, but last_at still moves, so that the next digest waits for
  * the next slot.
+ *
+ * In a cluster every node sees every user (PostgreSQL shares dir_user and
+ * the quarantine), and the digest_last_at one node writes reaches the
+ * others a moment later: with Redis, a node first claims the user's next
+ * digest (moat:digest:<user>:<last_at>), and only the node that wins sends.  Without
+ * an answer from Redis the node sends on its own (a duplicate at worst).
  */
 #include "digest.h"
 
@@ -32,6 +38,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
+#include "../cluster/cluster_redis.h"
 #include "../conf/conf.h"
 #include "../log/log.h"
 #include "../spool/spool.h"
@@ -45,6 +54,7 @@
 #define DIGEST_CHUNK 200              /* users per transaction */
 #define DIGEST_MSG_MAX (8 * 1024 * 1024)
 #define DIGEST_NONCE_PURGE 10000      /* used nonces removed per round at most */
+#define DIGEST_CLAIM_MS (8LL * 24 * 3600 * 1000) /* a claim outlives a weekly interval */
 
 void digest_url_base(const struct conf *conf, const char *http_address, int tls,
 		     char *out, size_t outsz)
@@ -493,6 +503,27 @@ static int64_t slot_start(const struct conf *conf, const char *iv, int64_t now_m
 	return (int64_t)t * 1000;
 }
 
+/*
+ * 1: this node sends the user's digest that follows the one sent at last_at;
+ * 0: another node of the cluster does.  Nodes that know the same last_at
+ * compete for the same key; once a digest is sent its last_at reaches them.
+ */
+static int claim_next(const struct digest_ctx *c, int64_t user_id, int64_t last_at)
+{
+	char key[96];
+	int won;
+
+	if (c->claims == NULL)
+		return 1;
+	snprintf(key, sizeof(key), "moat:digest:%lld:%lld", (long long)user_id,
+		 (long long)last_at);
+	won = cluster_redis_claim(c->claims, key, DIGEST_CLAIM_MS);
+	if (won < 0)
+		log_warn(NULL, "digest", "claim failed user_id=%lld: Redis did not answer;"
+			 " sending from this node", (long long)user_id);
+	return won != 0;
+}
+
 static int run_chunk(struct store *st, const struct digest_ctx *c, const struct basis *b,
 		     const struct spool_inject_dirs *d, const int64_t *ids, size_t n,
 		     struct digest_round *r, char *err, size_t errsz)
@@ -514,7 +545,7 @@ static int run_chunk(struct store *st, const struct digest_ctx *c, const struct 
 			snprintf(err, errsz, "user: %s", store_digest_errmsg(st));
 			goto out;
 		}
-		if (!found)
+		if (!found || !claim_next(c, u.id, u.last_at))
 			continue;
 		dynbuf_reset(&msg);
 		/* A user never sent a digest counts from the start of time. */
@@ -629,11 +660,23 @@ static void job_run(struct worker_job *wj, void *arg)
 	c.conf = d->conf;
 	c.url_base = d->url_base;
 	c.now_ms = time_now_ms();
+	c.claims = NULL;
+	if (d->conf->cluster_redis[0] != '\0') {
+		/* One connection per round: rounds are minutes apart. */
+		c.claims = cluster_redis_connect_sync(d->conf->cluster_redis,
+						      d->conf->cluster_redis_timeout_ms, err,
+						      sizeof(err));
+		if (c.claims == NULL)
+			log_warn(NULL, "digest", "Redis unreachable (%s): this node sends the"
+				 " digests due on its own", err);
+	}
 	if (digest_run_round(d->st, &c, &j->r, err, sizeof(err)) < 0) {
 		j->failed = 1;
 		log_error(NULL, "digest", "round failed users=%d sent=%d: %s", j->r.users,
 			  j->r.sent, err);
 	}
+	if (c.claims != NULL)
+		redisFree(c.claims);
 }
 
 static void job_done(struct worker_job *wj, void *arg)

@@ -29,6 +29,7 @@ static void ctx_of(struct http_req *r, struct digest_ctx *c, char *base, size_t 
 	c->conf = r->h->conf;
 	c->url_base = base;
 	c->now_ms = time_now_ms();
+	c->claims = NULL; /* preview and send-now are asked of this node */
 }
 
 enum MHD_Result http_account_digest_show(struct http_req *r)

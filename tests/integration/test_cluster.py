@@ -5,6 +5,7 @@ alone (degraded on /healthz, nothing lost) and catches up when they are back."""
 
 import json
 import smtplib
+import sqlite3
 import threading
 import time
 
@@ -167,3 +168,71 @@ def test_three_nodes_on_postgres_and_redis(api_moatd, engines, downstream):
     # Redis came back empty: the limit holds for the cluster again from there.
     codes = [submit(nodes[i % 3], i) for i in range(2 * LIMIT)]
     assert codes.count(250) == LIMIT, codes
+
+
+def digests_to(downstream, rcpt):
+    return [m for m in list(downstream.messages)
+            if rcpt in m["rcpt_tos"] and b"multipart/alternative" in m["content"]]
+
+
+def set_last_digest(d, user, at):
+    """dir_user.digest_last_at written straight into a node's SQLite copy, as moatd's cluster
+    thread applies a row (moat_cluster_applying() = 1: not captured for PostgreSQL)."""
+    con = sqlite3.connect(str(d.db_path), timeout=10)
+    try:
+        con.create_function("moat_cluster_applying", 0, lambda: 1)
+        con.execute("UPDATE dir_user SET digest_interval = 'hourly', digest_last_at = ?"
+                    " WHERE name = ?", (at, user))
+        con.commit()
+    finally:
+        con.close()
+
+
+def test_one_digest_per_user_from_the_whole_cluster(api_moatd, engines, downstream):
+    """Every node sees alice's quarantine and is due to send her digest; with PostgreSQL away
+    none learns that another sent it, and the claim in Redis still lets only one send."""
+    pg, redis = engines
+    conf = dict(delivery_conf(downstream.addr), digest_check="1s", cluster_retry="300ms",
+                cluster_redis_timeout="200ms")
+    nodes = cluster_nodes(api_moatd, 3, pg=pg, redis=redis, **conf)
+    a = nodes[0]
+    for d in nodes:
+        assert wait_for(lambda: "cluster joined" in d.log_text(), timeout=15)
+        assert wait_for(lambda: engine_states(d) == ("up", "up"), timeout=10), health(d)
+    api = Api(a.http_port)
+    api.login("admin", ADMIN_PASSWORD)
+    api.post("/api/v1/rules", {"name": "q wins", "when": {"field": "header", "header": "Subject",
+                                                          "op": "contains", "value": "Win"},
+                               "action": {"type": "quarantine"}}).expect(201)
+    api.post("/api/v1/users", {"name": "alice", "password": "password-xxxx",
+                               "addresses": ["alice@example.org"]}).expect(201)
+    gen = a.query("SELECT generation FROM policy_meta")[0][0]
+    assert wait_for(lambda: f"loaded generation={gen}" in a.log_text(), timeout=3)
+    with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=10) as s:
+        s.sendmail("spammer@example.net", ["alice@example.org"], message(subject="Win big"))
+    for d in nodes:
+        assert wait_for(lambda: d.query("SELECT count(*) FROM quarantine")[0][0] == 1,
+                        timeout=5)
+    # Alice's first digest (her interval is daily from the start): every node is due at
+    # once, one sends.
+    for d in nodes:
+        assert wait_for(lambda: d.query("SELECT digest_last_at IS NOT NULL FROM dir_user"
+                                        " WHERE name = 'alice'") == [(1,)], timeout=10)
+    assert wait_for(lambda: all(d.query("SELECT count(*) FROM queue_rcpt")[0][0] == 0
+                                for d in nodes), timeout=20)
+    first = len(digests_to(downstream, "alice@example.org"))
+    assert first <= 1
+    pg.stop()
+    for d in nodes:
+        assert wait_for(lambda: engine_states(d)[0] == "down", timeout=10), health(d)
+    # Alice's last digest long ago on every node: each one's next round finds her due.
+    for d in nodes:
+        set_last_digest(d, "alice", 1)
+    for d in nodes:
+        assert wait_for(lambda: d.query("SELECT digest_last_at > 1 FROM dir_user"
+                                        " WHERE name = 'alice'") == [(1,)], timeout=10)
+    assert wait_for(lambda: len(digests_to(downstream, "alice@example.org")) > first,
+                    timeout=20)
+    assert wait_for(lambda: all(d.query("SELECT count(*) FROM queue_rcpt")[0][0] == 0
+                                for d in nodes), timeout=20)
+    assert len(digests_to(downstream, "alice@example.org")) == first + 1
