@@ -236,3 +236,33 @@ def test_one_digest_per_user_from_the_whole_cluster(api_moatd, engines, downstre
     assert wait_for(lambda: all(d.query("SELECT count(*) FROM queue_rcpt")[0][0] == 0
                                 for d in nodes), timeout=20)
     assert len(digests_to(downstream, "alice@example.org")) == first + 1
+
+
+def test_a_node_started_without_postgres_works_and_joins_later(api_moatd, engines):
+    """A node that starts while PostgreSQL is away takes mail at once, joins when it comes
+    back, and after a restart catches up on what changed while it was stopped."""
+    pg, redis = engines
+    conf = dict(cluster_retry="300ms", cluster_pg=pg.conninfo, cluster_redis=redis.address)
+    a = api_moatd(cluster_node="1", **conf)
+    assert wait_for(lambda: "cluster joined node=1 how=seeded" in a.log_text(), timeout=15)
+    api = Api(a.http_port)
+    api.login("admin", ADMIN_PASSWORD)
+    api.post("/api/v1/policy/entries", {"list": "sender_deny",
+                                        "value": "before@bad.example"}).expect(201)
+    pg.stop()
+    b = api_moatd(cluster_node="2", **conf)
+    assert wait_for(lambda: engine_states(b)[0] == "down", timeout=10), health(b)
+    assert health(b)["status"] == "degraded"
+    with smtplib.SMTP("127.0.0.1", b.smtp_port, timeout=10) as s:
+        s.sendmail("someone@example.net", ["r@example.org"], message(subject="alone"))
+    pg.start()
+    assert wait_for(lambda: "cluster joined node=2 how=pulled" in b.log_text(), timeout=15)
+    assert wait_for(lambda: sender_refused(b, "before@bad.example"), timeout=5)
+    # B stopped; a change on A meanwhile; B started again on its data directory catches up.
+    data_b = b.data_dir
+    assert b.stop() == 0
+    api.post("/api/v1/policy/entries", {"list": "sender_deny",
+                                        "value": "while-away@bad.example"}).expect(201)
+    b2 = api_moatd(cluster_node="2", data_dir=data_b, **conf)
+    assert wait_for(lambda: sender_refused(b2, "while-away@bad.example"), timeout=5)
+    assert "cluster joined" not in b2.log_text()  # joined once, not again
