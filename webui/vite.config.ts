@@ -15,6 +15,6 @@ export default defineConfig({
   },
   server: {
     // `npm run dev`: the API of a moatd on its default port
-    proxy: { '/api': 'http://127.0.0.1:8080', '/metrics': 'http://127.0.0.1:8080' },
+    proxy: { '/api': 'http://127.0.0.1:8080', '/healthz': 'http://127.0.0.1:8080', '/metrics': 'http://127.0.0.1:8080' },
   },
 });

@@ -4,14 +4,19 @@
 // (/api/v1/stats/top), DNSBL totals per site (/api/v1/policy/dnsbl), queue
 // recipients by state (/api/v1/queue/summary?group=state), likely address
 // harvesting (/api/v1/stats/harvest) with a one-click deny. Everything refreshes
-// every REFRESH_MS while the tab is visible.
+// every REFRESH_MS while the tab is visible. On a node in a cluster, the engines'
+// states from /healthz (a Cluster card, and a banner while the node runs alone),
+// every HEALTH_MS.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { api, type DailyStats, type DnsblSite, type HarvestItem, type List, type QueueGroup, type Stats, type TopItem } from '../api';
 import { Button, ConfirmDialog, type ConfirmState, Field, fmtTime, Link, Loading, PageTitle, Results, useKeyed } from '../ui';
 import { topSeries, topKey } from '../util';
+import { aloneMessage, backlogText, clusterEngines, downEngines, inCluster, outagesText, sinceClock, type Health } from '../cluster';
 
 const REFRESH_MS = 30000;
+/* An engine lost shows within seconds: /healthz is cheap (no authentication, no query). */
+const HEALTH_MS = 10000;
 const PALETTE = ['#1d4e89', '#c92a2a', '#e67700', '#2b8a3e', '#6741d9', '#0b7285', '#a61e4d', '#5c677d'];
 const TOP_SERIES = 7; /* more checks or sites than this: the rest as "other" */
 
@@ -214,6 +219,56 @@ function HarvestTable(props: { bucket: string; tick: number }) {
   );
 }
 
+/* While an engine is down: what this node still does alone, with the engine's error. */
+function ClusterBanner(props: { health: Health | null; now: number }) {
+  const down = downEngines(props.health);
+  if (down.length === 0) return null;
+  return (
+    <section class="banner degraded" role="alert" aria-labelledby="cluster-banner-title">
+      <h2 id="cluster-banner-title"><span aria-hidden="true">⚠ </span>Cluster degraded: this node is running alone</h2>
+      {down.map((r) => (
+        <p data-engine={r.name}>
+          {aloneMessage(r.name, r.engine, props.now)}
+          {r.engine.error && <> Error: <span class="mono">{r.engine.error}</span></>}
+        </p>
+      ))}
+    </section>
+  );
+}
+
+/*
+ * One row per configured engine: its state (in words, not colour alone), since when, outages,
+ * and PostgreSQL's backlog (Redis has none: what happens while it is away is not sent later).
+ */
+function ClusterCard(props: { health: Health; now: number; error: string }) {
+  const rows = clusterEngines(props.health);
+  const pg = rows.some((r) => r.name === 'postgresql');
+  return (
+    <section class="card cluster" aria-label="Cluster">
+      <h2>Cluster</h2>
+      {props.error && <p class="error" role="alert">Cannot read this node's health: {props.error}</p>}
+      <div class="table-wrap">
+        <table class="cluster">
+          <thead><tr><th scope="col">Engine</th><th scope="col">State</th><th scope="col">Since</th><th scope="col" class="num">Outages</th>{pg && <th scope="col">Backlog</th>}</tr></thead>
+          <tbody>{rows.map((r) => (
+            <tr data-engine={r.name}>
+              <th scope="row">{r.label}</th>
+              <td data-state={r.engine.state}>
+                <span class={`state ${r.engine.state}`}><span aria-hidden="true">{r.engine.state === 'up' ? '● ' : '✕ '}</span>{r.engine.state}</span>
+                {r.engine.state === 'down' && r.engine.error && <span class="state-note">{r.engine.error}</span>}
+              </td>
+              <td class="nowrap">{r.engine.since_ms ? <time dateTime={new Date(r.engine.since_ms).toISOString()} title={fmtTime(r.engine.since_ms)}>{sinceClock(r.engine.since_ms, props.now)}</time> : '—'}</td>
+              <td class="num">{outagesText(r.engine.outages)}</td>
+              {pg && <td class="nowrap">{r.name === 'postgresql' ? backlogText(r.engine.backlog) : '—'}</td>}
+            </tr>
+          ))}</tbody>
+        </table>
+      </div>
+      <p class="muted small">This node: {props.health.status === 'degraded' ? 'degraded (running alone)' : 'ok'}. Times in {LOCAL_TZ}; outages since moatd started; checked every {HEALTH_MS / 1000} s while this tab is visible.</p>
+    </section>
+  );
+}
+
 export function Dashboard() {
   const [bucket, setBucket] = useState('hour');
   const tick = useRefreshTick(REFRESH_MS);
@@ -233,15 +288,22 @@ export function Dashboard() {
     if (chart.data) setUpdated(Date.now());
   }, [chart.data]);
   const days = bucket === 'day' ? 30 : 7;
+  const healthTick = useRefreshTick(HEALTH_MS);
+  const healthNow = useKeyed(String(healthTick), () => api.get<Health>('/healthz'));
+  /* the last answer while the next is asked, and while /healthz fails (said in the card) */
+  const health = useSticky('health', healthNow.data);
+  const now = Date.now();
 
   const total = stats ? stats.buckets.reduce((s, b) => s + Object.values(b.by_result).reduce((a, c) => a + c, 0), 0) : 0;
   return (
     <section>
       <PageTitle>Dashboard</PageTitle>
+      <ClusterBanner health={health} now={now} />
       {side.error && !kept && <p class="error" role="alert">{side.error}</p>}
       <p class="muted small" role="status" aria-live="off">
         Refreshes every {REFRESH_MS / 1000} s while this tab is visible{updated ? `; updated ${fmtTime(updated)}` : ''}.
       </p>
+      {inCluster(health) && health && <ClusterCard health={health} now={now} error={healthNow.error} />}
       <section class="card">
         <div class="row-head">
           <h2>Messages by verdict</h2>
