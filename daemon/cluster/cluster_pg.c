@@ -30,6 +30,7 @@
 #include "../log/log.h"
 #include "../spool/spool_read.h"
 #include "../store/store.h"
+#include "../store/store_bayes.h"
 #include "../store/store_cluster.h"
 #include "../store/store_pg.h"
 #include "../util/util.h"
@@ -38,6 +39,11 @@
 #define PUSH_BATCH 200      /* outbox entries per PostgreSQL transaction */
 #define PULL_BATCH 500      /* rows applied per SQLite transaction */
 #define FETCH_MAX ((size_t)1 << 30) /* a quarantined file read for a push */
+#define BAYES_PRUNE_EVERY_MS (3600 * 1000LL) /* learning events past retention go */
+/* Learning events repeated per SQLite transaction: each may write thousands of
+ * tokens, and the mail side waits for the writer lock meanwhile. */
+#define BAYES_EVENTS_PER_TX 50
+#define DAY_MS 86400000LL
 
 struct cluster_pg {
 	pthread_t thread;
@@ -54,6 +60,7 @@ struct cluster_pg {
 	int need_pull;
 	int64_t last_pull_ms;
 	int64_t last_outbox; /* the outbox's newest seq after the last push */
+	int64_t last_prune_ms; /* 0: not yet since start */
 };
 
 static pthread_mutex_t fetch_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -222,7 +229,30 @@ struct apply_ctx {
 	char (*gone)[64];
 	size_t ngone;
 	int applied;
+	int bayes[STORE_BAYES_REPLAY_KEY_MISMATCH + 1]; /* events by outcome */
+	int bayes_in_tx; /* events repeated in the open transaction */
 };
+
+static void drop_gone(struct cluster_pg *c, struct apply_ctx *a);
+
+/*
+ * Another node's learning of the statistical filter: repeated on this
+ * node's tokens (they are not replicated), inside the batch's transaction.
+ */
+static void apply_bayes(struct apply_ctx *a, int64_t seq, const char *body)
+{
+	enum store_bayes_replay res;
+	char err[512];
+
+	if (body == NULL)
+		return; /* a pruned event: nothing to undo */
+	if (store_bayes_event_apply(a->c->st, body, a->c->node, &res, err, sizeof(err)) < 0) {
+		log_error(NULL, "cluster", "bayes event failed seq=%lld: %s", (long long)seq, err);
+		return;
+	}
+	a->bayes[res]++;
+	a->applied++;
+}
 
 static int apply_row(int64_t seq, const char *tbl, const char *rid, const char *body, void *arg)
 {
@@ -238,6 +268,25 @@ static int apply_row(int64_t seq, const char *tbl, const char *rid, const char *
 		a->begun = 1;
 	}
 	a->last = seq;
+	if (strcmp(tbl, "bayes_event") == 0) {
+		apply_bayes(a, seq, body);
+		if (++a->bayes_in_tx < BAYES_EVENTS_PER_TX)
+			return 0;
+		/* Commit what is applied so far; the next row begins anew. */
+		if (store_cluster_set_pulled(a->c->st, a->last) < 0 ||
+		    store_commit(a->c->st) < 0) {
+			store_rollback(a->c->st);
+			a->begun = 0;
+			a->failed = 1;
+			return 1;
+		}
+		a->c->state.pulled_seq = a->last;
+		a->begun = 0;
+		a->bayes_in_tx = 0;
+		drop_gone(a->c, a);
+		a->ngone = 0;
+		return 0;
+	}
 	if (store_cluster_apply(a->c->st, tbl, rid, body, gone, err, sizeof(err)) < 0) {
 		/* One row this node cannot take (a newer schema elsewhere): logged
 		 * and passed, so that one bad row never stops the stream. */
@@ -267,6 +316,51 @@ static void drop_gone(struct cluster_pg *c, struct apply_ctx *a)
 	}
 }
 
+/* After the commit: what the other nodes' learning did here. */
+static void log_bayes(const struct apply_ctx *a)
+{
+	const int *b = a->bayes;
+
+	if (b[STORE_BAYES_REPLAY_LEARNED] + b[STORE_BAYES_REPLAY_MOVED] +
+		    b[STORE_BAYES_REPLAY_FORGOTTEN] + b[STORE_BAYES_REPLAY_ALREADY] >
+	    0)
+		log_info(NULL, "cluster", "bayes applied learned=%d moved=%d forgotten=%d"
+			 " already=%d", b[STORE_BAYES_REPLAY_LEARNED], b[STORE_BAYES_REPLAY_MOVED],
+			 b[STORE_BAYES_REPLAY_FORGOTTEN], b[STORE_BAYES_REPLAY_ALREADY]);
+	if (b[STORE_BAYES_REPLAY_KEY_MISMATCH] > 0)
+		log_warn(NULL, "cluster", "BAYES KEY MISMATCH events=%d: this node learned under"
+			 " another token key before it joined and cannot use the others' learning"
+			 " (docs/cluster.md)", b[STORE_BAYES_REPLAY_KEY_MISMATCH]);
+}
+
+/*
+ * Learning events older than the retention, here (this connection is the
+ * applying one: the deletes are not pushed) and in PostgreSQL.
+ */
+static int prune_bayes(struct cluster_pg *c, char *err, size_t errsz)
+{
+	int64_t before = time_now_ms() -
+			 (int64_t)STORE_BAYES_EVENT_RETENTION_DAYS * DAY_MS;
+	int64_t here = 0, there = 0;
+
+	if (store_begin(c->st) < 0)
+		goto local_fail;
+	if (store_bayes_event_prune(c->st, before, &here) < 0 || store_commit(c->st) < 0) {
+		store_rollback(c->st);
+		goto local_fail;
+	}
+	if (store_pg_bayes_prune(c->pg, before, &there, err, errsz) < 0)
+		return -1;
+	c->last_prune_ms = time_mono_ms();
+	if (here + there > 0)
+		log_info(NULL, "cluster", "bayes events pruned local=%lld cluster=%lld days=%d",
+			 (long long)here, (long long)there, STORE_BAYES_EVENT_RETENTION_DAYS);
+	return 0;
+local_fail:
+	snprintf(err, errsz, "cannot prune learning events");
+	return -2;
+}
+
 /* Pull and apply until PostgreSQL has nothing newer. */
 static int pull_all(struct cluster_pg *c, int64_t skip, char *err, size_t errsz)
 {
@@ -283,7 +377,9 @@ static int pull_all(struct cluster_pg *c, int64_t skip, char *err, size_t errsz)
 				  err, errsz) < 0)
 			return -1;
 		if (a.failed) {
-			snprintf(err, errsz, "cannot begin a transaction");
+			free(a.gone);
+			log_bayes(&a);
+			snprintf(err, errsz, "cannot begin or commit a transaction");
 			return -2;
 		}
 		if (a.begun) {
@@ -297,6 +393,7 @@ static int pull_all(struct cluster_pg *c, int64_t skip, char *err, size_t errsz)
 			c->state.pulled_seq = a.last;
 			drop_gone(c, &a);
 		}
+		log_bayes(&a);
 		free(a.gone);
 		total += a.applied;
 		if (n < PULL_BATCH)
@@ -377,6 +474,11 @@ static int round_trip(struct cluster_pg *c, char *err, size_t errsz)
 	if (c->need_pull || time_mono_ms() - c->last_pull_ms >= c->retry_ms) {
 		c->need_pull = 0;
 		rc = pull_all(c, c->node, err, errsz);
+		if (rc < 0)
+			return rc;
+	}
+	if (c->last_prune_ms == 0 || time_mono_ms() - c->last_prune_ms >= BAYES_PRUNE_EVERY_MS) {
+		rc = prune_bayes(c, err, errsz);
 		if (rc < 0)
 			return rc;
 	}

@@ -7,7 +7,9 @@
  * Learning keeps its changes in memory (token deltas, class counts, the
  * digests of the messages learned) and writes them in one short
  * transaction per flush, so that the process-wide writer lock is held for
- * the write alone, never while messages are read and parsed.
+ * the write alone, never while messages are read and parsed.  In a cluster
+ * the flush also writes one learning event per message (its token hashes)
+ * in that transaction, which the other nodes repeat (docs/cluster.md).
  */
 #include "score_bayes.h"
 
@@ -75,7 +77,13 @@ struct delta {
 struct pending_digest {
 	uint8_t digest[32];
 	char cls;        /* 's', 'h', or 0: forgotten */
+	uint8_t *tokens; /* in a cluster: the event's token BLOB, else NULL */
+	size_t tlen;
 };
+
+/* An event holds a message's tokens whole, so that a replay is exact. */
+_Static_assert(BAYES_MAX_FEATURES <= STORE_BAYES_EVENT_MAX_TOKENS,
+	       "a message's tokens must fit in one learning event");
 
 struct bayes_learner {
 	struct store *st;
@@ -87,6 +95,7 @@ struct bayes_learner {
 	struct pending_digest *pd;
 	size_t npd, pdcap;
 	struct mime_limits lim;
+	int events;      /* in a cluster: every learning is written to bayes_event too */
 };
 
 static struct delta *delta_find(struct delta *d, size_t cap, uint64_t h)
@@ -151,6 +160,7 @@ struct bayes_learner *bayes_learner_open(struct store *st, int64_t uid, char *er
 					 size_t errsz)
 {
 	struct bayes_learner *l = xcalloc(1, sizeof(*l));
+	int64_t node = 0;
 
 	l->st = st;
 	l->uid = uid;
@@ -158,16 +168,31 @@ struct bayes_learner *bayes_learner_open(struct store *st, int64_t uid, char *er
 		free(l);
 		return NULL;
 	}
+	if (store_bayes_event_node(st, &node) < 0) {
+		snprintf(err, errsz, "token store: %s", store_bayes_errmsg(st));
+		free(l);
+		return NULL;
+	}
+	l->events = node != 0;
 	l->dcap = 1 << 16;
 	l->d = xcalloc(l->dcap, sizeof(*l->d));
 	mime_limits_default(&l->lim);
 	return l;
 }
 
+static void pending_tokens_free(struct bayes_learner *l)
+{
+	for (size_t i = 0; i < l->npd; i++) {
+		free(l->pd[i].tokens);
+		l->pd[i].tokens = NULL;
+	}
+}
+
 void bayes_learner_free(struct bayes_learner *l)
 {
 	if (l == NULL)
 		return;
+	pending_tokens_free(l);
 	free(l->d);
 	free(l->pd);
 	free(l);
@@ -190,14 +215,26 @@ static int learned_as(struct bayes_learner *l, const uint8_t digest[32], char *c
 	return store_bayes_learned_get(l->st, l->uid, digest, cls);
 }
 
-static void pending_set(struct bayes_learner *l, const uint8_t digest[32], char cls)
+static void pending_set(struct bayes_learner *l, const uint8_t digest[32], char cls,
+			const struct bayes_tokens *t)
 {
+	struct pending_digest *p;
+
 	if (l->npd == l->pdcap) {
 		l->pdcap = l->pdcap ? l->pdcap * 2 : 256;
 		l->pd = xrealloc(l->pd, l->pdcap * sizeof(*l->pd));
 	}
-	memcpy(l->pd[l->npd].digest, digest, 32);
-	l->pd[l->npd].cls = cls;
+	p = &l->pd[l->npd];
+	memcpy(p->digest, digest, 32);
+	p->cls = cls;
+	p->tokens = NULL;
+	p->tlen = 0;
+	if (l->events && t->n > 0) {
+		p->tlen = t->n * 8;
+		p->tokens = xmalloc(p->tlen);
+		for (size_t i = 0; i < t->n; i++)
+			store_bayes_tokens_encode(&t->f[i].hash, 1, p->tokens + i * 8);
+	}
 	l->npd++;
 }
 
@@ -244,6 +281,7 @@ int bayes_learn(struct bayes_learner *l, const char *buf, size_t len, char cls,
 			dh++;
 		delta_add(l, t.f[i].hash, ds, dh);
 	}
+	pending_set(l, digest, cls, &t);
 	bayes_tokens_free(&t);
 	if (prev == 's')
 		l->dspam_msgs--;
@@ -253,7 +291,6 @@ int bayes_learn(struct bayes_learner *l, const char *buf, size_t len, char cls,
 		l->dspam_msgs++;
 	else if (cls == 'h')
 		l->dham_msgs++;
-	pending_set(l, digest, cls);
 	*outcome = cls == 0 ? BAYES_FORGOTTEN : prev != 0 ? BAYES_MOVED : BAYES_LEARNED;
 	return 0;
 }
@@ -270,6 +307,7 @@ static int cmp_delta(const void *a, const void *b)
  * reports it and stops). */
 static void reset_pending(struct bayes_learner *l)
 {
+	pending_tokens_free(l);
 	memset(l->d, 0, l->dcap * sizeof(*l->d));
 	l->dn = 0;
 	l->dspam_msgs = 0;
@@ -297,6 +335,22 @@ int bayes_learner_flush(struct bayes_learner *l, char *err, size_t errsz)
 	qsort(l->d, n, sizeof(*l->d), cmp_delta);
 	if (store_begin(l->st) < 0)
 		goto fail;
+	if (l->events) {
+		uint8_t key[16];
+		int found;
+
+		/* A store that had learned nothing takes the cluster's key when
+		 * another node's learning arrives: tokens made under the old key
+		 * must not be written. */
+		if (store_bayes_key_get(l->st, key, &found) < 0)
+			goto fail_tx;
+		if (!found || memcmp(key, l->key, 16) != 0) {
+			snprintf(err, errsz, "token key changed meanwhile: learn again");
+			store_rollback(l->st);
+			reset_pending(l);
+			return -1;
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct delta *e = &l->d[i];
 
@@ -315,6 +369,17 @@ int bayes_learner_flush(struct bayes_learner *l, char *err, size_t errsz)
 				 : store_bayes_learned_del(l->st, l->uid, l->pd[i].digest);
 
 		if (rc < 0)
+			goto fail_tx;
+	}
+	/*
+	 * In a cluster, the learning once more as events for the other nodes
+	 * (docs/cluster.md), in the same transaction: shared exactly when it
+	 * is learned here.  In order, so a message learned and then moved in
+	 * one batch is moved on the other nodes too.
+	 */
+	for (size_t i = 0; l->events && i < l->npd; i++) {
+		if (store_bayes_event_add(l->st, l->uid, l->pd[i].cls, l->pd[i].digest, l->key,
+					  l->pd[i].tokens, l->pd[i].tlen, now) < 0)
 			goto fail_tx;
 	}
 	if (store_commit(l->st) < 0)

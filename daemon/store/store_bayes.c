@@ -5,9 +5,11 @@
 #include "store_bayes.h"
 #include "store.h"
 #include "store_internal.h"
+#include "../util/util.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char SQL_KEY_GET[] = "SELECT value FROM bayes_meta WHERE name = 'key'";
@@ -408,4 +410,241 @@ int store_bayes_db_bytes(struct store *st, int64_t *bytes)
 const char *store_bayes_errmsg(struct store *st)
 {
 	return store_errmsg(st);
+}
+
+/* ---- learning shared in a cluster --------------------------------------- */
+
+static const char SQL_EVENT_NODE[] = "SELECT node FROM cluster_state WHERE id = 1";
+static const char SQL_EVENT_ADD[] =
+	"INSERT INTO bayes_event (id, origin, uid, class, digest, hash_key, tokens, created)"
+	" VALUES (moat_next_id('bayes_event'), (SELECT node FROM cluster_state WHERE id = 1),"
+	" ?1, ?2, ?3, ?4, ?5, ?6)";
+/* The row as the cluster moves it: a JSON object, BLOBs in hex. */
+static const char SQL_EVENT_READ[] =
+	"SELECT json_extract(?1, '$.origin'), json_extract(?1, '$.uid'),"
+	" json_extract(?1, '$.class'), moat_unhex(json_extract(?1, '$.digest')),"
+	" moat_unhex(json_extract(?1, '$.hash_key')), moat_unhex(json_extract(?1, '$.tokens'))";
+static const char SQL_STORE_EMPTY[] =
+	"SELECT NOT EXISTS (SELECT 1 FROM bayes_learned)"
+	" AND NOT EXISTS (SELECT 1 FROM bayes_global_token)"
+	" AND NOT EXISTS (SELECT 1 FROM bayes_user_token)";
+static const char SQL_KEY_REPLACE[] =
+	"INSERT INTO bayes_meta (name, value) VALUES ('key', ?1)"
+	" ON CONFLICT (name) DO UPDATE SET value = ?1";
+static const char SQL_EVENT_PRUNE[] = "DELETE FROM bayes_event WHERE created < ?1";
+
+#define DAY_MS 86400000LL
+
+void store_bayes_tokens_encode(const uint64_t *h, size_t n, uint8_t *out)
+{
+	for (size_t i = 0; i < n; i++)
+		for (int b = 0; b < 8; b++)
+			out[i * 8 + (size_t)b] = (uint8_t)(h[i] >> (8 * b));
+}
+
+int store_bayes_tokens_decode(const uint8_t *blob, size_t len, uint64_t *out, size_t max,
+			      size_t *n)
+{
+	*n = 0;
+	if (len % 8 != 0 || len / 8 > max)
+		return -1;
+	for (size_t i = 0; i < len / 8; i++) {
+		uint64_t v = 0;
+
+		for (int b = 7; b >= 0; b--)
+			v = v << 8 | blob[i * 8 + (size_t)b];
+		out[i] = v;
+	}
+	*n = len / 8;
+	return 0;
+}
+
+int store_bayes_event_node(struct store *st, int64_t *node)
+{
+	return one_int(st, SQL_EVENT_NODE, 0, 0, node);
+}
+
+int store_bayes_event_add(struct store *st, int64_t uid, char cls, const uint8_t digest[32],
+			  const uint8_t key[16], const uint8_t *tokens, size_t len,
+			  int64_t now_ms)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_EVENT_ADD);
+	char c[2] = { cls != 0 ? cls : 'f', '\0' };
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, uid);
+	sqlite3_bind_text(s, 2, c, 1, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(s, 3, digest, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 4, key, 16, SQLITE_STATIC);
+	/* zeroblob for no token: NULL would break NOT NULL. */
+	if (len == 0)
+		sqlite3_bind_zeroblob(s, 5, 0);
+	else
+		sqlite3_bind_blob(s, 5, tokens, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 6, now_ms);
+	return store_step_done(s);
+}
+
+/* The event's key against this store's: 0 usable (taken when this store
+ * learned nothing yet), 1 another key in use here, -1 error. */
+static int event_key(struct store *st, const uint8_t key[16])
+{
+	uint8_t have[16];
+	char hex[33];
+	int found;
+	int64_t empty;
+	sqlite3_stmt *s;
+
+	if (store_bayes_key_get(st, have, &found) < 0)
+		return -1;
+	if (found && memcmp(have, key, 16) == 0)
+		return 0;
+	if (found) {
+		if (one_int(st, SQL_STORE_EMPTY, 0, 0, &empty) < 0)
+			return -1;
+		if (!empty)
+			return 1;
+	}
+	s = store_prepare(st, SQL_KEY_REPLACE);
+	if (s == NULL)
+		return -1;
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", key[i]);
+	sqlite3_bind_text(s, 1, hex, 32, SQLITE_TRANSIENT);
+	return store_step_done(s);
+}
+
+struct event_row {
+	int64_t origin, uid;
+	char cls;                 /* 's', 'h', 0 forgotten */
+	uint8_t digest[32], key[16];
+	uint64_t *tokens;
+	size_t n;
+};
+
+static int event_read(struct store *st, const char *body, struct event_row *e, char *err,
+		      size_t errsz)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_EVENT_READ);
+	const char *cls;
+	int rc = -1;
+
+	memset(e, 0, sizeof(*e));
+	if (s == NULL) {
+		snprintf(err, errsz, "bayes_event: %s", store_errmsg(st));
+		return -1;
+	}
+	store_bind_text(s, 1, body);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		snprintf(err, errsz, "bayes_event: %s", store_errmsg(st));
+		goto out;
+	}
+	cls = store_col_text(s, 2);
+	if (sqlite3_column_type(s, 0) != SQLITE_INTEGER ||
+	    sqlite3_column_type(s, 1) != SQLITE_INTEGER || cls == NULL || strlen(cls) != 1 ||
+	    strchr("shf", cls[0]) == NULL || sqlite3_column_bytes(s, 3) != 32 ||
+	    sqlite3_column_bytes(s, 4) != 16) {
+		snprintf(err, errsz, "bayes_event: malformed row");
+		goto out;
+	}
+	e->origin = sqlite3_column_int64(s, 0);
+	e->uid = sqlite3_column_int64(s, 1);
+	e->cls = cls[0] == 'f' ? 0 : cls[0];
+	memcpy(e->digest, sqlite3_column_blob(s, 3), 32);
+	memcpy(e->key, sqlite3_column_blob(s, 4), 16);
+	{
+		const uint8_t *b = sqlite3_column_blob(s, 5);
+		size_t len = (size_t)sqlite3_column_bytes(s, 5);
+
+		/* Bounded before anything is allocated: the row comes from a peer. */
+		if (len / 8 <= STORE_BAYES_EVENT_MAX_TOKENS)
+			e->tokens = xmalloc((len / 8 + 1) * sizeof(*e->tokens));
+		if (e->tokens == NULL || (len > 0 && b == NULL) ||
+		    store_bayes_tokens_decode(b, len, e->tokens, STORE_BAYES_EVENT_MAX_TOKENS,
+					      &e->n) < 0) {
+			snprintf(err, errsz, "bayes_event: bad token list (%zu octets)", len);
+			free(e->tokens);
+			e->tokens = NULL;
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	sqlite3_reset(s);
+	return rc;
+}
+
+int store_bayes_event_apply(struct store *st, const char *body, int64_t self_node,
+			    enum store_bayes_replay *res, char *err, size_t errsz)
+{
+	struct event_row e;
+	int64_t now = time_now_ms();
+	int64_t ds = 0, dh = 0;
+	char prev = 0;
+	int k, rc = -1;
+
+	*res = STORE_BAYES_REPLAY_ALREADY;
+	if (event_read(st, body, &e, err, errsz) < 0)
+		return -1;
+	/* At a join a node pulls its own rows too: it has learned them. */
+	if (e.origin == self_node) {
+		*res = STORE_BAYES_REPLAY_OWN;
+		rc = 0;
+		goto out;
+	}
+	k = event_key(st, e.key);
+	if (k < 0)
+		goto fail;
+	if (k > 0) {
+		*res = STORE_BAYES_REPLAY_KEY_MISMATCH;
+		rc = 0;
+		goto out;
+	}
+	/* bayes_learn()'s decision, with this store's state of the message. */
+	if (store_bayes_learned_get(st, e.uid, e.digest, &prev) < 0)
+		goto fail;
+	if (e.cls == prev) {
+		rc = 0; /* learned so already, or forgotten and never learned */
+		goto out;
+	}
+	if (prev == 's')
+		ds--;
+	else if (prev == 'h')
+		dh--;
+	if (e.cls == 's')
+		ds++;
+	else if (e.cls == 'h')
+		dh++;
+	for (size_t i = 0; i < e.n; i++)
+		if (store_bayes_token_add(st, e.uid, e.tokens[i], ds, dh, now / DAY_MS) < 0)
+			goto fail;
+	if (store_bayes_model_add(st, e.uid, ds, dh, now) < 0 ||
+	    store_bayes_generation_bump(st) < 0 ||
+	    (e.cls != 0 ? store_bayes_learned_set(st, e.uid, e.digest, e.cls, now)
+			: store_bayes_learned_del(st, e.uid, e.digest)) < 0)
+		goto fail;
+	*res = e.cls == 0 ? STORE_BAYES_REPLAY_FORGOTTEN
+		: prev != 0 ? STORE_BAYES_REPLAY_MOVED : STORE_BAYES_REPLAY_LEARNED;
+	rc = 0;
+	goto out;
+fail:
+	snprintf(err, errsz, "bayes_event: %s", store_errmsg(st));
+out:
+	free(e.tokens);
+	return rc;
+}
+
+int store_bayes_event_prune(struct store *st, int64_t before_ms, int64_t *removed)
+{
+	sqlite3_stmt *s = store_prepare(st, SQL_EVENT_PRUNE);
+
+	*removed = 0;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, before_ms);
+	if (store_step_done(s) < 0)
+		return -1;
+	*removed = sqlite3_changes(store_db(st));
+	return 0;
 }

@@ -3,9 +3,10 @@
  * tokens per model (uid 0 global, else a directory user's id), messages
  * learned per class, learned message digests and the hash key.
  *
- * Called by daemon/score/score_bayes.c only (learning, loading a model for
- * classification, expiry), on whatever thread owns the store; never on the
- * mail loop.  Writes never commit: the caller wraps a batch in one
+ * Called by daemon/score/ (learning, loading a model for classification,
+ * expiry) and, for the learning events of a cluster, by
+ * daemon/cluster/cluster_pg.c, on whatever thread owns the store; never on
+ * the mail loop.  Writes never commit: the caller wraps a batch in one
  * transaction (store_begin / store_commit).  Returns 0 or -1.
  */
 #ifndef MOAT_STORE_BAYES_H
@@ -81,6 +82,54 @@ int store_bayes_user_addresses(struct store *st,
 int store_bayes_stats(struct store *st, int64_t uid, int64_t *tokens, int64_t *learned);
 /* Bytes the database file takes (page_count * page_size). */
 int store_bayes_db_bytes(struct store *st, int64_t *bytes);
+
+/* ---- learning shared in a cluster (schema/027, docs/cluster.md) ---------- */
+
+/* A message's distinct tokens: BAYES_MAX_FEATURES (score_bayes.h) at most,
+ * so an event row never holds more than 8 * this octets of tokens. */
+#define STORE_BAYES_EVENT_MAX_TOKENS 20000
+/* Events older than this are pruned here and in PostgreSQL: a node offline
+ * for longer misses the learning done meanwhile. */
+#define STORE_BAYES_EVENT_RETENTION_DAYS 30
+
+/* Pure: n hashes into out (n * 8 octets, each little-endian). */
+void store_bayes_tokens_encode(const uint64_t *h, size_t n, uint8_t *out);
+/* Pure: an event's token BLOB into out (room for max).  -1 when len is not
+ * a multiple of 8 or holds more than max hashes. */
+int store_bayes_tokens_decode(const uint8_t *blob, size_t len, uint64_t *out, size_t max,
+			      size_t *n);
+
+/* This node's number while it is in a cluster with PostgreSQL
+ * (cluster_state.node), else 0: then no event is written. */
+int store_bayes_event_node(struct store *st, int64_t *node);
+
+/* One learning of this node (cls 's', 'h', or 0: forgotten), inside the
+ * caller's transaction; tokens as store_bayes_tokens_encode made them. */
+int store_bayes_event_add(struct store *st, int64_t uid, char cls, const uint8_t digest[32],
+			  const uint8_t key[16], const uint8_t *tokens, size_t len,
+			  int64_t now_ms);
+
+enum store_bayes_replay {
+	STORE_BAYES_REPLAY_LEARNED,
+	STORE_BAYES_REPLAY_MOVED,
+	STORE_BAYES_REPLAY_FORGOTTEN,
+	STORE_BAYES_REPLAY_ALREADY,      /* this store has it so already: nothing done */
+	STORE_BAYES_REPLAY_OWN,          /* learned here: nothing done */
+	STORE_BAYES_REPLAY_KEY_MISMATCH, /* this store learned under another hash key */
+};
+
+/*
+ * Repeat another node's learning from its event row (body: the row as JSON,
+ * BLOBs in hex, as the cluster moves it), inside the caller's transaction:
+ * the same token, model and digest changes bayes_learn() and its flush make,
+ * and the bayes generation moves.  A store that learned nothing yet takes
+ * the event's hash key.  -1 (err) on a malformed row.
+ */
+int store_bayes_event_apply(struct store *st, const char *body, int64_t self_node,
+			    enum store_bayes_replay *res, char *err, size_t errsz);
+
+/* Forget event rows created before before_ms; *removed is how many. */
+int store_bayes_event_prune(struct store *st, int64_t before_ms, int64_t *removed);
 
 /* The connection's last error, for messages. */
 const char *store_bayes_errmsg(struct store *st);

@@ -62,6 +62,9 @@ static const struct shared_def shared[] = {
 	{ "login_known_addr", "" },
 	{ "message_log", "" },
 	{ "quarantine", "" },
+	/* Learning of the statistical filter, not its tokens: applied by
+	 * repeating it (store_bayes_event_apply), never stored as a row. */
+	{ "bayes_event", "" },
 };
 #define NSHARED (sizeof(shared) / sizeof(shared[0]))
 
@@ -598,6 +601,8 @@ static const char SQL_SET_NODE[] =
 	"UPDATE cluster_state SET joined = CASE WHEN node = ?1 THEN joined ELSE 0 END,"
 	" pulled_seq = CASE WHEN node = ?1 THEN pulled_seq ELSE 0 END, node = ?1 WHERE id = 1";
 static const char SQL_OUTBOX_CLEAR[] = "DELETE FROM cluster_outbox";
+/* Learning events are for the other nodes only: a single node keeps none. */
+static const char SQL_BAYES_EVENTS_CLEAR[] = "DELETE FROM bayes_event";
 
 int store_cluster_install(struct store *st, int64_t node, int on, char *err, size_t errsz)
 {
@@ -639,7 +644,8 @@ int store_cluster_install(struct store *st, int64_t node, int on, char *err, siz
 	sqlite3_bind_int64(s, 1, on ? node : 0);
 	if (store_step_done(s) < 0)
 		goto fail;
-	if (!on && store_run(st, SQL_OUTBOX_CLEAR) < 0)
+	if (!on && (store_run(st, SQL_OUTBOX_CLEAR) < 0 ||
+		    store_run(st, SQL_BAYES_EVENTS_CLEAR) < 0))
 		goto fail;
 	if (store_commit(st) < 0)
 		goto fail;

@@ -33,6 +33,8 @@ static const char PG_SCHEMA[] =
 	"CREATE INDEX IF NOT EXISTS moat_row_by_seq ON moat_row (seq);"
 	"CREATE INDEX IF NOT EXISTS moat_row_qid ON moat_row ((body->>'qid'))"
 	" WHERE tbl = 'quarantine';"
+	"CREATE INDEX IF NOT EXISTS moat_row_bayes_created ON moat_row"
+	" (((body->>'created')::bigint)) WHERE tbl = 'bayes_event';"
 	"CREATE TABLE IF NOT EXISTS moat_blob ("
 	" qid text PRIMARY KEY, content bytea NOT NULL, origin int NOT NULL);";
 static const char PG_LOCK_SCHEMA[] = "SELECT pg_advisory_xact_lock(" LOCK_SCHEMA ")";
@@ -60,6 +62,12 @@ static const char PG_BLOB_GET[] = "SELECT content FROM moat_blob WHERE qid = $1"
 static const char PG_PULL[] =
 	"SELECT seq, tbl, rid, body::text FROM moat_row WHERE seq > $1::bigint"
 	" AND origin <> $2::int ORDER BY seq LIMIT $3::int";
+
+/* Learning events past their retention (store_bayes.h); a node's own local
+ * copies go by store_bayes_event_prune. */
+static const char PG_BAYES_PRUNE[] =
+	"DELETE FROM moat_row WHERE tbl = 'bayes_event'"
+	" AND (body->>'created')::bigint < $1::bigint";
 
 static void pg_err(struct store_pg *pg, const PGresult *r, char *err, size_t errsz)
 {
@@ -183,6 +191,22 @@ int store_pg_has_rows(struct store_pg *pg, int *has, char *err, size_t errsz)
 	if (exec_p(pg, PG_HAS_ROWS, 0, NULL, NULL, NULL, PGRES_TUPLES_OK, &r, err, errsz) < 0)
 		return -1;
 	*has = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return 0;
+}
+
+int store_pg_bayes_prune(struct store_pg *pg, int64_t before_ms, int64_t *removed, char *err,
+			 size_t errsz)
+{
+	char before[32];
+	const char *v[1] = { before };
+	PGresult *r;
+
+	*removed = 0;
+	snprintf(before, sizeof(before), "%lld", (long long)before_ms);
+	if (exec_p(pg, PG_BAYES_PRUNE, 1, v, NULL, NULL, PGRES_COMMAND_OK, &r, err, errsz) < 0)
+		return -1;
+	*removed = strtoll(PQcmdTuples(r), NULL, 10);
 	PQclear(r);
 	return 0;
 }

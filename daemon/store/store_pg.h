@@ -33,6 +33,11 @@ int store_pg_notified(struct store_pg *pg, int *got, char *err, size_t errsz);
 /* Does the cluster have any row yet? */
 int store_pg_has_rows(struct store_pg *pg, int *has, char *err, size_t errsz);
 
+/* Forget the statistical filter's learning events created before before_ms
+ * (docs/cluster.md); *removed is how many went. */
+int store_pg_bayes_prune(struct store_pg *pg, int64_t before_ms, int64_t *removed, char *err,
+			 size_t errsz);
+
 /* A session advisory lock held while a node joins (seeds or pulls it all). */
 int store_pg_join_lock(struct store_pg *pg, int on, char *err, size_t errsz);
 
