@@ -13,20 +13,32 @@ each in its own temporary directory on a free port, stopped (and restarted) at w
 
     nodes = cluster_nodes(moatd_factory, 3, pg=pg, redis=redis, **conf)
 
+Also the fixtures `pg` (a started Postgres) and `downstream` (an aiosmtpd sink), and what the
+cluster tests share: health(d), pg_state(d), start_nodes(factory, pg, n, **conf) (joined and
+connected), admin(d), sender_refused(d, sender), Load(nodes, total) (a bounded background load
+over the nodes) and lines_received(downstream, want).
+
 Every start waits (bounded) until the engine answers; stop() always reaps it.  As root
 (CI), PostgreSQL runs as the "postgres" system user, which initdb requires; its directory
 is then a fresh one under the system's temporary directory (pytest's tmp_path has root-only
 parents that user cannot enter), removed by cleanup().
 """
 
+import json
 import os
 import pwd
 import shutil
+import smtplib
 import subprocess
 import tempfile
+import threading
 import time
 
-from peers_delivery import free_port
+import pytest
+
+from api_client import ADMIN_PASSWORD, Api
+from conftest import message, wait_for
+from peers_delivery import Downstream, free_port
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 START_TIMEOUT = 30.0
@@ -180,3 +192,94 @@ def cluster_nodes(moatd_factory, n, pg=None, redis=None, **conf):
             c["cluster_redis"] = redis.address
         nodes.append(moatd_factory(**c))
     return nodes
+
+
+@pytest.fixture
+def pg():
+    p = Postgres()
+    try:
+        yield p.start()
+    finally:
+        p.cleanup()
+
+
+@pytest.fixture
+def downstream():
+    ds = Downstream().start()
+    yield ds
+    ds.stop()
+
+
+def health(d):
+    status, _, body = d.http_get("/healthz")
+    assert status == 200
+    return json.loads(body)
+
+
+def pg_state(d):
+    return health(d).get("cluster", {}).get("postgresql", {})
+
+
+def start_nodes(moatd_factory, pg, n, **conf):
+    """n nodes on pg (cluster_retry 300ms), each joined and connected."""
+    nodes = cluster_nodes(moatd_factory, n, pg=pg, cluster_retry="300ms", **conf)
+    for d in nodes:
+        assert wait_for(lambda: "cluster joined" in d.log_text(), timeout=15), d.log_text()[-3000:]
+        assert wait_for(lambda: pg_state(d).get("state") == "up", timeout=10)
+    return nodes
+
+
+def admin(d):
+    api = Api(d.http_port)
+    api.login("admin", ADMIN_PASSWORD)
+    return api
+
+
+def sender_refused(d, sender):
+    """One fresh SMTP session (a session keeps its snapshot): is MAIL FROM refused?"""
+    c = d.raw()
+    try:
+        c.ehlo()
+        c.send(f"MAIL FROM:<{sender}>\r\n")
+        return c.readreply().code == 550
+    finally:
+        c.close()
+
+
+class Load:
+    """total messages from load@example.net over the nodes in turn, one session each, on a
+    thread; message i carries the line "load-i".  .sent and .errors as it goes; join()."""
+
+    def __init__(self, nodes, total):
+        self.nodes, self.total = nodes, total
+        self.sent, self.errors = [], []
+        self.want = {f"load-{i}" for i in range(total)}
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self):
+        for i in range(self.total):
+            d = self.nodes[i % len(self.nodes)]
+            try:
+                with smtplib.SMTP("127.0.0.1", d.smtp_port, timeout=10) as s:
+                    s.sendmail("load@example.net", [f"r{i}@example.org"],
+                               message(subject=f"load {i}", body_lines=(f"load-{i}",)))
+                self.sent.append(i)
+            except (smtplib.SMTPException, OSError) as e:
+                self.errors.append((i, repr(e)))
+            time.sleep(0.01)
+
+    def join(self, timeout=120):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive()
+
+
+def lines_received(downstream, want):
+    """Which of the lines in want the sink has seen, each on a line of its own."""
+    got = set()
+    for m in list(downstream.messages):
+        for line in m["content"].splitlines():
+            w = line.decode("ascii", "replace").strip()
+            if w in want:
+                got.add(w)
+    return got

@@ -3,18 +3,17 @@ a user created with the CLI of one node logs in on the others, a per-account lim
 the cluster as a whole, and with both engines gone in the middle of a load every node goes on
 alone (degraded on /healthz, nothing lost) and catches up when they are back."""
 
-import json
 import smtplib
 import sqlite3
-import threading
 import time
 
 import pytest
 
-from api_client import ADMIN_PASSWORD, Api, api_moatd  # noqa: F401 (fixture)
+from api_client import api_moatd  # noqa: F401 (fixture)
 from conftest import message, wait_for
-from peers_cluster import Postgres, Redis, cluster_nodes
-from peers_delivery import Downstream, delivery_conf
+from peers_cluster import (Load, Postgres, Redis, admin, cluster_nodes,  # noqa: F401
+                           downstream, health, lines_received, sender_refused)
+from peers_delivery import delivery_conf
 from submission_util import SUBMISSION_CONF, add_user, smtp_tls
 
 PW = "alice-password-1"
@@ -30,19 +29,6 @@ def engines(tmp_path):
     finally:
         redis.cleanup()
         pg.cleanup()
-
-
-@pytest.fixture
-def downstream():
-    ds = Downstream().start()
-    yield ds
-    ds.stop()
-
-
-def health(d):
-    status, _, body = d.http_get("/healthz")
-    assert status == 200
-    return json.loads(body)
 
 
 def engine_states(d):
@@ -78,16 +64,6 @@ def submit(d, i):
         s.close()
 
 
-def sender_refused(d, sender):
-    c = d.raw()
-    try:
-        c.ehlo()
-        c.send(f"MAIL FROM:<{sender}>\r\n")
-        return c.readreply().code == 550
-    finally:
-        c.close()
-
-
 def test_three_nodes_on_postgres_and_redis(api_moatd, engines, downstream):
     pg, redis = engines
     conf = dict(delivery_conf(downstream.addr), **SUBMISSION_CONF)
@@ -115,56 +91,30 @@ def test_three_nodes_on_postgres_and_redis(api_moatd, engines, downstream):
 
     # Both engines gone in the middle of a load: every node goes on alone.
     total = 120
-    sent, errors = [], []
-
-    def load():
-        for i in range(total):
-            d = nodes[i % 3]
-            try:
-                with smtplib.SMTP("127.0.0.1", d.smtp_port, timeout=10) as s:
-                    s.sendmail("load@example.net", [f"r{i}@example.org"],
-                               message(subject=f"load {i}", body_lines=(f"load-{i}",)))
-                sent.append(i)
-            except (smtplib.SMTPException, OSError) as e:
-                errors.append((i, repr(e)))
-            time.sleep(0.01)
-    t = threading.Thread(target=load)
-    t.start()
+    load = Load(nodes, total)
     try:
-        assert wait_for(lambda: len(sent) >= 20, timeout=30)
+        assert wait_for(lambda: len(load.sent) >= 20, timeout=30)
         pg.stop()
         redis.stop()
         assert wait_for(lambda: engine_states(a) == ("down", "down"), timeout=10), health(a)
         assert health(a)["status"] == "degraded"
-        api = Api(a.http_port)
-        api.login("admin", ADMIN_PASSWORD)
-        api.post("/api/v1/policy/entries", {"list": "sender_deny",
-                                            "value": "outage@bad.example"}).expect(201)
+        admin(a).post("/api/v1/policy/entries", {"list": "sender_deny",
+                                                 "value": "outage@bad.example"}).expect(201)
         # A submission while Redis is gone is judged by the node's own counters at once.
         started = time.monotonic()
         assert submit(b, "outage") in (250, 451)
         assert time.monotonic() - started < 5
     finally:
-        t.join(120)
-    assert not t.is_alive()
-    assert errors == [] and len(sent) == total
+        load.join()
+    assert load.errors == [] and len(load.sent) == total
 
     pg.start()
     redis.start()
     for d in nodes:
         assert wait_for(lambda: health(d)["status"] == "ok", timeout=15), health(d)
     assert wait_for(lambda: sender_refused(c, "outage@bad.example"), timeout=5)
-    want = {f"load-{i}" for i in range(total)}
-
-    def received():
-        got = set()
-        for m in downstream.messages:
-            for line in m["content"].splitlines():
-                w = line.decode("ascii", "replace").strip()
-                if w in want:
-                    got.add(w)
-        return got
-    assert wait_for(lambda: received() == want, timeout=60), len(received())
+    assert wait_for(lambda: lines_received(downstream, load.want) == load.want, timeout=60), \
+        len(lines_received(downstream, load.want))
     # Redis came back empty: the limit holds for the cluster again from there.
     codes = [submit(nodes[i % 3], i) for i in range(2 * LIMIT)]
     assert codes.count(250) == LIMIT, codes
@@ -199,8 +149,7 @@ def test_one_digest_per_user_from_the_whole_cluster(api_moatd, engines, downstre
     for d in nodes:
         assert wait_for(lambda: "cluster joined" in d.log_text(), timeout=15)
         assert wait_for(lambda: engine_states(d) == ("up", "up"), timeout=10), health(d)
-    api = Api(a.http_port)
-    api.login("admin", ADMIN_PASSWORD)
+    api = admin(a)
     api.post("/api/v1/rules", {"name": "q wins", "when": {"field": "header", "header": "Subject",
                                                           "op": "contains", "value": "Win"},
                                "action": {"type": "quarantine"}}).expect(201)
@@ -245,8 +194,7 @@ def test_a_node_started_without_postgres_works_and_joins_later(api_moatd, engine
     conf = dict(cluster_retry="300ms", cluster_pg=pg.conninfo, cluster_redis=redis.address)
     a = api_moatd(cluster_node="1", **conf)
     assert wait_for(lambda: "cluster joined node=1 how=seeded" in a.log_text(), timeout=15)
-    api = Api(a.http_port)
-    api.login("admin", ADMIN_PASSWORD)
+    api = admin(a)
     api.post("/api/v1/policy/entries", {"list": "sender_deny",
                                         "value": "before@bad.example"}).expect(201)
     pg.stop()

@@ -9,34 +9,15 @@ applied twice to the node that made them."""
 
 import re
 
-import pytest
-
 from api_client import api_moatd  # noqa: F401 (fixture)
 from conftest import qid_of, run_moatd, wait_for
-from peers_cluster import Postgres
-from peers_delivery import Downstream, delivery_conf
-from test_cluster_pg import admin, start_nodes
+from peers_cluster import admin, downstream, pg, start_nodes  # noqa: F401 (fixtures)
+from peers_delivery import delivery_conf
 from test_content_rules import deliver, subject_is
 from test_learn_api import bayes, corpus, learn, model, raw, with_subject  # noqa: F401
 
 N = 40           # corpus messages learned per class on node A
 PROPAGATION_S = 15
-
-
-@pytest.fixture
-def pg():
-    p = Postgres()
-    try:
-        yield p.start()
-    finally:
-        p.cleanup()
-
-
-@pytest.fixture
-def downstream():
-    ds = Downstream().start()
-    yield ds
-    ds.stop()
 
 
 def counts(api, uid=0):

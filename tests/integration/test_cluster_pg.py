@@ -6,74 +6,20 @@
     PostgreSQL stopped under load -> nothing lost, degraded, caught up; cluster_node 0 refused.
 """
 
-import json
 import smtplib
 import threading
 import time
 
-import pytest
-
-from api_client import ADMIN_PASSWORD, Api, api_moatd  # noqa: F401 (fixture)
+from api_client import api_moatd  # noqa: F401 (fixture)
 from conftest import message, qid_of, run_moatd, wait_for
-from peers_cluster import Postgres, cluster_nodes
-from peers_delivery import Downstream, delivery_conf
+from peers_cluster import (Load, admin, downstream, health, lines_received,  # noqa: F401
+                           pg, pg_state, sender_refused, start_nodes)
+from peers_delivery import delivery_conf
 from submission_util import SUBMISSION_CONF, smtp_tls, submission_port
 from test_content_rules import deliver, subject_is
 
 NODE_RANGE = 1 << 40
 PROPAGATION_MAX_S = 1.0
-
-
-@pytest.fixture
-def pg():
-    p = Postgres()
-    try:
-        yield p.start()
-    finally:
-        p.cleanup()
-
-
-@pytest.fixture
-def downstream():
-    ds = Downstream().start()
-    yield ds
-    ds.stop()
-
-
-def admin(d):
-    api = Api(d.http_port)
-    api.login("admin", ADMIN_PASSWORD)
-    return api
-
-
-def health(d):
-    status, _, body = d.http_get("/healthz")
-    assert status == 200
-    return json.loads(body)
-
-
-def pg_state(d):
-    return health(d).get("cluster", {}).get("postgresql", {})
-
-
-def start_nodes(api_moatd, pg, n, **conf):
-    nodes = cluster_nodes(api_moatd, n, pg=pg, cluster_retry="300ms", **conf)
-    for d in nodes:
-        assert wait_for(lambda: "cluster joined" in d.log_text(), timeout=15), d.log_text()[-3000:]
-        assert wait_for(lambda: pg_state(d).get("state") == "up", timeout=10)
-    return nodes
-
-
-def sender_refused(d, sender):
-    """One fresh SMTP session (a session keeps its snapshot): is MAIL FROM refused?"""
-    c = d.raw()
-    try:
-        c.ehlo()
-        c.send(f"MAIL FROM:<{sender}>\r\n")
-        r = c.readreply()
-        return r.code == 550
-    finally:
-        c.close()
 
 
 def test_list_entry_on_a_refuses_on_c_within_a_second(api_moatd, pg):
@@ -210,23 +156,8 @@ def test_postgres_outage_under_load_loses_nothing_and_catches_up(api_moatd, pg, 
     nodes = start_nodes(api_moatd, pg, 3, **conf)
     a, c = nodes[0], nodes[2]
     total = 150
-    sent = []
-    errors = []
-
-    def load():
-        for i in range(total):
-            d = nodes[i % 3]
-            try:
-                with smtplib.SMTP("127.0.0.1", d.smtp_port, timeout=10) as s:
-                    s.sendmail("load@example.net", [f"r{i}@example.org"],
-                               message(subject=f"load {i}", body_lines=(f"load-{i}",)))
-                sent.append(i)
-            except (smtplib.SMTPException, OSError) as e:
-                errors.append((i, repr(e)))
-            time.sleep(0.01)
-    t = threading.Thread(target=load)
-    t.start()
-    assert wait_for(lambda: len(sent) >= 20, timeout=20)
+    load = Load(nodes, total)
+    assert wait_for(lambda: len(load.sent) >= 20, timeout=20)
     pg.stop()
     assert wait_for(lambda: pg_state(a).get("state") == "down", timeout=5)
     h = health(a)
@@ -235,25 +166,15 @@ def test_postgres_outage_under_load_loses_nothing_and_catches_up(api_moatd, pg, 
     admin(a).post("/api/v1/policy/entries", {"list": "sender_deny",
                                              "value": "outage@bad.example"}).expect(201)
     assert wait_for(lambda: pg_state(a).get("backlog", 0) > 0, timeout=5)
-    t.join(120)
-    assert not t.is_alive()
-    assert errors == [] and len(sent) == total
+    load.join()
+    assert load.errors == [] and len(load.sent) == total
     pg.start()
     for d in nodes:
         assert wait_for(lambda: health(d)["status"] == "ok", timeout=10), health(d)
     assert wait_for(lambda: sender_refused(c, "outage@bad.example"), timeout=5)
     assert wait_for(lambda: pg_state(a).get("backlog") == 0, timeout=5)
-    want = {f"load-{i}" for i in range(total)}
-
-    def received():
-        got = set()
-        for m in downstream.messages:
-            for line in m["content"].splitlines():
-                w = line.decode("ascii", "replace").strip()
-                if w in want:
-                    got.add(w)
-        return got
-    assert wait_for(lambda: received() == want, timeout=60), len(received())
+    assert wait_for(lambda: lines_received(downstream, load.want) == load.want, timeout=60), \
+        len(lines_received(downstream, load.want))
     # Every node's message log reached the others.
     logs = [d.query("SELECT count(*) FROM message_log WHERE sender = 'load@example.net'")[0][0]
             for d in nodes]
