@@ -9,10 +9,15 @@
 # bench/rules_gen.py (0: none), the sample of bench/send_files.py (200 messages of about
 # 5 KB, 20 of about 50 KB), one warm-up pass, then COUNT messages; prints the CPU per message
 # of each thread name (the loop thread is "moatd", the content worker "content-0") and of the
-# whole process. CALLGRIND=1 runs moatd under valgrind's callgrind instead, collecting only
-# inside the content worker's job (run_job: read-back, MIME walk, rules, decide) and the
-# loop's completion of it (done_job), and prints instructions per message.
-# Env: COUNT=1000 THREADS=8 RUN_TIMEOUT=300 CALLGRIND= KEEP=
+# whole process, then the voluntary context switches per message of each (a thread that
+# sleeps for work or for I/O). CALLGRIND=1 runs moatd under valgrind's callgrind instead,
+# collecting only inside the content worker's job (run_job: read-back, MIME walk, rules, decide) and the
+# loop's completion of it (done_job), and prints instructions per message; CALLGRIND_FNS
+# names other functions to collect in.
+# SYSCALLS=1 also counts, with perf stat over the measured pass (needs root and tracefs), the
+# syncfs() calls (one per group commit of the spool writer: messages / syncfs is the mean
+# group size) and epoll_wait() calls (loop wake-ups) per message.
+# Env: COUNT=1000 THREADS=8 RUN_TIMEOUT=300 CALLGRIND= CALLGRIND_FNS= SYSCALLS= KEEP=
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,7 +76,7 @@ CONF
 "$MOATD" policy -c "$WORK/moatd.conf" set recipient_verify no >/dev/null
 if [ "${CALLGRIND:-0}" = 1 ]; then
 	valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
-		--toggle-collect=run_job --toggle-collect=done_job \
+		$(for f in ${CALLGRIND_FNS:-run_job done_job}; do printf -- '--toggle-collect=%s ' "$f"; done) \
 		"$MOATD" -c "$WORK/moatd.conf" 2>"$WORK/valgrind.log" &
 else
 	"$MOATD" -c "$WORK/moatd.conf" &
@@ -89,11 +94,13 @@ send() {
 		"$1" "$THREADS" "$RUN_TIMEOUT" >/dev/null || die "client failed"
 	wait_until queue_empty
 }
-# schedstat: "run_ns wait_ns slices" per thread; the thread's name from comm.
+# schedstat: "run_ns wait_ns slices" per thread; the thread's name from comm; its
+# voluntary context switches from status.
 snap() {
 	local t
 	for t in /proc/"$PID"/task/*; do
-		printf '%s %s %s\n' "${t##*/}" "$(tr ' ' '_' <"$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")"
+		printf '%s %s %s %s\n' "${t##*/}" "$(tr ' ' '_' <"$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")" \
+			"$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t/status")"
 	done 2>/dev/null
 }
 if [ "${CALLGRIND:-0}" = 1 ]; then
@@ -102,30 +109,45 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
 	wait "$PID" 2>/dev/null || true
 	PIDS=("${PIDS[@]:0:1}")
 	total=$(callgrind_annotate "$WORK/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
-	echo "callgrind: run_job + done_job, $COUNT messages, $RULES rules: $total instructions," \
+	echo "callgrind: ${CALLGRIND_FNS:-run_job done_job}, $COUNT messages, $RULES rules: $total instructions," \
 		"$((total / COUNT)) per message"
 	callgrind_annotate --inclusive=yes "$WORK/callgrind.out" 2>/dev/null | sed -n '/file:function/,$p' | head -40
 	exit 0
 fi
 send 220
 snap >"$WORK/before"
+if [ "${SYSCALLS:-0}" = 1 ]; then
+	perf stat -x, -o "$WORK/perf" -e syscalls:sys_enter_syncfs,syscalls:sys_enter_epoll_wait \
+		-p "$PID" &
+	PERF_PID=$!
+fi
 send "$COUNT"
 snap >"$WORK/after"
+if [ "${SYSCALLS:-0}" = 1 ]; then
+	kill -INT "$PERF_PID"
+	wait "$PERF_PID" 2>/dev/null || true
+	awk -F, -v n="$COUNT" '/sys_enter/ { sub("syscalls:sys_enter_", "", $3);
+		printf "%s %.3f/message  ", $3, $1 / n } END { print "" }' "$WORK/perf"
+fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 $PY - "$WORK/before" "$WORK/after" "$COUNT" "$RULES" <<'PY'
 import sys
 def read(p):
     d = {}
     for line in open(p):
-        tid, name, ns = line.split()
-        d[tid] = (name, int(ns))
+        tid, name, ns, vcs = line.split()
+        d[tid] = (name, int(ns), int(vcs))
     return d
 a, b, n, rules = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 per = {}
-for tid, (name, ns) in b.items():
-    per[name] = per.get(name, 0) + ns - a.get(tid, (name, 0))[1]
+wake = {}
+for tid, (name, ns, vcs) in b.items():
+    per[name] = per.get(name, 0) + ns - a.get(tid, (name, 0, 0))[1]
+    wake[name] = wake.get(name, 0) + vcs - a.get(tid, (name, 0, 0))[2]
 total = sum(per.values())
 print("rules=%s messages=%d  cpu ms/message: total %.3f  " % (rules, n, total / 1e6 / n) +
       "  ".join("%s %.3f" % (k, v / 1e6 / n) for k, v in sorted(per.items(), key=lambda x: -x[1])
                 if v / 1e6 / n >= 0.001))
+print("voluntary context switches/message: " + "  ".join("%s %.2f" % (k, wake[k] / n)
+      for k, v in sorted(per.items(), key=lambda x: -x[1]) if v / 1e6 / n >= 0.001))
 PY

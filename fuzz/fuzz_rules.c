@@ -1,8 +1,9 @@
 /*
- * libFuzzer harness: the rule-set JSON parser, the compiler and one
- * evaluation against a fixed message.  The rule count is capped so that
- * one input compiles in milliseconds.  A parsed set must export to JSON
- * that parses again (round trip).
+ * libFuzzer harness: the rule-set JSON parser, the compiler, one
+ * evaluation against a fixed message and the recipient classes of two
+ * addresses.  The rule count is capped so that one input compiles in
+ * milliseconds.  A parsed set must export to JSON that parses again
+ * (round trip).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -88,6 +89,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	in.nscore_parts = 3;
 	if (rules_eval(rs, &in, &res) == 0)
 		rules_result_free(&res);
+	/* The recipient class the loop asks for at RCPT, from what the compile prepared. */
+	(void)rules_rcpt_class(rs, rcpts[0], in_list, NULL);
+	(void)rules_rcpt_class(rs, "", in_list, NULL);
 	rules_set_free(rs);
 	return 0;
 }

@@ -877,6 +877,7 @@ struct rules_set *rules_compile_reuse(const struct rules_def *d, const struct ru
 		if (a->rcpt)
 			u32_push(&rs->rcpt_atoms, &rs->nrcpt_atoms, &rcap, (uint32_t)i);
 	}
+	rules_rcpt_class_prepare(rs);
 	if (rs->naccepted > 0)
 		qsort(rs->accepted, rs->naccepted, 32, key_cmp);
 	rs->mem += rs->naccepted * 32;
@@ -886,7 +887,7 @@ struct rules_set *rules_compile_reuse(const struct rules_def *d, const struct ru
 	pcre2_set_heap_limit(rs->mctx, RULES_REGEX_HEAP_KIB);
 	rs->mem += sizeof(*rs) + rs->natoms * sizeof(*rs->atoms) +
 		   rs->nnodes * sizeof(*rs->nodes) + rs->nkids * sizeof(*rs->kids) +
-		   (rs->ndirect + rs->nrcpt_atoms + rs->nhdr) * sizeof(uint32_t);
+		   (rs->ndirect + rs->nrcpt_atoms + rs->nclass_atoms + rs->nhdr) * sizeof(uint32_t);
 	rc = 0;
 out:
 	for (i = 0; i < rs->natoms; i++)
@@ -964,6 +965,7 @@ void rules_set_free(struct rules_set *rs)
 	free(rs->hdr_cls);
 	free(rs->direct);
 	free(rs->rcpt_atoms);
+	free(rs->class_atoms);
 	pcre2_match_context_free(rs->mctx);
 	for (s = rs->pool; s != NULL; s = next) {
 		next = s->next;

@@ -27,6 +27,7 @@
 #include "rules_internal.h"
 
 #include <glib.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -56,10 +57,65 @@ static void fold_segment(GString *out, const char *s, size_t len)
 	g_free(fixed);
 }
 
-/* ASCII lower case of n octets into o (octets >= 0x80 copied as they are). */
+#define ONES8 0x0101010101010101ULL
+#define HIGH8 0x8080808080808080ULL
+
+/* Length of the leading run of s without an octet >= 0x80, eight octets a step. */
+static size_t ascii_run(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	for (; len - i >= 8; i += 8) {
+		uint64_t x;
+
+		memcpy(&x, s + i, 8);
+		if (x & HIGH8)
+			break;
+	}
+	while (i < len && (unsigned char)s[i] < 0x80)
+		i++;
+	return i;
+}
+
+/*
+ * g_utf8_validate_len(s, len, NULL) (which refuses NUL too), with the
+ * ASCII before the first octet >= 0x80 or NUL taken eight octets a step:
+ * most values are ASCII, and GLib's check costs a branch per octet.
+ */
+static bool utf8_valid(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	for (; len - i >= 8; i += 8) {
+		uint64_t x;
+
+		memcpy(&x, s + i, 8);
+		if ((x & HIGH8) != 0 || ((x - ONES8) & ~x & HIGH8) != 0)
+			break;
+	}
+	return g_utf8_validate_len(s + i, len - i, NULL);
+}
+
+/*
+ * ASCII lower case of n octets into o (octets >= 0x80 copied as they are),
+ * eight octets a step: per octet, the low seven bits plus 0x80 - 'A' reach
+ * 0x80 from 'A' on, plus 0x80 - 'Z' - 1 only past 'Z', without a carry
+ * into the next octet; an octet with its top bit set is left alone.
+ */
 static void lower_ascii(char *o, const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	size_t i = 0;
+
+	for (; n - i >= 8; i += 8) {
+		uint64_t x, low, upper;
+
+		memcpy(&x, s + i, 8);
+		low = x & ~HIGH8;
+		upper = (low + ONES8 * (0x80 - 'A')) & ~(low + ONES8 * (0x80 - 'Z' - 1)) & ~x & HIGH8;
+		x |= upper >> 2;
+		memcpy(o + i, &x, 8);
+	}
+	for (; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		o[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
@@ -87,8 +143,7 @@ char *rules_fold(const char *s, size_t len, bool bytes_only, size_t *outlen)
 		*outlen = len;
 		return o;
 	}
-	while (i < len && (unsigned char)s[i] < 0x80)
-		i++;
+	i = ascii_run(s, len);
 	if (i == len) {
 		char *o = g_malloc(len + 1);
 
@@ -288,7 +343,7 @@ static void scan_value(struct ev *e, const struct rules_class *k, const char *s,
 	if (len == 0)
 		for (i = 0; i < k->nempty; i++)
 			BIT_SET(e->bits, k->empty[i]);
-	if (k->need_utf8 && !g_utf8_validate_len(s, len, NULL)) {
+	if (k->need_utf8 && !utf8_valid(s, len)) {
 		/* UTF-8 mode databases are undefined on invalid input: repair a copy */
 		fixed = g_utf8_make_valid(s, (gssize)len);
 		raw = fixed;
@@ -959,25 +1014,19 @@ static void mark_rcpt_atoms(const struct rules_set *rs, uint32_t n, uint64_t *ma
 	}
 }
 
-uint64_t rules_rcpt_class(const struct rules_set *rs, const char *rcpt,
-			  int (*in_list)(void *arg, const char *list, const char *value),
-			  void *in_list_arg)
+void rules_rcpt_class_prepare(struct rules_set *rs)
 {
-	struct rules_input in;
-	struct ev e;
 	uint64_t *mask;
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	size_t words, last = SIZE_MAX, i;
+	size_t words, last = SIZE_MAX, i, cap = 0;
 
-	if (rs == NULL)
-		return 0;
 	/* Only rules up to the last refuse/defer can change the SMTP answer. */
 	for (i = 0; i < rs->nrules; i++)
 		if (rs->rules[i].when >= 0 && (rs->rules[i].action.type == RULES_ACT_REFUSE ||
 					       rs->rules[i].action.type == RULES_ACT_DEFER))
 			last = i;
-	if (last == SIZE_MAX || rs->nrcpt_atoms == 0)
-		return 0;
+	rs->class_on = last != SIZE_MAX && rs->nrcpt_atoms > 0;
+	if (!rs->class_on)
+		return;
 	words = (rs->natoms + 63) / 64 + 1;
 	mask = xcalloc(words, sizeof(uint64_t));
 	for (i = 0; i <= last; i++) {
@@ -986,6 +1035,30 @@ uint64_t rules_rcpt_class(const struct rules_set *rs, const char *rcpt,
 		if (rs->rules[i].except >= 0)
 			mark_rcpt_atoms(rs, (uint32_t)rs->rules[i].except, mask);
 	}
+	for (i = 0; i < rs->nrcpt_atoms; i++) {
+		if (!BIT_GET(mask, rs->rcpt_atoms[i]))
+			continue;
+		if (rs->nclass_atoms == cap) {
+			cap = cap ? cap * 2 : 16;
+			rs->class_atoms = xrealloc(rs->class_atoms, cap * sizeof(uint32_t));
+		}
+		rs->class_atoms[rs->nclass_atoms++] = rs->rcpt_atoms[i];
+	}
+	free(mask);
+}
+
+uint64_t rules_rcpt_class(const struct rules_set *rs, const char *rcpt,
+			  int (*in_list)(void *arg, const char *list, const char *value),
+			  void *in_list_arg)
+{
+	struct rules_input in;
+	struct ev e;
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	size_t words, i;
+
+	if (rs == NULL || !rs->class_on)
+		return 0;
+	words = (rs->natoms + 63) / 64 + 1;
 	memset(&in, 0, sizeof(in));
 	in.in_list = in_list;
 	in.in_list_arg = in_list_arg;
@@ -993,24 +1066,19 @@ uint64_t rules_rcpt_class(const struct rules_set *rs, const char *rcpt,
 	e.rs = rs;
 	e.in = &in;
 	e.scr = scratch_get((struct rules_set *)rs);
-	if (e.scr == NULL) {
-		free(mask);
+	if (e.scr == NULL)
 		return 0;
-	}
 	e.bits = xcalloc(words * 2, sizeof(uint64_t));
 	e.known = e.bits + words;
 	rcpt_atoms(&e, rcpt != NULL ? rcpt : "");
-	for (i = 0; i < rs->nrcpt_atoms; i++) {
-		uint32_t a = rs->rcpt_atoms[i];
+	for (i = 0; i < rs->nclass_atoms; i++) {
+		uint32_t a = rs->class_atoms[i];
 
-		if (!BIT_GET(mask, a))
-			continue;
 		h ^= (uint64_t)a * 2 + BIT_GET(e.bits, a);
 		h *= 1099511628211ULL;
 	}
 	scratch_put((struct rules_set *)rs, e.scr);
 	free(e.bits);
-	free(mask);
 	return h;
 }
 

@@ -298,6 +298,10 @@ struct rules_set {
 	size_t ndirect;
 	uint32_t *rcpt_atoms;           /* atoms that depend on the recipient */
 	size_t nrcpt_atoms;
+	/* rules_rcpt_class(), which the loop calls at every RCPT: computed once. */
+	bool class_on;                  /* a refuse/defer rule and recipient atoms */
+	uint32_t *class_atoms;          /* rcpt_atoms[] (in order) up to the last refuse/defer */
+	size_t nclass_atoms;
 	pcre2_match_context *mctx;
 	size_t mem;
 	unsigned built, reused;         /* Vectorscan databases compiled / taken from the previous set */
@@ -306,5 +310,8 @@ struct rules_set {
 	pthread_mutex_t lock;           /* guards pool */
 	struct rules_scratch *pool;
 };
+
+/* rules_compile(): what rules_rcpt_class() needs of a finished set (class_*). */
+void rules_rcpt_class_prepare(struct rules_set *rs);
 
 #endif

@@ -999,6 +999,9 @@ static void test_fold_runs(void **state)
 		"MA\xc3\x9f und STRASSE", "\xc3\x89T\xc3\x89 \xe2\x80\x99quoted\xe2\x80\x99 x",
 		"A\xcc\x8a\xcc\x81" "B", "x\xff\xfe broken \xc3",
 		"\xce\xa3\xce\x99\xce\xa3\xce\xa5\xce\xa6\xce\x9f\xce\xa3 end",
+		/* past the ASCII taken eight octets a step */
+		"Sixteen ASCII Ch\xc3\xa9 AND MORE", "0123456789ABCDEFGHIJ\xff\xfe BROKEN",
+		"EIGHT-OK\xc3\x89", "TWENTY-FOUR ASCII OCTETS",
 	};
 	size_t i;
 
@@ -1017,6 +1020,78 @@ static void test_fold_runs(void **state)
 		g_free(cf);
 		g_free(want);
 	}
+}
+
+/* ASCII lower-casing, eight octets a step, for every octet at every offset. */
+static void test_fold_bytes(void **state)
+{
+	char in[256 + 16];
+	size_t off, i;
+
+	(void)state;
+	for (off = 0; off < 9; off++) {
+		size_t n = 256 + off, flen;
+		char *f;
+
+		for (i = 0; i < n; i++)
+			in[i] = (char)(i < off ? 'Q' : i - off);
+		f = rules_fold(in, n, true, &flen);
+		if (flen != n)
+			fail_msg("offset %zu: got length %zu, want %zu", off, flen, n);
+		for (i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)in[i];
+			unsigned char want = c >= 'A' && c <= 'Z' ? c + 32 : c;
+
+			if ((unsigned char)f[i] != want)
+				fail_msg("offset %zu, octet %zu (0x%02x): got 0x%02x, want 0x%02x", off, i,
+					 c, (unsigned char)f[i], want);
+		}
+		g_free(f);
+	}
+}
+
+/*
+ * A value that is not UTF-8 is repaired before a UTF-8 database scans it,
+ * wherever the bad octet is: after a long ASCII run as at the start.
+ */
+static void test_utf8_repair(void **state)
+{
+	static const struct {
+		const char *sender;
+		int want;
+	} cases[] = {
+		{ "0123456789abcdefghij\xffz@x.org", 1 },
+		{ "\xffz0123456789abcdefghij@x.org", 1 },
+		{ "0123456789abcdefghij\xc3\xa9z@x.org", 1 },
+		{ "0123456789abcdefghij@x.org", 0 },
+	};
+	const char *json =
+		"[{\"name\":\"t\",\"when\":{\"any\":["
+		"{\"field\":\"sender\",\"op\":\"matches\",\"value\":\"^0123456789abcdefghij.z@\"},"
+		"{\"field\":\"sender\",\"op\":\"matches\",\"value\":\"^.z0123456789abcdefghij@\"}]},"
+		"\"action\":{\"type\":\"quarantine\"}}]";
+	struct rules_set *rs;
+	char err[256];
+	size_t i;
+
+	(void)state;
+	rs = compile_json(json, err, sizeof(err));
+	if (rs == NULL)
+		fail_msg("compile: %s", err);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rules_input in;
+		struct rules_result res;
+		int got;
+
+		std_input(&in);
+		in.sender = cases[i].sender;
+		assert_int_equal(rules_eval(rs, &in, &res), 0);
+		got = res.message->action == RULES_ACT_QUARANTINE;
+		rules_result_free(&res);
+		if (got != cases[i].want)
+			fail_msg("sender %zu: got match %d, want %d", i, got, cases[i].want);
+	}
+	rules_set_free(rs);
 }
 
 /* Recipients split into classes only where a refuse/defer outcome could differ. */
@@ -1511,6 +1586,8 @@ int main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_rcpt_class),
 		cmocka_unit_test(test_fold_runs),
+		cmocka_unit_test(test_utf8_repair),
+		cmocka_unit_test(test_fold_bytes),
 		cmocka_unit_test(test_anchored),
 		cmocka_unit_test(test_reuse),
 		cmocka_unit_test(test_direct_search),
