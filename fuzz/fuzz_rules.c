@@ -3,7 +3,8 @@
  * evaluation against a fixed message and the recipient classes of two
  * addresses.  The rule count is capped so that one input compiles in
  * milliseconds.  A parsed set must export to JSON that parses again
- * (round trip).
+ * (round trip), and the walk of the rules some test can make true must
+ * give what a walk of every rule gives.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 
 #include "mime/mime.h"
 #include "rules/rules.h"
+#include "rules/rules_internal.h"
 
 #define FUZZ_RULES_MAX 32
 
@@ -87,8 +89,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	in.score_part_names = part_names;
 	in.score_part_values = part_values;
 	in.nscore_parts = 3;
-	if (rules_eval(rs, &in, &res) == 0)
+	if (rules_eval(rs, &in, &res) == 0) {
+		struct rules_result all;
+		size_t i;
+
+		rules_walk_all = true;
+		if (rules_eval(rs, &in, &all) != 0)
+			abort();
+		rules_walk_all = false;
+		if (all.nhits != res.nhits)
+			abort();
+		for (i = 0; i < res.nhits; i++)
+			if (all.hits[i] != res.hits[i])
+				abort();
+		for (i = 0; i < in.nrcpts; i++)
+			if (all.rcpt[i]->rule != res.rcpt[i]->rule ||
+			    all.rcpt[i]->action != res.rcpt[i]->action ||
+			    !(all.rcpt[i]->points == res.rcpt[i]->points))
+				abort();
+		rules_result_free(&all);
 		rules_result_free(&res);
+	}
 	/* The recipient class the loop asks for at RCPT, from what the compile prepared. */
 	(void)rules_rcpt_class(rs, rcpts[0], in_list, NULL);
 	(void)rules_rcpt_class(rs, "", in_list, NULL);

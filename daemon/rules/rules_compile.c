@@ -46,6 +46,8 @@
 
 static int jit_failure_logged; /* the JIT fallback is logged once */
 
+bool rules_regex_prefilter = true;
+
 /* Growable arrays used while compiling. */
 struct pat_list {
 	char **pat;
@@ -57,7 +59,7 @@ struct pat_list {
 };
 
 struct cclass {
-	struct pat_list lit[2], multi[2];
+	struct pat_list lit[2], multi[2];   /* multi: prefilters too (atom: cand) */
 	struct pat_list anch[ANCH_COUNT_][2];
 	struct rules_pcre *pcre;
 	size_t npcre, pcap;
@@ -213,7 +215,7 @@ static bool hs_accepts_cached(struct compiler *c, const char *re, unsigned flags
 }
 
 static int add_pcre(struct compiler *c, struct cclass *cc, const struct rules_cond *l,
-		    bool bytes, uint32_t id, const char *path)
+		    bool bytes, uint32_t id, unsigned prefilter, const char *path)
 {
 	uint32_t opts = l->sensitive ? 0 : PCRE2_CASELESS;
 	pcre2_code *code;
@@ -246,6 +248,12 @@ static int add_pcre(struct compiler *c, struct cclass *cc, const struct rules_co
 	}
 	cc->pcre[cc->npcre].code = code;
 	cc->pcre[cc->npcre].atom = id;
+	cc->pcre[cc->npcre].cand = RULES_NO_CAND;
+	if (prefilter != 0) {
+		cc->pcre[cc->npcre].cand = (uint32_t)c->rs->ncand++;
+		pat_add(&cc->multi[FORM_RAW], g_strdup(l->str), strlen(l->str), prefilter,
+			cc->pcre[cc->npcre].cand);
+	}
 	cc->npcre++;
 	return 0;
 }
@@ -267,8 +275,15 @@ static int scan_atom(struct compiler *c, struct rules_atom *a, const struct rule
 			fl |= HS_FLAG_UTF8;
 		if (!l->sensitive)
 			fl |= HS_FLAG_CASELESS;
-		if (!hs_accepts_cached(c, l->str, fl))
-			return add_pcre(c, cc, l, k->bytes, id, path);
+		if (!hs_accepts_cached(c, l->str, fl)) {
+			unsigned pre = fl | HS_FLAG_PREFILTER;
+
+			if (!rules_regex_prefilter || !hs_accepts_cached(c, l->str, pre))
+				pre = 0;
+			else if (!k->bytes)
+				k->need_utf8 = true;
+			return add_pcre(c, cc, l, k->bytes, id, pre, path);
+		}
 		if (!k->bytes)
 			k->need_utf8 = true;
 		pat_add(&cc->multi[FORM_RAW], g_strdup(l->str), len, fl, id);
@@ -711,6 +726,10 @@ static int classes_build(struct compiler *c)
 			snprintf(cname, sizeof(cname), "header %s", k->hname);
 		else
 			snprintf(cname, sizeof(cname), "%s", rules_field_name(k->field));
+		/* Every atom exists now: the prefilters' bits follow them. */
+		for (size_t j = 0; j < cc->multi[FORM_RAW].n; j++)
+			if (cc->multi[FORM_RAW].flags[j] & HS_FLAG_PREFILTER)
+				cc->multi[FORM_RAW].atom[j] += (uint32_t)rs->natoms;
 		for (f = 0; f < 2; f++) {
 			if (cc->lit[f].n > 0 && cc->lit[f].n <= rules_direct_lit_max &&
 			    k->field != RF_BODY && k->field != RF_RAW_BODY)
@@ -878,6 +897,7 @@ struct rules_set *rules_compile_reuse(const struct rules_def *d, const struct ru
 			u32_push(&rs->rcpt_atoms, &rs->nrcpt_atoms, &rcap, (uint32_t)i);
 	}
 	rules_rcpt_class_prepare(rs);
+	rules_trigger_prepare(rs);
 	if (rs->naccepted > 0)
 		qsort(rs->accepted, rs->naccepted, 32, key_cmp);
 	rs->mem += rs->naccepted * 32;
@@ -966,6 +986,9 @@ void rules_set_free(struct rules_set *rs)
 	free(rs->direct);
 	free(rs->rcpt_atoms);
 	free(rs->class_atoms);
+	free(rs->trig_off);
+	free(rs->trig_rules);
+	free(rs->always);
 	pcre2_match_context_free(rs->mctx);
 	for (s = rs->pool; s != NULL; s = next) {
 		next = s->next;

@@ -349,6 +349,9 @@ static void scan_value(struct ev *e, const struct rules_class *k, const char *s,
 		raw = fixed;
 		rlen = strlen(fixed);
 	}
+	for (i = 0; i < k->npcre; i++)
+		if (k->pcre[i].cand != RULES_NO_CAND)
+			BIT_CLR(e->bits, e->rs->natoms + k->pcre[i].cand);
 	db_scan(e, k->db[FORM_RAW], k->ndb[FORM_RAW], raw, rlen);
 	dlit_scan(e, &k->dlit[FORM_RAW], raw, rlen);
 	anch_scan(e, k, FORM_RAW, raw, rlen);
@@ -364,7 +367,9 @@ static void scan_value(struct ev *e, const struct rules_class *k, const char *s,
 	for (i = 0; i < k->npcre; i++) {
 		int rc;
 
-		if (BIT_GET(e->bits, k->pcre[i].atom))
+		if (BIT_GET(e->bits, k->pcre[i].atom) ||
+		    (k->pcre[i].cand != RULES_NO_CAND &&
+		     !BIT_GET(e->bits, e->rs->natoms + k->pcre[i].cand)))
 			continue;
 		rc = pcre2_match(k->pcre[i].code, (PCRE2_SPTR)s, len, 0, 0, e->scr->md,
 				 e->rs->mctx);
@@ -730,14 +735,64 @@ static int mailbox_action(struct rules_verdict *v, const struct rules_crule *r, 
 }
 
 /* Walk the rules in order for the current bitset. */
-static void walk(struct ev *e, struct rules_verdict *v, uint64_t *hits)
+/*
+ * The rules a walk must look at, in cand (hwords words): those walked
+ * always, and those of every atom that holds.  The others cannot match.
+ */
+bool rules_walk_all;
+
+static void candidates(const struct ev *e, uint64_t *cand, size_t hwords)
 {
 	const struct rules_set *rs = e->rs;
-	size_t i, k;
+	size_t w, nw = (rs->natoms + 63) / 64;
+
+	if (rules_walk_all) {
+		memset(cand, 0xff, hwords * sizeof(uint64_t));
+		return;
+	}
+	memcpy(cand, rs->always, hwords * sizeof(uint64_t));
+	for (w = 0; w < nw; w++) {
+		uint64_t x = e->bits[w];
+
+		if (w == nw - 1 && rs->natoms % 64 != 0)
+			x &= ((uint64_t)1 << (rs->natoms % 64)) - 1; /* then the candidates */
+		while (x != 0) {
+			uint32_t a = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
+			uint32_t j;
+
+			for (j = rs->trig_off[a]; j < rs->trig_off[a + 1]; j++)
+				BIT_SET(cand, rs->trig_rules[j]);
+			x &= x - 1;
+		}
+	}
+}
+
+/* The first set bit at or after i, or SIZE_MAX. */
+static size_t next_bit(const uint64_t *b, size_t words, size_t i)
+{
+	size_t w = i / 64;
+	uint64_t x;
+
+	if (w >= words)
+		return SIZE_MAX;
+	x = b[w] & (~(uint64_t)0 << (i % 64));
+	while (x == 0) {
+		if (++w == words)
+			return SIZE_MAX;
+		x = b[w];
+	}
+	return w * 64 + (size_t)__builtin_ctzll(x);
+}
+
+static void walk(struct ev *e, struct rules_verdict *v, uint64_t *hits, uint64_t *cand)
+{
+	const struct rules_set *rs = e->rs;
+	size_t hwords = (rs->nrules + 63) / 64 + 1, i, k;
 
 	memset(v, 0, sizeof(*v));
 	v->rule = -1;
-	for (i = 0; i < rs->nrules; i++) {
+	candidates(e, cand, hwords);
+	for (i = next_bit(cand, hwords, 0); i < rs->nrules; i = next_bit(cand, hwords, i + 1)) {
 		const struct rules_crule *r = &rs->rules[i];
 		const struct rules_action_def *a = &r->action;
 
@@ -919,13 +974,13 @@ int rules_eval(const struct rules_set *rs, const struct rules_input *in, struct 
 {
 	struct ev e;
 	size_t words, hwords, pwords, i, j, nout;
-	uint64_t *hits, *pats;
+	uint64_t *hits, *pats, *cand;
 	size_t *which;
 
 	memset(out, 0, sizeof(*out));
 	if (rs == NULL || in == NULL)
 		return -1;
-	words = (rs->natoms + 63) / 64 + 1;
+	words = RULES_EVAL_WORDS(rs);
 	hwords = (rs->nrules + 63) / 64 + 1;
 	pwords = (rs->nrcpt_atoms + 63) / 64 + 1;
 	nout = in->nrcpts ? in->nrcpts : 1;
@@ -938,7 +993,8 @@ int rules_eval(const struct rules_set *rs, const struct rules_input *in, struct 
 	e.bits = xcalloc(words * 2, sizeof(uint64_t));
 	e.known = e.bits + words;
 	e.ip_ok = in->client_addr != NULL && rules_ip_parse(in->client_addr, e.ip) == 0;
-	hits = xcalloc(hwords, sizeof(uint64_t));
+	hits = xcalloc(hwords * 2, sizeof(uint64_t));
+	cand = hits + hwords;
 	pats = xcalloc(nout * pwords, sizeof(uint64_t));
 	which = xcalloc(nout, sizeof(size_t));
 
@@ -949,7 +1005,7 @@ int rules_eval(const struct rules_set *rs, const struct rules_input *in, struct 
 
 	out->verdicts_ = xcalloc(nout, sizeof(*out->verdicts_));
 	if (in->nrcpts == 0) {
-		walk(&e, &out->verdicts_[0], hits);
+		walk(&e, &out->verdicts_[0], hits, cand);
 		out->nverdicts_ = 1;
 	}
 	for (i = 0; i < in->nrcpts; i++) {
@@ -964,7 +1020,7 @@ int rules_eval(const struct rules_set *rs, const struct rules_input *in, struct 
 			if (memcmp(pats + j * pwords, pat, pwords * sizeof(uint64_t)) == 0)
 				break;
 		if (j == out->nverdicts_) {
-			walk(&e, &out->verdicts_[j], hits);
+			walk(&e, &out->verdicts_[j], hits, cand);
 			out->nverdicts_++;
 		}
 		which[i] = j;
@@ -991,6 +1047,106 @@ int rules_eval(const struct rules_set *rs, const struct rules_input *in, struct 
 	free(e.bits);
 	scratch_put((struct rules_set *)rs, e.scr);
 	return 0;
+}
+
+/*
+ * Can node n hold while none of its atoms does?  Without NOT a tree only
+ * gains from atoms that hold, so when it cannot, the rule needs one of its
+ * atoms to hold.  A NOT, or a list atom asked only when the walk reaches it
+ * (its bit is not known before), makes the rule one walked always.
+ */
+static bool trigger_free(const struct rules_set *rs, uint32_t n)
+{
+	const struct rules_node *nd = &rs->nodes[n];
+	const struct rules_atom *a;
+	uint32_t i;
+	bool any = false;
+
+	switch (nd->kind) {
+	case RN_ATOM:
+		a = &rs->atoms[nd->a];
+		return a->kind == AK_LIST && !a->rcpt;
+	case RN_NOT:
+		return true;
+	case RN_ALL:
+		/* an empty ALL would hold (the parser refuses empty groups) */
+		for (i = 0, any = nd->n == 0; i < nd->n; i++)
+			any = any || trigger_free(rs, rs->kids[nd->a + i]);
+		return any;
+	default:
+		for (i = 0; i < nd->n; i++)
+			any = any || trigger_free(rs, rs->kids[nd->a + i]);
+		return any;
+	}
+}
+
+/* Each atom under node n once in mark (natoms bits); calls fn(arg, atom). */
+static void trigger_atoms(const struct rules_set *rs, uint32_t n, uint64_t *mark,
+			  void (*fn)(void *arg, uint32_t atom), void *arg)
+{
+	const struct rules_node *nd = &rs->nodes[n];
+	uint32_t i;
+
+	if (nd->kind == RN_ATOM) {
+		if (!BIT_GET(mark, nd->a)) {
+			BIT_SET(mark, nd->a);
+			fn(arg, nd->a);
+		}
+		return;
+	}
+	for (i = 0; i < nd->n; i++)
+		trigger_atoms(rs, rs->kids[nd->a + i], mark, fn, arg);
+}
+
+struct trig_fill {
+	struct rules_set *rs;
+	uint32_t *fill;     /* next free slot per atom; NULL: count into trig_off */
+	uint32_t rule;
+};
+
+static void trig_add(void *arg, uint32_t atom)
+{
+	struct trig_fill *t = arg;
+
+	if (t->fill == NULL)
+		t->rs->trig_off[atom + 1]++;
+	else
+		t->rs->trig_rules[t->fill[atom]++] = t->rule;
+}
+
+void rules_trigger_prepare(struct rules_set *rs)
+{
+	size_t hwords = (rs->nrules + 63) / 64 + 1, words = (rs->natoms + 63) / 64 + 1, i;
+	uint64_t *mark = xcalloc(words, sizeof(uint64_t));
+	struct trig_fill t = { rs, NULL, 0 };
+	int pass;
+
+	rs->always = xcalloc(hwords, sizeof(uint64_t));
+	rs->trig_off = xcalloc(rs->natoms + 1, sizeof(uint32_t));
+	for (i = 0; i < rs->nrules; i++)
+		if (rs->rules[i].when >= 0 && trigger_free(rs, (uint32_t)rs->rules[i].when))
+			BIT_SET(rs->always, i);
+	/* two passes: count the rules of each atom, then fill them in */
+	for (pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			for (i = 0; i < rs->natoms; i++)
+				rs->trig_off[i + 1] += rs->trig_off[i];
+			rs->trig_rules = xcalloc(rs->trig_off[rs->natoms] + 1, sizeof(uint32_t));
+			t.fill = xcalloc(rs->natoms + 1, sizeof(uint32_t));
+			memcpy(t.fill, rs->trig_off, rs->natoms * sizeof(uint32_t));
+		}
+		for (i = 0; i < rs->nrules; i++) {
+			if (rs->rules[i].when < 0 || BIT_GET(rs->always, i))
+				continue;
+			memset(mark, 0, words * sizeof(uint64_t));
+			t.rule = (uint32_t)i;
+			trigger_atoms(rs, (uint32_t)rs->rules[i].when, mark, trig_add, &t);
+		}
+	}
+	rs->mem += hwords * sizeof(uint64_t) +
+		   (rs->natoms + 1 + rs->trig_off[rs->natoms]) * sizeof(uint32_t);
+	free(t.fill);
+	free(mark);
 }
 
 /* Mark in mask every recipient atom under node n. */
@@ -1058,7 +1214,7 @@ uint64_t rules_rcpt_class(const struct rules_set *rs, const char *rcpt,
 
 	if (rs == NULL || !rs->class_on)
 		return 0;
-	words = (rs->natoms + 63) / 64 + 1;
+	words = RULES_EVAL_WORDS(rs);
 	memset(&in, 0, sizeof(in));
 	in.in_list = in_list;
 	in.in_list_arg = in_list_arg;

@@ -230,9 +230,24 @@ struct rules_dlit {
 #define RULES_DIRECT_LIT_MAX_DEFAULT 128
 extern size_t rules_direct_lit_max;
 
+/*
+ * A regex Vectorscan refuses runs in PCRE2.  Most of them (look-around,
+ * back-references) Vectorscan still takes in prefilter mode, as a pattern
+ * that matches wherever the regex does and perhaps elsewhere: that pattern
+ * sits with the class's regexes in its raw-form databases (one scan), its
+ * match sets bit natoms + cand of the evaluation, and PCRE2 runs only on
+ * a value where it matched.  cand is RULES_NO_CAND without a prefilter.
+ */
+#define RULES_NO_CAND UINT32_MAX
+
+/* Whether regexes in PCRE2 get a prefilter (a variable so that the tests
+ * can compare with and without). */
+extern bool rules_regex_prefilter;
+
 struct rules_pcre {
 	pcre2_code *code;
 	uint32_t atom;
+	uint32_t cand;
 };
 
 /* A field class: one field (one header name for "header"). */
@@ -285,6 +300,7 @@ struct rules_set {
 	size_t nrules;
 	struct rules_atom *atoms;
 	size_t natoms;
+	size_t ncand;                   /* prefilters of PCRE2 regexes (struct rules_pcre) */
 	struct rules_node *nodes;
 	size_t nnodes;
 	uint32_t *kids;
@@ -302,6 +318,11 @@ struct rules_set {
 	bool class_on;                  /* a refuse/defer rule and recipient atoms */
 	uint32_t *class_atoms;          /* rcpt_atoms[] (in order) up to the last refuse/defer */
 	size_t nclass_atoms;
+	/* rules_eval() walks only the rules some set atom can make true, and
+	 * those it cannot tell (rules_trigger_prepare()). */
+	uint32_t *trig_off;             /* natoms + 1 offsets into trig_rules */
+	uint32_t *trig_rules;           /* per atom, the rules it may trigger, ascending */
+	uint64_t *always;               /* (nrules + 63) / 64 + 1 words: rules walked always */
 	pcre2_match_context *mctx;
 	size_t mem;
 	unsigned built, reused;         /* Vectorscan databases compiled / taken from the previous set */
@@ -311,7 +332,15 @@ struct rules_set {
 	struct rules_scratch *pool;
 };
 
+/* Words of an evaluation's bit set: the atoms, then the prefilter candidates. */
+#define RULES_EVAL_WORDS(rs) (((rs)->natoms + (rs)->ncand + 63) / 64 + 1)
+
 /* rules_compile(): what rules_rcpt_class() needs of a finished set (class_*). */
 void rules_rcpt_class_prepare(struct rules_set *rs);
+/* rules_compile(): the trigger index of a finished set (trig_*, always). */
+void rules_trigger_prepare(struct rules_set *rs);
+/* Walk every rule, not only the candidates (a variable so that the tests
+ * can compare both walks). */
+extern bool rules_walk_all;
 
 #endif

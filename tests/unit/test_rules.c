@@ -480,6 +480,211 @@ static void test_engines(void **state)
 	}
 }
 
+/*
+ * Regexes that only PCRE2 can run have a Vectorscan prefilter, and PCRE2
+ * runs only on a value the prefilter matched: the same hits as PCRE2 on
+ * every value, on matching and non-matching texts, every class and form.
+ */
+static void test_prefilter(void **state)
+{
+	static const struct {
+		const char *field;      /* JSON of the field (and header) */
+		const char *re;         /* JSON string contents */
+		bool sensitive;
+	} pats[] = {
+		{ "\"field\":\"body\"", "\\\\bclick(?=\\\\s+here)", false },
+		{ "\"field\":\"body\"", "(?<!best )offer\\\\b", false },
+		{ "\"field\":\"body\"", "offer(?! 2026)", false },
+		{ "\"field\":\"body\"", "(\\\\w)\\\\1\\\\1", false },
+		{ "\"field\":\"body\"", "(?<=\\\\$)\\\\d+", false },
+		{ "\"field\":\"body\"", "\\\\bSTRASSE(?=\\\\W)", false },
+		{ "\"field\":\"body\"", "(?i)été(?= prix)", true },
+		{ "\"field\":\"header\",\"header\":\"Subject\"", "spécial(?= ÉTÉ)", false },
+		{ "\"field\":\"header\",\"header\":\"Subject\"", "(?<!Prix )spécial", false },
+		{ "\"field\":\"header\",\"header\":\"Received\"", "(\\\\w+)\\\\.example\\\\.net by \\\\1", false },
+		{ "\"field\":\"raw_body\"", "^--(b\\\\d)(?=\\\\r$)", true },
+		{ "\"field\":\"recipient\"", "^(?!bob)\\\\w+@example\\\\.org$", false },
+		{ "\"field\":\"sender\"", "(?<=@)example\\\\.(?!net)", false },
+	};
+	static const char *const bodies[] = {
+		"Hello,\nclick here to unsubscribe from this offer.\nBest offer 2026\n",
+		"CLICK   HERE now: offer ends, $25 only, aaah zzz\n",
+		"best offer\nclick\nhere\nStrasse STRASSE!\nÉTÉ PRIX été prix\n",
+		"bad utf-8 \xff\xfe click \xc3 here offer\xe2\x80 $7\n",
+		"",
+	};
+	static const char *const rcpts[] = { "bob@example.org", "carol@example.org",
+					     "BOB@EXAMPLE.ORG" };
+	static const char *const senders[] = { "alice@example.com", "x@example.net", "" };
+	GString *g = g_string_new("[");
+	struct rules_set *with, *without;
+	unsigned built_with, built_without, reused;
+	char err[256];
+	size_t i, b, s;
+
+	(void)state;
+	for (i = 0; i < sizeof(pats) / sizeof(pats[0]); i++)
+		g_string_append_printf(g, "%s{\"name\":\"p%zu\",\"when\":{%s,\"op\":\"matches\","
+				       "\"value\":\"%s\"%s},\"action\":{\"type\":\"score\",\"points\":1}}",
+				       i ? "," : "", i, pats[i].field, pats[i].re,
+				       pats[i].sensitive ? ",\"case\":\"sensitive\"" : "");
+	g_string_append_c(g, ']');
+	without = NULL;
+	rules_regex_prefilter = false;
+	without = compile_json(g->str, err, sizeof(err));
+	rules_regex_prefilter = true;
+	if (without == NULL)
+		fail_msg("compile without prefilter: %s", err);
+	with = compile_json(g->str, err, sizeof(err));
+	if (with == NULL)
+		fail_msg("compile: %s", err);
+	g_string_free(g, TRUE);
+	rules_set_compile_stats(with, &built_with, &reused);
+	rules_set_compile_stats(without, &built_without, &reused);
+	/* every regex here is PCRE2's; with the prefilter they also have databases */
+	assert_int_equal(without->ncand, 0);
+	assert_int_equal(with->ncand, sizeof(pats) / sizeof(pats[0]));
+	assert_true(built_with > built_without);
+	for (b = 0; b < sizeof(bodies) / sizeof(bodies[0]); b++)
+		for (s = 0; s < sizeof(senders) / sizeof(senders[0]); s++) {
+			struct rules_input in;
+			struct rules_result ra, rb;
+
+			std_input(&in);
+			view.text = bodies[b];
+			view.text_len = strlen(bodies[b]);
+			in.sender = senders[s];
+			in.rcpts = rcpts;
+			in.nrcpts = 3;
+			if (b == 4)
+				in.mime = NULL;
+			assert_int_equal(rules_eval(with, &in, &ra), 0);
+			assert_int_equal(rules_eval(without, &in, &rb), 0);
+			if (ra.nhits != rb.nhits)
+				fail_msg("body %zu sender %zu: %zu hits with the prefilter, %zu without",
+					 b, s, ra.nhits, rb.nhits);
+			for (i = 0; i < ra.nhits; i++)
+				if (ra.hits[i] != rb.hits[i])
+					fail_msg("body %zu sender %zu: hit %zu is rule %zu, want %zu", b,
+						 s, i, ra.hits[i], rb.hits[i]);
+			for (i = 0; i < 3; i++)
+				if (ra.rcpt[i]->points != rb.rcpt[i]->points)
+					fail_msg("body %zu sender %zu: recipient %zu gets %g points, want %g",
+						 b, s, i, ra.rcpt[i]->points, rb.rcpt[i]->points);
+			/* the first body matches rule 0: the prefilter does not hide a hit */
+			if (b == 0 && s == 0 && (ra.nhits == 0 || ra.hits[0] != 0))
+				fail_msg("first body: want rule p0 to hit");
+			rules_result_free(&ra);
+			rules_result_free(&rb);
+		}
+	rules_set_free(with);
+	rules_set_free(without);
+}
+
+/*
+ * A walk looks only at the rules some atom that holds can make true (and
+ * at those with NOT or lazy lists): random trees over atoms
+ * that hold and atoms that do not give the same verdicts, hits and points
+ * as a walk of every rule.
+ */
+static void test_triggers(void **state)
+{
+	static const char *const atoms[] = {
+		"{\"field\":\"size\",\"op\":\"gt\",\"value\":0}",
+		"{\"field\":\"size\",\"op\":\"lt\",\"value\":0}",
+		"{\"field\":\"header\",\"header\":\"Subject\",\"op\":\"contains\",\"value\":\"spécial\"}",
+		"{\"field\":\"body\",\"op\":\"contains\",\"value\":\"nothing here\"}",
+		"{\"field\":\"body\",\"op\":\"matches\",\"value\":\"click(?= here)\"}",
+		"{\"field\":\"body\",\"op\":\"not_contains\",\"value\":\"offer\"}",
+		"{\"field\":\"recipient\",\"op\":\"is\",\"value\":\"carol@example.org\"}",
+		"{\"field\":\"recipient\",\"op\":\"in_list\",\"value\":\"staff\"}",
+		"{\"field\":\"sender\",\"op\":\"in_list\",\"value\":\"vip\"}",
+		"{\"field\":\"sender\",\"op\":\"in_list\",\"value\":\"nobody\"}",
+		"{\"field\":\"flag\",\"op\":\"is\",\"value\":\"auth\"}",
+		"{\"field\":\"flag\",\"op\":\"is\",\"value\":\"tls\"}",
+	};
+	static const char *const actions[] = {
+		"{\"type\":\"score\",\"points\":1}", "{\"type\":\"score\",\"points\":0.5}",
+		"{\"type\":\"tag\",\"subject_prefix\":\"[x]\"}", "{\"type\":\"hold\"}",
+		"{\"type\":\"continue\"}",
+	};
+	static const char *const rcpts[] = { "bob@example.org", "carol@example.org", "x@y" };
+	uint64_t seed = 88172645463325252ULL;
+	size_t set, i;
+
+	(void)state;
+	for (set = 0; set < 200; set++) {
+		GString *g = g_string_new("[");
+		struct rules_set *rs;
+		struct rules_input in;
+		struct rules_result ra, rb;
+		char err[256];
+		size_t nrules = 1 + set % 12;
+
+		for (i = 0; i < nrules; i++) {
+			size_t depth;
+
+			g_string_append_printf(g, "%s{\"name\":\"r%zu\",\"when\":", i ? "," : "", i);
+			/* a random tree: NOT, ALL, ANY down to three levels, then an atom */
+			for (depth = 0;; depth++) {
+				size_t pick;
+
+				seed ^= seed << 13;
+				seed ^= seed >> 7;
+				seed ^= seed << 17;
+				pick = (size_t)(seed % 16);
+				if (depth >= 3 || pick >= 6) {
+					g_string_append(g, atoms[seed % (sizeof(atoms) / sizeof(atoms[0]))]);
+					break;
+				}
+				if (pick == 0) {
+					g_string_append(g, "{\"not\":");
+					g_string_append(g, atoms[(seed >> 8) % (sizeof(atoms) / sizeof(atoms[0]))]);
+					g_string_append(g, "}");
+					break;
+				}
+				g_string_append_printf(g, "{\"%s\":[%s,%s]}", pick < 3 ? "all" : "any",
+						       atoms[(seed >> 8) % (sizeof(atoms) / sizeof(atoms[0]))],
+						       atoms[(seed >> 16) % (sizeof(atoms) / sizeof(atoms[0]))]);
+				break;
+			}
+			if (seed % 5 == 0)
+				g_string_append_printf(g, ",\"except\":%s",
+						       atoms[(seed >> 24) % (sizeof(atoms) / sizeof(atoms[0]))]);
+			g_string_append_printf(g, ",\"action\":%s}",
+					       actions[(seed >> 32) % (sizeof(actions) / sizeof(actions[0]))]);
+		}
+		g_string_append_c(g, ']');
+		rs = compile_json(g->str, err, sizeof(err));
+		if (rs == NULL)
+			fail_msg("set %zu: %s\n%s", set, err, g->str);
+		std_input(&in);
+		in.in_list_arg = NULL;
+		in.rcpts = rcpts;
+		in.nrcpts = set % 4 == 3 ? 0 : 3;
+		assert_int_equal(rules_eval(rs, &in, &ra), 0);
+		rules_walk_all = true;
+		assert_int_equal(rules_eval(rs, &in, &rb), 0);
+		rules_walk_all = false;
+		if (ra.nhits != rb.nhits)
+			fail_msg("set %zu: %zu hits, every rule walked %zu\n%s", set, ra.nhits, rb.nhits,
+				 g->str);
+		for (i = 0; i < ra.nhits; i++)
+			assert_int_equal(ra.hits[i], rb.hits[i]);
+		for (i = 0; i < in.nrcpts; i++) {
+			assert_int_equal(ra.rcpt[i]->rule, rb.rcpt[i]->rule);
+			assert_int_equal(ra.rcpt[i]->action, rb.rcpt[i]->action);
+			assert_true(ra.rcpt[i]->points == rb.rcpt[i]->points);
+			assert_int_equal(ra.rcpt[i]->nsubject_prefixes, rb.rcpt[i]->nsubject_prefixes);
+		}
+		assert_int_equal(ra.message->rule, rb.message->rule);
+		rules_result_free(&ra);
+		rules_result_free(&rb);
+		rules_set_free(rs);
+		g_string_free(g, TRUE);
+	}
+}
+
 static double now_ms(void)
 {
 	struct timespec ts;
@@ -491,8 +696,9 @@ static double now_ms(void)
 static void test_catastrophic(void **state)
 {
 	/* (a+)+$ runs in Vectorscan (linear); the look-ahead variant needs
-	 * PCRE2, whose match limit stops it: both answer quickly. */
-	static const char *const regexes[] = { "(a+)+$", "^(a+)+(?=b)b$" };
+	 * PCRE2, whose match limit stops it: both answer quickly.  Its
+	 * prefilter ("b" without the look-ahead) matches, so PCRE2 runs. */
+	static const char *const regexes[] = { "(a+)+$", "b(?=(a+)+$)" };
 	static char text[40001];
 	char json[1024], err[256];
 	size_t i;
@@ -515,8 +721,8 @@ static void test_catastrophic(void **state)
 		std_input(&in);
 		view.text = text;
 		view.text_len = 40000;
-		/* PCRE2 case: "aaa...abx", the b is there (no early exit) but $ fails */
-		text[39998] = i == 0 ? 'a' : 'b';
+		/* PCRE2 case: "baa...ax", the b is there (no early exit) but $ fails */
+		text[0] = i == 0 ? 'a' : 'b';
 		text[39999] = i == 0 ? 'b' : 'x';
 		t0 = now_ms();
 		assert_int_equal(rules_eval(rs, &in, &res), 0);
@@ -1578,6 +1784,8 @@ int main(void)
 		cmocka_unit_test(test_per_recipient),
 		cmocka_unit_test(test_lazy_list),
 		cmocka_unit_test(test_engines),
+		cmocka_unit_test(test_prefilter),
+		cmocka_unit_test(test_triggers),
 		cmocka_unit_test(test_catastrophic),
 		cmocka_unit_test(test_vectorscan_limit),
 		cmocka_unit_test(test_round_trip),
