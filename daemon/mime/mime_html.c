@@ -253,12 +253,6 @@ static size_t scheme_len(const char *s, size_t n)
 	return 0;
 }
 
-/* Octets that can start "http://", "https://", "ftp://" or "www.": a table,
- * as the text scan asks for every octet of the text. */
-static const unsigned char url_first[256] = {
-	['h'] = 1, ['H'] = 1, ['f'] = 1, ['F'] = 1, ['w'] = 1, ['W'] = 1,
-};
-
 void mime_url_host(const char *s, size_t n, mime_url_cb cb, void *ctx)
 {
 	size_t k;
@@ -276,35 +270,74 @@ void mime_url_host(const char *s, size_t n, mime_url_cb cb, void *ctx)
 		host_span(s, n, 1, cb, ctx);
 }
 
+/*
+ * Where a URL can start at or after from: "http://", "https://" and
+ * "ftp://" have a ':' a fixed distance after their start, and "www." a
+ * '.', and both octets are rare in text, so memchr() finds them and the
+ * start is checked backwards.  Returns the start, or n when there is none.
+ * *anchor keeps the search's place (the next ':' or '.' to look at).
+ */
+static size_t next_scheme(const char *s, size_t n, size_t from, size_t *anchor)
+{
+	while (*anchor < n) {
+		const char *c = memchr(s + *anchor, ':', n - *anchor);
+		size_t at, k;
+
+		if (c == NULL)
+			break;
+		at = (size_t)(c - s);
+		*anchor = at + 1;
+		/* "ftp:" 3, "http:" 4, "https:" 5 octets before the colon */
+		for (k = 3; k <= 5 && k <= at; k++)
+			if (at - k >= from && scheme_len(s + at - k, n - at + k) == k + 3)
+				return at - k;
+	}
+	*anchor = n;
+	return n;
+}
+
+static size_t next_www(const char *s, size_t n, size_t from, size_t *anchor)
+{
+	while (*anchor < n) {
+		const char *d = memchr(s + *anchor, '.', n - *anchor);
+		size_t at;
+
+		if (d == NULL)
+			break;
+		at = (size_t)(d - s);
+		*anchor = at + 1;
+		if (at >= 3 && at - 3 >= from && prefix(s + at - 3, n - at + 3, "www.") &&
+		    (at == 3 || !host_char((unsigned char)s[at - 4])))
+			return at - 3;
+	}
+	*anchor = n;
+	return n;
+}
+
+/*
+ * Every URL's host in running text, in order: at each start a scheme, or
+ * "www." after an octet that is not part of a host name; the scan goes on
+ * after the URL's authority.
+ */
 void mime_url_scan(const char *s, size_t n, mime_url_cb cb, void *ctx)
 {
-	size_t i = 0;
+	size_t i = 0, colon = 0, dot = 0;
+	size_t scheme = next_scheme(s, n, 0, &colon), www = next_www(s, n, 0, &dot);
 
-	while (i < n) {
-		unsigned char c;
-		size_t k = 0;
-
-		/* Most octets cannot start a URL: skip them in a tight loop. */
-		while (i < n && !url_first[(unsigned char)s[i]])
-			i++;
-		if (i >= n)
-			break;
-		c = (unsigned char)s[i] | 0x20;
-		if (c == 'h' || c == 'f')
-			k = scheme_len(s + i, n - i);
-		if (k > 0) {
-			i += k;
+	while (scheme < n || www < n) {
+		if (scheme < www) {
+			i = scheme + scheme_len(s + scheme, n - scheme);
 			i += host_span(s + i, n - i, 0, cb, ctx);
-			continue;
-		}
-		if (c == 'w' && prefix(s + i, n - i, "www.") &&
-		    (i == 0 || !host_char((unsigned char)s[i - 1]))) {
-			size_t used = host_span(s + i, n - i, 1, cb, ctx);
+		} else {
+			size_t used = host_span(s + www, n - www, 1, cb, ctx);
 
-			i += used > 0 ? used : 1;
-			continue;
+			i = www + (used > 0 ? used : 1);
 		}
-		i++;
+		/* A start inside what was just read is not one. */
+		if (scheme < i)
+			scheme = next_scheme(s, n, i, &colon);
+		if (www < i)
+			www = next_www(s, n, i, &dot);
 	}
 }
 
