@@ -99,8 +99,9 @@ send() {
 snap() {
 	local t
 	for t in /proc/"$PID"/task/*; do
-		printf '%s %s %s %s\n' "${t##*/}" "$(tr ' ' '_' <"$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")" \
-			"$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t/status")"
+		printf '%s %s %s %s %s\n' "${t##*/}" "$(tr ' ' '_' <"$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")" \
+			"$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t/status")" \
+			"$(sed 's/.*) //' "$t/stat" | cut -d' ' -f12-13 | tr ' ' ,)"
 	done 2>/dev/null
 }
 if [ "${CALLGRIND:-0}" = 1 ]; then
@@ -121,8 +122,16 @@ if [ "${SYSCALLS:-0}" = 1 ]; then
 		-p "$PID" &
 	PERF_PID=$!
 fi
+if [ -n "${PERF_RECORD:-}" ]; then
+	perf record -q -e cpu-clock -g -o "$PERF_RECORD" -p "$PID" 2>/dev/null &
+	PERF_REC_PID=$!
+fi
 send "$COUNT"
 snap >"$WORK/after"
+if [ -n "${PERF_RECORD:-}" ]; then
+	kill -INT "$PERF_REC_PID"
+	wait "$PERF_REC_PID" 2>/dev/null || true
+fi
 if [ "${SYSCALLS:-0}" = 1 ]; then
 	kill -INT "$PERF_PID"
 	wait "$PERF_PID" 2>/dev/null || true
@@ -135,19 +144,27 @@ import sys
 def read(p):
     d = {}
     for line in open(p):
-        tid, name, ns, vcs = line.split()
-        d[tid] = (name, int(ns), int(vcs))
+        tid, name, ns, vcs, ticks = line.split()
+        user, system = (int(x) for x in ticks.split(","))
+        d[tid] = (name, int(ns), int(vcs), user, system)
     return d
 a, b, n, rules = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 per = {}
 wake = {}
-for tid, (name, ns, vcs) in b.items():
-    per[name] = per.get(name, 0) + ns - a.get(tid, (name, 0, 0))[1]
-    wake[name] = wake.get(name, 0) + vcs - a.get(tid, (name, 0, 0))[2]
+sys_share = {}
+for tid, (name, ns, vcs, user, system) in b.items():
+    a0 = a.get(tid, (name, 0, 0, 0, 0))
+    per[name] = per.get(name, 0) + ns - a0[1]
+    wake[name] = wake.get(name, 0) + vcs - a0[2]
+    u, s = sys_share.get(name, (0, 0))
+    sys_share[name] = (u + user - a0[3], s + system - a0[4])
 total = sum(per.values())
 print("rules=%s messages=%d  cpu ms/message: total %.3f  " % (rules, n, total / 1e6 / n) +
       "  ".join("%s %.3f" % (k, v / 1e6 / n) for k, v in sorted(per.items(), key=lambda x: -x[1])
                 if v / 1e6 / n >= 0.001))
+print("kernel share of each (utime/stime ticks): " + "  ".join(
+      "%s %.0f%%" % (k, 100.0 * sys_share[k][1] / max(1, sum(sys_share[k])))
+      for k, v in sorted(per.items(), key=lambda x: -x[1]) if v / 1e6 / n >= 0.001))
 print("voluntary context switches/message: " + "  ".join("%s %.2f" % (k, wake[k] / n)
       for k, v in sorted(per.items(), key=lambda x: -x[1]) if v / 1e6 / n >= 0.001))
 PY
