@@ -17,7 +17,8 @@
 # SYSCALLS=1 also counts, with perf stat over the measured pass (needs root and tracefs), the
 # syncfs() calls (one per group commit of the spool writer: messages / syncfs is the mean
 # group size) and epoll_wait() calls (loop wake-ups) per message.
-# Env: COUNT=1000 THREADS=8 RUN_TIMEOUT=300 CALLGRIND= CALLGRIND_FNS= SYSCALLS= KEEP=
+# PERF_RECORD=FILE records a perf profile (cpu-clock, call graphs) of moatd over the measured pass.
+# Env: COUNT=1000 THREADS=8 RUN_TIMEOUT=300 CALLGRIND= CALLGRIND_FNS= SYSCALLS= PERF_RECORD= KEEP=
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
