@@ -179,25 +179,53 @@ static void close_session(struct smtp_session *s)
 /* Room kept for the closing "truncated" event. */
 #define CONV_TAIL 120
 
+/* An identifier JSON takes as it is (the stages and events are). */
+static int plain_name(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20)
+			return 0;
+	return 1;
+}
+
+/*
+ * One event of the conversation, appended to its JSON text as jansson
+ * would write the object {ts, stage, event, recipient, detail} (compact,
+ * keys in that order).  The envelope is written here and only the detail
+ * goes through jansson: this runs several times per message on the loop.
+ */
 void smtp_session_note(struct smtp_session *s, const char *stage, const char *event,
 		       const char *rcpt, json_t *detail)
 {
 	struct smtp_conv *c = &s->conv;
 	size_t max = (size_t)s->srv->conf->timeline_max_bytes;
-	json_t *o = json_pack("{s:I, s:s, s:s}", "ts", (json_int_t)time_now_ms(), "stage",
-			      stage, "event", event);
-	char *txt;
-	size_t n;
+	char head[192], *r = NULL, *d = NULL;
+	size_t n, hn, rn = 0, dn = 2;
+	int k;
 
-	if (rcpt != NULL)
-		json_object_set_new(o, "recipient", json_string(rcpt));
-	json_object_set_new(o, "detail", detail != NULL ? detail : json_object());
-	txt = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	n = txt != NULL ? strlen(txt) : 0;
-	if (n == 0 || c->len + n + 1 + CONV_TAIL + 2 > max) {
+	if (rcpt != NULL) {
+		json_t *js = json_string(rcpt); /* NULL for invalid UTF-8: no key */
+
+		if (js != NULL)
+			r = json_dumps(js, JSON_ENCODE_ANY | JSON_COMPACT);
+		json_decref(js);
+		rn = r != NULL ? strlen(r) : 0;
+	}
+	if (detail != NULL && json_object_size(detail) > 0) {
+		d = json_dumps(detail, JSON_COMPACT);
+		dn = d != NULL ? strlen(d) : 0;
+	}
+	json_decref(detail);
+	k = stage != NULL && event != NULL && plain_name(stage) && plain_name(event)
+		? snprintf(head, sizeof(head), "{\"ts\":%lld,\"stage\":\"%s\",\"event\":\"%s\"",
+			   (long long)time_now_ms(), stage, event)
+		: -1;
+	hn = k > 0 && (size_t)k < sizeof(head) ? (size_t)k : 0;
+	n = hn + (rn > 0 ? 13 + rn : 0) + 10 + dn + 1;
+	if (hn == 0 || dn == 0 || c->len + n + 1 + CONV_TAIL + 2 > max) {
 		c->dropped++;
-		free(txt);
+		free(r);
+		free(d);
 		return;
 	}
 	if (c->len + n + 1 > c->cap) {
@@ -210,9 +238,19 @@ void smtp_session_note(struct smtp_session *s, const char *stage, const char *ev
 	}
 	if (c->len > 0)
 		c->buf[c->len++] = ',';
-	memcpy(c->buf + c->len, txt, n);
-	c->len += n;
-	free(txt);
+	memcpy(c->buf + c->len, head, hn);
+	c->len += hn;
+	if (rn > 0) {
+		memcpy(c->buf + c->len, ",\"recipient\":", 13);
+		memcpy(c->buf + c->len + 13, r, rn);
+		c->len += 13 + rn;
+	}
+	memcpy(c->buf + c->len, ",\"detail\":", 10);
+	memcpy(c->buf + c->len + 10, d != NULL ? d : "{}", dn);
+	c->len += 10 + dn;
+	c->buf[c->len++] = '}';
+	free(r);
+	free(d);
 }
 
 /* A JSON object of the non-NULL (key, value) pairs; the list ends with NULL. */

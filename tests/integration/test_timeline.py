@@ -165,3 +165,30 @@ def test_lookup_errors_and_admin_only(env):
     user.login("tluser", "password-tluser")
     user.get("/api/v1/timeline?qid=x").expect(403)
     user.get("/api/v1/messages/1/timeline").expect(403)
+
+
+def test_recipients_that_need_escaping_keep_the_timeline_json(env, downstream):
+    """A quoted local part with a quote and a backslash, and a UTF-8 one (SMTPUTF8): the
+    conversation is stored as JSON that parses, each recipient as the envelope had it."""
+    d, api = env
+    quoted = '"a\\"b\\\\c"@example.org'
+    utf8 = "jos\u00e9@example.org"
+    c = d.raw()
+    try:
+        c.ehlo()
+        c.expect_cmd("MAIL FROM:<s@example.net> SMTPUTF8", "250 2.1.0")
+        for r in (quoted, utf8):
+            rep = c.cmd(f"RCPT TO:<{r}>")
+            assert rep.code == 250, (r, rep)
+        c.expect_cmd("DATA", 354)
+        c.send(stuff(message(subject="escaping")))
+        qid = qid_of(c.readreply())
+    finally:
+        c.close()
+    row = d.log_rows("qid = ?", (qid,))[0]
+    events = json.loads(row["timeline"])
+    got = [e["recipient"] for e in events if e["stage"] == "rcpt"]
+    assert got == json.loads(row["recipients"]) == [quoted, utf8], (got, row["recipients"])
+    tl = api.get(f"/api/v1/timeline?qid={qid}").expect(200).json
+    index(tl, "rcpt", "accepted", recipient=quoted)
+    index(tl, "rcpt", "accepted", recipient=utf8)
