@@ -1,5 +1,6 @@
 /*
- * libFuzzer harness: the single-part fast path of the message walk against
+ * libFuzzer harness: the fast path of the message walk (one text part, or
+ * a multipart of text parts and attachments cut at its boundaries) against
  * GMime's walk.  Every input is read twice, once with the fast path allowed
  * and once with GMime only (mime_limits.gmime_only), with the default
  * limits and with small ones; whenever the fast path takes the input, the

@@ -21,8 +21,9 @@
  *    read.  Hostile input never fails the call.
  *  - the view owns its strings (an arena, the text buffer, two arrays);
  *    raw_body points into buf.
- *  - a message of one text part is read without GMime's parser
- *    (fast_path(), with GMime's decoders); the view must be the one
+ *  - a message of one text part, or a multipart of text parts and
+ *    attachments (nested or not), is read without GMime's parser (fast_path(), with GMime's decoders and
+ *    header parsers); the view must be the one
  *    GMime's walk gives, octet for octet, and anything the fast path is
  *    not sure of goes to GMime.
  */
@@ -541,13 +542,13 @@ static void decode_text(struct walk *w, GMimePart *part)
 		w->v->flags |= MIME_F_LIMIT;
 }
 
-static void add_attachment(struct walk *w, GMimePart *part, const char *type, const char *sub)
+/* One attachment: name as GMime decoded it (or NULL), type lower-cased,
+ * size the encoded octets of the part (either walk). */
+static void add_attachment(struct walk *w, const char *name, const char *type, const char *sub,
+			   size_t size)
 {
 	struct mime_view *v = w->v;
 	struct mime_attachment *a;
-	GMimeDataWrapper *dw = g_mime_part_get_content(part);
-	GMimeStream *s = dw != NULL ? g_mime_data_wrapper_get_stream(dw) : NULL;
-	gint64 size = s != NULL ? g_mime_stream_length(s) : 0;
 	size_t tl = strlen(type);
 	size_t sl = strlen(sub);
 	char *t;
@@ -557,7 +558,7 @@ static void add_attachment(struct walk *w, GMimePart *part, const char *type, co
 		v->attachments = xrealloc(v->attachments, w->natt_cap * sizeof(*v->attachments));
 	}
 	a = &v->attachments[v->nattachments++];
-	a->name = arena_utf8(w, g_mime_part_get_filename(part));
+	a->name = arena_utf8(w, name);
 	t = arena_alloc(w->vp, tl + sl + 2);
 	for (size_t i = 0; i < tl; i++)
 		t[i] = g_ascii_tolower(type[i]);
@@ -566,7 +567,30 @@ static void add_attachment(struct walk *w, GMimePart *part, const char *type, co
 		t[tl + 1 + i] = g_ascii_tolower(sub[i]);
 	t[tl + 1 + sl] = '\0';
 	a->type = t;
-	a->size = size > 0 ? (size_t)size : 0;
+	a->size = size;
+}
+
+enum { LEAF_ATTACHMENT, LEAF_PLAIN, LEAF_HTML };
+
+/*
+ * What the walk does with a leaf part of this type and disposition (either
+ * walk): text/plain and text/html are text unless disposed as attachment,
+ * everything else is an attachment.
+ */
+static int leaf_kind(struct walk *w, const char *type, const char *sub, const char *disp)
+{
+	int text = 0, html = 0;
+
+	if (g_ascii_strcasecmp(type, "text") == 0) {
+		text = g_ascii_strcasecmp(sub, "plain") == 0;
+		html = g_ascii_strcasecmp(sub, "html") == 0;
+	}
+	if (g_ascii_strcasecmp(type, "application") == 0 &&
+	    (g_ascii_strcasecmp(sub, "pkcs7-mime") == 0 || g_ascii_strcasecmp(sub, "x-pkcs7-mime") == 0))
+		w->v->flags |= MIME_F_ENCRYPTED;
+	if ((!text && !html) || (disp != NULL && g_ascii_strcasecmp(disp, "attachment") == 0))
+		return LEAF_ATTACHMENT;
+	return text ? LEAF_PLAIN : LEAF_HTML;
 }
 
 static void leaf_text(struct walk *w, int text);
@@ -577,25 +601,24 @@ static void leaf(struct walk *w, GMimePart *part)
 	const char *type = ct != NULL ? g_mime_content_type_get_media_type(ct) : NULL;
 	const char *sub = ct != NULL ? g_mime_content_type_get_media_subtype(ct) : NULL;
 	const char *disp = g_mime_object_get_disposition(GMIME_OBJECT(part));
-	int text = 0, html = 0;
+	int kind;
 
 	if (type == NULL)
 		type = "text";
 	if (sub == NULL)
 		sub = "plain";
-	if (g_ascii_strcasecmp(type, "text") == 0) {
-		text = g_ascii_strcasecmp(sub, "plain") == 0;
-		html = g_ascii_strcasecmp(sub, "html") == 0;
-	}
-	if (g_ascii_strcasecmp(type, "application") == 0 &&
-	    (g_ascii_strcasecmp(sub, "pkcs7-mime") == 0 || g_ascii_strcasecmp(sub, "x-pkcs7-mime") == 0))
-		w->v->flags |= MIME_F_ENCRYPTED;
-	if ((!text && !html) || (disp != NULL && g_ascii_strcasecmp(disp, "attachment") == 0)) {
-		add_attachment(w, part, type, sub);
+	kind = leaf_kind(w, type, sub, disp);
+	if (kind == LEAF_ATTACHMENT) {
+		GMimeDataWrapper *dw = g_mime_part_get_content(part);
+		GMimeStream *s = dw != NULL ? g_mime_data_wrapper_get_stream(dw) : NULL;
+		gint64 size = s != NULL ? g_mime_stream_length(s) : 0;
+
+		add_attachment(w, g_mime_part_get_filename(part), type, sub,
+			       size > 0 ? (size_t)size : 0);
 		return;
 	}
 	decode_text(w, part);
-	leaf_text(w, text);
+	leaf_text(w, kind == LEAF_PLAIN);
 }
 
 /* One text part, decoded to UTF-8 in w->fix, into the view (either walk). */
@@ -700,7 +723,7 @@ static void headers(struct walk *w, GMimeObject *top)
 	v->nheaders = total;
 }
 
-/* ---- the fast path: one text part ------------------------------------- */
+/* ---- the fast path: one text part, or a multipart of such parts ------- */
 
 /*
  * Most mail is one text part: a header and a text/plain or text/html body
@@ -710,26 +733,90 @@ static void headers(struct walk *w, GMimeObject *top)
  * most of the walk.  Whatever GMime would compute is computed by GMime's
  * own functions with the same parser options, so with the same results
  * and the same warnings: header unfolding and RFC 2047 decoding, the
- * Content-Type parse, the Content-Transfer-Encoding name, the transfer
- * decoders.  The rest follows what GMime's parser does with such a
- * message (gmime-parser.c: step_headers(), header_buffer_parse(),
- * check_header_conflict(), parser_scan_content()).
+ * Content-Type and Content-Disposition parses, the
+ * Content-Transfer-Encoding name, the transfer decoders.  The rest follows
+ * what GMime's parser does with such a message (gmime-parser.c:
+ * step_headers(), header_buffer_parse(), check_header_conflict(),
+ * parser_scan_content()).
+ *
+ * Most of the rest is a multipart whose parts are text parts,
+ * attachments and other multiparts of such parts.  Its body is cut at the
+ * boundary lines where GMime's parser cuts it (fast_split():
+ * parser_construct_multipart(), parser_scan_multipart_subparts(),
+ * check_boundary()), each part's header is split like the top-level one,
+ * and the parts go through the walk's own logic in the walk's order
+ * (fast_multi_view(): leaf_kind(), add_attachment(), leaf_text()).
  *
  * Anything this path is not sure of (a line GMime would warn about, a
- * NUL or bare CR in the header, a second Content-Type, a disposition,
- * another type, charset or encoding, a body larger than max_part_text,
- * a message the gate or the header cut would touch) makes it return -1
- * before the view is changed, and GMime reads the message.  The views are
- * the same octet for octet: test_mime compares the two walks over the
- * corpus, fuzz/fuzz_mime_fast.c over whatever the fuzzer makes.
+ * NUL or bare CR in a header, a second Content-Type, a top-level
+ * disposition, another type, charset or encoding, a text larger than
+ * max_part_text, a message part, a nested multipart without its end
+ * boundary, a boundary string inside a line, a message the gate or the
+ * header cut would touch, more parts than max_parts or nesting past
+ * max_depth) makes it return -1 before the view is changed, and
+ * GMime reads the message.  The views are the same octet for octet:
+ * test_mime compares the two walks over the corpus, fuzz/fuzz_mime_fast.c
+ * over whatever the fuzzer makes.
  */
 #define FAST_MAX_FIELDS 256
+/* Parts below the top-level multipart this path reads, and their nesting;
+ * more go to GMime. */
+#define FAST_MAX_CHILDREN 64
+#define FAST_MAX_NESTING 4
+/*
+ * GMime's parser judges a line by its first FAST_BOUNDARY_LINE_MAX octets
+ * or more: a line is cut in pieces only when more than its look-ahead (128
+ * octets) of it waits at the end of its buffer.  Longer lines that start
+ * with the boundary are left to GMime.
+ */
+#define FAST_BOUNDARY_LINE_MAX 100
+/* RFC 2046: a boundary is 1 to 70 characters. */
+#define FAST_BOUNDARY_MAX 70
 
 struct fast_field {
 	const char *name;   /* in buf, without the blanks before the colon */
 	size_t name_len;
 	const char *raw;    /* after the colon, through the last line's LF (GMime's raw value) */
 	size_t raw_len;
+};
+
+/* One header block, split. */
+struct fast_head {
+	struct fast_field f[FAST_MAX_FIELDS];
+	size_t nf;
+	const struct fast_field *ct, *cte, *cd; /* NULL when absent */
+	char *u;                                /* room for any value unfolded */
+};
+
+/* One part below the top-level multipart, read but not yet in the view. */
+struct fast_child {
+	const char *in;                 /* the content GMime's substream would hold
+					   (a multipart: its body) */
+	size_t n;
+	GMimeContentEncoding enc;
+	GMimeContentType *type;         /* NULL: no Content-Type, so text/plain */
+	GMimeContentDisposition *disp;  /* NULL: none */
+	int depth;                      /* 1 for the top-level multipart's children */
+	int multi;                      /* a multipart: its parts follow it */
+};
+
+/* The parts in the order walk() visits them (depth first). */
+struct fast_multi {
+	struct fast_child c[FAST_MAX_CHILDREN];
+	size_t n;
+	int no_end;     /* no end boundary: the last part runs to the end */
+};
+
+/* The boundaries in force, innermost first (GMime's boundary stack). */
+struct fast_bounds {
+	const char *b;
+	const struct fast_bounds *up;
+};
+
+/* A child's place in the body: [start, end), and what GMime cuts off its end. */
+struct fast_span {
+	size_t start, end;
+	size_t cut;
 };
 
 static int name_is(const struct fast_field *f, const char *name)
@@ -776,7 +863,8 @@ static size_t unfold(const struct fast_field *f, char *out)
 
 /*
  * The header fields of [start, hdr_end), a block that ends with a line
- * feed; -1 on anything GMime would warn about or treat specially.
+ * feed (or is empty); -1 on anything GMime would warn about or treat
+ * specially.
  */
 static int fast_fields(const char *buf, size_t start, size_t hdr_end, struct fast_field *f,
 		       size_t *nf)
@@ -821,146 +909,531 @@ static int fast_fields(const char *buf, size_t start, size_t hdr_end, struct fas
 		(*nf)++;
 		i = e + 1;
 	}
-	return *nf > 0 ? 0 : -1;
+	return 0;
+}
+
+/*
+ * Split the header block [start, end) into h (h->u to be freed by the
+ * caller, also on failure); -1 on what fast_fields() declines or a second
+ * Content-Type, Content-Transfer-Encoding or Content-Disposition (GMime's
+ * part keeps the last of some, its parser reads the first of others).
+ */
+static int fast_head(const char *buf, size_t start, size_t end, struct fast_head *h)
+{
+	size_t umax = 0;
+
+	h->ct = h->cte = h->cd = NULL;
+	h->u = NULL;
+	if (fast_fields(buf, start, end, h->f, &h->nf) < 0)
+		return -1;
+	for (size_t i = 0; i < h->nf; i++) {
+		const struct fast_field *x = &h->f[i];
+		const struct fast_field **slot = NULL;
+
+		if (x->raw_len > umax)
+			umax = x->raw_len;
+		if (x->name_len < 8 || strncasecmp(x->name, "Content-", 8) != 0)
+			continue;
+		if (name_is(x, "Content-Type"))
+			slot = &h->ct;
+		else if (name_is(x, "Content-Transfer-Encoding"))
+			slot = &h->cte;
+		else if (name_is(x, "Content-Disposition"))
+			slot = &h->cd;
+		if (slot == NULL)
+			continue;
+		if (*slot != NULL)
+			return -1;
+		*slot = x;
+	}
+	h->u = xmalloc(umax + 1);
+	return 0;
+}
+
+/* The block's transfer encoding as GMime names it; -1 on uuencode (its
+ * decoder has a state the one-shot decode below does not keep) or a value
+ * RFC 2047 decoding could change. */
+static int fast_encoding(const struct fast_head *h, GMimeContentEncoding *enc)
+{
+	*enc = GMIME_CONTENT_ENCODING_DEFAULT;
+	if (h->cte == NULL)
+		return 0;
+	if (!plain_ascii(h->cte->raw, h->cte->raw_len))
+		return -1;
+	unfold(h->cte, h->u);
+	*enc = g_mime_content_encoding_from_string(h->u);
+	return *enc == GMIME_CONTENT_ENCODING_UUENCODE ? -1 : 0;
+}
+
+/*
+ * The block's Content-Type as GMime's object gets it (*out NULL when there
+ * is none: text/plain); -1 where it could differ from the parser's.  GMime
+ * picks the part's class (leaf or multipart) from the raw value and its
+ * type from the unfolded one: take only values where the two agree, type
+ * and subtype on the first line, no comment before them.
+ */
+static int fast_type(const struct fast_head *h, GMimeParserOptions *opts, GMimeContentType **out)
+{
+	const struct fast_field *ct = h->ct;
+	const char *nl, *semi;
+
+	*out = NULL;
+	if (ct == NULL)
+		return 0;
+	nl = memchr(ct->raw, '\n', ct->raw_len);
+	semi = memchr(ct->raw, ';', ct->raw_len);
+	if (!plain_ascii(ct->raw, ct->raw_len))
+		return -1;
+	if (semi == NULL ? (size_t)(nl - ct->raw) + 1 != ct->raw_len : semi > nl)
+		return -1;
+	if (memchr(ct->raw, '(', semi != NULL ? (size_t)(semi - ct->raw) : ct->raw_len) != NULL)
+		return -1;
+	unfold(ct, h->u);
+	*out = g_mime_content_type_parse(opts, h->u);
+	if (g_mime_content_type_get_media_type(*out) == NULL ||
+	    g_mime_content_type_get_media_subtype(*out) == NULL)
+		return -1;
+	return 0;
+}
+
+static int type_is(GMimeContentType *t, const char *type, const char *sub)
+{
+	const char *mt = t != NULL ? g_mime_content_type_get_media_type(t) : "text";
+	const char *st = t != NULL ? g_mime_content_type_get_media_subtype(t) : "plain";
+
+	return g_ascii_strcasecmp(mt, type) == 0 &&
+	       (sub == NULL || g_ascii_strcasecmp(st, sub) == 0);
+}
+
+/* A text part this path decodes: text/plain or text/html in one of the
+ * charsets that decode_text() leaves to mime_utf8_fix() alone. */
+static int fast_text_ok(GMimeContentType *t)
+{
+	const char *cs = t != NULL ? g_mime_content_type_get_parameter(t, "charset") : NULL;
+
+	if (!type_is(t, "text", "plain") && !type_is(t, "text", "html"))
+		return 0;
+	return cs == NULL || is_charset(cs, utf8_names) || is_charset(cs, latin_names);
+}
+
+/*
+ * GMime's check_header_conflict() on every field of a block: a field
+ * repeated with another raw value is malformed when it is one a part has
+ * at most once (on_warning()).
+ */
+static void fast_conflicts(struct walk *w, const struct fast_head *h)
+{
+	for (size_t i = 0; i < h->nf; i++) {
+		const struct fast_field *x = &h->f[i];
+
+		for (size_t k = 0; k < i; k++) {
+			const struct fast_field *y = &h->f[k];
+
+			if (y->name_len != x->name_len ||
+			    strncasecmp(y->name, x->name, x->name_len) != 0)
+				continue;
+			if ((y->raw_len != x->raw_len || memcmp(y->raw, x->raw, x->raw_len) != 0) &&
+			    single_field(x->name, x->name_len))
+				w->v->flags |= MIME_F_MALFORMED;
+			break;
+		}
+	}
+}
+
+/* The top-level fields into the view, decoded as GMime decodes them. */
+static void fast_view_headers(struct walk *w, const struct fast_head *h, GMimeParserOptions *opts)
+{
+	struct mime_view *v = w->v;
+
+	v->headers = arena_alloc(w->vp, h->nf * sizeof(*v->headers));
+	for (size_t i = 0; i < h->nf; i++) {
+		size_t un = unfold(&h->f[i], h->u);
+
+		v->headers[i].name = arena_strndup(w->vp, h->f[i].name, h->f[i].name_len);
+		if (plain_ascii(h->u, un)) {
+			v->headers[i].value = arena_strndup(w->vp, h->u, un);
+		} else {
+			char *d = g_mime_utils_header_decode_text(opts, h->u);
+
+			v->headers[i].value = arena_utf8(w, d);
+			g_free(d);
+		}
+	}
+	v->nheaders = h->nf;
+	fast_conflicts(w, h);
+}
+
+/* n octets of content in transfer encoding enc into w->fix as UTF-8, as
+ * decode_text() gives them for the charsets fast_text_ok() takes. */
+static void fast_decode(struct walk *w, const char *in, size_t n, GMimeContentEncoding enc)
+{
+	dynbuf_reset(&w->part);
+	dynbuf_reset(&w->fix);
+	if (n == 0)
+		return;
+	if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
+		GMimeEncoding st;
+		char *out;
+		size_t k;
+
+		g_mime_encoding_init_decode(&st, enc);
+		out = xmalloc(g_mime_encoding_outlen(&st, n) + 1);
+		k = g_mime_encoding_step(&st, in, n, out);
+		if (k > 0 && mime_utf8_fix(out, k, &w->fix) != 0)
+			w->v->flags |= MIME_F_LIMIT;
+		free(out);
+	} else if (mime_utf8_fix(in, n, &w->fix) != 0) {
+		w->v->flags |= MIME_F_LIMIT;
+	}
+}
+
+/* GMime's is_lwsp(): space, tab, CR, LF. */
+static int lwsp_only(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+			return 0;
+	}
+	return 1;
+}
+
+/* A boundary of printable ASCII (space included), as long as RFC 2046
+ * allows: no control octet that could end or split a line. */
+static int fast_boundary_ok(const char *b)
+{
+	size_t n = strlen(b);
+
+	if (n == 0 || n > FAST_BOUNDARY_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (b[i] < 0x20 || b[i] > 0x7e)
+			return 0;
+	}
+	return 1;
+}
+
+enum { FB_NONE, FB_NEXT, FB_END };
+
+/*
+ * GMime's check_boundary() with one boundary in force, on a line without
+ * its LF: one trailing CR is dropped; "--" b "--" then only blanks is the
+ * end boundary (tried first), "--" b then only blanks the next one.
+ */
+static int fast_bline(const char *s, size_t n, const char *b, size_t bl)
+{
+	if (n > 0 && s[n - 1] == '\r')
+		n--;
+	if (n < bl + 2 || s[0] != '-' || s[1] != '-' || memcmp(s + 2, b, bl) != 0)
+		return FB_NONE;
+	if (n >= bl + 4 && s[bl + 2] == '-' && s[bl + 3] == '-' &&
+	    lwsp_only(s + bl + 4, n - bl - 4))
+		return FB_END;
+	return lwsp_only(s + bl + 2, n - bl - 2) ? FB_NEXT : FB_NONE;
+}
+
+/*
+ * The children of the multipart body [body, len) with boundary b, where
+ * GMime's parser puts them:
+ *  - a boundary line is one fast_bline() takes, at a line start;
+ *  - the preface before the first boundary and the epilogue after the
+ *    end boundary belong to no child (the epilogue is read with no
+ *    boundary in force: anything goes there);
+ *  - a child starts after its boundary line's LF and ends where the next
+ *    boundary line starts, less the line end before it: GMime drops two
+ *    octets when the boundary line itself ends in CR, else one (it looks
+ *    at the boundary line, not at the line before), never below empty;
+ *  - with no end boundary the last child runs to the end of the input and
+ *    GMime warns the message truncated (*no_end).
+ * -1 for GMime: "--" b anywhere but at a line start (GMime reads long
+ * lines in pieces and would take a piece that starts with it for a line),
+ * a line starting with it longer than FAST_BOUNDARY_LINE_MAX, no
+ * boundary, an end boundary first (no children), a boundary line without
+ * LF at the end of the input (GMime: truncated), too many children.
+ */
+static int fast_split(const char *buf, size_t body, size_t len, const char *b,
+		      struct fast_span *sp, size_t *nsp, int *no_end)
+{
+	size_t bl = strlen(b), i = body, stop = len;
+	char pat[FAST_BOUNDARY_MAX + 2];
+	const char *p, *end;
+	int open = 0;
+
+	*nsp = 0;
+	*no_end = 0;
+	pat[0] = '-';
+	pat[1] = '-';
+	memcpy(pat + 2, b, bl);
+	while (i < len) {
+		const char *nl = memchr(buf + i, '\n', len - i);
+		size_t e = nl != NULL ? (size_t)(nl - buf) : len;
+		int kind;
+
+		if (e - i < bl + 2 || memcmp(buf + i, pat, bl + 2) != 0) {
+			i = e + 1;
+			continue;
+		}
+		if (e - i > FAST_BOUNDARY_LINE_MAX)
+			return -1;
+		kind = fast_bline(buf + i, e - i, b, bl);
+		if (kind != FB_NONE) {
+			if (open) {
+				sp[*nsp - 1].end = i;
+				sp[*nsp - 1].cut = buf[e - 1] == '\r' ? 2 : 1;
+			} else if (kind == FB_END) {
+				return -1;
+			}
+			if (kind == FB_END) {
+				stop = i;
+				open = 2;
+				break;
+			}
+			if (nl == NULL || *nsp == FAST_MAX_CHILDREN)
+				return -1;
+			sp[*nsp].start = e + 1;
+			sp[*nsp].end = len;
+			sp[*nsp].cut = 0;
+			(*nsp)++;
+			open = 1;
+		}
+		i = e + 1;
+	}
+	if (!open)
+		return -1;
+	*no_end = open == 1;
+	/* Every "--" b up to the end boundary must start a line. */
+	end = buf + stop;
+	for (p = buf + body; (p = memmem(p, (size_t)(end - p), pat, bl + 2)) != NULL; p++) {
+		if (p > buf + body && p[-1] != '\n')
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * One child of the span: its header (an empty line must end it before the
+ * span does: else GMime warns of a part without content), its type,
+ * disposition and encoding.  Every value must be plain ASCII: GMime
+ * decodes each one while parsing, and such values decode to themselves
+ * without a warning.  Parses that warn (a bad type or disposition) warn
+ * into the view's flags as they do in GMime's parse.
+ */
+static int fast_child(struct walk *w, const char *buf, const struct fast_span *sp,
+		      GMimeParserOptions *opts, struct fast_child *c)
+{
+	struct fast_head h;
+	size_t hend, off = sp->start + body_offset(buf + sp->start, sp->end - sp->start, &hend);
+	size_t n = sp->end - off;
+	int rc = -1;
+
+	h.u = NULL;
+	if (hend >= sp->end - sp->start || fast_head(buf, sp->start, sp->start + hend, &h) < 0)
+		goto out;
+	for (size_t i = 0; i < h.nf; i++) {
+		if (!plain_ascii(h.f[i].raw, h.f[i].raw_len))
+			goto out;
+	}
+	if (fast_encoding(&h, &c->enc) < 0 || fast_type(&h, opts, &c->type) < 0)
+		goto out;
+	/* A message part is a message of its own: left to GMime. */
+	if (type_is(c->type, "message", NULL))
+		goto out;
+	c->multi = type_is(c->type, "multipart", NULL);
+	if (h.cd != NULL) {
+		unfold(h.cd, h.u);
+		c->disp = g_mime_content_disposition_parse(opts, h.u);
+	}
+	c->in = buf + off;
+	c->n = c->multi ? n : n > sp->cut ? n - sp->cut : 0;
+	if ((type_is(c->type, "text", "plain") || type_is(c->type, "text", "html")) &&
+	    (!fast_text_ok(c->type) || c->n > w->lim->max_part_text))
+		goto out;
+	fast_conflicts(w, &h);
+	rc = 0;
+out:
+	free(h.u);
+	return rc;
+}
+
+static void fast_multi_free(struct fast_multi *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->c[i].type != NULL)
+			g_object_unref(m->c[i].type);
+		if (m->c[i].disp != NULL)
+			g_object_unref(m->c[i].disp);
+	}
+	m->n = 0;
+}
+
+/*
+ * A line that could be a boundary line of b and of a boundary in force:
+ * one boundary is the other followed by nothing but blanks and dashes
+ * ("b" and "b--", "b" and "b ").  Which one GMime takes then depends on
+ * the order it tries them; such a nesting is left to it.
+ */
+static int fast_bounds_clash(const char *b, const struct fast_bounds *up)
+{
+	for (; up != NULL; up = up->up) {
+		const char *s = strlen(b) < strlen(up->b) ? b : up->b;
+		const char *l = s == b ? up->b : b;
+		size_t sl = strlen(s);
+
+		if (strncmp(s, l, sl) == 0 && strspn(l + sl, " \t-") == strlen(l + sl))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The multipart of type t at the given depth with its body at [body, len)
+ * into m, its parts after the ones already there; -1 for GMime (see
+ * fast_split(), fast_child()).  A nested multipart's body ends where its
+ * parent's next boundary line starts (up: the boundaries in force): GMime
+ * reads it with both boundaries in force, the inner one first, so it is
+ * taken only when no line in it can be the parent's boundary (no
+ * boundary a prefix of another) and it has its end boundary (else GMime
+ * warns of a malformed multipart and resumes the parent in a way of its
+ * own).
+ */
+static int fast_multipart(struct walk *w, const char *buf, size_t body, size_t len,
+			  GMimeContentType *t, GMimeParserOptions *opts, struct fast_multi *m,
+			  int depth, const struct fast_bounds *up)
+{
+	struct fast_bounds in = { g_mime_content_type_get_parameter(t, "boundary"), up };
+	struct fast_span sp[FAST_MAX_CHILDREN];
+	size_t nsp;
+	int no_end;
+
+	/* encrypted sets a flag, digest changes the children's default type */
+	if (type_is(t, "multipart", "encrypted") || type_is(t, "multipart", "digest") ||
+	    in.b == NULL || !fast_boundary_ok(in.b) || fast_bounds_clash(in.b, up) ||
+	    depth + 1 > w->lim->max_depth || depth + 1 > FAST_MAX_NESTING)
+		return -1;
+	if (fast_split(buf, body, len, in.b, sp, &nsp, &no_end) < 0 || (no_end && depth > 0))
+		return -1;
+	if (depth == 0)
+		m->no_end = no_end;
+	for (size_t i = 0; i < nsp; i++) {
+		struct fast_child *c = &m->c[m->n];
+
+		if (m->n == FAST_MAX_CHILDREN)
+			return -1;
+		memset(c, 0, sizeof(*c));
+		c->depth = depth + 1;
+		m->n++;
+		if (fast_child(w, buf, &sp[i], opts, c) < 0)
+			return -1;
+		if (c->multi && fast_multipart(w, buf, (size_t)(c->in - buf), sp[i].end, c->type,
+					       opts, m, depth + 1, &in) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The parts into the view, as walk() and leaf() put GMime's. */
+static void fast_multi_view(struct walk *w, const struct fast_multi *m)
+{
+	struct mime_view *v = w->v;
+
+	v->nparts = 1;
+	if (m->no_end)
+		v->flags |= MIME_F_MALFORMED;
+	for (size_t i = 0; i < m->n; i++) {
+		const struct fast_child *c = &m->c[i];
+		GMimeContentType *t = c->type;
+		GMimeContentDisposition *d = c->disp;
+		const char *type = t != NULL ? g_mime_content_type_get_media_type(t) : "text";
+		const char *sub = t != NULL ? g_mime_content_type_get_media_subtype(t) : "plain";
+		const char *disp = d != NULL ? g_mime_content_disposition_get_disposition(d) : NULL;
+		int kind;
+
+		/* walk()'s clock between parts (max_parts was checked before) */
+		if (now_us() > w->deadline_us) {
+			v->flags |= MIME_F_LIMIT;
+			break;
+		}
+		v->nparts++;
+		if (c->depth > v->depth)
+			v->depth = c->depth;
+		if (c->multi)
+			continue;
+		kind = leaf_kind(w, type, sub, disp);
+		if (kind == LEAF_ATTACHMENT) {
+			/* g_mime_part_get_filename() */
+			const char *name = NULL;
+
+			if (d != NULL)
+				name = g_mime_content_disposition_get_parameter(d, "filename");
+			if (name == NULL && t != NULL)
+				name = g_mime_content_type_get_parameter(t, "name");
+			add_attachment(w, name, type, sub, c->n);
+			continue;
+		}
+		fast_decode(w, c->in, c->n, c->enc);
+		leaf_text(w, kind == LEAF_PLAIN);
+	}
 }
 
 static int fast_path(struct walk *w, const char *buf, size_t start, size_t hdr_end, size_t body,
 		     size_t len, GMimeParserOptions *opts)
 {
 	struct mime_view *v = w->v;
-	struct fast_field f[FAST_MAX_FIELDS];
-	size_t nf = 0, i;
-	const struct fast_field *ct = NULL, *cte = NULL;
-	GMimeContentEncoding enc = GMIME_CONTENT_ENCODING_DEFAULT;
+	struct fast_head h;
+	struct fast_multi m;
+	GMimeContentEncoding enc;
+	GMimeContentType *t = NULL;
 	unsigned flags0 = v->flags;
-	int text = 1;
-	size_t umax = 0;
-	char *u = NULL;     /* one unfolded value at a time */
+	int multi, rc = -1;
 
-	if (w->lim->gmime_only || start >= hdr_end || hdr_end >= len ||
-	    len - body > w->lim->max_part_text)
+	m.n = 0;
+	if (w->lim->gmime_only || start >= hdr_end || hdr_end >= len)
 		return -1;
-	if (fast_fields(buf, start, hdr_end, f, &nf) < 0 || nf > w->lim->max_headers)
-		return -1;
-	for (i = 0; i < nf; i++) {
-		const struct fast_field *x = &f[i];
+	if (fast_head(buf, start, hdr_end, &h) < 0 || h.nf > w->lim->max_headers)
+		goto out;
+	if (fast_encoding(&h, &enc) < 0 || fast_type(&h, opts, &t) < 0)
+		goto out;
+	multi = type_is(t, "multipart", NULL);
+	/* A disposition decides what a leaf part is (left to GMime), not what
+	 * a multipart is: GMime parses it all the same, with its warnings. */
+	if (h.cd != NULL) {
+		GMimeContentDisposition *d;
 
-		if (x->raw_len > umax)
-			umax = x->raw_len;
-		if (x->name_len < 8 || strncasecmp(x->name, "Content-", 8) != 0)
-			continue;
-		if (name_is(x, "Content-Disposition"))
-			return -1;
-		if (name_is(x, "Content-Type")) {
-			if (ct != NULL)
-				return -1;
-			ct = x;
-		} else if (name_is(x, "Content-Transfer-Encoding")) {
-			if (cte != NULL)
-				return -1;
-			cte = x;
-		}
+		if (!multi || !plain_ascii(h.cd->raw, h.cd->raw_len))
+			goto out;
+		unfold(h.cd, h.u);
+		d = g_mime_content_disposition_parse(opts, h.u);
+		g_object_unref(d);
 	}
-	u = xmalloc(umax + 1);
-	if (cte != NULL) {
-		if (!plain_ascii(cte->raw, cte->raw_len))
-			goto decline;
-		unfold(cte, u);
-		enc = g_mime_content_encoding_from_string(u);
-		if (enc == GMIME_CONTENT_ENCODING_UUENCODE)
-			goto decline;
-	}
-	if (ct != NULL) {
-		const char *nl = memchr(ct->raw, '\n', ct->raw_len);
-		const char *semi = memchr(ct->raw, ';', ct->raw_len);
-		const char *cs, *type, *sub;
-		GMimeContentType *t;
-
-		/* GMime picks the part's class from the raw value and its type
-		 * from the unfolded one: take only values where the two agree,
-		 * type and subtype on the first line, no comment before them. */
-		if (!plain_ascii(ct->raw, ct->raw_len))
-			goto decline;
-		if (semi == NULL ? (size_t)(nl - ct->raw) + 1 != ct->raw_len : semi > nl)
-			goto decline;
-		if (memchr(ct->raw, '(', semi != NULL ? (size_t)(semi - ct->raw) : ct->raw_len) != NULL)
-			goto decline;
-		unfold(ct, u);
-		t = g_mime_content_type_parse(opts, u);
-		type = g_mime_content_type_get_media_type(t);
-		sub = g_mime_content_type_get_media_subtype(t);
-		cs = g_mime_content_type_get_parameter(t, "charset");
-		if (type == NULL || sub == NULL || g_ascii_strcasecmp(type, "text") != 0 ||
-		    (g_ascii_strcasecmp(sub, "plain") != 0 && g_ascii_strcasecmp(sub, "html") != 0) ||
-		    (cs != NULL && !is_charset(cs, utf8_names) && !is_charset(cs, latin_names))) {
-			g_object_unref(t);
-			v->flags = flags0; /* the parse may have warned */
-			goto decline;
-		}
-		text = g_ascii_strcasecmp(sub, "plain") == 0;
-		g_object_unref(t);
+	if (multi) {
+		m.no_end = 0;
+		if (memchr(buf + body, '\0', len - body) != NULL ||
+		    fast_multipart(w, buf, body, len, t, opts, &m, 0, NULL) < 0 ||
+		    m.n + 1 > (size_t)w->lim->max_parts)
+			goto out;
+	} else if (!fast_text_ok(t) || len - body > w->lim->max_part_text) {
+		goto out;
 	}
 
 	/* From here on the message is this path's. */
 	v->fast = 1;
-	v->nparts = 1;
-	v->headers = arena_alloc(w->vp, nf * sizeof(*v->headers));
-	for (i = 0; i < nf; i++) {
-		size_t un = unfold(&f[i], u), k;
-
-		v->headers[i].name = arena_strndup(w->vp, f[i].name, f[i].name_len);
-		if (plain_ascii(u, un)) {
-			v->headers[i].value = arena_strndup(w->vp, u, un);
-		} else {
-			char *d = g_mime_utils_header_decode_text(opts, u);
-
-			v->headers[i].value = arena_utf8(w, d);
-			g_free(d);
-		}
-		/* GMime's check_header_conflict(): the first field of the same
-		 * name with another raw value (on_warning: single fields only). */
-		for (k = 0; k < i; k++) {
-			if (f[k].name_len != f[i].name_len ||
-			    strncasecmp(f[k].name, f[i].name, f[i].name_len) != 0)
-				continue;
-			if ((f[k].raw_len != f[i].raw_len ||
-			     memcmp(f[k].raw, f[i].raw, f[i].raw_len) != 0) &&
-			    single_field(f[i].name, f[i].name_len))
-				v->flags |= MIME_F_MALFORMED;
-			break;
-		}
+	fast_view_headers(w, &h, opts);
+	if (multi) {
+		fast_multi_view(w, &m);
+	} else {
+		/* The body is the part's content, to the end of the input. */
+		v->nparts = 1;
+		fast_decode(w, buf + body, len - body, enc);
+		leaf_text(w, type_is(t, "text", "plain"));
 	}
-	v->nheaders = nf;
-	free(u);
-
-	/* The body is the part's content, to the end of the input. */
-	dynbuf_reset(&w->part);
-	dynbuf_reset(&w->fix);
-	if (len > body) {
-		const char *in = buf + body;
-		size_t n = len - body;
-
-		if (enc == GMIME_CONTENT_ENCODING_BASE64 ||
-		    enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
-			GMimeEncoding st;
-			char *out;
-			size_t k;
-
-			g_mime_encoding_init_decode(&st, enc);
-			out = xmalloc(g_mime_encoding_outlen(&st, n) + 1);
-			k = g_mime_encoding_step(&st, in, n, out);
-			if (k > 0 && mime_utf8_fix(out, k, &w->fix) != 0)
-				v->flags |= MIME_F_LIMIT;
-			free(out);
-		} else if (mime_utf8_fix(in, n, &w->fix) != 0) {
-			v->flags |= MIME_F_LIMIT;
-		}
-	}
-	leaf_text(w, text);
-	return 0;
-decline:
-	free(u);
-	return -1;
+	rc = 0;
+out:
+	if (rc < 0)
+		v->flags = flags0; /* the parses may have warned */
+	fast_multi_free(&m);
+	if (t != NULL)
+		g_object_unref(t);
+	free(h.u);
+	return rc;
 }
 
 int mime_parse(const char *buf, size_t len, const struct mime_limits *limits,

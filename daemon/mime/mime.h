@@ -1,8 +1,9 @@
 /*
  * mime: reads a whole message once, with GMime 3, into a read-only view
  * that every content check shares (server rules, mailbox rules, later the
- * statistical filter and DKIM).  A message of one text part is read
- * without GMime's parser (same view; docs/content.md).
+ * statistical filter and DKIM).  A message of one text part, or a
+ * multipart of text parts and attachments, is read without GMime's parser
+ * (same view; docs/content.md).
  *
  * mime_parse() is a pure function over (buf, len): no I/O, no global state
  * but GMime's one-time init (mime_init(), from main before any thread).  It
@@ -38,7 +39,7 @@ struct mime_limits {
 				   between parts, per 4 KiB of text and per header field */
 	int keep_parts;         /* also fill plain/html/html_text of the view (the
 				   quarantine preview; default 0: the checks do not need them) */
-	int gmime_only;         /* never take the single-part fast path (tests and
+	int gmime_only;         /* never take the fast path (tests and
 				   the fuzzer compare the two; default 0) */
 };
 
@@ -96,7 +97,7 @@ struct mime_view {
 	int nparts;                    /* parts visited */
 	int depth;                     /* deepest nesting seen */
 	int64_t parse_us;              /* time the walk took */
-	int fast;                      /* 1: read by the single-part fast path, 0: by
+	int fast;                      /* 1: read by the fast path, 0: by
 					  GMime (the view is the same either way) */
 };
 
