@@ -22,10 +22,10 @@
  *  - the view owns its strings (an arena, the text buffer, two arrays);
  *    raw_body points into buf.
  *  - a message of one text part, or a multipart of text parts and
- *    attachments (nested or not), is read without GMime's parser (fast_path(), with GMime's decoders and
- *    header parsers); the view must be the one
- *    GMime's walk gives, octet for octet, and anything the fast path is
- *    not sure of goes to GMime.
+ *    attachments (nested or not), is read without GMime's parser
+ *    (fast_path(), with GMime's decoders, charset filters and header
+ *    parsers); the view must be the one GMime's walk gives, octet for
+ *    octet, and anything the fast path is not sure of goes to GMime.
  */
 #include <iconv.h>
 #include <stdio.h>
@@ -481,22 +481,18 @@ static int is_charset(const char *cs, const char *const *names)
  * Decode one text part into w->part (transfer encoding undone) and then
  * into w->fix as UTF-8.  Returns the UTF-8 in w->fix.
  */
-static void decode_text(struct walk *w, GMimePart *part)
+/*
+ * A text part's content, read from src through GMime's transfer decoder
+ * and charset filter, into w->part, then repaired into w->fix (either
+ * walk: the fast path gives it the same octets GMime's part holds).
+ */
+static void decode_stream(struct walk *w, GMimeStream *src, GMimeContentEncoding enc,
+			  const char *cs)
 {
-	const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
-	GMimeDataWrapper *dw = g_mime_part_get_content(part);
-	GMimeContentEncoding enc;
-	GMimeStream *f;
+	GMimeStream *f = g_mime_stream_filter_new(src);
 	int cut = 0;
 	char tmp[4096];
 
-	dynbuf_reset(&w->part);
-	dynbuf_reset(&w->fix);
-	if (dw == NULL || g_mime_data_wrapper_get_stream(dw) == NULL)
-		return;
-	enc = g_mime_data_wrapper_get_encoding(dw);
-	g_mime_stream_reset(g_mime_data_wrapper_get_stream(dw));
-	f = g_mime_stream_filter_new(g_mime_data_wrapper_get_stream(dw));
 	if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
 	    enc == GMIME_CONTENT_ENCODING_UUENCODE) {
 		GMimeFilter *b = g_mime_filter_basic_new(enc, FALSE);
@@ -540,6 +536,20 @@ static void decode_text(struct walk *w, GMimePart *part)
 	if (mime_utf8_fix(w->part.data, cut ? mime_utf8_valid_len(w->part.data, w->part.len)
 					    : w->part.len, &w->fix) != 0)
 		w->v->flags |= MIME_F_LIMIT;
+}
+
+static void decode_text(struct walk *w, GMimePart *part)
+{
+	const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
+	GMimeDataWrapper *dw = g_mime_part_get_content(part);
+	GMimeStream *src = dw != NULL ? g_mime_data_wrapper_get_stream(dw) : NULL;
+
+	dynbuf_reset(&w->part);
+	dynbuf_reset(&w->fix);
+	if (src == NULL)
+		return;
+	g_mime_stream_reset(src);
+	decode_stream(w, src, g_mime_data_wrapper_get_encoding(dw), cs);
 }
 
 /* One attachment: name as GMime decoded it (or NULL), type lower-cased,
@@ -748,8 +758,8 @@ static void headers(struct walk *w, GMimeObject *top)
  * (fast_multi_view(): leaf_kind(), add_attachment(), leaf_text()).
  *
  * Anything this path is not sure of (a line GMime would warn about, a
- * NUL or bare CR in a header, a second Content-Type, a top-level
- * disposition, another type, charset or encoding, a text larger than
+ * NUL or bare CR in a header, a second Content-Type, a single part
+ * disposed as an attachment, another type or encoding, a text larger than
  * max_part_text, a message part, a nested multipart without its end
  * boundary, a boundary string inside a line, a message the gate or the
  * header cut would touch, more parts than max_parts or nesting past
@@ -1005,15 +1015,11 @@ static int type_is(GMimeContentType *t, const char *type, const char *sub)
 	       (sub == NULL || g_ascii_strcasecmp(st, sub) == 0);
 }
 
-/* A text part this path decodes: text/plain or text/html in one of the
- * charsets that decode_text() leaves to mime_utf8_fix() alone. */
+/* A text part this path decodes: text/plain or text/html, any charset
+ * (fast_decode()). */
 static int fast_text_ok(GMimeContentType *t)
 {
-	const char *cs = t != NULL ? g_mime_content_type_get_parameter(t, "charset") : NULL;
-
-	if (!type_is(t, "text", "plain") && !type_is(t, "text", "html"))
-		return 0;
-	return cs == NULL || is_charset(cs, utf8_names) || is_charset(cs, latin_names);
+	return type_is(t, "text", "plain") || type_is(t, "text", "html");
 }
 
 /*
@@ -1063,14 +1069,32 @@ static void fast_view_headers(struct walk *w, const struct fast_head *h, GMimePa
 	fast_conflicts(w, h);
 }
 
-/* n octets of content in transfer encoding enc into w->fix as UTF-8, as
- * decode_text() gives them for the charsets fast_text_ok() takes. */
-static void fast_decode(struct walk *w, const char *in, size_t n, GMimeContentEncoding enc)
+/*
+ * n octets of content in transfer encoding enc and charset cs (of type t,
+ * NULL: none) into w->fix as UTF-8, as decode_text() gives them: directly
+ * for UTF-8, ASCII and Latin-1, through the same GMime filters over the
+ * same octets for any other charset.
+ */
+static void fast_decode(struct walk *w, const char *in, size_t n, GMimeContentEncoding enc,
+			GMimeContentType *t)
 {
+	const char *cs = t != NULL ? g_mime_content_type_get_parameter(t, "charset") : NULL;
+
 	dynbuf_reset(&w->part);
 	dynbuf_reset(&w->fix);
 	if (n == 0)
 		return;
+	if (cs != NULL && !is_charset(cs, utf8_names) && !is_charset(cs, latin_names)) {
+		/* Borrowed, as the parse borrows the message; freed with FALSE. */
+		GByteArray *ba = g_byte_array_new_take((guint8 *)(uintptr_t)in, n);
+		GMimeStream *src = g_mime_stream_mem_new_with_byte_array(ba);
+
+		g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(src), FALSE);
+		decode_stream(w, src, enc, cs);
+		g_object_unref(src);
+		g_byte_array_free(ba, FALSE);
+		return;
+	}
 	if (enc == GMIME_CONTENT_ENCODING_BASE64 || enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
 		GMimeEncoding st;
 		char *out;
@@ -1369,7 +1393,7 @@ static void fast_multi_view(struct walk *w, const struct fast_multi *m)
 			add_attachment(w, name, type, sub, c->n);
 			continue;
 		}
-		fast_decode(w, c->in, c->n, c->enc);
+		fast_decode(w, c->in, c->n, c->enc, c->type);
 		leaf_text(w, kind == LEAF_PLAIN);
 	}
 }
@@ -1393,16 +1417,23 @@ static int fast_path(struct walk *w, const char *buf, size_t start, size_t hdr_e
 	if (fast_encoding(&h, &enc) < 0 || fast_type(&h, opts, &t) < 0)
 		goto out;
 	multi = type_is(t, "multipart", NULL);
-	/* A disposition decides what a leaf part is (left to GMime), not what
-	 * a multipart is: GMime parses it all the same, with its warnings. */
+	/* GMime parses a disposition, with its warnings, whatever the part.  It
+	 * decides what a leaf is (leaf_kind()): a text part disposed as an
+	 * attachment is left to GMime; inline or any other, it stays text. */
 	if (h.cd != NULL) {
 		GMimeContentDisposition *d;
+		const char *dv;
+		int attachment;
 
-		if (!multi || !plain_ascii(h.cd->raw, h.cd->raw_len))
+		if (!plain_ascii(h.cd->raw, h.cd->raw_len))
 			goto out;
 		unfold(h.cd, h.u);
 		d = g_mime_content_disposition_parse(opts, h.u);
+		dv = g_mime_content_disposition_get_disposition(d);
+		attachment = dv != NULL && g_ascii_strcasecmp(dv, "attachment") == 0;
 		g_object_unref(d);
+		if (!multi && attachment)
+			goto out;
 	}
 	if (multi) {
 		m.no_end = 0;
@@ -1422,7 +1453,7 @@ static int fast_path(struct walk *w, const char *buf, size_t start, size_t hdr_e
 	} else {
 		/* The body is the part's content, to the end of the input. */
 		v->nparts = 1;
-		fast_decode(w, buf + body, len - body, enc);
+		fast_decode(w, buf + body, len - body, enc, t);
 		leaf_text(w, type_is(t, "text", "plain"));
 	}
 	rc = 0;

@@ -804,7 +804,22 @@ static const struct {
 	  "Subject: =?utf-8?q?caf=C3=A9?= =?iso-8859-1?b?6Q==?=\r\n\r\nx\r\n", 1 },
 	{ "invalid rfc 2047", "Subject: =?utf-8?q?a b?=\r\n\r\nx\r\n", 1 },
 	{ "raw 8-bit header", "Subject: caf\xe9\r\nContent-Type: text/plain; charset=koi8-r\r\n"
-	  "\r\nx\r\n", 0 },
+	  "\r\nx\r\n", 1 },
+	/* Other charsets go through GMime's charset filter on the same octets. */
+	{ "koi8-r body", "Content-Type: text/plain; charset=koi8-r\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4\r\n",
+	  1 },
+	{ "iso-8859-15 quoted-printable", "Content-Type: text/plain; charset=iso-8859-15\r\n"
+	  "Content-Transfer-Encoding: quoted-printable\r\n\r\n=A4 caf=E9 www.a.example\r\n", 1 },
+	{ "shift_jis cut sequence", "Content-Type: text/plain; charset=shift_jis\r\n\r\n\x93\xfa\x96", 1 },
+	{ "unknown charset", "Content-Type: text/html; charset=x-nonsense\r\n\r\n<p>a\xffz</p>", 1 },
+	{ "charset default", "Content-Type: text/html; charset=default\r\n\r\n<b>caf\xe9</b>", 1 },
+	{ "big5 html in multipart/related",
+	  "Content-Type: multipart/related; boundary=r\r\n\r\n--r\r\n"
+	  "Content-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\n"
+	  "Content-Type: text/html; charset=big5\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+	  "PGh0bWw+pHCo5zwvaHRtbD4=\r\n--a--\r\n--r--\r\n", 1 },
+	{ "utf-16 base64", "Content-Type: text/plain; charset=utf-16\r\n"
+	  "Content-Transfer-Encoding: base64\r\n\r\n//5oAGkA\r\n", 1 },
 	{ "raw utf-8 header", "Subject: caf\xc3\xa9\r\n\r\nx\r\n", 1 },
 	{ "folded subject", "Subject: a\r\n  b\r\n\tc \r\n\r\nx\r\n", 1 },
 	{ "conflicting received",
@@ -943,7 +958,17 @@ static const struct {
 	  "Content-Type: multipart/mixed; boundary=\"a\tb\"\r\n\r\n--a\tb\r\n\r\nx\r\n--a\tb--\r\n", 0 },
 	{ "single part with a disposition and a boundary",
 	  "Content-Type: text/plain; boundary=b\r\nContent-Disposition: inline\r\n\r\n"
-	  "--b\r\n\r\nx\r\n", 0 },
+	  "--b\r\n\r\nx\r\n", 1 },
+	/* A single text part's disposition: parsed with its warnings; inline or
+	 * any other stays text, attachment is left to GMime. */
+	{ "single part inline", "Subject: s\r\nContent-Type: text/plain; charset=us-ascii\r\n"
+	  "Content-Disposition: inline\r\n\r\nhello www.a.example\r\n", 1 },
+	{ "single part inline with a filename",
+	  "Content-Disposition: inline; filename=\"a.txt\"\r\n\r\nhello\r\n", 1 },
+	{ "single part odd disposition", "Content-Disposition: x-whatever\r\n\r\nhello\r\n", 1 },
+	{ "single part bad disposition", "Content-Disposition: ;;=\r\n\r\nhello\r\n", 1 },
+	{ "single part ATTACHMENT", "Content-Type: text/html\r\n"
+	  "Content-Disposition: ATTACHMENT; filename=a.html\r\n\r\n<p>x</p>\r\n", 0 },
 	{ "multipart end boundary first",
 	  "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b--\r\n--b\r\n\r\nx\r\n", 0 },
 	{ "multipart no boundary line", "Content-Type: multipart/mixed; boundary=b\r\n\r\nx\r\n", 0 },
@@ -956,7 +981,7 @@ static const struct {
 	  "Content-Type: multipart/encrypted; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n", 0 },
 	{ "multipart koi8-r child",
 	  "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
-	  "Content-Type: text/plain; charset=koi8-r\r\n\r\n\xf0\xd2\r\n--b--\r\n", 0 },
+	  "Content-Type: text/plain; charset=koi8-r\r\n\r\n\xf0\xd2\r\n--b--\r\n", 1 },
 	{ "multipart 8-bit part header",
 	  "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nX-A: caf\xc3\xa9\r\n\r\nx\r\n"
 	  "--b--\r\n", 0 },
@@ -966,7 +991,6 @@ static const struct {
 	{ "multipart uuencoded child",
 	  "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
 	  "Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 a\r\n--b--\r\n", 0 },
-	{ "koi8-r body", "Content-Type: text/plain; charset=koi8-r\r\n\r\n\xf0\xd2\r\n", 0 },
 	{ "uuencode", "Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 a\r\n", 0 },
 	{ "disposition", "Content-Disposition: attachment\r\n\r\nx\r\n", 0 },
 	{ "attachment type", "Content-Type: application/pdf\r\n\r\nx\r\n", 0 },
