@@ -35,8 +35,10 @@ def test_conn_deny_applies_at_runtime_and_sessions_keep_their_snapshot(moatd_fac
     d = moatd_factory()
     policy(d, "set", "delay_reject", "no")     # refused at connect/HELO, as checked here
     old = raw_from(d, "127.0.0.2", banner=True)        # opened before the change
-    eid = policy(d, "add", "conn_deny", "127.0.0.0/30", "lab net").stdout.strip()
+    # The text first: a snapshot that has the entry then has the text too (the
+    # other order leaves a snapshot with the entry and the default text between).
     policy(d, "set", "conn_deny_text", "Go away {ip}, you are not welcome")
+    eid = policy(d, "add", "conn_deny", "127.0.0.0/30", "lab net").stdout.strip()
     r = wait_applied(lambda: banner(d, "127.0.0.2").code == 554 or None)
     assert r, "conn_deny not applied to new connections within 5 s"
     rep = banner(d, "127.0.0.2")
